@@ -1,0 +1,10 @@
+//! simkv: a TiKV-style distributed transactional key-value store, built to be run
+//! and tortured inside a deterministic simulation (madsim) as well as for real.
+//!
+//! Layers, bottom up (see `DESIGN.md` in the project's shared notes and README):
+//! [`codec`] is the ground floor, [`engine`] stands on them, and
+//! everything above reaches storage only through the [`engine::Engine`] trait.
+
+pub mod codec;
+pub mod engine;
+pub mod trace;
