@@ -5,6 +5,11 @@
 //! [`codec`] is the ground floor, [`engine`] stands on them, and
 //! everything above reaches storage only through the [`engine::Engine`] trait.
 
+pub mod client;
 pub mod codec;
 pub mod engine;
+pub mod meta;
+pub mod raftstore;
+pub mod server;
+pub mod transport;
 pub mod trace;

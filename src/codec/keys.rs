@@ -26,6 +26,7 @@ pub const RAFT_LOG_SUFFIX: u8 = 0x01;
 pub const RAFT_STATE_SUFFIX: u8 = 0x02;
 pub const APPLY_STATE_SUFFIX: u8 = 0x03;
 pub const REGION_STATE_SUFFIX: u8 = 0x01;
+pub const SNAPSHOT_SUFFIX: u8 = 0x04;
 
 /// The smallest data key and the bound just past the largest.
 pub const DATA_MIN_KEY: &[u8] = &[DATA_PREFIX];
@@ -150,6 +151,12 @@ pub fn raft_state_key(region_id: u64) -> Vec<u8> {
 /// Applied index and truncated state of `region_id` (kv engine).
 pub fn apply_state_key(region_id: u64) -> Vec<u8> {
     region_key(REGION_RAFT_PREFIX, region_id, APPLY_STATE_SUFFIX)
+}
+
+/// A received snapshot whose data is not yet fully applied (raft engine): kept so a
+/// crash in the middle of applying can finish the job on restart.
+pub fn pending_snapshot_key(region_id: u64) -> Vec<u8> {
+    region_key(REGION_RAFT_PREFIX, region_id, SNAPSHOT_SUFFIX)
 }
 
 /// The region's descriptor and whether the peer is live or tombstoned (kv engine).

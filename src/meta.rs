@@ -1,0 +1,159 @@
+//! The shared vocabulary: ids, regions, epochs, peers and stores.
+//!
+//! A **region** is a contiguous key range `[start_key, end_key)` (an empty
+//! `end_key` means "to the end of the key space") replicated by a raft group whose
+//! **peers** live on different **stores**. Its **epoch** says which version of the
+//! region a request was routed with: `conf_ver` grows with every membership change,
+//! `version` with every split or merge, and a request carrying an older epoch is
+//! stale.
+
+use serde::{Deserialize, Serialize};
+use std::fmt;
+
+pub type StoreId = u64;
+pub type RegionId = u64;
+pub type PeerId = u64;
+/// A timestamp from PD's TSO: `(physical_ms << 18) + logical`.
+pub type Ts = u64;
+
+/// Version of a region's shape; see the module docs.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct RegionEpoch {
+    pub conf_ver: u64,
+    pub version: u64,
+}
+
+impl RegionEpoch {
+    pub fn new(conf_ver: u64, version: u64) -> Self {
+        RegionEpoch { conf_ver, version }
+    }
+
+    /// True if `self` is older than `other` in either dimension.
+    pub fn is_stale_against(&self, other: &RegionEpoch) -> bool {
+        self.conf_ver < other.conf_ver || self.version < other.version
+    }
+}
+
+impl fmt::Display for RegionEpoch {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "conf_ver={} version={}", self.conf_ver, self.version)
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub enum PeerRole {
+    Voter,
+    Learner,
+}
+
+/// One replica of a region, on one store.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct Peer {
+    pub id: PeerId,
+    pub store_id: StoreId,
+    pub role: PeerRole,
+}
+
+impl Peer {
+    pub fn voter(id: PeerId, store_id: StoreId) -> Self {
+        Peer { id, store_id, role: PeerRole::Voter }
+    }
+}
+
+/// A region's descriptor: its range, epoch and replicas.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct Region {
+    pub id: RegionId,
+    pub start_key: Vec<u8>,
+    /// Exclusive; empty means unbounded.
+    pub end_key: Vec<u8>,
+    pub epoch: RegionEpoch,
+    pub peers: Vec<Peer>,
+}
+
+impl Region {
+    pub fn contains(&self, key: &[u8]) -> bool {
+        key >= &self.start_key[..] && (self.end_key.is_empty() || key < &self.end_key[..])
+    }
+
+    pub fn peer_on_store(&self, store_id: StoreId) -> Option<&Peer> {
+        self.peers.iter().find(|p| p.store_id == store_id)
+    }
+
+    pub fn peer(&self, peer_id: PeerId) -> Option<&Peer> {
+        self.peers.iter().find(|p| p.id == peer_id)
+    }
+
+    /// Voter peer ids in increasing order (raft-rs keeps them in a hash set).
+    pub fn voter_ids(&self) -> Vec<PeerId> {
+        let mut ids: Vec<PeerId> = self.peers.iter().filter(|p| p.role == PeerRole::Voter).map(|p| p.id).collect();
+        ids.sort_unstable();
+        ids
+    }
+
+    pub fn learner_ids(&self) -> Vec<PeerId> {
+        let mut ids: Vec<PeerId> = self.peers.iter().filter(|p| p.role == PeerRole::Learner).map(|p| p.id).collect();
+        ids.sort_unstable();
+        ids
+    }
+
+    /// True if the two ranges share any key.
+    pub fn overlaps(&self, other: &Region) -> bool {
+        let self_ends_before = !self.end_key.is_empty() && self.end_key <= other.start_key;
+        let other_ends_before = !other.end_key.is_empty() && other.end_key <= self.start_key;
+        !self_ends_before && !other_ends_before
+    }
+}
+
+/// Splits the key space into `n` regions at the given split keys, each replicated
+/// on `stores` (peer ids allocated from `next_id`): how a cluster bootstraps before
+/// PD can split regions itself.
+pub fn presplit_regions(split_keys: &[Vec<u8>], stores: &[StoreId], replicas: usize, next_id: &mut u64) -> Vec<Region> {
+    let mut bounds: Vec<Vec<u8>> = vec![Vec::new()];
+    bounds.extend(split_keys.iter().cloned());
+    bounds.push(Vec::new());
+    let mut regions = Vec::new();
+    for (i, pair) in bounds.windows(2).enumerate() {
+        let id = *next_id;
+        *next_id += 1;
+        let peers = (0..replicas.min(stores.len()))
+            .map(|r| {
+                let peer = Peer::voter(*next_id, stores[(i + r) % stores.len()]);
+                *next_id += 1;
+                peer
+            })
+            .collect();
+        regions.push(Region {
+            id,
+            start_key: pair[0].clone(),
+            end_key: pair[1].clone(),
+            epoch: RegionEpoch::new(1, 1),
+            peers,
+        });
+    }
+    regions
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn presplit_covers_the_key_space_without_overlap() {
+        let mut next_id = 1;
+        let regions = presplit_regions(&[b"b".to_vec(), b"m".to_vec()], &[1, 2, 3, 4], 3, &mut next_id);
+        assert_eq!(regions.len(), 3);
+        assert!(regions[0].contains(b"") && regions[0].contains(b"a") && !regions[0].contains(b"b"));
+        assert!(regions[2].contains(b"\xff\xff") && !regions[2].contains(b"l"));
+        for (i, a) in regions.iter().enumerate() {
+            assert_eq!(a.peers.len(), 3);
+            let mut stores: Vec<_> = a.peers.iter().map(|p| p.store_id).collect();
+            stores.dedup();
+            assert_eq!(stores.len(), 3, "replicas on distinct stores");
+            for b in &regions[i + 1..] {
+                assert!(!a.overlaps(b));
+            }
+        }
+        assert_eq!(next_id, 13, "ids are never reused");
+    }
+}

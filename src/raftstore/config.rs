@@ -1,0 +1,83 @@
+//! Raftstore settings. Defaults follow TiKV's shape at a smaller scale.
+
+use serde::{Deserialize, Serialize};
+use std::time::Duration;
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RaftStoreConfig {
+    /// The base tick that drives every peer.
+    pub base_tick_ms: u64,
+    pub heartbeat_ticks: usize,
+    /// Election timeouts are drawn from `[election_ticks_min, election_ticks_max)`.
+    pub election_ticks_min: usize,
+    pub election_ticks_max: usize,
+    /// How often (in ticks) a leader considers compacting its log.
+    pub raft_log_gc_ticks: u64,
+    /// Compact once this many applied entries sit in the log.
+    pub raft_log_gc_count_limit: u64,
+    pub max_inflight_msgs: usize,
+    pub max_size_per_msg: u64,
+    /// Proposals and reads a peer holds at once before answering ServerIsBusy.
+    pub max_pending_requests: usize,
+    /// Messages queued for the store loop before senders are turned away.
+    pub inbox_capacity: usize,
+    /// The largest key + value a write may carry.
+    pub max_entry_bytes: usize,
+    /// Snapshots travel in chunks of this size.
+    pub snapshot_chunk_bytes: usize,
+    /// Snapshot generation reads data in batches of this many pairs.
+    pub snapshot_batch_pairs: usize,
+    /// Half-assembled incoming snapshots kept at once.
+    pub max_receiving_snapshots: usize,
+}
+
+impl Default for RaftStoreConfig {
+    fn default() -> Self {
+        RaftStoreConfig {
+            base_tick_ms: 100,
+            heartbeat_ticks: 2,
+            election_ticks_min: 10,
+            election_ticks_max: 20,
+            raft_log_gc_ticks: 10,
+            raft_log_gc_count_limit: 1000,
+            max_inflight_msgs: 256,
+            max_size_per_msg: 1 << 20,
+            max_pending_requests: 1024,
+            inbox_capacity: 8192,
+            max_entry_bytes: 1 << 20,
+            snapshot_chunk_bytes: 256 << 10,
+            snapshot_batch_pairs: 256,
+            max_receiving_snapshots: 8,
+        }
+    }
+}
+
+impl RaftStoreConfig {
+    pub fn base_tick(&self) -> Duration {
+        Duration::from_millis(self.base_tick_ms)
+    }
+
+    /// Checks the settings make sense together; says which one does not.
+    pub fn validate(&self) -> Result<(), String> {
+        if self.base_tick_ms == 0 {
+            return Err("base_tick_ms must be positive".into());
+        }
+        if self.heartbeat_ticks == 0 || self.election_ticks_min <= self.heartbeat_ticks {
+            return Err(format!(
+                "election_ticks_min ({}) must exceed heartbeat_ticks ({}) > 0",
+                self.election_ticks_min, self.heartbeat_ticks
+            ));
+        }
+        if self.election_ticks_max <= self.election_ticks_min {
+            return Err(format!(
+                "election_ticks_max ({}) must exceed election_ticks_min ({})",
+                self.election_ticks_max, self.election_ticks_min
+            ));
+        }
+        if self.raft_log_gc_count_limit == 0 || self.snapshot_chunk_bytes == 0 || self.max_pending_requests == 0 {
+            return Err("raft_log_gc_count_limit, snapshot_chunk_bytes and max_pending_requests must be positive".into());
+        }
+        Ok(())
+    }
+}

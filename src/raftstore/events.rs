@@ -1,0 +1,36 @@
+//! Facts a store reports about itself, for traces and for the testbed's checkers.
+//!
+//! The store calls an [`EventSink`] synchronously at the moment each fact becomes
+//! true. Checkers read these, never store internals.
+
+use crate::meta::{PeerId, RegionId, StoreId};
+use std::sync::Arc;
+use std::time::Duration;
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StoreEvent {
+    /// A peer became leader of its region at `term`.
+    BecameLeader { store_id: StoreId, region_id: RegionId, peer_id: PeerId, term: u64 },
+    /// A peer applied the entry at `index` (of `term`); `digest` fingerprints its data.
+    Applied { store_id: StoreId, region_id: RegionId, peer_id: PeerId, index: u64, term: u64, digest: u64 },
+    /// A leader finished building a snapshot.
+    SnapshotGenerated { store_id: StoreId, region_id: RegionId, index: u64, bytes: usize, took: Duration },
+    /// A follower finished writing a received snapshot's data.
+    SnapshotApplied { store_id: StoreId, region_id: RegionId, index: u64, bytes: usize, took: Duration },
+    /// A received snapshot was refused (stale, overlapping, or one already applying).
+    SnapshotRejected { store_id: StoreId, region_id: RegionId, index: u64, reason: &'static str },
+    /// The log was compacted up to `index`.
+    LogCompacted { store_id: StoreId, region_id: RegionId, index: u64 },
+}
+
+pub type EventSink = Arc<dyn Fn(&StoreEvent) + Send + Sync>;
+
+/// FNV-1a: a small, stable fingerprint (std's hasher is randomly keyed).
+pub fn fingerprint(bytes: &[u8]) -> u64 {
+    let mut hash = 0xcbf2_9ce4_8422_2325u64;
+    for &b in bytes {
+        hash ^= b as u64;
+        hash = hash.wrapping_mul(0x0100_0000_01b3);
+    }
+    hash
+}

@@ -1,0 +1,152 @@
+//! A `PeerFsm`: one replica of one region, wrapping a raft-rs `RawNode`.
+//!
+//! The peer keeps the bookkeeping that ties client requests to the log:
+//! proposals waiting for their entry to be applied (matched by index *and* term, so
+//! an entry overwritten by a new leader answers StaleCommand), and linearizable
+//! reads waiting first for a ReadIndex confirmation and then for the apply index to
+//! reach it. It performs no IO itself: the store drives it.
+
+use super::cmd::{ReadCmd, ReadResult, RegionError, RegionResult, WriteResult};
+use super::storage::PeerStorage;
+use crate::engine::Engine;
+use crate::meta::{Peer, Region};
+use futures::channel::oneshot;
+use raft::{RawNode, StateRole};
+use std::collections::VecDeque;
+
+pub type WriteCallback = oneshot::Sender<RegionResult<WriteResult>>;
+pub type ReadCallback = oneshot::Sender<RegionResult<ReadResult>>;
+
+/// A proposal waiting for its entry to apply.
+pub struct Proposal {
+    pub index: u64,
+    pub term: u64,
+    /// None for admin commands the store proposes itself.
+    pub callback: Option<WriteCallback>,
+}
+
+pub struct PendingRead {
+    pub id: u64,
+    pub cmd: ReadCmd,
+    pub callback: ReadCallback,
+    /// Set once the leader has confirmed its leadership for this read.
+    pub read_index: Option<u64>,
+}
+
+pub struct PeerFsm<E: Engine> {
+    pub peer: Peer,
+    pub raw: RawNode<PeerStorage<E>>,
+    pub proposals: VecDeque<Proposal>,
+    pub reads: VecDeque<PendingRead>,
+    /// Index of the snapshot whose data is being written, if any. While set, the
+    /// peer refuses proposals and holds back committed entries.
+    pub applying_snapshot: Option<u64>,
+    pub deferred_entries: Vec<raft::eraftpb::Entry>,
+    pub ticks: u64,
+    pub last_role: StateRole,
+    pub last_leader: u64,
+}
+
+impl<E: Engine> PeerFsm<E> {
+    pub fn new(peer: Peer, raw: RawNode<PeerStorage<E>>) -> Self {
+        PeerFsm {
+            peer,
+            raw,
+            proposals: VecDeque::new(),
+            reads: VecDeque::new(),
+            applying_snapshot: None,
+            deferred_entries: Vec::new(),
+            ticks: 0,
+            last_role: StateRole::Follower,
+            last_leader: raft::INVALID_ID,
+        }
+    }
+
+    pub fn region(&self) -> &Region {
+        &self.raw.store().region
+    }
+
+    pub fn region_id(&self) -> u64 {
+        self.raw.store().region_id
+    }
+
+    pub fn is_leader(&self) -> bool {
+        self.raw.raft.state == StateRole::Leader
+    }
+
+    pub fn applied_index(&self) -> u64 {
+        self.raw.store().apply_state.applied_index
+    }
+
+    pub fn pending_requests(&self) -> usize {
+        self.proposals.len() + self.reads.len()
+    }
+
+    pub fn leader_hint(&self) -> Option<Peer> {
+        let leader = self.raw.raft.leader_id;
+        self.region().peer(leader).copied()
+    }
+
+    pub fn not_leader(&self) -> RegionError {
+        RegionError::NotLeader { region_id: self.region_id(), leader: self.leader_hint() }
+    }
+
+    /// Answers the proposal for the entry at (`index`, `term`), if it is ours;
+    /// proposals for earlier indexes were overwritten and are told so.
+    pub fn answer_proposal(&mut self, index: u64, term: u64, result: RegionResult<WriteResult>) {
+        while let Some(front) = self.proposals.front() {
+            if front.index > index {
+                return;
+            }
+            let proposal = self.proposals.pop_front().expect("front exists");
+            let outcome = if proposal.index == index && proposal.term == term {
+                result.clone()
+            } else {
+                Err(RegionError::StaleCommand)
+            };
+            if let Some(callback) = proposal.callback {
+                let _ = callback.send(outcome);
+            }
+            if proposal.index == index {
+                return;
+            }
+        }
+    }
+
+    /// Marks the read with context `id` as confirmed at `read_index`.
+    pub fn confirm_read(&mut self, id: u64, read_index: u64) {
+        if let Some(read) = self.reads.iter_mut().find(|r| r.id == id) {
+            read.read_index = Some(read_index);
+        }
+    }
+
+    /// Removes and returns the reads that may now be served: confirmed at an index
+    /// the peer has applied.
+    pub fn take_servable_reads(&mut self) -> Vec<PendingRead> {
+        let applied = self.applied_index();
+        let mut servable = Vec::new();
+        let mut waiting = VecDeque::new();
+        for read in self.reads.drain(..) {
+            match read.read_index {
+                Some(index) if index <= applied && self.applying_snapshot.is_none() => servable.push(read),
+                _ => waiting.push_back(read),
+            }
+        }
+        self.reads = waiting;
+        servable
+    }
+
+    /// On losing leadership, reads not yet confirmed can never be: fail them.
+    pub fn fail_unconfirmed_reads(&mut self) {
+        let error = self.not_leader();
+        let mut kept = VecDeque::new();
+        for read in self.reads.drain(..) {
+            if read.read_index.is_some() {
+                kept.push_back(read);
+            } else {
+                let _ = read.callback.send(Err(error.clone()));
+            }
+        }
+        self.reads = kept;
+    }
+}
