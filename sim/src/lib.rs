@@ -1,1 +1,8 @@
-pub fn x(){}
+//! simkv-sim: the deterministic simulation testbed for simkv.
+//!
+//! Everything here runs inside madsim (build with `--cfg madsim`, the default set
+//! by `.cargo/config.toml`). [`cluster`] builds a simulated cluster whose disks
+//! outlive its nodes.
+
+#[cfg(madsim)]
+pub mod cluster;

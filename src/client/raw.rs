@@ -192,15 +192,16 @@ impl RawClient {
             last = error.to_string();
             match error {
                 ServerError::Region(RegionError::NotLeader { leader: Some(leader), region_id }) => {
-                    let mut routing = self.routing.lock().expect("routing lock");
-                    if routing.leaders.insert(region_id, leader.store_id) == Some(leader.store_id) {
-                        drop(routing);
+                    // A hint we already followed means the leader is not ready yet.
+                    let repeated = self.routing.lock().expect("routing lock").leaders.insert(region_id, leader.store_id) == Some(leader.store_id);
+                    if repeated {
                         madsim::time::sleep(self.backoff(attempt)).await;
                     }
                 }
                 ServerError::Region(RegionError::EpochNotMatch { current_regions, .. }) => {
                     let mut routing = self.routing.lock().expect("routing lock");
                     current_regions.into_iter().for_each(|r| routing.update(r));
+                    drop(routing);
                 }
                 ServerError::Region(RegionError::OutcomeUnknown { reason }) if is_write => return Err(ClientError::Unknown(reason)),
                 ServerError::Region(_) => {

@@ -188,6 +188,12 @@ impl SimDisk {
         self.crash_keeping(rng.gen_range(0..=unsynced))
     }
 
+    /// A read-only view of what the disk holds now (durable or not), without
+    /// opening it: the testbed's way to inspect a running node's data.
+    pub fn snapshot(&self) -> SimSnapshot {
+        SimSnapshot { cfs: self.lock().view.clone() }
+    }
+
     /// A copy of the durable state, CF by CF: what the next crash would certainly keep.
     pub fn durable_contents(&self, cf: Cf) -> Vec<KvPair> {
         self.lock().durable[cf.index()].iter().map(|(k, v)| (k.clone(), v.clone())).collect()

@@ -1,0 +1,175 @@
+//! A simulated cluster: stores as madsim nodes on fixed addresses, each with a raft
+//! disk and a kv disk ([`SimDisk`]) held here, outside the node, so that they
+//! survive a kill. A crash kills the node and then crashes its disks, which keep
+//! their synced state plus a seeded-random prefix of the unsynced batches.
+
+use madsim::runtime::{Handle, NodeHandle};
+use simkv::client::{ClientConfig, RawClient};
+use simkv::engine::{Cf, IoProfile, KvPair, SimDisk, SimEngine, Snapshot as _};
+use simkv::meta::{presplit_regions, Region, StoreId};
+use simkv::raftstore::{bootstrap_store, RaftStoreConfig, StoreEvent};
+use simkv::server::{run_store_node, StoreNodeConfig};
+use std::collections::BTreeMap;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+pub const STORE_PORT: u16 = 20160;
+
+/// The shape of a cluster.
+#[derive(Debug, Clone)]
+pub struct ClusterSpec {
+    pub stores: usize,
+    /// Keys at which the key space is pre-split: `n` keys give `n + 1` regions.
+    pub split_keys: Vec<Vec<u8>>,
+    pub replicas: usize,
+    pub raftstore: RaftStoreConfig,
+    pub io: IoProfile,
+}
+
+impl ClusterSpec {
+    /// `stores` stores and `regions` regions split evenly over keys `key000..`.
+    pub fn new(stores: usize, regions: usize) -> Self {
+        let split_keys = (1..regions).map(|i| format!("key{:03}", i * 1000 / regions).into_bytes()).collect();
+        ClusterSpec { stores, split_keys, replicas: 3, raftstore: RaftStoreConfig::default(), io: IoProfile::ssd() }
+    }
+}
+
+/// A recorded store event with the simulated time it happened at.
+#[derive(Debug, Clone)]
+pub struct TimedEvent {
+    pub at: Duration,
+    pub event: StoreEvent,
+}
+
+pub struct StoreSlot {
+    pub id: StoreId,
+    pub addr: SocketAddr,
+    pub node: NodeHandle,
+    pub raft_disk: SimDisk,
+    pub kv_disk: SimDisk,
+}
+
+pub struct Cluster {
+    pub spec: ClusterSpec,
+    pub regions: Vec<Region>,
+    pub addresses: BTreeMap<StoreId, SocketAddr>,
+    pub stores: BTreeMap<StoreId, StoreSlot>,
+    pub events: Arc<Mutex<Vec<TimedEvent>>>,
+    clients: Mutex<u32>,
+}
+
+pub fn store_addr(store_id: StoreId) -> SocketAddr {
+    SocketAddr::new(IpAddr::V4(Ipv4Addr::new(10, 0, 1, store_id as u8)), STORE_PORT)
+}
+
+impl Cluster {
+    /// Creates and starts every store node. Must run inside a madsim runtime.
+    pub fn start(spec: ClusterSpec) -> Cluster {
+        let handle = Handle::current();
+        let store_ids: Vec<StoreId> = (1..=spec.stores as u64).collect();
+        let mut next_id = 1000;
+        let regions = presplit_regions(&spec.split_keys, &store_ids, spec.replicas, &mut next_id);
+        let addresses: BTreeMap<StoreId, SocketAddr> = store_ids.iter().map(|&id| (id, store_addr(id))).collect();
+        let events: Arc<Mutex<Vec<TimedEvent>>> = Arc::default();
+        let mut stores = BTreeMap::new();
+        for &id in &store_ids {
+            let raft_disk = SimDisk::new(format!("store-{id}/raft"), spec.io.clone());
+            let kv_disk = SimDisk::new(format!("store-{id}/kv"), spec.io.clone());
+            let (raft, kv, regions, events) = (raft_disk.clone(), kv_disk.clone(), regions.clone(), events.clone());
+            let cfg = StoreNodeConfig {
+                store_id: id,
+                addr: addresses[&id],
+                addresses: addresses.clone(),
+                raftstore: spec.raftstore.clone(),
+                events: Some(Arc::new(move |event: &StoreEvent| {
+                    let at = madsim::time::TimeHandle::current().elapsed();
+                    events.lock().unwrap().push(TimedEvent { at, event: event.clone() });
+                })),
+            };
+            let node = handle
+                .create_node()
+                .name(format!("store-{id}"))
+                .ip(addresses[&id].ip())
+                .init(move || {
+                    let (raft, kv, regions, cfg) = (raft.clone(), kv.clone(), regions.clone(), cfg.clone());
+                    async move {
+                        let (raft, kv) = (SimEngine::open(&raft), SimEngine::open(&kv));
+                        if bootstrap_store(&raft, &kv, id, &regions).await.is_err() {
+                            return;
+                        }
+                        if let Err(e) = run_store_node(cfg, raft, kv).await {
+                            tracing::warn!(store = id, error = %e, "store node network failed");
+                        }
+                    }
+                })
+                .build();
+            stores.insert(id, StoreSlot { id, addr: addresses[&id], node, raft_disk, kv_disk });
+        }
+        Cluster { spec, regions, addresses, stores, events, clients: Mutex::new(0) }
+    }
+
+    /// A client on a node of its own.
+    pub fn client_node(&self) -> (NodeHandle, SocketAddr) {
+        let mut n = self.clients.lock().unwrap();
+        *n += 1;
+        let ip = IpAddr::V4(Ipv4Addr::new(10, 0, 2, *n as u8));
+        let node = Handle::current().create_node().name(format!("client-{n}")).ip(ip).build();
+        (node, SocketAddr::new(ip, 30000))
+    }
+
+    /// Connects a raw client from inside a client node.
+    pub async fn raw_client(&self, local: SocketAddr, cfg: ClientConfig) -> RawClient {
+        RawClient::connect(local, self.addresses.clone(), self.regions.clone(), cfg).await.expect("client binds")
+    }
+
+    /// Kills the store's node and crashes its disks: unsynced writes may be lost.
+    pub fn crash(&self, store_id: StoreId) {
+        let slot = &self.stores[&store_id];
+        Handle::current().kill(slot.node.id());
+        let mut rng = madsim::rand::thread_rng();
+        let raft = slot.raft_disk.crash(&mut rng);
+        let kv = slot.kv_disk.crash(&mut rng);
+        tracing::info!(store = store_id, ?raft, ?kv, "crashed store");
+    }
+
+    pub fn restart(&self, store_id: StoreId) {
+        Handle::current().restart(self.stores[&store_id].node.id());
+    }
+
+    /// Cuts a store off from every other node, both directions.
+    pub fn isolate(&self, store_id: StoreId) {
+        madsim::net::NetSim::current().clog_node(self.stores[&store_id].node.id());
+    }
+
+    pub fn heal(&self, store_id: StoreId) {
+        madsim::net::NetSim::current().unclog_node(self.stores[&store_id].node.id());
+    }
+
+    /// The store whose peer most recently became leader of `region_id`.
+    pub fn leader_of(&self, region_id: u64) -> Option<StoreId> {
+        let events = self.events.lock().unwrap();
+        events.iter().rev().find_map(|e| match e.event {
+            StoreEvent::BecameLeader { store_id, region_id: r, .. } if r == region_id => Some(store_id),
+            _ => None,
+        })
+    }
+
+    /// A region's user data as one store's kv disk holds it now.
+    pub fn region_data(&self, store_id: StoreId, region: &Region) -> Vec<KvPair> {
+        let snap = self.stores[&store_id].kv_disk.snapshot();
+        let (start, end) = (simkv::codec::keys::data_key(&region.start_key), simkv::codec::keys::data_end_key(&region.end_key));
+        snap.scan(Cf::Default, &start, Some(&end), usize::MAX, false).expect("scan")
+    }
+
+    pub fn events(&self) -> Vec<TimedEvent> {
+        self.events.lock().unwrap().clone()
+    }
+
+    /// A fingerprint of everything the stores reported, with simulated times.
+    pub fn digest(&self) -> u64 {
+        let text: String = self.events().iter().map(|e| format!("{:?} {:?}\n", e.at, e.event)).collect();
+        simkv::raftstore::events::fingerprint(text.as_bytes())
+    }
+}
+
