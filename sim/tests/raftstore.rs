@@ -187,12 +187,14 @@ async fn snapshot_catch_up(io: IoProfile) -> Vec<StoreEvent> {
     let region = cluster.regions[0].clone();
     let leader = cluster.leader_of(region.id).unwrap();
     let lagger = region.peers.iter().map(|p| p.store_id).find(|&s| s != leader).unwrap();
-    cluster.isolate(lagger);
     let (node, local) = cluster.client_node();
     let c = cluster.clone();
     node.spawn(async move {
         let client = c.raw_client(local, ClientConfig::default()).await;
-        for i in 0..150 {
+        // Learn the leader while every store is reachable.
+        client.put(&key(0), &vec![b'x'; 200]).await.unwrap();
+        c.isolate(lagger);
+        for i in 1..150 {
             client.put(&key(i), &vec![b'x'; 200]).await.unwrap();
         }
     })
@@ -256,7 +258,7 @@ async fn bad_input_gets_typed_errors() {
         assert!(matches!(err, ClientError::Invalid(ref m) if m.contains("over the 4096-byte limit")), "{err}");
 
         // Raw requests straight at a store: unknown region, key outside region.
-        let probe = Transport::bind("10.0.2.200:31000".parse().unwrap()).await.unwrap();
+        let probe = Transport::bind(std::net::SocketAddr::new(local.ip(), 31000)).await.unwrap();
         let region = c.regions[0].clone();
         let leader = c.leader_of(region.id).unwrap();
         let ask = |request: Request, id: u64| {
