@@ -6,3 +6,5 @@
 
 #[cfg(madsim)]
 pub mod cluster;
+#[cfg(madsim)]
+pub mod bench;

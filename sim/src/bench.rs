@@ -1,0 +1,115 @@
+//! Benchmarks: how fast the simulator runs the store. Measured, never asserted:
+//! the numbers are printed as ratios against wall time measured in the same run.
+
+use crate::cluster::{Cluster, ClusterSpec};
+use madsim::time::{sleep, Duration};
+use simkv::client::ClientConfig;
+use std::fmt;
+use std::sync::Arc;
+
+/// One seed's run.
+#[derive(Debug, Clone)]
+pub struct LoadReport {
+    pub seed: u64,
+    pub sim_seconds: f64,
+    pub wall_seconds: f64,
+    pub ops_ok: u64,
+    pub ops_failed: u64,
+    pub digest: u64,
+}
+
+impl fmt::Display for LoadReport {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "seed {:>4}: {:.1} sim s in {:.2} wall s = {:.1} sim s / wall s; {} ops ok, {} failed = {:.0} ops / wall s; digest {:016x}",
+            self.seed,
+            self.sim_seconds,
+            self.wall_seconds,
+            self.sim_seconds / self.wall_seconds,
+            self.ops_ok,
+            self.ops_failed,
+            self.ops_ok as f64 / self.wall_seconds,
+            self.digest
+        )
+    }
+}
+
+#[derive(Debug, Default)]
+pub struct BenchTotals {
+    pub runs: u64,
+    pub failed_runs: u64,
+    pub sim_seconds: f64,
+    pub wall_seconds: f64,
+    pub ops_ok: u64,
+}
+
+impl BenchTotals {
+    pub fn add(&mut self, report: &LoadReport) {
+        self.runs += 1;
+        self.failed_runs += (report.ops_ok == 0) as u64;
+        self.sim_seconds += report.sim_seconds;
+        self.wall_seconds += report.wall_seconds;
+        self.ops_ok += report.ops_ok;
+    }
+}
+
+impl fmt::Display for BenchTotals {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "total: {} runs, {:.1} sim s / wall s, {:.0} raw ops / wall s{}",
+            self.runs,
+            self.sim_seconds / self.wall_seconds.max(1e-9),
+            self.ops_ok as f64 / self.wall_seconds.max(1e-9),
+            if self.failed_runs > 0 { format!(", {} runs made no progress", self.failed_runs) } else { String::new() }
+        )
+    }
+}
+
+/// Runs `clients` clients doing put/get against a 5-store, 8-region cluster for
+/// `sim_seconds` of simulated time.
+pub fn raftstore_load(seed: u64, sim_seconds: u64, clients: usize) -> LoadReport {
+    let runtime = madsim::runtime::Runtime::with_seed_and_config(seed, madsim::Config::default());
+    let wall = std::time::Instant::now();
+    let (ops_ok, ops_failed, digest) = runtime.block_on(async move {
+        let cluster = Arc::new(Cluster::start(ClusterSpec::new(5, 8)));
+        sleep(Duration::from_secs(3)).await;
+        let deadline = madsim::time::Instant::now() + Duration::from_secs(sim_seconds);
+        let mut tasks = Vec::new();
+        for c in 0..clients {
+            let (node, local) = cluster.client_node();
+            let cluster = cluster.clone();
+            tasks.push(node.spawn(async move {
+                let client = cluster.raw_client(local, ClientConfig::default()).await;
+                let (mut ok, mut failed, mut i) = (0u64, 0u64, 0usize);
+                while madsim::time::Instant::now() < deadline {
+                    let key = format!("key{:03}", (c * 131 + i * 17) % 1000).into_bytes();
+                    let result = if i % 2 == 0 { client.put(&key, b"value").await } else { client.get(&key).await.map(|_| ()) };
+                    if result.is_ok() {
+                        ok += 1
+                    } else {
+                        failed += 1
+                    }
+                    i += 1;
+                }
+                (ok, failed)
+            }));
+        }
+        let (mut ok, mut failed) = (0, 0);
+        for task in tasks {
+            let (o, f) = task.await.expect("client task");
+            ok += o;
+            failed += f;
+        }
+        (ok, failed, cluster.digest())
+    });
+    LoadReport {
+        seed,
+        sim_seconds: (sim_seconds + 3) as f64,
+        wall_seconds: wall.elapsed().as_secs_f64(),
+        ops_ok,
+        ops_failed,
+        digest,
+    }
+}
