@@ -125,6 +125,10 @@ async fn scan_crosses_regions_and_delete_removes() {
 /// write: every acknowledged write is still there at the end.
 #[madsim::test]
 async fn leader_crash_loses_no_acknowledged_write() {
+    leader_crash_scenario().await;
+}
+
+async fn leader_crash_scenario() -> u64 {
     let cluster = Arc::new(Cluster::start(ClusterSpec::new(3, 2)));
     wait_for_leaders(&cluster).await;
     let mut writers = Vec::new();
@@ -173,6 +177,7 @@ async fn leader_crash_loses_no_acknowledged_write() {
     .await
     .unwrap();
     assert_replicas_converged(&cluster);
+    cluster.digest()
 }
 
 /// A follower cut off while the log is compacted past it catches up by snapshot;
@@ -307,4 +312,30 @@ fn same_seed_same_digest() {
     let (first, second) = (run(seed), run(seed));
     assert_eq!(first, second, "seed {seed} is not deterministic");
     assert_ne!(run(seed + 1), first, "different seeds should give different runs");
+}
+
+fn twice<T: PartialEq + std::fmt::Debug, F: std::future::Future<Output = T>>(scenario: fn() -> F) {
+    let seed = std::env::var("MADSIM_TEST_SEED").ok().and_then(|s| s.parse().ok()).unwrap_or(11);
+    let run = || madsim::runtime::Runtime::with_seed_and_config(seed, madsim::Config::default()).block_on(scenario());
+    assert_eq!(run(), run(), "seed {seed} is not deterministic");
+}
+
+#[test]
+fn leader_crash_is_deterministic() {
+    twice(leader_crash_scenario);
+}
+
+#[test]
+fn snapshot_catch_up_is_deterministic() {
+    twice(|| snapshot_catch_up(IoProfile::ssd()));
+}
+
+#[test]
+fn slow_io_snapshot_is_deterministic() {
+    twice(|| snapshot_catch_up(IoProfile { slowdown: 20, snapshot_slowdown: 200, ..IoProfile::ssd() }));
+}
+
+#[test]
+fn eight_regions_is_deterministic() {
+    twice(|| replicated_clients(5, 8));
 }
