@@ -9,7 +9,7 @@ use super::state::{self, ApplyState, PeerState, RaftLocalState, RegionLocalState
 use super::storage::{conf_state_of, PeerStorage};
 use crate::codec::keys;
 use crate::engine::{Cf, Engine, EngineError, IoKind, KvPair, Snapshot as _, WriteBatch, DATA_CFS};
-use crate::meta::{Peer, Region, RegionEpoch, RegionId, StoreId};
+use crate::meta::{Region, RegionEpoch, RegionId, StoreId};
 use crate::transport::{Frame, RaftEnvelope, SnapshotChunk, Transport};
 use futures::channel::{mpsc, oneshot};
 use futures::{SinkExt, StreamExt};
@@ -882,12 +882,4 @@ fn exec_read<S: crate::engine::Snapshot>(region: &Region, cmd: &ReadCmd, snap: &
 
 fn discard_logger() -> slog::Logger {
     slog::Logger::root(slog::Discard, slog::o!())
-}
-
-#[allow(dead_code)]
-fn assert_send<T: Send>() {}
-#[allow(dead_code)]
-fn store_is_send<E: Engine>() {
-    assert_send::<Store<E>>();
-    assert_send::<Peer>();
 }
