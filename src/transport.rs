@@ -12,12 +12,11 @@
 //! frame that finds the outbox full is dropped and counted.
 //!
 //! The same code runs on madsim's simulated network and, in the real build, on
-//! madsim's std endpoint, which is TCP underneath.
+//! tokio TCP connections (one per destination, reconnected after failures).
 
 use crate::meta::{Peer, RegionEpoch, RegionId};
 use futures::channel::mpsc;
 use futures::StreamExt;
-use madsim::net::Endpoint;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::io;
@@ -28,7 +27,6 @@ use thiserror::Error;
 
 const MAGIC: u8 = 0x5b;
 const VERSION: u8 = 1;
-const TAG: u64 = 0x51_4b56;
 /// The largest frame accepted; bigger payloads (snapshots) travel in chunks.
 pub const MAX_FRAME_BYTES: usize = 8 << 20;
 /// Frames queued per destination before new ones are dropped.
@@ -112,7 +110,7 @@ pub struct TransportStats {
 }
 
 struct Inner {
-    endpoint: Endpoint,
+    net: net::Net,
     outboxes: Mutex<BTreeMap<SocketAddr, mpsc::Sender<Vec<u8>>>>,
     stats: TransportStats,
 }
@@ -125,14 +123,12 @@ pub struct Transport {
 
 impl Transport {
     pub async fn bind(addr: SocketAddr) -> io::Result<Self> {
-        let endpoint = Endpoint::bind(addr).await?;
-        Ok(Transport {
-            inner: Arc::new(Inner { endpoint, outboxes: Mutex::new(BTreeMap::new()), stats: TransportStats::default() }),
-        })
+        let net = net::Net::bind(addr).await?;
+        Ok(Transport { inner: Arc::new(Inner { net, outboxes: Mutex::new(BTreeMap::new()), stats: TransportStats::default() }) })
     }
 
     pub fn local_addr(&self) -> SocketAddr {
-        self.inner.endpoint.local_addr().expect("bound endpoint has an address")
+        self.inner.net.local_addr()
     }
 
     pub fn stats(&self) -> &TransportStats {
@@ -168,8 +164,9 @@ impl Transport {
         let (tx, mut rx) = mpsc::channel::<Vec<u8>>(OUTBOX_CAPACITY);
         let inner = self.inner.clone();
         madsim::task::spawn(async move {
+            let mut link = inner.net.link(to);
             while let Some(bytes) = rx.next().await {
-                if let Err(e) = inner.endpoint.send_to(to, TAG, &bytes).await {
+                if let Err(e) = link.send(bytes).await {
                     tracing::debug!(%to, error = %e, "send failed");
                 }
             }
@@ -180,7 +177,7 @@ impl Transport {
     /// Receives the next frame. A malformed frame is returned as an error (and
     /// counted) so the caller can log it and keep receiving.
     pub async fn recv(&self) -> io::Result<(Result<Frame, WireError>, SocketAddr)> {
-        let (bytes, from) = self.recv_bytes().await?;
+        let (bytes, from) = self.inner.net.recv().await?;
         let frame = Frame::decode(&bytes);
         if frame.is_err() {
             self.inner.stats.rejected_malformed.fetch_add(1, Ordering::Relaxed);
@@ -189,25 +186,176 @@ impl Transport {
     }
 }
 
-impl Transport {
-    /// The simulator hands over the sender's byte vector as it is: no copy.
-    #[cfg(madsim)]
-    async fn recv_bytes(&self) -> io::Result<(Vec<u8>, SocketAddr)> {
-        let (payload, from) = self.inner.endpoint.recv_from_raw(TAG).await?;
-        let bytes = payload
-            .downcast::<Vec<u8>>()
-            .map_err(|_| io::Error::new(io::ErrorKind::InvalidData, "simulated payload is not bytes"))?;
-        Ok((*bytes, from))
+/// The simulated network: madsim's endpoint, which may lose, delay and reorder
+/// datagrams and honours clogged links and nodes.
+#[cfg(madsim)]
+mod net {
+    use madsim::net::Endpoint;
+    use std::io;
+    use std::net::SocketAddr;
+    use std::sync::Arc;
+
+    const TAG: u64 = 0x51_4b56;
+
+    pub struct Net {
+        endpoint: Arc<Endpoint>,
     }
 
-    /// The real endpoint copies into a buffer; one byte of headroom reveals frames
-    /// that were cut to the buffer size.
-    #[cfg(not(madsim))]
-    async fn recv_bytes(&self) -> io::Result<(Vec<u8>, SocketAddr)> {
-        let mut buf = vec![0u8; MAX_FRAME_BYTES + 1];
-        let (len, from) = self.inner.endpoint.recv_from(TAG, &mut buf).await?;
-        buf.truncate(len);
-        Ok((buf, from))
+    pub struct Link {
+        endpoint: Arc<Endpoint>,
+        to: SocketAddr,
+    }
+
+    impl Net {
+        pub async fn bind(addr: SocketAddr) -> io::Result<Net> {
+            Ok(Net { endpoint: Arc::new(Endpoint::bind(addr).await?) })
+        }
+
+        pub fn local_addr(&self) -> SocketAddr {
+            self.endpoint.local_addr().expect("bound endpoint has an address")
+        }
+
+        pub fn link(&self, to: SocketAddr) -> Link {
+            Link { endpoint: self.endpoint.clone(), to }
+        }
+
+        /// The simulator hands over the sender's byte vector as it is: no copy.
+        pub async fn recv(&self) -> io::Result<(Vec<u8>, SocketAddr)> {
+            let (payload, from) = self.endpoint.recv_from_raw(TAG).await?;
+            let bytes = payload
+                .downcast::<Vec<u8>>()
+                .map_err(|_| io::Error::new(io::ErrorKind::InvalidData, "simulated payload is not bytes"))?;
+            Ok((*bytes, from))
+        }
+    }
+
+    impl Link {
+        pub async fn send(&mut self, bytes: Vec<u8>) -> io::Result<()> {
+            self.endpoint.send_to_raw(self.to, TAG, Box::new(bytes)).await
+        }
+    }
+}
+
+/// The real network: one TCP connection per destination, opened lazily and
+/// reopened after any error (frames sent while a peer is down are dropped, as the
+/// simulated network would). A connection starts with the sender's listening
+/// address, then carries `u32 length | frame` records.
+#[cfg(not(madsim))]
+mod net {
+    use super::MAX_FRAME_BYTES;
+    use futures::channel::mpsc;
+    use futures::lock::Mutex;
+    use futures::{SinkExt, StreamExt};
+    use std::io;
+    use std::net::SocketAddr;
+    use std::time::Duration;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt, BufWriter};
+    use tokio::net::{TcpListener, TcpStream};
+
+    const CONNECT_TIMEOUT: Duration = Duration::from_secs(1);
+    const INCOMING_CAPACITY: usize = 4096;
+
+    pub struct Net {
+        addr: SocketAddr,
+        incoming: Mutex<mpsc::Receiver<(Vec<u8>, SocketAddr)>>,
+    }
+
+    pub struct Link {
+        from: SocketAddr,
+        to: SocketAddr,
+        stream: Option<BufWriter<TcpStream>>,
+    }
+
+    impl Net {
+        pub async fn bind(addr: SocketAddr) -> io::Result<Net> {
+            let listener = TcpListener::bind(addr).await?;
+            let addr = listener.local_addr()?;
+            let (tx, rx) = mpsc::channel(INCOMING_CAPACITY);
+            tokio::spawn(async move {
+                loop {
+                    match listener.accept().await {
+                        Ok((stream, _)) => {
+                            tokio::spawn(read_connection(stream, tx.clone()));
+                        }
+                        Err(e) => tracing::debug!(error = %e, "accept failed"),
+                    }
+                }
+            });
+            Ok(Net { addr, incoming: Mutex::new(rx) })
+        }
+
+        pub fn local_addr(&self) -> SocketAddr {
+            self.addr
+        }
+
+        pub fn link(&self, to: SocketAddr) -> Link {
+            Link { from: self.addr, to, stream: None }
+        }
+
+        pub async fn recv(&self) -> io::Result<(Vec<u8>, SocketAddr)> {
+            let mut incoming = self.incoming.lock().await;
+            incoming.next().await.ok_or_else(|| io::Error::new(io::ErrorKind::BrokenPipe, "listener stopped"))
+        }
+    }
+
+    /// Reads the peer's address, then frames, until the connection ends or sends
+    /// something that cannot be a frame.
+    async fn read_connection(mut stream: TcpStream, mut tx: mpsc::Sender<(Vec<u8>, SocketAddr)>) {
+        let _ = stream.set_nodelay(true);
+        let result: io::Result<()> = async {
+            let len = stream.read_u32().await? as usize;
+            if len > 256 {
+                return Err(io::Error::new(io::ErrorKind::InvalidData, "peer address too long"));
+            }
+            let mut addr = vec![0; len];
+            stream.read_exact(&mut addr).await?;
+            let from: SocketAddr = std::str::from_utf8(&addr)
+                .ok()
+                .and_then(|a| a.parse().ok())
+                .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidData, "bad peer address"))?;
+            loop {
+                let len = stream.read_u32().await? as usize;
+                if len > MAX_FRAME_BYTES {
+                    return Err(io::Error::new(io::ErrorKind::InvalidData, format!("frame of {len} bytes")));
+                }
+                let mut frame = vec![0; len];
+                stream.read_exact(&mut frame).await?;
+                if tx.send((frame, from)).await.is_err() {
+                    return Ok(());
+                }
+            }
+        }
+        .await;
+        if let Err(e) = result {
+            tracing::debug!(error = %e, "connection closed");
+        }
+    }
+
+    impl Link {
+        pub async fn send(&mut self, bytes: Vec<u8>) -> io::Result<()> {
+            if self.stream.is_none() {
+                let stream = tokio::time::timeout(CONNECT_TIMEOUT, TcpStream::connect(self.to))
+                    .await
+                    .map_err(|_| io::Error::new(io::ErrorKind::TimedOut, "connect timed out"))??;
+                stream.set_nodelay(true)?;
+                let mut stream = BufWriter::new(stream);
+                let me = self.from.to_string();
+                stream.write_u32(me.len() as u32).await?;
+                stream.write_all(me.as_bytes()).await?;
+                self.stream = Some(stream);
+            }
+            let stream = self.stream.as_mut().expect("connected above");
+            let written: io::Result<()> = async {
+                stream.write_u32(bytes.len() as u32).await?;
+                stream.write_all(&bytes).await?;
+                stream.flush().await
+            }
+            .await;
+            if written.is_err() {
+                self.stream = None;
+            }
+            written
+        }
     }
 }
 

@@ -57,6 +57,13 @@ impl Routing {
         self.regions.range(..=key.to_vec()).next_back().map(|(_, r)| r.clone()).filter(|r| r.contains(key))
     }
 
+    /// `store` did not answer for `region`: guess the next replica as its leader.
+    fn suspect(&mut self, region: &Region, store: StoreId) {
+        let at = region.peers.iter().position(|p| p.store_id == store).unwrap_or(0);
+        let next = region.peers[(at + 1) % region.peers.len()].store_id;
+        self.leaders.insert(region.id, next);
+    }
+
     fn update(&mut self, region: Region) {
         self.regions.retain(|_, r| r.id == region.id || !r.overlaps(&region));
         self.regions.retain(|_, r| r.id != region.id || r.epoch <= region.epoch);
@@ -181,9 +188,12 @@ impl RawClient {
             let error = match self.rpc(store, &request).await {
                 Ok(Response(Ok(reply))) => return Ok(reply),
                 Ok(Response(Err(e))) => e,
-                Err(timeout) if is_write => return Err(ClientError::Unknown(timeout)),
                 Err(timeout) => {
-                    self.routing.lock().expect("routing lock").leaders.remove(&region.id);
+                    // The store may be down: next time, start with the replica after it.
+                    self.routing.lock().expect("routing lock").suspect(&region, store);
+                    if is_write {
+                        return Err(ClientError::Unknown(timeout));
+                    }
                     last = timeout;
                     madsim::time::sleep(self.backoff(attempt)).await;
                     continue;
