@@ -11,5 +11,5 @@ pub mod engine;
 pub mod meta;
 pub mod raftstore;
 pub mod server;
-pub mod transport;
 pub mod trace;
+pub mod transport;

@@ -40,12 +40,27 @@ fn elapsed() -> Option<std::time::Duration> {
 /// Installs the global subscriber (once; later calls do nothing). `default_filter`
 /// applies when `RUST_LOG` is unset.
 pub fn init(default_filter: &str) {
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default_filter));
+    let filter =
+        EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default_filter));
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_timer(SimulatedTime)
         .with_target(true)
         .with_writer(std::io::stderr)
+        .try_init();
+}
+
+/// Like [`init`], but writes through the test harness's capture (`eprint!`), so
+/// that a failing test shows its trace and a passing one stays quiet.
+pub fn init_for_tests(default_filter: &str) {
+    let filter =
+        EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default_filter));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_timer(SimulatedTime)
+        .with_target(true)
+        .with_ansi(false)
+        .with_test_writer()
         .try_init();
 }
 
@@ -58,7 +73,9 @@ mod tests {
     async fn timestamps_are_simulated() {
         madsim::time::sleep(std::time::Duration::from_secs(3600)).await;
         let mut line = String::new();
-        SimulatedTime.format_time(&mut Writer::new(&mut line)).unwrap();
+        SimulatedTime
+            .format_time(&mut Writer::new(&mut line))
+            .unwrap();
         assert!(line.starts_with("[3600."), "{line}");
     }
 }

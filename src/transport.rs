@@ -63,8 +63,14 @@ pub enum Frame {
     Raft(Vec<RaftEnvelope>),
     SnapshotChunk(SnapshotChunk),
     /// An RPC request; `payload` is the service's own encoding.
-    Request { id: u64, payload: Vec<u8> },
-    Response { id: u64, payload: Vec<u8> },
+    Request {
+        id: u64,
+        payload: Vec<u8>,
+    },
+    Response {
+        id: u64,
+        payload: Vec<u8>,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
@@ -89,7 +95,9 @@ impl Frame {
             return Err(WireError::TooLarge { len: bytes.len() });
         }
         if bytes.len() < 2 || bytes[0] != MAGIC || bytes[1] != VERSION {
-            return Err(WireError::BadHeader { found: bytes.iter().take(2).copied().collect() });
+            return Err(WireError::BadHeader {
+                found: bytes.iter().take(2).copied().collect(),
+            });
         }
         use bincode::Options;
         bincode::options()
@@ -124,7 +132,13 @@ pub struct Transport {
 impl Transport {
     pub async fn bind(addr: SocketAddr) -> io::Result<Self> {
         let net = net::Net::bind(addr).await?;
-        Ok(Transport { inner: Arc::new(Inner { net, outboxes: Mutex::new(BTreeMap::new()), stats: TransportStats::default() }) })
+        Ok(Transport {
+            inner: Arc::new(Inner {
+                net,
+                outboxes: Mutex::new(BTreeMap::new()),
+                stats: TransportStats::default(),
+            }),
+        })
     }
 
     pub fn local_addr(&self) -> SocketAddr {
@@ -180,7 +194,10 @@ impl Transport {
         let (bytes, from) = self.inner.net.recv().await?;
         let frame = Frame::decode(&bytes);
         if frame.is_err() {
-            self.inner.stats.rejected_malformed.fetch_add(1, Ordering::Relaxed);
+            self.inner
+                .stats
+                .rejected_malformed
+                .fetch_add(1, Ordering::Relaxed);
         }
         Ok((frame, from))
     }
@@ -208,30 +225,39 @@ mod net {
 
     impl Net {
         pub async fn bind(addr: SocketAddr) -> io::Result<Net> {
-            Ok(Net { endpoint: Arc::new(Endpoint::bind(addr).await?) })
+            Ok(Net {
+                endpoint: Arc::new(Endpoint::bind(addr).await?),
+            })
         }
 
         pub fn local_addr(&self) -> SocketAddr {
-            self.endpoint.local_addr().expect("bound endpoint has an address")
+            self.endpoint
+                .local_addr()
+                .expect("bound endpoint has an address")
         }
 
         pub fn link(&self, to: SocketAddr) -> Link {
-            Link { endpoint: self.endpoint.clone(), to }
+            Link {
+                endpoint: self.endpoint.clone(),
+                to,
+            }
         }
 
         /// The simulator hands over the sender's byte vector as it is: no copy.
         pub async fn recv(&self) -> io::Result<(Vec<u8>, SocketAddr)> {
             let (payload, from) = self.endpoint.recv_from_raw(TAG).await?;
-            let bytes = payload
-                .downcast::<Vec<u8>>()
-                .map_err(|_| io::Error::new(io::ErrorKind::InvalidData, "simulated payload is not bytes"))?;
+            let bytes = payload.downcast::<Vec<u8>>().map_err(|_| {
+                io::Error::new(io::ErrorKind::InvalidData, "simulated payload is not bytes")
+            })?;
             Ok((*bytes, from))
         }
     }
 
     impl Link {
         pub async fn send(&mut self, bytes: Vec<u8>) -> io::Result<()> {
-            self.endpoint.send_to_raw(self.to, TAG, Box::new(bytes)).await
+            self.endpoint
+                .send_to_raw(self.to, TAG, Box::new(bytes))
+                .await
         }
     }
 }
@@ -281,7 +307,10 @@ mod net {
                     }
                 }
             });
-            Ok(Net { addr, incoming: Mutex::new(rx) })
+            Ok(Net {
+                addr,
+                incoming: Mutex::new(rx),
+            })
         }
 
         pub fn local_addr(&self) -> SocketAddr {
@@ -289,12 +318,19 @@ mod net {
         }
 
         pub fn link(&self, to: SocketAddr) -> Link {
-            Link { from: self.addr, to, stream: None }
+            Link {
+                from: self.addr,
+                to,
+                stream: None,
+            }
         }
 
         pub async fn recv(&self) -> io::Result<(Vec<u8>, SocketAddr)> {
             let mut incoming = self.incoming.lock().await;
-            incoming.next().await.ok_or_else(|| io::Error::new(io::ErrorKind::BrokenPipe, "listener stopped"))
+            incoming
+                .next()
+                .await
+                .ok_or_else(|| io::Error::new(io::ErrorKind::BrokenPipe, "listener stopped"))
         }
     }
 
@@ -305,7 +341,10 @@ mod net {
         let result: io::Result<()> = async {
             let len = stream.read_u32().await? as usize;
             if len > 256 {
-                return Err(io::Error::new(io::ErrorKind::InvalidData, "peer address too long"));
+                return Err(io::Error::new(
+                    io::ErrorKind::InvalidData,
+                    "peer address too long",
+                ));
             }
             let mut addr = vec![0; len];
             stream.read_exact(&mut addr).await?;
@@ -316,7 +355,10 @@ mod net {
             loop {
                 let len = stream.read_u32().await? as usize;
                 if len > MAX_FRAME_BYTES {
-                    return Err(io::Error::new(io::ErrorKind::InvalidData, format!("frame of {len} bytes")));
+                    return Err(io::Error::new(
+                        io::ErrorKind::InvalidData,
+                        format!("frame of {len} bytes"),
+                    ));
                 }
                 let mut frame = vec![0; len];
                 stream.read_exact(&mut frame).await?;
@@ -378,8 +420,14 @@ mod tests {
     fn frames_round_trip() {
         for frame in [
             sample(),
-            Frame::Request { id: 9, payload: b"abc".to_vec() },
-            Frame::Response { id: 9, payload: vec![] },
+            Frame::Request {
+                id: 9,
+                payload: b"abc".to_vec(),
+            },
+            Frame::Response {
+                id: 9,
+                payload: vec![],
+            },
         ] {
             assert_eq!(Frame::decode(&frame.encode()).unwrap(), frame);
         }
@@ -387,11 +435,20 @@ mod tests {
 
     #[test]
     fn malformed_frames_are_errors() {
-        assert!(matches!(Frame::decode(b""), Err(WireError::BadHeader { .. })));
-        assert!(matches!(Frame::decode(b"\x00\x01rest"), Err(WireError::BadHeader { .. })));
+        assert!(matches!(
+            Frame::decode(b""),
+            Err(WireError::BadHeader { .. })
+        ));
+        assert!(matches!(
+            Frame::decode(b"\x00\x01rest"),
+            Err(WireError::BadHeader { .. })
+        ));
         let mut truncated = sample().encode();
         truncated.truncate(truncated.len() - 2);
-        assert!(matches!(Frame::decode(&truncated), Err(WireError::BadBody(_))));
+        assert!(matches!(
+            Frame::decode(&truncated),
+            Err(WireError::BadBody(_))
+        ));
         // A length prefix claiming gigabytes must not allocate them.
         let mut huge = vec![MAGIC, VERSION, 2, 0, 0, 0];
         huge.extend_from_slice(&u64::MAX.to_le_bytes());

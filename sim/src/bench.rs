@@ -62,7 +62,11 @@ impl fmt::Display for BenchTotals {
             self.runs,
             self.sim_seconds / self.wall_seconds.max(1e-9),
             self.ops_ok as f64 / self.wall_seconds.max(1e-9),
-            if self.failed_runs > 0 { format!(", {} runs made no progress", self.failed_runs) } else { String::new() }
+            if self.failed_runs > 0 {
+                format!(", {} runs made no progress", self.failed_runs)
+            } else {
+                String::new()
+            }
         )
     }
 }
@@ -85,7 +89,11 @@ pub fn raftstore_load(seed: u64, sim_seconds: u64, clients: usize) -> LoadReport
                 let (mut ok, mut failed, mut i) = (0u64, 0u64, 0usize);
                 while madsim::time::Instant::now() < deadline {
                     let key = format!("key{:03}", (c * 131 + i * 17) % 1000).into_bytes();
-                    let result = if i % 2 == 0 { client.put(&key, b"value").await } else { client.get(&key).await.map(|_| ()) };
+                    let result = if i % 2 == 0 {
+                        client.put(&key, b"value").await
+                    } else {
+                        client.get(&key).await.map(|_| ())
+                    };
                     if result.is_ok() {
                         ok += 1
                     } else {

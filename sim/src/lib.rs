@@ -5,6 +5,6 @@
 //! outlive its nodes.
 
 #[cfg(madsim)]
-pub mod cluster;
-#[cfg(madsim)]
 pub mod bench;
+#[cfg(madsim)]
+pub mod cluster;

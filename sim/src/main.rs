@@ -20,7 +20,11 @@ mod cli {
     use simkv_sim::bench;
 
     #[derive(Parser)]
-    #[command(name = "simkv-sim", about = "Deterministic simulation testbed for simkv", version)]
+    #[command(
+        name = "simkv-sim",
+        about = "Deterministic simulation testbed for simkv",
+        version
+    )]
     pub struct Cli {
         #[command(subcommand)]
         command: Command,
@@ -49,7 +53,12 @@ mod cli {
     impl Cli {
         pub fn run(self) -> i32 {
             match self.command {
-                Command::BenchRaftstore { seed, seeds, sim_seconds, clients } => {
+                Command::BenchRaftstore {
+                    seed,
+                    seeds,
+                    sim_seconds,
+                    clients,
+                } => {
                     let mut total = bench::BenchTotals::default();
                     for s in seed..seed + seeds {
                         let report = bench::raftstore_load(s, sim_seconds, clients);

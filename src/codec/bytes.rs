@@ -103,17 +103,29 @@ mod tests {
 
     #[test]
     fn malformed_inputs_are_errors() {
-        assert!(matches!(decode_bytes(b""), Err(CodecError::Truncated { .. })));
+        assert!(matches!(
+            decode_bytes(b""),
+            Err(CodecError::Truncated { .. })
+        ));
         // Marker says 9 padding bytes: impossible.
         let bad_marker = [0u8, 0, 0, 0, 0, 0, 0, 0, 0xF6];
-        assert!(matches!(decode_bytes(&bad_marker), Err(CodecError::Malformed { .. })));
+        assert!(matches!(
+            decode_bytes(&bad_marker),
+            Err(CodecError::Malformed { .. })
+        ));
         // Padding must be zero.
         let bad_pad = [b'a', 1, 0, 0, 0, 0, 0, 0, 0xF8];
-        assert!(matches!(decode_bytes(&bad_pad), Err(CodecError::Malformed { offset: 1, .. })));
+        assert!(matches!(
+            decode_bytes(&bad_pad),
+            Err(CodecError::Malformed { offset: 1, .. })
+        ));
         // A full group with nothing after it is truncated.
         let mut cut = vec![b'a'; 9];
         cut[8] = 0xFF;
-        assert!(matches!(decode_bytes(&cut), Err(CodecError::Truncated { .. })));
+        assert!(matches!(
+            decode_bytes(&cut),
+            Err(CodecError::Truncated { .. })
+        ));
     }
 
     proptest! {

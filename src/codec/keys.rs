@@ -82,7 +82,10 @@ pub fn decode_mvcc_key(versioned: &[u8]) -> Result<(Vec<u8>, u64)> {
     let (key, rest) = decode_bytes(encoded)?;
     let (ts, rest) = decode_u64_desc(rest, "mvcc timestamp")?;
     if !rest.is_empty() {
-        return Err(CodecError::TrailingBytes { what: "mvcc key", extra: rest.len() });
+        return Err(CodecError::TrailingBytes {
+            what: "mvcc key",
+            extra: rest.len(),
+        });
     }
     Ok((key, ts))
 }
@@ -91,7 +94,10 @@ pub fn decode_mvcc_key(versioned: &[u8]) -> Result<(Vec<u8>, u64)> {
 pub fn decode_lock_key(lock_key: &[u8]) -> Result<Vec<u8>> {
     let (key, rest) = decode_bytes(origin_key(lock_key)?)?;
     if !rest.is_empty() {
-        return Err(CodecError::TrailingBytes { what: "lock key", extra: rest.len() });
+        return Err(CodecError::TrailingBytes {
+            what: "lock key",
+            extra: rest.len(),
+        });
     }
     Ok(key)
 }
@@ -131,7 +137,10 @@ pub fn decode_raft_log_key(key: &[u8]) -> Result<(u64, u64)> {
         Some((&RAFT_LOG_SUFFIX, rest)) => {
             let (index, rest) = decode_u64(rest, "log index")?;
             if !rest.is_empty() {
-                return Err(CodecError::TrailingBytes { what: "raft log key", extra: rest.len() });
+                return Err(CodecError::TrailingBytes {
+                    what: "raft log key",
+                    extra: rest.len(),
+                });
             }
             Ok((region_id, index))
         }
@@ -166,7 +175,10 @@ pub fn region_state_key(region_id: u64) -> Vec<u8> {
 
 /// The range holding every region state key: scanned on restart to find peers.
 pub fn region_state_range() -> (Vec<u8>, Vec<u8>) {
-    (vec![LOCAL_PREFIX, REGION_META_PREFIX], vec![LOCAL_PREFIX, REGION_META_PREFIX + 1])
+    (
+        vec![LOCAL_PREFIX, REGION_META_PREFIX],
+        vec![LOCAL_PREFIX, REGION_META_PREFIX + 1],
+    )
 }
 
 /// Decodes the region id from a region state key.
@@ -226,7 +238,10 @@ mod tests {
         assert!(decode_region_state_key(&apply_state_key(1)).is_err());
         let mut long = mvcc_key(b"k", 1);
         long.push(0);
-        assert!(matches!(decode_mvcc_key(&long), Err(CodecError::TrailingBytes { .. })));
+        assert!(matches!(
+            decode_mvcc_key(&long),
+            Err(CodecError::TrailingBytes { .. })
+        ));
     }
 
     proptest! {

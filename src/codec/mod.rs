@@ -77,11 +77,16 @@ pub(crate) fn take<'a>(
 /// and error messages a person reads.
 pub fn hex(bytes: &[u8]) -> String {
     let hex: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
-    let text: String = bytes.iter().map(|&b| if b.is_ascii_graphic() { b as char } else { '.' }).collect();
+    let text: String = bytes
+        .iter()
+        .map(|&b| if b.is_ascii_graphic() { b as char } else { '.' })
+        .collect();
     format!("{hex} |{text}|")
 }
 
 #[cfg(test)]
 pub(crate) fn hex_table(rows: &[(&str, Vec<u8>)]) -> String {
-    rows.iter().map(|(name, bytes)| format!("{name:<36} {}\n", hex(bytes))).collect()
+    rows.iter()
+        .map(|(name, bytes)| format!("{name:<36} {}\n", hex(bytes)))
+        .collect()
 }

@@ -58,7 +58,11 @@ impl IndexValue {
                 offset: 0,
                 detail: format!("unknown type flag {flag:#04x}"),
             }),
-            None => Err(CodecError::Truncated { what: "index value", offset: 0, needed: 1 }),
+            None => Err(CodecError::Truncated {
+                what: "index value",
+                offset: 0,
+                needed: 1,
+            }),
         }
     }
 }
@@ -88,12 +92,19 @@ pub fn decode_row_key(key: &[u8]) -> Result<(i64, i64)> {
     let (table_id, rest) = decode_table_head(key, ROW_SEP, "row key")?;
     let (pk, rest) = decode_i64(rest, "row pk")?;
     if !rest.is_empty() {
-        return Err(CodecError::TrailingBytes { what: "row key", extra: rest.len() });
+        return Err(CodecError::TrailingBytes {
+            what: "row key",
+            extra: rest.len(),
+        });
     }
     Ok((table_id, pk))
 }
 
-fn decode_table_head<'a>(key: &'a [u8], sep: &[u8; 2], what: &'static str) -> Result<(i64, &'a [u8])> {
+fn decode_table_head<'a>(
+    key: &'a [u8],
+    sep: &[u8; 2],
+    what: &'static str,
+) -> Result<(i64, &'a [u8])> {
     let rest = match key.split_first() {
         Some((&TABLE_PREFIX, rest)) => rest,
         _ => {
@@ -146,7 +157,10 @@ pub fn encode_pk(pk: i64) -> Vec<u8> {
 pub fn decode_pk(value: &[u8]) -> Result<i64> {
     let (pk, rest) = decode_i64(value, "pk")?;
     if !rest.is_empty() {
-        return Err(CodecError::TrailingBytes { what: "pk", extra: rest.len() });
+        return Err(CodecError::TrailingBytes {
+            what: "pk",
+            extra: rest.len(),
+        });
     }
     Ok(pk)
 }
@@ -158,7 +172,10 @@ pub fn decode_non_unique_index_key(key: &[u8]) -> Result<(i64, i64, IndexValue, 
     let (value, rest) = IndexValue::decode(rest)?;
     let (pk, rest) = decode_i64(rest, "index pk")?;
     if !rest.is_empty() {
-        return Err(CodecError::TrailingBytes { what: "index key", extra: rest.len() });
+        return Err(CodecError::TrailingBytes {
+            what: "index key",
+            extra: rest.len(),
+        });
     }
     Ok((table_id, index_id, value, pk))
 }
@@ -187,7 +204,10 @@ where
         }
         let (pk, rest) = decode_i64(&key[prefix.len()..], "index pk")?;
         if !rest.is_empty() {
-            return Err(CodecError::TrailingBytes { what: "index key", extra: rest.len() });
+            return Err(CodecError::TrailingBytes {
+                what: "index key",
+                extra: rest.len(),
+            });
         }
         pks.push(pk);
     }
@@ -211,8 +231,14 @@ mod tests {
     fn layout_is_pinned() {
         let layout = [
             ("row_key(1, 2)", row_key(1, 2)),
-            ("unique_index_key(1, 3, \"bob\")", unique_index_key(1, 3, &IndexValue::Bytes(b"bob".to_vec()))),
-            ("non_unique_index_key(1, 4, 30, 2)", non_unique_index_key(1, 4, &IndexValue::Int(30), 2)),
+            (
+                "unique_index_key(1, 3, \"bob\")",
+                unique_index_key(1, 3, &IndexValue::Bytes(b"bob".to_vec())),
+            ),
+            (
+                "non_unique_index_key(1, 4, 30, 2)",
+                non_unique_index_key(1, 4, &IndexValue::Int(30), 2),
+            ),
         ];
         insta::assert_snapshot!("table_layout", crate::codec::hex_table(&layout));
     }

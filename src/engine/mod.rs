@@ -79,10 +79,21 @@ pub type Result<T> = std::result::Result<T, EngineError>;
 /// One change inside a batch.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Mutation {
-    Put { cf: Cf, key: Vec<u8>, value: Vec<u8> },
-    Delete { cf: Cf, key: Vec<u8> },
+    Put {
+        cf: Cf,
+        key: Vec<u8>,
+        value: Vec<u8>,
+    },
+    Delete {
+        cf: Cf,
+        key: Vec<u8>,
+    },
     /// Deletes every key in `[start, end)`.
-    DeleteRange { cf: Cf, start: Vec<u8>, end: Vec<u8> },
+    DeleteRange {
+        cf: Cf,
+        start: Vec<u8>,
+        end: Vec<u8>,
+    },
 }
 
 /// An ordered list of mutations applied atomically.
@@ -112,7 +123,8 @@ impl WriteBatch {
     pub fn delete_range(&mut self, cf: Cf, start: impl Into<Vec<u8>>, end: impl Into<Vec<u8>>) {
         let (start, end) = (start.into(), end.into());
         self.size_bytes += start.len() + end.len();
-        self.mutations.push(Mutation::DeleteRange { cf, start, end });
+        self.mutations
+            .push(Mutation::DeleteRange { cf, start, end });
     }
 
     pub fn mutations(&self) -> &[Mutation] {
@@ -163,7 +175,14 @@ pub trait Snapshot: Send + Sync + 'static {
     ) -> Box<dyn Iterator<Item = Result<KvPair>> + 'a>;
 
     /// At most `limit` pairs of [`Snapshot::iter`].
-    fn scan(&self, cf: Cf, start: &[u8], end: Option<&[u8]>, limit: usize, reverse: bool) -> Result<Vec<KvPair>> {
+    fn scan(
+        &self,
+        cf: Cf,
+        start: &[u8],
+        end: Option<&[u8]>,
+        limit: usize,
+        reverse: bool,
+    ) -> Result<Vec<KvPair>> {
         self.iter(cf, start, end, reverse).take(limit).collect()
     }
 
@@ -200,7 +219,12 @@ pub trait Engine: Clone + Send + Sync + 'static {
     /// A point read through a fresh snapshot, paying read IO.
     fn get(&self, cf: Cf, key: &[u8]) -> impl Future<Output = Result<Option<Vec<u8>>>> + Send {
         let result = self.snapshot().get(cf, key);
-        let bytes = key.len() + result.as_ref().ok().and_then(|v| v.as_ref()).map_or(0, Vec::len);
+        let bytes = key.len()
+            + result
+                .as_ref()
+                .ok()
+                .and_then(|v| v.as_ref())
+                .map_or(0, Vec::len);
         async move {
             self.io(IoKind::Read, bytes).await;
             result

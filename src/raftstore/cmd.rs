@@ -11,11 +11,20 @@ use thiserror::Error;
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum WriteCmd {
-    Put { key: Vec<u8>, value: Vec<u8> },
-    Delete { key: Vec<u8> },
+    Put {
+        key: Vec<u8>,
+        value: Vec<u8>,
+    },
+    Delete {
+        key: Vec<u8>,
+    },
     /// Sets `key` to `new` (None deletes) if its current value equals `expected`
     /// (None = absent).
-    Cas { key: Vec<u8>, expected: Option<Vec<u8>>, new: Option<Vec<u8>> },
+    Cas {
+        key: Vec<u8>,
+        expected: Option<Vec<u8>>,
+        new: Option<Vec<u8>>,
+    },
 }
 
 impl WriteCmd {
@@ -29,7 +38,10 @@ impl WriteCmd {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum WriteResult {
     Done,
-    Cas { succeeded: bool, previous: Option<Vec<u8>> },
+    Cas {
+        succeeded: bool,
+        previous: Option<Vec<u8>>,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -67,10 +79,16 @@ impl RaftCmd {
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum ReadCmd {
-    Get { key: Vec<u8> },
+    Get {
+        key: Vec<u8>,
+    },
     /// Up to `limit` pairs from `[start, end)`, clipped to the region (empty end =
     /// to the region's end).
-    Scan { start: Vec<u8>, end: Vec<u8>, limit: usize },
+    Scan {
+        start: Vec<u8>,
+        end: Vec<u8>,
+        limit: usize,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -84,13 +102,24 @@ pub enum ReadResult {
 #[derive(Debug, Clone, PartialEq, Eq, Error, Serialize, Deserialize)]
 pub enum RegionError {
     #[error("region {region_id}: not leader (leader hint: {leader:?})")]
-    NotLeader { region_id: RegionId, leader: Option<Peer> },
+    NotLeader {
+        region_id: RegionId,
+        leader: Option<Peer>,
+    },
     #[error("region {region_id} not found on this store")]
     RegionNotFound { region_id: RegionId },
     #[error("key {key:?} is not in region {region_id} [{start_key:?}, {end_key:?})")]
-    KeyNotInRegion { key: Vec<u8>, region_id: RegionId, start_key: Vec<u8>, end_key: Vec<u8> },
+    KeyNotInRegion {
+        key: Vec<u8>,
+        region_id: RegionId,
+        start_key: Vec<u8>,
+        end_key: Vec<u8>,
+    },
     #[error("epoch not match: {message}")]
-    EpochNotMatch { message: String, current_regions: Vec<Region> },
+    EpochNotMatch {
+        message: String,
+        current_regions: Vec<Region>,
+    },
     #[error("stale command: superseded by a new leader's log")]
     StaleCommand,
     #[error("server is busy: {reason}")]

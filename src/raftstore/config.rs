@@ -75,7 +75,10 @@ impl RaftStoreConfig {
                 self.election_ticks_max, self.election_ticks_min
             ));
         }
-        if self.raft_log_gc_count_limit == 0 || self.snapshot_chunk_bytes == 0 || self.max_pending_requests == 0 {
+        if self.raft_log_gc_count_limit == 0
+            || self.snapshot_chunk_bytes == 0
+            || self.max_pending_requests == 0
+        {
             return Err("raft_log_gc_count_limit, snapshot_chunk_bytes and max_pending_requests must be positive".into());
         }
         Ok(())

@@ -37,4 +37,4 @@ pub mod store;
 pub use cmd::{ReadCmd, ReadResult, RegionError, RegionResult, WriteCmd, WriteResult};
 pub use config::RaftStoreConfig;
 pub use events::{EventSink, StoreEvent};
-pub use store::{bootstrap_store, Store, StoreHandle};
+pub use store::{bootstrap_store, SnapshotData, Store, StoreHandle};

@@ -88,7 +88,10 @@ impl<E: Engine> PeerFsm<E> {
     }
 
     pub fn not_leader(&self) -> RegionError {
-        RegionError::NotLeader { region_id: self.region_id(), leader: self.leader_hint() }
+        RegionError::NotLeader {
+            region_id: self.region_id(),
+            leader: self.leader_hint(),
+        }
     }
 
     /// Answers the proposal for the entry at (`index`, `term`), if it is ours;
@@ -128,7 +131,9 @@ impl<E: Engine> PeerFsm<E> {
         let mut waiting = VecDeque::new();
         for read in self.reads.drain(..) {
             match read.read_index {
-                Some(index) if index <= applied && self.applying_snapshot.is_none() => servable.push(read),
+                Some(index) if index <= applied && self.applying_snapshot.is_none() => {
+                    servable.push(read)
+                }
                 _ => waiting.push_back(read),
             }
         }

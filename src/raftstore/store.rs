@@ -1,11 +1,17 @@
 //! The store loop: hosts every local peer and drives them (see the module docs of
 //! [`crate::raftstore`] for the order of a ready).
 
-use super::cmd::{AdminCmd, CmdBody, RaftCmd, ReadCmd, ReadResult, RegionError, RegionResult, WriteCmd, WriteResult};
+use super::cmd::{
+    AdminCmd, CmdBody, RaftCmd, ReadCmd, ReadResult, RegionError, RegionResult, WriteCmd,
+    WriteResult,
+};
 use super::config::RaftStoreConfig;
 use super::events::{fingerprint, EventSink, StoreEvent};
 use super::peer::{PeerFsm, PendingRead, Proposal, ReadCallback, WriteCallback};
-use super::state::{self, ApplyState, PeerState, RaftLocalState, RegionLocalState, RAFT_INIT_LOG_INDEX, RAFT_INIT_LOG_TERM};
+use super::state::{
+    self, ApplyState, PeerState, RaftLocalState, RegionLocalState, RAFT_INIT_LOG_INDEX,
+    RAFT_INIT_LOG_TERM,
+};
 use super::storage::{conf_state_of, PeerStorage};
 use crate::codec::keys;
 use crate::engine::{Cf, Engine, EngineError, IoKind, KvPair, Snapshot as _, WriteBatch, DATA_CFS};
@@ -28,10 +34,30 @@ pub enum StoreMsg {
     Raft(RaftEnvelope),
     SnapshotChunk(SocketAddr, SnapshotChunk),
     Tick,
-    Write { region_id: RegionId, epoch: RegionEpoch, cmd: WriteCmd, callback: WriteCallback },
-    Read { region_id: RegionId, epoch: RegionEpoch, cmd: ReadCmd, callback: ReadCallback },
-    SnapshotGenerated { region_id: RegionId, snapshot: Box<Snapshot>, bytes: usize, took: Duration },
-    SnapshotApplied { region_id: RegionId, index: u64, bytes: usize, took: Duration },
+    Write {
+        region_id: RegionId,
+        epoch: RegionEpoch,
+        cmd: WriteCmd,
+        callback: WriteCallback,
+    },
+    Read {
+        region_id: RegionId,
+        epoch: RegionEpoch,
+        cmd: ReadCmd,
+        callback: ReadCallback,
+    },
+    SnapshotGenerated {
+        region_id: RegionId,
+        snapshot: Box<Snapshot>,
+        bytes: usize,
+        took: Duration,
+    },
+    SnapshotApplied {
+        region_id: RegionId,
+        index: u64,
+        bytes: usize,
+        took: Duration,
+    },
 }
 
 /// The store loop has stopped because its engines were closed under it (the node
@@ -47,11 +73,29 @@ fn engine_ok<T>(result: Result<T, EngineError>, what: &str) -> Result<T, Stopped
     }
 }
 
-/// The region data a raft snapshot carries.
-#[derive(Serialize, Deserialize)]
-struct SnapshotData {
-    region: Region,
-    cfs: Vec<(u8, Vec<KvPair>)>,
+/// The region data a raft snapshot carries (the `data` of raft's `Snapshot`).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct SnapshotData {
+    pub region: Region,
+    /// Pairs of each data CF, by CF index.
+    pub cfs: Vec<(u8, Vec<KvPair>)>,
+}
+
+impl SnapshotData {
+    pub fn encode(&self) -> Vec<u8> {
+        bincode::serialize(self).expect("snapshot data serializes")
+    }
+
+    /// Decodes bytes from the network: a bad length prefix cannot make it allocate
+    /// more than the bytes could hold.
+    pub fn decode(bytes: &[u8]) -> Result<Self, bincode::Error> {
+        use bincode::Options;
+        bincode::options()
+            .with_fixint_encoding()
+            .allow_trailing_bytes()
+            .with_limit(bytes.len() as u64 * 2 + 1024)
+            .deserialize(bytes)
+    }
 }
 
 /// A cheap, cloneable way to talk to a running store.
@@ -62,9 +106,16 @@ pub struct StoreHandle {
 
 impl StoreHandle {
     fn offer(&self, msg: StoreMsg) -> Result<(), RegionError> {
-        self.tx.clone().try_send(msg).map_err(|e| RegionError::ServerIsBusy {
-            reason: if e.is_full() { "store inbox full".into() } else { "store stopped".into() },
-        })
+        self.tx
+            .clone()
+            .try_send(msg)
+            .map_err(|e| RegionError::ServerIsBusy {
+                reason: if e.is_full() {
+                    "store inbox full".into()
+                } else {
+                    "store stopped".into()
+                },
+            })
     }
 
     /// Delivers a raft message; dropped if the store is overloaded (raft retries).
@@ -76,36 +127,100 @@ impl StoreHandle {
         let _ = self.offer(StoreMsg::SnapshotChunk(from, chunk));
     }
 
-    pub async fn write(&self, region_id: RegionId, epoch: RegionEpoch, cmd: WriteCmd) -> RegionResult<WriteResult> {
+    pub async fn write(
+        &self,
+        region_id: RegionId,
+        epoch: RegionEpoch,
+        cmd: WriteCmd,
+    ) -> RegionResult<WriteResult> {
         let (callback, rx) = oneshot::channel();
-        self.offer(StoreMsg::Write { region_id, epoch, cmd, callback })?;
-        rx.await.unwrap_or_else(|_| Err(RegionError::OutcomeUnknown { reason: "store stopped before answering".into() }))
+        self.offer(StoreMsg::Write {
+            region_id,
+            epoch,
+            cmd,
+            callback,
+        })?;
+        rx.await.unwrap_or_else(|_| {
+            Err(RegionError::OutcomeUnknown {
+                reason: "store stopped before answering".into(),
+            })
+        })
     }
 
-    pub async fn read(&self, region_id: RegionId, epoch: RegionEpoch, cmd: ReadCmd) -> RegionResult<ReadResult> {
+    pub async fn read(
+        &self,
+        region_id: RegionId,
+        epoch: RegionEpoch,
+        cmd: ReadCmd,
+    ) -> RegionResult<ReadResult> {
         let (callback, rx) = oneshot::channel();
-        self.offer(StoreMsg::Read { region_id, epoch, cmd, callback })?;
+        self.offer(StoreMsg::Read {
+            region_id,
+            epoch,
+            cmd,
+            callback,
+        })?;
         // A read that was never answered changed nothing: a definite failure.
-        rx.await.unwrap_or_else(|_| Err(RegionError::ServerIsBusy { reason: "store stopped before answering".into() }))
+        rx.await.unwrap_or_else(|_| {
+            Err(RegionError::ServerIsBusy {
+                reason: "store stopped before answering".into(),
+            })
+        })
     }
 }
 
 /// Writes the initial state of every region with a replica on `store_id`, unless
 /// the store was bootstrapped before. Every replica starts from the same truncated
 /// log position, as TiKV's bootstrap does.
-pub async fn bootstrap_store<E: Engine>(raft_engine: &E, kv_engine: &E, store_id: StoreId, regions: &[Region]) -> Result<bool, EngineError> {
+pub async fn bootstrap_store<E: Engine>(
+    raft_engine: &E,
+    kv_engine: &E,
+    store_id: StoreId,
+    regions: &[Region],
+) -> Result<bool, EngineError> {
     let (start, end) = keys::region_state_range();
-    if !kv_engine.snapshot().scan(Cf::Raft, &start, Some(&end), 1, false)?.is_empty() {
+    if !kv_engine
+        .snapshot()
+        .scan(Cf::Raft, &start, Some(&end), 1, false)?
+        .is_empty()
+    {
         return Ok(false);
     }
     let (mut raft_batch, mut kv_batch) = (WriteBatch::new(), WriteBatch::new());
-    for region in regions.iter().filter(|r| r.peer_on_store(store_id).is_some()) {
-        let raft_state = RaftLocalState { term: RAFT_INIT_LOG_TERM, vote: 0, commit: RAFT_INIT_LOG_INDEX, last_index: RAFT_INIT_LOG_INDEX };
-        let apply_state = ApplyState { applied_index: RAFT_INIT_LOG_INDEX, truncated_index: RAFT_INIT_LOG_INDEX, truncated_term: RAFT_INIT_LOG_TERM };
-        raft_batch.put(Cf::Raft, keys::raft_state_key(region.id), state::encode(&raft_state));
-        kv_batch.put(Cf::Raft, keys::apply_state_key(region.id), state::encode(&apply_state));
-        let local = RegionLocalState { state: PeerState::Normal, region: region.clone() };
-        kv_batch.put(Cf::Raft, keys::region_state_key(region.id), state::encode(&local));
+    for region in regions
+        .iter()
+        .filter(|r| r.peer_on_store(store_id).is_some())
+    {
+        let raft_state = RaftLocalState {
+            term: RAFT_INIT_LOG_TERM,
+            vote: 0,
+            commit: RAFT_INIT_LOG_INDEX,
+            last_index: RAFT_INIT_LOG_INDEX,
+        };
+        let apply_state = ApplyState {
+            applied_index: RAFT_INIT_LOG_INDEX,
+            truncated_index: RAFT_INIT_LOG_INDEX,
+            truncated_term: RAFT_INIT_LOG_TERM,
+        };
+        raft_batch.put(
+            Cf::Raft,
+            keys::raft_state_key(region.id),
+            state::encode(&raft_state),
+        );
+        kv_batch.put(
+            Cf::Raft,
+            keys::apply_state_key(region.id),
+            state::encode(&apply_state),
+        );
+        let local = RegionLocalState {
+            state: PeerState::Normal,
+            region: region.clone(),
+        };
+        kv_batch.put(
+            Cf::Raft,
+            keys::region_state_key(region.id),
+            state::encode(&local),
+        );
     }
     raft_engine.write(&raft_batch, true).await?;
     kv_engine.write(&kv_batch, true).await?;
@@ -144,7 +259,8 @@ impl<E: Engine> Store<E> {
         addresses: BTreeMap<StoreId, SocketAddr>,
         events: Option<EventSink>,
     ) -> Result<(Store<E>, StoreHandle), Stopped> {
-        cfg.validate().unwrap_or_else(|e| panic!("invalid raftstore config: {e}"));
+        cfg.validate()
+            .unwrap_or_else(|e| panic!("invalid raftstore config: {e}"));
         let (tx, inbox) = mpsc::channel(cfg.inbox_capacity);
         let mut store = Store {
             store_id,
@@ -169,39 +285,72 @@ impl<E: Engine> Store<E> {
 
     async fn load_peers(&mut self) -> Result<(), Stopped> {
         let (start, end) = keys::region_state_range();
-        let states = engine_ok(self.kv_engine.snapshot().scan(Cf::Raft, &start, Some(&end), usize::MAX, false), "scan region states")?;
+        let states = engine_ok(
+            self.kv_engine
+                .snapshot()
+                .scan(Cf::Raft, &start, Some(&end), usize::MAX, false),
+            "scan region states",
+        )?;
         for (key, value) in states {
-            let region_id = keys::decode_region_state_key(&key).unwrap_or_else(|e| panic!("bad region state key: {e}"));
-            let local: RegionLocalState = state::decode(&value, "region state", self.kv_engine.name());
+            let region_id = keys::decode_region_state_key(&key)
+                .unwrap_or_else(|e| panic!("bad region state key: {e}"));
+            let local: RegionLocalState =
+                state::decode(&value, "region state", self.kv_engine.name());
             if local.state == PeerState::Tombstone {
                 continue;
             }
             self.recover_pending_snapshot(region_id).await?;
             let kv = self.kv_engine.snapshot();
-            let local: RegionLocalState = match engine_ok(kv.get(Cf::Raft, &keys::region_state_key(region_id)), "read region state")? {
+            let local: RegionLocalState = match engine_ok(
+                kv.get(Cf::Raft, &keys::region_state_key(region_id)),
+                "read region state",
+            )? {
                 Some(v) => state::decode(&v, "region state", self.kv_engine.name()),
                 None => local,
             };
             let apply_state: ApplyState = state::decode(
-                &engine_ok(kv.get(Cf::Raft, &keys::apply_state_key(region_id)), "read apply state")?
-                    .unwrap_or_else(|| panic!("region {region_id}: apply state missing")),
+                &engine_ok(
+                    kv.get(Cf::Raft, &keys::apply_state_key(region_id)),
+                    "read apply state",
+                )?
+                .unwrap_or_else(|| panic!("region {region_id}: apply state missing")),
                 "apply state",
                 self.kv_engine.name(),
             );
             let raft_state: RaftLocalState = state::decode(
-                &engine_ok(self.raft_engine.snapshot().get(Cf::Raft, &keys::raft_state_key(region_id)), "read raft state")?
-                    .unwrap_or_else(|| panic!("region {region_id}: raft state missing")),
+                &engine_ok(
+                    self.raft_engine
+                        .snapshot()
+                        .get(Cf::Raft, &keys::raft_state_key(region_id)),
+                    "read raft state",
+                )?
+                .unwrap_or_else(|| panic!("region {region_id}: raft state missing")),
                 "raft state",
                 self.raft_engine.name(),
             );
-            let Some(me) = local.region.peer_on_store(self.store_id).copied() else { continue };
-            let storage = PeerStorage::new(self.raft_engine.clone(), local.region.clone(), raft_state, apply_state);
-            let raw = RawNode::new(&self.raft_config(me.id, apply_state.applied_index), storage, &discard_logger())
-                .unwrap_or_else(|e| panic!("region {region_id}: cannot start raft: {e}"));
+            let Some(me) = local.region.peer_on_store(self.store_id).copied() else {
+                continue;
+            };
+            let storage = PeerStorage::new(
+                self.raft_engine.clone(),
+                local.region.clone(),
+                raft_state,
+                apply_state,
+            );
+            let raw = RawNode::new(
+                &self.raft_config(me.id, apply_state.applied_index),
+                storage,
+                &discard_logger(),
+            )
+            .unwrap_or_else(|e| panic!("region {region_id}: cannot start raft: {e}"));
             self.peers.insert(region_id, PeerFsm::new(me, raw));
             self.dirty.insert(region_id);
         }
-        tracing::info!(store = self.store_id, peers = self.peers.len(), "store opened");
+        tracing::info!(
+            store = self.store_id,
+            peers = self.peers.len(),
+            "store opened"
+        );
         Ok(())
     }
 
@@ -209,7 +358,8 @@ impl<E: Engine> Store<E> {
     /// seed. Narrowing the range to one value drawn from the run's seed leaves it
     /// nothing to choose, which is what makes elections replayable.
     fn raft_config(&self, peer_id: u64, applied: u64) -> raft::Config {
-        let election = madsim::rand::thread_rng().gen_range(self.cfg.election_ticks_min..self.cfg.election_ticks_max);
+        let election = madsim::rand::thread_rng()
+            .gen_range(self.cfg.election_ticks_min..self.cfg.election_ticks_max);
         let config = raft::Config {
             id: peer_id,
             election_tick: election,
@@ -223,7 +373,9 @@ impl<E: Engine> Store<E> {
             pre_vote: true,
             ..Default::default()
         };
-        config.validate().unwrap_or_else(|e| panic!("invalid raft config: {e}"));
+        config
+            .validate()
+            .unwrap_or_else(|e| panic!("invalid raft config: {e}"));
         config
     }
 
@@ -275,28 +427,66 @@ impl<E: Engine> Store<E> {
             StoreMsg::Raft(envelope) => self.on_raft_message(envelope),
             StoreMsg::SnapshotChunk(from, chunk) => self.on_snapshot_chunk(from, chunk),
             StoreMsg::Tick => self.on_tick(),
-            StoreMsg::Write { region_id, epoch, cmd, callback } => self.on_write(region_id, epoch, cmd, callback),
-            StoreMsg::Read { region_id, epoch, cmd, callback } => self.on_read(region_id, epoch, cmd, callback),
-            StoreMsg::SnapshotGenerated { region_id, snapshot, bytes, took } => {
+            StoreMsg::Write {
+                region_id,
+                epoch,
+                cmd,
+                callback,
+            } => self.on_write(region_id, epoch, cmd, callback),
+            StoreMsg::Read {
+                region_id,
+                epoch,
+                cmd,
+                callback,
+            } => self.on_read(region_id, epoch, cmd, callback),
+            StoreMsg::SnapshotGenerated {
+                region_id,
+                snapshot,
+                bytes,
+                took,
+            } => {
                 if let Some(peer) = self.peers.get(&region_id) {
                     let index = snapshot.get_metadata().index;
                     peer.raw.store().set_generated(*snapshot);
-                    self.emit(StoreEvent::SnapshotGenerated { store_id: self.store_id, region_id, index, bytes, took });
+                    self.emit(StoreEvent::SnapshotGenerated {
+                        store_id: self.store_id,
+                        region_id,
+                        index,
+                        bytes,
+                        took,
+                    });
                 }
             }
-            StoreMsg::SnapshotApplied { region_id, index, bytes, took } => return self.on_snapshot_applied(region_id, index, bytes, took).await,
+            StoreMsg::SnapshotApplied {
+                region_id,
+                index,
+                bytes,
+                took,
+            } => {
+                return self
+                    .on_snapshot_applied(region_id, index, bytes, took)
+                    .await
+            }
         }
         Ok(())
     }
 
     fn on_raft_message(&mut self, envelope: RaftEnvelope) {
         let Ok(msg) = Message::parse_from_bytes(&envelope.message) else {
-            tracing::warn!(store = self.store_id, region = envelope.region_id, "dropping undecodable raft message");
+            tracing::warn!(
+                store = self.store_id,
+                region = envelope.region_id,
+                "dropping undecodable raft message"
+            );
             return;
         };
         let region_id = envelope.region_id;
         let Some(peer) = self.peers.get(&region_id) else {
-            tracing::debug!(store = self.store_id, region = region_id, "raft message for a region this store does not host");
+            tracing::debug!(
+                store = self.store_id,
+                region = region_id,
+                "raft message for a region this store does not host"
+            );
             return;
         };
         if envelope.to.id != peer.peer.id {
@@ -305,7 +495,12 @@ impl<E: Engine> Store<E> {
         if msg.get_msg_type() == MessageType::MsgSnapshot {
             if let Err(reason) = self.check_snapshot(region_id, msg.get_snapshot()) {
                 let index = msg.get_snapshot().get_metadata().index;
-                self.emit(StoreEvent::SnapshotRejected { store_id: self.store_id, region_id, index, reason });
+                self.emit(StoreEvent::SnapshotRejected {
+                    store_id: self.store_id,
+                    region_id,
+                    index,
+                    reason,
+                });
                 return;
             }
         }
@@ -325,13 +520,17 @@ impl<E: Engine> Store<E> {
         if index <= peer.applied_index() || index <= peer.raw.store().truncated_index() {
             return Err("stale: at or below the applied index");
         }
-        let Ok(data) = bincode::deserialize::<SnapshotData>(snapshot.get_data()) else {
+        let Ok(data) = SnapshotData::decode(snapshot.get_data()) else {
             return Err("snapshot data does not decode");
         };
         if data.region.id != region_id {
             return Err("snapshot is for another region");
         }
-        if self.peers.values().any(|p| p.region_id() != region_id && p.region().overlaps(&data.region)) {
+        if self
+            .peers
+            .values()
+            .any(|p| p.region_id() != region_id && p.region().overlaps(&data.region))
+        {
             return Err("overlaps another region on this store");
         }
         Ok(())
@@ -343,12 +542,17 @@ impl<E: Engine> Store<E> {
             return;
         }
         let key = (from, chunk.region_id, chunk.snapshot);
-        if !self.receiving.contains_key(&key) && self.receiving.len() >= self.cfg.max_receiving_snapshots {
+        if !self.receiving.contains_key(&key)
+            && self.receiving.len() >= self.cfg.max_receiving_snapshots
+        {
             // Bound memory: forget the oldest half-received snapshot; raft resends.
             let oldest = self.receiving.keys().next().cloned().expect("non-empty");
             self.receiving.remove(&oldest);
         }
-        let parts = self.receiving.entry(key).or_insert_with(|| vec![None; chunk.total as usize]);
+        let parts = self
+            .receiving
+            .entry(key)
+            .or_insert_with(|| vec![None; chunk.total as usize]);
         if parts.len() != chunk.total as usize {
             return;
         }
@@ -356,7 +560,13 @@ impl<E: Engine> Store<E> {
         if parts.iter().all(Option::is_some) {
             let parts = self.receiving.remove(&key).expect("present");
             let message: Vec<u8> = parts.into_iter().flatten().flatten().collect();
-            self.on_raft_message(RaftEnvelope { region_id: chunk.region_id, from: chunk.from, to: chunk.to, epoch: chunk.epoch, message });
+            self.on_raft_message(RaftEnvelope {
+                region_id: chunk.region_id,
+                from: chunk.from,
+                to: chunk.to,
+                epoch: chunk.epoch,
+                message,
+            });
         }
     }
 
@@ -385,27 +595,62 @@ impl<E: Engine> Store<E> {
         if applied < truncated + limit {
             return;
         }
-        let replicated = peer.raw.raft.prs().iter().map(|(_, pr)| pr.matched).min().unwrap_or(applied);
-        let compact_to = if applied.saturating_sub(replicated) > limit { applied } else { replicated.min(applied) };
+        let replicated = peer
+            .raw
+            .raft
+            .prs()
+            .iter()
+            .map(|(_, pr)| pr.matched)
+            .min()
+            .unwrap_or(applied);
+        let compact_to = if applied.saturating_sub(replicated) > limit {
+            applied
+        } else {
+            replicated.min(applied)
+        };
         if compact_to <= truncated {
             return;
         }
-        let Ok(term) = peer.raw.store().term(compact_to) else { return };
+        let Ok(term) = peer.raw.store().term(compact_to) else {
+            return;
+        };
         let epoch = peer.region().epoch;
-        let cmd = RaftCmd { region_id, epoch, body: CmdBody::Admin(AdminCmd::CompactLog { index: compact_to, term }) };
+        let cmd = RaftCmd {
+            region_id,
+            epoch,
+            body: CmdBody::Admin(AdminCmd::CompactLog {
+                index: compact_to,
+                term,
+            }),
+        };
         if peer.raw.propose(vec![], cmd.encode()).is_ok() {
             let index = peer.raw.raft.raft_log.last_index();
-            peer.proposals.push_back(Proposal { index, term: peer.raw.raft.term, callback: None });
+            peer.proposals.push_back(Proposal {
+                index,
+                term: peer.raw.raft.term,
+                callback: None,
+            });
         }
     }
 
     /// The checks every request passes before it reaches raft.
-    fn check_request(&self, region_id: RegionId, epoch: RegionEpoch, keys: &[&[u8]]) -> RegionResult<()> {
-        let peer = self.peers.get(&region_id).ok_or(RegionError::RegionNotFound { region_id })?;
+    fn check_request(
+        &self,
+        region_id: RegionId,
+        epoch: RegionEpoch,
+        keys: &[&[u8]],
+    ) -> RegionResult<()> {
+        let peer = self
+            .peers
+            .get(&region_id)
+            .ok_or(RegionError::RegionNotFound { region_id })?;
         let region = peer.region();
         if epoch.version != region.epoch.version {
             return Err(RegionError::EpochNotMatch {
-                message: format!("request epoch {epoch}, region {region_id} is at {}", region.epoch),
+                message: format!(
+                    "request epoch {epoch}, region {region_id} is at {}",
+                    region.epoch
+                ),
                 current_regions: vec![region.clone()],
             });
         }
@@ -423,32 +668,59 @@ impl<E: Engine> Store<E> {
             return Err(peer.not_leader());
         }
         if peer.applying_snapshot.is_some() {
-            return Err(RegionError::ServerIsBusy { reason: format!("region {region_id} is applying a snapshot") });
+            return Err(RegionError::ServerIsBusy {
+                reason: format!("region {region_id} is applying a snapshot"),
+            });
         }
         if peer.pending_requests() >= self.cfg.max_pending_requests {
-            return Err(RegionError::ServerIsBusy { reason: format!("region {region_id} has too many pending requests") });
+            return Err(RegionError::ServerIsBusy {
+                reason: format!("region {region_id} has too many pending requests"),
+            });
         }
         Ok(())
     }
 
-    fn on_write(&mut self, region_id: RegionId, epoch: RegionEpoch, cmd: WriteCmd, callback: WriteCallback) {
+    fn on_write(
+        &mut self,
+        region_id: RegionId,
+        epoch: RegionEpoch,
+        cmd: WriteCmd,
+        callback: WriteCallback,
+    ) {
         if let Err(e) = self.check_request(region_id, epoch, &[cmd.key()]) {
             let _ = callback.send(Err(e));
             return;
         }
         let peer = self.peers.get_mut(&region_id).expect("checked");
-        let data = RaftCmd { region_id, epoch, body: CmdBody::Write(cmd) }.encode();
+        let data = RaftCmd {
+            region_id,
+            epoch,
+            body: CmdBody::Write(cmd),
+        }
+        .encode();
         let last_before = peer.raw.raft.raft_log.last_index();
-        if peer.raw.propose(vec![], data).is_err() || peer.raw.raft.raft_log.last_index() == last_before {
+        if peer.raw.propose(vec![], data).is_err()
+            || peer.raw.raft.raft_log.last_index() == last_before
+        {
             let _ = callback.send(Err(peer.not_leader()));
             return;
         }
         let (index, term) = (peer.raw.raft.raft_log.last_index(), peer.raw.raft.term);
-        peer.proposals.push_back(Proposal { index, term, callback: Some(callback) });
+        peer.proposals.push_back(Proposal {
+            index,
+            term,
+            callback: Some(callback),
+        });
         self.dirty.insert(region_id);
     }
 
-    fn on_read(&mut self, region_id: RegionId, epoch: RegionEpoch, cmd: ReadCmd, callback: ReadCallback) {
+    fn on_read(
+        &mut self,
+        region_id: RegionId,
+        epoch: RegionEpoch,
+        cmd: ReadCmd,
+        callback: ReadCallback,
+    ) {
         let key = match &cmd {
             ReadCmd::Get { key } => key.clone(),
             ReadCmd::Scan { start, .. } => start.clone(),
@@ -461,12 +733,19 @@ impl<E: Engine> Store<E> {
         self.next_read_id += 1;
         let peer = self.peers.get_mut(&region_id).expect("checked");
         peer.raw.read_index(id.to_be_bytes().to_vec());
-        peer.reads.push_back(PendingRead { id, cmd, callback, read_index: None });
+        peer.reads.push_back(PendingRead {
+            id,
+            cmd,
+            callback,
+            read_index: None,
+        });
         self.dirty.insert(region_id);
     }
 
     async fn handle_ready(&mut self, region_id: RegionId) -> Result<(), Stopped> {
-        let Some(mut peer) = self.peers.remove(&region_id) else { return Ok(()) };
+        let Some(mut peer) = self.peers.remove(&region_id) else {
+            return Ok(());
+        };
         let result = self.drive_peer(&mut peer).await;
         self.peers.insert(region_id, peer);
         result
@@ -485,16 +764,23 @@ impl<E: Engine> Store<E> {
                     peer.confirm_read(u64::from_be_bytes(ctx), read_state.index);
                 }
             }
-            self.apply_entries(peer, ready.take_committed_entries()).await?;
+            self.apply_entries(peer, ready.take_committed_entries())
+                .await?;
             if !ready.entries().is_empty() || ready.hs().is_some() {
                 let mut batch = WriteBatch::new();
-                peer.raw.mut_store().append(ready.entries(), ready.hs(), &mut batch);
-                engine_ok(self.raft_engine.write(&batch, true).await, "persist raft log")?;
+                peer.raw
+                    .mut_store()
+                    .append(ready.entries(), ready.hs(), &mut batch);
+                engine_ok(
+                    self.raft_engine.write(&batch, true).await,
+                    "persist raft log",
+                )?;
             }
             self.queue_messages(peer, ready.take_persisted_messages());
             let mut light = peer.raw.advance(ready);
             self.queue_messages(peer, light.take_messages());
-            self.apply_entries(peer, light.take_committed_entries()).await?;
+            self.apply_entries(peer, light.take_committed_entries())
+                .await?;
             peer.raw.advance_apply();
         }
         self.serve_reads(peer);
@@ -510,8 +796,18 @@ impl<E: Engine> Store<E> {
             return;
         }
         if role == StateRole::Leader && peer.last_role != StateRole::Leader {
-            tracing::info!(store = self.store_id, region = peer.region_id(), term = peer.raw.raft.term, "became leader");
-            self.emit(StoreEvent::BecameLeader { store_id: self.store_id, region_id: peer.region_id(), peer_id: peer.peer.id, term: peer.raw.raft.term });
+            tracing::info!(
+                store = self.store_id,
+                region = peer.region_id(),
+                term = peer.raw.raft.term,
+                "became leader"
+            );
+            self.emit(StoreEvent::BecameLeader {
+                store_id: self.store_id,
+                region_id: peer.region_id(),
+                peer_id: peer.peer.id,
+                term: peer.raw.raft.term,
+            });
         }
         if peer.last_role == StateRole::Leader && role != StateRole::Leader {
             peer.fail_unconfirmed_reads();
@@ -547,8 +843,13 @@ impl<E: Engine> Store<E> {
     }
 
     fn send_snapshot(&mut self, envelope: RaftEnvelope, snapshot: (u64, u64)) {
-        let Some(&addr) = self.addresses.get(&envelope.to.store_id) else { return };
-        let chunks: Vec<&[u8]> = envelope.message.chunks(self.cfg.snapshot_chunk_bytes).collect();
+        let Some(&addr) = self.addresses.get(&envelope.to.store_id) else {
+            return;
+        };
+        let chunks: Vec<&[u8]> = envelope
+            .message
+            .chunks(self.cfg.snapshot_chunk_bytes)
+            .collect();
         let total = chunks.len() as u32;
         for (seq, data) in chunks.into_iter().enumerate() {
             let chunk = SnapshotChunk {
@@ -569,13 +870,19 @@ impl<E: Engine> Store<E> {
         for (store_id, envelopes) in std::mem::take(&mut self.outgoing) {
             match self.addresses.get(&store_id) {
                 Some(&addr) => self.transport.send(addr, &Frame::Raft(envelopes)),
-                None => tracing::warn!(store = self.store_id, to = store_id, "no address for store"),
+                None => {
+                    tracing::warn!(store = self.store_id, to = store_id, "no address for store")
+                }
             }
         }
     }
 
     /// Applies committed entries in one kv batch: data and apply state together.
-    async fn apply_entries(&mut self, peer: &mut PeerFsm<E>, entries: Vec<Entry>) -> Result<(), Stopped> {
+    async fn apply_entries(
+        &mut self,
+        peer: &mut PeerFsm<E>,
+        entries: Vec<Entry>,
+    ) -> Result<(), Stopped> {
         if entries.is_empty() {
             return Ok(());
         }
@@ -601,12 +908,26 @@ impl<E: Engine> Store<E> {
             let result = match entry.get_entry_type() {
                 EntryType::EntryNormal if entry.data.is_empty() => Err(RegionError::StaleCommand),
                 EntryType::EntryNormal => {
-                    let cmd = RaftCmd::decode(&entry.data)
-                        .unwrap_or_else(|e| panic!("region {}: committed entry {} is corrupt: {e}", peer.region_id(), entry.index));
+                    let cmd = RaftCmd::decode(&entry.data).unwrap_or_else(|e| {
+                        panic!(
+                            "region {}: committed entry {} is corrupt: {e}",
+                            peer.region_id(),
+                            entry.index
+                        )
+                    });
                     match cmd.body {
-                        CmdBody::Write(write) => exec_write(peer.region(), cmd.epoch, write, &snap, &mut overlay, &mut batch),
+                        CmdBody::Write(write) => exec_write(
+                            peer.region(),
+                            cmd.epoch,
+                            write,
+                            &snap,
+                            &mut overlay,
+                            &mut batch,
+                        ),
                         CmdBody::Admin(AdminCmd::CompactLog { index, term }) => {
-                            if index > apply_state.truncated_index && index <= apply_state.applied_index {
+                            if index > apply_state.truncated_index
+                                && index <= apply_state.applied_index
+                            {
                                 apply_state.truncated_index = index;
                                 apply_state.truncated_term = term;
                                 compacted = true;
@@ -615,7 +936,10 @@ impl<E: Engine> Store<E> {
                         }
                     }
                 }
-                other => panic!("region {}: entry type {other:?} is not supported yet", peer.region_id()),
+                other => panic!(
+                    "region {}: entry type {other:?} is not supported yet",
+                    peer.region_id()
+                ),
             };
             outcomes.push((entry.index, entry.term, result));
             self.emit(StoreEvent::Applied {
@@ -627,7 +951,11 @@ impl<E: Engine> Store<E> {
                 digest: fingerprint(&entry.data),
             });
         }
-        batch.put(Cf::Raft, keys::apply_state_key(peer.region_id()), state::encode(&apply_state));
+        batch.put(
+            Cf::Raft,
+            keys::apply_state_key(peer.region_id()),
+            state::encode(&apply_state),
+        );
         // Before the raft log is truncated, the applied state must be durable, or a
         // crash could leave applied entries that are neither on disk nor in the log.
         engine_ok(self.kv_engine.write(&batch, compacted).await, "apply")?;
@@ -636,9 +964,17 @@ impl<E: Engine> Store<E> {
         if compacted {
             let region_id = peer.region_id();
             let mut gc = WriteBatch::new();
-            gc.delete_range(Cf::Raft, keys::raft_log_key(region_id, old_truncated), keys::raft_log_key(region_id, apply_state.truncated_index + 1));
+            gc.delete_range(
+                Cf::Raft,
+                keys::raft_log_key(region_id, old_truncated),
+                keys::raft_log_key(region_id, apply_state.truncated_index + 1),
+            );
             engine_ok(self.raft_engine.write(&gc, false).await, "raft log gc")?;
-            self.emit(StoreEvent::LogCompacted { store_id: self.store_id, region_id, index: apply_state.truncated_index });
+            self.emit(StoreEvent::LogCompacted {
+                store_id: self.store_id,
+                region_id,
+                index: apply_state.truncated_index,
+            });
         }
         for (index, term, result) in outcomes {
             peer.answer_proposal(index, term, result);
@@ -661,7 +997,9 @@ impl<E: Engine> Store<E> {
                 let result = exec_read(&region, &read.cmd, &*snap);
                 let bytes = match &result {
                     Ok(ReadResult::Value(v)) => v.as_ref().map_or(0, Vec::len),
-                    Ok(ReadResult::Pairs(pairs)) => pairs.iter().map(|(k, v)| k.len() + v.len()).sum(),
+                    Ok(ReadResult::Pairs(pairs)) => {
+                        pairs.iter().map(|(k, v)| k.len() + v.len()).sum()
+                    }
                     Err(_) => 0,
                 };
                 engine.io(IoKind::Read, bytes).await;
@@ -678,22 +1016,45 @@ impl<E: Engine> Store<E> {
             return;
         };
         let region = storage.region.clone();
-        let (engine, snap, mut tx) = (self.kv_engine.clone(), self.kv_engine.snapshot(), self.tx.clone());
+        let (engine, snap, mut tx) = (
+            self.kv_engine.clone(),
+            self.kv_engine.snapshot(),
+            self.tx.clone(),
+        );
         let batch_pairs = self.cfg.snapshot_batch_pairs;
-        tracing::info!(store = self.store_id, region = region.id, index = applied, "generating snapshot");
+        tracing::info!(
+            store = self.store_id,
+            region = region.id,
+            index = applied,
+            "generating snapshot"
+        );
         madsim::task::spawn(async move {
             let start = Instant::now();
             let mut cfs = Vec::new();
-            let (begin, end) = (keys::data_key(&region.start_key), keys::data_end_key(&region.end_key));
+            let (begin, end) = (
+                keys::data_key(&region.start_key),
+                keys::data_end_key(&region.end_key),
+            );
             for cf in DATA_CFS {
-                let pairs = snap.scan(cf, &begin, Some(&end), usize::MAX, false).expect("snapshot read");
+                let pairs = snap
+                    .scan(cf, &begin, Some(&end), usize::MAX, false)
+                    .expect("snapshot read");
                 // Pay the read IO batch by batch, as a streaming reader would.
                 for batch in pairs.chunks(batch_pairs.max(1)) {
-                    engine.io(IoKind::SnapshotRead, batch.iter().map(|(k, v)| k.len() + v.len()).sum()).await;
+                    engine
+                        .io(
+                            IoKind::SnapshotRead,
+                            batch.iter().map(|(k, v)| k.len() + v.len()).sum(),
+                        )
+                        .await;
                 }
                 cfs.push((cf.index() as u8, pairs));
             }
-            let data = bincode::serialize(&SnapshotData { region: region.clone(), cfs }).expect("snapshot encodes");
+            let data = SnapshotData {
+                region: region.clone(),
+                cfs,
+            }
+            .encode();
             let mut snapshot = Snapshot::default();
             snapshot.set_data(data.into());
             let meta = snapshot.mut_metadata();
@@ -701,7 +1062,12 @@ impl<E: Engine> Store<E> {
             meta.term = term;
             meta.set_conf_state(conf_state_of(&region));
             let bytes = snapshot.get_data().len();
-            let msg = StoreMsg::SnapshotGenerated { region_id: region.id, snapshot: Box::new(snapshot), bytes, took: start.elapsed() };
+            let msg = StoreMsg::SnapshotGenerated {
+                region_id: region.id,
+                snapshot: Box::new(snapshot),
+                bytes,
+                took: start.elapsed(),
+            };
             let _ = tx.send(msg).await;
         });
     }
@@ -709,42 +1075,112 @@ impl<E: Engine> Store<E> {
     /// Takes a snapshot from a ready: the log now starts after it, the snapshot is
     /// kept on the raft engine until its data is written, and the data is written
     /// in the background while the peer refuses proposals.
-    async fn adopt_snapshot(&mut self, peer: &mut PeerFsm<E>, snapshot: Snapshot) -> Result<(), Stopped> {
+    async fn adopt_snapshot(
+        &mut self,
+        peer: &mut PeerFsm<E>,
+        snapshot: Snapshot,
+    ) -> Result<(), Stopped> {
         let region_id = peer.region_id();
-        let data: SnapshotData = bincode::deserialize(snapshot.get_data()).expect("checked on receipt");
+        let data = SnapshotData::decode(snapshot.get_data()).expect("checked on receipt");
         let index = snapshot.get_metadata().index;
         let mut raft_batch = WriteBatch::new();
-        peer.raw.mut_store().apply_snapshot_meta(&snapshot, data.region.clone(), &mut raft_batch);
-        raft_batch.put(Cf::Raft, keys::pending_snapshot_key(region_id), snapshot.write_to_bytes().expect("snapshot encodes"));
-        engine_ok(self.raft_engine.write(&raft_batch, true).await, "persist snapshot")?;
+        peer.raw
+            .mut_store()
+            .apply_snapshot_meta(&snapshot, data.region.clone(), &mut raft_batch);
+        raft_batch.put(
+            Cf::Raft,
+            keys::pending_snapshot_key(region_id),
+            snapshot.write_to_bytes().expect("snapshot encodes"),
+        );
+        engine_ok(
+            self.raft_engine.write(&raft_batch, true).await,
+            "persist snapshot",
+        )?;
         let mut kv_batch = WriteBatch::new();
-        let local = RegionLocalState { state: PeerState::Applying, region: data.region.clone() };
-        kv_batch.put(Cf::Raft, keys::region_state_key(region_id), state::encode(&local));
+        let local = RegionLocalState {
+            state: PeerState::Applying,
+            region: data.region.clone(),
+        };
+        kv_batch.put(
+            Cf::Raft,
+            keys::region_state_key(region_id),
+            state::encode(&local),
+        );
         engine_ok(self.kv_engine.write(&kv_batch, true).await, "mark applying")?;
         peer.applying_snapshot = Some(index);
-        tracing::info!(store = self.store_id, region = region_id, index, "applying snapshot");
-        let (engine, mut tx, chunk_bytes) = (self.kv_engine.clone(), self.tx.clone(), self.cfg.snapshot_chunk_bytes);
+        self.emit(StoreEvent::SnapshotApplying {
+            store_id: self.store_id,
+            region_id,
+            index,
+        });
+        tracing::info!(
+            store = self.store_id,
+            region = region_id,
+            index,
+            "applying snapshot"
+        );
+        let (engine, mut tx, chunk_bytes) = (
+            self.kv_engine.clone(),
+            self.tx.clone(),
+            self.cfg.snapshot_chunk_bytes,
+        );
         let apply_state = peer.raw.store().apply_state;
         madsim::task::spawn(async move {
             let start = Instant::now();
             let bytes = snapshot.get_data().len();
-            let state = ApplyState { applied_index: index, ..apply_state };
-            if write_snapshot_data(&engine, data, state, chunk_bytes).await.is_ok() {
-                let _ = tx.send(StoreMsg::SnapshotApplied { region_id, index, bytes, took: start.elapsed() }).await;
+            let state = ApplyState {
+                applied_index: index,
+                ..apply_state
+            };
+            if write_snapshot_data(&engine, data, state, chunk_bytes)
+                .await
+                .is_ok()
+            {
+                let _ = tx
+                    .send(StoreMsg::SnapshotApplied {
+                        region_id,
+                        index,
+                        bytes,
+                        took: start.elapsed(),
+                    })
+                    .await;
             }
         });
         Ok(())
     }
 
-    async fn on_snapshot_applied(&mut self, region_id: RegionId, index: u64, bytes: usize, took: Duration) -> Result<(), Stopped> {
-        let Some(mut peer) = self.peers.remove(&region_id) else { return Ok(()) };
+    async fn on_snapshot_applied(
+        &mut self,
+        region_id: RegionId,
+        index: u64,
+        bytes: usize,
+        took: Duration,
+    ) -> Result<(), Stopped> {
+        let Some(mut peer) = self.peers.remove(&region_id) else {
+            return Ok(());
+        };
         peer.applying_snapshot = None;
         peer.raw.mut_store().apply_state.applied_index = index;
         let mut batch = WriteBatch::new();
         batch.delete(Cf::Raft, keys::pending_snapshot_key(region_id));
-        let result = engine_ok(self.raft_engine.write(&batch, false).await, "drop applied snapshot");
-        self.emit(StoreEvent::SnapshotApplied { store_id: self.store_id, region_id, index, bytes, took });
-        tracing::info!(store = self.store_id, region = region_id, index, took_ms = took.as_millis() as u64, "snapshot applied");
+        let result = engine_ok(
+            self.raft_engine.write(&batch, false).await,
+            "drop applied snapshot",
+        );
+        self.emit(StoreEvent::SnapshotApplied {
+            store_id: self.store_id,
+            region_id,
+            index,
+            bytes,
+            took,
+        });
+        tracing::info!(
+            store = self.store_id,
+            region = region_id,
+            index,
+            took_ms = took.as_millis() as u64,
+            "snapshot applied"
+        );
         let deferred = std::mem::take(&mut peer.deferred_entries);
         let applied = self.apply_entries(&mut peer, deferred).await;
         self.peers.insert(region_id, peer);
@@ -755,54 +1191,113 @@ impl<E: Engine> Store<E> {
     /// Finishes a snapshot that a crash interrupted, before the peer starts.
     async fn recover_pending_snapshot(&mut self, region_id: RegionId) -> Result<(), Stopped> {
         let key = keys::pending_snapshot_key(region_id);
-        let Some(bytes) = engine_ok(self.raft_engine.snapshot().get(Cf::Raft, &key), "read pending snapshot")? else {
+        let Some(bytes) = engine_ok(
+            self.raft_engine.snapshot().get(Cf::Raft, &key),
+            "read pending snapshot",
+        )?
+        else {
             return Ok(());
         };
-        let snapshot = Snapshot::parse_from_bytes(&bytes).unwrap_or_else(|e| panic!("region {region_id}: corrupt pending snapshot: {e}"));
+        let snapshot = Snapshot::parse_from_bytes(&bytes)
+            .unwrap_or_else(|e| panic!("region {region_id}: corrupt pending snapshot: {e}"));
         let meta = snapshot.get_metadata();
-        let apply_state: ApplyState = engine_ok(self.kv_engine.snapshot().get(Cf::Raft, &keys::apply_state_key(region_id)), "read apply state")?
-            .map(|v| state::decode(&v, "apply state", self.kv_engine.name()))
-            .unwrap_or_default();
+        let apply_state: ApplyState = engine_ok(
+            self.kv_engine
+                .snapshot()
+                .get(Cf::Raft, &keys::apply_state_key(region_id)),
+            "read apply state",
+        )?
+        .map(|v| state::decode(&v, "apply state", self.kv_engine.name()))
+        .unwrap_or_default();
         if meta.index > apply_state.applied_index {
-            tracing::info!(store = self.store_id, region = region_id, index = meta.index, "finishing interrupted snapshot");
-            let data: SnapshotData = bincode::deserialize(snapshot.get_data()).expect("pending snapshot decodes");
-            let state = ApplyState { applied_index: meta.index, truncated_index: meta.index, truncated_term: meta.term };
-            engine_ok(write_snapshot_data(&self.kv_engine, data, state, self.cfg.snapshot_chunk_bytes).await, "apply snapshot")?;
+            tracing::info!(
+                store = self.store_id,
+                region = region_id,
+                index = meta.index,
+                "finishing interrupted snapshot"
+            );
+            let data = SnapshotData::decode(snapshot.get_data()).expect("pending snapshot decodes");
+            let state = ApplyState {
+                applied_index: meta.index,
+                truncated_index: meta.index,
+                truncated_term: meta.term,
+            };
+            engine_ok(
+                write_snapshot_data(&self.kv_engine, data, state, self.cfg.snapshot_chunk_bytes)
+                    .await,
+                "apply snapshot",
+            )?;
+            self.emit(StoreEvent::SnapshotResumed {
+                store_id: self.store_id,
+                region_id,
+                index: meta.index,
+            });
         }
         let mut batch = WriteBatch::new();
         batch.delete(Cf::Raft, key);
-        engine_ok(self.raft_engine.write(&batch, true).await, "drop pending snapshot")
+        engine_ok(
+            self.raft_engine.write(&batch, true).await,
+            "drop pending snapshot",
+        )
     }
 }
 
 /// Replaces the region's data with the snapshot's, paying snapshot write IO, and
 /// marks the region live again, all in one synced batch.
-async fn write_snapshot_data<E: Engine>(engine: &E, data: SnapshotData, apply_state: ApplyState, chunk_bytes: usize) -> Result<(), EngineError> {
+async fn write_snapshot_data<E: Engine>(
+    engine: &E,
+    data: SnapshotData,
+    apply_state: ApplyState,
+    chunk_bytes: usize,
+) -> Result<(), EngineError> {
     let region = data.region;
     let mut batch = WriteBatch::new();
-    let (begin, end) = (keys::data_key(&region.start_key), keys::data_end_key(&region.end_key));
+    let (begin, end) = (
+        keys::data_key(&region.start_key),
+        keys::data_end_key(&region.end_key),
+    );
     for cf in DATA_CFS {
         batch.delete_range(cf, begin.clone(), end.clone());
     }
     let mut pending_bytes = 0;
     for (cf_index, pairs) in data.cfs {
-        let cf = DATA_CFS.into_iter().find(|cf| cf.index() == cf_index as usize).expect("snapshot CF is a data CF");
+        let cf = DATA_CFS
+            .into_iter()
+            .find(|cf| cf.index() == cf_index as usize)
+            .expect("snapshot CF is a data CF");
         for (k, v) in pairs {
             pending_bytes += k.len() + v.len();
             batch.put(cf, k, v);
             if pending_bytes >= chunk_bytes {
-                engine.io(IoKind::SnapshotWrite, std::mem::take(&mut pending_bytes)).await;
+                engine
+                    .io(IoKind::SnapshotWrite, std::mem::take(&mut pending_bytes))
+                    .await;
             }
         }
     }
     engine.io(IoKind::SnapshotWrite, pending_bytes).await;
-    batch.put(Cf::Raft, keys::apply_state_key(region.id), state::encode(&apply_state));
-    let local = RegionLocalState { state: PeerState::Normal, region };
-    batch.put(Cf::Raft, keys::region_state_key(local.region.id), state::encode(&local));
+    batch.put(
+        Cf::Raft,
+        keys::apply_state_key(region.id),
+        state::encode(&apply_state),
+    );
+    let local = RegionLocalState {
+        state: PeerState::Normal,
+        region,
+    };
+    batch.put(
+        Cf::Raft,
+        keys::region_state_key(local.region.id),
+        state::encode(&local),
+    );
     engine.write(&batch, true).await
 }
 
-fn read_current<S: crate::engine::Snapshot>(snap: &S, overlay: &BTreeMap<Vec<u8>, Option<Vec<u8>>>, key: &[u8]) -> Option<Vec<u8>> {
+fn read_current<S: crate::engine::Snapshot>(
+    snap: &S,
+    overlay: &BTreeMap<Vec<u8>, Option<Vec<u8>>>,
+    key: &[u8],
+) -> Option<Vec<u8>> {
     match overlay.get(key) {
         Some(value) => value.clone(),
         None => snap.get(Cf::Default, key).expect("kv read during apply"),
@@ -832,7 +1327,10 @@ fn exec_write<S: crate::engine::Snapshot>(
             end_key: region.end_key.clone(),
         });
     }
-    let set = |batch: &mut WriteBatch, overlay: &mut BTreeMap<Vec<u8>, Option<Vec<u8>>>, key: Vec<u8>, value: Option<Vec<u8>>| {
+    let set = |batch: &mut WriteBatch,
+               overlay: &mut BTreeMap<Vec<u8>, Option<Vec<u8>>>,
+               key: Vec<u8>,
+               value: Option<Vec<u8>>| {
         match &value {
             Some(v) => batch.put(Cf::Default, key.clone(), v.clone()),
             None => batch.delete(Cf::Default, key.clone()),
@@ -855,22 +1353,42 @@ fn exec_write<S: crate::engine::Snapshot>(
             if succeeded {
                 set(batch, overlay, data_key, new);
             }
-            Ok(WriteResult::Cas { succeeded, previous })
+            Ok(WriteResult::Cas {
+                succeeded,
+                previous,
+            })
         }
     }
 }
 
-fn exec_read<S: crate::engine::Snapshot>(region: &Region, cmd: &ReadCmd, snap: &S) -> RegionResult<ReadResult> {
+fn exec_read<S: crate::engine::Snapshot>(
+    region: &Region,
+    cmd: &ReadCmd,
+    snap: &S,
+) -> RegionResult<ReadResult> {
     match cmd {
-        ReadCmd::Get { key } => Ok(ReadResult::Value(snap.get(Cf::Default, &keys::data_key(key)).expect("kv read"))),
+        ReadCmd::Get { key } => Ok(ReadResult::Value(
+            snap.get(Cf::Default, &keys::data_key(key))
+                .expect("kv read"),
+        )),
         ReadCmd::Scan { start, end, limit } => {
             let region_end = keys::data_end_key(&region.end_key);
-            let mut stop = if end.is_empty() { region_end.clone() } else { keys::data_key(end) };
+            let mut stop = if end.is_empty() {
+                region_end.clone()
+            } else {
+                keys::data_key(end)
+            };
             if stop > region_end {
                 stop = region_end;
             }
             let pairs = snap
-                .scan(Cf::Default, &keys::data_key(start), Some(&stop), *limit, false)
+                .scan(
+                    Cf::Default,
+                    &keys::data_key(start),
+                    Some(&stop),
+                    *limit,
+                    false,
+                )
                 .expect("kv scan")
                 .into_iter()
                 .map(|(k, v)| (keys::origin_key(&k).expect("data key").to_vec(), v))

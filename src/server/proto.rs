@@ -8,12 +8,27 @@ use thiserror::Error;
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum RawRequest {
-    Get { key: Vec<u8> },
-    Put { key: Vec<u8>, value: Vec<u8> },
-    Delete { key: Vec<u8> },
-    Cas { key: Vec<u8>, expected: Option<Vec<u8>>, new: Option<Vec<u8>> },
+    Get {
+        key: Vec<u8>,
+    },
+    Put {
+        key: Vec<u8>,
+        value: Vec<u8>,
+    },
+    Delete {
+        key: Vec<u8>,
+    },
+    Cas {
+        key: Vec<u8>,
+        expected: Option<Vec<u8>>,
+        new: Option<Vec<u8>>,
+    },
     /// Up to `limit` pairs from `[start, end)`, stopping at the region's end.
-    Scan { start: Vec<u8>, end: Vec<u8>, limit: usize },
+    Scan {
+        start: Vec<u8>,
+        end: Vec<u8>,
+        limit: usize,
+    },
 }
 
 /// A request routed to one region, with the epoch the client believes it has.
@@ -28,7 +43,10 @@ pub struct Request {
 pub enum RawReply {
     Value(Option<Vec<u8>>),
     Done,
-    Cas { succeeded: bool, previous: Option<Vec<u8>> },
+    Cas {
+        succeeded: bool,
+        previous: Option<Vec<u8>>,
+    },
     Pairs(Vec<KvPair>),
 }
 
@@ -49,7 +67,11 @@ pub struct Response(pub Result<RawReply, ServerError>);
 
 fn decode<T: serde::de::DeserializeOwned>(bytes: &[u8]) -> Result<T, String> {
     use bincode::Options;
-    bincode::options().with_fixint_encoding().with_limit(bytes.len() as u64 * 2 + 64).deserialize(bytes).map_err(|e| e.to_string())
+    bincode::options()
+        .with_fixint_encoding()
+        .with_limit(bytes.len() as u64 * 2 + 64)
+        .deserialize(bytes)
+        .map_err(|e| e.to_string())
 }
 
 impl Request {
