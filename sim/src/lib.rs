@@ -6,5 +6,7 @@
 
 #[cfg(madsim)]
 pub mod bench;
+pub mod checker;
+pub mod history;
 #[cfg(madsim)]
 pub mod cluster;

@@ -1,0 +1,552 @@
+//! Reading and writing histories.
+//!
+//! In:
+//! - **Porcupine etcd logs** (`INFO  jepsen.util - <proc>\t:invoke\t:read\tnil`):
+//!   one CAS register; `:fail :cas` means the compare failed (the CAS ran);
+//!   `:fail :read` and `:info` mean the outcome is unknown.
+//! - **EDN**, one op map per line (or a vector of them), in two flavours told apart
+//!   by their functions: Porcupine's kv logs (`:get` / `:put` / `:append` with
+//!   `:key`, every key starting as `""`) and Jepsen register histories (`:read` /
+//!   `:write` / `:cas`, optional `:key`) with Knossos semantics: `:fail` means the
+//!   operation did not happen, `:info` means unknown.
+//!
+//! Out: [`to_edn`] (Jepsen register EDN with `:key` and `:time`) and
+//! [`to_porcupine_log`] (Porcupine's etcd log grammar, one key, integer values).
+//!
+//! Every error names the line it is about.
+
+use super::{Call, Clock, History, Initial, Operation, Outcome};
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use thiserror::Error;
+
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+#[error("line {line}: {message}")]
+pub struct ParseError {
+    pub line: usize,
+    pub message: String,
+}
+
+fn err<T>(line: usize, message: impl Into<String>) -> Result<T, ParseError> {
+    Err(ParseError { line, message: message.into() })
+}
+
+/// Reads any supported format, deciding by the first non-blank line.
+pub fn parse(text: &str) -> Result<History, ParseError> {
+    match text.lines().map(str::trim).find(|l| !l.is_empty()) {
+        None => err(1, "empty history"),
+        Some(first) if first.starts_with("INFO") => parse_etcd_log(text),
+        Some(first) if first.starts_with('{') || first.starts_with('[') => parse_edn(text),
+        Some(_) => err(
+            text.lines().position(|l| !l.trim().is_empty()).unwrap_or(0) + 1,
+            "not a history: expected a Porcupine log line (`INFO  jepsen.util - ...`) or an EDN op map (`{:type ...}`)",
+        ),
+    }
+}
+
+/// An operation whose invoke has been seen, waiting for its completion.
+struct Open {
+    call: Call,
+    invoke: u64,
+    key: String,
+}
+
+/// Pairs invokes with completions by process, as both formats require.
+struct Pairing {
+    history: History,
+    open: BTreeMap<u64, Open>,
+}
+
+enum Completion {
+    Ok(Outcome),
+    /// Definitely did not happen: dropped.
+    NotHappened,
+    Unknown,
+}
+
+impl Pairing {
+    fn new(initial: Initial) -> Self {
+        Pairing { history: History::new(initial, Clock::Lines), open: BTreeMap::new() }
+    }
+
+    fn invoke(&mut self, line: usize, process: u64, key: String, call: Call) -> Result<(), ParseError> {
+        if self.open.contains_key(&process) {
+            return err(line, format!("process {process} invokes while its previous operation is still open"));
+        }
+        self.open.insert(process, Open { call, invoke: line as u64, key });
+        Ok(())
+    }
+
+    fn complete(&mut self, line: usize, process: u64, completion: Completion) -> Result<(), ParseError> {
+        let Some(open) = self.open.remove(&process) else {
+            return err(line, format!("process {process} completes an operation it never invoked"));
+        };
+        let (outcome, complete) = match completion {
+            Completion::NotHappened => return Ok(()),
+            Completion::Unknown => (Outcome::Unknown, None),
+            Completion::Ok(outcome) => (outcome, Some(line as u64)),
+        };
+        // An unknown read constrains nothing.
+        if outcome == Outcome::Unknown && open.call == Call::Read {
+            return Ok(());
+        }
+        self.history.ops.push(Operation { process, key: open.key, call: open.call, outcome, invoke: open.invoke, complete });
+        Ok(())
+    }
+
+    /// Operations still open at the end have unknown outcomes.
+    fn finish(mut self) -> History {
+        for (process, open) in std::mem::take(&mut self.open) {
+            if open.call != Call::Read {
+                self.history.ops.push(Operation { process, key: open.key, call: open.call, outcome: Outcome::Unknown, invoke: open.invoke, complete: None });
+            }
+        }
+        self.history.ops.sort_by_key(|o| (o.invoke, o.process));
+        self.history
+    }
+}
+
+/// Porcupine's etcd log format.
+pub fn parse_etcd_log(text: &str) -> Result<History, ParseError> {
+    let mut pairing = Pairing::new(Initial::Absent);
+    for (i, raw) in text.lines().enumerate() {
+        let line = i + 1;
+        if raw.trim().is_empty() {
+            continue;
+        }
+        let Some(rest) = raw.split_once(" - ").map(|(_, r)| r) else {
+            return err(line, "expected `INFO  jepsen.util - <process>\\t<type>\\t<f>\\t<value>`");
+        };
+        // Fields are separated by tabs or, in some logs, by runs of spaces; the
+        // value is the rest of the line (a cas value holds a space).
+        let fields: Vec<&str> = rest.split_whitespace().collect();
+        if fields.len() < 4 {
+            return err(line, format!("expected `<process> <type> <f> <value>` after ` - `, found {} fields", fields.len()));
+        }
+        let process: u64 = fields[0].parse().or_else(|_| err(line, format!("process id {:?} is not a number", fields[0])))?;
+        let (kind, f) = (fields[1], fields[2]);
+        let value_owned = fields[3..].join(" ");
+        let value = value_owned.as_str();
+        match (kind, f) {
+            (":invoke", ":read") => pairing.invoke(line, process, String::new(), Call::Read)?,
+            (":invoke", ":write") => pairing.invoke(line, process, String::new(), Call::Write(int(line, value)?))?,
+            (":invoke", ":cas") => {
+                let (a, b) = pair(line, value)?;
+                pairing.invoke(line, process, String::new(), Call::Cas(a, b))?
+            }
+            (":ok", ":read") => {
+                let v = if value == "nil" { None } else { Some(int(line, value)?) };
+                pairing.complete(line, process, Completion::Ok(Outcome::Read(v)))?
+            }
+            (":ok", ":write") => pairing.complete(line, process, Completion::Ok(Outcome::Done))?,
+            (":ok", ":cas") => pairing.complete(line, process, Completion::Ok(Outcome::CasOk))?,
+            (":fail", ":cas") => pairing.complete(line, process, Completion::Ok(Outcome::CasFailed))?,
+            (":fail", ":read") | (":info", _) => pairing.complete(line, process, Completion::Unknown)?,
+            _ => return err(line, format!("unsupported operation `{kind} {f}`")),
+        }
+    }
+    Ok(pairing.finish())
+}
+
+fn int(line: usize, s: &str) -> Result<String, ParseError> {
+    s.parse::<i64>().map(|v| v.to_string()).or_else(|_| err(line, format!("value {s:?} is not an integer")))
+}
+
+fn pair(line: usize, s: &str) -> Result<(String, String), ParseError> {
+    let inner = s.strip_prefix('[').and_then(|s| s.strip_suffix(']'));
+    let parts: Vec<&str> = inner.map(|s| s.split_whitespace().collect()).unwrap_or_default();
+    match parts.as_slice() {
+        [a, b] => Ok((int(line, a)?, int(line, b)?)),
+        _ => err(line, format!("cas value {s:?} is not `[from to]`")),
+    }
+}
+
+/// A parsed EDN value (the subset histories use).
+#[derive(Debug, Clone, PartialEq)]
+pub enum Edn {
+    Nil,
+    Bool(bool),
+    Int(i64),
+    Float(f64),
+    Str(String),
+    Keyword(String),
+    Symbol(String),
+    Vector(Vec<Edn>),
+    Map(Vec<(Edn, Edn)>),
+}
+
+impl Edn {
+    fn get(&self, key: &str) -> Option<&Edn> {
+        match self {
+            Edn::Map(pairs) => pairs.iter().find(|(k, _)| matches!(k, Edn::Keyword(k) if k == key)).map(|(_, v)| v),
+            _ => None,
+        }
+    }
+
+    fn keyword(&self) -> Option<&str> {
+        match self {
+            Edn::Keyword(k) => Some(k),
+            _ => None,
+        }
+    }
+}
+
+struct EdnReader<'a> {
+    text: &'a [u8],
+    pos: usize,
+    line: usize,
+}
+
+impl<'a> EdnReader<'a> {
+    fn skip_space(&mut self) {
+        while let Some(&c) = self.text.get(self.pos) {
+            match c {
+                b'\n' => {
+                    self.line += 1;
+                    self.pos += 1;
+                }
+                b' ' | b'\t' | b'\r' | b',' => self.pos += 1,
+                b';' => {
+                    while self.text.get(self.pos).is_some_and(|&c| c != b'\n') {
+                        self.pos += 1;
+                    }
+                }
+                _ => break,
+            }
+        }
+    }
+
+    fn value(&mut self) -> Result<Edn, ParseError> {
+        self.skip_space();
+        let Some(&c) = self.text.get(self.pos) else { return err(self.line, "unexpected end of input") };
+        match c {
+            b'{' => {
+                self.pos += 1;
+                let items = self.sequence(b'}')?;
+                if items.len() % 2 != 0 {
+                    return err(self.line, "map has an odd number of forms");
+                }
+                let mut pairs = Vec::new();
+                let mut it = items.into_iter();
+                while let (Some(k), Some(v)) = (it.next(), it.next()) {
+                    pairs.push((k, v));
+                }
+                Ok(Edn::Map(pairs))
+            }
+            b'[' | b'(' => {
+                self.pos += 1;
+                Ok(Edn::Vector(self.sequence(if c == b'[' { b']' } else { b')' })?))
+            }
+            b'"' => self.string(),
+            b'#' if self.text.get(self.pos + 1) == Some(&b'{') => {
+                self.pos += 2;
+                Ok(Edn::Vector(self.sequence(b'}')?))
+            }
+            _ => self.atom(),
+        }
+    }
+
+    fn sequence(&mut self, close: u8) -> Result<Vec<Edn>, ParseError> {
+        let opened = self.line;
+        let mut items = Vec::new();
+        loop {
+            self.skip_space();
+            match self.text.get(self.pos) {
+                None => return err(opened, format!("missing `{}` to close what this line opens", close as char)),
+                Some(&c) if c == close => {
+                    self.pos += 1;
+                    return Ok(items);
+                }
+                Some(b'}' | b']' | b')') => return err(self.line, format!("unbalanced `{}`", self.text[self.pos] as char)),
+                Some(_) => items.push(self.value()?),
+            }
+        }
+    }
+
+    fn string(&mut self) -> Result<Edn, ParseError> {
+        let start_line = self.line;
+        self.pos += 1;
+        let mut out = Vec::new();
+        loop {
+            let Some(&c) = self.text.get(self.pos) else { return err(start_line, "unterminated string") };
+            self.pos += 1;
+            match c {
+                b'"' => break,
+                b'\\' => {
+                    let Some(&e) = self.text.get(self.pos) else { return err(start_line, "unterminated string") };
+                    self.pos += 1;
+                    out.push(match e {
+                        b'n' => b'\n',
+                        b't' => b'\t',
+                        b'r' => b'\r',
+                        other => other,
+                    });
+                }
+                b'\n' => {
+                    self.line += 1;
+                    out.push(c);
+                }
+                _ => out.push(c),
+            }
+        }
+        String::from_utf8(out).map(Edn::Str).or_else(|_| err(start_line, "string is not UTF-8"))
+    }
+
+    fn atom(&mut self) -> Result<Edn, ParseError> {
+        let start = self.pos;
+        while let Some(&c) = self.text.get(self.pos) {
+            if c.is_ascii_whitespace() || b",{}[]()\"".contains(&c) {
+                break;
+            }
+            self.pos += 1;
+        }
+        let token = std::str::from_utf8(&self.text[start..self.pos]).unwrap_or("");
+        if token.is_empty() {
+            return err(self.line, format!("unexpected character {:?}", self.text[start] as char));
+        }
+        Ok(match token {
+            "nil" => Edn::Nil,
+            "true" => Edn::Bool(true),
+            "false" => Edn::Bool(false),
+            _ if token.starts_with(':') => Edn::Keyword(token[1..].to_string()),
+            _ => {
+                let digits = token.strip_suffix('N').unwrap_or(token);
+                if let Ok(i) = digits.parse::<i64>() {
+                    Edn::Int(i)
+                } else if let Ok(f) = token.parse::<f64>() {
+                    Edn::Float(f)
+                } else {
+                    Edn::Symbol(token.to_string())
+                }
+            }
+        })
+    }
+}
+
+/// Every top-level op map with the line it starts on; a top-level vector of maps
+/// is flattened.
+pub fn read_edn_ops(text: &str) -> Result<Vec<(usize, Edn)>, ParseError> {
+    let mut reader = EdnReader { text: text.as_bytes(), pos: 0, line: 1 };
+    let mut ops = Vec::new();
+    loop {
+        reader.skip_space();
+        if reader.pos >= reader.text.len() {
+            return Ok(ops);
+        }
+        let line = reader.line;
+        match reader.value()? {
+            Edn::Vector(items) => ops.extend(items.into_iter().map(|v| (line, v))),
+            map @ Edn::Map(_) => ops.push((line, map)),
+            other => return err(line, format!("expected an op map, found {other:?}")),
+        }
+    }
+}
+
+/// EDN register (Knossos) or kv (Porcupine) histories.
+pub fn parse_edn(text: &str) -> Result<History, ParseError> {
+    let ops = read_edn_ops(text)?;
+    let is_kv = ops.iter().any(|(_, op)| matches!(op.get("f").and_then(Edn::keyword), Some("get" | "put" | "append")));
+    let mut pairing = Pairing::new(if is_kv { Initial::Empty } else { Initial::Absent });
+    for (line, op) in ops {
+        let field = |name: &str| op.get(name).ok_or_else(|| ParseError { line, message: format!("op map has no `:{name}`") });
+        let process = match field("process")? {
+            Edn::Int(p) if *p >= 0 => *p as u64,
+            // Jepsen's nemesis and other non-client entries are not operations.
+            Edn::Keyword(_) => continue,
+            other => return err(line, format!("`:process` is {other:?}, not a process id")),
+        };
+        let kind = field("type")?.keyword().ok_or_else(|| ParseError { line, message: "`:type` is not a keyword".into() })?;
+        let f = field("f")?.keyword().ok_or_else(|| ParseError { line, message: "`:f` is not a keyword".into() })?;
+        let value = op.get("value").unwrap_or(&Edn::Nil);
+        let key = match op.get("key") {
+            None => String::new(),
+            Some(k) => scalar(line, k, "`:key`")?.unwrap_or_default(),
+        };
+        match kind {
+            "invoke" => {
+                let call = match f {
+                    "read" | "get" => Call::Read,
+                    "write" | "put" => Call::Write(scalar(line, value, "`:value`")?.unwrap_or_default()),
+                    "append" => Call::Append(scalar(line, value, "`:value`")?.unwrap_or_default()),
+                    "cas" => match value {
+                        Edn::Vector(v) if v.len() == 2 => Call::Cas(
+                            scalar(line, &v[0], "cas `from`")?.unwrap_or_default(),
+                            scalar(line, &v[1], "cas `to`")?.unwrap_or_default(),
+                        ),
+                        _ => return err(line, "cas `:value` is not `[from to]`"),
+                    },
+                    other => return err(line, format!("unsupported function `:{other}`")),
+                };
+                pairing.invoke(line, process, key, call)?;
+            }
+            "ok" => {
+                let outcome = match f {
+                    "read" | "get" => Outcome::Read(scalar(line, value, "`:value`")?),
+                    "cas" => Outcome::CasOk,
+                    _ => Outcome::Done,
+                };
+                pairing.complete(line, process, Completion::Ok(outcome))?;
+            }
+            "fail" => pairing.complete(line, process, Completion::NotHappened)?,
+            "info" => pairing.complete(line, process, Completion::Unknown)?,
+            other => return err(line, format!("unsupported `:type :{other}`")),
+        }
+    }
+    Ok(pairing.finish())
+}
+
+/// A value as our string form: integers and strings; `nil` is `None`.
+fn scalar(line: usize, v: &Edn, what: &str) -> Result<Option<String>, ParseError> {
+    match v {
+        Edn::Nil => Ok(None),
+        Edn::Int(i) => Ok(Some(i.to_string())),
+        Edn::Str(s) => Ok(Some(s.clone())),
+        Edn::Keyword(k) => Ok(Some(format!(":{k}"))),
+        other => err(line, format!("{what} is {other:?}, expected an integer, a string or nil")),
+    }
+}
+
+/// One EDN value for a string: integers stay integers.
+fn edn_value(v: &str) -> String {
+    if v.parse::<i64>().is_ok() {
+        v.to_string()
+    } else {
+        format!("{v:?}")
+    }
+}
+
+/// Writes a history as Jepsen EDN, invoke and completion lines in time order;
+/// unknown outcomes become `:info` lines at the end, as a Jepsen run would record
+/// them when it gives up on the client.
+pub fn to_edn(history: &History) -> String {
+    let mut events: Vec<(u64, u8, usize)> = Vec::new();
+    for (i, op) in history.ops.iter().enumerate() {
+        events.push((op.invoke, 0, i));
+        events.push((op.complete.unwrap_or(u64::MAX), 1, i));
+    }
+    events.sort();
+    let mut out = String::new();
+    for (time, phase, i) in events {
+        let op = &history.ops[i];
+        let (f, invoke_value) = match &op.call {
+            Call::Read => ("read", "nil".to_string()),
+            Call::Write(v) => ("write", edn_value(v)),
+            Call::Cas(a, b) => ("cas", format!("[{} {}]", edn_value(a), edn_value(b))),
+            Call::Append(v) => ("append", edn_value(v)),
+        };
+        let (kind, value) = match (phase, &op.outcome) {
+            (0, _) => ("invoke", invoke_value),
+            (_, Outcome::Read(v)) => ("ok", v.as_deref().map(edn_value).unwrap_or_else(|| "nil".into())),
+            (_, Outcome::Done | Outcome::CasOk) => ("ok", invoke_value),
+            // Knossos reads `:fail` as "did not happen", which a compare that
+            // failed is, as far as the register's value goes.
+            (_, Outcome::CasFailed) => ("fail", invoke_value),
+            (_, Outcome::Unknown) => ("info", invoke_value),
+        };
+        let time = if time == u64::MAX { String::new() } else { format!(", :time {time}") };
+        let _ = writeln!(out, "{{:type :{kind}, :f :{f}, :key {}, :value {value}, :process {}{time}}}", edn_value(&op.key), op.process);
+    }
+    out
+}
+
+/// Writes one key's operations in Porcupine's etcd log grammar (integer values).
+pub fn to_porcupine_log(history: &History, key: &str) -> Result<String, String> {
+    let ops: Vec<&Operation> = history.ops.iter().filter(|o| o.key == key).collect();
+    let check = |v: &str| v.parse::<i64>().map(|_| ()).map_err(|_| format!("value {v:?} of key {key:?} is not an integer"));
+    let mut events: Vec<(u64, u8, usize)> = Vec::new();
+    for (i, op) in ops.iter().enumerate() {
+        match &op.call {
+            Call::Write(v) => check(v)?,
+            Call::Cas(a, b) => {
+                check(a)?;
+                check(b)?
+            }
+            Call::Append(_) => return Err("Porcupine's etcd log has no append".into()),
+            Call::Read => {}
+        }
+        events.push((op.invoke, 0, i));
+        events.push((op.complete.unwrap_or(u64::MAX), 1, i));
+    }
+    events.sort();
+    let mut out = String::new();
+    for (_, phase, i) in events {
+        let op = ops[i];
+        let (f, value) = match &op.call {
+            Call::Read => ("read", "nil".to_string()),
+            Call::Write(v) => ("write", v.clone()),
+            Call::Cas(a, b) => ("cas", format!("[{a} {b}]")),
+            Call::Append(_) => unreachable!("rejected above"),
+        };
+        let (kind, value) = match (phase, &op.outcome) {
+            (0, _) => (":invoke", value),
+            (_, Outcome::Read(v)) => (":ok", v.clone().unwrap_or_else(|| "nil".into())),
+            (_, Outcome::Done | Outcome::CasOk) => (":ok", value),
+            (_, Outcome::CasFailed) => (":fail", value),
+            (_, Outcome::Unknown) => (":info", ":timed-out".to_string()),
+        };
+        let _ = writeln!(out, "INFO  jepsen.util - {}\t{kind}\t:{f}\t{value}", op.process);
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn etcd_lines_pair_by_process() {
+        let log = "INFO  jepsen.util - 0\t:invoke\t:write\t3\n\
+                   INFO  jepsen.util - 1\t:invoke\t:cas\t[3 4]\n\
+                   INFO  jepsen.util - 0\t:ok\t:write\t3\n\
+                   INFO  jepsen.util - 1\t:fail\t:cas\t[3 4]\n\
+                   INFO  jepsen.util - 2\t:invoke\t:write\t1\n\
+                   INFO  jepsen.util - 2\t:info\t:write\t:timed-out\n";
+        let h = parse(log).unwrap();
+        assert_eq!(h.ops.len(), 3);
+        assert_eq!(h.ops[0].outcome, Outcome::Done);
+        assert_eq!(h.ops[1].outcome, Outcome::CasFailed);
+        assert_eq!(h.ops[2].outcome, Outcome::Unknown);
+        assert_eq!(h.ops[2].complete, None);
+    }
+
+    #[test]
+    fn errors_name_the_line() {
+        let log = "INFO  jepsen.util - 0\t:invoke\t:write\t3\nINFO  jepsen.util - x\t:ok\t:write\t3\n";
+        assert_eq!(parse(log).unwrap_err().to_string(), "line 2: process id \"x\" is not a number");
+        let edn = "{:type :invoke, :f :read, :process 0}\n{:type :ok, :f :read, :process 0, :value [1]}\n";
+        assert_eq!(parse(edn).unwrap_err().line, 2);
+        assert_eq!(parse("{:type :invoke\n").unwrap_err().to_string(), "line 1: missing `}` to close what this line opens");
+        assert_eq!(parse("hello\n").unwrap_err().line, 1);
+        let orphan = "{:type :ok, :f :read, :process 3, :value 1}";
+        assert!(parse(orphan).unwrap_err().message.contains("never invoked"));
+    }
+
+    #[test]
+    fn edn_knossos_fail_means_did_not_happen() {
+        let edn = "{:type :invoke, :f :write, :value 1, :process 0}\n{:type :fail, :f :write, :value 1, :process 0}\n\
+                   {:type :invoke, :f :cas, :value [1 2], :process 1}\n{:type :info, :f :cas, :value [1 2], :process 1}\n";
+        let h = parse(edn).unwrap();
+        assert_eq!(h.ops.len(), 1);
+        assert_eq!(h.ops[0].call, Call::Cas("1".into(), "2".into()));
+        assert_eq!(h.ops[0].outcome, Outcome::Unknown);
+    }
+
+    #[test]
+    fn our_exports_read_back() {
+        let mut h = History::new(Initial::Absent, Clock::Nanos);
+        let op = |process, call, outcome, invoke, complete| Operation { process, key: "k1".into(), call, outcome, invoke, complete };
+        h.ops.push(op(0, Call::Write("5".into()), Outcome::Done, 10, Some(20)));
+        h.ops.push(op(1, Call::Read, Outcome::Read(Some("5".into())), 15, Some(30)));
+        h.ops.push(op(2, Call::Cas("5".into(), "6".into()), Outcome::Unknown, 40, None));
+        h.ops.push(op(0, Call::Cas("7".into(), "8".into()), Outcome::CasFailed, 50, Some(60)));
+        let edn = to_edn(&h);
+        let back = parse(&edn).unwrap();
+        // The failed CAS did not happen, as Knossos reads `:fail`.
+        assert_eq!(back.ops.len(), 3);
+        assert_eq!(back.ops.iter().map(|o| o.outcome.clone()).collect::<Vec<_>>(), [Outcome::Done, Outcome::Read(Some("5".into())), Outcome::Unknown]);
+        let log = to_porcupine_log(&h, "k1").unwrap();
+        let back = parse(&log).unwrap();
+        assert_eq!(back.ops.len(), 4);
+        assert_eq!(back.ops[3].outcome, Outcome::CasFailed);
+    }
+}
