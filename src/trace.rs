@@ -64,11 +64,10 @@ pub fn init_for_tests(default_filter: &str) {
         .try_init();
 }
 
-#[cfg(test)]
+#[cfg(all(test, madsim))]
 mod tests {
     use super::*;
 
-    #[cfg(madsim)]
     #[madsim::test]
     async fn timestamps_are_simulated() {
         madsim::time::sleep(std::time::Duration::from_secs(3600)).await;

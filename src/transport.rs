@@ -117,10 +117,65 @@ pub struct TransportStats {
     pub rejected_malformed: AtomicU64,
 }
 
+/// Which kind of traffic a frame is, so that faults can treat them apart.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Traffic {
+    /// Raft messages and snapshot chunks between stores.
+    Raft,
+    /// Requests and responses between clients and stores.
+    Client,
+}
+
+impl Frame {
+    pub fn traffic(&self) -> Traffic {
+        match self {
+            Frame::Raft(_) | Frame::SnapshotChunk(_) => Traffic::Raft,
+            Frame::Request { .. } | Frame::Response { .. } => Traffic::Client,
+        }
+    }
+}
+
+/// Faults one kind of traffic suffers on its way out of a node.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct LinkFaults {
+    /// Probability that a frame is lost.
+    pub loss: f64,
+    /// Extra delay drawn uniformly from this range; frames delayed differently
+    /// overtake each other (reordering).
+    pub delay_ms: (u64, u64),
+}
+
+/// Faults the testbed injects into our transport, per kind of traffic. Only the
+/// simulated network honours them (draws come from the run's seed); one value is
+/// shared by every node of a simulated cluster and changed while it runs.
+#[derive(Debug, Default)]
+pub struct NetFaults {
+    raft: Mutex<LinkFaults>,
+    client: Mutex<LinkFaults>,
+}
+
+impl NetFaults {
+    pub fn set(&self, traffic: Traffic, faults: LinkFaults) {
+        *self.slot(traffic).lock().expect("net faults lock") = faults;
+    }
+
+    pub fn get(&self, traffic: Traffic) -> LinkFaults {
+        *self.slot(traffic).lock().expect("net faults lock")
+    }
+
+    fn slot(&self, traffic: Traffic) -> &Mutex<LinkFaults> {
+        match traffic {
+            Traffic::Raft => &self.raft,
+            Traffic::Client => &self.client,
+        }
+    }
+}
+
 struct Inner {
     net: net::Net,
-    outboxes: Mutex<BTreeMap<SocketAddr, mpsc::Sender<Vec<u8>>>>,
+    outboxes: Mutex<BTreeMap<SocketAddr, mpsc::Sender<(Traffic, Vec<u8>)>>>,
     stats: TransportStats,
+    faults: Option<Arc<NetFaults>>,
 }
 
 /// A node's network endpoint. Cheap to clone.
@@ -131,13 +186,14 @@ pub struct Transport {
 
 impl Transport {
     pub async fn bind(addr: SocketAddr) -> io::Result<Self> {
+        Self::bind_with_faults(addr, None).await
+    }
+
+    /// Binds a transport whose outgoing frames suffer `faults` (simulation only).
+    pub async fn bind_with_faults(addr: SocketAddr, faults: Option<Arc<NetFaults>>) -> io::Result<Self> {
         let net = net::Net::bind(addr).await?;
         Ok(Transport {
-            inner: Arc::new(Inner {
-                net,
-                outboxes: Mutex::new(BTreeMap::new()),
-                stats: TransportStats::default(),
-            }),
+            inner: Arc::new(Inner { net, outboxes: Mutex::new(BTreeMap::new()), stats: TransportStats::default(), faults }),
         })
     }
 
@@ -151,11 +207,15 @@ impl Transport {
 
     /// Queues `frame` for `to`. Never waits; a full outbox drops the frame.
     pub fn send(&self, to: SocketAddr, frame: &Frame) {
-        self.send_bytes(to, frame.encode());
+        self.send_encoded(to, frame.traffic(), frame.encode());
     }
 
     /// Queues already-encoded bytes (tests use this to send garbage).
     pub fn send_bytes(&self, to: SocketAddr, bytes: Vec<u8>) {
+        self.send_encoded(to, Traffic::Client, bytes);
+    }
+
+    fn send_encoded(&self, to: SocketAddr, traffic: Traffic, bytes: Vec<u8>) {
         let stats = &self.inner.stats;
         if bytes.len() > MAX_FRAME_BYTES {
             stats.dropped_oversized.fetch_add(1, Ordering::Relaxed);
@@ -164,7 +224,7 @@ impl Transport {
         }
         let mut outboxes = self.inner.outboxes.lock().expect("outbox lock");
         let outbox = outboxes.entry(to).or_insert_with(|| self.spawn_sender(to));
-        match outbox.try_send(bytes) {
+        match outbox.try_send((traffic, bytes)) {
             Ok(()) => {
                 stats.sent.fetch_add(1, Ordering::Relaxed);
             }
@@ -174,13 +234,14 @@ impl Transport {
         }
     }
 
-    fn spawn_sender(&self, to: SocketAddr) -> mpsc::Sender<Vec<u8>> {
-        let (tx, mut rx) = mpsc::channel::<Vec<u8>>(OUTBOX_CAPACITY);
+    fn spawn_sender(&self, to: SocketAddr) -> mpsc::Sender<(Traffic, Vec<u8>)> {
+        let (tx, mut rx) = mpsc::channel::<(Traffic, Vec<u8>)>(OUTBOX_CAPACITY);
         let inner = self.inner.clone();
         madsim::task::spawn(async move {
             let mut link = inner.net.link(to);
-            while let Some(bytes) = rx.next().await {
-                if let Err(e) = link.send(bytes).await {
+            while let Some((traffic, bytes)) = rx.next().await {
+                let faults = inner.faults.as_ref().map(|f| f.get(traffic)).unwrap_or_default();
+                if let Err(e) = link.send(bytes, faults).await {
                     tracing::debug!(%to, error = %e, "send failed");
                 }
             }
@@ -207,6 +268,7 @@ impl Transport {
 /// datagrams and honours clogged links and nodes.
 #[cfg(madsim)]
 mod net {
+    use super::LinkFaults;
     use madsim::net::Endpoint;
     use std::io;
     use std::net::SocketAddr;
@@ -254,10 +316,25 @@ mod net {
     }
 
     impl Link {
-        pub async fn send(&mut self, bytes: Vec<u8>) -> io::Result<()> {
-            self.endpoint
-                .send_to_raw(self.to, TAG, Box::new(bytes))
-                .await
+        /// Sends, or loses, or delays (in a task of its own, so later frames may
+        /// overtake it), as `faults` and the run's seed decide.
+        pub async fn send(&mut self, bytes: Vec<u8>, faults: LinkFaults) -> io::Result<()> {
+            use rand::Rng;
+            let mut rng = madsim::rand::thread_rng();
+            if faults.loss > 0.0 && rng.gen_bool(faults.loss.min(1.0)) {
+                return Ok(());
+            }
+            let (lo, hi) = faults.delay_ms;
+            let delay = if hi > lo { rng.gen_range(lo..=hi) } else { lo };
+            if delay == 0 {
+                return self.endpoint.send_to_raw(self.to, TAG, Box::new(bytes)).await;
+            }
+            let (endpoint, to) = (self.endpoint.clone(), self.to);
+            madsim::task::spawn(async move {
+                madsim::time::sleep(std::time::Duration::from_millis(delay)).await;
+                let _ = endpoint.send_to_raw(to, TAG, Box::new(bytes)).await;
+            });
+            Ok(())
         }
     }
 }
@@ -374,7 +451,8 @@ mod net {
     }
 
     impl Link {
-        pub async fn send(&mut self, bytes: Vec<u8>) -> io::Result<()> {
+        /// Injected faults are a simulation feature; the real network has its own.
+        pub async fn send(&mut self, bytes: Vec<u8>, _faults: super::LinkFaults) -> io::Result<()> {
             if self.stream.is_none() {
                 let stream = tokio::time::timeout(CONNECT_TIMEOUT, TcpStream::connect(self.to))
                     .await

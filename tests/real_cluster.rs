@@ -62,6 +62,7 @@ fn start_store(
         addresses: addresses.clone(),
         raftstore: raftstore_config(),
         events: None,
+        net_faults: None,
     };
     let regions = regions.to_vec();
     rt.spawn(async move {

@@ -9,6 +9,7 @@ use simkv::engine::{Cf, IoProfile, KvPair, SimDisk, SimEngine, Snapshot as _};
 use simkv::meta::{presplit_regions, Region, StoreId};
 use simkv::raftstore::{bootstrap_store, RaftStoreConfig, StoreEvent};
 use simkv::server::{run_store_node, StoreNodeConfig};
+use simkv::transport::NetFaults;
 use std::collections::BTreeMap;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::sync::{Arc, Mutex};
@@ -64,6 +65,8 @@ pub struct Cluster {
     pub addresses: BTreeMap<StoreId, SocketAddr>,
     pub stores: BTreeMap<StoreId, StoreSlot>,
     pub events: Arc<Mutex<Vec<TimedEvent>>>,
+    /// Loss and delay injected into our transport, per kind of traffic.
+    pub net_faults: Arc<NetFaults>,
     clients: Mutex<u32>,
 }
 
@@ -85,6 +88,7 @@ impl Cluster {
         let addresses: BTreeMap<StoreId, SocketAddr> =
             store_ids.iter().map(|&id| (id, store_addr(id))).collect();
         let events: Arc<Mutex<Vec<TimedEvent>>> = Arc::default();
+        let net_faults: Arc<NetFaults> = Arc::default();
         let mut stores = BTreeMap::new();
         for &id in &store_ids {
             let raft_disk = SimDisk::new(format!("store-{id}/raft"), spec.io.clone());
@@ -107,6 +111,7 @@ impl Cluster {
                         event: event.clone(),
                     });
                 })),
+                net_faults: Some(net_faults.clone()),
             };
             let node = handle
                 .create_node()
@@ -143,6 +148,7 @@ impl Cluster {
             addresses,
             stores,
             events,
+            net_faults,
             clients: Mutex::new(0),
         }
     }
@@ -161,7 +167,8 @@ impl Cluster {
     }
 
     /// Connects a raw client from inside a client node.
-    pub async fn raw_client(&self, local: SocketAddr, cfg: ClientConfig) -> RawClient {
+    pub async fn raw_client(&self, local: SocketAddr, mut cfg: ClientConfig) -> RawClient {
+        cfg.net_faults = Some(self.net_faults.clone());
         RawClient::connect(local, self.addresses.clone(), self.regions.clone(), cfg)
             .await
             .expect("client binds")
@@ -184,6 +191,25 @@ impl Cluster {
     /// Cuts a store off from every other node, both directions.
     pub fn isolate(&self, store_id: StoreId) {
         madsim::net::NetSim::current().clog_node(self.stores[&store_id].node.id());
+    }
+
+    /// Stops a store's node from running (its timers and messages wait) until
+    /// [`Cluster::resume`].
+    pub fn pause(&self, store_id: StoreId) {
+        Handle::current().pause(self.stores[&store_id].node.id());
+    }
+
+    pub fn resume(&self, store_id: StoreId) {
+        Handle::current().resume(self.stores[&store_id].node.id());
+    }
+
+    /// Drops everything `from` sends to `to` (one direction).
+    pub fn clog_link(&self, from: StoreId, to: StoreId) {
+        madsim::net::NetSim::current().clog_link(self.stores[&from].node.id(), self.stores[&to].node.id());
+    }
+
+    pub fn unclog_link(&self, from: StoreId, to: StoreId) {
+        madsim::net::NetSim::current().unclog_link(self.stores[&from].node.id(), self.stores[&to].node.id());
     }
 
     pub fn heal(&self, store_id: StoreId) {

@@ -3,7 +3,7 @@
 use crate::meta::{Region, RegionId, StoreId};
 use crate::raftstore::RegionError;
 use crate::server::proto::{RawReply, RawRequest, Request, Response, ServerError};
-use crate::transport::{Frame, Transport};
+use crate::transport::{Frame, NetFaults, Transport};
 use futures::channel::oneshot;
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -19,6 +19,8 @@ pub struct ClientConfig {
     pub max_attempts: usize,
     pub backoff_base: Duration,
     pub backoff_max: Duration,
+    /// Faults injected into this client's outgoing requests (simulation only).
+    pub net_faults: Option<Arc<NetFaults>>,
 }
 
 impl Default for ClientConfig {
@@ -28,6 +30,7 @@ impl Default for ClientConfig {
             max_attempts: 20,
             backoff_base: Duration::from_millis(20),
             backoff_max: Duration::from_millis(1000),
+            net_faults: None,
         }
     }
 }
@@ -106,7 +109,7 @@ impl RawClient {
         regions: Vec<Region>,
         cfg: ClientConfig,
     ) -> std::io::Result<Self> {
-        let transport = Transport::bind(local).await?;
+        let transport = Transport::bind_with_faults(local, cfg.net_faults.clone()).await?;
         let pending: Pending = Arc::default();
         let (receiver, dispatch) = (transport.clone(), pending.clone());
         madsim::task::spawn(async move {

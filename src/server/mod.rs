@@ -17,7 +17,8 @@ use crate::meta::StoreId;
 use crate::raftstore::{
     EventSink, RaftStoreConfig, ReadCmd, ReadResult, Store, StoreHandle, WriteCmd, WriteResult,
 };
-use crate::transport::{Frame, Transport};
+use crate::transport::{Frame, NetFaults, Transport};
+use std::sync::Arc;
 use proto::{RawReply, RawRequest, Request, Response, ServerError};
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -31,6 +32,8 @@ pub struct StoreNodeConfig {
     pub addresses: BTreeMap<StoreId, SocketAddr>,
     pub raftstore: RaftStoreConfig,
     pub events: Option<EventSink>,
+    /// Faults injected into this node's outgoing traffic (simulation only).
+    pub net_faults: Option<Arc<NetFaults>>,
 }
 
 /// Runs a store node until it is killed. Returns only if its network fails.
@@ -39,7 +42,7 @@ pub async fn run_store_node<E: Engine>(
     raft_engine: E,
     kv_engine: E,
 ) -> std::io::Result<()> {
-    let transport = Transport::bind(cfg.addr).await?;
+    let transport = Transport::bind_with_faults(cfg.addr, cfg.net_faults.clone()).await?;
     let opened = Store::open(
         cfg.store_id,
         cfg.raftstore.clone(),
