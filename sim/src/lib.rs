@@ -8,5 +8,7 @@
 pub mod bench;
 pub mod checker;
 pub mod history;
+pub mod nemesis;
+pub mod scenario;
 #[cfg(madsim)]
 pub mod cluster;

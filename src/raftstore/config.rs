@@ -30,6 +30,24 @@ pub struct RaftStoreConfig {
     pub snapshot_batch_pairs: usize,
     /// Half-assembled incoming snapshots kept at once.
     pub max_receiving_snapshots: usize,
+    /// Bugs planted on purpose so that the testbed can prove its checkers fail.
+    /// Compiled only in simulation; a scenario switches them on.
+    #[cfg(madsim)]
+    pub bugs: PlantedBugs,
+}
+
+/// Deliberate defects, each breaking one rule the store must obey.
+#[cfg(madsim)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct PlantedBugs {
+    /// A follower answers reads from its own applied state, without ReadIndex.
+    pub follower_local_read: bool,
+    /// Puts and deletes are acknowledged when proposed, before raft commits them.
+    pub ack_before_commit: bool,
+    /// A hard state (term, vote) persisted without new entries is not synced, so a
+    /// crash can forget a vote already sent.
+    pub unsynced_vote: bool,
 }
 
 impl Default for RaftStoreConfig {
@@ -49,6 +67,8 @@ impl Default for RaftStoreConfig {
             snapshot_chunk_bytes: 256 << 10,
             snapshot_batch_pairs: 256,
             max_receiving_snapshots: 8,
+            #[cfg(madsim)]
+            bugs: PlantedBugs::default(),
         }
     }
 }

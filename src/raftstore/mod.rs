@@ -36,5 +36,7 @@ pub mod store;
 
 pub use cmd::{ReadCmd, ReadResult, RegionError, RegionResult, WriteCmd, WriteResult};
 pub use config::RaftStoreConfig;
+#[cfg(madsim)]
+pub use config::PlantedBugs;
 pub use events::{EventSink, StoreEvent};
 pub use store::{bootstrap_store, SnapshotData, Store, StoreHandle};

@@ -73,6 +73,12 @@ fn engine_ok<T>(result: Result<T, EngineError>, what: &str) -> Result<T, Stopped
     }
 }
 
+#[cfg(madsim)]
+enum WriteKind {
+    Cas,
+    Other,
+}
+
 /// The region data a raft snapshot carries (the `data` of raft's `Snapshot`).
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct SnapshotData {
@@ -691,6 +697,8 @@ impl<E: Engine> Store<E> {
             let _ = callback.send(Err(e));
             return;
         }
+        #[cfg(madsim)]
+        let cmd_kind = if matches!(cmd, WriteCmd::Cas { .. }) { WriteKind::Cas } else { WriteKind::Other };
         let peer = self.peers.get_mut(&region_id).expect("checked");
         let data = RaftCmd {
             region_id,
@@ -706,11 +714,13 @@ impl<E: Engine> Store<E> {
             return;
         }
         let (index, term) = (peer.raw.raft.raft_log.last_index(), peer.raw.raft.term);
-        peer.proposals.push_back(Proposal {
-            index,
-            term,
-            callback: Some(callback),
-        });
+        let mut callback = Some(callback);
+        #[cfg(madsim)]
+        if self.cfg.bugs.ack_before_commit && !matches!(cmd_kind, WriteKind::Cas) {
+            // Planted bug: the client hears "done" before a quorum has the entry.
+            let _ = callback.take().expect("not yet used").send(Ok(WriteResult::Done));
+        }
+        peer.proposals.push_back(Proposal { index, term, callback });
         self.dirty.insert(region_id);
     }
 
@@ -725,7 +735,17 @@ impl<E: Engine> Store<E> {
             ReadCmd::Get { key } => key.clone(),
             ReadCmd::Scan { start, .. } => start.clone(),
         };
-        if let Err(e) = self.check_request(region_id, epoch, &[&key]) {
+        let checked = self.check_request(region_id, epoch, &[&key]);
+        if self.planted_follower_read(&checked) {
+            // Planted bug: serve from local state as soon as possible.
+            let id = self.next_read_id;
+            self.next_read_id += 1;
+            let peer = self.peers.get_mut(&region_id).expect("checked");
+            peer.reads.push_back(PendingRead { id, cmd, callback, read_index: Some(0) });
+            self.dirty.insert(region_id);
+            return;
+        }
+        if let Err(e) = checked {
             let _ = callback.send(Err(e));
             return;
         }
@@ -740,6 +760,17 @@ impl<E: Engine> Store<E> {
             read_index: None,
         });
         self.dirty.insert(region_id);
+    }
+
+    /// Whether the planted follower-read bug takes this read (only where the
+    /// check failed for want of leadership alone).
+    fn planted_follower_read(&self, checked: &RegionResult<()>) -> bool {
+        #[cfg(madsim)]
+        if self.cfg.bugs.follower_local_read {
+            return matches!(checked, Err(RegionError::NotLeader { .. }));
+        }
+        let _ = checked;
+        false
     }
 
     async fn handle_ready(&mut self, region_id: RegionId) -> Result<(), Stopped> {
@@ -771,8 +802,12 @@ impl<E: Engine> Store<E> {
                 peer.raw
                     .mut_store()
                     .append(ready.entries(), ready.hs(), &mut batch);
+                #[cfg(madsim)]
+                let sync = !(self.cfg.bugs.unsynced_vote && ready.entries().is_empty());
+                #[cfg(not(madsim))]
+                let sync = true;
                 engine_ok(
-                    self.raft_engine.write(&batch, true).await,
+                    self.raft_engine.write(&batch, sync).await,
                     "persist raft log",
                 )?;
             }

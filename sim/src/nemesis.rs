@@ -1,0 +1,305 @@
+//! The fault schedule of a run, drawn before the cluster starts.
+//!
+//! [`Plan::draw`] takes the scenario and the seed and, from a `rand_chacha`
+//! stream of its own, picks the swarm parameters (every range in the scenario
+//! becomes one value) and the list of faults with their start times, durations
+//! and targets. Nothing the store does can change it, so a regression seed keeps
+//! its meaning across code changes, and a plan can be written out (TOML), edited
+//! and replayed with `simkv-sim run --schedule FILE`.
+//!
+//! Each fault is one variant of [`Fault`]; the runner starts it at `at_ms`, emits a
+//! trace event, and heals it `duration_ms` later (a crash is healed by a restart).
+
+use crate::scenario::{Bug, Range, Scenario};
+use rand_chacha::ChaCha8Rng;
+use rand_core::{Rng, SeedableRng};
+use serde::{Deserialize, Serialize};
+use std::fmt::Write as _;
+
+/// The values the seed picked from the scenario's ranges.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Swarm {
+    pub stores: u64,
+    pub regions: u64,
+    pub raft_log_gc_count_limit: u64,
+    pub disk_slowdown: u64,
+    pub clients: u64,
+    pub keys: u64,
+    pub think_ms: (u64, u64),
+    pub read_percent: u64,
+    pub cas_percent: u64,
+    pub raft_loss: f64,
+    pub raft_delay_ms: u64,
+    pub client_loss: f64,
+    pub client_delay_ms: u64,
+}
+
+/// One fault. Store ids are 1-based; `leader_of_region` is resolved when the fault
+/// starts (the region's leader then).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "kebab-case", deny_unknown_fields)]
+pub enum Fault {
+    /// The stores split into two sides that cannot talk.
+    PartitionHalves { side: Vec<u64> },
+    /// One store cut off from everyone.
+    IsolateStore { store: u64 },
+    /// Whichever store leads the region when the fault starts is cut off.
+    IsolateLeader { region_index: u64 },
+    /// `from` cannot reach `to`; `to` still reaches `from`.
+    Asymmetric { from: u64, to: u64 },
+    /// Two sides that talk only through one bridge store.
+    Bridge { left: Vec<u64>, bridge: u64, right: Vec<u64> },
+    /// One direction of one link is clogged.
+    ClogLink { from: u64, to: u64 },
+    /// The store's process dies (unsynced writes may be lost) and restarts when
+    /// the fault ends.
+    CrashRestart { store: u64 },
+    /// The store's process stops running until the fault ends.
+    Pause { store: u64 },
+    /// Every disk operation of the store is `factor` times slower.
+    SlowDisk { store: u64, factor: u64 },
+    /// Snapshot generation and apply on the store are `factor` times slower.
+    SlowSnapshotIo { store: u64, factor: u64 },
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FaultEvent {
+    pub at_ms: u64,
+    pub duration_ms: u64,
+    #[serde(flatten)]
+    pub fault: Fault,
+}
+
+/// Everything a run does that the seed decides before it starts.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Plan {
+    pub scenario: String,
+    pub seed: u64,
+    pub swarm: Swarm,
+    #[serde(default)]
+    pub bugs: Vec<Bug>,
+    #[serde(default)]
+    pub faults: Vec<FaultEvent>,
+}
+
+/// A small wrapper for drawing from the plan's own stream.
+struct Draw(ChaCha8Rng);
+
+impl Draw {
+    fn below(&mut self, n: u64) -> u64 {
+        if n <= 1 {
+            return 0;
+        }
+        self.0.next_u64() % n
+    }
+
+    fn range(&mut self, r: Range<u64>) -> u64 {
+        let (a, b) = r.bounds();
+        a + self.below(b - a + 1)
+    }
+
+    fn range_f(&mut self, r: Range<f64>) -> f64 {
+        let (a, b) = r.bounds();
+        let unit = (self.0.next_u64() >> 11) as f64 / (1u64 << 53) as f64;
+        // Three decimals are plenty, and print the same everywhere.
+        ((a + (b - a) * unit) * 1000.0).round() / 1000.0
+    }
+
+    fn store(&mut self, stores: u64) -> u64 {
+        1 + self.below(stores)
+    }
+
+    /// Two distinct stores.
+    fn two_stores(&mut self, stores: u64) -> (u64, u64) {
+        let a = self.store(stores);
+        let b = 1 + (a + self.below(stores - 1)) % stores;
+        (a, b)
+    }
+
+    fn shuffled(&mut self, stores: u64) -> Vec<u64> {
+        let mut all: Vec<u64> = (1..=stores).collect();
+        for i in (1..all.len()).rev() {
+            let j = self.below(i as u64 + 1) as usize;
+            all.swap(i, j);
+        }
+        all
+    }
+}
+
+/// Mixes the seed so that the plan's stream is not the simulator's stream.
+fn plan_seed(seed: u64) -> u64 {
+    seed ^ 0x5eed_5c4e_d01e_0000
+}
+
+impl Plan {
+    pub fn draw(scenario: &Scenario, seed: u64) -> Plan {
+        let mut d = Draw(ChaCha8Rng::seed_from_u64(plan_seed(seed)));
+        let (c, w, n) = (&scenario.cluster, &scenario.workload, &scenario.nemesis);
+        let think_hi = d.range(w.think_ms);
+        let swarm = Swarm {
+            stores: d.range(c.stores),
+            regions: d.range(c.regions),
+            raft_log_gc_count_limit: d.range(c.raft_log_gc_count_limit),
+            disk_slowdown: d.range(c.disk_slowdown),
+            clients: d.range(w.clients),
+            keys: d.range(w.keys),
+            think_ms: (w.think_ms.bounds().0, think_hi),
+            read_percent: d.range(w.read_percent),
+            cas_percent: d.range(w.cas_percent),
+            raft_loss: d.range_f(n.raft_loss),
+            raft_delay_ms: d.range(n.raft_delay_ms),
+            client_loss: d.range_f(n.client_loss),
+            client_delay_ms: d.range(n.client_delay_ms),
+        };
+        let weights: [(u32, u8); 10] = [
+            (n.partition_halves, 0),
+            (n.isolate_store, 1),
+            (n.isolate_leader, 2),
+            (n.asymmetric, 3),
+            (n.bridge, 4),
+            (n.clog_link, 5),
+            (n.crash_restart, 6),
+            (n.pause, 7),
+            (n.slow_disk, 8),
+            (n.slow_snapshot_io, 9),
+        ];
+        let total: u64 = weights.iter().map(|(w, _)| *w as u64).sum();
+        let mut faults = Vec::new();
+        let safety_ms = scenario.phases.safety_secs * 1000;
+        let mut at = d.range(n.interval_ms);
+        while total > 0 && at < safety_ms {
+            let duration_ms = d.range(n.duration_ms).min(safety_ms - at).max(1);
+            let mut pick = d.below(total);
+            let kind = weights.iter().find(|(w, _)| {
+                let hit = pick < *w as u64;
+                pick = pick.saturating_sub(*w as u64);
+                hit
+            });
+            let s = swarm.stores;
+            let fault = match kind.map(|k| k.1).unwrap_or(0) {
+                0 => {
+                    let all = d.shuffled(s);
+                    let mut side = all[..(1 + d.below(s - 1)) as usize].to_vec();
+                    side.sort();
+                    Fault::PartitionHalves { side }
+                }
+                1 => Fault::IsolateStore { store: d.store(s) },
+                2 => Fault::IsolateLeader { region_index: d.below(swarm.regions) },
+                3 => {
+                    let (from, to) = d.two_stores(s);
+                    Fault::Asymmetric { from, to }
+                }
+                4 => {
+                    let all = d.shuffled(s);
+                    let bridge = all[0];
+                    let split = 1 + (s as usize - 1) / 2;
+                    let (mut left, mut right) = (all[1..split].to_vec(), all[split..].to_vec());
+                    left.sort();
+                    right.sort();
+                    Fault::Bridge { left, bridge, right }
+                }
+                5 => {
+                    let (from, to) = d.two_stores(s);
+                    Fault::ClogLink { from, to }
+                }
+                6 => Fault::CrashRestart { store: d.store(s) },
+                7 => Fault::Pause { store: d.store(s) },
+                8 => Fault::SlowDisk { store: d.store(s), factor: 10 + d.below(90) },
+                _ => Fault::SlowSnapshotIo { store: d.store(s), factor: 100 + d.below(900) },
+            };
+            faults.push(FaultEvent { at_ms: at, duration_ms, fault });
+            at += d.range(n.interval_ms);
+        }
+        Plan { scenario: scenario.name.clone(), seed, swarm, bugs: scenario.bugs.clone(), faults }
+    }
+
+    pub fn to_toml(&self) -> String {
+        toml::to_string_pretty(self).expect("plans serialize")
+    }
+
+    /// Reads a plan written by [`Plan::to_toml`] (possibly edited by hand).
+    pub fn from_toml(file: &str, text: &str) -> Result<Plan, crate::scenario::ScenarioError> {
+        toml::from_str(text).map_err(|e| crate::scenario::ScenarioError {
+            file: file.to_string(),
+            line: e.span().map(|s| text[..s.start.min(text.len())].matches('\n').count() + 1),
+            message: e.message().trim().to_string(),
+        })
+    }
+
+    /// One line with the swarm parameters, printed at the start of every run.
+    pub fn swarm_line(&self) -> String {
+        let s = &self.swarm;
+        let mut line = format!(
+            "swarm: stores={} regions={} gc_limit={} disk_slowdown={} clients={} keys={} think_ms={}..{} reads={}% cas={}% raft_loss={} raft_delay_ms={} client_loss={} client_delay_ms={}",
+            s.stores, s.regions, s.raft_log_gc_count_limit, s.disk_slowdown, s.clients, s.keys, s.think_ms.0, s.think_ms.1,
+            s.read_percent, s.cas_percent, s.raft_loss, s.raft_delay_ms, s.client_loss, s.client_delay_ms
+        );
+        if !self.bugs.is_empty() {
+            let _ = write!(line, " bugs={:?}", self.bugs);
+        }
+        line
+    }
+
+    /// The schedule, one fault per line.
+    pub fn schedule_text(&self) -> String {
+        let mut out = String::new();
+        for f in &self.faults {
+            let _ = writeln!(out, "{:>7}ms +{:>5}ms  {:?}", f.at_ms, f.duration_ms, f.fault);
+        }
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn chaos() -> Scenario {
+        Scenario::parse(
+            "chaos.toml",
+            "[cluster]\nstores = [3, 5]\n[nemesis]\npartition_halves = 1\nisolate_store = 1\nisolate_leader = 1\nasymmetric = 1\nbridge = 1\nclog_link = 1\ncrash_restart = 1\npause = 1\nslow_disk = 1\nslow_snapshot_io = 1\nraft_loss = [0.0, 0.1]\n",
+        )
+        .unwrap()
+    }
+
+    #[test]
+    fn same_seed_same_plan_and_plans_round_trip() {
+        let a = Plan::draw(&chaos(), 42);
+        assert_eq!(a, Plan::draw(&chaos(), 42));
+        assert_ne!(a, Plan::draw(&chaos(), 43));
+        assert!(!a.faults.is_empty());
+        assert_eq!(Plan::from_toml("p.toml", &a.to_toml()).unwrap(), a);
+    }
+
+    #[test]
+    fn faults_stay_inside_the_safety_phase_and_the_cluster() {
+        for seed in 0..200 {
+            let plan = Plan::draw(&chaos(), seed);
+            for f in &plan.faults {
+                assert!(f.at_ms + f.duration_ms <= 20_000);
+                let stores: Vec<u64> = match &f.fault {
+                    Fault::PartitionHalves { side } => side.clone(),
+                    Fault::IsolateStore { store } | Fault::CrashRestart { store } | Fault::Pause { store } => vec![*store],
+                    Fault::Asymmetric { from, to } | Fault::ClogLink { from, to } => {
+                        assert_ne!(from, to);
+                        vec![*from, *to]
+                    }
+                    Fault::Bridge { left, bridge, right } => [left.clone(), vec![*bridge], right.clone()].concat(),
+                    Fault::SlowDisk { store, .. } | Fault::SlowSnapshotIo { store, .. } => vec![*store],
+                    Fault::IsolateLeader { .. } => vec![],
+                };
+                assert!(stores.iter().all(|s| (1..=plan.swarm.stores).contains(s)), "{f:?}");
+            }
+        }
+    }
+
+    #[test]
+    fn a_bad_plan_file_names_the_line() {
+        let mut text = Plan::draw(&chaos(), 1).to_toml();
+        text.push_str("\n[[faults]]\nat_ms = 5\nduration_ms = 1\nkind = \"meteor-strike\"\n");
+        let e = Plan::from_toml("plan.toml", &text).unwrap_err();
+        assert!(e.line.is_some() && e.message.contains("meteor-strike"), "{e}");
+    }
+}

@@ -1,0 +1,344 @@
+//! Scenario files (`scenarios/*.toml`): cluster shape, workload, fault mix with
+//! rate ranges, phase durations, checkers and optional planted bugs.
+//!
+//! Any number may be given as a range `[min, max]` instead of a value: each run's
+//! seed then picks the value (swarm testing), and the run prints what it picked.
+//! Unknown fields are errors, and every error names the file, line and field.
+
+use serde::{Deserialize, Serialize};
+use std::fmt;
+use std::path::Path;
+
+/// A number or an inclusive range the seed picks from.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum Range<T> {
+    Fixed(T),
+    Between([T; 2]),
+}
+
+impl<T: Copy + PartialOrd + fmt::Display> Range<T> {
+    pub fn bounds(&self) -> (T, T) {
+        match *self {
+            Range::Fixed(v) => (v, v),
+            Range::Between([a, b]) => (a, b),
+        }
+    }
+
+    fn check(&self, field: &str) -> Result<(), String> {
+        let (a, b) = self.bounds();
+        if a > b {
+            return Err(format!("`{field}`: range [{a}, {b}] is empty (min > max)"));
+        }
+        Ok(())
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Scenario {
+    /// Defaults to the file name.
+    #[serde(default)]
+    pub name: String,
+    #[serde(default)]
+    pub description: String,
+    #[serde(default)]
+    pub cluster: ClusterShape,
+    #[serde(default)]
+    pub workload: Workload,
+    #[serde(default)]
+    pub phases: Phases,
+    #[serde(default)]
+    pub nemesis: Nemesis,
+    #[serde(default)]
+    pub checkers: Checkers,
+    /// Planted bugs switched on for this scenario.
+    #[serde(default)]
+    pub bugs: Vec<Bug>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ClusterShape {
+    pub stores: Range<u64>,
+    pub regions: Range<u64>,
+    /// Raft log entries kept before the leader compacts (small: more snapshots).
+    pub raft_log_gc_count_limit: Range<u64>,
+    /// Foreground disk slowdown factor when no fault is active.
+    pub disk_slowdown: Range<u64>,
+}
+
+impl Default for ClusterShape {
+    fn default() -> Self {
+        ClusterShape {
+            stores: Range::Fixed(3),
+            regions: Range::Fixed(1),
+            raft_log_gc_count_limit: Range::Fixed(1000),
+            disk_slowdown: Range::Fixed(1),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum WorkloadKind {
+    /// Per-key get / put / cas over a few keys.
+    Register,
+    /// Each client appends its own ordered items to its own key.
+    Sequential,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Workload {
+    pub kind: WorkloadKind,
+    pub clients: Range<u64>,
+    /// Keys the register workload spreads over.
+    pub keys: Range<u64>,
+    /// Think time between one client's operations.
+    pub think_ms: Range<u64>,
+    /// Percent of register operations that are reads / cas (the rest are puts).
+    pub read_percent: Range<u64>,
+    pub cas_percent: Range<u64>,
+}
+
+impl Default for Workload {
+    fn default() -> Self {
+        Workload {
+            kind: WorkloadKind::Register,
+            clients: Range::Fixed(3),
+            keys: Range::Fixed(3),
+            think_ms: Range::Between([0, 50]),
+            read_percent: Range::Fixed(40),
+            cas_percent: Range::Fixed(30),
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Phases {
+    /// Faults and load.
+    pub safety_secs: u64,
+    /// Every fault healed; the cluster must converge within this long.
+    pub liveness_secs: u64,
+}
+
+impl Default for Phases {
+    fn default() -> Self {
+        Phases { safety_secs: 20, liveness_secs: 30 }
+    }
+}
+
+/// The faults a scenario may inject. A weight of 0 (the default) leaves a fault
+/// out; otherwise faults are picked in proportion to their weights.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Nemesis {
+    /// Time from one fault starting to the next.
+    pub interval_ms: Range<u64>,
+    /// How long each fault lasts.
+    pub duration_ms: Range<u64>,
+    pub partition_halves: u32,
+    pub isolate_store: u32,
+    pub isolate_leader: u32,
+    pub asymmetric: u32,
+    pub bridge: u32,
+    pub clog_link: u32,
+    pub crash_restart: u32,
+    pub pause: u32,
+    pub slow_disk: u32,
+    pub slow_snapshot_io: u32,
+    /// Loss and delay in our transport for the whole safety phase; raft and
+    /// client traffic are drawn separately.
+    pub raft_loss: Range<f64>,
+    pub raft_delay_ms: Range<u64>,
+    pub client_loss: Range<f64>,
+    pub client_delay_ms: Range<u64>,
+}
+
+impl Default for Nemesis {
+    fn default() -> Self {
+        Nemesis {
+            interval_ms: Range::Between([2000, 5000]),
+            duration_ms: Range::Between([1000, 4000]),
+            partition_halves: 0,
+            isolate_store: 0,
+            isolate_leader: 0,
+            asymmetric: 0,
+            bridge: 0,
+            clog_link: 0,
+            crash_restart: 0,
+            pause: 0,
+            slow_disk: 0,
+            slow_snapshot_io: 0,
+            raft_loss: Range::Fixed(0.0),
+            raft_delay_ms: Range::Fixed(0),
+            client_loss: Range::Fixed(0.0),
+            client_delay_ms: Range::Fixed(0),
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Checkers {
+    pub linearizability: bool,
+    pub raft: bool,
+    pub durability: bool,
+    pub convergence: bool,
+    pub sequential: bool,
+}
+
+impl Default for Checkers {
+    fn default() -> Self {
+        Checkers { linearizability: true, raft: true, durability: true, convergence: true, sequential: true }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Bug {
+    FollowerLocalRead,
+    AckBeforeCommit,
+    UnsyncedVote,
+}
+
+/// A scenario that could not be loaded: where, and what is wrong.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ScenarioError {
+    pub file: String,
+    pub line: Option<usize>,
+    pub message: String,
+}
+
+impl fmt::Display for ScenarioError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.line {
+            Some(line) => write!(f, "{}:{}: {}", self.file, line, self.message),
+            None => write!(f, "{}: {}", self.file, self.message),
+        }
+    }
+}
+
+impl std::error::Error for ScenarioError {}
+
+impl Scenario {
+    /// Parses a scenario; `file` names it in errors and gives the default name.
+    pub fn parse(file: &str, text: &str) -> Result<Scenario, ScenarioError> {
+        let error = |line, message| ScenarioError { file: file.to_string(), line, message };
+        let mut scenario: Scenario = toml::from_str(text).map_err(|e| {
+            let line = e.span().map(|span| text[..span.start.min(text.len())].matches('\n').count() + 1);
+            error(line, e.message().trim().to_string())
+        })?;
+        if scenario.name.is_empty() {
+            scenario.name = Path::new(file).file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default();
+        }
+        scenario.validate().map_err(|(field, message)| error(line_of(text, field), message))?;
+        Ok(scenario)
+    }
+
+    pub fn load(path: &Path) -> Result<Scenario, ScenarioError> {
+        let file = path.display().to_string();
+        let text = std::fs::read_to_string(path).map_err(|e| ScenarioError { file: file.clone(), line: None, message: format!("cannot read: {e}") })?;
+        Scenario::parse(&file, &text)
+    }
+
+    /// Every `*.toml` in `dir`, by file name.
+    pub fn load_dir(dir: &Path) -> Result<Vec<Scenario>, ScenarioError> {
+        let entries = std::fs::read_dir(dir).map_err(|e| ScenarioError { file: dir.display().to_string(), line: None, message: format!("cannot list: {e}") })?;
+        let mut paths: Vec<_> = entries.filter_map(|e| e.ok()).map(|e| e.path()).filter(|p| p.extension().is_some_and(|x| x == "toml")).collect();
+        paths.sort();
+        paths.iter().map(|p| Scenario::load(p)).collect()
+    }
+
+    /// Checks what the types cannot; errors name the field (`section.key`).
+    fn validate(&self) -> Result<(), (&'static str, String)> {
+        let c = &self.cluster;
+        let checks: [(&'static str, Result<(), String>); 12] = [
+            ("stores", c.stores.check("cluster.stores")),
+            ("regions", c.regions.check("cluster.regions")),
+            ("raft_log_gc_count_limit", c.raft_log_gc_count_limit.check("cluster.raft_log_gc_count_limit")),
+            ("clients", self.workload.clients.check("workload.clients")),
+            ("keys", self.workload.keys.check("workload.keys")),
+            ("think_ms", self.workload.think_ms.check("workload.think_ms")),
+            ("interval_ms", self.nemesis.interval_ms.check("nemesis.interval_ms")),
+            ("duration_ms", self.nemesis.duration_ms.check("nemesis.duration_ms")),
+            ("raft_loss", self.nemesis.raft_loss.check("nemesis.raft_loss")),
+            ("client_loss", self.nemesis.client_loss.check("nemesis.client_loss")),
+            ("raft_delay_ms", self.nemesis.raft_delay_ms.check("nemesis.raft_delay_ms")),
+            ("client_delay_ms", self.nemesis.client_delay_ms.check("nemesis.client_delay_ms")),
+        ];
+        for (field, check) in checks {
+            check.map_err(|m| (field, m))?;
+        }
+        if c.stores.bounds().0 < 3 || c.stores.bounds().1 > 9 {
+            return Err(("stores", "`cluster.stores` must be between 3 and 9".into()));
+        }
+        if c.regions.bounds().0 < 1 || c.regions.bounds().1 > 64 {
+            return Err(("regions", "`cluster.regions` must be between 1 and 64".into()));
+        }
+        if c.raft_log_gc_count_limit.bounds().0 == 0 {
+            return Err(("raft_log_gc_count_limit", "`cluster.raft_log_gc_count_limit` must be positive".into()));
+        }
+        if self.workload.clients.bounds().0 == 0 || self.workload.keys.bounds().0 == 0 {
+            return Err(("clients", "`workload.clients` and `workload.keys` must be positive".into()));
+        }
+        for (field, r) in [("raft_loss", self.nemesis.raft_loss), ("client_loss", self.nemesis.client_loss)] {
+            let (a, b) = r.bounds();
+            if !(0.0..=1.0).contains(&a) || !(0.0..=1.0).contains(&b) {
+                return Err((field, format!("`nemesis.{field}` is a probability: between 0 and 1")));
+            }
+        }
+        if self.workload.read_percent.bounds().1 + self.workload.cas_percent.bounds().1 > 100 {
+            return Err(("read_percent", "`workload.read_percent` + `workload.cas_percent` must not exceed 100".into()));
+        }
+        if self.phases.safety_secs == 0 || self.phases.liveness_secs == 0 {
+            return Err(("safety_secs", "`phases.safety_secs` and `phases.liveness_secs` must be positive".into()));
+        }
+        if self.nemesis.interval_ms.bounds().0 == 0 {
+            return Err(("interval_ms", "`nemesis.interval_ms` must be positive".into()));
+        }
+        Ok(())
+    }
+}
+
+/// The line on which `key` is set, if it is.
+fn line_of(text: &str, key: &str) -> Option<usize> {
+    text.lines().position(|l| l.trim_start().starts_with(key) && l[l.find(key).unwrap_or(0) + key.len()..].trim_start().starts_with('=')).map(|i| i + 1)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_fill_an_empty_file() {
+        let s = Scenario::parse("scenarios/basic.toml", "").unwrap();
+        assert_eq!(s.name, "basic");
+        assert_eq!(s.cluster.stores, Range::Fixed(3));
+    }
+
+    #[test]
+    fn ranges_and_values_parse() {
+        let s = Scenario::parse("x.toml", "[workload]\nclients = [2, 8]\n[nemesis]\nraft_loss = 0.05\ncrash_restart = 2\n").unwrap();
+        assert_eq!(s.workload.clients, Range::Between([2, 8]));
+        assert_eq!(s.nemesis.raft_loss, Range::Fixed(0.05));
+    }
+
+    #[test]
+    fn errors_name_file_line_and_field() {
+        let unknown = Scenario::parse("scenarios/bad.toml", "[cluster]\nstores = 3\nstorez = 4\n").unwrap_err();
+        assert_eq!(unknown.line, Some(3));
+        assert!(unknown.to_string().starts_with("scenarios/bad.toml:3: unknown field `storez`"), "{unknown}");
+        let wrong_type = Scenario::parse("bad.toml", "[workload]\nclients = \"many\"\n").unwrap_err();
+        assert_eq!(wrong_type.line, Some(2), "{wrong_type}");
+        let empty_range = Scenario::parse("bad.toml", "[nemesis]\n\ninterval_ms = [500, 100]\n").unwrap_err();
+        assert_eq!(empty_range.to_string(), "bad.toml:3: `nemesis.interval_ms`: range [500, 100] is empty (min > max)");
+        let small = Scenario::parse("bad.toml", "[cluster]\nstores = 1\n").unwrap_err();
+        assert_eq!(small.to_string(), "bad.toml:2: `cluster.stores` must be between 3 and 9");
+        let bug = Scenario::parse("bad.toml", "bugs = [\"no-such-bug\"]\n").unwrap_err();
+        assert_eq!(bug.line, Some(1));
+        assert!(bug.message.contains("no-such-bug"), "{bug}");
+    }
+}
