@@ -9,6 +9,10 @@ pub mod bench;
 pub mod checker;
 pub mod history;
 pub mod nemesis;
+#[cfg(madsim)]
+pub mod report;
+#[cfg(madsim)]
+pub mod run;
 pub mod scenario;
 #[cfg(madsim)]
 pub mod cluster;

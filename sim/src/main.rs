@@ -10,21 +10,25 @@ fn main() {
 fn main() {
     use clap::Parser;
     let cli = cli::Cli::parse();
-    simkv::trace::init(simkv::trace::DEFAULT_FILTER);
+    simkv::trace::init(cli.log_filter());
     std::process::exit(cli.run());
 }
 
 #[cfg(madsim)]
 mod cli {
     use clap::{Parser, Subcommand};
-    use simkv_sim::bench;
+    use indicatif::{ProgressBar, ProgressStyle};
+    use simkv_sim::checker::linearizability;
+    use simkv_sim::history::formats;
+    use simkv_sim::nemesis::Plan;
+    use simkv_sim::run::{self, RunReport};
+    use simkv_sim::scenario::Scenario;
+    use simkv_sim::{bench, report};
+    use std::path::{Path, PathBuf};
+    use std::time::Instant;
 
     #[derive(Parser)]
-    #[command(
-        name = "simkv-sim",
-        about = "Deterministic simulation testbed for simkv",
-        version
-    )]
+    #[command(name = "simkv-sim", about = "Deterministic simulation testbed for simkv", version)]
     pub struct Cli {
         #[command(subcommand)]
         command: Command,
@@ -32,33 +36,191 @@ mod cli {
 
     #[derive(Subcommand)]
     enum Command {
+        /// Runs one scenario with one seed and checks it.
+        Run {
+            #[arg(long)]
+            scenario: PathBuf,
+            #[arg(long)]
+            seed: u64,
+            /// Replays this fault plan (written by `plan` or `replay`, maybe edited)
+            /// instead of drawing one from the seed.
+            #[arg(long)]
+            schedule: Option<PathBuf>,
+            /// Runs the seed twice and fails unless both runs have the same digest.
+            #[arg(long)]
+            check_determinism: bool,
+        },
+        /// Runs scenarios over a range of seeds; exits non-zero if any run fails.
+        Fuzz {
+            /// A scenario file or a directory of them (`*.toml`, not recursive).
+            #[arg(long, default_value = "scenarios")]
+            scenarios: PathBuf,
+            /// Seeds as `A..B` (B excluded) or a single seed.
+            #[arg(long, default_value = "0..20", value_parser = parse_seeds)]
+            seeds: (u64, u64),
+            /// Runs only the runs `i` of every `n` (`--shard 3/16`), for CI fan-out.
+            #[arg(long, value_parser = parse_shard)]
+            shard: Option<(u64, u64)>,
+            /// Stops starting new runs after this many wall-clock seconds.
+            #[arg(long)]
+            time_budget: Option<u64>,
+            /// Writes a JSON summary here.
+            #[arg(long)]
+            json: Option<PathBuf>,
+            /// Runs every seed twice and compares digests.
+            #[arg(long)]
+            check_determinism: bool,
+        },
+        /// Runs one seed again with a debug trace, and writes the plan, the
+        /// history (EDN and Porcupine) and the trace to a folder.
+        Replay {
+            #[arg(long)]
+            scenario: PathBuf,
+            #[arg(long)]
+            seed: u64,
+            #[arg(long)]
+            schedule: Option<PathBuf>,
+            #[arg(long, default_value = "replay-out")]
+            out: PathBuf,
+        },
+        /// Prints the plan (swarm parameters and fault schedule) a seed yields, as
+        /// TOML that `run --schedule` accepts.
+        Plan {
+            #[arg(long)]
+            scenario: PathBuf,
+            #[arg(long)]
+            seed: u64,
+        },
+        /// Checks a history file for linearizability: Porcupine etcd or kv logs,
+        /// Jepsen EDN register histories. Exit 0 valid, 1 not, 2 unreadable.
+        Check { file: PathBuf },
+        /// Measures the simulator and the checker against in-run baselines.
+        Bench {
+            /// Seeds of the chaos scenario to time.
+            #[arg(long, default_value_t = 3)]
+            seeds: u64,
+            #[arg(long, default_value = "scenarios/chaos.toml")]
+            scenario: PathBuf,
+            /// The Porcupine corpus to time the checker on.
+            #[arg(long, default_value = "sim/tests/corpus/porcupine/test_data")]
+            corpus: PathBuf,
+        },
         /// Drives a 5-store, 8-region cluster under client load for each seed and
         /// prints simulated seconds per wall second and raw ops per wall second.
         BenchRaftstore {
-            /// First seed.
             #[arg(long, default_value_t = 1)]
             seed: u64,
-            /// How many seeds, one run each.
             #[arg(long, default_value_t = 3)]
             seeds: u64,
-            /// Simulated seconds of load per run.
             #[arg(long, default_value_t = 20)]
             sim_seconds: u64,
-            /// Concurrent clients.
             #[arg(long, default_value_t = 8)]
             clients: usize,
         },
     }
 
+    fn parse_seeds(s: &str) -> Result<(u64, u64), String> {
+        let bad = || format!("`{s}` is not a seed range: write `A..B` (B excluded) or one seed");
+        match s.split_once("..") {
+            Some((a, b)) => {
+                let (a, b) = (a.parse().map_err(|_| bad())?, b.parse().map_err(|_| bad())?);
+                if a >= b {
+                    return Err(format!("seed range `{s}` is empty"));
+                }
+                Ok((a, b))
+            }
+            None => s.parse::<u64>().map(|a| (a, a + 1)).map_err(|_| bad()),
+        }
+    }
+
+    fn parse_shard(s: &str) -> Result<(u64, u64), String> {
+        let bad = || format!("`{s}` is not a shard: write `i/n` with 0 <= i < n");
+        let (i, n) = s.split_once('/').ok_or_else(bad)?;
+        let (i, n): (u64, u64) = (i.parse().map_err(|_| bad())?, n.parse().map_err(|_| bad())?);
+        if n == 0 || i >= n {
+            return Err(bad());
+        }
+        Ok((i, n))
+    }
+
+    fn load(path: &Path) -> Result<Scenario, i32> {
+        Scenario::load(path).map_err(|e| {
+            eprintln!("error: {e}");
+            2
+        })
+    }
+
+    fn plan_for(scenario: &Scenario, seed: u64, schedule: &Option<PathBuf>) -> Result<Plan, i32> {
+        let Some(path) = schedule else { return Ok(Plan::draw(scenario, seed)) };
+        let file = path.display().to_string();
+        let text = std::fs::read_to_string(path).map_err(|e| {
+            eprintln!("error: {file}: cannot read: {e}");
+            2
+        })?;
+        let mut plan = Plan::from_toml(&file, &text).map_err(|e| {
+            eprintln!("error: {e}");
+            2
+        })?;
+        plan.seed = seed;
+        Ok(plan)
+    }
+
     impl Cli {
+        pub fn log_filter(&self) -> &'static str {
+            match self.command {
+                Command::Replay { .. } => "simkv=debug,simkv_sim=debug",
+                _ => "simkv_sim::nemesis=warn,warn",
+            }
+        }
+
         pub fn run(self) -> i32 {
             match self.command {
-                Command::BenchRaftstore {
-                    seed,
-                    seeds,
-                    sim_seconds,
-                    clients,
-                } => {
+                Command::Run { scenario, seed, schedule, check_determinism } => {
+                    let Ok(s) = load(&scenario) else { return 2 };
+                    let Ok(plan) = plan_for(&s, seed, &schedule) else { return 2 };
+                    println!("{}", plan.swarm_line());
+                    let report = run::run(&s, &plan);
+                    let mut code = print_report(&scenario, &report);
+                    if check_determinism {
+                        let again = run::run(&s, &plan);
+                        println!("{}", report::determinism_line(&report, &again));
+                        if again.digest != report.digest {
+                            code = 1;
+                        }
+                    }
+                    code
+                }
+                Command::Fuzz { scenarios, seeds, shard, time_budget, json, check_determinism } => {
+                    fuzz(&scenarios, seeds, shard, time_budget, json, check_determinism)
+                }
+                Command::Replay { scenario, seed, schedule, out } => {
+                    let Ok(s) = load(&scenario) else { return 2 };
+                    let Ok(plan) = plan_for(&s, seed, &schedule) else { return 2 };
+                    println!("{}", plan.swarm_line());
+                    let report = run::run(&s, &plan);
+                    let code = print_report(&scenario, &report);
+                    match report::write_replay(&out, &report) {
+                        Ok(files) => {
+                            println!("wrote {}", files.join(", "));
+                            code
+                        }
+                        Err(e) => {
+                            eprintln!("error: writing {}: {e}", out.display());
+                            2
+                        }
+                    }
+                }
+                Command::Plan { scenario, seed } => {
+                    let Ok(s) = load(&scenario) else { return 2 };
+                    print!("{}", Plan::draw(&s, seed).to_toml());
+                    0
+                }
+                Command::Check { file } => check(&file),
+                Command::Bench { seeds, scenario, corpus } => {
+                    let Ok(s) = load(&scenario) else { return 2 };
+                    bench::bench(&s, seeds, &corpus)
+                }
+                Command::BenchRaftstore { seed, seeds, sim_seconds, clients } => {
                     let mut total = bench::BenchTotals::default();
                     for s in seed..seed + seeds {
                         let report = bench::raftstore_load(s, sim_seconds, clients);
@@ -66,13 +228,114 @@ mod cli {
                         total.add(&report);
                     }
                     println!("{total}");
-                    if total.failed_runs > 0 {
-                        1
-                    } else {
-                        0
-                    }
+                    i32::from(total.failed_runs > 0)
                 }
             }
         }
+    }
+
+    fn print_report(scenario: &Path, report: &RunReport) -> i32 {
+        print!("{}", report::outcome_text(&scenario.display().to_string(), report));
+        i32::from(!report.passed())
+    }
+
+    fn check(file: &Path) -> i32 {
+        let text = match std::fs::read_to_string(file) {
+            Ok(t) => t,
+            Err(e) => {
+                eprintln!("error: {}: cannot read: {e}", file.display());
+                return 2;
+            }
+        };
+        let history = match formats::parse(&text) {
+            Ok(h) => h,
+            Err(e) => {
+                eprintln!("error: {}:{}: {}", file.display(), e.line, e.message);
+                return 2;
+            }
+        };
+        match linearizability::check(&history) {
+            linearizability::Verdict::Linearizable => {
+                println!("{}: linearizable ({} operations, {} with unknown outcome)", file.display(), history.ops.len(), history.unknown_count());
+                0
+            }
+            linearizability::Verdict::NotLinearizable(v) => {
+                println!("{}: NOT linearizable", file.display());
+                println!("{}", linearizability::explain(&history, &v));
+                1
+            }
+        }
+    }
+
+    fn fuzz(dir: &Path, seeds: (u64, u64), shard: Option<(u64, u64)>, budget: Option<u64>, json: Option<PathBuf>, determinism: bool) -> i32 {
+        let scenarios: Vec<(PathBuf, Scenario)> = if dir.is_dir() {
+            let mut paths: Vec<PathBuf> = match std::fs::read_dir(dir) {
+                Ok(entries) => entries.filter_map(|e| e.ok()).map(|e| e.path()).filter(|p| p.extension().is_some_and(|x| x == "toml")).collect(),
+                Err(e) => {
+                    eprintln!("error: {}: cannot list: {e}", dir.display());
+                    return 2;
+                }
+            };
+            paths.sort();
+            let mut out = Vec::new();
+            for p in paths {
+                let Ok(s) = load(&p) else { return 2 };
+                out.push((p, s));
+            }
+            out
+        } else {
+            let Ok(s) = load(dir) else { return 2 };
+            vec![(dir.to_path_buf(), s)]
+        };
+        let mut runs: Vec<(usize, u64)> = Vec::new();
+        for seed in seeds.0..seeds.1 {
+            for i in 0..scenarios.len() {
+                runs.push((i, seed));
+            }
+        }
+        if let Some((i, n)) = shard {
+            runs = runs.into_iter().enumerate().filter(|(k, _)| *k as u64 % n == i).map(|(_, r)| r).collect();
+        }
+        let started = Instant::now();
+        let bar = ProgressBar::new(runs.len() as u64);
+        bar.set_style(ProgressStyle::with_template("{bar:40} {pos}/{len} runs, {msg} [{elapsed_precise}]").expect("template"));
+        let mut summary = report::FuzzSummary::default();
+        for (i, seed) in runs {
+            if budget.is_some_and(|b| started.elapsed().as_secs() >= b) {
+                summary.skipped += 1;
+                continue;
+            }
+            let (path, scenario) = &scenarios[i];
+            let plan = Plan::draw(scenario, seed);
+            let report = run::run(scenario, &plan);
+            let mut failed = !report.passed();
+            if determinism {
+                let again = run::run(scenario, &plan);
+                if again.digest != report.digest {
+                    failed = true;
+                    bar.suspend(|| println!("{}", report::determinism_line(&report, &again)));
+                    summary.add_failure(&path.display().to_string(), seed, "determinism", "two runs of this seed produced different digests");
+                }
+            }
+            summary.add(&report, failed);
+            if !report.passed() {
+                bar.suspend(|| print!("{}", report::outcome_text(&path.display().to_string(), &report)));
+                for f in &report.failures {
+                    summary.add_failure(&path.display().to_string(), seed, &f.checker, &f.explanation);
+                }
+            }
+            bar.set_message(format!("{} failed", summary.failed));
+            bar.inc(1);
+        }
+        bar.finish_and_clear();
+        summary.wall_secs = started.elapsed().as_secs_f64();
+        println!("{}", summary.line());
+        if let Some(path) = json {
+            if let Err(e) = std::fs::write(&path, summary.to_json()) {
+                eprintln!("error: {}: {e}", path.display());
+                return 2;
+            }
+        }
+        i32::from(summary.failed > 0)
     }
 }

@@ -1,4 +1,13 @@
 //! Checkers: each reads a history or the store's events, never store internals,
 //! and explains a failure in terms a person can act on.
+//!
+//! | checker | reads | rule |
+//! |---|---|---|
+//! | [`linearizability`] | register history | some total order respects real time and the register model |
+//! | [`raft`] | store events | one leader per term; an applied entry never changes |
+//! | [`sequential`] | per-client append logs | none lost, none duplicated, order kept |
+//! | durability, convergence | final reads, replica data | in the runner (`run`) |
 
 pub mod linearizability;
+pub mod raft;
+pub mod sequential;

@@ -1,0 +1,144 @@
+//! What runs print and write: the outcome of a run (with the exact replay
+//! command when it failed), the fuzz summary (text and JSON), and the replay
+//! folder. Pinned by insta snapshots: these formats change only on purpose.
+
+use crate::history::formats;
+use crate::run::RunReport;
+use serde::Serialize;
+use std::fmt::Write as _;
+use std::path::Path;
+
+/// The command that reruns exactly this run.
+pub fn replay_command(scenario_path: &str, seed: u64) -> String {
+    format!("cargo run --release -p simkv-sim -- replay --scenario {scenario_path} --seed {seed}")
+}
+
+/// The text `run`, `replay` and `fuzz` print for one run.
+pub fn outcome_text(scenario_path: &str, report: &RunReport) -> String {
+    let mut out = String::new();
+    let plan = &report.plan;
+    let s = &report.stats;
+    if report.passed() {
+        let _ = writeln!(
+            out,
+            "PASS {} seed {}: {} ops ({} completed, {} unknown), {} faults, {} store events, {:.1} simulated s, digest {:016x}",
+            plan.scenario,
+            plan.seed,
+            s.ops,
+            s.ok,
+            s.unknown,
+            s.faults,
+            s.events,
+            s.sim_millis as f64 / 1000.0,
+            report.digest
+        );
+        return out;
+    }
+    let _ = writeln!(out, "FAIL {} seed {}", plan.scenario, plan.seed);
+    let _ = writeln!(out, "{}", plan.swarm_line());
+    for f in &report.failures {
+        let _ = writeln!(out, "checker {} failed:", f.checker);
+        for line in f.explanation.lines() {
+            let _ = writeln!(out, "  {line}");
+        }
+    }
+    let _ = writeln!(out, "replay: {}", replay_command(scenario_path, plan.seed));
+    out
+}
+
+pub fn determinism_line(first: &RunReport, second: &RunReport) -> String {
+    if first.digest == second.digest {
+        format!("deterministic: seed {} gave digest {:016x} twice", first.plan.seed, first.digest)
+    } else {
+        format!(
+            "NOT deterministic: seed {} gave digests {:016x} and {:016x}",
+            first.plan.seed, first.digest, second.digest
+        )
+    }
+}
+
+/// Writes the plan, the history (EDN, and Porcupine logs per key) and the
+/// timeline of a run into `dir`; returns the file names.
+pub fn write_replay(dir: &Path, report: &RunReport) -> std::io::Result<Vec<String>> {
+    std::fs::create_dir_all(dir)?;
+    let mut files = Vec::new();
+    let mut write = |name: &str, text: &str| -> std::io::Result<()> {
+        std::fs::write(dir.join(name), text)?;
+        files.push(dir.join(name).display().to_string());
+        Ok(())
+    };
+    write("plan.toml", &report.plan.to_toml())?;
+    write("history.edn", &formats::to_edn(&report.history))?;
+    for (i, key) in report.history.keys().iter().enumerate() {
+        if let Ok(log) = formats::to_porcupine_log(&report.history, key) {
+            write(&format!("history-key{i}.porcupine.log"), &log)?;
+        }
+    }
+    let mut timeline = report.timeline.join("\n");
+    timeline.push('\n');
+    for f in &report.failures {
+        let _ = writeln!(timeline, "checker {} failed:\n{}", f.checker, f.explanation);
+    }
+    write("timeline.txt", &timeline)?;
+    Ok(files)
+}
+
+#[derive(Debug, Default, Serialize)]
+pub struct FuzzFailure {
+    pub scenario: String,
+    pub seed: u64,
+    pub checker: String,
+    pub explanation: String,
+    pub replay: String,
+}
+
+/// Totals of a fuzz campaign.
+#[derive(Debug, Default, Serialize)]
+pub struct FuzzSummary {
+    pub runs: u64,
+    pub passed: u64,
+    pub failed: u64,
+    /// Runs not started because the time budget ran out.
+    pub skipped: u64,
+    pub ops: u64,
+    pub faults: u64,
+    pub simulated_secs: f64,
+    pub wall_secs: f64,
+    pub failures: Vec<FuzzFailure>,
+}
+
+impl FuzzSummary {
+    pub fn add(&mut self, report: &RunReport, failed: bool) {
+        self.runs += 1;
+        if failed {
+            self.failed += 1;
+        } else {
+            self.passed += 1;
+        }
+        self.ops += report.stats.ops as u64;
+        self.faults += report.stats.faults as u64;
+        self.simulated_secs += report.stats.sim_millis as f64 / 1000.0;
+    }
+
+    pub fn add_failure(&mut self, scenario_path: &str, seed: u64, checker: &str, explanation: &str) {
+        self.failures.push(FuzzFailure {
+            scenario: scenario_path.to_string(),
+            seed,
+            checker: checker.to_string(),
+            explanation: explanation.to_string(),
+            replay: replay_command(scenario_path, seed),
+        });
+    }
+
+    pub fn line(&self) -> String {
+        let rate = if self.wall_secs > 0.0 { self.simulated_secs / self.wall_secs } else { 0.0 };
+        format!(
+            "fuzz: {} runs, {} passed, {} failed, {} skipped (time budget); {} ops, {} faults; {:.0} simulated s in {:.1} wall s ({:.1}x)",
+            self.runs, self.passed, self.failed, self.skipped, self.ops, self.faults, self.simulated_secs, self.wall_secs, rate
+        )
+    }
+
+    pub fn to_json(&self) -> String {
+        serde_json::to_string_pretty(self).expect("summary serializes")
+    }
+}

@@ -1,0 +1,712 @@
+//! One run: a scenario, a plan (swarm parameters and fault schedule drawn from the
+//! seed), a simulated cluster, a workload recording its history, two phases, and
+//! the checkers.
+//!
+//! 1. **Safety phase**: clients run the workload while the nemesis injects the
+//!    plan's faults (each healed when its duration ends).
+//! 2. **Liveness phase**: every fault is healed. Within the phase's bound every
+//!    client operation must complete, every region must serve a read, and every
+//!    region's replicas must hold identical data; failing that is a failure of its
+//!    own ("did not converge").
+//! 3. **Checks**: linearizability of the history (with the final reads in it),
+//!    durability, the sequential check, raft safety over the store events, and
+//!    convergence.
+
+use crate::checker::sequential::{ClientLog, ItemStatus};
+use crate::checker::{linearizability, raft as raft_checker, sequential};
+use crate::cluster::{Cluster, ClusterSpec};
+use crate::history::{Call, Clock, History, Initial, Operation, Outcome};
+use crate::nemesis::{Fault, Plan, Swarm};
+use crate::scenario::{Bug, Scenario, WorkloadKind};
+use madsim::task::NodeId;
+use madsim::time::{sleep, Duration, Instant};
+use simkv::client::{ClientConfig, ClientError, RawClient};
+use simkv::engine::IoProfile;
+use simkv::meta::StoreId;
+use simkv::raftstore::events::fingerprint;
+use simkv::transport::{LinkFaults, Traffic};
+use std::collections::{BTreeMap, BTreeSet};
+use std::fmt::Write as _;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+
+/// A checker that failed, with what a person needs to act on it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Failure {
+    pub checker: String,
+    pub explanation: String,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RunStats {
+    pub ops: usize,
+    pub ok: usize,
+    pub unknown: usize,
+    pub faults: usize,
+    pub events: usize,
+    pub sim_millis: u64,
+}
+
+/// Everything a run produced.
+#[derive(Debug, Clone)]
+pub struct RunReport {
+    pub plan: Plan,
+    pub history: History,
+    /// Nemesis and phase events with simulated times, one line each.
+    pub timeline: Vec<String>,
+    pub failures: Vec<Failure>,
+    pub stats: RunStats,
+    /// Fingerprint of the store events, the timeline and the history: two runs
+    /// of one seed in one build must agree on it.
+    pub digest: u64,
+}
+
+impl RunReport {
+    pub fn passed(&self) -> bool {
+        self.failures.is_empty()
+    }
+}
+
+/// Runs `scenario` with `plan` in a fresh simulation seeded with `plan.seed`.
+/// A panic anywhere in the simulated cluster is reported as a failure.
+pub fn run(scenario: &Scenario, plan: &Plan) -> RunReport {
+    let runtime = madsim::runtime::Runtime::with_seed_and_config(plan.seed, madsim::Config::default());
+    let (scenario, plan2) = (scenario.clone(), plan.clone());
+    let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| runtime.block_on(run_inner(scenario, plan2))));
+    match result {
+        Ok(report) => report,
+        Err(panic) => {
+            let message = panic
+                .downcast_ref::<String>()
+                .cloned()
+                .or_else(|| panic.downcast_ref::<&str>().map(|s| s.to_string()))
+                .unwrap_or_else(|| "(no message)".into());
+            RunReport {
+                plan: plan.clone(),
+                history: History::new(Initial::Absent, Clock::Nanos),
+                timeline: vec![],
+                failures: vec![Failure { checker: "panic".into(), explanation: format!("the simulation panicked: {message}") }],
+                stats: RunStats::default(),
+                digest: fingerprint(message.as_bytes()),
+            }
+        }
+    }
+}
+
+fn now_ns() -> u64 {
+    madsim::time::TimeHandle::current().elapsed().as_nanos() as u64
+}
+
+/// The register workload's keys, spread over the pre-split key space.
+fn register_key(i: u64, keys: u64) -> String {
+    format!("key{:03}-r", i * 1000 / keys.max(1))
+}
+
+fn sequential_key(client: u64, clients: u64) -> String {
+    format!("key{:03}-s{client}", client * 1000 / clients.max(1))
+}
+
+struct Shared {
+    cluster: Arc<Cluster>,
+    timeline: Mutex<Vec<String>>,
+    ops: Mutex<Vec<Operation>>,
+    logs: Mutex<BTreeMap<u64, ClientLog>>,
+    stop: AtomicBool,
+    start: Instant,
+    /// Nodes of the clients, so that isolating a store cuts them off too.
+    client_nodes: Mutex<Vec<NodeId>>,
+    faults: Mutex<FaultState>,
+    baseline_io: IoProfile,
+    swarm: Swarm,
+}
+
+impl Shared {
+    fn log(&self, line: String) {
+        let at = self.start.elapsed();
+        let line = format!("{:>8.3}s {line}", at.as_secs_f64());
+        tracing::info!(target: "simkv_sim::nemesis", "{line}");
+        self.timeline.lock().unwrap().push(line);
+    }
+}
+
+/// What is currently broken, so that overlapping faults compose and healing
+/// undoes exactly what was done.
+#[derive(Default)]
+struct FaultState {
+    /// Clogged directed links between nodes, counted (two faults may clog one).
+    clogs: BTreeMap<(NodeId, NodeId), u32>,
+    down: BTreeSet<StoreId>,
+    paused: BTreeSet<StoreId>,
+    slow: BTreeMap<StoreId, u32>,
+    /// Faults started and not yet healed, by their index in the plan.
+    active: BTreeMap<usize, Vec<(NodeId, NodeId)>>,
+}
+
+async fn run_inner(scenario: Scenario, plan: Plan) -> RunReport {
+    let swarm = plan.swarm.clone();
+    let mut spec = ClusterSpec::new(swarm.stores as usize, swarm.regions as usize);
+    spec.raftstore.raft_log_gc_count_limit = swarm.raft_log_gc_count_limit;
+    spec.raftstore.raft_log_gc_ticks = 3;
+    for bug in &plan.bugs {
+        match bug {
+            Bug::FollowerLocalRead => spec.raftstore.bugs.follower_local_read = true,
+            Bug::AckBeforeCommit => spec.raftstore.bugs.ack_before_commit = true,
+            Bug::UnsyncedVote => spec.raftstore.bugs.unsynced_vote = true,
+        }
+    }
+    spec.io = IoProfile { slowdown: swarm.disk_slowdown.max(1), ..IoProfile::ssd() };
+    let baseline_io = spec.io.clone();
+    let cluster = Arc::new(Cluster::start(spec));
+    let shared = Arc::new(Shared {
+        cluster: cluster.clone(),
+        timeline: Mutex::new(Vec::new()),
+        ops: Mutex::new(Vec::new()),
+        logs: Mutex::new(BTreeMap::new()),
+        stop: AtomicBool::new(false),
+        start: Instant::now(),
+        client_nodes: Mutex::new(Vec::new()),
+        faults: Mutex::new(FaultState::default()),
+        baseline_io,
+        swarm: swarm.clone(),
+    });
+    shared.log(plan.swarm_line());
+    let mut failures = Vec::new();
+
+    // Let the regions elect leaders before load and faults begin.
+    sleep(Duration::from_secs(3)).await;
+
+    // Safety phase.
+    let safety = Duration::from_secs(scenario.phases.safety_secs);
+    cluster.net_faults.set(Traffic::Raft, LinkFaults { loss: swarm.raft_loss, delay_ms: (0, swarm.raft_delay_ms) });
+    cluster.net_faults.set(Traffic::Client, LinkFaults { loss: swarm.client_loss, delay_ms: (0, swarm.client_delay_ms) });
+    shared.log("safety phase begins".into());
+    let mut clients = Vec::new();
+    for c in 0..swarm.clients {
+        let (node, local) = cluster.client_node();
+        shared.client_nodes.lock().unwrap().push(node.id());
+        let shared = shared.clone();
+        let kind = scenario.workload.kind;
+        clients.push(node.spawn(async move {
+            let cfg = ClientConfig { rpc_timeout: Duration::from_secs(1), max_attempts: 8, ..ClientConfig::default() };
+            let client = shared.cluster.raw_client(local, cfg).await;
+            match kind {
+                WorkloadKind::Register => register_client(&shared, &client, c).await,
+                WorkloadKind::Sequential => sequential_client(&shared, &client, c).await,
+            }
+        }));
+    }
+    let nemesis = {
+        let shared = shared.clone();
+        let plan = plan.clone();
+        madsim::task::spawn(async move { run_nemesis(&shared, &plan).await })
+    };
+    sleep(safety).await;
+    shared.stop.store(true, Ordering::SeqCst);
+    nemesis.abort();
+
+    // Liveness phase: heal everything; the cluster must converge in time.
+    heal_all(&shared);
+    cluster.net_faults.set(Traffic::Raft, LinkFaults::default());
+    cluster.net_faults.set(Traffic::Client, LinkFaults::default());
+    shared.log("liveness phase begins: every fault healed".into());
+    let deadline = Instant::now() + Duration::from_secs(scenario.phases.liveness_secs);
+    for (i, task) in clients.into_iter().enumerate() {
+        let left = deadline.saturating_duration_since(Instant::now());
+        match madsim::time::timeout(left, task).await {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => failures.push(Failure { checker: "workload".into(), explanation: format!("client {i} stopped: {e}") }),
+            Err(_) => failures.push(Failure {
+                checker: "liveness".into(),
+                explanation: format!("client {i} was still waiting for an operation when the liveness phase ended"),
+            }),
+        }
+    }
+    failures.extend(final_reads(&shared, &scenario, deadline).await);
+    if scenario.checkers.convergence {
+        if let Some(f) = converge(&cluster, deadline).await {
+            failures.push(f);
+        }
+    }
+    shared.log("liveness phase ends".into());
+
+    // Checks.
+    let mut history = History::new(Initial::Absent, Clock::Nanos);
+    history.ops = std::mem::take(&mut *shared.ops.lock().unwrap());
+    history.ops.sort_by_key(|o| (o.invoke, o.process));
+    if scenario.checkers.linearizability {
+        if let linearizability::Verdict::NotLinearizable(v) = linearizability::check(&history) {
+            failures.push(Failure { checker: "linearizability".into(), explanation: linearizability::explain(&history, &v) });
+        }
+    }
+    if scenario.checkers.durability {
+        if let Some(e) = durability(&history) {
+            failures.push(Failure { checker: "durability".into(), explanation: e });
+        }
+    }
+    if scenario.checkers.sequential && scenario.workload.kind == WorkloadKind::Sequential {
+        if let Some(e) = sequential::check(&shared.logs.lock().unwrap()) {
+            failures.push(Failure { checker: "sequential".into(), explanation: e });
+        }
+    }
+    let events: Vec<_> = cluster.events().into_iter().map(|e| e.event).collect();
+    if scenario.checkers.raft {
+        if let Some(e) = raft_checker::check(&events) {
+            failures.push(Failure { checker: "raft".into(), explanation: e });
+        }
+    }
+
+    let timeline = shared.timeline.lock().unwrap().clone();
+    let stats = RunStats {
+        ops: history.ops.len(),
+        ok: history.ops.iter().filter(|o| o.outcome != Outcome::Unknown).count(),
+        unknown: history.unknown_count(),
+        faults: plan.faults.len(),
+        events: events.len(),
+        sim_millis: shared.start.elapsed().as_millis() as u64,
+    };
+    let mut text = format!("{:016x}\n", cluster.digest());
+    timeline.iter().for_each(|l| text.push_str(l));
+    history.ops.iter().for_each(|o| {
+        let _ = writeln!(text, "{o:?}");
+    });
+    RunReport { plan, history, timeline, failures, stats, digest: fingerprint(text.as_bytes()) }
+}
+
+/// Records one finished operation.
+fn record(shared: &Shared, process: u64, key: &str, call: Call, invoke: u64, outcome: Option<Outcome>) {
+    let Some(outcome) = outcome else { return };
+    if outcome == Outcome::Unknown && call == Call::Read {
+        return;
+    }
+    let complete = (outcome != Outcome::Unknown).then(now_ns);
+    shared.ops.lock().unwrap().push(Operation { process, key: key.to_string(), call, outcome, invoke, complete });
+}
+
+async fn think(shared: &Shared) {
+    let (lo, hi) = shared.swarm.think_ms;
+    let ms = if hi > lo { rand::Rng::gen_range(&mut madsim::rand::thread_rng(), lo..=hi) } else { lo };
+    sleep(Duration::from_millis(ms)).await;
+}
+
+/// Per-key get / put / cas. A client whose operation has an unknown outcome
+/// continues as a new process, as Jepsen's do.
+async fn register_client(shared: &Shared, client: &RawClient, c: u64) {
+    use rand::Rng;
+    let (keys, read_percent, cas_percent) = (shared.swarm.keys, shared.swarm.read_percent, shared.swarm.cas_percent);
+    let clients = shared.client_nodes.lock().unwrap().len().max(1) as u64;
+    let mut process = c;
+    let mut counter = 0u64;
+    while !shared.stop.load(Ordering::SeqCst) {
+        let (k, dice, expect) = {
+            let mut rng = madsim::rand::thread_rng();
+            (rng.gen_range(0..keys), rng.gen_range(0..100u64), rng.gen_range(0..4u64))
+        };
+        let key = register_key(k, keys);
+        counter += 1;
+        let value = ((c + 1) * 1_000_000 + counter).to_string();
+        let invoke = now_ns();
+        let (call, outcome) = if dice < read_percent {
+            let outcome = match client.get(key.as_bytes()).await {
+                Ok(v) => Some(Outcome::Read(v.map(|v| String::from_utf8_lossy(&v).into_owned()))),
+                Err(_) => None,
+            };
+            (Call::Read, outcome)
+        } else if dice < read_percent + cas_percent {
+            // Compare against a value this key plausibly holds: the last value
+            // this process read or wrote, else a recent one from the history.
+            let from = last_value(shared, &key, expect).unwrap_or_else(|| "0".into());
+            let outcome = match client.cas(key.as_bytes(), Some(from.as_bytes()), Some(value.as_bytes())).await {
+                Ok((true, _)) => Some(Outcome::CasOk),
+                Ok((false, _)) => Some(Outcome::CasFailed),
+                Err(ClientError::Unknown(_)) => Some(Outcome::Unknown),
+                Err(_) => None,
+            };
+            (Call::Cas(from, value), outcome)
+        } else {
+            let outcome = match client.put(key.as_bytes(), value.as_bytes()).await {
+                Ok(()) => Some(Outcome::Done),
+                Err(ClientError::Unknown(_)) => Some(Outcome::Unknown),
+                Err(_) => None,
+            };
+            (Call::Write(value), outcome)
+        };
+        let unknown = outcome == Some(Outcome::Unknown);
+        record(shared, process, &key, call, invoke, outcome);
+        if unknown {
+            process += clients;
+        }
+        think(shared).await;
+    }
+}
+
+/// One of the last few values seen on `key`.
+fn last_value(shared: &Shared, key: &str, back: u64) -> Option<String> {
+    let ops = shared.ops.lock().unwrap();
+    ops.iter()
+        .rev()
+        .filter(|o| o.key == key)
+        .filter_map(|o| match (&o.call, &o.outcome) {
+            (Call::Write(v), Outcome::Done) | (Call::Cas(_, v), Outcome::CasOk) => Some(v.clone()),
+            (_, Outcome::Read(Some(v))) => Some(v.clone()),
+            _ => None,
+        })
+        .nth(back as usize)
+}
+
+/// Appends items 1, 2, 3, ... to the client's own key by read + compare-and-set.
+async fn sequential_client(shared: &Shared, client: &RawClient, c: u64) {
+    let clients = shared.client_nodes.lock().unwrap().len().max(1) as u64;
+    let key = sequential_key(c, clients);
+    shared.logs.lock().unwrap().insert(c, ClientLog::default());
+    let mut process = c;
+    let mut item = 1u64;
+    while !shared.stop.load(Ordering::SeqCst) {
+        let invoke = now_ns();
+        let current = match client.get(key.as_bytes()).await {
+            Ok(v) => v.map(|v| String::from_utf8_lossy(&v).into_owned()),
+            Err(_) => {
+                think(shared).await;
+                continue;
+            }
+        };
+        record(shared, process, &key, Call::Read, invoke, Some(Outcome::Read(current.clone())));
+        let mut next = current.clone().unwrap_or_default();
+        next.push_str(&format!("{item},"));
+        let from = current.clone().unwrap_or_default();
+        let invoke = now_ns();
+        let expected = current.as_deref().map(str::as_bytes);
+        let (status, outcome) = match client.cas(key.as_bytes(), expected, Some(next.as_bytes())).await {
+            Ok((true, _)) => (Some(ItemStatus::Acknowledged), Some(Outcome::CasOk)),
+            Ok((false, _)) => (None, Some(Outcome::CasFailed)),
+            Err(ClientError::Unknown(_)) => (Some(ItemStatus::Unknown), Some(Outcome::Unknown)),
+            Err(_) => (None, None),
+        };
+        // The register model compares strings: "" stands for an absent key here,
+        // which the sequential key never is once its first item lands.
+        if current.is_some() {
+            record(shared, process, &key, Call::Cas(from, next), invoke, outcome.clone());
+        }
+        if let Some(status) = status {
+            shared.logs.lock().unwrap().get_mut(&c).expect("registered").items.insert(item, status);
+            item += 1;
+        }
+        if outcome == Some(Outcome::Unknown) {
+            process += clients;
+        }
+        think(shared).await;
+    }
+}
+
+/// After healing: read every workload key (recorded in the history, so the
+/// linearizability and durability checks see them) and one key of every region.
+async fn final_reads(shared: &Arc<Shared>, scenario: &Scenario, deadline: Instant) -> Vec<Failure> {
+    let cluster = &shared.cluster;
+    let (node, local) = cluster.client_node();
+    let keys: Vec<String> = {
+        let ops = shared.ops.lock().unwrap();
+        let mut keys: BTreeSet<String> = ops.iter().map(|o| o.key.clone()).collect();
+        if scenario.workload.kind == WorkloadKind::Sequential {
+            let clients = shared.logs.lock().unwrap().len() as u64;
+            keys.extend((0..clients).map(|c| sequential_key(c, clients)));
+        }
+        keys.into_iter().collect()
+    };
+    let region_keys: Vec<Vec<u8>> = cluster.regions.iter().map(|r| r.start_key.clone()).collect();
+    let shared2 = shared.clone();
+    let task = node.spawn(async move {
+        let cfg = ClientConfig { rpc_timeout: Duration::from_secs(1), max_attempts: 4, ..ClientConfig::default() };
+        let client = shared2.cluster.raw_client(local, cfg).await;
+        let mut failures = Vec::new();
+        let process = 1_000_000;
+        for key in &keys {
+            let read = loop {
+                let invoke = now_ns();
+                match client.get(key.as_bytes()).await {
+                    Ok(v) => break Some((invoke, v.map(|v| String::from_utf8_lossy(&v).into_owned()))),
+                    Err(_) if Instant::now() < deadline => sleep(Duration::from_millis(200)).await,
+                    Err(e) => {
+                        failures.push(Failure {
+                            checker: "liveness".into(),
+                            explanation: format!("the final read of key {key:?} did not complete within the liveness phase: {e}"),
+                        });
+                        break None;
+                    }
+                }
+            };
+            if let Some((invoke, value)) = read {
+                record(&shared2, process, key, Call::Read, invoke, Some(Outcome::Read(value.clone())));
+                if key.contains("-s") {
+                    let client_id: u64 = key.rsplit("-s").next().and_then(|c| c.parse().ok()).unwrap_or(u64::MAX);
+                    let list = sequential::decode(value.as_deref().unwrap_or(""));
+                    if let Some(log) = shared2.logs.lock().unwrap().get_mut(&client_id) {
+                        match list {
+                            Ok(list) => log.final_list = Some(list),
+                            Err(e) => failures.push(Failure { checker: "sequential".into(), explanation: format!("client {client_id}: {e}") }),
+                        }
+                    }
+                }
+            }
+        }
+        // Every region serves a read: it has a leader that can confirm it.
+        for key in region_keys {
+            loop {
+                match client.get(&key).await {
+                    Ok(_) => break,
+                    Err(_) if Instant::now() < deadline => sleep(Duration::from_millis(200)).await,
+                    Err(e) => {
+                        failures.push(Failure {
+                            checker: "liveness".into(),
+                            explanation: format!("the region starting at {key:?} served no read within the liveness phase: {e}"),
+                        });
+                        break;
+                    }
+                }
+            }
+        }
+        failures
+    });
+    task.await.unwrap_or_else(|e| vec![Failure { checker: "liveness".into(), explanation: format!("final reads stopped: {e}") }])
+}
+
+/// Waits until every region's replicas hold identical data, or the deadline.
+async fn converge(cluster: &Cluster, deadline: Instant) -> Option<Failure> {
+    loop {
+        let mut difference = None;
+        for region in &cluster.regions {
+            let copies: Vec<_> = region.peers.iter().map(|p| (p.store_id, cluster.region_data(p.store_id, region))).collect();
+            if let Some((store, data)) = copies[1..].iter().find(|(_, d)| d != &copies[0].1) {
+                let first_diff = copies[0].1.iter().zip(data.iter()).position(|(a, b)| a != b).unwrap_or(copies[0].1.len().min(data.len()));
+                difference = Some(format!(
+                    "region {} differs between store {} ({} keys) and store {store} ({} keys), first at position {first_diff}",
+                    region.id,
+                    copies[0].0,
+                    copies[0].1.len(),
+                    data.len()
+                ));
+                break;
+            }
+        }
+        let Some(difference) = difference else { return None };
+        if Instant::now() >= deadline {
+            return Some(Failure { checker: "convergence".into(), explanation: format!("the cluster did not converge after healing: {difference}") });
+        }
+        sleep(Duration::from_millis(500)).await;
+    }
+}
+
+/// Every key whose writes were acknowledged reads back as a value some write
+/// (acknowledged or unknown) put there, never as nothing and never as a value no
+/// one wrote.
+fn durability(history: &History) -> Option<String> {
+    let final_process = 1_000_000;
+    let mut problems = Vec::new();
+    for key in history.keys() {
+        let ops: Vec<&Operation> = history.ops.iter().filter(|o| o.key == key).collect();
+        let Some(last) = ops.iter().rev().find(|o| o.process == final_process) else { continue };
+        let Outcome::Read(value) = &last.outcome else { continue };
+        let written: BTreeSet<&str> = ops
+            .iter()
+            .filter(|o| matches!(o.outcome, Outcome::Done | Outcome::CasOk | Outcome::Unknown))
+            .filter_map(|o| match &o.call {
+                Call::Write(v) | Call::Cas(_, v) => Some(v.as_str()),
+                _ => None,
+            })
+            .collect();
+        let acknowledged = ops.iter().any(|o| o.process != final_process && matches!(o.outcome, Outcome::Done | Outcome::CasOk));
+        match value {
+            None if acknowledged => problems.push(format!("key {key:?}: writes were acknowledged, but it reads back as nothing after healing")),
+            Some(v) if !written.contains(v.as_str()) => problems.push(format!("key {key:?}: reads back {v:?}, which no write put there")),
+            _ => {}
+        }
+    }
+    (!problems.is_empty()).then(|| problems.join("\n"))
+}
+
+/// Runs the plan's faults at their times, each healed when its duration ends.
+async fn run_nemesis(shared: &Arc<Shared>, plan: &Plan) {
+    for (index, event) in plan.faults.iter().enumerate() {
+        let at = shared.start + Duration::from_secs(3) + Duration::from_millis(event.at_ms);
+        madsim::time::sleep_until(at).await;
+        start_fault(shared, index, &event.fault);
+        let shared = shared.clone();
+        let (fault, duration) = (event.fault.clone(), Duration::from_millis(event.duration_ms));
+        madsim::task::spawn(async move {
+            sleep(duration).await;
+            if !shared.stop.load(Ordering::SeqCst) {
+                heal_fault(&shared, index, &fault);
+            }
+        });
+    }
+}
+
+fn store_node(shared: &Shared, store: StoreId) -> Option<NodeId> {
+    shared.cluster.stores.get(&store).map(|s| s.node.id())
+}
+
+fn clog(state: &mut FaultState, links: &[(NodeId, NodeId)]) {
+    let net = madsim::net::NetSim::current();
+    for &(a, b) in links {
+        let count = state.clogs.entry((a, b)).or_insert(0);
+        if *count == 0 {
+            net.clog_link(a, b);
+        }
+        *count += 1;
+    }
+}
+
+fn unclog(state: &mut FaultState, links: &[(NodeId, NodeId)]) {
+    let net = madsim::net::NetSim::current();
+    for link in links {
+        if let Some(count) = state.clogs.get_mut(link) {
+            *count -= 1;
+            if *count == 0 {
+                state.clogs.remove(link);
+                net.unclog_link(link.0, link.1);
+            }
+        }
+    }
+}
+
+/// Both directions between every node of `a` and every node of `b`.
+fn between(a: &[NodeId], b: &[NodeId]) -> Vec<(NodeId, NodeId)> {
+    let mut links = Vec::new();
+    for &x in a {
+        for &y in b {
+            if x != y {
+                links.push((x, y));
+                links.push((y, x));
+            }
+        }
+    }
+    links
+}
+
+fn start_fault(shared: &Arc<Shared>, index: usize, fault: &Fault) {
+    let cluster = &shared.cluster;
+    let nodes = |stores: &[u64]| stores.iter().filter_map(|&s| store_node(shared, s)).collect::<Vec<_>>();
+    let all: Vec<u64> = cluster.stores.keys().copied().collect();
+    let others = |store: u64| all.iter().copied().filter(|&s| s != store).collect::<Vec<_>>();
+    let clients = shared.client_nodes.lock().unwrap().clone();
+    let mut state = shared.faults.lock().unwrap();
+    let isolate = |store: u64| {
+        let mut links = between(&nodes(&[store]), &nodes(&others(store)));
+        links.extend(between(&nodes(&[store]), &clients));
+        links
+    };
+    let (links, what) = match fault {
+        Fault::PartitionHalves { side } => {
+            let rest: Vec<u64> = all.iter().copied().filter(|s| !side.contains(s)).collect();
+            (between(&nodes(side), &nodes(&rest)), format!("partition {side:?} | {rest:?}"))
+        }
+        Fault::IsolateStore { store } => (isolate(*store), format!("isolate store {store}")),
+        Fault::IsolateLeader { region_index } => {
+            let region = &cluster.regions[*region_index as usize % cluster.regions.len()];
+            match cluster.leader_of(region.id) {
+                Some(leader) => (isolate(leader), format!("isolate store {leader}, leader of region {}", region.id)),
+                None => (vec![], format!("isolate the leader of region {}: none known", region.id)),
+            }
+        }
+        Fault::Asymmetric { from, to } => {
+            // `from` can no longer send to anyone; everyone (`to` included) still
+            // reaches it.
+            let links: Vec<_> = nodes(&[*from]).into_iter().flat_map(|a| nodes(&others(*from)).into_iter().map(move |b| (a, b))).collect();
+            (links, format!("one-way: store {from} cannot send (e.g. to store {to}), but receives"))
+        }
+        Fault::ClogLink { from, to } => {
+            let links: Vec<_> = nodes(&[*from]).into_iter().zip(nodes(&[*to])).collect();
+            (links, format!("clog link store {from} -> store {to}"))
+        }
+        Fault::Bridge { left, bridge, right } => {
+            (between(&nodes(left), &nodes(right)), format!("bridge: {left:?} and {right:?} meet only through store {bridge}"))
+        }
+        Fault::CrashRestart { store } => {
+            if state.down.insert(*store) {
+                cluster.crash(*store);
+            }
+            (vec![], format!("crash store {store}"))
+        }
+        Fault::Pause { store } => {
+            if state.paused.insert(*store) && !state.down.contains(store) {
+                cluster.pause(*store);
+            }
+            (vec![], format!("pause store {store}"))
+        }
+        Fault::SlowDisk { store, factor } => {
+            *state.slow.entry(*store).or_insert(0) += 1;
+            let profile = IoProfile { slowdown: *factor, ..shared.baseline_io.clone() };
+            set_disks(cluster, *store, profile);
+            (vec![], format!("slow disk on store {store} (x{factor})"))
+        }
+        Fault::SlowSnapshotIo { store, factor } => {
+            *state.slow.entry(*store).or_insert(0) += 1;
+            let profile = IoProfile { snapshot_slowdown: *factor, ..shared.baseline_io.clone() };
+            set_disks(cluster, *store, profile);
+            (vec![], format!("slow snapshot IO on store {store} (x{factor})"))
+        }
+    };
+    clog(&mut state, &links);
+    state.active.insert(index, links);
+    drop(state);
+    shared.log(format!("fault #{index} starts: {what}"));
+}
+
+fn set_disks(cluster: &Cluster, store: StoreId, profile: IoProfile) {
+    if let Some(slot) = cluster.stores.get(&store) {
+        slot.raft_disk.set_profile(profile.clone());
+        slot.kv_disk.set_profile(profile);
+    }
+}
+
+fn heal_fault(shared: &Arc<Shared>, index: usize, fault: &Fault) {
+    let cluster = &shared.cluster;
+    let mut state = shared.faults.lock().unwrap();
+    let Some(links) = state.active.remove(&index) else { return };
+    unclog(&mut state, &links);
+    match fault {
+        Fault::CrashRestart { store } => {
+            if state.down.remove(store) {
+                cluster.restart(*store);
+                // A restarted process is not paused.
+                state.paused.remove(store);
+            }
+        }
+        Fault::Pause { store } => {
+            if state.paused.remove(store) && !state.down.contains(store) {
+                cluster.resume(*store);
+            }
+        }
+        Fault::SlowDisk { store, .. } | Fault::SlowSnapshotIo { store, .. } => {
+            let count = state.slow.entry(*store).or_insert(1);
+            *count -= 1;
+            if *count == 0 {
+                state.slow.remove(store);
+                set_disks(cluster, *store, shared.baseline_io.clone());
+            }
+        }
+        _ => {}
+    }
+    drop(state);
+    shared.log(format!("fault #{index} healed"));
+}
+
+/// Ends every fault at once (the start of the liveness phase).
+fn heal_all(shared: &Arc<Shared>) {
+    let cluster = &shared.cluster;
+    let mut state = shared.faults.lock().unwrap();
+    let net = madsim::net::NetSim::current();
+    for (a, b) in std::mem::take(&mut state.clogs).into_keys() {
+        net.unclog_link(a, b);
+    }
+    state.active.clear();
+    for store in std::mem::take(&mut state.paused) {
+        if !state.down.contains(&store) {
+            cluster.resume(store);
+        }
+    }
+    for store in std::mem::take(&mut state.down) {
+        cluster.restart(store);
+    }
+    for store in std::mem::take(&mut state.slow).into_keys() {
+        set_disks(cluster, store, shared.baseline_io.clone());
+    }
+}
