@@ -359,6 +359,29 @@ async fn sequential_client(shared: &Shared, client: &RawClient, c: u64) {
     let key = sequential_key(c, clients);
     shared.logs.lock().unwrap().insert(c, ClientLog::default());
     let mut process = c;
+    // Start from the empty list, so that every append is a compare-and-set
+    // between two strings the register model can follow.
+    loop {
+        if shared.stop.load(Ordering::SeqCst) {
+            return;
+        }
+        let invoke = now_ns();
+        let outcome = match client.put(key.as_bytes(), b"").await {
+            Ok(()) => Some(Outcome::Done),
+            Err(ClientError::Unknown(_)) => Some(Outcome::Unknown),
+            Err(_) => None,
+        };
+        let done = outcome == Some(Outcome::Done);
+        if outcome == Some(Outcome::Unknown) {
+            record(shared, process, &key, Call::Write(String::new()), invoke, outcome.clone());
+            process += clients;
+        }
+        if done {
+            record(shared, process, &key, Call::Write(String::new()), invoke, outcome);
+            break;
+        }
+        think(shared).await;
+    }
     let mut item = 1u64;
     while !shared.stop.load(Ordering::SeqCst) {
         let invoke = now_ns();
@@ -381,11 +404,7 @@ async fn sequential_client(shared: &Shared, client: &RawClient, c: u64) {
             Err(ClientError::Unknown(_)) => (Some(ItemStatus::Unknown), Some(Outcome::Unknown)),
             Err(_) => (None, None),
         };
-        // The register model compares strings: "" stands for an absent key here,
-        // which the sequential key never is once its first item lands.
-        if current.is_some() {
-            record(shared, process, &key, Call::Cas(from, next), invoke, outcome.clone());
-        }
+        record(shared, process, &key, Call::Cas(from, next), invoke, outcome.clone());
         if let Some(status) = status {
             shared.logs.lock().unwrap().get_mut(&c).expect("registered").items.insert(item, status);
             item += 1;
@@ -475,13 +494,26 @@ async fn converge(cluster: &Cluster, deadline: Instant) -> Option<Failure> {
         for region in &cluster.regions {
             let copies: Vec<_> = region.peers.iter().map(|p| (p.store_id, cluster.region_data(p.store_id, region))).collect();
             if let Some((store, data)) = copies[1..].iter().find(|(_, d)| d != &copies[0].1) {
-                let first_diff = copies[0].1.iter().zip(data.iter()).position(|(a, b)| a != b).unwrap_or(copies[0].1.len().min(data.len()));
+                let (first_store, first) = (&copies[0].0, &copies[0].1);
+                let at = first.iter().zip(data.iter()).position(|(a, b)| a != b).unwrap_or(first.len().min(data.len()));
+                let show = |d: &Vec<simkv::engine::KvPair>| {
+                    d.get(at).map(|(k, v)| format!("{} = {}", String::from_utf8_lossy(k), String::from_utf8_lossy(v))).unwrap_or_else(|| "(end)".into())
+                };
+                let applied = |store: StoreId| {
+                    cluster.events().iter().rev().find_map(|e| match e.event {
+                        simkv::raftstore::StoreEvent::Applied { store_id, region_id, index, .. } if store_id == store && region_id == region.id => Some(index),
+                        _ => None,
+                    })
+                };
                 difference = Some(format!(
-                    "region {} differs between store {} ({} keys) and store {store} ({} keys), first at position {first_diff}",
+                    "region {} differs between store {first_store} ({} keys, last applied index {:?}) and store {store} ({} keys, last applied index {:?}); first difference: store {first_store} has {}, store {store} has {}",
                     region.id,
-                    copies[0].0,
-                    copies[0].1.len(),
-                    data.len()
+                    first.len(),
+                    applied(*first_store),
+                    data.len(),
+                    applied(*store),
+                    show(first),
+                    show(data),
                 ));
                 break;
             }

@@ -262,8 +262,17 @@ impl<E: Engine> Storage for PeerStorage<E> {
     fn snapshot(&self, request_index: u64, _to: u64) -> raft::Result<Snapshot> {
         let mut state = self.snap_state.borrow_mut();
         match &*state {
-            SnapState::Generated(snap) if snap.get_metadata().index >= request_index => {
-                return Ok((**snap).clone())
+            // A generated snapshot is handed out once, and only while it is still
+            // new enough: the log must continue right after it (its index at or
+            // above the truncated index). Otherwise a follower would be sent the
+            // same old snapshot forever and reject it as stale every time.
+            SnapState::Generated(snap)
+                if snap.get_metadata().index >= request_index
+                    && snap.get_metadata().index >= self.truncated_index() =>
+            {
+                let snap = (**snap).clone();
+                *state = SnapState::Idle;
+                return Ok(snap);
             }
             SnapState::Generating | SnapState::Requested => {}
             SnapState::Idle | SnapState::Generated(_) => *state = SnapState::Requested,
