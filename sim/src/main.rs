@@ -92,8 +92,14 @@ mod cli {
             seed: u64,
         },
         /// Checks a history file for linearizability: Porcupine etcd or kv logs,
-        /// Jepsen EDN register histories. Exit 0 valid, 1 not, 2 unreadable.
-        Check { file: PathBuf },
+        /// Jepsen EDN register histories. Exit 0 valid, 1 not, 2 unreadable,
+        /// 3 inconclusive (the search budget ran out).
+        Check {
+            file: PathBuf,
+            /// Search steps allowed before giving up.
+            #[arg(long, default_value_t = 1_000_000_000)]
+            max_steps: u64,
+        },
         /// Measures the simulator and the checker against in-run baselines.
         Bench {
             /// Seeds of the chaos scenario to time.
@@ -215,7 +221,7 @@ mod cli {
                     print!("{}", Plan::draw(&s, seed).to_toml());
                     0
                 }
-                Command::Check { file } => check(&file),
+                Command::Check { file, max_steps } => check(&file, max_steps),
                 Command::Bench { seeds, scenario, corpus } => {
                     let Ok(s) = load(&scenario) else { return 2 };
                     bench::bench(&s, seeds, &corpus)
@@ -239,7 +245,7 @@ mod cli {
         i32::from(!report.passed())
     }
 
-    fn check(file: &Path) -> i32 {
+    fn check(file: &Path, max_steps: u64) -> i32 {
         let text = match std::fs::read_to_string(file) {
             Ok(t) => t,
             Err(e) => {
@@ -254,7 +260,7 @@ mod cli {
                 return 2;
             }
         };
-        match linearizability::check(&history) {
+        match linearizability::check_with_limit(&history, max_steps) {
             linearizability::Verdict::Linearizable => {
                 println!("{}: linearizable ({} operations, {} with unknown outcome)", file.display(), history.ops.len(), history.unknown_count());
                 0
@@ -263,6 +269,10 @@ mod cli {
                 println!("{}: NOT linearizable", file.display());
                 println!("{}", linearizability::explain(&history, &v));
                 1
+            }
+            linearizability::Verdict::Inconclusive { keys, steps } => {
+                println!("{}: inconclusive: the search for keys {keys:?} ran out of its budget ({steps} steps); raise --max-steps", file.display());
+                3
             }
         }
     }

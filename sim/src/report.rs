@@ -32,6 +32,9 @@ pub fn outcome_text(scenario_path: &str, report: &RunReport) -> String {
             s.sim_millis as f64 / 1000.0,
             report.digest
         );
+        for note in &report.notes {
+            let _ = writeln!(out, "  note: {note}");
+        }
         return out;
     }
     let _ = writeln!(out, "FAIL {} seed {}", plan.scenario, plan.seed);

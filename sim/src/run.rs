@@ -55,6 +55,8 @@ pub struct RunReport {
     /// Nemesis and phase events with simulated times, one line each.
     pub timeline: Vec<String>,
     pub failures: Vec<Failure>,
+    /// Things a person should know that are not failures (an inconclusive check).
+    pub notes: Vec<String>,
     pub stats: RunStats,
     /// Fingerprint of the store events, the timeline and the history: two runs
     /// of one seed in one build must agree on it.
@@ -86,12 +88,17 @@ pub fn run(scenario: &Scenario, plan: &Plan) -> RunReport {
                 history: History::new(Initial::Absent, Clock::Nanos),
                 timeline: vec![],
                 failures: vec![Failure { checker: "panic".into(), explanation: format!("the simulation panicked: {message}") }],
+                notes: vec![],
                 stats: RunStats::default(),
                 digest: fingerprint(message.as_bytes()),
             }
         }
     }
 }
+
+/// Search steps the linearizability checker may take per run before it calls the
+/// history inconclusive (a few seconds of search).
+const LINEARIZABILITY_STEPS: u64 = 20_000_000;
 
 fn now_ns() -> u64 {
     madsim::time::TimeHandle::current().elapsed().as_nanos() as u64
@@ -233,9 +240,16 @@ async fn run_inner(scenario: Scenario, plan: Plan) -> RunReport {
     let mut history = History::new(Initial::Absent, Clock::Nanos);
     history.ops = std::mem::take(&mut *shared.ops.lock().unwrap());
     history.ops.sort_by_key(|o| (o.invoke, o.process));
+    let mut notes = Vec::new();
     if scenario.checkers.linearizability {
-        if let linearizability::Verdict::NotLinearizable(v) = linearizability::check(&history) {
-            failures.push(Failure { checker: "linearizability".into(), explanation: linearizability::explain(&history, &v) });
+        match linearizability::check_with_limit(&history, LINEARIZABILITY_STEPS) {
+            linearizability::Verdict::Linearizable => {}
+            linearizability::Verdict::NotLinearizable(v) => {
+                failures.push(Failure { checker: "linearizability".into(), explanation: linearizability::explain(&history, &v) })
+            }
+            linearizability::Verdict::Inconclusive { keys, steps } => {
+                notes.push(format!("linearizability inconclusive for keys {keys:?} after {steps} search steps"))
+            }
         }
     }
     if scenario.checkers.durability {
@@ -269,7 +283,7 @@ async fn run_inner(scenario: Scenario, plan: Plan) -> RunReport {
     history.ops.iter().for_each(|o| {
         let _ = writeln!(text, "{o:?}");
     });
-    RunReport { plan, history, timeline, failures, stats, digest: fingerprint(text.as_bytes()) }
+    RunReport { plan, history, timeline, failures, notes, stats, digest: fingerprint(text.as_bytes()) }
 }
 
 /// Records one finished operation.

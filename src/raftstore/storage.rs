@@ -48,9 +48,13 @@ impl<E: Engine> PeerStorage<E> {
     pub fn new(
         raft_engine: E,
         region: Region,
-        raft_state: RaftLocalState,
+        mut raft_state: RaftLocalState,
         apply_state: ApplyState,
     ) -> Self {
+        // Applied entries were committed. The kv engine may have kept applied data
+        // that a crash took from the raft engine's last hard state (the two
+        // engines sync separately), so commit never starts below applied.
+        raft_state.commit = raft_state.commit.max(apply_state.applied_index);
         assert!(
             raft_state.last_index >= apply_state.truncated_index,
             "region {}: last index {} below truncated index {}",

@@ -40,6 +40,9 @@ pub struct Violation {
 pub enum Verdict {
     Linearizable,
     NotLinearizable(Box<Violation>),
+    /// The search for these keys ran out of its step budget without a verdict
+    /// (every other key was linearizable).
+    Inconclusive { keys: Vec<String>, steps: u64 },
 }
 
 impl Verdict {
@@ -48,26 +51,37 @@ impl Verdict {
     }
 }
 
+/// Checks every key with no limit on the search.
+pub fn check(history: &History) -> Verdict {
+    check_with_limit(history, u64::MAX)
+}
+
 /// Checks every key. Keys are searched side by side with growing step budgets,
 /// so the verdict and explanation do not depend on how long other keys take;
 /// among keys that fail in the same round, the first in key order is explained.
-pub fn check(history: &History) -> Verdict {
+/// A key whose search takes more than `max_steps` is left inconclusive.
+pub fn check_with_limit(history: &History, max_steps: u64) -> Verdict {
     let mut by_key: BTreeMap<&str, Vec<&Operation>> = BTreeMap::new();
     for op in &history.ops {
         by_key.entry(op.key.as_str()).or_default().push(op);
     }
     let mut searches: Vec<Search> = by_key.into_iter().map(|(key, ops)| Search::new(key, ops, history.initial)).collect();
-    let mut budget = 4096u64;
+    let (mut budget, mut spent) = (4096u64, 0u64);
     while !searches.is_empty() {
+        if spent >= max_steps {
+            return Verdict::Inconclusive { keys: searches.iter().map(|s| s.key.to_string()).collect(), steps: spent };
+        }
+        let round = budget.min(max_steps - spent);
         let mut still_running = Vec::new();
         for mut search in searches {
-            match search.run(budget) {
+            match search.run(round) {
                 Progress::Running => still_running.push(search),
                 Progress::Linearizable => {}
                 Progress::Violated(v) => return Verdict::NotLinearizable(Box::new(v)),
             }
         }
         searches = still_running;
+        spent += round;
         budget = budget.saturating_mul(2);
     }
     Verdict::Linearizable
@@ -176,6 +190,18 @@ impl List {
     }
 }
 
+/// A fixed pseudo-random 128-bit key per operation index (splitmix64 twice).
+fn zobrist_key(i: u64) -> u128 {
+    let mix = |mut z: u64| {
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        z ^ (z >> 31)
+    };
+    let a = mix(i.wrapping_mul(0x9e37_79b9_7f4a_7c15).wrapping_add(1));
+    let b = mix(a ^ 0xd1b5_4a32_d192_ed03);
+    ((a as u128) << 64) | b as u128
+}
+
 /// One key's search, resumable: [`Search::run`] takes a step budget, so that the
 /// keys can be searched side by side and a failing key found quickly even when
 /// another key's search is long (as Porcupine finds it by checking keys in
@@ -189,8 +215,12 @@ struct Search<'a> {
     states: States,
     state: u32,
     list: List,
-    linearized: Vec<u64>,
-    seen: HashSet<(Vec<u64>, u32)>,
+    /// Zobrist hash of the set of linearized operations: the xor of their keys.
+    zobrist: Vec<u128>,
+    linearized: u128,
+    /// Configurations explored: (hash of the linearized set, state). 128-bit
+    /// hashes make a collision (which could hide an order) vanishingly unlikely.
+    seen: HashSet<(u128, u32)>,
     stack: Vec<(usize, u32)>,
     /// The deepest point reached: (depth, blocked op, states seen there).
     deepest: (usize, usize, BTreeSet<u32>),
@@ -238,7 +268,8 @@ impl<'a> Search<'a> {
             states,
             state,
             list,
-            linearized: vec![0u64; n.div_ceil(64)],
+            zobrist: (0..n as u64).map(zobrist_key).collect(),
+            linearized: 0,
             seen: HashSet::new(),
             stack: Vec::new(),
             deepest: (0, NIL, BTreeSet::new()),
@@ -256,9 +287,9 @@ impl<'a> Search<'a> {
             let op = self.ops[entry.op];
             if !entry.is_return {
                 if let Some(next_state) = self.states.step(self.state, op) {
-                    let (word, bit) = (entry.op / 64, 1u64 << (entry.op % 64));
-                    self.linearized[word] |= bit;
-                    if self.seen.insert((self.linearized.clone(), next_state)) {
+                    let with_op = self.linearized ^ self.zobrist[entry.op];
+                    if self.seen.insert((with_op, next_state)) {
+                        self.linearized = with_op;
                         self.stack.push((entry.op, self.state));
                         self.state = next_state;
                         self.list.unlink(self.call_at[entry.op]);
@@ -266,7 +297,6 @@ impl<'a> Search<'a> {
                         self.at = self.list.next[self.list.head];
                         continue;
                     }
-                    self.linearized[word] &= !bit;
                 }
                 self.at = self.list.next[self.at];
                 continue;
@@ -285,7 +315,7 @@ impl<'a> Search<'a> {
                 return Progress::Violated(self.violation());
             };
             self.state = previous;
-            self.linearized[undo / 64] &= !(1u64 << (undo % 64));
+            self.linearized ^= self.zobrist[undo];
             self.list.relink(self.return_at[undo]);
             self.list.relink(self.call_at[undo]);
             self.at = self.list.next[self.call_at[undo]];
