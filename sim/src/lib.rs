@@ -14,5 +14,6 @@ pub mod report;
 #[cfg(madsim)]
 pub mod run;
 pub mod scenario;
+pub mod seeds;
 #[cfg(madsim)]
 pub mod cluster;

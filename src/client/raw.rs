@@ -289,6 +289,7 @@ impl RawClient {
                     continue;
                 }
             };
+            tracing::debug!(region = region.id, store, attempt, %error, "client request failed");
             last = error.to_string();
             match error {
                 ServerError::Region(RegionError::NotLeader {

@@ -94,6 +94,20 @@ impl<E: Engine> PeerFsm<E> {
         }
     }
 
+    /// Queues a proposal just appended at the end of our log. Proposals from an
+    /// earlier term at this index or later were cut from the log by this append
+    /// (a leader appends only at its log's end), so they can never commit: they
+    /// are told so now, and the queue stays ordered by index.
+    pub fn push_proposal(&mut self, proposal: Proposal) {
+        while self.proposals.back().is_some_and(|p| p.index >= proposal.index) {
+            let stale = self.proposals.pop_back().expect("back exists");
+            if let Some(callback) = stale.callback {
+                let _ = callback.send(Err(RegionError::StaleCommand));
+            }
+        }
+        self.proposals.push_back(proposal);
+    }
+
     /// Answers the proposal for the entry at (`index`, `term`), if it is ours;
     /// proposals for earlier indexes were overwritten and are told so.
     pub fn answer_proposal(&mut self, index: u64, term: u64, result: RegionResult<WriteResult>) {
@@ -105,6 +119,14 @@ impl<E: Engine> PeerFsm<E> {
             let outcome = if proposal.index == index && proposal.term == term {
                 result.clone()
             } else {
+                tracing::debug!(
+                    region = self.region_id(),
+                    proposal_index = proposal.index,
+                    proposal_term = proposal.term,
+                    index,
+                    term,
+                    "proposal superseded"
+                );
                 Err(RegionError::StaleCommand)
             };
             if let Some(callback) = proposal.callback {

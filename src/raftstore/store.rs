@@ -631,7 +631,7 @@ impl<E: Engine> Store<E> {
         };
         if peer.raw.propose(vec![], cmd.encode()).is_ok() {
             let index = peer.raw.raft.raft_log.last_index();
-            peer.proposals.push_back(Proposal {
+            peer.push_proposal(Proposal {
                 index,
                 term: peer.raw.raft.term,
                 callback: None,
@@ -720,7 +720,7 @@ impl<E: Engine> Store<E> {
             // Planted bug: the client hears "done" before a quorum has the entry.
             let _ = callback.take().expect("not yet used").send(Ok(WriteResult::Done));
         }
-        peer.proposals.push_back(Proposal { index, term, callback });
+        peer.push_proposal(Proposal { index, term, callback });
         self.dirty.insert(region_id);
     }
 
