@@ -46,7 +46,20 @@ pub fn init(default_filter: &str) {
         .with_env_filter(filter)
         .with_timer(SimulatedTime)
         .with_target(true)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .with_writer(std::io::stderr)
+        .try_init();
+}
+
+/// Like [`init`], but writes every line (without colours) to `file`.
+pub fn init_to_file(default_filter: &str, file: std::fs::File) {
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default_filter));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_timer(SimulatedTime)
+        .with_target(true)
+        .with_ansi(false)
+        .with_writer(std::sync::Mutex::new(file))
         .try_init();
 }
 

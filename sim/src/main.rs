@@ -10,7 +10,16 @@ fn main() {
 fn main() {
     use clap::Parser;
     let cli = cli::Cli::parse();
-    simkv::trace::init(cli.log_filter());
+    match cli.trace_file() {
+        Some(path) => match std::fs::create_dir_all(path.parent().unwrap_or(std::path::Path::new("."))).and_then(|_| std::fs::File::create(&path)) {
+            Ok(file) => simkv::trace::init_to_file(cli.log_filter(), file),
+            Err(e) => {
+                eprintln!("error: {}: {e}", path.display());
+                std::process::exit(2);
+            }
+        },
+        None => simkv::trace::init(cli.log_filter()),
+    }
     std::process::exit(cli.run());
 }
 
@@ -172,10 +181,20 @@ mod cli {
     }
 
     impl Cli {
+        /// `replay` writes its debug trace into its output folder.
+        pub fn trace_file(&self) -> Option<PathBuf> {
+            match &self.command {
+                Command::Replay { out, .. } => Some(out.join("trace.log")),
+                _ => None,
+            }
+        }
+
         pub fn log_filter(&self) -> &'static str {
             match self.command {
-                Command::Replay { .. } => "simkv=debug,simkv_sim=debug",
-                _ => "simkv_sim::nemesis=warn,warn",
+                // madsim warns once per run that std's HashMap seeds are not
+                // simulated; simkv never lets HashMap order reach behaviour.
+                Command::Replay { .. } => "simkv=debug,simkv_sim=debug,madsim=error",
+                _ => "warn,madsim=error",
             }
         }
 
@@ -206,7 +225,8 @@ mod cli {
                     let report = run::run(&s, &plan);
                     let code = print_report(&scenario, &report);
                     match report::write_replay(&out, &report) {
-                        Ok(files) => {
+                        Ok(mut files) => {
+                            files.push(out.join("trace.log").display().to_string());
                             println!("wrote {}", files.join(", "));
                             code
                         }

@@ -150,3 +150,20 @@ fn outcome_formats_are_pinned() {
     summary.wall_secs = 2.0;
     insta::assert_snapshot!("outcome_formats", format!("{pass}---\n{fail}---\n{}\n---\n{}", summary.line(), summary.to_json()));
 }
+
+/// A run's history, exported as EDN and as Porcupine logs, reads back with the
+/// verdict the run reached.
+#[test]
+fn exported_histories_read_back_with_the_same_verdict() {
+    use simkv_sim::checker::linearizability;
+    use simkv_sim::history::formats;
+    let scenario = Scenario::load(&root().join("scenarios/crash-restart.toml")).unwrap();
+    let report = run::run(&scenario, &Plan::draw(&scenario, 3));
+    assert!(report.passed(), "{}", describe(&report));
+    let edn = formats::parse(&formats::to_edn(&report.history)).unwrap();
+    assert!(linearizability::check(&edn).is_ok());
+    for key in report.history.keys() {
+        let log = formats::to_porcupine_log(&report.history, key).unwrap();
+        assert!(linearizability::check(&formats::parse(&log).unwrap()).is_ok(), "key {key}");
+    }
+}

@@ -45,6 +45,10 @@ pub struct PeerFsm<E: Engine> {
     pub ticks: u64,
     pub last_role: StateRole,
     pub last_leader: u64,
+    /// Our election timeout for the current (term, role), drawn from the run's
+    /// seed; re-imposed on raft-rs after every tick and step (see
+    /// [`PeerFsm::fence_election_timeout`]).
+    election_timeout: Option<((u64, StateRole), usize)>,
 }
 
 impl<E: Engine> PeerFsm<E> {
@@ -58,8 +62,29 @@ impl<E: Engine> PeerFsm<E> {
             deferred_entries: Vec::new(),
             ticks: 0,
             last_role: StateRole::Follower,
+            election_timeout: None,
             last_leader: raft::INVALID_ID,
         }
+    }
+
+    /// raft-rs redraws its election timeout from an RNG we cannot seed whenever
+    /// it resets (new term, new role). We draw our own from `[min, max)` with
+    /// the run's RNG whenever (term, role) changes, and impose it after every
+    /// call that may have reset it, before any tick can read raft-rs's draw.
+    /// Peers thus keep randomised timeouts (split votes resolve) and runs stay
+    /// replayable.
+    pub fn fence_election_timeout(&mut self, min: usize, max: usize) {
+        let key = (self.raw.raft.term, self.raw.raft.state);
+        let timeout = match self.election_timeout {
+            Some((k, t)) if k == key => t,
+            _ => {
+                use rand::Rng;
+                let t = madsim::rand::thread_rng().gen_range(min..max);
+                self.election_timeout = Some((key, t));
+                t
+            }
+        };
+        self.raw.raft.set_randomized_election_timeout(timeout);
     }
 
     pub fn region(&self) -> &Region {

@@ -23,7 +23,6 @@ use madsim::time::Instant;
 use protobuf::Message as _;
 use raft::eraftpb::{Entry, EntryType, Message, MessageType, Snapshot};
 use raft::{RawNode, SnapshotStatus, StateRole, Storage as _};
-use rand::Rng;
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::SocketAddr;
@@ -349,7 +348,9 @@ impl<E: Engine> Store<E> {
                 &discard_logger(),
             )
             .unwrap_or_else(|e| panic!("region {region_id}: cannot start raft: {e}"));
-            self.peers.insert(region_id, PeerFsm::new(me, raw));
+            let mut peer = PeerFsm::new(me, raw);
+            peer.fence_election_timeout(self.cfg.election_ticks_min, self.cfg.election_ticks_max);
+            self.peers.insert(region_id, peer);
             self.dirty.insert(region_id);
         }
         tracing::info!(
@@ -360,18 +361,16 @@ impl<E: Engine> Store<E> {
         Ok(())
     }
 
-    /// raft-rs draws each election timeout from `[min, max)` with an RNG we cannot
-    /// seed. Narrowing the range to one value drawn from the run's seed leaves it
-    /// nothing to choose, which is what makes elections replayable.
+    /// raft-rs draws election timeouts from `[min, max)` with an RNG we cannot
+    /// seed; every draw is overridden by [`PeerFsm::fence_election_timeout`]
+    /// before it is used.
     fn raft_config(&self, peer_id: u64, applied: u64) -> raft::Config {
-        let election = madsim::rand::thread_rng()
-            .gen_range(self.cfg.election_ticks_min..self.cfg.election_ticks_max);
         let config = raft::Config {
             id: peer_id,
-            election_tick: election,
+            election_tick: self.cfg.election_ticks_min,
             heartbeat_tick: self.cfg.heartbeat_ticks,
-            min_election_tick: election,
-            max_election_tick: election + 1,
+            min_election_tick: self.cfg.election_ticks_min,
+            max_election_tick: self.cfg.election_ticks_max,
             applied,
             max_size_per_msg: self.cfg.max_size_per_msg,
             max_inflight_msgs: self.cfg.max_inflight_msgs,
@@ -512,6 +511,7 @@ impl<E: Engine> Store<E> {
         }
         let peer = self.peers.get_mut(&region_id).expect("checked above");
         let _ = peer.raw.step(msg);
+        peer.fence_election_timeout(self.cfg.election_ticks_min, self.cfg.election_ticks_max);
         self.dirty.insert(region_id);
     }
 
@@ -583,6 +583,7 @@ impl<E: Engine> Store<E> {
         for region_id in region_ids {
             let peer = self.peers.get_mut(&region_id).expect("listed");
             peer.raw.tick();
+            peer.fence_election_timeout(self.cfg.election_ticks_min, self.cfg.election_ticks_max);
             if gc && peer.is_leader() {
                 self.maybe_compact_log(region_id);
             }

@@ -415,19 +415,31 @@ fn edn_value(v: &str) -> String {
     }
 }
 
+/// Invokes and completions in time order as `(time, phase, op)`, phase 0 for an
+/// invoke and 1 for a completion. At equal times a process's completion comes
+/// before its own next invoke; otherwise invokes come first, so that operations
+/// of different processes at one instant stay concurrent.
+fn event_order(ops: &[&Operation]) -> Vec<(u64, u8, usize)> {
+    let invokes: std::collections::BTreeSet<(u64, u64)> = ops.iter().map(|o| (o.invoke, o.process)).collect();
+    let mut events: Vec<((u64, u8), u8, usize)> = Vec::new();
+    for (i, op) in ops.iter().enumerate() {
+        events.push(((op.invoke, 1), 0, i));
+        let done = op.complete.unwrap_or(u64::MAX);
+        let rank = if invokes.contains(&(done, op.process)) { 0 } else { 2 };
+        events.push(((done, rank), 1, i));
+    }
+    events.sort();
+    events.into_iter().map(|((t, _), phase, i)| (t, phase, i)).collect()
+}
+
 /// Writes a history as Jepsen EDN, invoke and completion lines in time order;
 /// unknown outcomes become `:info` lines at the end, as a Jepsen run would record
 /// them when it gives up on the client.
 pub fn to_edn(history: &History) -> String {
-    let mut events: Vec<(u64, u8, usize)> = Vec::new();
-    for (i, op) in history.ops.iter().enumerate() {
-        events.push((op.invoke, 0, i));
-        events.push((op.complete.unwrap_or(u64::MAX), 1, i));
-    }
-    events.sort();
+    let ops: Vec<&Operation> = history.ops.iter().collect();
     let mut out = String::new();
-    for (time, phase, i) in events {
-        let op = &history.ops[i];
+    for (time, phase, i) in event_order(&ops) {
+        let op = ops[i];
         let (f, invoke_value) = match &op.call {
             Call::Read => ("read", "nil".to_string()),
             Call::Write(v) => ("write", edn_value(v)),
@@ -453,8 +465,7 @@ pub fn to_edn(history: &History) -> String {
 pub fn to_porcupine_log(history: &History, key: &str) -> Result<String, String> {
     let ops: Vec<&Operation> = history.ops.iter().filter(|o| o.key == key).collect();
     let check = |v: &str| v.parse::<i64>().map(|_| ()).map_err(|_| format!("value {v:?} of key {key:?} is not an integer"));
-    let mut events: Vec<(u64, u8, usize)> = Vec::new();
-    for (i, op) in ops.iter().enumerate() {
+    for op in &ops {
         match &op.call {
             Call::Write(v) => check(v)?,
             Call::Cas(a, b) => {
@@ -464,12 +475,9 @@ pub fn to_porcupine_log(history: &History, key: &str) -> Result<String, String> 
             Call::Append(_) => return Err("Porcupine's etcd log has no append".into()),
             Call::Read => {}
         }
-        events.push((op.invoke, 0, i));
-        events.push((op.complete.unwrap_or(u64::MAX), 1, i));
     }
-    events.sort();
     let mut out = String::new();
-    for (_, phase, i) in events {
+    for (_, phase, i) in event_order(&ops) {
         let op = ops[i];
         let (f, value) = match &op.call {
             Call::Read => ("read", "nil".to_string()),
