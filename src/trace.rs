@@ -40,40 +40,32 @@ fn elapsed() -> Option<std::time::Duration> {
 /// Installs the global subscriber (once; later calls do nothing). `default_filter`
 /// applies when `RUST_LOG` is unset.
 pub fn init(default_filter: &str) {
-    let filter =
-        EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default_filter));
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_timer(SimulatedTime)
-        .with_target(true)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .with_writer(std::io::stderr)
-        .try_init();
+    let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
+    install(default_filter, ansi, std::io::stderr);
 }
 
 /// Like [`init`], but writes every line (without colours) to `file`.
 pub fn init_to_file(default_filter: &str, file: std::fs::File) {
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default_filter));
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_timer(SimulatedTime)
-        .with_target(true)
-        .with_ansi(false)
-        .with_writer(std::sync::Mutex::new(file))
-        .try_init();
+    install(default_filter, false, std::sync::Mutex::new(file));
 }
 
 /// Like [`init`], but writes through the test harness's capture (`eprint!`), so
 /// that a failing test shows its trace and a passing one stays quiet.
 pub fn init_for_tests(default_filter: &str) {
-    let filter =
-        EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default_filter));
+    install(default_filter, false, tracing_subscriber::fmt::TestWriter::new());
+}
+
+fn install<W>(default_filter: &str, ansi: bool, writer: W)
+where
+    W: for<'w> tracing_subscriber::fmt::MakeWriter<'w> + Send + Sync + 'static,
+{
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default_filter));
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_timer(SimulatedTime)
         .with_target(true)
-        .with_ansi(false)
-        .with_test_writer()
+        .with_ansi(ansi)
+        .with_writer(writer)
         .try_init();
 }
 

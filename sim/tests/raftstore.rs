@@ -223,6 +223,25 @@ async fn leader_crash_scenario() -> u64 {
     cluster.digest()
 }
 
+/// Writes 150 keys of 200 bytes while `lagger` is cut off, then heals it.
+async fn write_while_isolated(cluster: &Arc<Cluster>, lagger: u64) {
+    let (node, local) = cluster.client_node();
+    let c = cluster.clone();
+    node.spawn(async move {
+        let client = c.raw_client(local, ClientConfig::default()).await;
+        // Learn the leader while every store is reachable.
+        client.put(&key(0), &vec![b'x'; 200]).await.unwrap();
+        c.isolate(lagger);
+        for i in 1..150 {
+            client.put(&key(i), &vec![b'x'; 200]).await.unwrap();
+        }
+    })
+    .await
+    .unwrap();
+    sleep(Duration::from_secs(2)).await;
+    cluster.heal(lagger);
+}
+
 /// A follower cut off while the log is compacted past it catches up by snapshot;
 /// generation and apply both take simulated IO time.
 async fn snapshot_catch_up(io: IoProfile) -> Vec<StoreEvent> {
@@ -240,21 +259,7 @@ async fn snapshot_catch_up(io: IoProfile) -> Vec<StoreEvent> {
         .map(|p| p.store_id)
         .find(|&s| s != leader)
         .unwrap();
-    let (node, local) = cluster.client_node();
-    let c = cluster.clone();
-    node.spawn(async move {
-        let client = c.raw_client(local, ClientConfig::default()).await;
-        // Learn the leader while every store is reachable.
-        client.put(&key(0), &vec![b'x'; 200]).await.unwrap();
-        c.isolate(lagger);
-        for i in 1..150 {
-            client.put(&key(i), &vec![b'x'; 200]).await.unwrap();
-        }
-    })
-    .await
-    .unwrap();
-    sleep(Duration::from_secs(2)).await;
-    cluster.heal(lagger);
+    write_while_isolated(&cluster, lagger).await;
     sleep(Duration::from_secs(20)).await;
     let events: Vec<StoreEvent> = cluster.events().into_iter().map(|e| e.event).collect();
     assert!(
@@ -631,20 +636,7 @@ async fn interrupted_snapshot_scenario() -> u64 {
         snapshot_slowdown: 20_000,
         ..IoProfile::ssd()
     });
-    let (node, local) = cluster.client_node();
-    let c = cluster.clone();
-    node.spawn(async move {
-        let client = c.raw_client(local, ClientConfig::default()).await;
-        client.put(&key(0), &vec![b'x'; 200]).await.unwrap();
-        c.isolate(lagger);
-        for i in 1..150 {
-            client.put(&key(i), &vec![b'x'; 200]).await.unwrap();
-        }
-    })
-    .await
-    .unwrap();
-    sleep(Duration::from_secs(2)).await;
-    cluster.heal(lagger);
+    write_while_isolated(&cluster, lagger).await;
     let is_lagger = |store: u64| store == lagger;
     let applying = || {
         cluster.events().iter().any(|e| matches!(e.event, StoreEvent::SnapshotApplying { store_id, .. } if is_lagger(store_id)))
