@@ -167,3 +167,20 @@ fn exported_histories_read_back_with_the_same_verdict() {
         assert!(linearizability::check(&formats::parse(&log).unwrap()).is_ok(), "key {key}");
     }
 }
+
+/// The same seed in two separate processes gives the same run: nothing in the
+/// simulation draws from process-local randomness (raft-rs's own RNG is fenced).
+#[test]
+fn same_seed_same_digest_across_processes() {
+    let run = || {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_simkv-sim"))
+            .args(["run", "--scenario", "scenarios/chaos.toml", "--seed", "11"])
+            .current_dir(root())
+            .output()
+            .expect("simkv-sim runs");
+        let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+        assert!(out.status.success(), "{stdout}{}", String::from_utf8_lossy(&out.stderr));
+        stdout.lines().find_map(|l| l.split("digest ").nth(1).map(str::to_string)).expect("a digest line")
+    };
+    assert_eq!(run(), run());
+}
