@@ -13,18 +13,16 @@
 //!    convergence.
 
 use crate::checker::sequential::{ClientLog, ItemStatus};
-use crate::checker::{linearizability, raft as raft_checker, sequential};
+use crate::checker::{convergence, durability, linearizability, raft as raft_checker, sequential};
 use crate::cluster::{Cluster, ClusterSpec};
 use crate::history::{Call, Clock, History, Initial, Operation, Outcome};
-use crate::nemesis::{Fault, Plan, Swarm};
+use crate::nemesis::{Nemesis, Plan, Swarm};
 use crate::scenario::{Bug, Scenario, WorkloadKind};
-use madsim::task::NodeId;
 use madsim::time::{sleep, Duration, Instant};
 use simkv::client::{ClientConfig, ClientError, RawClient};
 use simkv::engine::IoProfile;
 use simkv::meta::StoreId;
 use simkv::raftstore::events::fingerprint;
-use simkv::transport::{LinkFaults, Traffic};
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write as _;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -100,6 +98,9 @@ pub fn run(scenario: &Scenario, plan: &Plan) -> RunReport {
 /// history inconclusive (a few seconds of search).
 const LINEARIZABILITY_STEPS: u64 = 20_000_000;
 
+/// The process id of the final reads after healing.
+const FINAL_PROCESS: u64 = 1_000_000;
+
 fn now_ns() -> u64 {
     madsim::time::TimeHandle::current().elapsed().as_nanos() as u64
 }
@@ -120,10 +121,7 @@ struct Shared {
     logs: Mutex<BTreeMap<u64, ClientLog>>,
     stop: AtomicBool,
     start: Instant,
-    /// Nodes of the clients, so that isolating a store cuts them off too.
-    client_nodes: Mutex<Vec<NodeId>>,
-    faults: Mutex<FaultState>,
-    baseline_io: IoProfile,
+    nemesis: Nemesis,
     swarm: Swarm,
 }
 
@@ -134,19 +132,6 @@ impl Shared {
         tracing::info!(target: "simkv_sim::nemesis", "{line}");
         self.timeline.lock().unwrap().push(line);
     }
-}
-
-/// What is currently broken, so that overlapping faults compose and healing
-/// undoes exactly what was done.
-#[derive(Default)]
-struct FaultState {
-    /// Clogged directed links between nodes, counted (two faults may clog one).
-    clogs: BTreeMap<(NodeId, NodeId), u32>,
-    down: BTreeSet<StoreId>,
-    paused: BTreeSet<StoreId>,
-    slow: BTreeMap<StoreId, u32>,
-    /// Faults started and not yet healed, by their index in the plan.
-    active: BTreeMap<usize, Vec<(NodeId, NodeId)>>,
 }
 
 async fn run_inner(scenario: Scenario, plan: Plan) -> RunReport {
@@ -171,9 +156,7 @@ async fn run_inner(scenario: Scenario, plan: Plan) -> RunReport {
         logs: Mutex::new(BTreeMap::new()),
         stop: AtomicBool::new(false),
         start: Instant::now(),
-        client_nodes: Mutex::new(Vec::new()),
-        faults: Mutex::new(FaultState::default()),
-        baseline_io,
+        nemesis: Nemesis::new(cluster.clone(), baseline_io),
         swarm: swarm.clone(),
     });
     shared.log(plan.swarm_line());
@@ -184,13 +167,15 @@ async fn run_inner(scenario: Scenario, plan: Plan) -> RunReport {
 
     // Safety phase.
     let safety = Duration::from_secs(scenario.phases.safety_secs);
-    cluster.net_faults.set(Traffic::Raft, LinkFaults { loss: swarm.raft_loss, delay_ms: (0, swarm.raft_delay_ms) });
-    cluster.net_faults.set(Traffic::Client, LinkFaults { loss: swarm.client_loss, delay_ms: (0, swarm.client_delay_ms) });
     shared.log("safety phase begins".into());
+    let transport = crate::nemesis::network::start(&cluster, &swarm);
+    if swarm.raft_loss > 0.0 || swarm.raft_delay_ms > 0 || swarm.client_loss > 0.0 || swarm.client_delay_ms > 0 {
+        shared.log(transport);
+    }
     let mut clients = Vec::new();
     for c in 0..swarm.clients {
         let (node, local) = cluster.client_node();
-        shared.client_nodes.lock().unwrap().push(node.id());
+        shared.nemesis.add_client(node.id());
         let shared = shared.clone();
         let kind = scenario.workload.kind;
         clients.push(node.spawn(async move {
@@ -212,9 +197,7 @@ async fn run_inner(scenario: Scenario, plan: Plan) -> RunReport {
     nemesis.abort();
 
     // Liveness phase: heal everything; the cluster must converge in time.
-    heal_all(&shared);
-    cluster.net_faults.set(Traffic::Raft, LinkFaults::default());
-    cluster.net_faults.set(Traffic::Client, LinkFaults::default());
+    shared.nemesis.heal_all();
     shared.log("liveness phase begins: every fault healed".into());
     let deadline = Instant::now() + Duration::from_secs(scenario.phases.liveness_secs);
     for (i, task) in clients.into_iter().enumerate() {
@@ -253,7 +236,7 @@ async fn run_inner(scenario: Scenario, plan: Plan) -> RunReport {
         }
     }
     if scenario.checkers.durability {
-        if let Some(e) = durability(&history) {
+        if let Some(e) = durability::check(&history, FINAL_PROCESS) {
             failures.push(Failure { checker: "durability".into(), explanation: e });
         }
     }
@@ -307,7 +290,7 @@ async fn think(shared: &Shared) {
 async fn register_client(shared: &Shared, client: &RawClient, c: u64) {
     use rand::Rng;
     let (keys, read_percent, cas_percent) = (shared.swarm.keys, shared.swarm.read_percent, shared.swarm.cas_percent);
-    let clients = shared.client_nodes.lock().unwrap().len().max(1) as u64;
+    let clients = shared.swarm.clients.max(1);
     let mut process = c;
     let mut counter = 0u64;
     while !shared.stop.load(Ordering::SeqCst) {
@@ -369,7 +352,7 @@ fn last_value(shared: &Shared, key: &str, back: u64) -> Option<String> {
 
 /// Appends items 1, 2, 3, ... to the client's own key by read + compare-and-set.
 async fn sequential_client(shared: &Shared, client: &RawClient, c: u64) {
-    let clients = shared.client_nodes.lock().unwrap().len().max(1) as u64;
+    let clients = shared.swarm.clients.max(1);
     let key = sequential_key(c, clients);
     shared.logs.lock().unwrap().insert(c, ClientLog::default());
     let mut process = c;
@@ -450,7 +433,7 @@ async fn final_reads(shared: &Arc<Shared>, scenario: &Scenario, deadline: Instan
         let cfg = ClientConfig { rpc_timeout: Duration::from_secs(1), max_attempts: 4, ..ClientConfig::default() };
         let client = shared2.cluster.raw_client(local, cfg).await;
         let mut failures = Vec::new();
-        let process = 1_000_000;
+        let process = FINAL_PROCESS;
         for key in &keys {
             let read = loop {
                 let invoke = now_ns();
@@ -504,35 +487,15 @@ async fn final_reads(shared: &Arc<Shared>, scenario: &Scenario, deadline: Instan
 /// Waits until every region's replicas hold identical data, or the deadline.
 async fn converge(cluster: &Cluster, deadline: Instant) -> Option<Failure> {
     loop {
-        let mut difference = None;
-        for region in &cluster.regions {
-            let copies: Vec<_> = region.peers.iter().map(|p| (p.store_id, cluster.region_data(p.store_id, region))).collect();
-            if let Some((store, data)) = copies[1..].iter().find(|(_, d)| d != &copies[0].1) {
-                let (first_store, first) = (&copies[0].0, &copies[0].1);
-                let at = first.iter().zip(data.iter()).position(|(a, b)| a != b).unwrap_or(first.len().min(data.len()));
-                let show = |d: &Vec<simkv::engine::KvPair>| {
-                    d.get(at).map(|(k, v)| format!("{} = {}", String::from_utf8_lossy(k), String::from_utf8_lossy(v))).unwrap_or_else(|| "(end)".into())
-                };
-                let applied = |store: StoreId| {
-                    cluster.events().iter().rev().find_map(|e| match e.event {
-                        simkv::raftstore::StoreEvent::Applied { store_id, region_id, index, .. } if store_id == store && region_id == region.id => Some(index),
-                        _ => None,
-                    })
-                };
-                difference = Some(format!(
-                    "region {} differs between store {first_store} ({} keys, last applied index {:?}) and store {store} ({} keys, last applied index {:?}); first difference: store {first_store} has {}, store {store} has {}",
-                    region.id,
-                    first.len(),
-                    applied(*first_store),
-                    data.len(),
-                    applied(*store),
-                    show(first),
-                    show(data),
-                ));
-                break;
-            }
-        }
-        let Some(difference) = difference else { return None };
+        let regions: Vec<convergence::RegionCopies> = cluster
+            .regions
+            .iter()
+            .map(|region| convergence::RegionCopies {
+                region_id: region.id,
+                copies: region.peers.iter().map(|p| (p.store_id, cluster.region_data(p.store_id, region), last_applied(cluster, p.store_id, region.id))).collect(),
+            })
+            .collect();
+        let difference = convergence::check(&regions)?;
         if Instant::now() >= deadline {
             return Some(Failure { checker: "convergence".into(), explanation: format!("the cluster did not converge after healing: {difference}") });
         }
@@ -540,32 +503,12 @@ async fn converge(cluster: &Cluster, deadline: Instant) -> Option<Failure> {
     }
 }
 
-/// Every key whose writes were acknowledged reads back as a value some write
-/// (acknowledged or unknown) put there, never as nothing and never as a value no
-/// one wrote.
-fn durability(history: &History) -> Option<String> {
-    let final_process = 1_000_000;
-    let mut problems = Vec::new();
-    for key in history.keys() {
-        let ops: Vec<&Operation> = history.ops.iter().filter(|o| o.key == key).collect();
-        let Some(last) = ops.iter().rev().find(|o| o.process == final_process) else { continue };
-        let Outcome::Read(value) = &last.outcome else { continue };
-        let written: BTreeSet<&str> = ops
-            .iter()
-            .filter(|o| matches!(o.outcome, Outcome::Done | Outcome::CasOk | Outcome::Unknown))
-            .filter_map(|o| match &o.call {
-                Call::Write(v) | Call::Cas(_, v) => Some(v.as_str()),
-                _ => None,
-            })
-            .collect();
-        let acknowledged = ops.iter().any(|o| o.process != final_process && matches!(o.outcome, Outcome::Done | Outcome::CasOk));
-        match value {
-            None if acknowledged => problems.push(format!("key {key:?}: writes were acknowledged, but it reads back as nothing after healing")),
-            Some(v) if !written.contains(v.as_str()) => problems.push(format!("key {key:?}: reads back {v:?}, which no write put there")),
-            _ => {}
-        }
-    }
-    (!problems.is_empty()).then(|| problems.join("\n"))
+/// The last index a store reported applying for a region.
+fn last_applied(cluster: &Cluster, store: StoreId, region: u64) -> Option<u64> {
+    cluster.events().iter().rev().find_map(|e| match e.event {
+        simkv::raftstore::StoreEvent::Applied { store_id, region_id, index, .. } if store_id == store && region_id == region => Some(index),
+        _ => None,
+    })
 }
 
 /// Runs the plan's faults at their times, each healed when its duration ends.
@@ -573,186 +516,16 @@ async fn run_nemesis(shared: &Arc<Shared>, plan: &Plan) {
     for (index, event) in plan.faults.iter().enumerate() {
         let at = shared.start + Duration::from_secs(3) + Duration::from_millis(event.at_ms);
         madsim::time::sleep_until(at).await;
-        start_fault(shared, index, &event.fault);
+        let what = shared.nemesis.start(index, &event.fault);
+        shared.log(format!("fault #{index} starts: {what}"));
         let shared = shared.clone();
         let (fault, duration) = (event.fault.clone(), Duration::from_millis(event.duration_ms));
         madsim::task::spawn(async move {
             sleep(duration).await;
-            if !shared.stop.load(Ordering::SeqCst) {
-                heal_fault(&shared, index, &fault);
+            if !shared.stop.load(Ordering::SeqCst) && shared.nemesis.heal(index, &fault) {
+                shared.log(format!("fault #{index} healed"));
             }
         });
     }
 }
 
-fn store_node(shared: &Shared, store: StoreId) -> Option<NodeId> {
-    shared.cluster.stores.get(&store).map(|s| s.node.id())
-}
-
-fn clog(state: &mut FaultState, links: &[(NodeId, NodeId)]) {
-    let net = madsim::net::NetSim::current();
-    for &(a, b) in links {
-        let count = state.clogs.entry((a, b)).or_insert(0);
-        if *count == 0 {
-            net.clog_link(a, b);
-        }
-        *count += 1;
-    }
-}
-
-fn unclog(state: &mut FaultState, links: &[(NodeId, NodeId)]) {
-    let net = madsim::net::NetSim::current();
-    for link in links {
-        if let Some(count) = state.clogs.get_mut(link) {
-            *count -= 1;
-            if *count == 0 {
-                state.clogs.remove(link);
-                net.unclog_link(link.0, link.1);
-            }
-        }
-    }
-}
-
-/// Both directions between every node of `a` and every node of `b`.
-fn between(a: &[NodeId], b: &[NodeId]) -> Vec<(NodeId, NodeId)> {
-    let mut links = Vec::new();
-    for &x in a {
-        for &y in b {
-            if x != y {
-                links.push((x, y));
-                links.push((y, x));
-            }
-        }
-    }
-    links
-}
-
-fn start_fault(shared: &Arc<Shared>, index: usize, fault: &Fault) {
-    let cluster = &shared.cluster;
-    let nodes = |stores: &[u64]| stores.iter().filter_map(|&s| store_node(shared, s)).collect::<Vec<_>>();
-    let all: Vec<u64> = cluster.stores.keys().copied().collect();
-    let others = |store: u64| all.iter().copied().filter(|&s| s != store).collect::<Vec<_>>();
-    let clients = shared.client_nodes.lock().unwrap().clone();
-    let mut state = shared.faults.lock().unwrap();
-    let isolate = |store: u64| {
-        let mut links = between(&nodes(&[store]), &nodes(&others(store)));
-        links.extend(between(&nodes(&[store]), &clients));
-        links
-    };
-    let (links, what) = match fault {
-        Fault::PartitionHalves { side } => {
-            let rest: Vec<u64> = all.iter().copied().filter(|s| !side.contains(s)).collect();
-            (between(&nodes(side), &nodes(&rest)), format!("partition {side:?} | {rest:?}"))
-        }
-        Fault::IsolateStore { store } => (isolate(*store), format!("isolate store {store}")),
-        Fault::IsolateLeader { region_index } => {
-            let region = &cluster.regions[*region_index as usize % cluster.regions.len()];
-            match cluster.leader_of(region.id) {
-                Some(leader) => (isolate(leader), format!("isolate store {leader}, leader of region {}", region.id)),
-                None => (vec![], format!("isolate the leader of region {}: none known", region.id)),
-            }
-        }
-        Fault::Asymmetric { from, to } => {
-            // `from` can no longer send to anyone; everyone (`to` included) still
-            // reaches it.
-            let links: Vec<_> = nodes(&[*from]).into_iter().flat_map(|a| nodes(&others(*from)).into_iter().map(move |b| (a, b))).collect();
-            (links, format!("one-way: store {from} cannot send (e.g. to store {to}), but receives"))
-        }
-        Fault::ClogLink { from, to } => {
-            let links: Vec<_> = nodes(&[*from]).into_iter().zip(nodes(&[*to])).collect();
-            (links, format!("clog link store {from} -> store {to}"))
-        }
-        Fault::Bridge { left, bridge, right } => {
-            (between(&nodes(left), &nodes(right)), format!("bridge: {left:?} and {right:?} meet only through store {bridge}"))
-        }
-        Fault::CrashRestart { store } => {
-            if state.down.insert(*store) {
-                cluster.crash(*store);
-            }
-            (vec![], format!("crash store {store}"))
-        }
-        Fault::Pause { store } => {
-            if state.paused.insert(*store) && !state.down.contains(store) {
-                cluster.pause(*store);
-            }
-            (vec![], format!("pause store {store}"))
-        }
-        Fault::SlowDisk { store, factor } => {
-            *state.slow.entry(*store).or_insert(0) += 1;
-            let profile = IoProfile { slowdown: *factor, ..shared.baseline_io.clone() };
-            set_disks(cluster, *store, profile);
-            (vec![], format!("slow disk on store {store} (x{factor})"))
-        }
-        Fault::SlowSnapshotIo { store, factor } => {
-            *state.slow.entry(*store).or_insert(0) += 1;
-            let profile = IoProfile { snapshot_slowdown: *factor, ..shared.baseline_io.clone() };
-            set_disks(cluster, *store, profile);
-            (vec![], format!("slow snapshot IO on store {store} (x{factor})"))
-        }
-    };
-    clog(&mut state, &links);
-    state.active.insert(index, links);
-    drop(state);
-    shared.log(format!("fault #{index} starts: {what}"));
-}
-
-fn set_disks(cluster: &Cluster, store: StoreId, profile: IoProfile) {
-    if let Some(slot) = cluster.stores.get(&store) {
-        slot.raft_disk.set_profile(profile.clone());
-        slot.kv_disk.set_profile(profile);
-    }
-}
-
-fn heal_fault(shared: &Arc<Shared>, index: usize, fault: &Fault) {
-    let cluster = &shared.cluster;
-    let mut state = shared.faults.lock().unwrap();
-    let Some(links) = state.active.remove(&index) else { return };
-    unclog(&mut state, &links);
-    match fault {
-        Fault::CrashRestart { store } => {
-            if state.down.remove(store) {
-                cluster.restart(*store);
-                // A restarted process is not paused.
-                state.paused.remove(store);
-            }
-        }
-        Fault::Pause { store } => {
-            if state.paused.remove(store) && !state.down.contains(store) {
-                cluster.resume(*store);
-            }
-        }
-        Fault::SlowDisk { store, .. } | Fault::SlowSnapshotIo { store, .. } => {
-            let count = state.slow.entry(*store).or_insert(1);
-            *count -= 1;
-            if *count == 0 {
-                state.slow.remove(store);
-                set_disks(cluster, *store, shared.baseline_io.clone());
-            }
-        }
-        _ => {}
-    }
-    drop(state);
-    shared.log(format!("fault #{index} healed"));
-}
-
-/// Ends every fault at once (the start of the liveness phase).
-fn heal_all(shared: &Arc<Shared>) {
-    let cluster = &shared.cluster;
-    let mut state = shared.faults.lock().unwrap();
-    let net = madsim::net::NetSim::current();
-    for (a, b) in std::mem::take(&mut state.clogs).into_keys() {
-        net.unclog_link(a, b);
-    }
-    state.active.clear();
-    for store in std::mem::take(&mut state.paused) {
-        if !state.down.contains(&store) {
-            cluster.resume(store);
-        }
-    }
-    for store in std::mem::take(&mut state.down) {
-        cluster.restart(store);
-    }
-    for store in std::mem::take(&mut state.slow).into_keys() {
-        set_disks(cluster, store, shared.baseline_io.clone());
-    }
-}

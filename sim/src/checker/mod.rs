@@ -6,8 +6,11 @@
 //! | [`linearizability`] | register history | some total order respects real time and the register model |
 //! | [`raft`] | store events | one leader per term; an applied entry never changes |
 //! | [`sequential`] | per-client append logs | none lost, none duplicated, order kept |
-//! | durability, convergence | final reads, replica data | in the runner (`run`) |
+//! | [`durability`] | final reads in the history | acknowledged writes survive |
+//! | [`convergence`] | replica data after healing | replicas of a region are identical |
 
+pub mod convergence;
+pub mod durability;
 pub mod linearizability;
 pub mod raft;
 pub mod sequential;

@@ -7,8 +7,24 @@
 //! its meaning across code changes, and a plan can be written out (TOML), edited
 //! and replayed with `simkv-sim run --schedule FILE`.
 //!
-//! Each fault is one variant of [`Fault`]; the runner starts it at `at_ms`, emits a
-//! trace event, and heals it `duration_ms` later (a crash is healed by a restart).
+//! Each fault is one variant of [`Fault`], carried out by its own module
+//! (`partition`, `clog`, `network`, `crash`, `pause`, `disk`). The runner starts
+//! each at `at_ms` through [`Nemesis::start`] (which logs it), and heals it
+//! `duration_ms` later (a crash is healed by a restart); [`Nemesis::heal_all`]
+//! ends every fault at the start of the liveness phase.
+
+#[cfg(madsim)]
+mod clog;
+#[cfg(madsim)]
+mod crash;
+#[cfg(madsim)]
+mod disk;
+#[cfg(madsim)]
+pub mod network;
+#[cfg(madsim)]
+mod partition;
+#[cfg(madsim)]
+mod pause;
 
 use crate::scenario::{Bug, Range, Scenario};
 use rand_chacha::ChaCha8Rng;
@@ -249,6 +265,143 @@ impl Plan {
             let _ = writeln!(out, "{:>7}ms +{:>5}ms  {:?}", f.at_ms, f.duration_ms, f.fault);
         }
         out
+    }
+}
+
+/// A directed link between two simulated nodes.
+#[cfg(madsim)]
+type Link = (madsim::task::NodeId, madsim::task::NodeId);
+
+/// What is currently broken, so that overlapping faults compose and healing
+/// undoes exactly what was done.
+#[cfg(madsim)]
+#[derive(Default)]
+struct FaultState {
+    /// Clogged directed links, counted (two faults may clog one link).
+    clogs: std::collections::BTreeMap<Link, u32>,
+    down: std::collections::BTreeSet<u64>,
+    paused: std::collections::BTreeSet<u64>,
+    slow: std::collections::BTreeMap<u64, u32>,
+    /// Faults started and not yet healed, by their index in the plan, with the
+    /// links each clogged.
+    active: std::collections::BTreeMap<usize, Vec<Link>>,
+}
+
+/// Carries out a plan's faults on a running cluster.
+#[cfg(madsim)]
+pub struct Nemesis {
+    cluster: std::sync::Arc<crate::cluster::Cluster>,
+    state: std::sync::Mutex<FaultState>,
+    clients: std::sync::Mutex<Vec<madsim::task::NodeId>>,
+    baseline_io: simkv::engine::IoProfile,
+}
+
+/// Both directions between every node of `a` and every node of `b`.
+#[cfg(madsim)]
+fn between(a: &[madsim::task::NodeId], b: &[madsim::task::NodeId]) -> Vec<Link> {
+    let mut links = Vec::new();
+    for &x in a {
+        for &y in b {
+            if x != y {
+                links.push((x, y));
+                links.push((y, x));
+            }
+        }
+    }
+    links
+}
+
+#[cfg(madsim)]
+impl Nemesis {
+    pub fn new(cluster: std::sync::Arc<crate::cluster::Cluster>, baseline_io: simkv::engine::IoProfile) -> Self {
+        Nemesis { cluster, state: Default::default(), clients: Default::default(), baseline_io }
+    }
+
+    /// A client node: isolating a store cuts it off from clients too.
+    pub fn add_client(&self, node: madsim::task::NodeId) {
+        self.clients.lock().unwrap().push(node);
+    }
+
+    fn client_nodes(&self) -> Vec<madsim::task::NodeId> {
+        self.clients.lock().unwrap().clone()
+    }
+
+    fn store_ids(&self) -> Vec<u64> {
+        self.cluster.stores.keys().copied().collect()
+    }
+
+    fn nodes(&self, stores: &[u64]) -> Vec<madsim::task::NodeId> {
+        stores.iter().filter_map(|s| self.cluster.stores.get(s).map(|slot| slot.node.id())).collect()
+    }
+
+    /// Starts fault `index` of the plan; returns what it did, for the timeline.
+    pub fn start(&self, index: usize, fault: &Fault) -> String {
+        let cut = partition::links(self, fault).or_else(|| clog::links(self, fault));
+        let mut state = self.state.lock().unwrap();
+        let (links, what) = match (cut, fault) {
+            (Some(cut), _) => cut,
+            (None, Fault::CrashRestart { store }) => (vec![], crash::start(self, &mut state, *store)),
+            (None, Fault::Pause { store }) => (vec![], pause::start(self, &mut state, *store)),
+            (None, Fault::SlowDisk { store, factor }) => (vec![], disk::start_slow(self, &mut state, *store, *factor, false)),
+            (None, Fault::SlowSnapshotIo { store, factor }) => (vec![], disk::start_slow(self, &mut state, *store, *factor, true)),
+            (None, other) => unreachable!("{other:?} is a partition"),
+        };
+        let net = madsim::net::NetSim::current();
+        for &link in &links {
+            let count = state.clogs.entry(link).or_insert(0);
+            if *count == 0 {
+                net.clog_link(link.0, link.1);
+            }
+            *count += 1;
+        }
+        state.active.insert(index, links);
+        what
+    }
+
+    /// Heals fault `index` unless it was healed already (by [`Nemesis::heal_all`]).
+    pub fn heal(&self, index: usize, fault: &Fault) -> bool {
+        let mut state = self.state.lock().unwrap();
+        let Some(links) = state.active.remove(&index) else { return false };
+        let net = madsim::net::NetSim::current();
+        for link in links {
+            if let Some(count) = state.clogs.get_mut(&link) {
+                *count -= 1;
+                if *count == 0 {
+                    state.clogs.remove(&link);
+                    net.unclog_link(link.0, link.1);
+                }
+            }
+        }
+        match fault {
+            Fault::CrashRestart { store } => crash::heal(self, &mut state, *store),
+            Fault::Pause { store } => pause::heal(self, &mut state, *store),
+            Fault::SlowDisk { store, .. } | Fault::SlowSnapshotIo { store, .. } => disk::heal(self, &mut state, *store),
+            _ => {}
+        }
+        true
+    }
+
+    /// Ends every fault at once: links unclogged, paused stores resumed, crashed
+    /// stores restarted, disks back to normal, transport faults off.
+    pub fn heal_all(&self) {
+        let mut state = self.state.lock().unwrap();
+        let net = madsim::net::NetSim::current();
+        for (a, b) in std::mem::take(&mut state.clogs).into_keys() {
+            net.unclog_link(a, b);
+        }
+        state.active.clear();
+        for store in std::mem::take(&mut state.paused) {
+            if !state.down.contains(&store) {
+                self.cluster.resume(store);
+            }
+        }
+        for store in std::mem::take(&mut state.down) {
+            self.cluster.restart(store);
+        }
+        for store in std::mem::take(&mut state.slow).into_keys() {
+            disk::set(self, store, self.baseline_io.clone());
+        }
+        network::heal(&self.cluster);
     }
 }
 

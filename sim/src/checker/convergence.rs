@@ -1,0 +1,51 @@
+//! Convergence: once every fault has healed, the replicas of each region hold
+//! identical data. The runner polls this until the liveness phase ends.
+
+use simkv::engine::KvPair;
+
+/// One region's data as each of its replicas holds it: (store, pairs, last
+/// applied index reported by that store).
+pub struct RegionCopies {
+    pub region_id: u64,
+    pub copies: Vec<(u64, Vec<KvPair>, Option<u64>)>,
+}
+
+/// `None` when every region's copies agree; otherwise the first difference.
+pub fn check(regions: &[RegionCopies]) -> Option<String> {
+    for region in regions {
+        let Some((first_store, first, first_applied)) = region.copies.first() else { continue };
+        let Some((store, data, applied)) = region.copies[1..].iter().find(|(_, d, _)| d != first) else { continue };
+        let at = first.iter().zip(data.iter()).position(|(a, b)| a != b).unwrap_or(first.len().min(data.len()));
+        let show = |d: &Vec<KvPair>| {
+            d.get(at).map(|(k, v)| format!("{} = {}", String::from_utf8_lossy(k), String::from_utf8_lossy(v))).unwrap_or_else(|| "(end)".into())
+        };
+        return Some(format!(
+            "region {} differs between store {first_store} ({} keys, last applied index {:?}) and store {store} ({} keys, last applied index {:?}); first difference: store {first_store} has {}, store {store} has {}",
+            region.region_id,
+            first.len(),
+            first_applied,
+            data.len(),
+            applied,
+            show(first),
+            show(data),
+        ));
+    }
+    None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_lagging_replica_is_named() {
+        let pair = |k: &str, v: &str| (k.as_bytes().to_vec(), v.as_bytes().to_vec());
+        let same = RegionCopies { region_id: 1, copies: vec![(1, vec![pair("a", "1")], Some(5)), (2, vec![pair("a", "1")], Some(5))] };
+        assert_eq!(check(&[same]), None);
+        let lagging = RegionCopies { region_id: 1, copies: vec![(1, vec![pair("a", "2")], Some(9)), (3, vec![pair("a", "1")], Some(5))] };
+        assert_eq!(
+            check(&[lagging]).unwrap(),
+            "region 1 differs between store 1 (1 keys, last applied index Some(9)) and store 3 (1 keys, last applied index Some(5)); first difference: store 1 has a = 2, store 3 has a = 1"
+        );
+    }
+}

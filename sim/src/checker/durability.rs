@@ -1,0 +1,57 @@
+//! Durability: after the liveness phase, a final read of every key (recorded in
+//! the history by process `final_process`) must show that acknowledged writes
+//! survived every crash — the key holds a value that some write put there
+//! (acknowledged, or with an unknown outcome), never nothing once a write was
+//! acknowledged, and never a value no one wrote.
+
+use crate::history::{Call, History, Operation, Outcome};
+use std::collections::BTreeSet;
+
+/// Every key whose writes were acknowledged reads back as a value some write
+/// (acknowledged or unknown) put there, never as nothing and never as a value no
+/// one wrote.
+pub fn check(history: &History, final_process: u64) -> Option<String> {
+    let mut problems = Vec::new();
+    for key in history.keys() {
+        let ops: Vec<&Operation> = history.ops.iter().filter(|o| o.key == key).collect();
+        let Some(last) = ops.iter().rev().find(|o| o.process == final_process) else { continue };
+        let Outcome::Read(value) = &last.outcome else { continue };
+        let written: BTreeSet<&str> = ops
+            .iter()
+            .filter(|o| matches!(o.outcome, Outcome::Done | Outcome::CasOk | Outcome::Unknown))
+            .filter_map(|o| match &o.call {
+                Call::Write(v) | Call::Cas(_, v) => Some(v.as_str()),
+                _ => None,
+            })
+            .collect();
+        let acknowledged = ops.iter().any(|o| o.process != final_process && matches!(o.outcome, Outcome::Done | Outcome::CasOk));
+        match value {
+            None if acknowledged => problems.push(format!("key {key:?}: writes were acknowledged, but it reads back as nothing after healing")),
+            Some(v) if !written.contains(v.as_str()) => problems.push(format!("key {key:?}: reads back {v:?}, which no write put there")),
+            _ => {}
+        }
+    }
+    (!problems.is_empty()).then(|| problems.join("\n"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::history::{Clock, Initial};
+
+    fn op(process: u64, call: Call, outcome: Outcome, t: u64) -> Operation {
+        Operation { process, key: "k".into(), call, outcome, invoke: t, complete: Some(t + 1) }
+    }
+
+    #[test]
+    fn lost_and_phantom_values_are_caught() {
+        let mut h = History::new(Initial::Absent, Clock::Nanos);
+        h.ops.push(op(0, Call::Write("1".into()), Outcome::Done, 0));
+        h.ops.push(op(9, Call::Read, Outcome::Read(Some("1".into())), 10));
+        assert_eq!(check(&h, 9), None);
+        h.ops[1].outcome = Outcome::Read(None);
+        assert!(check(&h, 9).unwrap().contains("reads back as nothing"));
+        h.ops[1].outcome = Outcome::Read(Some("7".into()));
+        assert!(check(&h, 9).unwrap().contains("no write put there"));
+    }
+}
