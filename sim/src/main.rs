@@ -43,18 +43,27 @@ mod cli {
         command: Command,
     }
 
+    /// One scenario, one seed.
+    #[derive(clap::Args)]
+    struct OneRun {
+        /// The scenario file, e.g. scenarios/chaos.toml.
+        #[arg(long)]
+        scenario: PathBuf,
+        /// The seed: it fixes the plan and every event of the run.
+        #[arg(long)]
+        seed: u64,
+        /// Replays this fault plan (written by `plan` or `replay`, maybe edited)
+        /// instead of drawing one from the seed.
+        #[arg(long)]
+        schedule: Option<PathBuf>,
+    }
+
     #[derive(Subcommand)]
     enum Command {
         /// Runs one scenario with one seed and checks it.
         Run {
-            #[arg(long)]
-            scenario: PathBuf,
-            #[arg(long)]
-            seed: u64,
-            /// Replays this fault plan (written by `plan` or `replay`, maybe edited)
-            /// instead of drawing one from the seed.
-            #[arg(long)]
-            schedule: Option<PathBuf>,
+            #[command(flatten)]
+            one: OneRun,
             /// Runs the seed twice and fails unless both runs have the same digest.
             #[arg(long)]
             check_determinism: bool,
@@ -83,12 +92,8 @@ mod cli {
         /// Runs one seed again with a debug trace, and writes the plan, the
         /// history (EDN and Porcupine) and the trace to a folder.
         Replay {
-            #[arg(long)]
-            scenario: PathBuf,
-            #[arg(long)]
-            seed: u64,
-            #[arg(long)]
-            schedule: Option<PathBuf>,
+            #[command(flatten)]
+            one: OneRun,
             #[arg(long, default_value = "replay-out")]
             out: PathBuf,
         },
@@ -200,7 +205,7 @@ mod cli {
 
         pub fn run(self) -> i32 {
             match self.command {
-                Command::Run { scenario, seed, schedule, check_determinism } => {
+                Command::Run { one: OneRun { scenario, seed, schedule }, check_determinism } => {
                     let Ok(s) = load(&scenario) else { return 2 };
                     let Ok(plan) = plan_for(&s, seed, &schedule) else { return 2 };
                     println!("{}", plan.swarm_line());
@@ -218,7 +223,7 @@ mod cli {
                 Command::Fuzz { scenarios, seeds, shard, time_budget, json, check_determinism } => {
                     fuzz(&scenarios, seeds, shard, time_budget, json, check_determinism)
                 }
-                Command::Replay { scenario, seed, schedule, out } => {
+                Command::Replay { one: OneRun { scenario, seed, schedule }, out } => {
                     let Ok(s) = load(&scenario) else { return 2 };
                     let Ok(plan) = plan_for(&s, seed, &schedule) else { return 2 };
                     println!("{}", plan.swarm_line());

@@ -184,3 +184,34 @@ fn same_seed_same_digest_across_processes() {
     };
     assert_eq!(run(), run());
 }
+
+/// The CLI's help texts: they change only on purpose.
+#[test]
+fn cli_help_is_pinned() {
+    let help = |args: &[&str]| {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_simkv-sim")).args(args).output().expect("simkv-sim runs");
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    let text = ["--help", "run --help", "fuzz --help", "replay --help", "check --help"]
+        .iter()
+        .map(|a| format!("$ simkv-sim {a}\n{}", help(&a.split(' ').collect::<Vec<_>>())))
+        .collect::<Vec<_>>()
+        .join("\n");
+    insta::assert_snapshot!("cli_help", text);
+}
+
+/// `check` exits 0 for a linearizable history, 1 for one that is not, and 2 for a
+/// file it cannot read, naming the line.
+#[test]
+fn check_exit_codes() {
+    let corpus = root().join("sim/tests/corpus/porcupine/test_data");
+    let check = |path: &Path| {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_simkv-sim")).arg("check").arg(path).output().expect("simkv-sim runs");
+        (out.status.code(), String::from_utf8_lossy(&out.stderr).into_owned())
+    };
+    assert_eq!(check(&corpus.join("jepsen/etcd_002.log")).0, Some(0));
+    assert_eq!(check(&corpus.join("jepsen/etcd_000.log")).0, Some(1));
+    let (code, stderr) = check(&root().join("Cargo.toml"));
+    assert_eq!(code, Some(2));
+    assert!(stderr.contains("Cargo.toml:2:"), "{stderr}");
+}
