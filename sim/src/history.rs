@@ -3,8 +3,8 @@
 //! An [`Operation`] is one call by one process on one key, from its invoke to its
 //! completion. Its [`Outcome`] is either a definite answer or [`Outcome::Unknown`]
 //! (Jepsen's `:info`): the operation may have taken effect at any moment after its
-//! invoke, or never. Operations that definitely did not happen (`:fail` of a write)
-//! are not kept at all, since they constrain nothing.
+//! invoke, or never. Operations that definitely did not happen are kept as
+//! [`Outcome::Failed`] (Jepsen's `:fail`); checkers ignore them.
 //!
 //! The same history is read from and written to three formats (see [`formats`]):
 //! Porcupine's etcd logs, Porcupine's kv logs and Jepsen EDN register histories,
@@ -38,6 +38,9 @@ pub enum Outcome {
     CasFailed,
     /// No answer: took effect at some point after invoke, or never.
     Unknown,
+    /// Definitely did not take effect (Jepsen's `:fail` of a write, or a read
+    /// that got an error). Kept for the record; it constrains nothing.
+    Failed,
 }
 
 /// One operation. Times are nanoseconds (simulated, or line numbers for imported
@@ -125,6 +128,7 @@ impl fmt::Display for Outcome {
             Outcome::CasOk => write!(f, "ok"),
             Outcome::CasFailed => write!(f, "fail (compare unequal)"),
             Outcome::Unknown => write!(f, "unknown"),
+            Outcome::Failed => write!(f, "failed (did not happen)"),
         }
     }
 }

@@ -255,7 +255,7 @@ async fn run_inner(scenario: Scenario, plan: Plan) -> RunReport {
     let timeline = shared.timeline.lock().unwrap().clone();
     let stats = RunStats {
         ops: history.ops.len(),
-        ok: history.ops.iter().filter(|o| o.outcome != Outcome::Unknown).count(),
+        ok: history.ops.iter().filter(|o| !matches!(o.outcome, Outcome::Unknown | Outcome::Failed)).count(),
         unknown: history.unknown_count(),
         faults: plan.faults.len(),
         events: events.len(),
@@ -305,7 +305,8 @@ async fn register_client(shared: &Shared, client: &RawClient, c: u64) {
         let (call, outcome) = if dice < read_percent {
             let outcome = match client.get(key.as_bytes()).await {
                 Ok(v) => Some(Outcome::Read(v.map(|v| String::from_utf8_lossy(&v).into_owned()))),
-                Err(_) => None,
+                // Definite: the client saw only errors that mean it did not happen.
+                Err(_) => Some(Outcome::Failed),
             };
             (Call::Read, outcome)
         } else if dice < read_percent + cas_percent {
@@ -316,14 +317,16 @@ async fn register_client(shared: &Shared, client: &RawClient, c: u64) {
                 Ok((true, _)) => Some(Outcome::CasOk),
                 Ok((false, _)) => Some(Outcome::CasFailed),
                 Err(ClientError::Unknown(_)) => Some(Outcome::Unknown),
-                Err(_) => None,
+                // Definite: the client saw only errors that mean it did not happen.
+                Err(_) => Some(Outcome::Failed),
             };
             (Call::Cas(from, value), outcome)
         } else {
             let outcome = match client.put(key.as_bytes(), value.as_bytes()).await {
                 Ok(()) => Some(Outcome::Done),
                 Err(ClientError::Unknown(_)) => Some(Outcome::Unknown),
-                Err(_) => None,
+                // Definite: the client saw only errors that mean it did not happen.
+                Err(_) => Some(Outcome::Failed),
             };
             (Call::Write(value), outcome)
         };
@@ -366,7 +369,7 @@ async fn sequential_client(shared: &Shared, client: &RawClient, c: u64) {
         let outcome = match client.put(key.as_bytes(), b"").await {
             Ok(()) => Some(Outcome::Done),
             Err(ClientError::Unknown(_)) => Some(Outcome::Unknown),
-            Err(_) => None,
+            Err(_) => Some(Outcome::Failed),
         };
         let done = outcome == Some(Outcome::Done);
         if outcome == Some(Outcome::Unknown) {
@@ -399,7 +402,7 @@ async fn sequential_client(shared: &Shared, client: &RawClient, c: u64) {
             Ok((true, _)) => (Some(ItemStatus::Acknowledged), Some(Outcome::CasOk)),
             Ok((false, _)) => (None, Some(Outcome::CasFailed)),
             Err(ClientError::Unknown(_)) => (Some(ItemStatus::Unknown), Some(Outcome::Unknown)),
-            Err(_) => (None, None),
+            Err(_) => (None, Some(Outcome::Failed)),
         };
         record(shared, process, &key, Call::Cas(from, next), invoke, outcome.clone());
         if let Some(status) = status {

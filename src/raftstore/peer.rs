@@ -133,6 +133,18 @@ impl<E: Engine> PeerFsm<E> {
         self.proposals.push_back(proposal);
     }
 
+    /// A snapshot up to `index` replaced the log: proposals it covers may or may
+    /// not be in it, and no entry will come to tell. Their outcome is unknown.
+    pub fn proposals_covered_by_snapshot(&mut self, index: u64) {
+        while self.proposals.front().is_some_and(|p| p.index <= index) {
+            let proposal = self.proposals.pop_front().expect("front exists");
+            if let Some(callback) = proposal.callback {
+                let reason = format!("region {}: a snapshot up to index {index} replaced the log", self.region_id());
+                let _ = callback.send(Err(RegionError::OutcomeUnknown { reason }));
+            }
+        }
+    }
+
     /// Answers the proposal for the entry at (`index`, `term`), if it is ours;
     /// proposals for earlier indexes were overwritten and are told so.
     pub fn answer_proposal(&mut self, index: u64, term: u64, result: RegionResult<WriteResult>) {

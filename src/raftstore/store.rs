@@ -1197,6 +1197,7 @@ impl<E: Engine> Store<E> {
         };
         peer.applying_snapshot = None;
         peer.raw.mut_store().apply_state.applied_index = index;
+        peer.proposals_covered_by_snapshot(index);
         let mut batch = WriteBatch::new();
         batch.delete(Cf::Raft, keys::pending_snapshot_key(region_id));
         let result = engine_ok(

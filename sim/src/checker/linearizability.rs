@@ -62,7 +62,8 @@ pub fn check(history: &History) -> Verdict {
 /// A key whose search takes more than `max_steps` is left inconclusive.
 pub fn check_with_limit(history: &History, max_steps: u64) -> Verdict {
     let mut by_key: BTreeMap<&str, Vec<&Operation>> = BTreeMap::new();
-    for op in &history.ops {
+    // Operations that did not happen constrain nothing.
+    for op in history.ops.iter().filter(|o| o.outcome != Outcome::Failed) {
         by_key.entry(op.key.as_str()).or_default().push(op);
     }
     let mut searches: Vec<Search> = by_key.into_iter().map(|(key, ops)| Search::new(key, ops, history.initial)).collect();

@@ -82,7 +82,7 @@ impl Pairing {
             return err(line, format!("process {process} completes an operation it never invoked"));
         };
         let (outcome, complete) = match completion {
-            Completion::NotHappened => return Ok(()),
+            Completion::NotHappened => (Outcome::Failed, Some(line as u64)),
             Completion::Unknown => (Outcome::Unknown, None),
             Completion::Ok(outcome) => (outcome, Some(line as u64)),
         };
@@ -454,6 +454,7 @@ pub fn to_edn(history: &History) -> String {
             // failed is, as far as the register's value goes.
             (_, Outcome::CasFailed) => ("fail", invoke_value),
             (_, Outcome::Unknown) => ("info", invoke_value),
+            (_, Outcome::Failed) => ("fail", invoke_value),
         };
         let time = if time == u64::MAX { String::new() } else { format!(", :time {time}") };
         let _ = writeln!(out, "{{:type :{kind}, :f :{f}, :key {}, :value {value}, :process {}{time}}}", edn_value(&op.key), op.process);
@@ -463,7 +464,9 @@ pub fn to_edn(history: &History) -> String {
 
 /// Writes one key's operations in Porcupine's etcd log grammar (integer values).
 pub fn to_porcupine_log(history: &History, key: &str) -> Result<String, String> {
-    let ops: Vec<&Operation> = history.ops.iter().filter(|o| o.key == key).collect();
+    // Porcupine's `:fail` means a compare that failed; operations that did not
+    // happen at all are left out.
+    let ops: Vec<&Operation> = history.ops.iter().filter(|o| o.key == key && o.outcome != Outcome::Failed).collect();
     let check = |v: &str| v.parse::<i64>().map(|_| ()).map_err(|_| format!("value {v:?} of key {key:?} is not an integer"));
     for op in &ops {
         match &op.call {
@@ -491,6 +494,7 @@ pub fn to_porcupine_log(history: &History, key: &str) -> Result<String, String> 
             (_, Outcome::Done | Outcome::CasOk) => (":ok", value),
             (_, Outcome::CasFailed) => (":fail", value),
             (_, Outcome::Unknown) => (":info", ":timed-out".to_string()),
+            (_, Outcome::Failed) => unreachable!("left out above"),
         };
         let _ = writeln!(out, "INFO  jepsen.util - {}\t{kind}\t:{f}\t{value}", op.process);
     }
@@ -534,9 +538,10 @@ mod tests {
         let edn = "{:type :invoke, :f :write, :value 1, :process 0}\n{:type :fail, :f :write, :value 1, :process 0}\n\
                    {:type :invoke, :f :cas, :value [1 2], :process 1}\n{:type :info, :f :cas, :value [1 2], :process 1}\n";
         let h = parse(edn).unwrap();
-        assert_eq!(h.ops.len(), 1);
-        assert_eq!(h.ops[0].call, Call::Cas("1".into(), "2".into()));
-        assert_eq!(h.ops[0].outcome, Outcome::Unknown);
+        assert_eq!(h.ops.len(), 2);
+        assert_eq!(h.ops[0].outcome, Outcome::Failed);
+        assert_eq!(h.ops[1].call, Call::Cas("1".into(), "2".into()));
+        assert_eq!(h.ops[1].outcome, Outcome::Unknown);
     }
 
     #[test]
@@ -549,9 +554,12 @@ mod tests {
         h.ops.push(op(0, Call::Cas("7".into(), "8".into()), Outcome::CasFailed, 50, Some(60)));
         let edn = to_edn(&h);
         let back = parse(&edn).unwrap();
-        // The failed CAS did not happen, as Knossos reads `:fail`.
-        assert_eq!(back.ops.len(), 3);
-        assert_eq!(back.ops.iter().map(|o| o.outcome.clone()).collect::<Vec<_>>(), [Outcome::Done, Outcome::Read(Some("5".into())), Outcome::Unknown]);
+        // The failed CAS reads back as "did not happen", as Knossos reads `:fail`.
+        assert_eq!(back.ops.len(), 4);
+        assert_eq!(
+            back.ops.iter().map(|o| o.outcome.clone()).collect::<Vec<_>>(),
+            [Outcome::Done, Outcome::Read(Some("5".into())), Outcome::Unknown, Outcome::Failed]
+        );
         let log = to_porcupine_log(&h, "k1").unwrap();
         let back = parse(&log).unwrap();
         assert_eq!(back.ops.len(), 4);
