@@ -715,6 +715,7 @@ impl<E: Engine> Store<E> {
             return;
         }
         let (index, term) = (peer.raw.raft.raft_log.last_index(), peer.raw.raft.term);
+        #[cfg_attr(not(madsim), allow(unused_mut))]
         let mut callback = Some(callback);
         #[cfg(madsim)]
         if self.cfg.bugs.ack_before_commit && !matches!(cmd_kind, WriteKind::Cas) {
