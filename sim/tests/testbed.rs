@@ -215,3 +215,21 @@ fn check_exit_codes() {
     assert_eq!(code, Some(2));
     assert!(stderr.contains("Cargo.toml:2:"), "{stderr}");
 }
+
+/// `fuzz --shard i/n` runs every n-th run, and `--json` writes the summary.
+#[test]
+fn fuzz_shards_and_writes_a_json_summary() {
+    let json = std::env::temp_dir().join(format!("simkv-fuzz-{}.json", std::process::id()));
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_simkv-sim"))
+        .args(["fuzz", "--scenarios", "scenarios/basic.toml", "--seeds", "0..4", "--shard", "1/2", "--json"])
+        .arg(&json)
+        .current_dir(root())
+        .output()
+        .expect("simkv-sim runs");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stdout));
+    let summary = std::fs::read_to_string(&json).unwrap();
+    let _ = std::fs::remove_file(&json);
+    assert!(summary.contains("\"runs\": 2") && summary.contains("\"failed\": 0"), "{summary}");
+    let bad = std::process::Command::new(env!("CARGO_BIN_EXE_simkv-sim")).args(["fuzz", "--shard", "3/2"]).output().unwrap();
+    assert_eq!(bad.status.code(), Some(2), "a bad shard is a usage error");
+}
