@@ -88,6 +88,10 @@ mod cli {
             /// Runs every seed twice and compares digests.
             #[arg(long)]
             check_determinism: bool,
+            /// Runs at once, each a simulation on its own thread (default: one
+            /// per core). Results do not depend on it.
+            #[arg(long)]
+            jobs: Option<usize>,
         },
         /// Runs one seed again with a debug trace, and writes the plan, the
         /// history (EDN and Porcupine) and the trace to a folder.
@@ -220,8 +224,9 @@ mod cli {
                     }
                     code
                 }
-                Command::Fuzz { scenarios, seeds, shard, time_budget, json, check_determinism } => {
-                    fuzz(&scenarios, seeds, shard, time_budget, json, check_determinism)
+                Command::Fuzz { scenarios, seeds, shard, time_budget, json, check_determinism, jobs } => {
+                    let jobs = jobs.unwrap_or_else(|| std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1));
+                    fuzz(&scenarios, seeds, shard, time_budget, json, check_determinism, jobs)
                 }
                 Command::Replay { one: OneRun { scenario, seed, schedule }, out } => {
                     let Ok(s) = load(&scenario) else { return 2 };
@@ -302,7 +307,7 @@ mod cli {
         }
     }
 
-    fn fuzz(dir: &Path, seeds: (u64, u64), shard: Option<(u64, u64)>, budget: Option<u64>, json: Option<PathBuf>, determinism: bool) -> i32 {
+    fn fuzz(dir: &Path, seeds: (u64, u64), shard: Option<(u64, u64)>, budget: Option<u64>, json: Option<PathBuf>, determinism: bool, jobs: usize) -> i32 {
         let scenarios: Vec<(PathBuf, Scenario)> = if dir.is_dir() {
             let mut paths: Vec<PathBuf> = match std::fs::read_dir(dir) {
                 Ok(entries) => entries.filter_map(|e| e.ok()).map(|e| e.path()).filter(|p| p.extension().is_some_and(|x| x == "toml")).collect(),
@@ -334,34 +339,44 @@ mod cli {
         let started = Instant::now();
         let bar = ProgressBar::new(runs.len() as u64);
         bar.set_style(ProgressStyle::with_template("{bar:40} {pos}/{len} runs, {msg} [{elapsed_precise}]").expect("template"));
-        let mut summary = report::FuzzSummary::default();
-        for (i, seed) in runs {
-            if budget.is_some_and(|b| started.elapsed().as_secs() >= b) {
-                summary.skipped += 1;
-                continue;
+        let summary = std::sync::Mutex::new(report::FuzzSummary::default());
+        let next = std::sync::atomic::AtomicUsize::new(0);
+        // Each run is its own simulation on its own thread: runs are independent
+        // and each is deterministic, so workers only change the wall time.
+        std::thread::scope(|scope| {
+            for _ in 0..jobs.max(1) {
+                scope.spawn(|| loop {
+                    let k = next.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                    let Some(&(i, seed)) = runs.get(k) else { return };
+                    if budget.is_some_and(|b| started.elapsed().as_secs() >= b) {
+                        summary.lock().unwrap().skipped += 1;
+                        continue;
+                    }
+                    let (path, scenario) = &scenarios[i];
+                    let path = path.display().to_string();
+                    let plan = Plan::draw(scenario, seed);
+                    let report = run::run(scenario, &plan);
+                    let again = determinism.then(|| run::run(scenario, &plan));
+                    let nondeterministic = again.as_ref().is_some_and(|a| a.digest != report.digest);
+                    let mut summary = summary.lock().unwrap();
+                    if let (true, Some(again)) = (nondeterministic, &again) {
+                        bar.suspend(|| println!("{}", report::determinism_line(&report, again)));
+                        summary.add_failure(&path, seed, "determinism", "two runs of this seed produced different digests");
+                    }
+                    summary.add(&report, !report.passed() || nondeterministic);
+                    if !report.passed() {
+                        bar.suspend(|| print!("{}", report::outcome_text(&path, &report)));
+                        for f in &report.failures {
+                            summary.add_failure(&path, seed, &f.checker, &f.explanation);
+                        }
+                    }
+                    bar.set_message(format!("{} failed", summary.failed));
+                    bar.inc(1);
+                });
             }
-            let (path, scenario) = &scenarios[i];
-            let plan = Plan::draw(scenario, seed);
-            let report = run::run(scenario, &plan);
-            let mut failed = !report.passed();
-            if determinism {
-                let again = run::run(scenario, &plan);
-                if again.digest != report.digest {
-                    failed = true;
-                    bar.suspend(|| println!("{}", report::determinism_line(&report, &again)));
-                    summary.add_failure(&path.display().to_string(), seed, "determinism", "two runs of this seed produced different digests");
-                }
-            }
-            summary.add(&report, failed);
-            if !report.passed() {
-                bar.suspend(|| print!("{}", report::outcome_text(&path.display().to_string(), &report)));
-                for f in &report.failures {
-                    summary.add_failure(&path.display().to_string(), seed, &f.checker, &f.explanation);
-                }
-            }
-            bar.set_message(format!("{} failed", summary.failed));
-            bar.inc(1);
-        }
+        });
+        let mut summary = summary.into_inner().unwrap();
+        summary.failures.sort_by(|a, b| (&a.scenario, a.seed, &a.checker).cmp(&(&b.scenario, b.seed, &b.checker)));
         bar.finish_and_clear();
         summary.wall_secs = started.elapsed().as_secs_f64();
         println!("{}", summary.line());
