@@ -98,6 +98,9 @@ pub fn run(scenario: &Scenario, plan: &Plan) -> RunReport {
 /// history inconclusive (a few seconds of search).
 const LINEARIZABILITY_STEPS: u64 = 20_000_000;
 
+/// How many recent values per key a CAS may pick its expected value from.
+const RECENT_VALUES: usize = 4;
+
 /// The process id of the final reads after healing.
 const FINAL_PROCESS: u64 = 1_000_000;
 
@@ -118,6 +121,9 @@ struct Shared {
     cluster: Arc<Cluster>,
     timeline: Mutex<Vec<String>>,
     ops: Mutex<Vec<Operation>>,
+    /// The last values seen on each key (written or read), oldest first: what a
+    /// CAS compares against.
+    recent: Mutex<BTreeMap<String, std::collections::VecDeque<String>>>,
     logs: Mutex<BTreeMap<u64, ClientLog>>,
     stop: AtomicBool,
     start: Instant,
@@ -153,6 +159,7 @@ async fn run_inner(scenario: Scenario, plan: Plan) -> RunReport {
         cluster: cluster.clone(),
         timeline: Mutex::new(Vec::new()),
         ops: Mutex::new(Vec::new()),
+        recent: Mutex::new(BTreeMap::new()),
         logs: Mutex::new(BTreeMap::new()),
         stop: AtomicBool::new(false),
         start: Instant::now(),
@@ -276,6 +283,18 @@ fn record(shared: &Shared, process: u64, key: &str, call: Call, invoke: u64, out
         return;
     }
     let complete = (outcome != Outcome::Unknown).then(now_ns);
+    let seen = match (&call, &outcome) {
+        (Call::Write(v), Outcome::Done) | (Call::Cas(_, v), Outcome::CasOk) | (_, Outcome::Read(Some(v))) => Some(v.clone()),
+        _ => None,
+    };
+    if let Some(v) = seen {
+        let mut recent = shared.recent.lock().unwrap();
+        let values = recent.entry(key.to_string()).or_default();
+        values.push_back(v);
+        if values.len() > RECENT_VALUES {
+            values.pop_front();
+        }
+    }
     shared.ops.lock().unwrap().push(Operation { process, key: key.to_string(), call, outcome, invoke, complete });
 }
 
@@ -296,7 +315,7 @@ async fn register_client(shared: &Shared, client: &RawClient, c: u64) {
     while !shared.stop.load(Ordering::SeqCst) {
         let (k, dice, expect) = {
             let mut rng = madsim::rand::thread_rng();
-            (rng.gen_range(0..keys), rng.gen_range(0..100u64), rng.gen_range(0..4u64))
+            (rng.gen_range(0..keys), rng.gen_range(0..100u64), rng.gen_range(0..RECENT_VALUES as u64))
         };
         let key = register_key(k, keys);
         counter += 1;
@@ -339,18 +358,9 @@ async fn register_client(shared: &Shared, client: &RawClient, c: u64) {
     }
 }
 
-/// One of the last few values seen on `key`.
+/// One of the last few values seen on `key` (0 = the latest).
 fn last_value(shared: &Shared, key: &str, back: u64) -> Option<String> {
-    let ops = shared.ops.lock().unwrap();
-    ops.iter()
-        .rev()
-        .filter(|o| o.key == key)
-        .filter_map(|o| match (&o.call, &o.outcome) {
-            (Call::Write(v), Outcome::Done) | (Call::Cas(_, v), Outcome::CasOk) => Some(v.clone()),
-            (_, Outcome::Read(Some(v))) => Some(v.clone()),
-            _ => None,
-        })
-        .nth(back as usize)
+    shared.recent.lock().unwrap().get(key).and_then(|values| values.iter().rev().nth(back as usize).cloned())
 }
 
 /// Appends items 1, 2, 3, ... to the client's own key by read + compare-and-set.
