@@ -138,18 +138,9 @@ impl StoreHandle {
         epoch: RegionEpoch,
         cmd: WriteCmd,
     ) -> RegionResult<WriteResult> {
-        let (callback, rx) = oneshot::channel();
-        self.offer(StoreMsg::Write {
-            region_id,
-            epoch,
-            cmd,
-            callback,
-        })?;
-        rx.await.unwrap_or_else(|_| {
-            Err(RegionError::OutcomeUnknown {
-                reason: "store stopped before answering".into(),
-            })
-        })
+        // A write the store dropped unanswered may still have reached raft.
+        let dropped = RegionError::OutcomeUnknown { reason: "store stopped before answering".into() };
+        self.ask(|callback| StoreMsg::Write { region_id, epoch, cmd, callback }, dropped).await
     }
 
     pub async fn read(
@@ -158,19 +149,21 @@ impl StoreHandle {
         epoch: RegionEpoch,
         cmd: ReadCmd,
     ) -> RegionResult<ReadResult> {
-        let (callback, rx) = oneshot::channel();
-        self.offer(StoreMsg::Read {
-            region_id,
-            epoch,
-            cmd,
-            callback,
-        })?;
         // A read that was never answered changed nothing: a definite failure.
-        rx.await.unwrap_or_else(|_| {
-            Err(RegionError::ServerIsBusy {
-                reason: "store stopped before answering".into(),
-            })
-        })
+        let dropped = RegionError::ServerIsBusy { reason: "store stopped before answering".into() };
+        self.ask(|callback| StoreMsg::Read { region_id, epoch, cmd, callback }, dropped).await
+    }
+
+    /// Sends a request to the store loop and waits for its answer; `dropped` is
+    /// the answer when the loop goes away first.
+    async fn ask<T>(
+        &self,
+        message: impl FnOnce(oneshot::Sender<RegionResult<T>>) -> StoreMsg,
+        dropped: RegionError,
+    ) -> RegionResult<T> {
+        let (callback, rx) = oneshot::channel();
+        self.offer(message(callback))?;
+        rx.await.unwrap_or(Err(dropped))
     }
 }
 
