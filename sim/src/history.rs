@@ -11,6 +11,7 @@
 //! and our own recordings are exported as EDN and as Porcupine logs.
 
 pub mod formats;
+pub mod generate;
 
 use std::fmt;
 
@@ -43,8 +44,9 @@ pub enum Outcome {
     Failed,
 }
 
-/// One operation. Times are nanoseconds (simulated, or line numbers for imported
-/// logs); an unknown outcome has no completion time.
+/// One operation. Times are simulated nanoseconds for our own recordings and
+/// event positions for imported logs (see [`Clock`]); an unknown outcome has no
+/// completion time.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Operation {
     pub process: u64,
@@ -67,10 +69,14 @@ pub enum Initial {
 /// What operation times count.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Clock {
-    /// Simulated nanoseconds (our own recordings).
+    /// Simulated nanoseconds (our own recordings). Operations of different
+    /// processes at the same instant count as concurrent; a process's own
+    /// operations are always in sequence (see [`event_order`]).
     Nanos,
-    /// Line numbers of an imported log: only their order means anything.
-    Lines,
+    /// Positions of the events in an imported history (0, 1, 2, ...: every event
+    /// its own instant, so real-time order is the history's order);
+    /// [`History::lines`] maps each position to the line it came from.
+    Events,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -78,19 +84,32 @@ pub struct History {
     pub initial: Initial,
     pub clock: Clock,
     pub ops: Vec<Operation>,
+    /// With [`Clock::Events`]: the source line of the event at each position.
+    pub lines: Vec<usize>,
+    /// Lines of an imported log that were not operations (console output,
+    /// nemesis lines) and were skipped.
+    pub skipped_lines: usize,
 }
 
 impl History {
     pub fn new(initial: Initial, clock: Clock) -> Self {
-        History { initial, clock, ops: Vec::new() }
+        History { initial, clock, ops: Vec::new(), lines: Vec::new(), skipped_lines: 0 }
+    }
+
+    /// A time of this history as a person reads it.
+    pub fn time(&self, t: u64) -> String {
+        match self.clock {
+            Clock::Nanos => format_time(t),
+            Clock::Events => match self.lines.get(t as usize) {
+                Some(line) => format!("line {line}"),
+                None => format!("event {t}"),
+            },
+        }
     }
 
     /// One operation as a person reads it, with times in this history's clock.
     pub fn describe(&self, op: &Operation) -> String {
-        let time = |t: u64| match self.clock {
-            Clock::Nanos => format_time(t),
-            Clock::Lines => format!("line {t}"),
-        };
+        let time = |t: u64| self.time(t);
         let end = op.complete.map(time).unwrap_or_else(|| "never".to_string());
         format!("[{} .. {}] process {} key {:?}: {} {}", time(op.invoke), end, op.process, op.key, op.call, op.outcome)
     }
@@ -131,6 +150,112 @@ impl fmt::Display for Outcome {
             Outcome::Failed => write!(f, "failed (did not happen)"),
         }
     }
+}
+
+/// One end of an operation: its invoke, or its return.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Event {
+    /// Index into the slice given to [`event_order`].
+    pub op: usize,
+    pub is_return: bool,
+}
+
+/// Every invoke and return of `ops` in real-time order.
+///
+/// Events are ordered by time. At equal times the order is a choice, made so
+/// that no order is invented between processes and none is lost within one:
+/// invokes come before returns (operations of different processes at the same
+/// instant overlap, so either may take effect first), except that a process's
+/// operation returns before the same process's next operation is invoked (a
+/// process is sequential, even when its next call starts at the instant the last
+/// one ended). A process's operations are in the order of their invoke times,
+/// then of their positions in `ops`. Unknown outcomes return at +infinity.
+pub fn event_order(ops: &[&Operation]) -> Vec<Event> {
+    let done = |i: usize| ops[i].complete.unwrap_or(u64::MAX);
+    // The operation each one follows in its process, if any.
+    let mut by_process: Vec<usize> = (0..ops.len()).collect();
+    by_process.sort_by_key(|&i| (ops[i].process, ops[i].invoke, i));
+    let mut previous = vec![usize::MAX; ops.len()];
+    for pair in by_process.windows(2) {
+        if ops[pair[0]].process == ops[pair[1]].process {
+            previous[pair[1]] = pair[0];
+        }
+    }
+    let mut events: Vec<(u64, usize, bool)> = Vec::with_capacity(2 * ops.len());
+    for (i, op) in ops.iter().enumerate() {
+        events.push((op.invoke, i, false));
+        events.push((done(i), i, true));
+    }
+    events.sort_unstable();
+    let (mut called, mut returned) = (vec![false; ops.len()], vec![false; ops.len()]);
+    let mut out = Vec::with_capacity(events.len());
+    let mut start = 0;
+    while start < events.len() {
+        let t = events[start].0;
+        let end = start + events[start..].iter().take_while(|e| e.0 == t).count();
+        let group = &events[start..end];
+        if group.len() == 1 {
+            let (_, op, is_return) = group[0];
+            out.push(Event { op, is_return });
+            if is_return { returned[op] = true } else { called[op] = true }
+            start = end;
+            continue;
+        }
+        let mut calls: Vec<usize> = group.iter().filter(|e| !e.2).map(|e| e.1).collect();
+        let mut returns: Vec<usize> = group.iter().filter(|e| e.2).map(|e| e.1).collect();
+        // A call may go once its process's previous operation has returned (or
+        // returns later than this call: an inconsistent history, not ours to fix).
+        let ready = |op: usize, returned: &[bool]| {
+            let p = previous[op];
+            p == usize::MAX || returned[p] || done(p) > t
+        };
+        while !calls.is_empty() || !returns.is_empty() {
+            let before = calls.len();
+            calls.retain(|&op| {
+                if ready(op, &returned) {
+                    out.push(Event { op, is_return: false });
+                    called[op] = true;
+                    false
+                } else {
+                    true
+                }
+            });
+            if calls.len() < before {
+                continue;
+            }
+            // Every call left waits for its process's previous operation: return
+            // the first such operation; with none waiting, return them all.
+            let waited: Vec<usize> = calls.iter().map(|&op| previous[op]).collect();
+            let pick = returns.iter().position(|r| called[*r] && waited.contains(r)).or_else(|| {
+                if calls.is_empty() {
+                    returns.iter().position(|r| called[*r])
+                } else {
+                    None
+                }
+            });
+            match pick {
+                Some(k) => {
+                    let op = returns.remove(k);
+                    out.push(Event { op, is_return: true });
+                    returned[op] = true;
+                }
+                None => {
+                    // Nothing can go in order (a history that contradicts
+                    // itself): keep the rest in time order.
+                    for op in calls.drain(..) {
+                        out.push(Event { op, is_return: false });
+                        called[op] = true;
+                    }
+                    for op in returns.drain(..) {
+                        out.push(Event { op, is_return: true });
+                        returned[op] = true;
+                    }
+                }
+            }
+        }
+        start = end;
+    }
+    out
 }
 
 /// Nanoseconds as seconds with microseconds, e.g. `12.000345s`.

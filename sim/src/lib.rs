@@ -4,7 +4,6 @@
 //! by `.cargo/config.toml`). [`cluster`] builds a simulated cluster whose disks
 //! outlive its nodes.
 
-#[cfg(madsim)]
 pub mod bench;
 pub mod checker;
 pub mod history;

@@ -30,7 +30,7 @@ mod cli {
     use simkv_sim::checker::linearizability;
     use simkv_sim::history::formats;
     use simkv_sim::nemesis::Plan;
-    use simkv_sim::run::{self, RunReport};
+    use simkv_sim::run::{self, RunOutcome, RunReport};
     use simkv_sim::scenario::Scenario;
     use simkv_sim::{bench, report};
     use std::path::{Path, PathBuf};
@@ -60,7 +60,8 @@ mod cli {
 
     #[derive(Subcommand)]
     enum Command {
-        /// Runs one scenario with one seed and checks it.
+        /// Runs one scenario with one seed and checks it. Exit 0 pass, 1 fail,
+        /// 2 bad input, 3 inconclusive (a check ran out of its budget).
         Run {
             #[command(flatten)]
             one: OneRun,
@@ -68,7 +69,8 @@ mod cli {
             #[arg(long)]
             check_determinism: bool,
         },
-        /// Runs scenarios over a range of seeds; exits non-zero if any run fails.
+        /// Runs scenarios over a range of seeds; exits 1 if any run fails or
+        /// (unless --allow-inconclusive) any check was inconclusive.
         Fuzz {
             /// A scenario file or a directory of them (`*.toml`, not recursive).
             #[arg(long, default_value = "scenarios")]
@@ -92,6 +94,10 @@ mod cli {
             /// per core). Results do not depend on it.
             #[arg(long)]
             jobs: Option<usize>,
+            /// Exits 0 even when some runs were inconclusive (a check that ran
+            /// out of its budget); they are still counted and listed.
+            #[arg(long)]
+            allow_inconclusive: bool,
         },
         /// Runs one seed again with a debug trace, and writes the plan, the
         /// history (EDN and Porcupine) and the trace to a folder.
@@ -109,25 +115,32 @@ mod cli {
             #[arg(long)]
             seed: u64,
         },
-        /// Checks a history file for linearizability: Porcupine etcd or kv logs,
-        /// Jepsen EDN register histories. Exit 0 valid, 1 not, 2 unreadable,
-        /// 3 inconclusive (the search budget ran out).
+        /// Checks a history file for linearizability: Jepsen etcd logs (Porcupine's
+        /// test data or a raw jepsen.log), Porcupine kv logs, Jepsen / Knossos EDN
+        /// register histories (one op map per line, or one vector or list of
+        /// them). Exit 0 valid, 1 not, 2 unreadable, 3 inconclusive (the search
+        /// budget ran out).
         Check {
             file: PathBuf,
             /// Search steps allowed before giving up.
             #[arg(long, default_value_t = 1_000_000_000)]
             max_steps: u64,
         },
-        /// Measures the simulator and the checker against in-run baselines.
+        /// Measures the simulator (simulated seconds per wall second) and the
+        /// linearizability checker (corpus and generated histories, verdicts
+        /// asserted) next to Porcupine's quoted timings.
         Bench {
-            /// Seeds of the chaos scenario to time.
+            /// Seeds of the scenario to time (0: only the checker).
             #[arg(long, default_value_t = 3)]
             seeds: u64,
             #[arg(long, default_value = "scenarios/chaos.toml")]
             scenario: PathBuf,
-            /// The Porcupine corpus to time the checker on.
-            #[arg(long, default_value = "sim/tests/corpus/porcupine/test_data")]
+            /// The history corpus (with its MANIFEST.tsv) to time the checker on.
+            #[arg(long, default_value = "sim/tests/corpus")]
             corpus: PathBuf,
+            /// Times each history this many times and reports the median.
+            #[arg(long, default_value_t = 9)]
+            runs: usize,
         },
         /// Drives a 5-store, 8-region cluster under client load for each seed and
         /// prints simulated seconds per wall second and raw ops per wall second.
@@ -224,9 +237,10 @@ mod cli {
                     }
                     code
                 }
-                Command::Fuzz { scenarios, seeds, shard, time_budget, json, check_determinism, jobs } => {
+                Command::Fuzz { scenarios, seeds, shard, time_budget, json, check_determinism, jobs, allow_inconclusive } => {
                     let jobs = jobs.unwrap_or_else(|| std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1));
-                    fuzz(&scenarios, seeds, shard, time_budget, json, check_determinism, jobs)
+                    let options = FuzzOptions { shard, budget: time_budget, json, determinism: check_determinism, jobs, allow_inconclusive };
+                    fuzz(&scenarios, seeds, options)
                 }
                 Command::Replay { one: OneRun { scenario, seed, schedule }, out } => {
                     let Ok(s) = load(&scenario) else { return 2 };
@@ -252,9 +266,11 @@ mod cli {
                     0
                 }
                 Command::Check { file, max_steps } => check(&file, max_steps),
-                Command::Bench { seeds, scenario, corpus } => {
+                Command::Bench { seeds, scenario, corpus, runs } => {
                     let Ok(s) = load(&scenario) else { return 2 };
-                    bench::bench(&s, seeds, &corpus)
+                    let failed_runs = bench::scenario(&s, seeds);
+                    let wrong_verdicts = bench::checker::run(&corpus, runs);
+                    i32::from(failed_runs + wrong_verdicts > 0)
                 }
                 Command::BenchRaftstore { seed, seeds, sim_seconds, clients } => {
                     let mut total = bench::BenchTotals::default();
@@ -272,7 +288,11 @@ mod cli {
 
     fn print_report(scenario: &Path, report: &RunReport) -> i32 {
         print!("{}", report::outcome_text(&scenario.display().to_string(), report));
-        i32::from(!report.passed())
+        match report.outcome() {
+            RunOutcome::Pass => 0,
+            RunOutcome::Fail => 1,
+            RunOutcome::Inconclusive => 3,
+        }
     }
 
     fn check(file: &Path, max_steps: u64) -> i32 {
@@ -290,6 +310,9 @@ mod cli {
                 return 2;
             }
         };
+        if history.skipped_lines > 0 {
+            println!("{}: skipped {} lines that are not client operations (console output, nemesis lines)", file.display(), history.skipped_lines);
+        }
         match linearizability::check_with_limit(&history, max_steps) {
             linearizability::Verdict::Linearizable => {
                 println!("{}: linearizable ({} operations, {} with unknown outcome)", file.display(), history.ops.len(), history.unknown_count());
@@ -307,7 +330,17 @@ mod cli {
         }
     }
 
-    fn fuzz(dir: &Path, seeds: (u64, u64), shard: Option<(u64, u64)>, budget: Option<u64>, json: Option<PathBuf>, determinism: bool, jobs: usize) -> i32 {
+    struct FuzzOptions {
+        shard: Option<(u64, u64)>,
+        budget: Option<u64>,
+        json: Option<PathBuf>,
+        determinism: bool,
+        jobs: usize,
+        allow_inconclusive: bool,
+    }
+
+    fn fuzz(dir: &Path, seeds: (u64, u64), options: FuzzOptions) -> i32 {
+        let FuzzOptions { shard, budget, json, determinism, jobs, allow_inconclusive } = options;
         let scenarios: Vec<(PathBuf, Scenario)> = if dir.is_dir() {
             let mut paths: Vec<PathBuf> = match std::fs::read_dir(dir) {
                 Ok(entries) => entries.filter_map(|e| e.ok()).map(|e| e.path()).filter(|p| p.extension().is_some_and(|x| x == "toml")).collect(),
@@ -363,20 +396,24 @@ mod cli {
                         bar.suspend(|| println!("{}", report::determinism_line(&report, again)));
                         summary.add_failure(&path, seed, "determinism", "two runs of this seed produced different digests");
                     }
-                    summary.add(&report, !report.passed() || nondeterministic);
+                    summary.add(&report, nondeterministic);
                     if !report.passed() {
                         bar.suspend(|| print!("{}", report::outcome_text(&path, &report)));
                         for f in &report.failures {
                             summary.add_failure(&path, seed, &f.checker, &f.explanation);
                         }
+                        for f in &report.inconclusive {
+                            summary.add_inconclusive(&path, seed, &f.checker, &f.explanation);
+                        }
                     }
-                    bar.set_message(format!("{} failed", summary.failed));
+                    bar.set_message(format!("{} failed, {} inconclusive", summary.failed, summary.inconclusive));
                     bar.inc(1);
                 });
             }
         });
         let mut summary = summary.into_inner().unwrap();
         summary.failures.sort_by(|a, b| (&a.scenario, a.seed, &a.checker).cmp(&(&b.scenario, b.seed, &b.checker)));
+        summary.inconclusive_checks.sort_by(|a, b| (&a.scenario, a.seed, &a.checker).cmp(&(&b.scenario, b.seed, &b.checker)));
         bar.finish_and_clear();
         summary.wall_secs = started.elapsed().as_secs_f64();
         println!("{}", summary.line());
@@ -386,6 +423,9 @@ mod cli {
                 return 2;
             }
         }
-        i32::from(summary.failed > 0)
+        if summary.inconclusive > 0 && !allow_inconclusive {
+            println!("{} runs were inconclusive: not a pass (--allow-inconclusive accepts them)", summary.inconclusive);
+        }
+        i32::from(summary.failed > 0 || (summary.inconclusive > 0 && !allow_inconclusive))
     }
 }

@@ -3,7 +3,7 @@
 //! folder. Pinned by insta snapshots: these formats change only on purpose.
 
 use crate::history::formats;
-use crate::run::RunReport;
+use crate::run::{RunOutcome, RunReport};
 use serde::Serialize;
 use std::fmt::Write as _;
 use std::path::Path;
@@ -18,6 +18,18 @@ pub fn outcome_text(scenario_path: &str, report: &RunReport) -> String {
     let mut out = String::new();
     let plan = &report.plan;
     let s = &report.stats;
+    if report.outcome() == RunOutcome::Inconclusive {
+        let _ = writeln!(out, "INCONCLUSIVE {} seed {}: no check failed, but not every check could decide", plan.scenario, plan.seed);
+        let _ = writeln!(out, "{}", plan.swarm_line());
+        for f in &report.inconclusive {
+            let _ = writeln!(out, "checker {} inconclusive:", f.checker);
+            for line in f.explanation.lines() {
+                let _ = writeln!(out, "  {line}");
+            }
+        }
+        let _ = writeln!(out, "replay: {}", replay_command(scenario_path, plan.seed));
+        return out;
+    }
     if report.passed() {
         let _ = writeln!(
             out,
@@ -32,15 +44,12 @@ pub fn outcome_text(scenario_path: &str, report: &RunReport) -> String {
             s.sim_millis as f64 / 1000.0,
             report.digest
         );
-        for note in &report.notes {
-            let _ = writeln!(out, "  note: {note}");
-        }
         return out;
     }
     let _ = writeln!(out, "FAIL {} seed {}", plan.scenario, plan.seed);
     let _ = writeln!(out, "{}", plan.swarm_line());
-    for f in &report.failures {
-        let _ = writeln!(out, "checker {} failed:", f.checker);
+    for (f, what) in report.failures.iter().map(|f| (f, "failed")).chain(report.inconclusive.iter().map(|f| (f, "inconclusive"))) {
+        let _ = writeln!(out, "checker {} {what}:", f.checker);
         for line in f.explanation.lines() {
             let _ = writeln!(out, "  {line}");
         }
@@ -82,6 +91,9 @@ pub fn write_replay(dir: &Path, report: &RunReport) -> std::io::Result<Vec<Strin
     for f in &report.failures {
         let _ = writeln!(timeline, "checker {} failed:\n{}", f.checker, f.explanation);
     }
+    for f in &report.inconclusive {
+        let _ = writeln!(timeline, "checker {} inconclusive:\n{}", f.checker, f.explanation);
+    }
     write("timeline.txt", &timeline)?;
     Ok(files)
 }
@@ -95,12 +107,15 @@ pub struct FuzzFailure {
     pub replay: String,
 }
 
-/// Totals of a fuzz campaign.
+/// Totals of a fuzz campaign. Every run counts in exactly one of `passed`,
+/// `failed` and `inconclusive`.
 #[derive(Debug, Default, Serialize)]
 pub struct FuzzSummary {
     pub runs: u64,
     pub passed: u64,
     pub failed: u64,
+    /// Runs where no check failed but some check could not decide.
+    pub inconclusive: u64,
     /// Runs not started because the time budget ran out.
     pub skipped: u64,
     pub ops: u64,
@@ -108,19 +123,34 @@ pub struct FuzzSummary {
     pub simulated_secs: f64,
     pub wall_secs: f64,
     pub failures: Vec<FuzzFailure>,
+    /// The checks that could not decide, one entry each, with the replay command.
+    pub inconclusive_checks: Vec<FuzzFailure>,
 }
 
 impl FuzzSummary {
+    /// Counts a run; `failed` adds a failure the report does not hold (a
+    /// determinism mismatch).
     pub fn add(&mut self, report: &RunReport, failed: bool) {
         self.runs += 1;
-        if failed {
-            self.failed += 1;
-        } else {
-            self.passed += 1;
+        match report.outcome() {
+            RunOutcome::Fail => self.failed += 1,
+            _ if failed => self.failed += 1,
+            RunOutcome::Inconclusive => self.inconclusive += 1,
+            RunOutcome::Pass => self.passed += 1,
         }
         self.ops += report.stats.ops as u64;
         self.faults += report.stats.faults as u64;
         self.simulated_secs += report.stats.sim_millis as f64 / 1000.0;
+    }
+
+    pub fn add_inconclusive(&mut self, scenario_path: &str, seed: u64, checker: &str, explanation: &str) {
+        self.inconclusive_checks.push(FuzzFailure {
+            scenario: scenario_path.to_string(),
+            seed,
+            checker: checker.to_string(),
+            explanation: explanation.to_string(),
+            replay: replay_command(scenario_path, seed),
+        });
     }
 
     pub fn add_failure(&mut self, scenario_path: &str, seed: u64, checker: &str, explanation: &str) {
@@ -136,8 +166,8 @@ impl FuzzSummary {
     pub fn line(&self) -> String {
         let rate = if self.wall_secs > 0.0 { self.simulated_secs / self.wall_secs } else { 0.0 };
         format!(
-            "fuzz: {} runs, {} passed, {} failed, {} skipped (time budget); {} ops, {} faults; {:.0} simulated s in {:.1} wall s ({:.1}x)",
-            self.runs, self.passed, self.failed, self.skipped, self.ops, self.faults, self.simulated_secs, self.wall_secs, rate
+            "fuzz: {} runs, {} passed, {} failed, {} inconclusive, {} skipped (time budget); {} ops, {} faults; {:.0} simulated s in {:.1} wall s ({:.1}x)",
+            self.runs, self.passed, self.failed, self.inconclusive, self.skipped, self.ops, self.faults, self.simulated_secs, self.wall_secs, rate
         )
     }
 

@@ -53,17 +53,38 @@ pub struct RunReport {
     /// Nemesis and phase events with simulated times, one line each.
     pub timeline: Vec<String>,
     pub failures: Vec<Failure>,
-    /// Things a person should know that are not failures (an inconclusive check).
-    pub notes: Vec<String>,
+    /// Checks that could not decide (a search that ran out of its budget): an
+    /// outcome of its own, never a pass.
+    pub inconclusive: Vec<Failure>,
     pub stats: RunStats,
     /// Fingerprint of the store events, the timeline and the history: two runs
     /// of one seed in one build must agree on it.
     pub digest: u64,
 }
 
+/// What a run amounts to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RunOutcome {
+    Pass,
+    /// Some check could not decide; none failed.
+    Inconclusive,
+    Fail,
+}
+
 impl RunReport {
+    /// Every check ran to a verdict and every verdict was good.
     pub fn passed(&self) -> bool {
-        self.failures.is_empty()
+        self.outcome() == RunOutcome::Pass
+    }
+
+    pub fn outcome(&self) -> RunOutcome {
+        if !self.failures.is_empty() {
+            RunOutcome::Fail
+        } else if !self.inconclusive.is_empty() {
+            RunOutcome::Inconclusive
+        } else {
+            RunOutcome::Pass
+        }
     }
 }
 
@@ -86,7 +107,7 @@ pub fn run(scenario: &Scenario, plan: &Plan) -> RunReport {
                 history: History::new(Initial::Absent, Clock::Nanos),
                 timeline: vec![],
                 failures: vec![Failure { checker: "panic".into(), explanation: format!("the simulation panicked: {message}") }],
-                notes: vec![],
+                inconclusive: vec![],
                 stats: RunStats::default(),
                 digest: fingerprint(message.as_bytes()),
             }
@@ -94,9 +115,7 @@ pub fn run(scenario: &Scenario, plan: &Plan) -> RunReport {
     }
 }
 
-/// Search steps the linearizability checker may take per run before it calls the
-/// history inconclusive (a few seconds of search).
-const LINEARIZABILITY_STEPS: u64 = 20_000_000;
+
 
 /// How many recent values per key a CAS may pick its expected value from.
 const RECENT_VALUES: usize = 4;
@@ -230,16 +249,19 @@ async fn run_inner(scenario: Scenario, plan: Plan) -> RunReport {
     let mut history = History::new(Initial::Absent, Clock::Nanos);
     history.ops = std::mem::take(&mut *shared.ops.lock().unwrap());
     history.ops.sort_by_key(|o| (o.invoke, o.process));
-    let mut notes = Vec::new();
+    let mut inconclusive = Vec::new();
     if scenario.checkers.linearizability {
-        match linearizability::check_with_limit(&history, LINEARIZABILITY_STEPS) {
+        match linearizability::check_with_limit(&history, scenario.checkers.linearizability_steps) {
             linearizability::Verdict::Linearizable => {}
             linearizability::Verdict::NotLinearizable(v) => {
                 failures.push(Failure { checker: "linearizability".into(), explanation: linearizability::explain(&history, &v) })
             }
-            linearizability::Verdict::Inconclusive { keys, steps } => {
-                notes.push(format!("linearizability inconclusive for keys {keys:?} after {steps} search steps"))
-            }
+            linearizability::Verdict::Inconclusive { keys, steps } => inconclusive.push(Failure {
+                checker: "linearizability".into(),
+                explanation: format!(
+                    "the search ran out of its budget of {steps} steps for keys {keys:?} without a verdict: this run was neither shown linearizable nor shown not to be (replay it and run `simkv-sim check --max-steps N` on its history.edn)"
+                ),
+            }),
         }
     }
     if scenario.checkers.durability {
@@ -273,7 +295,7 @@ async fn run_inner(scenario: Scenario, plan: Plan) -> RunReport {
     history.ops.iter().for_each(|o| {
         let _ = writeln!(text, "{o:?}");
     });
-    RunReport { plan, history, timeline, failures, notes, stats, digest: fingerprint(text.as_bytes()) }
+    RunReport { plan, history, timeline, failures, inconclusive, stats, digest: fingerprint(text.as_bytes()) }
 }
 
 /// Records one finished operation.

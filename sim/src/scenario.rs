@@ -188,11 +188,14 @@ pub struct Checkers {
     pub durability: bool,
     pub convergence: bool,
     pub sequential: bool,
+    /// Search steps the linearizability checker may take before the run is
+    /// inconclusive (its own outcome, never a pass).
+    pub linearizability_steps: u64,
 }
 
 impl Default for Checkers {
     fn default() -> Self {
-        Checkers { linearizability: true, raft: true, durability: true, convergence: true, sequential: true }
+        Checkers { linearizability: true, raft: true, durability: true, convergence: true, sequential: true, linearizability_steps: 20_000_000 }
     }
 }
 
@@ -271,6 +274,9 @@ impl Scenario {
         ];
         for (field, check) in checks {
             check.map_err(|m| (field, m))?;
+        }
+        if self.checkers.linearizability_steps == 0 {
+            return Err(("linearizability_steps", "`checkers.linearizability_steps` must be positive".into()));
         }
         if c.stores.bounds().0 < 3 || c.stores.bounds().1 > 9 {
             return Err(("stores", "`cluster.stores` must be between 3 and 9".into()));

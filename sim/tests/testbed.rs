@@ -137,18 +137,28 @@ fn outcome_formats_are_pinned() {
         history: simkv_sim::history::History::new(simkv_sim::history::Initial::Absent, simkv_sim::history::Clock::Nanos),
         timeline: vec![],
         failures: vec![],
-        notes: vec![],
+        inconclusive: vec![],
         stats: RunStats { ops: 120, ok: 117, unknown: 3, faults: 4, events: 900, sim_millis: 43_500 },
         digest: 0x0123_4567_89ab_cdef,
     };
     let pass = report::outcome_text("scenarios/basic.toml", &report);
+    report.inconclusive.push(Failure { checker: "linearizability".into(), explanation: "the search ran out of its budget of 5 steps for keys [\"k\"]".into() });
+    let inconclusive = report::outcome_text("scenarios/basic.toml", &report);
+    let mut undecided = report::FuzzSummary::default();
+    undecided.add(&report, false);
+    undecided.add_inconclusive("scenarios/basic.toml", 7, "linearizability", "the search ran out of its budget");
+    assert_eq!((undecided.passed, undecided.failed, undecided.inconclusive), (0, 0, 1), "inconclusive is its own outcome");
+    report.inconclusive.clear();
     report.failures.push(Failure { checker: "convergence".into(), explanation: "the cluster did not converge after healing:\nregion 1000 differs".into() });
     let fail = report::outcome_text("scenarios/basic.toml", &report);
     let mut summary = report::FuzzSummary::default();
     summary.add(&report, true);
     summary.add_failure("scenarios/basic.toml", 7, "convergence", "region 1000 differs");
     summary.wall_secs = 2.0;
-    insta::assert_snapshot!("outcome_formats", format!("{pass}---\n{fail}---\n{}\n---\n{}", summary.line(), summary.to_json()));
+    insta::assert_snapshot!(
+        "outcome_formats",
+        format!("{pass}---\n{inconclusive}---\n{fail}---\n{}\n---\n{}\n---\n{}", summary.line(), summary.to_json(), undecided.line())
+    );
 }
 
 /// A run's history, exported as EDN and as Porcupine logs, reads back with the
@@ -213,7 +223,7 @@ fn check_exit_codes() {
     assert_eq!(check(&corpus.join("jepsen/etcd_000.log")).0, Some(1));
     let (code, stderr) = check(&root().join("Cargo.toml"));
     assert_eq!(code, Some(2));
-    assert!(stderr.contains("Cargo.toml:2:"), "{stderr}");
+    assert!(stderr.contains("Cargo.toml:1:"), "{stderr}");
 }
 
 /// `fuzz --shard i/n` runs every n-th run, and `--json` writes the summary.
@@ -232,4 +242,37 @@ fn fuzz_shards_and_writes_a_json_summary() {
     assert!(summary.contains("\"runs\": 2") && summary.contains("\"failed\": 0"), "{summary}");
     let bad = std::process::Command::new(env!("CARGO_BIN_EXE_simkv-sim")).args(["fuzz", "--shard", "3/2"]).output().unwrap();
     assert_eq!(bad.status.code(), Some(2), "a bad shard is a usage error");
+}
+
+/// A check that runs out of its budget makes the run inconclusive: `run` exits
+/// 3, `fuzz` counts it on its own (summary line and JSON) and exits 1 unless
+/// `--allow-inconclusive`; the matrix's `passed()` is false for it.
+#[test]
+fn inconclusive_is_its_own_outcome() {
+    let dir = std::env::temp_dir().join(format!("simkv-inconclusive-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = dir.join("tiny-budget.toml");
+    let text = std::fs::read_to_string(root().join("scenarios/basic.toml")).unwrap() + "\n[checkers]\nlinearizability_steps = 1\n";
+    std::fs::write(&file, &text).unwrap();
+    let scenario = Scenario::load(&file).unwrap();
+    let report = run::run(&scenario, &Plan::draw(&scenario, 0));
+    assert_eq!(report.outcome(), run::RunOutcome::Inconclusive, "{}", describe(&report));
+    assert!(!report.passed());
+    let cli = |args: &[&str]| {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_simkv-sim")).args(args).current_dir(root()).output().expect("simkv-sim runs");
+        (out.status.code(), String::from_utf8_lossy(&out.stdout).into_owned())
+    };
+    let path = file.display().to_string();
+    let (code, stdout) = cli(&["run", "--scenario", &path, "--seed", "0"]);
+    assert_eq!(code, Some(3), "{stdout}");
+    assert!(stdout.contains("\nINCONCLUSIVE tiny-budget seed 0"), "{stdout}");
+    let json = dir.join("summary.json");
+    let (code, stdout) = cli(&["fuzz", "--scenarios", &path, "--seeds", "0..2", "--json", &json.display().to_string()]);
+    assert_eq!(code, Some(1), "{stdout}");
+    assert!(stdout.contains("0 passed, 0 failed, 2 inconclusive"), "{stdout}");
+    let summary = std::fs::read_to_string(&json).unwrap();
+    assert!(summary.contains("\"inconclusive\": 2") && summary.contains("\"inconclusive_checks\""), "{summary}");
+    let (code, stdout) = cli(&["fuzz", "--scenarios", &path, "--seeds", "0..2", "--allow-inconclusive"]);
+    assert_eq!(code, Some(0), "{stdout}");
+    let _ = std::fs::remove_dir_all(&dir);
 }

@@ -16,8 +16,14 @@ pub fn check(regions: &[RegionCopies]) -> Option<String> {
         let Some((first_store, first, first_applied)) = region.copies.first() else { continue };
         let Some((store, data, applied)) = region.copies[1..].iter().find(|(_, d, _)| d != first) else { continue };
         let at = first.iter().zip(data.iter()).position(|(a, b)| a != b).unwrap_or(first.len().min(data.len()));
+        // Keys as the user wrote them: without the engine's data prefix.
         let show = |d: &Vec<KvPair>| {
-            d.get(at).map(|(k, v)| format!("{} = {}", String::from_utf8_lossy(k), String::from_utf8_lossy(v))).unwrap_or_else(|| "(end)".into())
+            d.get(at)
+                .map(|(k, v)| {
+                    let user = simkv::codec::keys::origin_key(k).unwrap_or(k);
+                    format!("{} = {}", String::from_utf8_lossy(user), String::from_utf8_lossy(v))
+                })
+                .unwrap_or_else(|| "(end)".into())
         };
         return Some(format!(
             "region {} differs between store {first_store} ({} keys, last applied index {:?}) and store {store} ({} keys, last applied index {:?}); first difference: store {first_store} has {}, store {store} has {}",
@@ -39,7 +45,7 @@ mod tests {
 
     #[test]
     fn a_lagging_replica_is_named() {
-        let pair = |k: &str, v: &str| (k.as_bytes().to_vec(), v.as_bytes().to_vec());
+        let pair = |k: &str, v: &str| (simkv::codec::keys::data_key(k.as_bytes()), v.as_bytes().to_vec());
         let same = RegionCopies { region_id: 1, copies: vec![(1, vec![pair("a", "1")], Some(5)), (2, vec![pair("a", "1")], Some(5))] };
         assert_eq!(check(&[same]), None);
         let lagging = RegionCopies { region_id: 1, copies: vec![(1, vec![pair("a", "2")], Some(9)), (3, vec![pair("a", "1")], Some(5))] };

@@ -27,7 +27,16 @@ pub fn check(history: &History, final_process: u64) -> Option<String> {
         let acknowledged = ops.iter().any(|o| o.process != final_process && matches!(o.outcome, Outcome::Done | Outcome::CasOk));
         match value {
             None if acknowledged => problems.push(format!("key {key:?}: writes were acknowledged, but it reads back as nothing after healing")),
-            Some(v) if !written.contains(v.as_str()) => problems.push(format!("key {key:?}: reads back {v:?}, which no write put there")),
+            Some(v) if !written.contains(v.as_str()) => {
+                let failed = ops.iter().find(|o| o.outcome == Outcome::Failed && matches!(&o.call, Call::Write(w) | Call::Cas(_, w) if w == v));
+                problems.push(match failed {
+                    Some(op) => format!(
+                        "key {key:?}: reads back {v:?}, written only by an operation recorded as failed: {}; the history, not the store, may be what is wrong",
+                        history.describe(op)
+                    ),
+                    None => format!("key {key:?}: reads back {v:?}, which no write put there"),
+                })
+            }
             _ => {}
         }
     }
@@ -53,5 +62,8 @@ mod tests {
         assert!(check(&h, 9).unwrap().contains("reads back as nothing"));
         h.ops[1].outcome = Outcome::Read(Some("7".into()));
         assert!(check(&h, 9).unwrap().contains("no write put there"));
+        h.ops.insert(1, op(1, Call::Write("7".into()), Outcome::Failed, 5));
+        h.ops[2].outcome = Outcome::Read(Some("7".into()));
+        assert!(check(&h, 9).unwrap().contains("reads back \"7\", written only by an operation recorded as failed: [0.000000s .. 0.000000s] process 1"));
     }
 }

@@ -17,8 +17,8 @@
 //! operations concurrent with it (the smallest window in which no order works), and
 //! the values the earlier operations can leave the key holding.
 
-use crate::history::{Call, History, Initial, Operation, Outcome};
-use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+use crate::history::{event_order, Call, History, Initial, Operation, Outcome};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::fmt::Write as _;
 
 /// Why a key's history is not linearizable.
@@ -29,8 +29,7 @@ pub struct Violation {
     pub blocked: Operation,
     /// The window: it and the operations overlapping it in time, by invoke time.
     pub window: Vec<Operation>,
-    /// What the key may hold just before the window, over every legal order of
-    /// the operations before it.
+    /// What the key held where the deepest attempts got stuck.
     pub states_before: Vec<Option<String>>,
     /// Operations linearized in the deepest attempt.
     pub linearized: usize,
@@ -88,144 +87,440 @@ pub fn check_with_limit(history: &History, max_steps: u64) -> Verdict {
     Verdict::Linearizable
 }
 
-/// Renders a violation for a person, with times in the history's clock.
+/// Renders a violation for a person, with times in the history's clock. When
+/// the blocked operation needs a value that no operation recorded as
+/// happening (or possibly happening) wrote, that is said first: the history,
+/// not the store, may be what is wrong.
 pub fn explain(history: &History, v: &Violation) -> String {
     let mut out = String::new();
     let _ = writeln!(out, "key {:?} is not linearizable.", v.key);
+    if let Some(source) = value_source(history, v) {
+        let _ = writeln!(out, "{source}");
+    }
     let _ = writeln!(out, "This operation cannot take effect anywhere between its invoke and its return:");
     let _ = writeln!(out, "  {}", history.describe(&v.blocked));
     let states: Vec<String> = v.states_before.iter().map(|s| s.as_deref().map(|s| format!("{s:?}")).unwrap_or_else(|| "nil".into())).collect();
-    let _ = writeln!(out, "Before it, the earlier operations can leave the key holding: {}", states.join(", "));
+    let _ = writeln!(out, "In the deepest attempts to place it, the earlier operations left the key holding: {}", elide(&states, 12));
     let _ = writeln!(out, "and no order of the {} operations in its window (itself and those overlapping it) makes it legal:", v.window.len());
-    for op in &v.window {
+    // A long window is shown around the blocked operation.
+    let at = v.window.iter().position(|o| *o == v.blocked).unwrap_or(0);
+    let (from, to) = (at.saturating_sub(8), (at + 9).min(v.window.len()));
+    if from > 0 {
+        let _ = writeln!(out, "  ... {from} earlier operations of the window ...");
+    }
+    for op in &v.window[from..to] {
         let _ = writeln!(out, "  {}", history.describe(op));
+    }
+    if to < v.window.len() {
+        let _ = writeln!(out, "  ... {} later operations of the window ...", v.window.len() - to);
     }
     let _ = write!(out, "({} operations were linearized in the deepest attempt.)", v.linearized);
     out
 }
 
-/// Values interned to small ids so that states are cheap to copy and hash.
-struct States {
-    values: Vec<Option<String>>,
-    ids: HashMap<Option<String>, u32>,
+/// At most `keep` items, the rest counted.
+fn elide(items: &[String], keep: usize) -> String {
+    if items.len() <= keep {
+        return items.join(", ");
+    }
+    format!("{}, ... and {} more", items[..keep].join(", "), items.len() - keep)
 }
 
-impl States {
-    fn intern(&mut self, v: Option<String>) -> u32 {
-        if let Some(&id) = self.ids.get(&v) {
+/// When the blocked operation reads (or compares against) a value that only
+/// operations recorded as failed wrote, or that nothing wrote, says so.
+fn value_source(history: &History, v: &Violation) -> Option<String> {
+    let needed = match (&v.blocked.call, &v.blocked.outcome) {
+        (Call::Read, Outcome::Read(Some(value))) => value,
+        (Call::Cas(from, _), Outcome::CasOk) => from,
+        _ => return None,
+    };
+    let writes = |op: &&Operation| {
+        op.key == v.key
+            && match &op.call {
+                Call::Write(w) | Call::Cas(_, w) => w == needed,
+                _ => false,
+            }
+    };
+    if history.initial == Initial::Empty && needed.is_empty() {
+        return None;
+    }
+    let mut writers = history.ops.iter().filter(writes);
+    if history.ops.iter().filter(writes).any(|o| o.outcome != Outcome::Failed && o.outcome != Outcome::CasFailed) {
+        return None;
+    }
+    if history.ops.iter().any(|o| o.key == v.key && matches!(o.call, Call::Append(_))) {
+        // Appended strings are made of several writes: no single writer to name.
+        return None;
+    }
+    Some(match writers.next() {
+        Some(failed) => format!(
+            "Value {needed:?} was written only by an operation recorded as failed: {}\nThe history, not the store, may be what is wrong: check how the client decided that this operation did not happen.",
+            history.describe(failed)
+        ),
+        None => format!("Value {needed:?} was never written: no operation in the history writes it."),
+    })
+}
+
+/// What an operation does to the key. Values are interned (`u32` value ids) and
+/// states are nodes (`u32` state ids, see [`Values`]), so that the search never
+/// touches a string.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Step {
+    /// Legal iff the key holds value `.0`.
+    Read(u32),
+    Write(u32),
+    /// Legal iff the key holds value `.0`; then it holds `.1`.
+    CasOk(u32, u32),
+    /// Legal iff the key does not hold value `.0`.
+    CasFail(u32),
+    /// A compare-and-set whose outcome is unknown. Had it compared unequal, it
+    /// would have changed nothing — the same as never happening, which an
+    /// unknown operation may always do — so it is placed only where it compares
+    /// equal.
+    CasMaybe(u32, u32),
+    /// Appends value `.0` to the string the key holds.
+    Append(u32),
+    /// An outcome that does not fit its call (a read that "wrote"): never legal.
+    Never,
+}
+
+/// A state: a value put there whole (`parent == NIL`), or a state with a value
+/// appended to it. Equal strings reached by different appends may be different
+/// states: that costs the memo a hit, never a verdict, because reads and
+/// compares look at the string (by length and hash, then byte by byte).
+#[derive(Clone, Copy)]
+struct Node {
+    parent: u32,
+    value: u32,
+    len: usize,
+    hash: u64,
+}
+
+/// Polynomial string hashing: `H(s + t) = H(s) * BASE^len(t) + H(t)`.
+const BASE: u64 = 0x100_0000_01b3;
+
+/// Values interned to small ids, and the states built from them.
+struct Values {
+    values: Vec<Option<String>>,
+    ids: HashMap<Option<String>, u32>,
+    /// Per value: length, hash and `BASE^length`.
+    shape: Vec<(usize, u64, u64)>,
+    nodes: Vec<Node>,
+    /// The state holding exactly each value.
+    root: Vec<u32>,
+    children: HashMap<(u32, u32), u32, FxBuild>,
+    /// Whether a state made by appends equals a value, once compared.
+    compared: HashMap<(u32, u32), bool, FxBuild>,
+}
+
+impl Values {
+    fn new() -> Self {
+        Values {
+            values: Vec::new(),
+            ids: HashMap::new(),
+            shape: Vec::new(),
+            nodes: Vec::new(),
+            root: Vec::new(),
+            children: HashMap::default(),
+            compared: HashMap::default(),
+        }
+    }
+
+    fn intern(&mut self, v: Option<&str>) -> u32 {
+        if let Some(&id) = self.ids.get(&v.map(str::to_string)) {
             return id;
         }
         let id = self.values.len() as u32;
-        self.values.push(v.clone());
-        self.ids.insert(v, id);
+        let bytes = v.unwrap_or("").as_bytes();
+        let hash = bytes.iter().fold(0u64, |h, &b| h.wrapping_mul(BASE).wrapping_add(u64::from(b) + 1));
+        let power = bytes.iter().fold(1u64, |p, _| p.wrapping_mul(BASE));
+        self.values.push(v.map(str::to_string));
+        self.ids.insert(v.map(str::to_string), id);
+        self.shape.push((bytes.len(), hash, power));
+        self.root.push(self.nodes.len() as u32);
+        self.nodes.push(Node { parent: NIL, value: id, len: bytes.len(), hash });
         id
     }
 
-    /// The model: the state after `op` from `state`, or `None` if `op` cannot
-    /// happen there with the outcome it reported.
-    fn step(&mut self, state: u32, op: &Operation) -> Option<u32> {
-        let current = &self.values[state as usize];
+    fn compile(&mut self, op: &Operation) -> Step {
         match (&op.call, &op.outcome) {
-            (Call::Read, Outcome::Read(v)) => (v == current).then_some(state),
-            (Call::Write(v), Outcome::Done | Outcome::Unknown) => Some(self.intern(Some(v.clone()))),
-            (Call::Append(v), Outcome::Done | Outcome::Unknown) => {
-                let next = format!("{}{v}", current.as_deref().unwrap_or(""));
-                Some(self.intern(Some(next)))
+            (Call::Read, Outcome::Read(v)) => Step::Read(self.intern(v.as_deref())),
+            (Call::Write(v), Outcome::Done | Outcome::Unknown) => Step::Write(self.intern(Some(v))),
+            (Call::Append(v), Outcome::Done | Outcome::Unknown) => Step::Append(self.intern(Some(v))),
+            (Call::Cas(a, b), Outcome::CasOk) => Step::CasOk(self.intern(Some(a)), self.intern(Some(b))),
+            (Call::Cas(a, _), Outcome::CasFailed) => Step::CasFail(self.intern(Some(a))),
+            (Call::Cas(a, b), Outcome::Unknown) => Step::CasMaybe(self.intern(Some(a)), self.intern(Some(b))),
+            _ => Step::Never,
+        }
+    }
+
+    /// The model: the state after `step` from `state`, or `None` if the step
+    /// cannot happen there with the outcome it reported.
+    #[inline]
+    fn step(&mut self, state: u32, step: Step) -> Option<u32> {
+        match step {
+            Step::Read(v) => self.holds(state, v).then_some(state),
+            Step::Write(v) => Some(self.root[v as usize]),
+            Step::CasOk(a, b) | Step::CasMaybe(a, b) => self.holds(state, a).then(|| self.root[b as usize]),
+            Step::CasFail(a) => (!self.holds(state, a)).then_some(state),
+            Step::Append(v) => Some(self.append(state, v)),
+            Step::Never => None,
+        }
+    }
+
+    /// Whether the key holds value `v` in `state`.
+    #[inline]
+    fn holds(&mut self, state: u32, v: u32) -> bool {
+        if state == self.root[v as usize] {
+            return true;
+        }
+        let node = self.nodes[state as usize];
+        // Distinct values are distinct strings; an appended string is never nil.
+        if node.parent == NIL || self.values[v as usize].is_none() {
+            return false;
+        }
+        let (len, hash, _) = self.shape[v as usize];
+        if node.len != len || node.hash != hash {
+            return false;
+        }
+        if let Some(&equal) = self.compared.get(&(state, v)) {
+            return equal;
+        }
+        let equal = self.text(state) == self.values[v as usize].as_deref().unwrap_or("");
+        self.compared.insert((state, v), equal);
+        equal
+    }
+
+    /// The string a state holds.
+    fn text(&self, state: u32) -> String {
+        let mut parts = Vec::new();
+        let mut at = state;
+        while at != NIL {
+            let node = self.nodes[at as usize];
+            parts.push(self.values[node.value as usize].as_deref().unwrap_or(""));
+            at = node.parent;
+        }
+        parts.iter().rev().copied().collect()
+    }
+
+    /// What a state holds, as a value.
+    fn value_of(&self, state: u32) -> Option<String> {
+        let node = self.nodes[state as usize];
+        if node.parent == NIL {
+            self.values[node.value as usize].clone()
+        } else {
+            Some(self.text(state))
+        }
+    }
+
+    #[inline]
+    fn append(&mut self, state: u32, v: u32) -> u32 {
+        if let Some(&next) = self.children.get(&(state, v)) {
+            return next;
+        }
+        let node = self.nodes[state as usize];
+        let (len, hash, power) = self.shape[v as usize];
+        let next = self.nodes.len() as u32;
+        self.nodes.push(Node { parent: state, value: v, len: node.len + len, hash: node.hash.wrapping_mul(power).wrapping_add(hash) });
+        self.children.insert((state, v), next);
+        next
+    }
+}
+
+/// A fast hasher for small integer keys (the Fx hash of rustc), deterministic.
+#[derive(Default, Clone, Copy)]
+struct FxBuild;
+
+impl std::hash::BuildHasher for FxBuild {
+    type Hasher = FxHasher;
+    fn build_hasher(&self) -> FxHasher {
+        FxHasher(0)
+    }
+}
+
+struct FxHasher(u64);
+
+impl std::hash::Hasher for FxHasher {
+    #[inline]
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.write_u64(u64::from(b));
+        }
+    }
+    #[inline]
+    fn write_u32(&mut self, n: u32) {
+        self.write_u64(u64::from(n));
+    }
+    #[inline]
+    fn write_u64(&mut self, n: u64) {
+        self.0 = (self.0.rotate_left(5) ^ n).wrapping_mul(0x51_7cc1_b727_220a_95);
+    }
+    fn finish(&self) -> u64 {
+        self.0
+    }
+}
+
+const NIL: u32 = u32::MAX;
+
+/// A fixed pseudo-random 64-bit key per operation index (splitmix64).
+fn zobrist_key(i: u64) -> u64 {
+    let mut z = i.wrapping_mul(0x9e37_79b9_7f4a_7c15).wrapping_add(0x6a09_e667_f3bc_c909);
+    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    z ^ (z >> 31)
+}
+
+/// The configurations already explored, for pruning.
+///
+/// A configuration is (definite operations linearized, unknown-outcome
+/// operations linearized, state). It is found by the definite set and the state
+/// — an open-addressing table keyed by the set itself (a bitset compared in
+/// full, found by its Zobrist hash), so no two configurations are ever confused
+/// — and holds the unknown sets explored with them. A new configuration is
+/// pruned when an explored one had a **subset** of its unknown operations: an
+/// unknown operation never has to take effect, and one not yet used can still
+/// be used later, so fewer used is never worse (with no unknown operations this
+/// is plain memoisation). Bitsets live in flat arenas: nothing is allocated per
+/// configuration beyond amortised growth.
+struct Seen {
+    words: usize,
+    unknown_words: usize,
+    /// Entry index + 1 per slot; 0 is empty. Always a power of two long.
+    slots: Vec<u32>,
+    hashes: Vec<u64>,
+    states: Vec<u32>,
+    bits: Vec<u64>,
+    /// Per entry: the first of its unknown sets (an index into `chain`).
+    first: Vec<u32>,
+    /// Per unknown set: the next one of the same entry, or `NIL`.
+    chain: Vec<u32>,
+    unknown_bits: Vec<u64>,
+}
+
+impl Seen {
+    fn new(words: usize, unknown_words: usize) -> Self {
+        Seen {
+            words,
+            unknown_words,
+            slots: vec![0; 1024],
+            hashes: Vec::new(),
+            states: Vec::new(),
+            bits: Vec::new(),
+            first: Vec::new(),
+            chain: Vec::new(),
+            unknown_bits: Vec::new(),
+        }
+    }
+
+    /// Records a configuration; false if it, or one that dominates it, was
+    /// already explored.
+    #[inline]
+    fn insert(&mut self, set_hash: u64, state: u32, bits: &[u64], unknown: &[u64]) -> bool {
+        let hash = set_hash ^ (u64::from(state) + 1).wrapping_mul(0xff51_afd7_ed55_8ccd);
+        if (self.states.len() + 1) * 2 > self.slots.len() {
+            self.grow();
+        }
+        let mask = self.slots.len() - 1;
+        let mut i = (hash >> 16) as usize & mask;
+        loop {
+            let slot = self.slots[i];
+            if slot == 0 {
+                self.slots[i] = self.states.len() as u32 + 1;
+                self.hashes.push(hash);
+                self.states.push(state);
+                self.bits.extend_from_slice(bits);
+                self.first.push(NIL);
+                let e = self.states.len() - 1;
+                self.add_unknown(e, unknown);
+                return true;
             }
-            (Call::Cas(from, to), Outcome::CasOk) => (current.as_deref() == Some(from.as_str())).then(|| self.intern(Some(to.clone()))),
-            (Call::Cas(from, _), Outcome::CasFailed) => (current.as_deref() != Some(from.as_str())).then_some(state),
-            (Call::Cas(from, to), Outcome::Unknown) => {
-                if current.as_deref() == Some(from.as_str()) {
-                    Some(self.intern(Some(to.clone())))
-                } else {
-                    Some(state)
+            let e = (slot - 1) as usize;
+            if self.hashes[e] == hash && self.states[e] == state && self.bits[e * self.words..(e + 1) * self.words] == *bits {
+                let w = self.unknown_words;
+                let mut at = self.first[e];
+                while at != NIL {
+                    let seen = &self.unknown_bits[at as usize * w..(at as usize + 1) * w];
+                    if seen.iter().zip(unknown).all(|(s, u)| s & !u == 0) {
+                        return false;
+                    }
+                    at = self.chain[at as usize];
                 }
+                self.add_unknown(e, unknown);
+                return true;
             }
-            // An outcome that does not fit the call (a read that "wrote") never fits.
-            _ => None,
-        }
-    }
-}
-
-#[derive(Clone, Copy)]
-struct Entry {
-    op: usize,
-    is_return: bool,
-}
-
-const NIL: usize = usize::MAX;
-
-/// A doubly linked list over the entries, with a head sentinel at index `n`.
-struct List {
-    next: Vec<usize>,
-    prev: Vec<usize>,
-    head: usize,
-}
-
-impl List {
-    fn new(n: usize) -> Self {
-        let mut next: Vec<usize> = (1..=n).collect();
-        next.push(if n > 0 { 0 } else { NIL });
-        if n > 0 {
-            next[n - 1] = NIL;
-        }
-        let mut prev: Vec<usize> = (0..n).map(|i| if i == 0 { n } else { i - 1 }).collect();
-        prev.push(NIL);
-        List { next, prev, head: n }
-    }
-
-    fn unlink(&mut self, i: usize) {
-        let (p, n) = (self.prev[i], self.next[i]);
-        self.next[p] = n;
-        if n != NIL {
-            self.prev[n] = p;
+            i = (i + 1) & mask;
         }
     }
 
-    fn relink(&mut self, i: usize) {
-        let (p, n) = (self.prev[i], self.next[i]);
-        self.next[p] = i;
-        if n != NIL {
-            self.prev[n] = i;
-        }
+    fn add_unknown(&mut self, entry: usize, unknown: &[u64]) {
+        let id = self.chain.len() as u32;
+        self.chain.push(self.first[entry]);
+        self.first[entry] = id;
+        self.unknown_bits.extend_from_slice(unknown);
     }
-}
 
-/// A fixed pseudo-random 128-bit key per operation index (splitmix64 twice).
-fn zobrist_key(i: u64) -> u128 {
-    let mix = |mut z: u64| {
-        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        z ^ (z >> 31)
-    };
-    let a = mix(i.wrapping_mul(0x9e37_79b9_7f4a_7c15).wrapping_add(1));
-    let b = mix(a ^ 0xd1b5_4a32_d192_ed03);
-    ((a as u128) << 64) | b as u128
+    fn grow(&mut self) {
+        let size = self.slots.len() * 2;
+        let mask = size - 1;
+        let mut slots = vec![0u32; size];
+        for (e, &hash) in self.hashes.iter().enumerate() {
+            let mut i = (hash >> 16) as usize & mask;
+            while slots[i] != 0 {
+                i = (i + 1) & mask;
+            }
+            slots[i] = e as u32 + 1;
+        }
+        self.slots = slots;
+    }
 }
 
 /// One key's search, resumable: [`Search::run`] takes a step budget, so that the
 /// keys can be searched side by side and a failing key found quickly even when
 /// another key's search is long (as Porcupine finds it by checking keys in
 /// parallel, but deterministically).
+///
+/// The entries (calls and returns in real-time order) sit in a doubly linked
+/// list; linearizing an operation unlinks its call and return, backtracking
+/// links them back (Wing & Gong; Lowe's memoisation of configurations).
 struct Search<'a> {
     key: &'a str,
     ops: Vec<&'a Operation>,
-    entries: Vec<Entry>,
-    call_at: Vec<usize>,
-    return_at: Vec<usize>,
-    states: States,
+    steps: Vec<Step>,
+    /// Entry `i` is operation `entry_op[i] >> 1`, a return iff the low bit is set.
+    entry_op: Vec<u32>,
+    call_at: Vec<u32>,
+    return_at: Vec<u32>,
+    next: Vec<u32>,
+    prev: Vec<u32>,
+    head: u32,
+    values: Values,
     state: u32,
-    list: List,
-    /// Zobrist hash of the set of linearized operations: the xor of their keys.
-    zobrist: Vec<u128>,
-    linearized: u128,
-    /// Configurations explored: (hash of the linearized set, state). 128-bit
-    /// hashes make a collision (which could hide an order) vanishingly unlikely.
-    seen: HashSet<(u128, u32)>,
-    stack: Vec<(usize, u32)>,
+    /// Per operation: whether its outcome is unknown, and its bit in the
+    /// definite or the unknown bitset.
+    unknown: Vec<bool>,
+    bit: Vec<u32>,
+    /// The linearized operations: definite ones as a bitset and as the xor of
+    /// their keys, unknown ones as a bitset.
+    bits: Vec<u64>,
+    hash: u64,
+    unknown_bits: Vec<u64>,
+    zobrist: Vec<u64>,
+    seen: Seen,
+    /// For an operation with unknown outcome: the one invoked last before it
+    /// with the same step and an unknown outcome too, or `NIL`. Two such twins
+    /// are interchangeable (neither must return), so the later one is placed
+    /// only once the earlier one is: a symmetry that would otherwise multiply
+    /// the configurations by every subset of equal pending writes.
+    twin: Vec<u32>,
+    /// Candidates are tried definite operations first, then those with unknown
+    /// outcomes: a configuration reached with fewer unknown operations used
+    /// is then explored first, and its supersets are pruned (see [`Seen`]).
+    unknown_phase: bool,
+    /// Linearized operations with the state before each.
+    stack: Vec<(u32, u32)>,
     /// The deepest point reached: (depth, blocked op, states seen there).
-    deepest: (usize, usize, BTreeSet<u32>),
-    at: usize,
+    deepest: (usize, u32, BTreeSet<u32>),
+    at: u32,
 }
 
 enum Progress {
@@ -237,45 +532,118 @@ enum Progress {
 impl<'a> Search<'a> {
     fn new(key: &'a str, ops: Vec<&'a Operation>, initial: Initial) -> Self {
         let n = ops.len();
-        let mut sorted: Vec<(u64, bool, usize)> = Vec::with_capacity(2 * n);
-        for (i, op) in ops.iter().enumerate() {
-            sorted.push((op.invoke, false, i));
-            sorted.push((op.complete.unwrap_or(u64::MAX), true, i));
-        }
-        // At equal times calls come first: such operations count as concurrent.
-        sorted.sort();
-        let entries: Vec<Entry> = sorted.into_iter().map(|(_, is_return, op)| Entry { op, is_return }).collect();
-        let (mut call_at, mut return_at) = (vec![0; n], vec![0; n]);
-        for (i, e) in entries.iter().enumerate() {
+        let events = event_order(&ops);
+        let mut entry_op = Vec::with_capacity(events.len());
+        let (mut call_at, mut return_at) = (vec![0u32; n], vec![0u32; n]);
+        for (i, e) in events.iter().enumerate() {
+            entry_op.push(((e.op as u32) << 1) | u32::from(e.is_return));
             if e.is_return {
-                return_at[e.op] = i;
+                return_at[e.op] = i as u32;
             } else {
-                call_at[e.op] = i;
+                call_at[e.op] = i as u32;
             }
         }
-        let mut states = States { values: Vec::new(), ids: HashMap::new() };
-        let state = states.intern(match initial {
+        let mut values = Values::new();
+        let state = values.intern(match initial {
             Initial::Absent => None,
-            Initial::Empty => Some(String::new()),
+            Initial::Empty => Some(""),
         });
-        let list = List::new(entries.len());
-        let at = list.next[list.head];
+        let steps: Vec<Step> = ops.iter().map(|op| values.compile(op)).collect();
+        let mut twin = vec![NIL; n];
+        let mut last_unknown: HashMap<(u8, u32, u32), u32, FxBuild> = HashMap::default();
+        for e in events.iter().filter(|e| !e.is_return && ops[e.op].complete.is_none()) {
+            let shape = match steps[e.op] {
+                Step::Write(v) => (0, v, 0),
+                Step::Append(v) => (1, v, 0),
+                Step::CasMaybe(a, b) => (2, a, b),
+                _ => continue,
+            };
+            if let Some(previous) = last_unknown.insert(shape, e.op as u32) {
+                twin[e.op] = previous;
+            }
+        }
+        // The list: entries 0..m, the head sentinel at m.
+        let m = events.len() as u32;
+        let mut next: Vec<u32> = (1..=m).collect();
+        let mut prev: Vec<u32> = (0..m).map(|i| if i == 0 { m } else { i - 1 }).collect();
+        if m > 0 {
+            next[m as usize - 1] = NIL;
+        }
+        next.push(if m > 0 { 0 } else { NIL });
+        prev.push(NIL);
+        let unknown: Vec<bool> = ops.iter().map(|o| o.complete.is_none()).collect();
+        let (mut definite_count, mut unknown_count) = (0u32, 0u32);
+        let bit: Vec<u32> = unknown
+            .iter()
+            .map(|&u| {
+                let counter = if u { &mut unknown_count } else { &mut definite_count };
+                *counter += 1;
+                *counter - 1
+            })
+            .collect();
+        let words = (definite_count as usize).div_ceil(64).max(1);
+        let unknown_words = (unknown_count as usize).div_ceil(64).max(1);
         Search {
             key,
             ops,
-            entries,
+            steps,
+            entry_op,
             call_at,
             return_at,
-            states,
+            at: next[m as usize],
+            next,
+            prev,
+            head: m,
+            values,
             state,
-            list,
+            unknown,
+            bit,
+            bits: vec![0; words],
+            hash: 0,
+            unknown_bits: vec![0; unknown_words],
             zobrist: (0..n as u64).map(zobrist_key).collect(),
-            linearized: 0,
-            seen: HashSet::new(),
+            seen: Seen::new(words, unknown_words),
+            twin,
+            unknown_phase: false,
             stack: Vec::new(),
             deepest: (0, NIL, BTreeSet::new()),
-            at,
         }
+    }
+
+    #[inline]
+    fn unlink(&mut self, i: u32) {
+        let (p, n) = (self.prev[i as usize], self.next[i as usize]);
+        self.next[p as usize] = n;
+        if n != NIL {
+            self.prev[n as usize] = p;
+        }
+    }
+
+    #[inline]
+    fn relink(&mut self, i: u32) {
+        let (p, n) = (self.prev[i as usize], self.next[i as usize]);
+        self.next[p as usize] = i;
+        if n != NIL {
+            self.prev[n as usize] = i;
+        }
+    }
+
+    #[inline]
+    fn flip(&mut self, op: u32) {
+        let b = self.bit[op as usize];
+        if self.unknown[op as usize] {
+            self.unknown_bits[(b >> 6) as usize] ^= 1u64 << (b & 63);
+        } else {
+            self.bits[(b >> 6) as usize] ^= 1u64 << (b & 63);
+            self.hash ^= self.zobrist[op as usize];
+        }
+    }
+
+    #[inline]
+    fn is_linearized(&self, op: u32) -> bool {
+        let b = self.bit[op as usize];
+        let set = if self.unknown[op as usize] { &self.unknown_bits } else { &self.bits };
+        set[(b >> 6) as usize] & (1u64 << (b & 63)) != 0
     }
 
     fn run(&mut self, mut budget: u64) -> Progress {
@@ -284,55 +652,70 @@ impl<'a> Search<'a> {
                 return Progress::Running;
             }
             budget -= 1;
-            let entry = self.entries[self.at];
-            let op = self.ops[entry.op];
-            if !entry.is_return {
-                if let Some(next_state) = self.states.step(self.state, op) {
-                    let with_op = self.linearized ^ self.zobrist[entry.op];
-                    if self.seen.insert((with_op, next_state)) {
-                        self.linearized = with_op;
-                        self.stack.push((entry.op, self.state));
+            let entry = self.entry_op[self.at as usize];
+            let op = entry >> 1;
+            if entry & 1 == 0 {
+                let twin = self.twin[op as usize];
+                if self.unknown[op as usize] != self.unknown_phase || (twin != NIL && !self.is_linearized(twin)) {
+                    self.at = self.next[self.at as usize];
+                    continue;
+                }
+                if let Some(next_state) = self.values.step(self.state, self.steps[op as usize]) {
+                    self.flip(op);
+                    if self.seen.insert(self.hash, next_state, &self.bits, &self.unknown_bits) {
+                        self.stack.push((op, self.state));
                         self.state = next_state;
-                        self.list.unlink(self.call_at[entry.op]);
-                        self.list.unlink(self.return_at[entry.op]);
-                        self.at = self.list.next[self.list.head];
+                        self.unknown_phase = false;
+                        self.unlink(self.call_at[op as usize]);
+                        self.unlink(self.return_at[op as usize]);
+                        self.at = self.next[self.head as usize];
                         continue;
                     }
+                    self.flip(op);
                 }
-                self.at = self.list.next[self.at];
+                self.at = self.next[self.at as usize];
                 continue;
             }
-            if op.complete.is_none() {
+            if self.ops[op as usize].complete.is_none() {
                 // Only operations with unknown outcomes are left: they never happened.
                 return Progress::Linearizable;
             }
-            if self.stack.len() > self.deepest.0 || self.deepest.1 == NIL {
-                self.deepest = (self.stack.len(), entry.op, BTreeSet::new());
+            if !self.unknown_phase {
+                // Every definite candidate was tried; now the unknown ones.
+                self.unknown_phase = true;
+                self.at = self.next[self.head as usize];
+                continue;
             }
-            if self.stack.len() == self.deepest.0 && self.deepest.1 == entry.op {
+            if self.stack.len() > self.deepest.0 || self.deepest.1 == NIL {
+                self.deepest = (self.stack.len(), op, BTreeSet::new());
+            }
+            if self.stack.len() == self.deepest.0 && self.deepest.1 == op {
                 self.deepest.2.insert(self.state);
             }
             let Some((undo, previous)) = self.stack.pop() else {
                 return Progress::Violated(self.violation());
             };
             self.state = previous;
-            self.linearized ^= self.zobrist[undo];
-            self.list.relink(self.return_at[undo]);
-            self.list.relink(self.call_at[undo]);
-            self.at = self.list.next[self.call_at[undo]];
+            self.unknown_phase = self.unknown[undo as usize];
+            self.flip(undo);
+            self.relink(self.return_at[undo as usize]);
+            self.relink(self.call_at[undo as usize]);
+            self.at = self.next[self.call_at[undo as usize] as usize];
         }
         // The list ran empty: every operation was linearized.
         Progress::Linearizable
     }
 
     fn violation(&self) -> Violation {
-        let blocked = self.ops[self.deepest.1];
+        let blocked = self.ops[self.deepest.1 as usize];
         let done = blocked.complete.unwrap_or(u64::MAX);
         // The window: the blocked operation and every operation overlapping it.
         let mut window: Vec<Operation> =
             self.ops.iter().filter(|o| o.invoke <= done && o.complete.unwrap_or(u64::MAX) >= blocked.invoke).map(|o| (*o).clone()).collect();
         window.sort_by_key(|o| (o.invoke, o.process));
-        let states_before = self.deepest.2.iter().map(|&s| self.states.values[s as usize].clone()).collect();
+        let mut states_before: Vec<Option<String>> = self.deepest.2.iter().map(|&s| self.values.value_of(s)).collect();
+        states_before.sort();
+        states_before.dedup();
         Violation { key: self.key.to_string(), blocked: blocked.clone(), window, states_before, linearized: self.deepest.0 }
     }
 }
@@ -347,7 +730,7 @@ mod tests {
     }
 
     fn history(ops: Vec<Operation>) -> History {
-        History { initial: Initial::Absent, clock: Clock::Nanos, ops }
+        History { ops, ..History::new(Initial::Absent, Clock::Nanos) }
     }
 
     #[test]
@@ -413,5 +796,81 @@ mod tests {
         let Verdict::NotLinearizable(v) = check(&h) else { panic!("resurrected value accepted") };
         assert_eq!(v.blocked.process, 2);
         assert_eq!(v.linearized, 3);
+    }
+
+    #[test]
+    fn a_process_is_sequential_at_equal_times() {
+        // Process 0 writes 1, returning at 10, then reads at 10 and sees nil:
+        // its own write had already taken effect.
+        let h = history(vec![
+            op(0, Call::Write("1".into()), Outcome::Done, 0, Some(10)),
+            op(0, Call::Read, Outcome::Read(None), 10, Some(20)),
+        ]);
+        assert!(!check(&h).is_ok(), "a process's read was ordered before its own earlier write");
+        // Zero-length operations at one instant too.
+        let h = history(vec![
+            op(0, Call::Write("1".into()), Outcome::Done, 5, Some(5)),
+            op(0, Call::Read, Outcome::Read(None), 5, Some(5)),
+        ]);
+        assert!(!check(&h).is_ok());
+        // Different processes at the same instant overlap: either order is fine.
+        let h = history(vec![
+            op(0, Call::Write("1".into()), Outcome::Done, 0, Some(10)),
+            op(1, Call::Read, Outcome::Read(None), 10, Some(20)),
+        ]);
+        assert!(check(&h).is_ok());
+    }
+
+    #[test]
+    fn equal_unknown_writes_are_interchangeable_and_never_required() {
+        // Many unknown writes of a few values, reads that need some of them:
+        // the twin and subset rules must not lose a valid order.
+        let mut ops = Vec::new();
+        for i in 0..30u64 {
+            ops.push(op(100 + i, Call::Write((i % 3).to_string()), Outcome::Unknown, i, None));
+        }
+        ops.push(op(0, Call::Read, Outcome::Read(Some("2".into())), 40, Some(41)));
+        ops.push(op(0, Call::Read, Outcome::Read(Some("0".into())), 42, Some(43)));
+        ops.push(op(0, Call::Read, Outcome::Read(Some("2".into())), 44, Some(45)));
+        assert!(check(&history(ops.clone())).is_ok());
+        // A value no unknown write wrote cannot appear.
+        ops.push(op(0, Call::Read, Outcome::Read(Some("3".into())), 46, Some(47)));
+        assert!(!check(&history(ops)).is_ok());
+        // One unknown write can be used only once.
+        let h = history(vec![
+            op(9, Call::Write("1".into()), Outcome::Unknown, 0, None),
+            op(0, Call::Read, Outcome::Read(Some("1".into())), 10, Some(11)),
+            op(0, Call::Write("2".into()), Outcome::Done, 12, Some(13)),
+            op(0, Call::Read, Outcome::Read(Some("1".into())), 14, Some(15)),
+        ]);
+        assert!(!check(&h).is_ok());
+    }
+
+    #[test]
+    fn a_value_written_only_by_a_failed_operation_is_named() {
+        let h = history(vec![
+            op(0, Call::Write("5000264".into()), Outcome::Failed, 0, Some(10)),
+            op(1, Call::Read, Outcome::Read(Some("5000264".into())), 20, Some(30)),
+        ]);
+        let Verdict::NotLinearizable(v) = check(&h) else { panic!("read of a failed write accepted") };
+        let text = explain(&h, &v);
+        assert!(
+            text.contains("Value \"5000264\" was written only by an operation recorded as failed: [0.000000s .. 0.000000s] process 0 key \"x\": write \"5000264\" failed (did not happen)"),
+            "{text}"
+        );
+        let never = history(vec![op(1, Call::Read, Outcome::Read(Some("7".into())), 20, Some(30))]);
+        let Verdict::NotLinearizable(v) = check(&never) else { panic!() };
+        assert!(explain(&never, &v).contains("Value \"7\" was never written"));
+    }
+
+    #[test]
+    fn long_windows_are_shown_around_the_blocked_operation() {
+        let mut ops: Vec<Operation> = (0..40u64).map(|i| op(10 + i, Call::Write("1".into()), Outcome::Unknown, i, None)).collect();
+        ops.push(op(0, Call::Read, Outcome::Read(Some("2".into())), 50, Some(60)));
+        let h = history(ops);
+        let Verdict::NotLinearizable(v) = check(&h) else { panic!() };
+        let text = explain(&h, &v);
+        assert!(text.contains("... 32 earlier operations of the window ..."), "{text}");
+        assert!(text.lines().count() < 20, "{text}");
     }
 }

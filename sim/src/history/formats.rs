@@ -31,15 +31,20 @@ fn err<T>(line: usize, message: impl Into<String>) -> Result<T, ParseError> {
     Err(ParseError { line, message: message.into() })
 }
 
-/// Reads any supported format, deciding by the first non-blank line.
+/// Reads any supported format, deciding by the first line that is neither blank
+/// nor an EDN `;` comment (a UTF-8 byte-order mark is ignored): `{`, `[`, `(` or
+/// `#` start EDN; a line with `jepsen.util - ` (Porcupine's logs and Jepsen's raw
+/// `jepsen.log`) starts a Jepsen log, whose other lines are skipped.
 pub fn parse(text: &str) -> Result<History, ParseError> {
-    match text.lines().map(str::trim).find(|l| !l.is_empty()) {
+    let text = text.strip_prefix('\u{feff}').unwrap_or(text);
+    let significant = text.lines().enumerate().map(|(i, l)| (i + 1, l.trim())).find(|(_, l)| !l.is_empty() && !l.starts_with(';'));
+    match significant {
         None => err(1, "empty history"),
-        Some(first) if first.starts_with("INFO") => parse_etcd_log(text),
-        Some(first) if first.starts_with('{') || first.starts_with('[') => parse_edn(text),
-        Some(_) => err(
-            text.lines().position(|l| !l.trim().is_empty()).unwrap_or(0) + 1,
-            "not a history: expected a Porcupine log line (`INFO  jepsen.util - ...`) or an EDN op map (`{:type ...}`)",
+        Some((_, first)) if first.starts_with(['{', '[', '(', '#']) => parse_edn(text),
+        Some(_) if text.lines().any(is_jepsen_op_line) => parse_etcd_log(text),
+        Some((line, _)) => err(
+            line,
+            "not a history: expected Jepsen log lines (`INFO  jepsen.util - <process>\t:invoke\t:read\tnil`) or EDN op maps (`{:type :invoke, :f :read, ...}`)",
         ),
     }
 }
@@ -51,7 +56,9 @@ struct Open {
     key: String,
 }
 
-/// Pairs invokes with completions by process, as both formats require.
+/// Pairs invokes with completions by process, as both formats require. Each
+/// event gets the next position as its time ([`Clock::Events`]), and its line is
+/// remembered for explanations.
 struct Pairing {
     history: History,
     open: BTreeMap<u64, Open>,
@@ -59,21 +66,28 @@ struct Pairing {
 
 enum Completion {
     Ok(Outcome),
-    /// Definitely did not happen: dropped.
+    /// Definitely did not happen: kept as [`Outcome::Failed`].
     NotHappened,
     Unknown,
 }
 
 impl Pairing {
     fn new(initial: Initial) -> Self {
-        Pairing { history: History::new(initial, Clock::Lines), open: BTreeMap::new() }
+        Pairing { history: History::new(initial, Clock::Events), open: BTreeMap::new() }
+    }
+
+    /// The next event's time: its position in the history.
+    fn tick(&mut self, line: usize) -> u64 {
+        self.history.lines.push(line);
+        (self.history.lines.len() - 1) as u64
     }
 
     fn invoke(&mut self, line: usize, process: u64, key: String, call: Call) -> Result<(), ParseError> {
         if self.open.contains_key(&process) {
             return err(line, format!("process {process} invokes while its previous operation is still open"));
         }
-        self.open.insert(process, Open { call, invoke: line as u64, key });
+        let invoke = self.tick(line);
+        self.open.insert(process, Open { call, invoke, key });
         Ok(())
     }
 
@@ -82,9 +96,9 @@ impl Pairing {
             return err(line, format!("process {process} completes an operation it never invoked"));
         };
         let (outcome, complete) = match completion {
-            Completion::NotHappened => (Outcome::Failed, Some(line as u64)),
+            Completion::NotHappened => (Outcome::Failed, Some(self.tick(line))),
             Completion::Unknown => (Outcome::Unknown, None),
-            Completion::Ok(outcome) => (outcome, Some(line as u64)),
+            Completion::Ok(outcome) => (outcome, Some(self.tick(line))),
         };
         // An unknown read constrains nothing.
         if outcome == Outcome::Unknown && open.call == Call::Read {
@@ -106,22 +120,43 @@ impl Pairing {
     }
 }
 
-/// Porcupine's etcd log format.
+/// A line that holds a Jepsen client operation: `... jepsen.util - <process>
+/// <:type> ...` with `:type` one of `:invoke`, `:ok`, `:fail`, `:info`.
+fn is_jepsen_op_line(line: &str) -> bool {
+    jepsen_op_fields(line).is_some()
+}
+
+fn jepsen_op_fields(line: &str) -> Option<Vec<&str>> {
+    let (_, rest) = line.split_once("jepsen.util - ")?;
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    matches!(fields.get(1), Some(&(":invoke" | ":ok" | ":fail" | ":info"))).then_some(fields)
+}
+
+/// Jepsen's etcd logs: Porcupine's test data (op lines only) and Jepsen's raw
+/// `jepsen.log` (op lines among console lines, with or without timestamps).
+/// Lines that are not client operations — console output, and the nemesis's own
+/// `:nemesis` lines — are skipped and counted in [`History::skipped_lines`].
 pub fn parse_etcd_log(text: &str) -> Result<History, ParseError> {
     let mut pairing = Pairing::new(Initial::Absent);
+    let mut skipped = 0;
     for (i, raw) in text.lines().enumerate() {
         let line = i + 1;
         if raw.trim().is_empty() {
             continue;
         }
-        let Some(rest) = raw.split_once(" - ").map(|(_, r)| r) else {
-            return err(line, "expected `INFO  jepsen.util - <process>\\t<type>\\t<f>\\t<value>`");
+        let Some(fields) = jepsen_op_fields(raw) else {
+            skipped += 1;
+            continue;
         };
         // Fields are separated by tabs or, in some logs, by runs of spaces; the
         // value is the rest of the line (a cas value holds a space).
-        let fields: Vec<&str> = rest.split_whitespace().collect();
         if fields.len() < 4 {
-            return err(line, format!("expected `<process> <type> <f> <value>` after ` - `, found {} fields", fields.len()));
+            return err(line, format!("expected `<process> <type> <f> <value>` after `jepsen.util - `, found {} fields", fields.len()));
+        }
+        if fields[0].starts_with(':') {
+            // `:nemesis` and other non-client processes.
+            skipped += 1;
+            continue;
         }
         let process: u64 = fields[0].parse().or_else(|_| err(line, format!("process id {:?} is not a number", fields[0])))?;
         let (kind, f) = (fields[1], fields[2]);
@@ -145,7 +180,9 @@ pub fn parse_etcd_log(text: &str) -> Result<History, ParseError> {
             _ => return err(line, format!("unsupported operation `{kind} {f}`")),
         }
     }
-    Ok(pairing.finish())
+    let mut history = pairing.finish();
+    history.skipped_lines = skipped;
+    Ok(history)
 }
 
 fn int(line: usize, s: &str) -> Result<String, ParseError> {
@@ -242,6 +279,21 @@ impl<'a> EdnReader<'a> {
                 self.pos += 2;
                 Ok(Edn::Vector(self.sequence(b'}')?))
             }
+            b'#' if self.text.get(self.pos + 1) == Some(&b'_') => {
+                // `#_form`: the next form is discarded.
+                self.pos += 2;
+                self.value()?;
+                self.value()
+            }
+            b'#' => {
+                // A tagged literal (`#jepsen.history.Op{...}`, `#inst "..."`):
+                // the tag is dropped, the value kept.
+                self.pos += 1;
+                match self.atom()? {
+                    Edn::Symbol(_) => self.value(),
+                    other => err(self.line, format!("`#` followed by {other:?} is not a tagged literal")),
+                }
+            }
             _ => self.atom(),
         }
     }
@@ -323,28 +375,78 @@ impl<'a> EdnReader<'a> {
     }
 }
 
-/// Every top-level op map with the line it starts on; a top-level vector of maps
-/// is flattened.
+/// Every top-level op map with the line it starts on. A history written as one
+/// vector or list of op maps (`[{...} {...}]`, `({...} ...)`, maybe several maps
+/// per line, as Knossos and many Jepsen tools write it) is read map by map, each
+/// with its own line.
 pub fn read_edn_ops(text: &str) -> Result<Vec<(usize, Edn)>, ParseError> {
+    let text = text.strip_prefix('\u{feff}').unwrap_or(text);
     let mut reader = EdnReader { text: text.as_bytes(), pos: 0, line: 1 };
     let mut ops = Vec::new();
     loop {
         reader.skip_space();
-        if reader.pos >= reader.text.len() {
-            return Ok(ops);
-        }
+        let Some(&c) = reader.text.get(reader.pos) else { return Ok(ops) };
         let line = reader.line;
+        if c == b'[' || c == b'(' {
+            let close = if c == b'[' { b']' } else { b')' };
+            reader.pos += 1;
+            loop {
+                reader.skip_space();
+                match reader.text.get(reader.pos) {
+                    None => return err(line, format!("missing `{}` to close what this line opens", close as char)),
+                    Some(&c) if c == close => {
+                        reader.pos += 1;
+                        break;
+                    }
+                    Some(_) => {
+                        let at = reader.line;
+                        match reader.value()? {
+                            map @ Edn::Map(_) => ops.push((at, map)),
+                            other => return err(at, format!("expected an op map, found {}", short(&other))),
+                        }
+                    }
+                }
+            }
+            continue;
+        }
         match reader.value()? {
-            Edn::Vector(items) => ops.extend(items.into_iter().map(|v| (line, v))),
             map @ Edn::Map(_) => ops.push((line, map)),
-            other => return err(line, format!("expected an op map, found {other:?}")),
+            other => return err(line, format!("expected an op map, found {}", short(&other))),
         }
     }
 }
 
+/// A value as an error message shows it: cut short.
+fn short(v: &Edn) -> String {
+    let text = format!("{v:?}");
+    match text.char_indices().nth(60) {
+        Some((at, _)) => format!("{}...", &text[..at]),
+        None => text,
+    }
+}
+
+/// The order events happened in: by `:index` when every op has one (Jepsen's
+/// own histories), else by `:time` when every op has one, else the order of
+/// the file; ties keep the file's order.
+fn history_order(ops: &mut [(usize, Edn)]) {
+    let all_int = |name: &str| ops.iter().all(|(_, op)| matches!(op.get(name), Some(Edn::Int(_))));
+    let field = if all_int("index") {
+        "index"
+    } else if all_int("time") {
+        "time"
+    } else {
+        return;
+    };
+    ops.sort_by_key(|(_, op)| match op.get(field) {
+        Some(Edn::Int(i)) => *i,
+        _ => unreachable!("checked above"),
+    });
+}
+
 /// EDN register (Knossos) or kv (Porcupine) histories.
 pub fn parse_edn(text: &str) -> Result<History, ParseError> {
-    let ops = read_edn_ops(text)?;
+    let mut ops = read_edn_ops(text)?;
+    history_order(&mut ops);
     let is_kv = ops.iter().any(|(_, op)| matches!(op.get("f").and_then(Edn::keyword), Some("get" | "put" | "append")));
     let mut pairing = Pairing::new(if is_kv { Initial::Empty } else { Initial::Absent });
     for (line, op) in ops {
@@ -415,21 +517,20 @@ fn edn_value(v: &str) -> String {
     }
 }
 
-/// Invokes and completions in time order as `(time, phase, op)`, phase 0 for an
-/// invoke and 1 for a completion. At equal times a process's completion comes
-/// before its own next invoke; otherwise invokes come first, so that operations
-/// of different processes at one instant stay concurrent.
+/// Invokes and completions in real-time order as `(time, phase, op)`, phase 0
+/// for an invoke and 1 for a completion (see [`super::event_order`]).
 fn event_order(ops: &[&Operation]) -> Vec<(u64, u8, usize)> {
-    let invokes: std::collections::BTreeSet<(u64, u64)> = ops.iter().map(|o| (o.invoke, o.process)).collect();
-    let mut events: Vec<((u64, u8), u8, usize)> = Vec::new();
-    for (i, op) in ops.iter().enumerate() {
-        events.push(((op.invoke, 1), 0, i));
-        let done = op.complete.unwrap_or(u64::MAX);
-        let rank = if invokes.contains(&(done, op.process)) { 0 } else { 2 };
-        events.push(((done, rank), 1, i));
-    }
-    events.sort();
-    events.into_iter().map(|((t, _), phase, i)| (t, phase, i)).collect()
+    super::event_order(ops)
+        .into_iter()
+        .map(|e| {
+            let op = ops[e.op];
+            if e.is_return {
+                (op.complete.unwrap_or(u64::MAX), 1, e.op)
+            } else {
+                (op.invoke, 0, e.op)
+            }
+        })
+        .collect()
 }
 
 /// Writes a history as Jepsen EDN, invoke and completion lines in time order;
@@ -564,5 +665,119 @@ mod tests {
         let back = parse(&log).unwrap();
         assert_eq!(back.ops.len(), 4);
         assert_eq!(back.ops[3].outcome, Outcome::CasFailed);
+    }
+
+    use crate::checker::linearizability::check;
+
+    /// A write completes, then a later read returns the old value: a stale read,
+    /// whatever the layout.
+    const STALE: [&str; 4] = [
+        "{:process 0, :type :invoke, :f :write, :value 1}",
+        "{:process 0, :type :ok, :f :write, :value 1}",
+        "{:process 1, :type :invoke, :f :read, :value nil}",
+        "{:process 1, :type :ok, :f :read, :value nil}",
+    ];
+
+    #[test]
+    fn real_time_order_holds_in_every_edn_layout() {
+        let layouts = [
+            STALE.join("\n"),
+            format!("[{}]", STALE.join(" ")),
+            format!("[{}\n]", STALE.join("\n ")),
+            format!("({})", STALE.join("\n ")),
+            format!("{} {}\n{} {}", STALE[0], STALE[1], STALE[2], STALE[3]),
+            format!("; a Knossos history\n;; written by hand\n[{}]", STALE.join(",\n ")),
+            format!("\u{feff}{}", STALE.join("\n")),
+            STALE.iter().map(|m| format!("#jepsen.history.Op{m}")).collect::<Vec<_>>().join("\n"),
+        ];
+        for layout in layouts {
+            let h = parse(&layout).unwrap_or_else(|e| panic!("{layout}: {e}"));
+            assert_eq!(h.ops.len(), 2, "{layout}");
+            assert!(!check(&h).is_ok(), "a stale read passed in this layout:\n{layout}");
+        }
+    }
+
+    #[test]
+    fn ops_keep_their_own_lines_inside_a_vector() {
+        let h = parse(&format!("[{}\n {}\n {}\n {}]", STALE[0], STALE[1], STALE[2], STALE[3])).unwrap();
+        assert_eq!(h.describe(&h.ops[1]), "[line 3 .. line 4] process 1 key \"\": read -> nil");
+        let err = parse("[{:process 0, :type :invoke, :f :read}\n {:process 0, :type :ok, :f :read, :value [1]}]").unwrap_err();
+        assert_eq!(err.line, 2);
+    }
+
+    #[test]
+    fn index_and_time_order_events_when_every_op_has_them() {
+        // Lines out of order, but :index says the write came first.
+        let shuffled = "{:index 2, :process 1, :type :invoke, :f :read, :value nil}\n\
+                        {:index 3, :process 1, :type :ok, :f :read, :value nil}\n\
+                        {:index 0, :process 0, :type :invoke, :f :write, :value 1}\n\
+                        {:index 1, :process 0, :type :ok, :f :write, :value 1}\n";
+        assert!(!check(&parse(shuffled).unwrap()).is_ok());
+        let by_time = shuffled.replace(":index", ":time");
+        assert!(!check(&parse(&by_time).unwrap()).is_ok());
+        // Without them, the file's order: the read came first and is fine.
+        let plain = shuffled.replace(":index 2, ", "").replace(":index 3, ", "").replace(":index 0, ", "").replace(":index 1, ", "");
+        assert!(check(&parse(&plain).unwrap()).is_ok());
+    }
+
+    #[test]
+    fn raw_jepsen_logs_skip_what_is_not_an_operation() {
+        let log = "2015-04-21 10:32:10,589{GMT}\tINFO\t[main] jepsen.core - Running test\n\
+                   INFO  jepsen.os.debian - Installing etcd\n\
+                   INFO  jepsen.util - 0\t:invoke\t:write\t1\n\
+                   INFO  jepsen.util - :nemesis\t:info\t:start\tnil\n\
+                   INFO  jepsen.util - 0\t:ok\t:write\t1\n\
+                   \n\
+                   INFO  jepsen.util - :nemesis\t:info\t:start\t[:isolated {\"n1\" #{\"n2\"}}]\n\
+                   2015-04-21 10:32:11,001{GMT}\tINFO\t[jepsen worker 1] jepsen.util - 1\t:invoke\t:read\tnil\n\
+                   INFO  jepsen.util - 1\t:ok\t:read\tnil\n\
+                   INFO  jepsen.core - Everything looks good! ヽ(‘ー`)ノ\n";
+        let h = parse(log).unwrap();
+        assert_eq!(h.ops.len(), 2);
+        assert_eq!(h.skipped_lines, 5);
+        assert!(!check(&h).is_ok(), "the read after the write returned nil");
+        // A line that looks like an operation but is malformed is still an error.
+        let bad = format!("{log}INFO  jepsen.util - 2\t:invoke\t:cas\t[1]\n");
+        assert_eq!(parse(&bad).unwrap_err().line, 11);
+    }
+
+    #[test]
+    fn round_trips_keep_failed_and_unknown_operations_and_verdicts() {
+        let mut h = History::new(Initial::Absent, Clock::Nanos);
+        let op = |process, call, outcome, invoke, complete| Operation { process, key: "k1".into(), call, outcome, invoke, complete };
+        h.ops.push(op(0, Call::Write("5".into()), Outcome::Done, 10, Some(20)));
+        h.ops.push(op(3, Call::Write("9".into()), Outcome::Failed, 12, Some(18)));
+        h.ops.push(op(1, Call::Read, Outcome::Read(Some("5".into())), 25, Some(30)));
+        h.ops.push(op(2, Call::Cas("5".into(), "6".into()), Outcome::Unknown, 40, None));
+        h.ops.push(op(0, Call::Cas("7".into(), "8".into()), Outcome::CasFailed, 50, Some(60)));
+        assert!(check(&h).is_ok());
+        let back = parse(&to_edn(&h)).unwrap();
+        assert_eq!(back.ops.iter().filter(|o| o.outcome == Outcome::Failed).count(), 2, "the failed write and the failed CAS did not happen");
+        assert_eq!(back.ops.iter().filter(|o| o.outcome == Outcome::Unknown).count(), 1);
+        assert!(check(&back).is_ok());
+        // Not linearizable: a read of the value only the failed write wrote.
+        h.ops.push(op(1, Call::Read, Outcome::Read(Some("9".into())), 70, Some(80)));
+        assert!(!check(&h).is_ok());
+        assert!(!check(&parse(&to_edn(&h)).unwrap()).is_ok());
+        // Porcupine's grammar has no "did not happen": the failed write is left
+        // out, and the read of its value is still a violation.
+        let log = to_porcupine_log(&h, "k1").unwrap();
+        let back = parse(&log).unwrap();
+        assert_eq!(back.ops.len(), 5);
+        assert!(!check(&back).is_ok());
+    }
+
+    #[test]
+    fn exports_keep_a_process_in_order_at_equal_times() {
+        // Process 0's write ends at 10 and its read starts at 10; process 1's
+        // read at 10 overlaps both.
+        let mut h = History::new(Initial::Absent, Clock::Nanos);
+        let op = |process, call, outcome, invoke, complete| Operation { process, key: "k".into(), call, outcome, invoke, complete };
+        h.ops.push(op(0, Call::Write("1".into()), Outcome::Done, 0, Some(10)));
+        h.ops.push(op(0, Call::Read, Outcome::Read(None), 10, Some(20)));
+        h.ops.push(op(1, Call::Read, Outcome::Read(Some("1".into())), 10, Some(10)));
+        assert!(!check(&h).is_ok(), "process 0 read nil after its own write");
+        let back = parse(&to_edn(&h)).unwrap();
+        assert!(!check(&back).is_ok());
     }
 }

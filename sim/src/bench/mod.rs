@@ -1,0 +1,13 @@
+//! Benchmarks. Measured, never asserted: numbers are printed next to a baseline
+//! measured in the same run, or next to clearly labelled quoted figures.
+//!
+//! - [`checker`]: the linearizability checker on the Porcupine corpus and on
+//!   generated stress histories, against Porcupine's quoted timings.
+//! - the simulator (sim mode only): simulated seconds per wall second for a
+//!   scenario, and raw ops per wall second for a loaded raftstore.
+
+pub mod checker;
+#[cfg(madsim)]
+mod sim;
+#[cfg(madsim)]
+pub use sim::*;
