@@ -22,12 +22,17 @@ fn main() {
     for path in args {
         let text = std::fs::read_to_string(&path).unwrap();
         let Ok(h) = simkv_sim::history::formats::parse(&text) else { continue };
+        let repeat: u32 = std::env::var("REPEAT").ok().and_then(|r| r.parse().ok()).unwrap_or(1);
         let t = std::time::Instant::now();
-        let v = check(&h);
+        let mut v = check(&h);
+        for _ in 1..repeat {
+            v = check(&h);
+        }
+        let t = t.elapsed() / repeat;
         let key = match &v {
             Verdict::NotLinearizable(v) => v.key.clone(),
             _ => String::new(),
         };
-        println!("{path} ops {} ok {} key {key} {:?}", h.ops.len(), v.is_ok(), t.elapsed());
+        println!("{path} ops {} ok {} key {key} {:?}", h.ops.len(), v.is_ok(), t);
     }
 }

@@ -65,17 +65,20 @@ pub fn check_with_limit(history: &History, max_steps: u64) -> Verdict {
     for op in history.ops.iter().filter(|o| o.outcome != Outcome::Failed) {
         by_key.entry(op.key.as_str()).or_default().push(op);
     }
-    let mut searches: Vec<Search> = by_key.into_iter().map(|(key, ops)| Search::new(key, ops, history.initial)).collect();
+    // A key's search is built when its turn first comes: a violation found in
+    // the first keys spares building the others.
+    let mut searches: Vec<(&str, Result<Search, Vec<&Operation>>)> = by_key.into_iter().map(|(key, ops)| (key, Err(ops))).collect();
     let (mut budget, mut spent) = (4096u64, 0u64);
     while !searches.is_empty() {
         if spent >= max_steps {
-            return Verdict::Inconclusive { keys: searches.iter().map(|s| s.key.to_string()).collect(), steps: spent };
+            return Verdict::Inconclusive { keys: searches.iter().map(|(key, _)| key.to_string()).collect(), steps: spent };
         }
         let round = budget.min(max_steps - spent);
         let mut still_running = Vec::new();
-        for mut search in searches {
+        for (key, search) in searches {
+            let mut search = search.unwrap_or_else(|ops| Search::new(key, ops, history.initial));
             match search.run(round) {
-                Progress::Running => still_running.push(search),
+                Progress::Running => still_running.push((key, Ok(search))),
                 Progress::Linearizable => {}
                 Progress::Violated(v) => return Verdict::NotLinearizable(Box::new(v)),
             }
@@ -202,7 +205,8 @@ const BASE: u64 = 0x100_0000_01b3;
 /// Values interned to small ids, and the states built from them.
 struct Values {
     values: Vec<Option<String>>,
-    ids: HashMap<Option<String>, u32>,
+    ids: HashMap<String, u32, FxBuild>,
+    nil: Option<u32>,
     /// Per value: length, hash and `BASE^length`.
     shape: Vec<(usize, u64, u64)>,
     nodes: Vec<Node>,
@@ -217,7 +221,8 @@ impl Values {
     fn new() -> Self {
         Values {
             values: Vec::new(),
-            ids: HashMap::new(),
+            ids: HashMap::default(),
+            nil: None,
             shape: Vec::new(),
             nodes: Vec::new(),
             root: Vec::new(),
@@ -227,7 +232,11 @@ impl Values {
     }
 
     fn intern(&mut self, v: Option<&str>) -> u32 {
-        if let Some(&id) = self.ids.get(&v.map(str::to_string)) {
+        let found = match v {
+            Some(text) => self.ids.get(text).copied(),
+            None => self.nil,
+        };
+        if let Some(id) = found {
             return id;
         }
         let id = self.values.len() as u32;
@@ -235,7 +244,12 @@ impl Values {
         let hash = bytes.iter().fold(0u64, |h, &b| h.wrapping_mul(BASE).wrapping_add(u64::from(b) + 1));
         let power = bytes.iter().fold(1u64, |p, _| p.wrapping_mul(BASE));
         self.values.push(v.map(str::to_string));
-        self.ids.insert(v.map(str::to_string), id);
+        match v {
+            Some(text) => {
+                self.ids.insert(text.to_string(), id);
+            }
+            None => self.nil = Some(id),
+        }
         self.shape.push((bytes.len(), hash, power));
         self.root.push(self.nodes.len() as u32);
         self.nodes.push(Node { parent: NIL, value: id, len: bytes.len(), hash });
@@ -343,7 +357,11 @@ struct FxHasher(u64);
 impl std::hash::Hasher for FxHasher {
     #[inline]
     fn write(&mut self, bytes: &[u8]) {
-        for &b in bytes {
+        let mut chunks = bytes.chunks_exact(8);
+        for chunk in &mut chunks {
+            self.write_u64(u64::from_le_bytes(chunk.try_into().expect("8 bytes")));
+        }
+        for &b in chunks.remainder() {
             self.write_u64(u64::from(b));
         }
     }
