@@ -17,9 +17,7 @@ pub type PeerId = u64;
 pub type Ts = u64;
 
 /// Version of a region's shape; see the module docs.
-#[derive(
-    Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize,
-)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 pub struct RegionEpoch {
     pub conf_ver: u64,
     pub version: u64,
@@ -58,11 +56,7 @@ pub struct Peer {
 
 impl Peer {
     pub fn voter(id: PeerId, store_id: StoreId) -> Self {
-        Peer {
-            id,
-            store_id,
-            role: PeerRole::Voter,
-        }
+        Peer { id, store_id, role: PeerRole::Voter }
     }
 }
 
@@ -92,23 +86,13 @@ impl Region {
 
     /// Voter peer ids in increasing order (raft-rs keeps them in a hash set).
     pub fn voter_ids(&self) -> Vec<PeerId> {
-        let mut ids: Vec<PeerId> = self
-            .peers
-            .iter()
-            .filter(|p| p.role == PeerRole::Voter)
-            .map(|p| p.id)
-            .collect();
+        let mut ids: Vec<PeerId> = self.peers.iter().filter(|p| p.role == PeerRole::Voter).map(|p| p.id).collect();
         ids.sort_unstable();
         ids
     }
 
     pub fn learner_ids(&self) -> Vec<PeerId> {
-        let mut ids: Vec<PeerId> = self
-            .peers
-            .iter()
-            .filter(|p| p.role == PeerRole::Learner)
-            .map(|p| p.id)
-            .collect();
+        let mut ids: Vec<PeerId> = self.peers.iter().filter(|p| p.role == PeerRole::Learner).map(|p| p.id).collect();
         ids.sort_unstable();
         ids
     }
@@ -124,12 +108,7 @@ impl Region {
 /// Splits the key space into `n` regions at the given split keys, each replicated
 /// on `stores` (peer ids allocated from `next_id`): how a cluster bootstraps before
 /// PD can split regions itself.
-pub fn presplit_regions(
-    split_keys: &[Vec<u8>],
-    stores: &[StoreId],
-    replicas: usize,
-    next_id: &mut u64,
-) -> Vec<Region> {
+pub fn presplit_regions(split_keys: &[Vec<u8>], stores: &[StoreId], replicas: usize, next_id: &mut u64) -> Vec<Region> {
     let mut bounds: Vec<Vec<u8>> = vec![Vec::new()];
     bounds.extend(split_keys.iter().cloned());
     bounds.push(Vec::new());
@@ -144,13 +123,7 @@ pub fn presplit_regions(
                 peer
             })
             .collect();
-        regions.push(Region {
-            id,
-            start_key: pair[0].clone(),
-            end_key: pair[1].clone(),
-            epoch: RegionEpoch::new(1, 1),
-            peers,
-        });
+        regions.push(Region { id, start_key: pair[0].clone(), end_key: pair[1].clone(), epoch: RegionEpoch::new(1, 1), peers });
     }
     regions
 }
@@ -162,16 +135,9 @@ mod tests {
     #[test]
     fn presplit_covers_the_key_space_without_overlap() {
         let mut next_id = 1;
-        let regions = presplit_regions(
-            &[b"b".to_vec(), b"m".to_vec()],
-            &[1, 2, 3, 4],
-            3,
-            &mut next_id,
-        );
+        let regions = presplit_regions(&[b"b".to_vec(), b"m".to_vec()], &[1, 2, 3, 4], 3, &mut next_id);
         assert_eq!(regions.len(), 3);
-        assert!(
-            regions[0].contains(b"") && regions[0].contains(b"a") && !regions[0].contains(b"b")
-        );
+        assert!(regions[0].contains(b"") && regions[0].contains(b"a") && !regions[0].contains(b"b"));
         assert!(regions[2].contains(b"\xff\xff") && !regions[2].contains(b"l"));
         for (i, a) in regions.iter().enumerate() {
             assert_eq!(a.peers.len(), 3);

@@ -60,13 +60,7 @@ where
     W: for<'w> tracing_subscriber::fmt::MakeWriter<'w> + Send + Sync + 'static,
 {
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default_filter));
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_timer(SimulatedTime)
-        .with_target(true)
-        .with_ansi(ansi)
-        .with_writer(writer)
-        .try_init();
+    let _ = tracing_subscriber::fmt().with_env_filter(filter).with_timer(SimulatedTime).with_target(true).with_ansi(ansi).with_writer(writer).try_init();
 }
 
 #[cfg(all(test, madsim))]
@@ -77,9 +71,7 @@ mod tests {
     async fn timestamps_are_simulated() {
         madsim::time::sleep(std::time::Duration::from_secs(3600)).await;
         let mut line = String::new();
-        SimulatedTime
-            .format_time(&mut Writer::new(&mut line))
-            .unwrap();
+        SimulatedTime.format_time(&mut Writer::new(&mut line)).unwrap();
         assert!(line.starts_with("[3600."), "{line}");
     }
 }

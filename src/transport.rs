@@ -95,16 +95,10 @@ impl Frame {
             return Err(WireError::TooLarge { len: bytes.len() });
         }
         if bytes.len() < 2 || bytes[0] != MAGIC || bytes[1] != VERSION {
-            return Err(WireError::BadHeader {
-                found: bytes.iter().take(2).copied().collect(),
-            });
+            return Err(WireError::BadHeader { found: bytes.iter().take(2).copied().collect() });
         }
         use bincode::Options;
-        bincode::options()
-            .with_fixint_encoding()
-            .with_limit(MAX_FRAME_BYTES as u64)
-            .deserialize(&bytes[2..])
-            .map_err(|e| WireError::BadBody(e.to_string()))
+        bincode::options().with_fixint_encoding().with_limit(MAX_FRAME_BYTES as u64).deserialize(&bytes[2..]).map_err(|e| WireError::BadBody(e.to_string()))
     }
 }
 
@@ -171,9 +165,12 @@ impl NetFaults {
     }
 }
 
+/// A destination's queue of frames waiting to be sent.
+type Outbox = mpsc::Sender<(Traffic, Vec<u8>)>;
+
 struct Inner {
     net: net::Net,
-    outboxes: Mutex<BTreeMap<SocketAddr, mpsc::Sender<(Traffic, Vec<u8>)>>>,
+    outboxes: Mutex<BTreeMap<SocketAddr, Outbox>>,
     stats: TransportStats,
     faults: Option<Arc<NetFaults>>,
 }
@@ -192,9 +189,7 @@ impl Transport {
     /// Binds a transport whose outgoing frames suffer `faults` (simulation only).
     pub async fn bind_with_faults(addr: SocketAddr, faults: Option<Arc<NetFaults>>) -> io::Result<Self> {
         let net = net::Net::bind(addr).await?;
-        Ok(Transport {
-            inner: Arc::new(Inner { net, outboxes: Mutex::new(BTreeMap::new()), stats: TransportStats::default(), faults }),
-        })
+        Ok(Transport { inner: Arc::new(Inner { net, outboxes: Mutex::new(BTreeMap::new()), stats: TransportStats::default(), faults }) })
     }
 
     pub fn local_addr(&self) -> SocketAddr {
@@ -255,10 +250,7 @@ impl Transport {
         let (bytes, from) = self.inner.net.recv().await?;
         let frame = Frame::decode(&bytes);
         if frame.is_err() {
-            self.inner
-                .stats
-                .rejected_malformed
-                .fetch_add(1, Ordering::Relaxed);
+            self.inner.stats.rejected_malformed.fetch_add(1, Ordering::Relaxed);
         }
         Ok((frame, from))
     }
@@ -287,30 +279,21 @@ mod net {
 
     impl Net {
         pub async fn bind(addr: SocketAddr) -> io::Result<Net> {
-            Ok(Net {
-                endpoint: Arc::new(Endpoint::bind(addr).await?),
-            })
+            Ok(Net { endpoint: Arc::new(Endpoint::bind(addr).await?) })
         }
 
         pub fn local_addr(&self) -> SocketAddr {
-            self.endpoint
-                .local_addr()
-                .expect("bound endpoint has an address")
+            self.endpoint.local_addr().expect("bound endpoint has an address")
         }
 
         pub fn link(&self, to: SocketAddr) -> Link {
-            Link {
-                endpoint: self.endpoint.clone(),
-                to,
-            }
+            Link { endpoint: self.endpoint.clone(), to }
         }
 
         /// The simulator hands over the sender's byte vector as it is: no copy.
         pub async fn recv(&self) -> io::Result<(Vec<u8>, SocketAddr)> {
             let (payload, from) = self.endpoint.recv_from_raw(TAG).await?;
-            let bytes = payload.downcast::<Vec<u8>>().map_err(|_| {
-                io::Error::new(io::ErrorKind::InvalidData, "simulated payload is not bytes")
-            })?;
+            let bytes = payload.downcast::<Vec<u8>>().map_err(|_| io::Error::new(io::ErrorKind::InvalidData, "simulated payload is not bytes"))?;
             Ok((*bytes, from))
         }
     }
@@ -384,10 +367,7 @@ mod net {
                     }
                 }
             });
-            Ok(Net {
-                addr,
-                incoming: Mutex::new(rx),
-            })
+            Ok(Net { addr, incoming: Mutex::new(rx) })
         }
 
         pub fn local_addr(&self) -> SocketAddr {
@@ -395,19 +375,12 @@ mod net {
         }
 
         pub fn link(&self, to: SocketAddr) -> Link {
-            Link {
-                from: self.addr,
-                to,
-                stream: None,
-            }
+            Link { from: self.addr, to, stream: None }
         }
 
         pub async fn recv(&self) -> io::Result<(Vec<u8>, SocketAddr)> {
             let mut incoming = self.incoming.lock().await;
-            incoming
-                .next()
-                .await
-                .ok_or_else(|| io::Error::new(io::ErrorKind::BrokenPipe, "listener stopped"))
+            incoming.next().await.ok_or_else(|| io::Error::new(io::ErrorKind::BrokenPipe, "listener stopped"))
         }
     }
 
@@ -418,24 +391,16 @@ mod net {
         let result: io::Result<()> = async {
             let len = stream.read_u32().await? as usize;
             if len > 256 {
-                return Err(io::Error::new(
-                    io::ErrorKind::InvalidData,
-                    "peer address too long",
-                ));
+                return Err(io::Error::new(io::ErrorKind::InvalidData, "peer address too long"));
             }
             let mut addr = vec![0; len];
             stream.read_exact(&mut addr).await?;
-            let from: SocketAddr = std::str::from_utf8(&addr)
-                .ok()
-                .and_then(|a| a.parse().ok())
-                .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidData, "bad peer address"))?;
+            let from: SocketAddr =
+                std::str::from_utf8(&addr).ok().and_then(|a| a.parse().ok()).ok_or_else(|| io::Error::new(io::ErrorKind::InvalidData, "bad peer address"))?;
             loop {
                 let len = stream.read_u32().await? as usize;
                 if len > MAX_FRAME_BYTES {
-                    return Err(io::Error::new(
-                        io::ErrorKind::InvalidData,
-                        format!("frame of {len} bytes"),
-                    ));
+                    return Err(io::Error::new(io::ErrorKind::InvalidData, format!("frame of {len} bytes")));
                 }
                 let mut frame = vec![0; len];
                 stream.read_exact(&mut frame).await?;
@@ -485,48 +450,23 @@ mod tests {
     use crate::meta::Peer;
 
     fn sample() -> Frame {
-        Frame::Raft(vec![RaftEnvelope {
-            region_id: 7,
-            from: Peer::voter(1, 1),
-            to: Peer::voter(2, 2),
-            epoch: RegionEpoch::new(1, 3),
-            message: vec![1, 2, 3],
-        }])
+        Frame::Raft(vec![RaftEnvelope { region_id: 7, from: Peer::voter(1, 1), to: Peer::voter(2, 2), epoch: RegionEpoch::new(1, 3), message: vec![1, 2, 3] }])
     }
 
     #[test]
     fn frames_round_trip() {
-        for frame in [
-            sample(),
-            Frame::Request {
-                id: 9,
-                payload: b"abc".to_vec(),
-            },
-            Frame::Response {
-                id: 9,
-                payload: vec![],
-            },
-        ] {
+        for frame in [sample(), Frame::Request { id: 9, payload: b"abc".to_vec() }, Frame::Response { id: 9, payload: vec![] }] {
             assert_eq!(Frame::decode(&frame.encode()).unwrap(), frame);
         }
     }
 
     #[test]
     fn malformed_frames_are_errors() {
-        assert!(matches!(
-            Frame::decode(b""),
-            Err(WireError::BadHeader { .. })
-        ));
-        assert!(matches!(
-            Frame::decode(b"\x00\x01rest"),
-            Err(WireError::BadHeader { .. })
-        ));
+        assert!(matches!(Frame::decode(b""), Err(WireError::BadHeader { .. })));
+        assert!(matches!(Frame::decode(b"\x00\x01rest"), Err(WireError::BadHeader { .. })));
         let mut truncated = sample().encode();
         truncated.truncate(truncated.len() - 2);
-        assert!(matches!(
-            Frame::decode(&truncated),
-            Err(WireError::BadBody(_))
-        ));
+        assert!(matches!(Frame::decode(&truncated), Err(WireError::BadBody(_))));
         // A length prefix claiming gigabytes must not allocate them.
         let mut huge = vec![MAGIC, VERSION, 2, 0, 0, 0];
         huge.extend_from_slice(&u64::MAX.to_le_bytes());

@@ -19,56 +19,24 @@ use std::time::Duration;
 
 /// A free local port, chosen by the OS (the listener is dropped right away).
 fn free_addr() -> SocketAddr {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
+    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap()
 }
 
 fn raftstore_config() -> RaftStoreConfig {
     // Real time: keep elections quick so the test stays short.
-    RaftStoreConfig {
-        base_tick_ms: 20,
-        raft_log_gc_count_limit: 20,
-        ..RaftStoreConfig::default()
-    }
+    RaftStoreConfig { base_tick_ms: 20, raft_log_gc_count_limit: 20, ..RaftStoreConfig::default() }
 }
 
 /// Starts one store on a runtime of its own; dropping the runtime stops it.
-fn start_store(
-    dir: &Path,
-    id: StoreId,
-    addresses: &BTreeMap<StoreId, SocketAddr>,
-    regions: &[Region],
-) -> tokio::runtime::Runtime {
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(1)
-        .enable_all()
-        .build()
-        .unwrap();
-    let raft = RocksEngine::open(
-        format!("store-{id}/raft"),
-        &dir.join(format!("store-{id}/raft")),
-    )
-    .unwrap();
-    let kv = RocksEngine::open(
-        format!("store-{id}/kv"),
-        &dir.join(format!("store-{id}/kv")),
-    )
-    .unwrap();
-    let cfg = StoreNodeConfig {
-        store_id: id,
-        addr: addresses[&id],
-        addresses: addresses.clone(),
-        raftstore: raftstore_config(),
-        events: None,
-        net_faults: None,
-    };
+fn start_store(dir: &Path, id: StoreId, addresses: &BTreeMap<StoreId, SocketAddr>, regions: &[Region]) -> tokio::runtime::Runtime {
+    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build().unwrap();
+    let raft = RocksEngine::open(format!("store-{id}/raft"), &dir.join(format!("store-{id}/raft"))).unwrap();
+    let kv = RocksEngine::open(format!("store-{id}/kv"), &dir.join(format!("store-{id}/kv"))).unwrap();
+    let cfg =
+        StoreNodeConfig { store_id: id, addr: addresses[&id], addresses: addresses.clone(), raftstore: raftstore_config(), events: None, net_faults: None };
     let regions = regions.to_vec();
     rt.spawn(async move {
-        bootstrap_store(&raft, &kv, id, &regions)
-            .await
-            .expect("bootstrap");
+        bootstrap_store(&raft, &kv, id, &regions).await.expect("bootstrap");
         run_store_node(cfg, raft, kv).await.expect("store node");
     });
     rt
@@ -106,59 +74,27 @@ fn three_real_stores_serve_and_survive_a_restart() {
     let tmp = tempfile::tempdir().unwrap();
     let dir: PathBuf = tmp.path().to_path_buf();
     let store_ids: Vec<StoreId> = vec![1, 2, 3];
-    let addresses: BTreeMap<StoreId, SocketAddr> =
-        store_ids.iter().map(|&id| (id, free_addr())).collect();
+    let addresses: BTreeMap<StoreId, SocketAddr> = store_ids.iter().map(|&id| (id, free_addr())).collect();
     let mut next_id = 1000;
     let regions = presplit_regions(&[b"m".to_vec()], &store_ids, 3, &mut next_id);
     assert_eq!(regions.len(), 2);
 
-    let mut runtimes: BTreeMap<StoreId, tokio::runtime::Runtime> = store_ids
-        .iter()
-        .map(|&id| (id, start_store(&dir, id, &addresses, &regions)))
-        .collect();
+    let mut runtimes: BTreeMap<StoreId, tokio::runtime::Runtime> = store_ids.iter().map(|&id| (id, start_store(&dir, id, &addresses, &regions))).collect();
 
-    let client_rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(1)
-        .enable_all()
-        .build()
-        .unwrap();
-    let client_cfg = ClientConfig {
-        rpc_timeout: Duration::from_millis(500),
-        max_attempts: 60,
-        ..ClientConfig::default()
-    };
-    let client = client_rt
-        .block_on(RawClient::connect(
-            free_addr(),
-            addresses.clone(),
-            regions.clone(),
-            client_cfg,
-        ))
-        .unwrap();
+    let client_rt = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build().unwrap();
+    let client_cfg = ClientConfig { rpc_timeout: Duration::from_millis(500), max_attempts: 60, ..ClientConfig::default() };
+    let client = client_rt.block_on(RawClient::connect(free_addr(), addresses.clone(), regions.clone(), client_cfg)).unwrap();
 
     client_rt.block_on(async {
         wait_for_leaders(&client, &[b"a", b"z"]).await;
         for i in 0..40u32 {
             let key = format!("{}{i:03}", if i % 2 == 0 { 'a' } else { 'x' });
-            client
-                .put(key.as_bytes(), format!("v{i}").as_bytes())
-                .await
-                .unwrap();
+            client.put(key.as_bytes(), format!("v{i}").as_bytes()).await.unwrap();
         }
         assert_eq!(client.get(b"a000").await.unwrap(), Some(b"v0".to_vec()));
         assert_eq!(client.get(b"x001").await.unwrap(), Some(b"v1".to_vec()));
-        assert_eq!(
-            client.cas(b"a000", Some(b"v0"), Some(b"w0")).await.unwrap(),
-            (true, Some(b"v0".to_vec()))
-        );
-        assert_eq!(
-            client
-                .cas(b"a000", Some(b"v0"), Some(b"u0"))
-                .await
-                .unwrap()
-                .0,
-            false
-        );
+        assert_eq!(client.cas(b"a000", Some(b"v0"), Some(b"w0")).await.unwrap(), (true, Some(b"v0".to_vec())));
+        assert_eq!(client.cas(b"a000", Some(b"v0"), Some(b"u0")).await.unwrap().0, false);
         client.delete(b"x001").await.unwrap();
         assert_eq!(client.get(b"x001").await.unwrap(), None);
         // A scan crossing the region boundary at "m".
@@ -169,10 +105,7 @@ fn three_real_stores_serve_and_survive_a_restart() {
 
     // Stop store 2 (its RocksDB closes when the runtime drops its tasks), keep
     // writing through the other two, then reopen store 2 from its directory.
-    runtimes
-        .remove(&2)
-        .unwrap()
-        .shutdown_timeout(Duration::from_secs(5));
+    runtimes.remove(&2).unwrap().shutdown_timeout(Duration::from_secs(5));
     client_rt.block_on(async {
         for i in 40..60u32 {
             put(&client, format!("a{i:03}").as_bytes(), b"after-stop").await;

@@ -31,16 +31,8 @@ pub struct ClusterSpec {
 impl ClusterSpec {
     /// `stores` stores and `regions` regions split evenly over keys `key000..`.
     pub fn new(stores: usize, regions: usize) -> Self {
-        let split_keys = (1..regions)
-            .map(|i| format!("key{:03}", i * 1000 / regions).into_bytes())
-            .collect();
-        ClusterSpec {
-            stores,
-            split_keys,
-            replicas: 3,
-            raftstore: RaftStoreConfig::default(),
-            io: IoProfile::ssd(),
-        }
+        let split_keys = (1..regions).map(|i| format!("key{:03}", i * 1000 / regions).into_bytes()).collect();
+        ClusterSpec { stores, split_keys, replicas: 3, raftstore: RaftStoreConfig::default(), io: IoProfile::ssd() }
     }
 }
 
@@ -71,10 +63,7 @@ pub struct Cluster {
 }
 
 pub fn store_addr(store_id: StoreId) -> SocketAddr {
-    SocketAddr::new(
-        IpAddr::V4(Ipv4Addr::new(10, 0, 1, store_id as u8)),
-        STORE_PORT,
-    )
+    SocketAddr::new(IpAddr::V4(Ipv4Addr::new(10, 0, 1, store_id as u8)), STORE_PORT)
 }
 
 impl Cluster {
@@ -85,20 +74,14 @@ impl Cluster {
         let store_ids: Vec<StoreId> = (1..=spec.stores as u64).collect();
         let mut next_id = 1000;
         let regions = presplit_regions(&spec.split_keys, &store_ids, spec.replicas, &mut next_id);
-        let addresses: BTreeMap<StoreId, SocketAddr> =
-            store_ids.iter().map(|&id| (id, store_addr(id))).collect();
+        let addresses: BTreeMap<StoreId, SocketAddr> = store_ids.iter().map(|&id| (id, store_addr(id))).collect();
         let events: Arc<Mutex<Vec<TimedEvent>>> = Arc::default();
         let net_faults: Arc<NetFaults> = Arc::default();
         let mut stores = BTreeMap::new();
         for &id in &store_ids {
             let raft_disk = SimDisk::new(format!("store-{id}/raft"), spec.io.clone());
             let kv_disk = SimDisk::new(format!("store-{id}/kv"), spec.io.clone());
-            let (raft, kv, regions, events) = (
-                raft_disk.clone(),
-                kv_disk.clone(),
-                regions.clone(),
-                events.clone(),
-            );
+            let (raft, kv, regions, events) = (raft_disk.clone(), kv_disk.clone(), regions.clone(), events.clone());
             let cfg = StoreNodeConfig {
                 store_id: id,
                 addr: addresses[&id],
@@ -106,10 +89,7 @@ impl Cluster {
                 raftstore: spec.raftstore.clone(),
                 events: Some(Arc::new(move |event: &StoreEvent| {
                     let at = madsim::time::TimeHandle::current().elapsed();
-                    events.lock().unwrap().push(TimedEvent {
-                        at,
-                        event: event.clone(),
-                    });
+                    events.lock().unwrap().push(TimedEvent { at, event: event.clone() });
                 })),
                 net_faults: Some(net_faults.clone()),
             };
@@ -118,8 +98,7 @@ impl Cluster {
                 .name(format!("store-{id}"))
                 .ip(addresses[&id].ip())
                 .init(move || {
-                    let (raft, kv, regions, cfg) =
-                        (raft.clone(), kv.clone(), regions.clone(), cfg.clone());
+                    let (raft, kv, regions, cfg) = (raft.clone(), kv.clone(), regions.clone(), cfg.clone());
                     async move {
                         let (raft, kv) = (SimEngine::open(&raft), SimEngine::open(&kv));
                         if bootstrap_store(&raft, &kv, id, &regions).await.is_err() {
@@ -131,26 +110,9 @@ impl Cluster {
                     }
                 })
                 .build();
-            stores.insert(
-                id,
-                StoreSlot {
-                    id,
-                    addr: addresses[&id],
-                    node,
-                    raft_disk,
-                    kv_disk,
-                },
-            );
+            stores.insert(id, StoreSlot { id, addr: addresses[&id], node, raft_disk, kv_disk });
         }
-        Cluster {
-            spec,
-            regions,
-            addresses,
-            stores,
-            events,
-            net_faults,
-            clients: Mutex::new(0),
-        }
+        Cluster { spec, regions, addresses, stores, events, net_faults, clients: Mutex::new(0) }
     }
 
     /// A client on a node of its own.
@@ -158,20 +120,14 @@ impl Cluster {
         let mut n = self.clients.lock().unwrap();
         *n += 1;
         let ip = IpAddr::V4(Ipv4Addr::new(10, 0, 2, *n as u8));
-        let node = Handle::current()
-            .create_node()
-            .name(format!("client-{n}"))
-            .ip(ip)
-            .build();
+        let node = Handle::current().create_node().name(format!("client-{n}")).ip(ip).build();
         (node, SocketAddr::new(ip, 30000))
     }
 
     /// Connects a raw client from inside a client node.
     pub async fn raw_client(&self, local: SocketAddr, mut cfg: ClientConfig) -> RawClient {
         cfg.net_faults = Some(self.net_faults.clone());
-        RawClient::connect(local, self.addresses.clone(), self.regions.clone(), cfg)
-            .await
-            .expect("client binds")
+        RawClient::connect(local, self.addresses.clone(), self.regions.clone(), cfg).await.expect("client binds")
     }
 
     /// Kills the store's node and crashes its disks: unsynced writes may be lost.
@@ -220,11 +176,7 @@ impl Cluster {
     pub fn leader_of(&self, region_id: u64) -> Option<StoreId> {
         let events = self.events.lock().unwrap();
         events.iter().rev().find_map(|e| match e.event {
-            StoreEvent::BecameLeader {
-                store_id,
-                region_id: r,
-                ..
-            } if r == region_id => Some(store_id),
+            StoreEvent::BecameLeader { store_id, region_id: r, .. } if r == region_id => Some(store_id),
             _ => None,
         })
     }
@@ -232,12 +184,8 @@ impl Cluster {
     /// A region's user data as one store's kv disk holds it now.
     pub fn region_data(&self, store_id: StoreId, region: &Region) -> Vec<KvPair> {
         let snap = self.stores[&store_id].kv_disk.snapshot();
-        let (start, end) = (
-            simkv::codec::keys::data_key(&region.start_key),
-            simkv::codec::keys::data_end_key(&region.end_key),
-        );
-        snap.scan(Cf::Default, &start, Some(&end), usize::MAX, false)
-            .expect("scan")
+        let (start, end) = (simkv::codec::keys::data_key(&region.start_key), simkv::codec::keys::data_end_key(&region.end_key));
+        snap.scan(Cf::Default, &start, Some(&end), usize::MAX, false).expect("scan")
     }
 
     pub fn events(&self) -> Vec<TimedEvent> {
@@ -246,11 +194,7 @@ impl Cluster {
 
     /// A fingerprint of everything the stores reported, with simulated times.
     pub fn digest(&self) -> u64 {
-        let text: String = self
-            .events()
-            .iter()
-            .map(|e| format!("{:?} {:?}\n", e.at, e.event))
-            .collect();
+        let text: String = self.events().iter().map(|e| format!("{:?} {:?}\n", e.at, e.event)).collect();
         simkv::raftstore::events::fingerprint(text.as_bytes())
     }
 }

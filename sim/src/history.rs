@@ -197,7 +197,11 @@ pub fn event_order(ops: &[&Operation]) -> Vec<Event> {
         if group.len() == 1 {
             let (_, op, is_return) = group[0];
             out.push(Event { op, is_return });
-            if is_return { returned[op] = true } else { called[op] = true }
+            if is_return {
+                returned[op] = true
+            } else {
+                called[op] = true
+            }
             start = end;
             continue;
         }

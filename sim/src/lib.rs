@@ -6,6 +6,8 @@
 
 pub mod bench;
 pub mod checker;
+#[cfg(madsim)]
+pub mod cluster;
 pub mod history;
 pub mod nemesis;
 #[cfg(madsim)]
@@ -14,5 +16,3 @@ pub mod report;
 pub mod run;
 pub mod scenario;
 pub mod seeds;
-#[cfg(madsim)]
-pub mod cluster;

@@ -62,10 +62,7 @@ pub fn determinism_line(first: &RunReport, second: &RunReport) -> String {
     if first.digest == second.digest {
         format!("deterministic: seed {} gave digest {:016x} twice", first.plan.seed, first.digest)
     } else {
-        format!(
-            "NOT deterministic: seed {} gave digests {:016x} and {:016x}",
-            first.plan.seed, first.digest, second.digest
-        )
+        format!("NOT deterministic: seed {} gave digests {:016x} and {:016x}", first.plan.seed, first.digest, second.digest)
     }
 }
 

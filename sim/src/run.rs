@@ -115,8 +115,6 @@ pub fn run(scenario: &Scenario, plan: &Plan) -> RunReport {
     }
 }
 
-
-
 /// How many recent values per key a CAS may pick its expected value from.
 const RECENT_VALUES: usize = 4;
 
@@ -527,7 +525,11 @@ async fn converge(cluster: &Cluster, deadline: Instant) -> Option<Failure> {
             .iter()
             .map(|region| convergence::RegionCopies {
                 region_id: region.id,
-                copies: region.peers.iter().map(|p| (p.store_id, cluster.region_data(p.store_id, region), last_applied(cluster, p.store_id, region.id))).collect(),
+                copies: region
+                    .peers
+                    .iter()
+                    .map(|p| (p.store_id, cluster.region_data(p.store_id, region), last_applied(cluster, p.store_id, region.id)))
+                    .collect(),
             })
             .collect();
         let difference = convergence::check(&regions)?;
@@ -563,4 +565,3 @@ async fn run_nemesis(shared: &Arc<Shared>, plan: &Plan) {
         });
     }
 }
-

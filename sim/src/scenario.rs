@@ -70,12 +70,7 @@ pub struct ClusterShape {
 
 impl Default for ClusterShape {
     fn default() -> Self {
-        ClusterShape {
-            stores: Range::Fixed(3),
-            regions: Range::Fixed(1),
-            raft_log_gc_count_limit: Range::Fixed(1000),
-            disk_slowdown: Range::Fixed(1),
-        }
+        ClusterShape { stores: Range::Fixed(3), regions: Range::Fixed(1), raft_log_gc_count_limit: Range::Fixed(1000), disk_slowdown: Range::Fixed(1) }
     }
 }
 
@@ -249,7 +244,8 @@ impl Scenario {
 
     /// Every `*.toml` in `dir`, by file name.
     pub fn load_dir(dir: &Path) -> Result<Vec<Scenario>, ScenarioError> {
-        let entries = std::fs::read_dir(dir).map_err(|e| ScenarioError { file: dir.display().to_string(), line: None, message: format!("cannot list: {e}") })?;
+        let entries =
+            std::fs::read_dir(dir).map_err(|e| ScenarioError { file: dir.display().to_string(), line: None, message: format!("cannot list: {e}") })?;
         let mut paths: Vec<_> = entries.filter_map(|e| e.ok()).map(|e| e.path()).filter(|p| p.extension().is_some_and(|x| x == "toml")).collect();
         paths.sort();
         paths.iter().map(|p| Scenario::load(p)).collect()

@@ -20,11 +20,7 @@ fn key(i: usize) -> Vec<u8> {
 /// Waits until every region has reported a leader.
 async fn wait_for_leaders(cluster: &Cluster) {
     for _ in 0..200 {
-        if cluster
-            .regions
-            .iter()
-            .all(|r| cluster.leader_of(r.id).is_some())
-        {
+        if cluster.regions.iter().all(|r| cluster.leader_of(r.id).is_some()) {
             return;
         }
         sleep(Duration::from_millis(100)).await;
@@ -45,25 +41,11 @@ async fn concurrent_clients(cluster: &Arc<Cluster>, clients: usize, ops: usize) 
             for op in 0..ops {
                 let k = key(c + op * clients * 7);
                 let value = format!("c{c}-op{op}").into_bytes();
-                client
-                    .put(&k, &value)
-                    .await
-                    .expect("put on a healthy cluster");
-                assert_eq!(
-                    client.get(&k).await.unwrap(),
-                    Some(value.clone()),
-                    "read your write"
-                );
-                let (swapped, previous) = client
-                    .cas(&k, Some(&value), Some(b"swapped"))
-                    .await
-                    .unwrap();
-                assert!(
-                    swapped,
-                    "cas from the value just written: previous {previous:?}"
-                );
-                let (swapped, previous) =
-                    client.cas(&k, Some(&value), Some(b"never")).await.unwrap();
+                client.put(&k, &value).await.expect("put on a healthy cluster");
+                assert_eq!(client.get(&k).await.unwrap(), Some(value.clone()), "read your write");
+                let (swapped, previous) = client.cas(&k, Some(&value), Some(b"swapped")).await.unwrap();
+                assert!(swapped, "cas from the value just written: previous {previous:?}");
+                let (swapped, previous) = client.cas(&k, Some(&value), Some(b"never")).await.unwrap();
                 assert!(!swapped && previous.as_deref() == Some(&b"swapped"[..]));
                 acknowledged += 1;
             }
@@ -89,17 +71,9 @@ async fn replicated_clients(stores: usize, regions: usize) -> u64 {
 /// Every replica of every region holds identical data.
 fn assert_replicas_converged(cluster: &Cluster) {
     for region in &cluster.regions {
-        let copies: Vec<_> = region
-            .peers
-            .iter()
-            .map(|p| (p.store_id, cluster.region_data(p.store_id, region)))
-            .collect();
+        let copies: Vec<_> = region.peers.iter().map(|p| (p.store_id, cluster.region_data(p.store_id, region))).collect();
         for (store, data) in &copies[1..] {
-            assert_eq!(
-                data, &copies[0].1,
-                "region {} differs between store {} and store {store}",
-                region.id, copies[0].0
-            );
+            assert_eq!(data, &copies[0].1, "region {} differs between store {} and store {store}", region.id, copies[0].0);
         }
     }
 }
@@ -137,14 +111,8 @@ async fn scan_crosses_regions_and_delete_removes() {
         }
         let all = client.scan(b"", b"", 1000).await.unwrap();
         assert_eq!(all.len(), 20);
-        assert!(
-            all.windows(2).all(|w| w[0].0 < w[1].0),
-            "scan is ordered across regions"
-        );
-        assert_eq!(
-            client.scan(&key(100), &key(300), 1000).await.unwrap().len(),
-            4
-        );
+        assert!(all.windows(2).all(|w| w[0].0 < w[1].0), "scan is ordered across regions");
+        assert_eq!(client.scan(&key(100), &key(300), 1000).await.unwrap().len(), 4);
         assert_eq!(client.scan(b"", b"", 3).await.unwrap().len(), 3);
         client.delete(&key(0)).await.unwrap();
         assert_eq!(client.get(&key(0)).await.unwrap(), None);
@@ -168,10 +136,7 @@ async fn leader_crash_scenario() -> u64 {
         let (node, local) = cluster.client_node();
         let cluster = cluster.clone();
         writers.push(node.spawn(async move {
-            let cfg = ClientConfig {
-                rpc_timeout: Duration::from_millis(800),
-                ..ClientConfig::default()
-            };
+            let cfg = ClientConfig { rpc_timeout: Duration::from_millis(800), ..ClientConfig::default() };
             let client = cluster.raw_client(local, cfg).await;
             let mut acknowledged = BTreeMap::new();
             for op in 0..60 {
@@ -199,22 +164,14 @@ async fn leader_crash_scenario() -> u64 {
     for w in writers {
         acknowledged.extend(w.await.unwrap());
     }
-    assert!(
-        acknowledged.len() > 60,
-        "most writes should succeed: {}",
-        acknowledged.len()
-    );
+    assert!(acknowledged.len() > 60, "most writes should succeed: {}", acknowledged.len());
     sleep(Duration::from_secs(3)).await;
     let (node, local) = cluster.client_node();
     let c = cluster.clone();
     node.spawn(async move {
         let client = c.raw_client(local, ClientConfig::default()).await;
         for (k, v) in &acknowledged {
-            assert_eq!(
-                client.get(k).await.unwrap().as_ref(),
-                Some(v),
-                "acknowledged write to {k:?} lost"
-            );
+            assert_eq!(client.get(k).await.unwrap().as_ref(), Some(v), "acknowledged write to {k:?} lost");
         }
     })
     .await
@@ -230,10 +187,10 @@ async fn write_while_isolated(cluster: &Arc<Cluster>, lagger: u64) {
     node.spawn(async move {
         let client = c.raw_client(local, ClientConfig::default()).await;
         // Learn the leader while every store is reachable.
-        client.put(&key(0), &vec![b'x'; 200]).await.unwrap();
+        client.put(&key(0), &[b'x'; 200]).await.unwrap();
         c.isolate(lagger);
         for i in 1..150 {
-            client.put(&key(i), &vec![b'x'; 200]).await.unwrap();
+            client.put(&key(i), &[b'x'; 200]).await.unwrap();
         }
     })
     .await
@@ -253,36 +210,14 @@ async fn snapshot_catch_up(io: IoProfile) -> Vec<StoreEvent> {
     wait_for_leaders(&cluster).await;
     let region = cluster.regions[0].clone();
     let leader = cluster.leader_of(region.id).unwrap();
-    let lagger = region
-        .peers
-        .iter()
-        .map(|p| p.store_id)
-        .find(|&s| s != leader)
-        .unwrap();
+    let lagger = region.peers.iter().map(|p| p.store_id).find(|&s| s != leader).unwrap();
     write_while_isolated(&cluster, lagger).await;
     sleep(Duration::from_secs(20)).await;
     let events: Vec<StoreEvent> = cluster.events().into_iter().map(|e| e.event).collect();
-    assert!(
-        events
-            .iter()
-            .any(|e| matches!(e, StoreEvent::LogCompacted { store_id, .. } if *store_id == leader)),
-        "the leader compacted its log"
-    );
-    assert_eq!(
-        cluster.region_data(lagger, &region).len(),
-        150,
-        "the lagging follower caught up"
-    );
+    assert!(events.iter().any(|e| matches!(e, StoreEvent::LogCompacted { store_id, .. } if *store_id == leader)), "the leader compacted its log");
+    assert_eq!(cluster.region_data(lagger, &region).len(), 150, "the lagging follower caught up");
     assert_replicas_converged(&cluster);
-    events
-        .into_iter()
-        .filter(|e| {
-            matches!(
-                e,
-                StoreEvent::SnapshotGenerated { .. } | StoreEvent::SnapshotApplied { .. }
-            )
-        })
-        .collect()
+    events.into_iter().filter(|e| matches!(e, StoreEvent::SnapshotGenerated { .. } | StoreEvent::SnapshotApplied { .. })).collect()
 }
 
 #[madsim::test]
@@ -297,33 +232,20 @@ async fn lagging_follower_catches_up_by_snapshot() {
         _ => None,
     });
     let (gen_took, bytes) = generated.expect("a snapshot was generated");
-    assert!(
-        bytes > 150 * 200,
-        "the snapshot carries the data ({bytes} bytes)"
-    );
+    assert!(bytes > 150 * 200, "the snapshot carries the data ({bytes} bytes)");
     assert!(!gen_took.is_zero(), "generation took simulated IO time");
-    assert!(
-        !applied.expect("a snapshot was applied").is_zero(),
-        "apply took simulated IO time"
-    );
+    assert!(!applied.expect("a snapshot was applied").is_zero(), "apply took simulated IO time");
 }
 
 #[madsim::test]
 async fn slow_disk_and_slow_snapshot_io_still_complete() {
-    let slow = IoProfile {
-        slowdown: 20,
-        snapshot_slowdown: 200,
-        ..IoProfile::ssd()
-    };
+    let slow = IoProfile { slowdown: 20, snapshot_slowdown: 200, ..IoProfile::ssd() };
     let events = snapshot_catch_up(slow).await;
     let took = events.iter().find_map(|e| match e {
         StoreEvent::SnapshotApplied { took, .. } => Some(*took),
         _ => None,
     });
-    assert!(
-        took.expect("snapshot applied") >= Duration::from_millis(10),
-        "slow snapshot IO is slow: {took:?}"
-    );
+    assert!(took.expect("snapshot applied") >= Duration::from_millis(10), "slow snapshot IO is slow: {took:?}");
 }
 
 /// Bad input gets typed errors and the store keeps serving.
@@ -340,28 +262,17 @@ async fn bad_input_gets_typed_errors() {
         client.put(b"key000", b"before").await.unwrap();
         // Oversized value: a typed, final error.
         let err = client.put(b"key001", &vec![0u8; 10_000]).await.unwrap_err();
-        assert!(
-            matches!(err, ClientError::Invalid(ref m) if m.contains("over the 4096-byte limit")),
-            "{err}"
-        );
+        assert!(matches!(err, ClientError::Invalid(ref m) if m.contains("over the 4096-byte limit")), "{err}");
 
         // Raw requests straight at a store: unknown region, key outside region.
-        let probe = Transport::bind(std::net::SocketAddr::new(local.ip(), 31000))
-            .await
-            .unwrap();
+        let probe = Transport::bind(std::net::SocketAddr::new(local.ip(), 31000)).await.unwrap();
         let region = c.regions[0].clone();
         let leader = c.leader_of(region.id).unwrap();
         let ask = |request: Request, id: u64| {
             let probe = probe.clone();
             let addr = c.addresses[&leader];
             async move {
-                probe.send(
-                    addr,
-                    &Frame::Request {
-                        id,
-                        payload: request.encode(),
-                    },
-                );
+                probe.send(addr, &Frame::Request { id, payload: request.encode() });
                 let (frame, _) = probe.recv().await.unwrap();
                 match frame.unwrap() {
                     Frame::Response { id: got, payload } => {
@@ -372,62 +283,21 @@ async fn bad_input_gets_typed_errors() {
                 }
             }
         };
-        let unknown = Request {
-            region_id: 999_999,
-            epoch: region.epoch,
-            body: RawRequest::Get { key: b"a".to_vec() },
-        };
-        assert_eq!(
-            ask(unknown, 1).await,
-            Response(Err(ServerError::Region(
-                simkv::raftstore::RegionError::RegionNotFound { region_id: 999_999 }
-            )))
-        );
-        let outside = Request {
-            region_id: region.id,
-            epoch: region.epoch,
-            body: RawRequest::Get {
-                key: b"zzz".to_vec(),
-            },
-        };
-        assert!(matches!(
-            ask(outside, 2).await,
-            Response(Err(ServerError::Region(
-                simkv::raftstore::RegionError::KeyNotInRegion { .. }
-            )))
-        ));
+        let unknown = Request { region_id: 999_999, epoch: region.epoch, body: RawRequest::Get { key: b"a".to_vec() } };
+        assert_eq!(ask(unknown, 1).await, Response(Err(ServerError::Region(simkv::raftstore::RegionError::RegionNotFound { region_id: 999_999 }))));
+        let outside = Request { region_id: region.id, epoch: region.epoch, body: RawRequest::Get { key: b"zzz".to_vec() } };
+        assert!(matches!(ask(outside, 2).await, Response(Err(ServerError::Region(simkv::raftstore::RegionError::KeyNotInRegion { .. })))));
         // Garbage frames and garbage payloads: rejected, and the store keeps serving.
         probe.send_bytes(c.addresses[&leader], b"\x00garbage".to_vec());
-        probe.send(
-            c.addresses[&leader],
-            &Frame::Request {
-                id: 3,
-                payload: b"\xff\xff".to_vec(),
-            },
-        );
+        probe.send(c.addresses[&leader], &Frame::Request { id: 3, payload: b"\xff\xff".to_vec() });
         let (frame, _) = probe.recv().await.unwrap();
         match frame.unwrap() {
-            Frame::Response { id: 3, payload } => assert!(matches!(
-                Response::decode(&payload).unwrap(),
-                Response(Err(ServerError::Malformed(_)))
-            )),
+            Frame::Response { id: 3, payload } => assert!(matches!(Response::decode(&payload).unwrap(), Response(Err(ServerError::Malformed(_))))),
             other => panic!("unexpected {other:?}"),
         }
-        assert_eq!(
-            client.get(b"key000").await.unwrap(),
-            Some(b"before".to_vec())
-        );
-        let ok = Request {
-            region_id: region.id,
-            epoch: region.epoch,
-            body: RawRequest::Get {
-                key: b"key000".to_vec(),
-            },
-        };
-        assert_eq!(
-            ask(ok, 4).await,
-            Response(Ok(RawReply::Value(Some(b"before".to_vec()))))
-        );
+        assert_eq!(client.get(b"key000").await.unwrap(), Some(b"before".to_vec()));
+        let ok = Request { region_id: region.id, epoch: region.epoch, body: RawRequest::Get { key: b"key000".to_vec() } };
+        assert_eq!(ask(ok, 4).await, Response(Ok(RawReply::Value(Some(b"before".to_vec())))));
     })
     .await
     .unwrap();
@@ -436,32 +306,19 @@ async fn bad_input_gets_typed_errors() {
 /// The same seed twice gives the same run, event for event.
 #[test]
 fn same_seed_same_digest() {
-    let seed = std::env::var("MADSIM_TEST_SEED")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(7);
+    let seed = std::env::var("MADSIM_TEST_SEED").ok().and_then(|s| s.parse().ok()).unwrap_or(7);
     let run = |seed| {
         let rt = madsim::runtime::Runtime::with_seed_and_config(seed, madsim::Config::default());
         rt.block_on(replicated_clients(3, 4))
     };
     let (first, second) = (run(seed), run(seed));
     assert_eq!(first, second, "seed {seed} is not deterministic");
-    assert_ne!(
-        run(seed + 1),
-        first,
-        "different seeds should give different runs"
-    );
+    assert_ne!(run(seed + 1), first, "different seeds should give different runs");
 }
 
 fn twice<T: PartialEq + std::fmt::Debug, F: std::future::Future<Output = T>>(scenario: fn() -> F) {
-    let seed = std::env::var("MADSIM_TEST_SEED")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(11);
-    let run = || {
-        madsim::runtime::Runtime::with_seed_and_config(seed, madsim::Config::default())
-            .block_on(scenario())
-    };
+    let seed = std::env::var("MADSIM_TEST_SEED").ok().and_then(|s| s.parse().ok()).unwrap_or(11);
+    let run = || madsim::runtime::Runtime::with_seed_and_config(seed, madsim::Config::default()).block_on(scenario());
     assert_eq!(run(), run(), "seed {seed} is not deterministic");
 }
 
@@ -477,13 +334,7 @@ fn snapshot_catch_up_is_deterministic() {
 
 #[test]
 fn slow_io_snapshot_is_deterministic() {
-    twice(|| {
-        snapshot_catch_up(IoProfile {
-            slowdown: 20,
-            snapshot_slowdown: 200,
-            ..IoProfile::ssd()
-        })
-    });
+    twice(|| snapshot_catch_up(IoProfile { slowdown: 20, snapshot_slowdown: 200, ..IoProfile::ssd() }));
 }
 
 #[test]
@@ -493,21 +344,11 @@ fn eight_regions_is_deterministic() {
 
 /// Builds a raft snapshot message for `to`'s region, as a buggy or stale leader
 /// might send it: metadata at `index`, and `data` as the payload.
-fn forged_snapshot(
-    region: &simkv::meta::Region,
-    to_store: u64,
-    index: u64,
-    data: Vec<u8>,
-) -> simkv::transport::RaftEnvelope {
+fn forged_snapshot(region: &simkv::meta::Region, to_store: u64, index: u64, data: Vec<u8>) -> simkv::transport::RaftEnvelope {
     use protobuf::Message as _;
     use raft::eraftpb::{Message, MessageType, Snapshot};
-    let to = region.peer_on_store(to_store).unwrap().clone();
-    let from = region
-        .peers
-        .iter()
-        .find(|p| p.store_id != to_store)
-        .unwrap()
-        .clone();
+    let to = *region.peer_on_store(to_store).unwrap();
+    let from = *region.peers.iter().find(|p| p.store_id != to_store).unwrap();
     let mut snapshot = Snapshot::default();
     snapshot.mut_metadata().index = index;
     snapshot.mut_metadata().term = 100;
@@ -518,13 +359,7 @@ fn forged_snapshot(
     msg.to = to.id;
     msg.term = 100;
     msg.set_snapshot(snapshot);
-    simkv::transport::RaftEnvelope {
-        region_id: region.id,
-        from,
-        to,
-        epoch: region.epoch,
-        message: msg.write_to_bytes().unwrap(),
-    }
+    simkv::transport::RaftEnvelope { region_id: region.id, from, to, epoch: region.epoch, message: msg.write_to_bytes().unwrap() }
 }
 
 /// A store refuses snapshots that are stale, that would overlap another of its
@@ -536,49 +371,30 @@ async fn forged_snapshots_scenario() -> u64 {
     wait_for_leaders(&cluster).await;
     let (r1, r2) = (cluster.regions[0].clone(), cluster.regions[1].clone());
     let target = r1.peers[0].store_id;
-    assert!(
-        r2.peer_on_store(target).is_some(),
-        "3 stores, 3 replicas: the target hosts both regions"
-    );
+    assert!(r2.peer_on_store(target).is_some(), "3 stores, 3 replicas: the target hosts both regions");
     let mut widened = r1.clone();
     widened.end_key = r2.end_key.clone();
     widened.epoch.version += 1;
-    let empty = |region: &simkv::meta::Region| {
-        SnapshotData {
-            region: region.clone(),
-            cfs: vec![],
-        }
-        .encode()
-    };
+    let empty = |region: &simkv::meta::Region| SnapshotData { region: region.clone(), cfs: vec![] }.encode();
     let forged = vec![
         forged_snapshot(&r1, target, 1, empty(&r1)),
         forged_snapshot(&r1, target, 1_000_000, empty(&widened)),
         forged_snapshot(&r1, target, 1_000_000, empty(&r2)),
-        forged_snapshot(
-            &r1,
-            target,
-            1_000_000,
-            b"\xff\xff\xff\xff\xff\xff\xff\xff not snapshot data".to_vec(),
-        ),
+        forged_snapshot(&r1, target, 1_000_000, b"\xff\xff\xff\xff\xff\xff\xff\xff not snapshot data".to_vec()),
     ];
     let (node, local) = cluster.client_node();
     let c = cluster.clone();
     node.spawn(async move {
         let client = c.raw_client(local, ClientConfig::default()).await;
         client.put(b"key000", b"before").await.unwrap();
-        let probe = Transport::bind(std::net::SocketAddr::new(local.ip(), 31000))
-            .await
-            .unwrap();
+        let probe = Transport::bind(std::net::SocketAddr::new(local.ip(), 31000)).await.unwrap();
         for envelope in forged {
             probe.send(c.addresses[&target], &Frame::Raft(vec![envelope]));
         }
         sleep(Duration::from_secs(1)).await;
         client.put(b"key000", b"after").await.unwrap();
         client.put(b"key999", b"other region").await.unwrap();
-        assert_eq!(
-            client.get(b"key000").await.unwrap(),
-            Some(b"after".to_vec())
-        );
+        assert_eq!(client.get(b"key000").await.unwrap(), Some(b"after".to_vec()));
     })
     .await
     .unwrap();
@@ -587,29 +403,16 @@ async fn forged_snapshots_scenario() -> u64 {
         .events()
         .into_iter()
         .filter_map(|e| match e.event {
-            StoreEvent::SnapshotRejected {
-                store_id, reason, ..
-            } if store_id == target => Some(reason),
+            StoreEvent::SnapshotRejected { store_id, reason, .. } if store_id == target => Some(reason),
             _ => None,
         })
         .collect();
     reasons.sort();
     assert_eq!(
         reasons,
-        [
-            "overlaps another region on this store",
-            "snapshot data does not decode",
-            "snapshot is for another region",
-            "stale: at or below the applied index",
-        ]
+        ["overlaps another region on this store", "snapshot data does not decode", "snapshot is for another region", "stale: at or below the applied index",]
     );
-    assert!(
-        !cluster
-            .events()
-            .iter()
-            .any(|e| matches!(e.event, StoreEvent::SnapshotApplying { .. })),
-        "no forged snapshot was applied"
-    );
+    assert!(!cluster.events().iter().any(|e| matches!(e.event, StoreEvent::SnapshotApplying { .. })), "no forged snapshot was applied");
     sleep(Duration::from_secs(2)).await;
     assert_replicas_converged(&cluster);
     cluster.digest()
@@ -625,22 +428,12 @@ async fn interrupted_snapshot_scenario() -> u64 {
     wait_for_leaders(&cluster).await;
     let region = cluster.regions[0].clone();
     let leader = cluster.leader_of(region.id).unwrap();
-    let lagger = region
-        .peers
-        .iter()
-        .map(|p| p.store_id)
-        .find(|&s| s != leader)
-        .unwrap();
+    let lagger = region.peers.iter().map(|p| p.store_id).find(|&s| s != leader).unwrap();
     // Applying a snapshot on the lagger's disk takes seconds.
-    cluster.stores[&lagger].kv_disk.set_profile(IoProfile {
-        snapshot_slowdown: 20_000,
-        ..IoProfile::ssd()
-    });
+    cluster.stores[&lagger].kv_disk.set_profile(IoProfile { snapshot_slowdown: 20_000, ..IoProfile::ssd() });
     write_while_isolated(&cluster, lagger).await;
     let is_lagger = |store: u64| store == lagger;
-    let applying = || {
-        cluster.events().iter().any(|e| matches!(e.event, StoreEvent::SnapshotApplying { store_id, .. } if is_lagger(store_id)))
-    };
+    let applying = || cluster.events().iter().any(|e| matches!(e.event, StoreEvent::SnapshotApplying { store_id, .. } if is_lagger(store_id)));
     for _ in 0..300 {
         if applying() {
             break;
@@ -652,13 +445,8 @@ async fn interrupted_snapshot_scenario() -> u64 {
     let applied = |events: &[simkv_sim::cluster::TimedEvent]| {
         events.iter().any(|e| matches!(e.event, StoreEvent::SnapshotApplied { store_id, .. } if is_lagger(store_id)))
     };
-    assert!(
-        !applied(&cluster.events()),
-        "the crash came before the snapshot's data was written"
-    );
-    cluster.stores[&lagger]
-        .kv_disk
-        .set_profile(IoProfile::ssd());
+    assert!(!applied(&cluster.events()), "the crash came before the snapshot's data was written");
+    cluster.stores[&lagger].kv_disk.set_profile(IoProfile::ssd());
     sleep(Duration::from_secs(1)).await;
     cluster.restart(lagger);
     sleep(Duration::from_secs(10)).await;
@@ -666,11 +454,7 @@ async fn interrupted_snapshot_scenario() -> u64 {
         cluster.events().iter().any(|e| matches!(e.event, StoreEvent::SnapshotResumed { store_id, .. } if is_lagger(store_id))),
         "the restarted store finished the interrupted snapshot"
     );
-    assert_eq!(
-        cluster.region_data(lagger, &region).len(),
-        150,
-        "the lagging follower caught up"
-    );
+    assert_eq!(cluster.region_data(lagger, &region).len(), 150, "the lagging follower caught up");
     assert_replicas_converged(&cluster);
     cluster.digest()
 }

@@ -47,11 +47,7 @@ pub fn decode_bytes(input: &[u8]) -> Result<(Vec<u8>, &[u8])> {
     loop {
         let group_end = offset + GROUP_SIZE + 1;
         if input.len() < group_end {
-            return Err(CodecError::Truncated {
-                what: "memcomparable bytes",
-                offset: input.len(),
-                needed: group_end - input.len(),
-            });
+            return Err(CodecError::Truncated { what: "memcomparable bytes", offset: input.len(), needed: group_end - input.len() });
         }
         let group = &input[offset..offset + GROUP_SIZE];
         let marker = input[offset + GROUP_SIZE];
@@ -95,37 +91,22 @@ mod tests {
     fn known_encodings() {
         assert_eq!(encode_bytes(b""), vec![0, 0, 0, 0, 0, 0, 0, 0, 0xF7]);
         assert_eq!(encode_bytes(b"a"), vec![b'a', 0, 0, 0, 0, 0, 0, 0, 0xF8]);
-        assert_eq!(
-            encode_bytes(b"12345678"),
-            [&b"12345678"[..], &[0xFF], &[0; 8], &[0xF7]].concat()
-        );
+        assert_eq!(encode_bytes(b"12345678"), [&b"12345678"[..], &[0xFF], &[0; 8], &[0xF7]].concat());
     }
 
     #[test]
     fn malformed_inputs_are_errors() {
-        assert!(matches!(
-            decode_bytes(b""),
-            Err(CodecError::Truncated { .. })
-        ));
+        assert!(matches!(decode_bytes(b""), Err(CodecError::Truncated { .. })));
         // Marker says 9 padding bytes: impossible.
         let bad_marker = [0u8, 0, 0, 0, 0, 0, 0, 0, 0xF6];
-        assert!(matches!(
-            decode_bytes(&bad_marker),
-            Err(CodecError::Malformed { .. })
-        ));
+        assert!(matches!(decode_bytes(&bad_marker), Err(CodecError::Malformed { .. })));
         // Padding must be zero.
         let bad_pad = [b'a', 1, 0, 0, 0, 0, 0, 0, 0xF8];
-        assert!(matches!(
-            decode_bytes(&bad_pad),
-            Err(CodecError::Malformed { offset: 1, .. })
-        ));
+        assert!(matches!(decode_bytes(&bad_pad), Err(CodecError::Malformed { offset: 1, .. })));
         // A full group with nothing after it is truncated.
         let mut cut = vec![b'a'; 9];
         cut[8] = 0xFF;
-        assert!(matches!(
-            decode_bytes(&cut),
-            Err(CodecError::Truncated { .. })
-        ));
+        assert!(matches!(decode_bytes(&cut), Err(CodecError::Truncated { .. })));
     }
 
     proptest! {

@@ -53,11 +53,7 @@ pub fn data_end_key(end: &[u8]) -> Vec<u8> {
 pub fn origin_key(data_key: &[u8]) -> Result<&[u8]> {
     match data_key.split_first() {
         Some((&DATA_PREFIX, rest)) => Ok(rest),
-        _ => Err(CodecError::WrongPrefix {
-            what: "data key",
-            expected: vec![DATA_PREFIX],
-            found: data_key.iter().take(1).copied().collect(),
-        }),
+        _ => Err(CodecError::WrongPrefix { what: "data key", expected: vec![DATA_PREFIX], found: data_key.iter().take(1).copied().collect() }),
     }
 }
 
@@ -82,10 +78,7 @@ pub fn decode_mvcc_key(versioned: &[u8]) -> Result<(Vec<u8>, u64)> {
     let (key, rest) = decode_bytes(encoded)?;
     let (ts, rest) = decode_u64_desc(rest, "mvcc timestamp")?;
     if !rest.is_empty() {
-        return Err(CodecError::TrailingBytes {
-            what: "mvcc key",
-            extra: rest.len(),
-        });
+        return Err(CodecError::TrailingBytes { what: "mvcc key", extra: rest.len() });
     }
     Ok((key, ts))
 }
@@ -94,10 +87,7 @@ pub fn decode_mvcc_key(versioned: &[u8]) -> Result<(Vec<u8>, u64)> {
 pub fn decode_lock_key(lock_key: &[u8]) -> Result<Vec<u8>> {
     let (key, rest) = decode_bytes(origin_key(lock_key)?)?;
     if !rest.is_empty() {
-        return Err(CodecError::TrailingBytes {
-            what: "lock key",
-            extra: rest.len(),
-        });
+        return Err(CodecError::TrailingBytes { what: "lock key", extra: rest.len() });
     }
     Ok(key)
 }
@@ -126,29 +116,18 @@ pub fn raft_log_end_key(region_id: u64) -> Vec<u8> {
 pub fn decode_raft_log_key(key: &[u8]) -> Result<(u64, u64)> {
     let expected = [LOCAL_PREFIX, REGION_RAFT_PREFIX];
     if key.len() < 2 || key[..2] != expected {
-        return Err(CodecError::WrongPrefix {
-            what: "raft log key",
-            expected: expected.to_vec(),
-            found: key.iter().take(2).copied().collect(),
-        });
+        return Err(CodecError::WrongPrefix { what: "raft log key", expected: expected.to_vec(), found: key.iter().take(2).copied().collect() });
     }
     let (region_id, rest) = decode_u64(&key[2..], "region id")?;
     match rest.split_first() {
         Some((&RAFT_LOG_SUFFIX, rest)) => {
             let (index, rest) = decode_u64(rest, "log index")?;
             if !rest.is_empty() {
-                return Err(CodecError::TrailingBytes {
-                    what: "raft log key",
-                    extra: rest.len(),
-                });
+                return Err(CodecError::TrailingBytes { what: "raft log key", extra: rest.len() });
             }
             Ok((region_id, index))
         }
-        other => Err(CodecError::Malformed {
-            what: "raft log key",
-            offset: 10,
-            detail: format!("suffix {:?} is not the log suffix", other.map(|(b, _)| *b)),
-        }),
+        other => Err(CodecError::Malformed { what: "raft log key", offset: 10, detail: format!("suffix {:?} is not the log suffix", other.map(|(b, _)| *b)) }),
     }
 }
 
@@ -175,29 +154,18 @@ pub fn region_state_key(region_id: u64) -> Vec<u8> {
 
 /// The range holding every region state key: scanned on restart to find peers.
 pub fn region_state_range() -> (Vec<u8>, Vec<u8>) {
-    (
-        vec![LOCAL_PREFIX, REGION_META_PREFIX],
-        vec![LOCAL_PREFIX, REGION_META_PREFIX + 1],
-    )
+    (vec![LOCAL_PREFIX, REGION_META_PREFIX], vec![LOCAL_PREFIX, REGION_META_PREFIX + 1])
 }
 
 /// Decodes the region id from a region state key.
 pub fn decode_region_state_key(key: &[u8]) -> Result<u64> {
     let expected = [LOCAL_PREFIX, REGION_META_PREFIX];
     if key.len() < 2 || key[..2] != expected {
-        return Err(CodecError::WrongPrefix {
-            what: "region state key",
-            expected: expected.to_vec(),
-            found: key.iter().take(2).copied().collect(),
-        });
+        return Err(CodecError::WrongPrefix { what: "region state key", expected: expected.to_vec(), found: key.iter().take(2).copied().collect() });
     }
     let (region_id, rest) = decode_u64(&key[2..], "region id")?;
     if rest != [REGION_STATE_SUFFIX] {
-        return Err(CodecError::Malformed {
-            what: "region state key",
-            offset: 10,
-            detail: format!("expected suffix [{REGION_STATE_SUFFIX}], found {rest:?}"),
-        });
+        return Err(CodecError::Malformed { what: "region state key", offset: 10, detail: format!("expected suffix [{REGION_STATE_SUFFIX}], found {rest:?}") });
     }
     Ok(region_id)
 }
@@ -238,10 +206,7 @@ mod tests {
         assert!(decode_region_state_key(&apply_state_key(1)).is_err());
         let mut long = mvcc_key(b"k", 1);
         long.push(0);
-        assert!(matches!(
-            decode_mvcc_key(&long),
-            Err(CodecError::TrailingBytes { .. })
-        ));
+        assert!(matches!(decode_mvcc_key(&long), Err(CodecError::TrailingBytes { .. })));
     }
 
     proptest! {

@@ -33,23 +33,11 @@ use thiserror::Error;
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
 pub enum CodecError {
     #[error("input ended at byte {offset} while decoding {what} (needed {needed} more bytes)")]
-    Truncated {
-        what: &'static str,
-        offset: usize,
-        needed: usize,
-    },
+    Truncated { what: &'static str, offset: usize, needed: usize },
     #[error("bad {what} at byte {offset}: {detail}")]
-    Malformed {
-        what: &'static str,
-        offset: usize,
-        detail: String,
-    },
+    Malformed { what: &'static str, offset: usize, detail: String },
     #[error("expected prefix {expected:?} for {what}, found {found:?}")]
-    WrongPrefix {
-        what: &'static str,
-        expected: Vec<u8>,
-        found: Vec<u8>,
-    },
+    WrongPrefix { what: &'static str, expected: Vec<u8>, found: Vec<u8> },
     #[error("{what} has {extra} unexpected trailing bytes")]
     TrailingBytes { what: &'static str, extra: usize },
 }
@@ -57,18 +45,9 @@ pub enum CodecError {
 pub type Result<T> = std::result::Result<T, CodecError>;
 
 /// Takes exactly `n` bytes from the front of `input`, or says how many were missing.
-pub(crate) fn take<'a>(
-    input: &'a [u8],
-    n: usize,
-    what: &'static str,
-    offset: usize,
-) -> Result<(&'a [u8], &'a [u8])> {
+pub(crate) fn take<'a>(input: &'a [u8], n: usize, what: &'static str, offset: usize) -> Result<(&'a [u8], &'a [u8])> {
     if input.len() < n {
-        return Err(CodecError::Truncated {
-            what,
-            offset: offset + input.len(),
-            needed: n - input.len(),
-        });
+        return Err(CodecError::Truncated { what, offset: offset + input.len(), needed: n - input.len() });
     }
     Ok(input.split_at(n))
 }
@@ -77,16 +56,11 @@ pub(crate) fn take<'a>(
 /// and error messages a person reads.
 pub fn hex(bytes: &[u8]) -> String {
     let hex: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
-    let text: String = bytes
-        .iter()
-        .map(|&b| if b.is_ascii_graphic() { b as char } else { '.' })
-        .collect();
+    let text: String = bytes.iter().map(|&b| if b.is_ascii_graphic() { b as char } else { '.' }).collect();
     format!("{hex} |{text}|")
 }
 
 #[cfg(test)]
 pub(crate) fn hex_table(rows: &[(&str, Vec<u8>)]) -> String {
-    rows.iter()
-        .map(|(name, bytes)| format!("{name:<36} {}\n", hex(bytes)))
-        .collect()
+    rows.iter().map(|(name, bytes)| format!("{name:<36} {}\n", hex(bytes))).collect()
 }

@@ -53,16 +53,8 @@ impl IndexValue {
                 let (v, rest) = decode_i64(rest, "index int value")?;
                 Ok((IndexValue::Int(v), rest))
             }
-            Some((flag, _)) => Err(CodecError::Malformed {
-                what: "index value",
-                offset: 0,
-                detail: format!("unknown type flag {flag:#04x}"),
-            }),
-            None => Err(CodecError::Truncated {
-                what: "index value",
-                offset: 0,
-                needed: 1,
-            }),
+            Some((flag, _)) => Err(CodecError::Malformed { what: "index value", offset: 0, detail: format!("unknown type flag {flag:#04x}") }),
+            None => Err(CodecError::Truncated { what: "index value", offset: 0, needed: 1 }),
         }
     }
 }
@@ -92,36 +84,19 @@ pub fn decode_row_key(key: &[u8]) -> Result<(i64, i64)> {
     let (table_id, rest) = decode_table_head(key, ROW_SEP, "row key")?;
     let (pk, rest) = decode_i64(rest, "row pk")?;
     if !rest.is_empty() {
-        return Err(CodecError::TrailingBytes {
-            what: "row key",
-            extra: rest.len(),
-        });
+        return Err(CodecError::TrailingBytes { what: "row key", extra: rest.len() });
     }
     Ok((table_id, pk))
 }
 
-fn decode_table_head<'a>(
-    key: &'a [u8],
-    sep: &[u8; 2],
-    what: &'static str,
-) -> Result<(i64, &'a [u8])> {
+fn decode_table_head<'a>(key: &'a [u8], sep: &[u8; 2], what: &'static str) -> Result<(i64, &'a [u8])> {
     let rest = match key.split_first() {
         Some((&TABLE_PREFIX, rest)) => rest,
-        _ => {
-            return Err(CodecError::WrongPrefix {
-                what,
-                expected: vec![TABLE_PREFIX],
-                found: key.iter().take(1).copied().collect(),
-            })
-        }
+        _ => return Err(CodecError::WrongPrefix { what, expected: vec![TABLE_PREFIX], found: key.iter().take(1).copied().collect() }),
     };
     let (table_id, rest) = decode_i64(rest, "table id")?;
     if !rest.starts_with(sep) {
-        return Err(CodecError::WrongPrefix {
-            what,
-            expected: sep.to_vec(),
-            found: rest.iter().take(2).copied().collect(),
-        });
+        return Err(CodecError::WrongPrefix { what, expected: sep.to_vec(), found: rest.iter().take(2).copied().collect() });
     }
     Ok((table_id, &rest[2..]))
 }
@@ -157,10 +132,7 @@ pub fn encode_pk(pk: i64) -> Vec<u8> {
 pub fn decode_pk(value: &[u8]) -> Result<i64> {
     let (pk, rest) = decode_i64(value, "pk")?;
     if !rest.is_empty() {
-        return Err(CodecError::TrailingBytes {
-            what: "pk",
-            extra: rest.len(),
-        });
+        return Err(CodecError::TrailingBytes { what: "pk", extra: rest.len() });
     }
     Ok(pk)
 }
@@ -172,10 +144,7 @@ pub fn decode_non_unique_index_key(key: &[u8]) -> Result<(i64, i64, IndexValue, 
     let (value, rest) = IndexValue::decode(rest)?;
     let (pk, rest) = decode_i64(rest, "index pk")?;
     if !rest.is_empty() {
-        return Err(CodecError::TrailingBytes {
-            what: "index key",
-            extra: rest.len(),
-        });
+        return Err(CodecError::TrailingBytes { what: "index key", extra: rest.len() });
     }
     Ok((table_id, index_id, value, pk))
 }
@@ -184,13 +153,7 @@ pub fn decode_non_unique_index_key(key: &[u8]) -> Result<(i64, i64, IndexValue, 
 /// starting at the first key ≥ `index_prefix(table, index, value)` (what an engine
 /// scan from that key gives). Walks forward while the prefix matches and returns
 /// the pks found, stopping at the first key past the prefix. At most `limit` pks.
-pub fn lookup_non_unique<K, I>(
-    entries: I,
-    table_id: i64,
-    index_id: i64,
-    value: &IndexValue,
-    limit: usize,
-) -> Result<Vec<i64>>
+pub fn lookup_non_unique<K, I>(entries: I, table_id: i64, index_id: i64, value: &IndexValue, limit: usize) -> Result<Vec<i64>>
 where
     K: AsRef<[u8]>,
     I: IntoIterator<Item = K>,
@@ -204,10 +167,7 @@ where
         }
         let (pk, rest) = decode_i64(&key[prefix.len()..], "index pk")?;
         if !rest.is_empty() {
-            return Err(CodecError::TrailingBytes {
-                what: "index key",
-                extra: rest.len(),
-            });
+            return Err(CodecError::TrailingBytes { what: "index key", extra: rest.len() });
         }
         pks.push(pk);
     }
@@ -221,24 +181,15 @@ mod tests {
     use std::collections::BTreeSet;
 
     fn value() -> impl Strategy<Value = IndexValue> {
-        prop_oneof![
-            any::<i64>().prop_map(IndexValue::Int),
-            proptest::collection::vec(any::<u8>(), 0..12).prop_map(IndexValue::Bytes),
-        ]
+        prop_oneof![any::<i64>().prop_map(IndexValue::Int), proptest::collection::vec(any::<u8>(), 0..12).prop_map(IndexValue::Bytes),]
     }
 
     #[test]
     fn layout_is_pinned() {
         let layout = [
             ("row_key(1, 2)", row_key(1, 2)),
-            (
-                "unique_index_key(1, 3, \"bob\")",
-                unique_index_key(1, 3, &IndexValue::Bytes(b"bob".to_vec())),
-            ),
-            (
-                "non_unique_index_key(1, 4, 30, 2)",
-                non_unique_index_key(1, 4, &IndexValue::Int(30), 2),
-            ),
+            ("unique_index_key(1, 3, \"bob\")", unique_index_key(1, 3, &IndexValue::Bytes(b"bob".to_vec()))),
+            ("non_unique_index_key(1, 4, 30, 2)", non_unique_index_key(1, 4, &IndexValue::Int(30), 2)),
         ];
         insta::assert_snapshot!("table_layout", crate::codec::hex_table(&layout));
     }

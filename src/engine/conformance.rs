@@ -27,43 +27,21 @@ pub async fn empty_engine_reads_nothing<E: Engine>(engine: E) {
     for cf in ALL_CFS {
         assert_eq!(snap.get(cf, b"k").unwrap(), None, "{cf:?}");
         assert_eq!(snap.get(cf, b"").unwrap(), None, "{cf:?}");
-        assert!(
-            snap.scan(cf, b"", None, usize::MAX, false)
-                .unwrap()
-                .is_empty(),
-            "{cf:?}"
-        );
-        assert!(
-            snap.scan(cf, b"", None, usize::MAX, true)
-                .unwrap()
-                .is_empty(),
-            "{cf:?}"
-        );
+        assert!(snap.scan(cf, b"", None, usize::MAX, false).unwrap().is_empty(), "{cf:?}");
+        assert!(snap.scan(cf, b"", None, usize::MAX, true).unwrap().is_empty(), "{cf:?}");
     }
     assert_eq!(engine.get(Cf::Default, b"k").await.unwrap(), None);
 }
 
 /// The empty key and the empty value are ordinary; an empty value is not absence.
 pub async fn empty_keys_and_values<E: Engine>(engine: E) {
-    engine
-        .write(&put(Cf::Default, b"", b"empty key"), false)
-        .await
-        .unwrap();
-    engine
-        .write(&put(Cf::Default, b"k", b""), false)
-        .await
-        .unwrap();
+    engine.write(&put(Cf::Default, b"", b"empty key"), false).await.unwrap();
+    engine.write(&put(Cf::Default, b"k", b""), false).await.unwrap();
     let snap = engine.snapshot();
-    assert_eq!(
-        snap.get(Cf::Default, b"").unwrap(),
-        Some(b"empty key".to_vec())
-    );
+    assert_eq!(snap.get(Cf::Default, b"").unwrap(), Some(b"empty key".to_vec()));
     assert_eq!(snap.get(Cf::Default, b"k").unwrap(), Some(Vec::new()));
     assert_eq!(snap.get(Cf::Default, b"k\0").unwrap(), None);
-    assert_eq!(
-        keys_of(snap.scan(Cf::Default, b"", None, 10, false).unwrap()),
-        vec![b"".to_vec(), b"k".to_vec()]
-    );
+    assert_eq!(keys_of(snap.scan(Cf::Default, b"", None, 10, false).unwrap()), vec![b"".to_vec(), b"k".to_vec()]);
     let mut delete = WriteBatch::new();
     delete.delete(Cf::Default, b"");
     delete.delete(Cf::Default, b"absent");
@@ -87,10 +65,7 @@ pub async fn batches_are_atomic<E: Engine>(engine: E) {
     let after = engine.snapshot();
     for cf in ALL_CFS {
         assert_eq!(before.get(cf, b"a").unwrap(), None);
-        assert_eq!(
-            after.get(cf, b"a").unwrap(),
-            Some(cf.name().as_bytes().to_vec())
-        );
+        assert_eq!(after.get(cf, b"a").unwrap(), Some(cf.name().as_bytes().to_vec()));
         assert_eq!(after.get(cf, b"b").unwrap(), Some(b"second".to_vec()));
         assert_eq!(after.get(cf, b"c").unwrap(), None);
     }
@@ -111,10 +86,7 @@ pub async fn scans_are_ordered_in_every_cf<E: Engine>(engine: E) {
     }
     let snap = engine.snapshot();
     for cf in ALL_CFS {
-        let mut expected: Vec<Vec<u8>> = keys
-            .iter()
-            .map(|k| [*k, cf.name().as_bytes()].concat())
-            .collect();
+        let mut expected: Vec<Vec<u8>> = keys.iter().map(|k| [*k, cf.name().as_bytes()].concat()).collect();
         expected.sort();
         let forward = keys_of(snap.scan(cf, b"", None, usize::MAX, false).unwrap());
         assert_eq!(forward, expected, "forward scan of {cf:?}");
@@ -123,45 +95,22 @@ pub async fn scans_are_ordered_in_every_cf<E: Engine>(engine: E) {
         assert_eq!(backward, expected, "reverse scan of {cf:?}");
         // Bounded: [a, b) with start inclusive and end exclusive.
         let start = [b"a", cf.name().as_bytes()].concat();
-        let bounded = keys_of(
-            snap.scan(cf, &start, Some(b"b\x00"), usize::MAX, false)
-                .unwrap(),
-        );
-        let want: Vec<Vec<u8>> = expected
-            .iter()
-            .filter(|k| **k >= start && &k[..] < &b"b\x00"[..])
-            .cloned()
-            .collect();
+        let bounded = keys_of(snap.scan(cf, &start, Some(b"b\x00"), usize::MAX, false).unwrap());
+        let want: Vec<Vec<u8>> = expected.iter().filter(|k| **k >= start && k[..] < b"b\x00"[..]).cloned().collect();
         assert_eq!(bounded, want, "bounded scan of {cf:?}");
         let bounded_rev = keys_of(snap.scan(cf, &start, Some(b"b\x00"), 1, true).unwrap());
-        assert_eq!(
-            bounded_rev,
-            vec![want.last().unwrap().clone()],
-            "bounded reverse scan of {cf:?}"
-        );
+        assert_eq!(bounded_rev, vec![want.last().unwrap().clone()], "bounded reverse scan of {cf:?}");
         assert_eq!(snap.scan(cf, b"", None, 3, false).unwrap().len(), 3);
         // An empty or inverted range yields nothing.
-        assert!(snap
-            .scan(cf, b"m", Some(b"m"), 10, false)
-            .unwrap()
-            .is_empty());
-        assert!(snap
-            .scan(cf, b"z", Some(b"a"), 10, true)
-            .unwrap()
-            .is_empty());
+        assert!(snap.scan(cf, b"m", Some(b"m"), 10, false).unwrap().is_empty());
+        assert!(snap.scan(cf, b"z", Some(b"a"), 10, true).unwrap().is_empty());
     }
 }
 
 /// A snapshot is frozen: writes after it, overwrites and deletes, are invisible to it.
 pub async fn snapshots_are_isolated<E: Engine>(engine: E) {
-    engine
-        .write(&put(Cf::Write, b"k1", b"v1"), false)
-        .await
-        .unwrap();
-    engine
-        .write(&put(Cf::Write, b"k2", b"v2"), false)
-        .await
-        .unwrap();
+    engine.write(&put(Cf::Write, b"k1", b"v1"), false).await.unwrap();
+    engine.write(&put(Cf::Write, b"k2", b"v2"), false).await.unwrap();
     let old = engine.snapshot();
     let mut batch = WriteBatch::new();
     batch.put(Cf::Write, b"k1", b"v1-new");
@@ -171,35 +120,18 @@ pub async fn snapshots_are_isolated<E: Engine>(engine: E) {
     assert_eq!(old.get(Cf::Write, b"k1").unwrap(), Some(b"v1".to_vec()));
     assert_eq!(old.get(Cf::Write, b"k2").unwrap(), Some(b"v2".to_vec()));
     assert_eq!(old.get(Cf::Write, b"k3").unwrap(), None);
-    assert_eq!(
-        keys_of(old.scan(Cf::Write, b"", None, 10, true).unwrap()),
-        vec![b"k2".to_vec(), b"k1".to_vec()]
-    );
+    assert_eq!(keys_of(old.scan(Cf::Write, b"", None, 10, true).unwrap()), vec![b"k2".to_vec(), b"k1".to_vec()]);
     let new = engine.snapshot();
-    assert_eq!(
-        keys_of(new.scan(Cf::Write, b"", None, 10, false).unwrap()),
-        vec![b"k1".to_vec(), b"k3".to_vec()]
-    );
+    assert_eq!(keys_of(new.scan(Cf::Write, b"", None, 10, false).unwrap()), vec![b"k1".to_vec(), b"k3".to_vec()]);
 }
 
 /// Values of several MiB round-trip unchanged.
 pub async fn large_values_round_trip<E: Engine>(engine: E) {
-    let big: Vec<u8> = (0..4 * 1024 * 1024 + 7)
-        .map(|i: u32| (i.wrapping_mul(2_654_435_761) >> 24) as u8)
-        .collect();
-    engine
-        .write(&put(Cf::Default, b"big", &big), true)
-        .await
-        .unwrap();
-    engine
-        .write(&put(Cf::Default, b"small", b"x"), false)
-        .await
-        .unwrap();
+    let big: Vec<u8> = (0..4 * 1024 * 1024 + 7).map(|i: u32| (i.wrapping_mul(2_654_435_761) >> 24) as u8).collect();
+    engine.write(&put(Cf::Default, b"big", &big), true).await.unwrap();
+    engine.write(&put(Cf::Default, b"small", b"x"), false).await.unwrap();
     let snap = engine.snapshot();
-    assert_eq!(
-        snap.get(Cf::Default, b"big").unwrap().as_deref(),
-        Some(&big[..])
-    );
+    assert_eq!(snap.get(Cf::Default, b"big").unwrap().as_deref(), Some(&big[..]));
     let scanned = snap.scan(Cf::Default, b"", None, 10, false).unwrap();
     assert_eq!(scanned[0].1.len(), big.len());
     assert!(snap.approximate_size(Cf::Default, b"", None).unwrap() >= big.len() as u64);
@@ -217,14 +149,8 @@ pub async fn delete_range_is_exact<E: Engine>(engine: E) {
     delete.delete_range(Cf::Lock, b"b", b"d");
     engine.write(&delete, false).await.unwrap();
     let snap = engine.snapshot();
-    assert_eq!(
-        keys_of(snap.scan(Cf::Lock, b"", None, 10, false).unwrap()),
-        vec![b"a".to_vec(), b"d".to_vec()]
-    );
-    assert_eq!(
-        snap.scan(Cf::Default, b"", None, 10, false).unwrap().len(),
-        5
-    );
+    assert_eq!(keys_of(snap.scan(Cf::Lock, b"", None, 10, false).unwrap()), vec![b"a".to_vec(), b"d".to_vec()]);
+    assert_eq!(snap.scan(Cf::Default, b"", None, 10, false).unwrap().len(), 5);
 }
 
 /// A seeded random mix of puts, deletes, range deletes and reads against a model.
@@ -233,9 +159,7 @@ pub async fn matches_model<E: Engine>(engine: E) {
     let mut model: Vec<BTreeMap<Vec<u8>, Vec<u8>>> = vec![BTreeMap::new(); ALL_CFS.len()];
     let random_key = |rng: &mut ChaCha8Rng| {
         let len = (rng.next_u32() % 4) as usize;
-        (0..len)
-            .map(|_| b"ab\x00\xff"[(rng.next_u32() % 4) as usize])
-            .collect::<Vec<u8>>()
+        (0..len).map(|_| b"ab\x00\xff"[(rng.next_u32() % 4) as usize]).collect::<Vec<u8>>()
     };
     for round in 0..300 {
         let mut batch = WriteBatch::new();
@@ -266,30 +190,15 @@ pub async fn matches_model<E: Engine>(engine: E) {
         let cf = ALL_CFS[(rng.next_u32() % 4) as usize];
         let (start, end) = (random_key(&mut rng), random_key(&mut rng));
         let reverse = rng.next_u32() % 2 == 0;
-        let got = snap
-            .scan(cf, &start, Some(&end), usize::MAX, reverse)
-            .unwrap();
-        let mut want: Vec<(Vec<u8>, Vec<u8>)> = if start < end {
-            model[cf.index()]
-                .range(start.clone()..end.clone())
-                .map(|(k, v)| (k.clone(), v.clone()))
-                .collect()
-        } else {
-            Vec::new()
-        };
+        let got = snap.scan(cf, &start, Some(&end), usize::MAX, reverse).unwrap();
+        let mut want: Vec<(Vec<u8>, Vec<u8>)> =
+            if start < end { model[cf.index()].range(start.clone()..end.clone()).map(|(k, v)| (k.clone(), v.clone())).collect() } else { Vec::new() };
         if reverse {
             want.reverse();
         }
-        assert_eq!(
-            got, want,
-            "round {round}: scan {cf:?} [{start:?}, {end:?}) reverse={reverse}"
-        );
+        assert_eq!(got, want, "round {round}: scan {cf:?} [{start:?}, {end:?}) reverse={reverse}");
         let probe = random_key(&mut rng);
-        assert_eq!(
-            snap.get(cf, &probe).unwrap(),
-            model[cf.index()].get(&probe).cloned(),
-            "round {round}"
-        );
+        assert_eq!(snap.get(cf, &probe).unwrap(), model[cf.index()].get(&probe).cloned(), "round {round}");
     }
 }
 

@@ -123,8 +123,7 @@ impl WriteBatch {
     pub fn delete_range(&mut self, cf: Cf, start: impl Into<Vec<u8>>, end: impl Into<Vec<u8>>) {
         let (start, end) = (start.into(), end.into());
         self.size_bytes += start.len() + end.len();
-        self.mutations
-            .push(Mutation::DeleteRange { cf, start, end });
+        self.mutations.push(Mutation::DeleteRange { cf, start, end });
     }
 
     pub fn mutations(&self) -> &[Mutation] {
@@ -166,23 +165,10 @@ pub trait Snapshot: Send + Sync + 'static {
 
     /// Keys in `[start, end)` (`end = None`: to the end of the CF), ascending, or
     /// descending when `reverse`. Iterating stops whenever the caller stops.
-    fn iter<'a>(
-        &'a self,
-        cf: Cf,
-        start: &[u8],
-        end: Option<&[u8]>,
-        reverse: bool,
-    ) -> Box<dyn Iterator<Item = Result<KvPair>> + 'a>;
+    fn iter<'a>(&'a self, cf: Cf, start: &[u8], end: Option<&[u8]>, reverse: bool) -> Box<dyn Iterator<Item = Result<KvPair>> + 'a>;
 
     /// At most `limit` pairs of [`Snapshot::iter`].
-    fn scan(
-        &self,
-        cf: Cf,
-        start: &[u8],
-        end: Option<&[u8]>,
-        limit: usize,
-        reverse: bool,
-    ) -> Result<Vec<KvPair>> {
+    fn scan(&self, cf: Cf, start: &[u8], end: Option<&[u8]>, limit: usize, reverse: bool) -> Result<Vec<KvPair>> {
         self.iter(cf, start, end, reverse).take(limit).collect()
     }
 
@@ -219,12 +205,7 @@ pub trait Engine: Clone + Send + Sync + 'static {
     /// A point read through a fresh snapshot, paying read IO.
     fn get(&self, cf: Cf, key: &[u8]) -> impl Future<Output = Result<Option<Vec<u8>>>> + Send {
         let result = self.snapshot().get(cf, key);
-        let bytes = key.len()
-            + result
-                .as_ref()
-                .ok()
-                .and_then(|v| v.as_ref())
-                .map_or(0, Vec::len);
+        let bytes = key.len() + result.as_ref().ok().and_then(|v| v.as_ref()).map_or(0, Vec::len);
         async move {
             self.io(IoKind::Read, bytes).await;
             result

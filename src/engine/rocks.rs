@@ -6,10 +6,7 @@
 
 use super::Mutation;
 use super::{Cf, Engine, EngineError, IoKind, KvPair, Result, Snapshot, WriteBatch, ALL_CFS};
-use rocksdb::{
-    ColumnFamilyDescriptor, Direction, IteratorMode, Options, ReadOptions, SnapshotWithThreadMode,
-    WriteOptions, DB,
-};
+use rocksdb::{ColumnFamilyDescriptor, Direction, IteratorMode, Options, ReadOptions, SnapshotWithThreadMode, WriteOptions, DB};
 use std::path::Path;
 use std::sync::Arc;
 
@@ -30,20 +27,13 @@ impl RocksEngine {
         let mut options = Options::default();
         options.create_if_missing(true);
         options.create_missing_column_families(true);
-        let descriptors = ALL_CFS
-            .iter()
-            .map(|cf| ColumnFamilyDescriptor::new(cf.name(), Options::default()));
+        let descriptors = ALL_CFS.iter().map(|cf| ColumnFamilyDescriptor::new(cf.name(), Options::default()));
         let db = DB::open_cf_descriptors(&options, path, descriptors).map_err(io_error)?;
-        Ok(RocksEngine {
-            name: name.into().into(),
-            db: Arc::new(db),
-        })
+        Ok(RocksEngine { name: name.into().into(), db: Arc::new(db) })
     }
 
     fn cf(&self, cf: Cf) -> &rocksdb::ColumnFamily {
-        self.db
-            .cf_handle(cf.name())
-            .expect("every CF is created on open")
+        self.db.cf_handle(cf.name()).expect("every CF is created on open")
     }
 }
 
@@ -60,9 +50,7 @@ impl Engine for RocksEngine {
             match mutation {
                 Mutation::Put { cf, key, value } => rocks_batch.put_cf(self.cf(*cf), key, value),
                 Mutation::Delete { cf, key } => rocks_batch.delete_cf(self.cf(*cf), key),
-                Mutation::DeleteRange { cf, start, end } => {
-                    rocks_batch.delete_range_cf(self.cf(*cf), start, end)
-                }
+                Mutation::DeleteRange { cf, start, end } => rocks_batch.delete_range_cf(self.cf(*cf), start, end),
             }
         }
         let mut options = WriteOptions::default();
@@ -74,15 +62,8 @@ impl Engine for RocksEngine {
         let snapshot = self.db.snapshot();
         // SAFETY: the snapshot borrows the DB, which `RocksSnapshot` keeps alive in
         // an `Arc` declared after it, so the snapshot is released first on drop.
-        let snapshot = unsafe {
-            std::mem::transmute::<SnapshotWithThreadMode<'_, DB>, SnapshotWithThreadMode<'static, DB>>(
-                snapshot,
-            )
-        };
-        RocksSnapshot {
-            snapshot,
-            engine: self.clone(),
-        }
+        let snapshot = unsafe { std::mem::transmute::<SnapshotWithThreadMode<'_, DB>, SnapshotWithThreadMode<'static, DB>>(snapshot) };
+        RocksSnapshot { snapshot, engine: self.clone() }
     }
 
     async fn io(&self, _kind: IoKind, _bytes: usize) {}
@@ -99,19 +80,10 @@ impl Snapshot for RocksSnapshot {
     fn get(&self, cf: Cf, key: &[u8]) -> Result<Option<Vec<u8>>> {
         let mut options = ReadOptions::default();
         options.set_snapshot(&self.snapshot);
-        self.engine
-            .db
-            .get_cf_opt(self.engine.cf(cf), key, &options)
-            .map_err(io_error)
+        self.engine.db.get_cf_opt(self.engine.cf(cf), key, &options).map_err(io_error)
     }
 
-    fn iter<'a>(
-        &'a self,
-        cf: Cf,
-        start: &[u8],
-        end: Option<&[u8]>,
-        reverse: bool,
-    ) -> Box<dyn Iterator<Item = Result<KvPair>> + 'a> {
+    fn iter<'a>(&'a self, cf: Cf, start: &[u8], end: Option<&[u8]>, reverse: bool) -> Box<dyn Iterator<Item = Result<KvPair>> + 'a> {
         if end.is_some_and(|end| end <= start) {
             return Box::new(std::iter::empty());
         }
@@ -120,18 +92,9 @@ impl Snapshot for RocksSnapshot {
         if let Some(end) = end {
             options.set_iterate_upper_bound(end.to_vec());
         }
-        let mode = if reverse {
-            IteratorMode::End
-        } else {
-            IteratorMode::From(start, Direction::Forward)
-        };
-        let iter = self
-            .snapshot
-            .iterator_cf_opt(self.engine.cf(cf), options, mode);
-        Box::new(iter.map(|item| {
-            item.map(|(k, v)| (k.into_vec(), v.into_vec()))
-                .map_err(io_error)
-        }))
+        let mode = if reverse { IteratorMode::End } else { IteratorMode::From(start, Direction::Forward) };
+        let iter = self.snapshot.iterator_cf_opt(self.engine.cf(cf), options, mode);
+        Box::new(iter.map(|item| item.map(|(k, v)| (k.into_vec(), v.into_vec())).map_err(io_error)))
     }
 }
 
@@ -141,10 +104,7 @@ mod tests {
 
     fn fresh() -> (RocksEngine, tempfile::TempDir) {
         let dir = tempfile::tempdir().expect("temp dir");
-        (
-            RocksEngine::open("conformance", dir.path()).expect("open rocksdb"),
-            dir,
-        )
+        (RocksEngine::open("conformance", dir.path()).expect("open rocksdb"), dir)
     }
 
     crate::engine_conformance_tests!(fresh());

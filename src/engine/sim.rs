@@ -18,9 +18,7 @@
 //! Values are held in `imbl::OrdMap`s, persistent ordered maps whose clone is O(1),
 //! so a snapshot is a cheap copy of the current view.
 
-use super::{
-    Cf, Engine, EngineError, IoKind, KvPair, Mutation, Result, Snapshot, WriteBatch, ALL_CFS,
-};
+use super::{Cf, Engine, EngineError, IoKind, KvPair, Mutation, Result, Snapshot, WriteBatch, ALL_CFS};
 use imbl::OrdMap;
 use madsim::time::{Duration, Instant};
 use rand::Rng;
@@ -47,26 +45,12 @@ pub struct IoProfile {
 impl IoProfile {
     /// No simulated latency at all.
     pub fn instant() -> Self {
-        IoProfile {
-            read_us: (0, 0),
-            write_us: (0, 0),
-            sync_us: (0, 0),
-            per_kib_us: 0,
-            slowdown: 1,
-            snapshot_slowdown: 1,
-        }
+        IoProfile { read_us: (0, 0), write_us: (0, 0), sync_us: (0, 0), per_kib_us: 0, slowdown: 1, snapshot_slowdown: 1 }
     }
 
     /// A fast SSD: tens of microseconds per operation, a sync under a millisecond.
     pub fn ssd() -> Self {
-        IoProfile {
-            read_us: (20, 120),
-            write_us: (20, 150),
-            sync_us: (200, 900),
-            per_kib_us: 2,
-            slowdown: 1,
-            snapshot_slowdown: 1,
-        }
+        IoProfile { read_us: (20, 120), write_us: (20, 150), sync_us: (200, 900), per_kib_us: 2, slowdown: 1, snapshot_slowdown: 1 }
     }
 
     fn latency(&self, kind: IoKind, bytes: usize, rng: &mut impl Rng) -> Duration {
@@ -77,11 +61,7 @@ impl IoProfile {
             IoKind::SnapshotRead => (self.read_us, self.snapshot_slowdown),
             IoKind::SnapshotWrite => (self.write_us, self.snapshot_slowdown),
         };
-        let base = if range.1 > range.0 {
-            rng.gen_range(range.0..=range.1)
-        } else {
-            range.0
-        };
+        let base = if range.1 > range.0 { rng.gen_range(range.0..=range.1) } else { range.0 };
         let transfer = self.per_kib_us * (bytes as u64).div_ceil(1024);
         Duration::from_micros((base + transfer) * factor.max(1))
     }
@@ -185,10 +165,7 @@ impl SimDisk {
         for batch in &state.unsynced[..keep] {
             apply(&mut survivor, batch);
         }
-        let report = CrashReport {
-            kept_batches: keep,
-            lost_batches: state.unsynced.len() - keep,
-        };
+        let report = CrashReport { kept_batches: keep, lost_batches: state.unsynced.len() - keep };
         state.view = survivor.clone();
         state.durable = survivor;
         state.unsynced.clear();
@@ -207,17 +184,12 @@ impl SimDisk {
     /// A read-only view of what the disk holds now (durable or not), without
     /// opening it: the testbed's way to inspect a running node's data.
     pub fn snapshot(&self) -> SimSnapshot {
-        SimSnapshot {
-            cfs: self.lock().view.clone(),
-        }
+        SimSnapshot { cfs: self.lock().view.clone() }
     }
 
     /// A copy of the durable state, CF by CF: what the next crash would certainly keep.
     pub fn durable_contents(&self, cf: Cf) -> Vec<KvPair> {
-        self.lock().durable[cf.index()]
-            .iter()
-            .map(|(k, v)| (k.clone(), v.clone()))
-            .collect()
+        self.lock().durable[cf.index()].iter().map(|(k, v)| (k.clone(), v.clone())).collect()
     }
 }
 
@@ -232,10 +204,7 @@ fn apply(cfs: &mut Cfs, batch: &WriteBatch) {
             }
             Mutation::DeleteRange { cf, start, end } => {
                 let map = &mut cfs[cf.index()];
-                let doomed: Vec<Vec<u8>> = map
-                    .range::<_, [u8]>((Bound::Included(&start[..]), Bound::Excluded(&end[..])))
-                    .map(|(k, _)| k.clone())
-                    .collect();
+                let doomed: Vec<Vec<u8>> = map.range::<_, [u8]>((Bound::Included(&start[..]), Bound::Excluded(&end[..]))).map(|(k, _)| k.clone()).collect();
                 for key in doomed {
                     map.remove(&key);
                 }
@@ -256,10 +225,7 @@ impl SimEngine {
     pub fn open(disk: &SimDisk) -> Self {
         let mut state = disk.lock();
         state.generation += 1;
-        SimEngine {
-            disk: disk.clone(),
-            generation: state.generation,
-        }
+        SimEngine { disk: disk.clone(), generation: state.generation }
     }
 
     /// A fresh disk with no latency, opened: for unit tests.
@@ -280,9 +246,7 @@ impl SimEngine {
 
     fn io_latency(&self, kind: IoKind, bytes: usize) -> Duration {
         let mut state = self.disk.lock();
-        let mut latency = state
-            .profile
-            .latency(kind, bytes, &mut madsim::rand::thread_rng());
+        let mut latency = state.profile.latency(kind, bytes, &mut madsim::rand::thread_rng());
         if let Some(until) = state.stalled_until {
             latency += until.saturating_duration_since(Instant::now());
         }
@@ -321,9 +285,7 @@ impl Engine for SimEngine {
     }
 
     fn snapshot(&self) -> SimSnapshot {
-        SimSnapshot {
-            cfs: self.disk.lock().view.clone(),
-        }
+        SimSnapshot { cfs: self.disk.lock().view.clone() }
     }
 
     async fn io(&self, kind: IoKind, bytes: usize) {
@@ -340,10 +302,7 @@ pub struct SimSnapshot {
 }
 
 fn bounds<'k>(start: &'k [u8], end: Option<&'k [u8]>) -> (Bound<&'k [u8]>, Bound<&'k [u8]>) {
-    (
-        Bound::Included(start),
-        end.map_or(Bound::Unbounded, Bound::Excluded),
-    )
+    (Bound::Included(start), end.map_or(Bound::Unbounded, Bound::Excluded))
 }
 
 impl Snapshot for SimSnapshot {
@@ -351,13 +310,7 @@ impl Snapshot for SimSnapshot {
         Ok(self.cfs[cf.index()].get(key).cloned())
     }
 
-    fn iter<'a>(
-        &'a self,
-        cf: Cf,
-        start: &[u8],
-        end: Option<&[u8]>,
-        reverse: bool,
-    ) -> Box<dyn Iterator<Item = Result<KvPair>> + 'a> {
+    fn iter<'a>(&'a self, cf: Cf, start: &[u8], end: Option<&[u8]>, reverse: bool) -> Box<dyn Iterator<Item = Result<KvPair>> + 'a> {
         if end.is_some_and(|end| end <= start) {
             return Box::new(std::iter::empty());
         }
@@ -386,10 +339,7 @@ mod tests {
         for batch in &batches[..n] {
             apply(&mut cfs, batch);
         }
-        cfs[Cf::Default.index()]
-            .iter()
-            .map(|(k, v)| (k.clone(), v.clone()))
-            .collect()
+        cfs[Cf::Default.index()].iter().map(|(k, v)| (k.clone(), v.clone())).collect()
     }
 
     /// Over 1,000 seeded crash points: synced data always survives, and what is lost
@@ -425,54 +375,26 @@ mod tests {
             let keep = (rng.next_u32() as usize) % (written.len() - last_synced + 1);
             let report = disk.crash_keeping(keep);
             crash_points += 1;
-            assert_eq!(
-                report.kept_batches + report.lost_batches,
-                written.len() - last_synced
-            );
+            assert_eq!(report.kept_batches + report.lost_batches, written.len() - last_synced);
             lost_something += (report.lost_batches > 0) as usize;
 
             // Recovered state must equal some prefix of the writes that includes
             // every synced batch; find which prefix without trusting `report`.
             let reopened = SimEngine::open(&disk);
-            let recovered: BTreeMap<Vec<u8>, Vec<u8>> = reopened
-                .snapshot()
-                .scan(Cf::Default, b"", None, usize::MAX, false)
-                .unwrap()
-                .into_iter()
-                .collect();
-            let prefixes: Vec<usize> = (0..=written.len())
-                .filter(|&n| model_after(&written, n) == recovered)
-                .collect();
-            assert!(
-                prefixes.iter().any(|&n| n >= last_synced),
-                "seed {seed}: recovered state is not a prefix covering the {last_synced} synced batches"
-            );
-            assert!(
-                prefixes.contains(&(last_synced + report.kept_batches)),
-                "seed {seed}: report disagrees"
-            );
+            let recovered: BTreeMap<Vec<u8>, Vec<u8>> = reopened.snapshot().scan(Cf::Default, b"", None, usize::MAX, false).unwrap().into_iter().collect();
+            let prefixes: Vec<usize> = (0..=written.len()).filter(|&n| model_after(&written, n) == recovered).collect();
+            assert!(prefixes.iter().any(|&n| n >= last_synced), "seed {seed}: recovered state is not a prefix covering the {last_synced} synced batches");
+            assert!(prefixes.contains(&(last_synced + report.kept_batches)), "seed {seed}: report disagrees");
             // The old handle is fenced; the new one writes, and its sync is durable.
-            assert!(matches!(
-                engine.write(&WriteBatch::new(), false).await,
-                Err(EngineError::Closed(_))
-            ));
+            assert!(matches!(engine.write(&WriteBatch::new(), false).await, Err(EngineError::Closed(_))));
             let mut after = WriteBatch::new();
             after.put(Cf::Default, "after", "crash");
             reopened.write(&after, true).await.unwrap();
             disk.crash_keeping(0);
-            assert_eq!(
-                SimEngine::open(&disk)
-                    .snapshot()
-                    .get(Cf::Default, b"after")
-                    .unwrap(),
-                Some(b"crash".to_vec())
-            );
+            assert_eq!(SimEngine::open(&disk).snapshot().get(Cf::Default, b"after").unwrap(), Some(b"crash".to_vec()));
         }
         assert!(crash_points >= 1_000);
-        assert!(
-            lost_something > 100,
-            "the generator should often lose unsynced writes"
-        );
+        assert!(lost_something > 100, "the generator should often lose unsynced writes");
     }
 
     /// A random crash keeps a uniformly drawn prefix; the RNG decides, not the disk.
@@ -501,10 +423,7 @@ mod tests {
         let new = SimEngine::open(&disk);
         let mut batch = WriteBatch::new();
         batch.put(Cf::Lock, "k", "v");
-        assert_eq!(
-            old.write(&batch, true).await,
-            Err(EngineError::Closed("fence".into()))
-        );
+        assert_eq!(old.write(&batch, true).await, Err(EngineError::Closed("fence".into())));
         new.write(&batch, true).await.unwrap();
     }
 
@@ -519,37 +438,21 @@ mod tests {
         let start = Instant::now();
         engine.write(&batch, true).await.unwrap();
         let normal = start.elapsed();
-        assert!(
-            normal >= Duration::from_micros(20 + 200 + 128),
-            "{normal:?}"
-        );
+        assert!(normal >= Duration::from_micros(20 + 200 + 128), "{normal:?}");
 
-        disk.set_profile(IoProfile {
-            slowdown: 50,
-            ..IoProfile::ssd()
-        });
+        disk.set_profile(IoProfile { slowdown: 50, ..IoProfile::ssd() });
         let start = Instant::now();
         engine.write(&batch, true).await.unwrap();
         // Latencies are drawn from ranges, so compare against the slowest normal write
         // can never reach: 50× the smallest possible latency.
         let slow = start.elapsed();
-        assert!(
-            slow >= Duration::from_micros(50 * (20 + 200 + 128)),
-            "slow disk took {slow:?}"
-        );
+        assert!(slow >= Duration::from_micros(50 * (20 + 200 + 128)), "slow disk took {slow:?}");
         assert!(slow > normal, "slow disk took {slow:?}, normal {normal:?}");
 
-        disk.set_profile(IoProfile {
-            snapshot_slowdown: 1000,
-            ..IoProfile::ssd()
-        });
+        disk.set_profile(IoProfile { snapshot_slowdown: 1000, ..IoProfile::ssd() });
         let start = Instant::now();
         engine.io(IoKind::SnapshotRead, 1 << 20).await;
-        assert!(
-            start.elapsed() >= Duration::from_secs(1),
-            "slow snapshot IO took {:?}",
-            start.elapsed()
-        );
+        assert!(start.elapsed() >= Duration::from_secs(1), "slow snapshot IO took {:?}", start.elapsed());
 
         disk.stall_until(Some(Instant::now() + Duration::from_secs(5)));
         let start = Instant::now();
@@ -558,10 +461,7 @@ mod tests {
         disk.stall_until(None);
 
         // A crash while a write waits for the disk: the write fails and is not applied.
-        disk.set_profile(IoProfile {
-            slowdown: 1000,
-            ..IoProfile::ssd()
-        });
+        disk.set_profile(IoProfile { slowdown: 1000, ..IoProfile::ssd() });
         let writer = engine.clone();
         let mut late = WriteBatch::new();
         late.put(Cf::Default, "late", "v");
@@ -569,12 +469,6 @@ mod tests {
         madsim::time::sleep(Duration::from_micros(1)).await;
         disk.crash_keeping(0);
         assert!(matches!(task.await.unwrap(), Err(EngineError::Closed(_))));
-        assert_eq!(
-            SimEngine::open(&disk)
-                .snapshot()
-                .get(Cf::Default, b"late")
-                .unwrap(),
-            None
-        );
+        assert_eq!(SimEngine::open(&disk).snapshot().get(Cf::Default, b"late").unwrap(), None);
     }
 }

@@ -38,10 +38,7 @@ impl WriteCmd {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum WriteResult {
     Done,
-    Cas {
-        succeeded: bool,
-        previous: Option<Vec<u8>>,
-    },
+    Cas { succeeded: bool, previous: Option<Vec<u8>> },
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -102,24 +99,13 @@ pub enum ReadResult {
 #[derive(Debug, Clone, PartialEq, Eq, Error, Serialize, Deserialize)]
 pub enum RegionError {
     #[error("region {region_id}: not leader (leader hint: {leader:?})")]
-    NotLeader {
-        region_id: RegionId,
-        leader: Option<Peer>,
-    },
+    NotLeader { region_id: RegionId, leader: Option<Peer> },
     #[error("region {region_id} not found on this store")]
     RegionNotFound { region_id: RegionId },
     #[error("key {key:?} is not in region {region_id} [{start_key:?}, {end_key:?})")]
-    KeyNotInRegion {
-        key: Vec<u8>,
-        region_id: RegionId,
-        start_key: Vec<u8>,
-        end_key: Vec<u8>,
-    },
+    KeyNotInRegion { key: Vec<u8>, region_id: RegionId, start_key: Vec<u8>, end_key: Vec<u8> },
     #[error("epoch not match: {message}")]
-    EpochNotMatch {
-        message: String,
-        current_regions: Vec<Region>,
-    },
+    EpochNotMatch { message: String, current_regions: Vec<Region> },
     #[error("stale command: superseded by a new leader's log")]
     StaleCommand,
     #[error("server is busy: {reason}")]

@@ -84,21 +84,12 @@ impl RaftStoreConfig {
             return Err("base_tick_ms must be positive".into());
         }
         if self.heartbeat_ticks == 0 || self.election_ticks_min <= self.heartbeat_ticks {
-            return Err(format!(
-                "election_ticks_min ({}) must exceed heartbeat_ticks ({}) > 0",
-                self.election_ticks_min, self.heartbeat_ticks
-            ));
+            return Err(format!("election_ticks_min ({}) must exceed heartbeat_ticks ({}) > 0", self.election_ticks_min, self.heartbeat_ticks));
         }
         if self.election_ticks_max <= self.election_ticks_min {
-            return Err(format!(
-                "election_ticks_max ({}) must exceed election_ticks_min ({})",
-                self.election_ticks_max, self.election_ticks_min
-            ));
+            return Err(format!("election_ticks_max ({}) must exceed election_ticks_min ({})", self.election_ticks_max, self.election_ticks_min));
         }
-        if self.raft_log_gc_count_limit == 0
-            || self.snapshot_chunk_bytes == 0
-            || self.max_pending_requests == 0
-        {
+        if self.raft_log_gc_count_limit == 0 || self.snapshot_chunk_bytes == 0 || self.max_pending_requests == 0 {
             return Err("raft_log_gc_count_limit, snapshot_chunk_bytes and max_pending_requests must be positive".into());
         }
         Ok(())

@@ -10,62 +10,21 @@ use std::time::Duration;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum StoreEvent {
     /// A peer became leader of its region at `term`.
-    BecameLeader {
-        store_id: StoreId,
-        region_id: RegionId,
-        peer_id: PeerId,
-        term: u64,
-    },
+    BecameLeader { store_id: StoreId, region_id: RegionId, peer_id: PeerId, term: u64 },
     /// A peer applied the entry at `index` (of `term`); `digest` fingerprints its data.
-    Applied {
-        store_id: StoreId,
-        region_id: RegionId,
-        peer_id: PeerId,
-        index: u64,
-        term: u64,
-        digest: u64,
-    },
+    Applied { store_id: StoreId, region_id: RegionId, peer_id: PeerId, index: u64, term: u64, digest: u64 },
     /// A leader finished building a snapshot.
-    SnapshotGenerated {
-        store_id: StoreId,
-        region_id: RegionId,
-        index: u64,
-        bytes: usize,
-        took: Duration,
-    },
+    SnapshotGenerated { store_id: StoreId, region_id: RegionId, index: u64, bytes: usize, took: Duration },
     /// A follower accepted a snapshot and started writing its data.
-    SnapshotApplying {
-        store_id: StoreId,
-        region_id: RegionId,
-        index: u64,
-    },
+    SnapshotApplying { store_id: StoreId, region_id: RegionId, index: u64 },
     /// A restarted store finished writing a snapshot that a crash interrupted.
-    SnapshotResumed {
-        store_id: StoreId,
-        region_id: RegionId,
-        index: u64,
-    },
+    SnapshotResumed { store_id: StoreId, region_id: RegionId, index: u64 },
     /// A follower finished writing a received snapshot's data.
-    SnapshotApplied {
-        store_id: StoreId,
-        region_id: RegionId,
-        index: u64,
-        bytes: usize,
-        took: Duration,
-    },
+    SnapshotApplied { store_id: StoreId, region_id: RegionId, index: u64, bytes: usize, took: Duration },
     /// A received snapshot was refused (stale, overlapping, or one already applying).
-    SnapshotRejected {
-        store_id: StoreId,
-        region_id: RegionId,
-        index: u64,
-        reason: &'static str,
-    },
+    SnapshotRejected { store_id: StoreId, region_id: RegionId, index: u64, reason: &'static str },
     /// The log was compacted up to `index`.
-    LogCompacted {
-        store_id: StoreId,
-        region_id: RegionId,
-        index: u64,
-    },
+    LogCompacted { store_id: StoreId, region_id: RegionId, index: u64 },
 }
 
 pub type EventSink = Arc<dyn Fn(&StoreEvent) + Send + Sync>;

@@ -35,8 +35,8 @@ pub mod storage;
 pub mod store;
 
 pub use cmd::{ReadCmd, ReadResult, RegionError, RegionResult, WriteCmd, WriteResult};
-pub use config::RaftStoreConfig;
 #[cfg(madsim)]
 pub use config::PlantedBugs;
+pub use config::RaftStoreConfig;
 pub use events::{EventSink, StoreEvent};
 pub use store::{bootstrap_store, SnapshotData, Store, StoreHandle};

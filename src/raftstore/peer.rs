@@ -113,10 +113,7 @@ impl<E: Engine> PeerFsm<E> {
     }
 
     pub fn not_leader(&self) -> RegionError {
-        RegionError::NotLeader {
-            region_id: self.region_id(),
-            leader: self.leader_hint(),
-        }
+        RegionError::NotLeader { region_id: self.region_id(), leader: self.leader_hint() }
     }
 
     /// Queues a proposal just appended at the end of our log. Proposals from an
@@ -156,14 +153,7 @@ impl<E: Engine> PeerFsm<E> {
             let outcome = if proposal.index == index && proposal.term == term {
                 result.clone()
             } else {
-                tracing::debug!(
-                    region = self.region_id(),
-                    proposal_index = proposal.index,
-                    proposal_term = proposal.term,
-                    index,
-                    term,
-                    "proposal superseded"
-                );
+                tracing::debug!(region = self.region_id(), proposal_index = proposal.index, proposal_term = proposal.term, index, term, "proposal superseded");
                 Err(RegionError::StaleCommand)
             };
             if let Some(callback) = proposal.callback {
@@ -190,9 +180,7 @@ impl<E: Engine> PeerFsm<E> {
         let mut waiting = VecDeque::new();
         for read in self.reads.drain(..) {
             match read.read_index {
-                Some(index) if index <= applied && self.applying_snapshot.is_none() => {
-                    servable.push(read)
-                }
+                Some(index) if index <= applied && self.applying_snapshot.is_none() => servable.push(read),
                 _ => waiting.push_back(read),
             }
         }

@@ -38,19 +38,11 @@ pub struct PeerStorage<E: Engine> {
 }
 
 pub fn conf_state_of(region: &Region) -> ConfState {
-    let mut cs = ConfState::default();
-    cs.voters = region.voter_ids();
-    cs.learners = region.learner_ids();
-    cs
+    ConfState { voters: region.voter_ids(), learners: region.learner_ids(), ..ConfState::default() }
 }
 
 impl<E: Engine> PeerStorage<E> {
-    pub fn new(
-        raft_engine: E,
-        region: Region,
-        mut raft_state: RaftLocalState,
-        apply_state: ApplyState,
-    ) -> Self {
+    pub fn new(raft_engine: E, region: Region, mut raft_state: RaftLocalState, apply_state: ApplyState) -> Self {
         // Applied entries were committed. The kv engine may have kept applied data
         // that a crash took from the raft engine's last hard state (the two
         // engines sync separately), so commit never starts below applied.
@@ -62,22 +54,11 @@ impl<E: Engine> PeerStorage<E> {
             raft_state.last_index,
             apply_state.truncated_index
         );
-        PeerStorage {
-            region_id: region.id,
-            raft_engine,
-            raft_state,
-            apply_state,
-            region,
-            snap_state: RefCell::new(SnapState::Idle),
-        }
+        PeerStorage { region_id: region.id, raft_engine, raft_state, apply_state, region, snap_state: RefCell::new(SnapState::Idle) }
     }
 
     pub fn hard_state(&self) -> HardState {
-        let mut hs = HardState::default();
-        hs.term = self.raft_state.term;
-        hs.vote = self.raft_state.vote;
-        hs.commit = self.raft_state.commit;
-        hs
+        HardState { term: self.raft_state.term, vote: self.raft_state.vote, commit: self.raft_state.commit, ..HardState::default() }
     }
 
     pub fn truncated_index(&self) -> u64 {
@@ -86,12 +67,7 @@ impl<E: Engine> PeerStorage<E> {
 
     /// Adds `entries` (and the hard state, if any) to `batch`: the raft engine write
     /// of one ready. Entries past the new tail left from an old leader are deleted.
-    pub fn append(
-        &mut self,
-        entries: &[Entry],
-        hard_state: Option<&HardState>,
-        batch: &mut WriteBatch,
-    ) {
+    pub fn append(&mut self, entries: &[Entry], hard_state: Option<&HardState>, batch: &mut WriteBatch) {
         if let Some(first) = entries.first() {
             assert!(
                 first.index > self.apply_state.truncated_index,
@@ -102,38 +78,20 @@ impl<E: Engine> PeerStorage<E> {
             );
             let last = entries.last().expect("non-empty").index;
             for entry in entries {
-                batch.put(
-                    Cf::Raft,
-                    keys::raft_log_key(self.region_id, entry.index),
-                    entry.write_to_bytes().expect("entry encodes"),
-                );
+                batch.put(Cf::Raft, keys::raft_log_key(self.region_id, entry.index), entry.write_to_bytes().expect("entry encodes"));
             }
             if last < self.raft_state.last_index {
-                batch.delete_range(
-                    Cf::Raft,
-                    keys::raft_log_key(self.region_id, last + 1),
-                    keys::raft_log_key(self.region_id, self.raft_state.last_index + 1),
-                );
+                batch.delete_range(Cf::Raft, keys::raft_log_key(self.region_id, last + 1), keys::raft_log_key(self.region_id, self.raft_state.last_index + 1));
             }
             self.raft_state.last_index = last;
         }
         if let Some(hs) = hard_state {
-            assert!(
-                hs.term >= self.raft_state.term,
-                "region {}: term regression {} -> {}",
-                self.region_id,
-                self.raft_state.term,
-                hs.term
-            );
+            assert!(hs.term >= self.raft_state.term, "region {}: term regression {} -> {}", self.region_id, self.raft_state.term, hs.term);
             self.raft_state.term = hs.term;
             self.raft_state.vote = hs.vote;
             self.raft_state.commit = hs.commit;
         }
-        batch.put(
-            Cf::Raft,
-            keys::raft_state_key(self.region_id),
-            super::state::encode(&self.raft_state),
-        );
+        batch.put(Cf::Raft, keys::raft_state_key(self.region_id), super::state::encode(&self.raft_state));
     }
 
     /// Takes a snapshot request raised by raft, if any, marking it as generating.
@@ -155,21 +113,9 @@ impl<E: Engine> PeerStorage<E> {
     }
 
     /// Adopts a received snapshot's position: the log restarts right after it.
-    pub fn apply_snapshot_meta(
-        &mut self,
-        snapshot: &Snapshot,
-        region: Region,
-        batch: &mut WriteBatch,
-    ) {
+    pub fn apply_snapshot_meta(&mut self, snapshot: &Snapshot, region: Region, batch: &mut WriteBatch) {
         let meta = snapshot.get_metadata();
-        batch.delete_range(
-            Cf::Raft,
-            keys::raft_log_key(self.region_id, 0),
-            keys::raft_log_key(
-                self.region_id,
-                self.raft_state.last_index.max(meta.index) + 1,
-            ),
-        );
+        batch.delete_range(Cf::Raft, keys::raft_log_key(self.region_id, 0), keys::raft_log_key(self.region_id, self.raft_state.last_index.max(meta.index) + 1));
         self.raft_state.last_index = meta.index;
         self.raft_state.commit = self.raft_state.commit.max(meta.index);
         self.raft_state.term = self.raft_state.term.max(meta.term);
@@ -177,67 +123,37 @@ impl<E: Engine> PeerStorage<E> {
         self.apply_state.truncated_term = meta.term;
         self.region = region;
         *self.snap_state.borrow_mut() = SnapState::Idle;
-        batch.put(
-            Cf::Raft,
-            keys::raft_state_key(self.region_id),
-            super::state::encode(&self.raft_state),
-        );
+        batch.put(Cf::Raft, keys::raft_state_key(self.region_id), super::state::encode(&self.raft_state));
     }
 
     fn read_entry(&self, snap: &E::Snap, index: u64) -> raft::Result<Entry> {
         let bytes = snap
             .get(Cf::Raft, &keys::raft_log_key(self.region_id, index))
             .map_err(|e| raft::Error::Store(StorageError::Other(Box::new(e))))?
-            .unwrap_or_else(|| {
-                panic!(
-                    "region {}: log entry {index} missing from {}",
-                    self.region_id,
-                    self.raft_engine.name()
-                )
-            });
-        Entry::parse_from_bytes(&bytes).map_err(|e| raft::Error::CodecError(e))
+            .unwrap_or_else(|| panic!("region {}: log entry {index} missing from {}", self.region_id, self.raft_engine.name()));
+        Entry::parse_from_bytes(&bytes).map_err(raft::Error::CodecError)
     }
 }
 
 impl<E: Engine> Storage for PeerStorage<E> {
     fn initial_state(&self) -> raft::Result<RaftState> {
-        Ok(RaftState::new(
-            self.hard_state(),
-            conf_state_of(&self.region),
-        ))
+        Ok(RaftState::new(self.hard_state(), conf_state_of(&self.region)))
     }
 
-    fn entries(
-        &self,
-        low: u64,
-        high: u64,
-        max_size: impl Into<Option<u64>>,
-        _context: GetEntriesContext,
-    ) -> raft::Result<Vec<Entry>> {
+    fn entries(&self, low: u64, high: u64, max_size: impl Into<Option<u64>>, _context: GetEntriesContext) -> raft::Result<Vec<Entry>> {
         if low <= self.apply_state.truncated_index {
             return Err(raft::Error::Store(StorageError::Compacted));
         }
-        assert!(
-            high <= self.raft_state.last_index + 1,
-            "region {}: entries [{low}, {high}) past last index {}",
-            self.region_id,
-            self.raft_state.last_index
-        );
+        assert!(high <= self.raft_state.last_index + 1, "region {}: entries [{low}, {high}) past last index {}", self.region_id, self.raft_state.last_index);
         let snap = self.raft_engine.snapshot();
         let start = keys::raft_log_key(self.region_id, low);
         let end = keys::raft_log_key(self.region_id, high);
         let mut entries = Vec::with_capacity((high - low) as usize);
         for pair in snap.iter(Cf::Raft, &start, Some(&end), false) {
-            let (_, bytes) =
-                pair.map_err(|e| raft::Error::Store(StorageError::Other(Box::new(e))))?;
+            let (_, bytes) = pair.map_err(|e| raft::Error::Store(StorageError::Other(Box::new(e))))?;
             entries.push(Entry::parse_from_bytes(&bytes).map_err(raft::Error::CodecError)?);
         }
-        assert_eq!(
-            entries.len() as u64,
-            high - low,
-            "region {}: hole in log [{low}, {high})",
-            self.region_id
-        );
+        assert_eq!(entries.len() as u64, high - low, "region {}: hole in log [{low}, {high})", self.region_id);
         raft::util::limit_size(&mut entries, max_size.into());
         Ok(entries)
     }
@@ -270,10 +186,7 @@ impl<E: Engine> Storage for PeerStorage<E> {
             // new enough: the log must continue right after it (its index at or
             // above the truncated index). Otherwise a follower would be sent the
             // same old snapshot forever and reject it as stale every time.
-            SnapState::Generated(snap)
-                if snap.get_metadata().index >= request_index
-                    && snap.get_metadata().index >= self.truncated_index() =>
-            {
+            SnapState::Generated(snap) if snap.get_metadata().index >= request_index && snap.get_metadata().index >= self.truncated_index() => {
                 let snap = (**snap).clone();
                 *state = SnapState::Idle;
                 return Ok(snap);
@@ -281,8 +194,6 @@ impl<E: Engine> Storage for PeerStorage<E> {
             SnapState::Generating | SnapState::Requested => {}
             SnapState::Idle | SnapState::Generated(_) => *state = SnapState::Requested,
         }
-        Err(raft::Error::Store(
-            StorageError::SnapshotTemporarilyUnavailable,
-        ))
+        Err(raft::Error::Store(StorageError::SnapshotTemporarilyUnavailable))
     }
 }

@@ -14,14 +14,12 @@ pub mod proto;
 
 use crate::engine::Engine;
 use crate::meta::StoreId;
-use crate::raftstore::{
-    EventSink, RaftStoreConfig, ReadCmd, ReadResult, Store, StoreHandle, WriteCmd, WriteResult,
-};
+use crate::raftstore::{EventSink, RaftStoreConfig, ReadCmd, ReadResult, Store, StoreHandle, WriteCmd, WriteResult};
 use crate::transport::{Frame, NetFaults, Transport};
-use std::sync::Arc;
 use proto::{RawReply, RawRequest, Request, Response, ServerError};
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
+use std::sync::Arc;
 
 /// What a store node needs to start.
 #[derive(Clone)]
@@ -37,33 +35,15 @@ pub struct StoreNodeConfig {
 }
 
 /// Runs a store node until it is killed. Returns only if its network fails.
-pub async fn run_store_node<E: Engine>(
-    cfg: StoreNodeConfig,
-    raft_engine: E,
-    kv_engine: E,
-) -> std::io::Result<()> {
+pub async fn run_store_node<E: Engine>(cfg: StoreNodeConfig, raft_engine: E, kv_engine: E) -> std::io::Result<()> {
     let transport = Transport::bind_with_faults(cfg.addr, cfg.net_faults.clone()).await?;
-    let opened = Store::open(
-        cfg.store_id,
-        cfg.raftstore.clone(),
-        raft_engine,
-        kv_engine,
-        transport.clone(),
-        cfg.addresses.clone(),
-        cfg.events.clone(),
-    )
-    .await;
+    let opened = Store::open(cfg.store_id, cfg.raftstore.clone(), raft_engine, kv_engine, transport.clone(), cfg.addresses.clone(), cfg.events.clone()).await;
     let Ok((store, handle)) = opened else {
-        tracing::warn!(
-            store = cfg.store_id,
-            "engines closed while opening the store"
-        );
+        tracing::warn!(store = cfg.store_id, "engines closed while opening the store");
         return Ok(());
     };
     madsim::task::spawn(store.run());
-    let limits = Limits {
-        max_entry_bytes: cfg.raftstore.max_entry_bytes,
-    };
+    let limits = Limits { max_entry_bytes: cfg.raftstore.max_entry_bytes };
     loop {
         let (frame, from) = transport.recv().await?;
         match frame {
@@ -73,13 +53,7 @@ pub async fn run_store_node<E: Engine>(
                 let (handle, transport) = (handle.clone(), transport.clone());
                 madsim::task::spawn(async move {
                     let response = serve(&handle, limits, &payload).await;
-                    transport.send(
-                        from,
-                        &Frame::Response {
-                            id,
-                            payload: response.encode(),
-                        },
-                    );
+                    transport.send(from, &Frame::Response { id, payload: response.encode() });
                 });
             }
             Ok(Frame::Response { .. }) => {
@@ -107,32 +81,17 @@ async fn serve(handle: &StoreHandle, limits: Limits, payload: &[u8]) -> Response
     }
     let (region_id, epoch) = (request.region_id, request.epoch);
     let reply = match request.body {
-        RawRequest::Get { key } => handle
-            .read(region_id, epoch, ReadCmd::Get { key })
-            .await
-            .map(|r| match r {
-                ReadResult::Value(v) => RawReply::Value(v),
-                ReadResult::Pairs(_) => unreachable!("get answers a value"),
-            }),
-        RawRequest::Scan { start, end, limit } => handle
-            .read(region_id, epoch, ReadCmd::Scan { start, end, limit })
-            .await
-            .map(|r| match r {
-                ReadResult::Pairs(p) => RawReply::Pairs(p),
-                ReadResult::Value(_) => unreachable!("scan answers pairs"),
-            }),
-        RawRequest::Put { key, value } => handle
-            .write(region_id, epoch, WriteCmd::Put { key, value })
-            .await
-            .map(write_reply),
-        RawRequest::Delete { key } => handle
-            .write(region_id, epoch, WriteCmd::Delete { key })
-            .await
-            .map(write_reply),
-        RawRequest::Cas { key, expected, new } => handle
-            .write(region_id, epoch, WriteCmd::Cas { key, expected, new })
-            .await
-            .map(write_reply),
+        RawRequest::Get { key } => handle.read(region_id, epoch, ReadCmd::Get { key }).await.map(|r| match r {
+            ReadResult::Value(v) => RawReply::Value(v),
+            ReadResult::Pairs(_) => unreachable!("get answers a value"),
+        }),
+        RawRequest::Scan { start, end, limit } => handle.read(region_id, epoch, ReadCmd::Scan { start, end, limit }).await.map(|r| match r {
+            ReadResult::Pairs(p) => RawReply::Pairs(p),
+            ReadResult::Value(_) => unreachable!("scan answers pairs"),
+        }),
+        RawRequest::Put { key, value } => handle.write(region_id, epoch, WriteCmd::Put { key, value }).await.map(write_reply),
+        RawRequest::Delete { key } => handle.write(region_id, epoch, WriteCmd::Delete { key }).await.map(write_reply),
+        RawRequest::Cas { key, expected, new } => handle.write(region_id, epoch, WriteCmd::Cas { key, expected, new }).await.map(write_reply),
     };
     Response(reply.map_err(ServerError::Region))
 }
@@ -140,37 +99,24 @@ async fn serve(handle: &StoreHandle, limits: Limits, payload: &[u8]) -> Response
 fn write_reply(result: WriteResult) -> RawReply {
     match result {
         WriteResult::Done => RawReply::Done,
-        WriteResult::Cas {
-            succeeded,
-            previous,
-        } => RawReply::Cas {
-            succeeded,
-            previous,
-        },
+        WriteResult::Cas { succeeded, previous } => RawReply::Cas { succeeded, previous },
     }
 }
 
 fn check_limits(body: &RawRequest, limits: Limits) -> Result<(), ServerError> {
     let bytes = match body {
         RawRequest::Put { key, value } => key.len() + value.len(),
-        RawRequest::Cas { key, expected, new } => {
-            key.len() + expected.as_ref().map_or(0, Vec::len) + new.as_ref().map_or(0, Vec::len)
-        }
+        RawRequest::Cas { key, expected, new } => key.len() + expected.as_ref().map_or(0, Vec::len) + new.as_ref().map_or(0, Vec::len),
         RawRequest::Get { key } | RawRequest::Delete { key } => key.len(),
         RawRequest::Scan { start, end, limit } => {
             if *limit == 0 {
-                return Err(ServerError::InvalidRequest(
-                    "scan limit must be positive".into(),
-                ));
+                return Err(ServerError::InvalidRequest("scan limit must be positive".into()));
             }
             start.len() + end.len()
         }
     };
     if bytes > limits.max_entry_bytes {
-        return Err(ServerError::InvalidRequest(format!(
-            "request carries {bytes} bytes, over the {}-byte limit",
-            limits.max_entry_bytes
-        )));
+        return Err(ServerError::InvalidRequest(format!("request carries {bytes} bytes, over the {}-byte limit", limits.max_entry_bytes)));
     }
     Ok(())
 }

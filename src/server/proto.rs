@@ -43,10 +43,7 @@ pub struct Request {
 pub enum RawReply {
     Value(Option<Vec<u8>>),
     Done,
-    Cas {
-        succeeded: bool,
-        previous: Option<Vec<u8>>,
-    },
+    Cas { succeeded: bool, previous: Option<Vec<u8>> },
     Pairs(Vec<KvPair>),
 }
 
@@ -67,11 +64,7 @@ pub struct Response(pub Result<RawReply, ServerError>);
 
 fn decode<T: serde::de::DeserializeOwned>(bytes: &[u8]) -> Result<T, String> {
     use bincode::Options;
-    bincode::options()
-        .with_fixint_encoding()
-        .with_limit(bytes.len() as u64 * 2 + 64)
-        .deserialize(bytes)
-        .map_err(|e| e.to_string())
+    bincode::options().with_fixint_encoding().with_limit(bytes.len() as u64 * 2 + 64).deserialize(bytes).map_err(|e| e.to_string())
 }
 
 impl Request {

@@ -103,15 +103,7 @@ pub fn run(corpus: &Path, runs: usize) -> usize {
     let (slowest_name, slowest_ms) = per_file.iter().fold((String::new(), 0.0f64), |acc, (n, ms)| if *ms > acc.1 { (n.clone(), *ms) } else { acc });
     println!("linearizability checker, each file checked {runs} times, median wall time (parsing excluded):");
     println!("  {:<32} {:>12} {:>16} {:>8}", "", "simkv ms", "Porcupine ms", "ratio");
-    let measured = [
-        Some(etcd_total),
-        ms_of("etcd_002"),
-        ms_of("etcd_007"),
-        ms_of("c50-ok"),
-        ms_of("c50-bad"),
-        ms_of("c10-ok"),
-        ms_of("c10-bad"),
-    ];
+    let measured = [Some(etcd_total), ms_of("etcd_002"), ms_of("etcd_007"), ms_of("c50-ok"), ms_of("c50-bad"), ms_of("c10-ok"), ms_of("c10-bad")];
     for ((label, quoted), ours) in PORCUPINE_MS.iter().zip(measured) {
         match ours {
             Some(ms) => println!("  {label:<32} {ms:>12.3} {quoted:>16.1} {:>7.3}x", ms / quoted),

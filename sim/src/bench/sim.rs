@@ -62,11 +62,7 @@ impl fmt::Display for BenchTotals {
             self.runs,
             self.sim_seconds / self.wall_seconds.max(1e-9),
             self.ops_ok as f64 / self.wall_seconds.max(1e-9),
-            if self.failed_runs > 0 {
-                format!(", {} runs made no progress", self.failed_runs)
-            } else {
-                String::new()
-            }
+            if self.failed_runs > 0 { format!(", {} runs made no progress", self.failed_runs) } else { String::new() }
         )
     }
 }
@@ -89,11 +85,7 @@ pub fn raftstore_load(seed: u64, sim_seconds: u64, clients: usize) -> LoadReport
                 let (mut ok, mut failed, mut i) = (0u64, 0u64, 0usize);
                 while madsim::time::Instant::now() < deadline {
                     let key = format!("key{:03}", (c * 131 + i * 17) % 1000).into_bytes();
-                    let result = if i % 2 == 0 {
-                        client.put(&key, b"value").await
-                    } else {
-                        client.get(&key).await.map(|_| ())
-                    };
+                    let result = if i % 2 == 0 { client.put(&key, b"value").await } else { client.get(&key).await.map(|_| ()) };
                     if result.is_ok() {
                         ok += 1
                     } else {
@@ -112,14 +104,7 @@ pub fn raftstore_load(seed: u64, sim_seconds: u64, clients: usize) -> LoadReport
         }
         (ok, failed, cluster.digest())
     });
-    LoadReport {
-        seed,
-        sim_seconds: (sim_seconds + 3) as f64,
-        wall_seconds: wall.elapsed().as_secs_f64(),
-        ops_ok,
-        ops_failed,
-        digest,
-    }
+    LoadReport { seed, sim_seconds: (sim_seconds + 3) as f64, wall_seconds: wall.elapsed().as_secs_f64(), ops_ok, ops_failed, digest }
 }
 
 /// `simkv-sim bench`: simulated seconds per wall second and seeds per hour for a
@@ -150,12 +135,7 @@ pub fn scenario(scenario: &crate::scenario::Scenario, seeds: u64) -> usize {
         wall += w;
     }
     if seeds > 0 {
-        println!(
-            "{}: {:.1} simulated s per wall s; {:.0} seeds per hour on one core",
-            scenario.name,
-            sim / wall,
-            3600.0 * seeds as f64 / wall
-        );
+        println!("{}: {:.1} simulated s per wall s; {:.0} seeds per hour on one core", scenario.name, sim / wall, 3600.0 * seeds as f64 / wall);
     }
     failed
 }

@@ -41,7 +41,10 @@ pub enum Verdict {
     NotLinearizable(Box<Violation>),
     /// The search for these keys ran out of its step budget without a verdict
     /// (every other key was linearizable).
-    Inconclusive { keys: Vec<String>, steps: u64 },
+    Inconclusive {
+        keys: Vec<String>,
+        steps: u64,
+    },
 }
 
 impl Verdict {
@@ -80,7 +83,7 @@ pub fn check_with_limit(history: &History, max_steps: u64) -> Verdict {
             match search.run(round) {
                 Progress::Running => still_running.push((key, Ok(search))),
                 Progress::Linearizable => {}
-                Progress::Violated(v) => return Verdict::NotLinearizable(Box::new(v)),
+                Progress::Violated(v) => return Verdict::NotLinearizable(v),
             }
         }
         searches = still_running;
@@ -371,7 +374,7 @@ impl std::hash::Hasher for FxHasher {
     }
     #[inline]
     fn write_u64(&mut self, n: u64) {
-        self.0 = (self.0.rotate_left(5) ^ n).wrapping_mul(0x51_7cc1_b727_220a_95);
+        self.0 = (self.0.rotate_left(5) ^ n).wrapping_mul(0x517c_c1b7_2722_0a95);
     }
     fn finish(&self) -> u64 {
         self.0
@@ -544,7 +547,7 @@ struct Search<'a> {
 enum Progress {
     Running,
     Linearizable,
-    Violated(Violation),
+    Violated(Box<Violation>),
 }
 
 impl<'a> Search<'a> {
@@ -711,7 +714,7 @@ impl<'a> Search<'a> {
                 self.deepest.2.insert(self.state);
             }
             let Some((undo, previous)) = self.stack.pop() else {
-                return Progress::Violated(self.violation());
+                return Progress::Violated(Box::new(self.violation()));
             };
             self.state = previous;
             self.unknown_phase = self.unknown[undo as usize];
@@ -820,22 +823,13 @@ mod tests {
     fn a_process_is_sequential_at_equal_times() {
         // Process 0 writes 1, returning at 10, then reads at 10 and sees nil:
         // its own write had already taken effect.
-        let h = history(vec![
-            op(0, Call::Write("1".into()), Outcome::Done, 0, Some(10)),
-            op(0, Call::Read, Outcome::Read(None), 10, Some(20)),
-        ]);
+        let h = history(vec![op(0, Call::Write("1".into()), Outcome::Done, 0, Some(10)), op(0, Call::Read, Outcome::Read(None), 10, Some(20))]);
         assert!(!check(&h).is_ok(), "a process's read was ordered before its own earlier write");
         // Zero-length operations at one instant too.
-        let h = history(vec![
-            op(0, Call::Write("1".into()), Outcome::Done, 5, Some(5)),
-            op(0, Call::Read, Outcome::Read(None), 5, Some(5)),
-        ]);
+        let h = history(vec![op(0, Call::Write("1".into()), Outcome::Done, 5, Some(5)), op(0, Call::Read, Outcome::Read(None), 5, Some(5))]);
         assert!(!check(&h).is_ok());
         // Different processes at the same instant overlap: either order is fine.
-        let h = history(vec![
-            op(0, Call::Write("1".into()), Outcome::Done, 0, Some(10)),
-            op(1, Call::Read, Outcome::Read(None), 10, Some(20)),
-        ]);
+        let h = history(vec![op(0, Call::Write("1".into()), Outcome::Done, 0, Some(10)), op(1, Call::Read, Outcome::Read(None), 10, Some(20))]);
         assert!(check(&h).is_ok());
     }
 

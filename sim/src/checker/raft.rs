@@ -21,9 +21,7 @@ pub fn check(events: &[StoreEvent]) -> Option<String> {
             StoreEvent::BecameLeader { store_id, region_id, term, .. } => {
                 if let Some(&other) = leaders.get(&(region_id, term)) {
                     if other != store_id {
-                        problems.push(format!(
-                            "election safety: region {region_id} has two leaders in term {term}: store {other} and store {store_id}"
-                        ));
+                        problems.push(format!("election safety: region {region_id} has two leaders in term {term}: store {other} and store {store_id}"));
                     }
                 } else {
                     leaders.insert((region_id, term), store_id);

@@ -471,10 +471,9 @@ pub fn parse_edn(text: &str) -> Result<History, ParseError> {
                     "write" | "put" => Call::Write(scalar(line, value, "`:value`")?.unwrap_or_default()),
                     "append" => Call::Append(scalar(line, value, "`:value`")?.unwrap_or_default()),
                     "cas" => match value {
-                        Edn::Vector(v) if v.len() == 2 => Call::Cas(
-                            scalar(line, &v[0], "cas `from`")?.unwrap_or_default(),
-                            scalar(line, &v[1], "cas `to`")?.unwrap_or_default(),
-                        ),
+                        Edn::Vector(v) if v.len() == 2 => {
+                            Call::Cas(scalar(line, &v[0], "cas `from`")?.unwrap_or_default(), scalar(line, &v[1], "cas `to`")?.unwrap_or_default())
+                        }
                         _ => return err(line, "cas `:value` is not `[from to]`"),
                     },
                     other => return err(line, format!("unsupported function `:{other}`")),

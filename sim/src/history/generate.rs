@@ -145,15 +145,15 @@ pub fn register_history(seed: u64, shape: Shape, valid: bool) -> History {
         let stale = marker.and_then(|w| {
             let key = &ops[w].key;
             let done = |i: usize| ops[i].complete.unwrap_or(u64::MAX);
-            let later_write = (0..ops.len()).find(|&i| &ops[i].key == key && ops[i].outcome == Outcome::Done && matches!(ops[i].call, Call::Write(_)) && ops[i].invoke > done(w))?;
+            let later_write = (0..ops.len())
+                .find(|&i| &ops[i].key == key && ops[i].outcome == Outcome::Done && matches!(ops[i].call, Call::Write(_)) && ops[i].invoke > done(w))?;
             (0..ops.len()).find(|&i| &ops[i].key == key && ops[i].call == Call::Read && ops[i].invoke > done(later_write))
         });
         // Too short for that: a read of the marker where it was never written
         // (another key, or before the marker's write began).
         let impossible = || {
-            (0..ops.len()).find(|&i| {
-                ops[i].call == Call::Read && marker.is_none_or(|w| ops[i].key != ops[w].key || ops[i].complete.unwrap_or(u64::MAX) < ops[w].invoke)
-            })
+            (0..ops.len())
+                .find(|&i| ops[i].call == Call::Read && marker.is_none_or(|w| ops[i].key != ops[w].key || ops[i].complete.unwrap_or(u64::MAX) < ops[w].invoke))
         };
         if let Some(r) = stale.or_else(impossible) {
             history.ops[r].outcome = Outcome::Read(Some(MARKER.to_string()));

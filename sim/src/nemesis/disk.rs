@@ -7,11 +7,8 @@ use simkv::engine::IoProfile;
 
 pub(super) fn start_slow(n: &Nemesis, state: &mut FaultState, store: u64, factor: u64, snapshot_only: bool) -> String {
     *state.slow.entry(store).or_insert(0) += 1;
-    let profile = if snapshot_only {
-        IoProfile { snapshot_slowdown: factor, ..n.baseline_io.clone() }
-    } else {
-        IoProfile { slowdown: factor, ..n.baseline_io.clone() }
-    };
+    let profile =
+        if snapshot_only { IoProfile { snapshot_slowdown: factor, ..n.baseline_io.clone() } } else { IoProfile { slowdown: factor, ..n.baseline_io.clone() } };
     set(n, store, profile);
     let what = if snapshot_only { "snapshot IO" } else { "disk" };
     format!("slow {what} on store {store} (x{factor})")
