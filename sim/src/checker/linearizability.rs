@@ -218,6 +218,10 @@ struct Values {
     children: HashMap<(u32, u32), u32, FxBuild>,
     /// Whether a state made by appends equals a value, once compared.
     compared: HashMap<(u32, u32), bool, FxBuild>,
+    /// Whether a state begins a value, once compared.
+    prefixes: HashMap<(u32, u32), bool, FxBuild>,
+    /// Hashes of each prefix of a value, for values that states are compared to.
+    prefix_hashes: HashMap<u32, Vec<u64>, FxBuild>,
 }
 
 impl Values {
@@ -231,6 +235,8 @@ impl Values {
             root: Vec::new(),
             children: HashMap::default(),
             compared: HashMap::default(),
+            prefixes: HashMap::default(),
+            prefix_hashes: HashMap::default(),
         }
     }
 
@@ -306,6 +312,36 @@ impl Values {
         let equal = self.text(state) == self.values[v as usize].as_deref().unwrap_or("");
         self.compared.insert((state, v), equal);
         equal
+    }
+
+    /// Whether the string a state holds begins the string value `v` (append
+    /// keys only: there states are never nil).
+    fn begins(&mut self, state: u32, v: u32) -> bool {
+        let Some(target) = self.values[v as usize].as_deref() else { return false };
+        let node = self.nodes[state as usize];
+        if node.len > target.len() {
+            return false;
+        }
+        // The hash of the target's first `node.len` bytes must match first.
+        let hashes = self.prefix_hashes.entry(v).or_insert_with(|| {
+            let mut h = 0u64;
+            let mut out = Vec::with_capacity(target.len() + 1);
+            out.push(0);
+            for &b in target.as_bytes() {
+                h = h.wrapping_mul(BASE).wrapping_add(u64::from(b) + 1);
+                out.push(h);
+            }
+            out
+        });
+        if hashes[node.len] != node.hash {
+            return false;
+        }
+        if let Some(&answer) = self.prefixes.get(&(state, v)) {
+            return answer;
+        }
+        let answer = target.starts_with(&self.text(state));
+        self.prefixes.insert((state, v), answer);
+        answer
     }
 
     /// The string a state holds.
@@ -539,9 +575,29 @@ struct Search<'a> {
     unknown_phase: bool,
     /// Linearized operations with the state before each.
     stack: Vec<(u32, u32)>,
+    /// How the key's state can change, for [`Search::hopeless`].
+    hope: Hope,
+    /// Per definite read or successful compare: the operations invoked before
+    /// it returned that could make the key hold (or, for append keys, begin)
+    /// the value it needs.
+    producers: Vec<Vec<u32>>,
     /// The deepest point reached: (depth, blocked op, states seen there).
     deepest: (usize, u32, BTreeSet<u32>),
     at: u32,
+}
+
+/// What a key's operations can do to its state, which decides when an
+/// operation waiting to take effect can no longer hope to.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Hope {
+    /// Writes and compare-and-sets: a value is held again only if an operation
+    /// writes it.
+    Register,
+    /// Writes and appends (no compare-and-set): the state only grows between
+    /// writes, so a needed string must begin with the state or with a write.
+    Append,
+    /// Both appends and compare-and-sets: no pruning.
+    Unknown,
 }
 
 enum Progress {
@@ -593,6 +649,41 @@ impl<'a> Search<'a> {
         next.push(if m > 0 { 0 } else { NIL });
         prev.push(NIL);
         let unknown: Vec<bool> = ops.iter().map(|o| o.complete.is_none()).collect();
+        let has_append = steps.iter().any(|s| matches!(s, Step::Append(_)));
+        let has_cas = steps.iter().any(|s| matches!(s, Step::CasOk(..) | Step::CasFail(_) | Step::CasMaybe(..)));
+        let hope = match (has_append, has_cas) {
+            (false, _) => Hope::Register,
+            (true, false) => Hope::Append,
+            (true, true) => Hope::Unknown,
+        };
+        let mut producers = vec![Vec::new(); n];
+        if hope != Hope::Unknown {
+            // Writers by the value they leave, in invoke order.
+            let mut writers: BTreeMap<u32, Vec<u32>> = BTreeMap::new();
+            for e in events.iter().filter(|e| !e.is_return) {
+                if let Step::Write(w) | Step::CasOk(_, w) | Step::CasMaybe(_, w) = steps[e.op] {
+                    writers.entry(w).or_default().push(e.op as u32);
+                }
+            }
+            for r in (0..n).filter(|&r| !unknown[r]) {
+                let need = match steps[r] {
+                    Step::Read(v) | Step::CasOk(v, _) => v,
+                    _ => continue,
+                };
+                let called_in_time = |j: &&u32| **j as usize != r && call_at[**j as usize] < return_at[r];
+                match hope {
+                    Hope::Register => producers[r].extend(writers.get(&need).into_iter().flatten().filter(called_in_time)),
+                    _ => {
+                        let target = values.values[need as usize].clone().unwrap_or_default();
+                        for (&w, list) in &writers {
+                            if values.values[w as usize].as_deref().is_some_and(|w| target.starts_with(w)) {
+                                producers[r].extend(list.iter().filter(called_in_time));
+                            }
+                        }
+                    }
+                }
+            }
+        }
         let (mut definite_count, mut unknown_count) = (0u32, 0u32);
         let bit: Vec<u32> = unknown
             .iter()
@@ -627,8 +718,40 @@ impl<'a> Search<'a> {
             twin,
             unknown_phase: false,
             stack: Vec::new(),
+            hope,
+            producers,
             deepest: (0, NIL, BTreeSet::new()),
         }
+    }
+
+    /// Whether operation `r` — definite, invoked, not yet placed — can no
+    /// longer take effect before it returns: the key does not hold (or, for
+    /// append keys, begin) the value it needs, and nothing invoked in time and
+    /// not yet placed could make it so.
+    fn hopeless(&mut self, r: u32) -> bool {
+        let need = match self.steps[r as usize] {
+            Step::Read(v) | Step::CasOk(v, _) => v,
+            _ => return false,
+        };
+        let hopeful = match self.hope {
+            Hope::Register => self.values.holds(self.state, need),
+            Hope::Append => self.values.begins(self.state, need) || self.values.holds(self.state, need),
+            Hope::Unknown => true,
+        };
+        !hopeful && self.producers[r as usize].iter().all(|&j| self.is_linearized(j))
+    }
+
+    /// The entry of the operation that must return first, if it is hopeless.
+    fn hopeless_return(&mut self) -> Option<u32> {
+        let mut at = self.next[self.head as usize];
+        while at != NIL && self.entry_op[at as usize] & 1 == 0 {
+            at = self.next[at as usize];
+        }
+        if at == NIL {
+            return None;
+        }
+        let first = self.entry_op[at as usize] >> 1;
+        (!self.unknown[first as usize] && self.hopeless(first)).then_some(at)
     }
 
     #[inline]
@@ -690,6 +813,13 @@ impl<'a> Search<'a> {
                         self.unlink(self.call_at[op as usize]);
                         self.unlink(self.return_at[op as usize]);
                         self.at = self.next[self.head as usize];
+                        if let Some(doomed) = self.hopeless_return() {
+                            // Nothing here can save the operation that must
+                            // return first: go straight to its return, which
+                            // backtracks.
+                            self.at = doomed;
+                            self.unknown_phase = true;
+                        }
                         continue;
                     }
                     self.flip(op);
