@@ -1015,4 +1015,116 @@ mod tests {
         assert!(text.contains("... 32 earlier operations of the window ..."), "{text}");
         assert!(text.lines().count() < 20, "{text}");
     }
+
+    /// Every order of every subset of the unknown operations, tried one by one:
+    /// slow, obviously right, and independent of the search's shortcuts.
+    fn brute_force(h: &History) -> bool {
+        let ops: Vec<&Operation> = h.ops.iter().filter(|o| o.outcome != Outcome::Failed).collect();
+        let before = |a: &Operation, b: &Operation| a.complete.is_some_and(|c| c < b.invoke);
+        fn step(state: &Option<String>, op: &Operation) -> Option<Option<String>> {
+            match (&op.call, &op.outcome) {
+                (Call::Read, Outcome::Read(v)) => (v == state).then(|| state.clone()),
+                (Call::Write(v), _) => Some(Some(v.clone())),
+                (Call::Append(v), _) => Some(Some(format!("{}{v}", state.as_deref().unwrap_or("")))),
+                (Call::Cas(a, b), Outcome::CasOk) => (state.as_deref() == Some(a.as_str())).then(|| Some(b.clone())),
+                (Call::Cas(a, _), Outcome::CasFailed) => (state.as_deref() != Some(a.as_str())).then(|| state.clone()),
+                (Call::Cas(a, b), Outcome::Unknown) => Some(if state.as_deref() == Some(a.as_str()) { Some(b.clone()) } else { state.clone() }),
+                _ => None,
+            }
+        }
+        fn search(ops: &[&Operation], done: &mut Vec<bool>, state: Option<String>, before: &dyn Fn(&Operation, &Operation) -> bool) -> bool {
+            // Done when every definite operation is placed (unknown ones may never happen).
+            if ops.iter().zip(done.iter()).all(|(o, d)| *d || o.complete.is_none()) {
+                return true;
+            }
+            for i in 0..ops.len() {
+                if done[i] || (0..ops.len()).any(|j| !done[j] && j != i && before(ops[j], ops[i])) {
+                    continue;
+                }
+                if let Some(next) = step(&state, ops[i]) {
+                    done[i] = true;
+                    if search(ops, done, next, before) {
+                        return true;
+                    }
+                    done[i] = false;
+                }
+            }
+            false
+        }
+        let initial = match h.initial {
+            Initial::Absent => None,
+            Initial::Empty => Some(String::new()),
+        };
+        search(&ops, &mut vec![false; ops.len()], initial, &before)
+    }
+
+    #[test]
+    fn agrees_with_brute_force_on_small_random_histories() {
+        let mut seed = 0x1234_5678_9abc_def0u64;
+        let mut next = move |n: u64| {
+            seed = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+            (seed >> 33) % n
+        };
+        let (mut valid, mut invalid) = (0, 0);
+        for case in 0..4000 {
+            let appends = case % 2 == 1;
+            let n = 1 + next(7) as usize;
+            let values: &[&str] = if appends { &["a", "b", "ab"] } else { &["1", "2", "3"] };
+            // Invoke and complete times all distinct: the real-time order is plain.
+            let mut times: Vec<u64> = (0..2 * n as u64).collect();
+            for k in (1..times.len()).rev() {
+                times.swap(k, next(k as u64 + 1) as usize);
+            }
+            let mut ops = Vec::new();
+            for k in 0..n {
+                let (a, b) = (times[2 * k].min(times[2 * k + 1]), times[2 * k].max(times[2 * k + 1]));
+                let v = values[next(3) as usize].to_string();
+                let (call, outcome) = match next(if appends { 3 } else { 4 }) {
+                    0 => (Call::Read, Outcome::Read(None)),
+                    1 => (Call::Write(v), Outcome::Done),
+                    2 if appends => (Call::Append(v), Outcome::Done),
+                    _ => (Call::Cas(values[next(3) as usize].to_string(), v), Outcome::CasOk),
+                };
+                let unknown = call != Call::Read && next(4) == 0;
+                ops.push(op(k as u64, call, if unknown { Outcome::Unknown } else { outcome }, a, (!unknown).then_some(b)));
+            }
+            // Answers from one random order of effects, then maybe one lie.
+            let mut order: Vec<usize> = (0..n).collect();
+            order.sort_by_key(|&k| (ops[k].invoke + next(1 + ops[k].complete.unwrap_or(ops[k].invoke + 3) - ops[k].invoke), k));
+            let mut state: Option<String> = if appends { Some(String::new()) } else { None };
+            for k in order {
+                let happened = ops[k].outcome != Outcome::Unknown || next(2) == 0;
+                match ops[k].call.clone() {
+                    Call::Read => ops[k].outcome = Outcome::Read(state.clone()),
+                    Call::Write(v) if happened => state = Some(v),
+                    Call::Append(v) if happened => state = Some(format!("{}{v}", state.as_deref().unwrap_or(""))),
+                    Call::Cas(a, b) => {
+                        let equal = state.as_deref() == Some(a.as_str());
+                        if ops[k].outcome != Outcome::Unknown {
+                            ops[k].outcome = if equal { Outcome::CasOk } else { Outcome::CasFailed };
+                        }
+                        if equal && happened {
+                            state = Some(b);
+                        }
+                    }
+                    _ => {}
+                }
+            }
+            if next(2) == 0 {
+                if let Some(k) = (0..n).find(|&k| ops[k].call == Call::Read) {
+                    let lie = ["", "a", "ab", "ba", "aab", "1", "2"][next(7) as usize];
+                    ops[k].outcome = Outcome::Read(if next(5) == 0 { None } else { Some(lie.to_string()) });
+                }
+            }
+            let h = History { initial: if appends { Initial::Empty } else { Initial::Absent }, ..history(ops) };
+            let expected = brute_force(&h);
+            assert_eq!(check(&h).is_ok(), expected, "case {case}: {:#?}", h.ops);
+            if expected {
+                valid += 1
+            } else {
+                invalid += 1
+            }
+        }
+        assert!(valid > 1000 && invalid > 500, "both verdicts exercised: {valid} valid, {invalid} invalid");
+    }
 }
