@@ -738,20 +738,22 @@ impl<'a> Search<'a> {
             Hope::Append => self.values.begins(self.state, need) || self.values.holds(self.state, need),
             Hope::Unknown => true,
         };
-        !hopeful && self.producers[r as usize].iter().all(|&j| self.is_linearized(j))
+        // The latest producers are the likeliest not to be placed yet.
+        !hopeful && self.producers[r as usize].iter().rev().all(|&j| self.is_linearized(j))
     }
 
-    /// The entry of the operation that must return first, if it is hopeless.
+    /// The entry of the operation that must return first, if any operation
+    /// invoked and not yet placed is hopeless (the configuration is then dead:
+    /// that operation must take effect before it returns).
     fn hopeless_return(&mut self) -> Option<u32> {
         let mut at = self.next[self.head as usize];
+        let mut doomed = false;
         while at != NIL && self.entry_op[at as usize] & 1 == 0 {
+            let op = self.entry_op[at as usize] >> 1;
+            doomed = doomed || (!self.unknown[op as usize] && self.hopeless(op));
             at = self.next[at as usize];
         }
-        if at == NIL {
-            return None;
-        }
-        let first = self.entry_op[at as usize] >> 1;
-        (!self.unknown[first as usize] && self.hopeless(first)).then_some(at)
+        (doomed && at != NIL).then_some(at)
     }
 
     #[inline]
