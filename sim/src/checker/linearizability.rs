@@ -815,7 +815,10 @@ impl<'a> Search<'a> {
                         self.unlink(self.call_at[op as usize]);
                         self.unlink(self.return_at[op as usize]);
                         self.at = self.next[self.head as usize];
-                        if let Some(doomed) = self.hopeless_return() {
+                        // Placing a read or a failed compare changes neither the
+                        // state nor what can still be written: no new doom.
+                        let changes = !matches!(self.steps[op as usize], Step::Read(_) | Step::CasFail(_));
+                        if let Some(doomed) = if changes { self.hopeless_return() } else { None } {
                             // Nothing here can save the operation that must
                             // return first: go straight to its return, which
                             // backtracks.
