@@ -205,10 +205,11 @@ struct Node {
 /// Polynomial string hashing: `H(s + t) = H(s) * BASE^len(t) + H(t)`.
 const BASE: u64 = 0x100_0000_01b3;
 
-/// Values interned to small ids, and the states built from them.
-struct Values {
-    values: Vec<Option<String>>,
-    ids: HashMap<String, u32, FxBuild>,
+/// Values interned to small ids (borrowed from the history: nothing is
+/// copied), and the states built from them.
+struct Values<'a> {
+    values: Vec<Option<&'a str>>,
+    ids: HashMap<&'a str, u32, FxBuild>,
     nil: Option<u32>,
     /// Per value: length, hash and `BASE^length`.
     shape: Vec<(usize, u64, u64)>,
@@ -224,11 +225,11 @@ struct Values {
     prefix_hashes: HashMap<u32, Vec<u64>, FxBuild>,
 }
 
-impl Values {
-    fn new() -> Self {
+impl<'a> Values<'a> {
+    fn new(capacity: usize) -> Self {
         Values {
-            values: Vec::new(),
-            ids: HashMap::default(),
+            values: Vec::with_capacity(capacity),
+            ids: HashMap::with_capacity_and_hasher(capacity, FxBuild),
             nil: None,
             shape: Vec::new(),
             nodes: Vec::new(),
@@ -240,7 +241,7 @@ impl Values {
         }
     }
 
-    fn intern(&mut self, v: Option<&str>) -> u32 {
+    fn intern(&mut self, v: Option<&'a str>) -> u32 {
         let found = match v {
             Some(text) => self.ids.get(text).copied(),
             None => self.nil,
@@ -252,10 +253,10 @@ impl Values {
         let bytes = v.unwrap_or("").as_bytes();
         let hash = bytes.iter().fold(0u64, |h, &b| h.wrapping_mul(BASE).wrapping_add(u64::from(b) + 1));
         let power = bytes.iter().fold(1u64, |p, _| p.wrapping_mul(BASE));
-        self.values.push(v.map(str::to_string));
+        self.values.push(v);
         match v {
             Some(text) => {
-                self.ids.insert(text.to_string(), id);
+                self.ids.insert(text, id);
             }
             None => self.nil = Some(id),
         }
@@ -265,7 +266,7 @@ impl Values {
         id
     }
 
-    fn compile(&mut self, op: &Operation) -> Step {
+    fn compile(&mut self, op: &'a Operation) -> Step {
         match (&op.call, &op.outcome) {
             (Call::Read, Outcome::Read(v)) => Step::Read(self.intern(v.as_deref())),
             (Call::Write(v), Outcome::Done | Outcome::Unknown) => Step::Write(self.intern(Some(v))),
@@ -360,7 +361,7 @@ impl Values {
     fn value_of(&self, state: u32) -> Option<String> {
         let node = self.nodes[state as usize];
         if node.parent == NIL {
-            self.values[node.value as usize].clone()
+            self.values[node.value as usize].map(str::to_string)
         } else {
             Some(self.text(state))
         }
@@ -454,18 +455,21 @@ struct Seen {
     unknown_bits: Vec<u64>,
 }
 
+/// Configurations room is made for up front (most keys need fewer).
+const RESERVED: usize = 1024;
+
 impl Seen {
     fn new(words: usize, unknown_words: usize) -> Self {
         Seen {
             words,
             unknown_words,
-            slots: vec![0; 1024],
-            hashes: Vec::new(),
-            states: Vec::new(),
-            bits: Vec::new(),
-            first: Vec::new(),
-            chain: Vec::new(),
-            unknown_bits: Vec::new(),
+            slots: vec![0; 2 * RESERVED],
+            hashes: Vec::with_capacity(RESERVED),
+            states: Vec::with_capacity(RESERVED),
+            bits: Vec::with_capacity(RESERVED * words),
+            first: Vec::with_capacity(RESERVED),
+            chain: Vec::with_capacity(RESERVED),
+            unknown_bits: Vec::with_capacity(RESERVED * unknown_words),
         }
     }
 
@@ -550,7 +554,7 @@ struct Search<'a> {
     next: Vec<u32>,
     prev: Vec<u32>,
     head: u32,
-    values: Values,
+    values: Values<'a>,
     state: u32,
     /// Per operation: whether its outcome is unknown, and its bit in the
     /// definite or the unknown bitset.
@@ -620,7 +624,7 @@ impl<'a> Search<'a> {
                 call_at[e.op] = i as u32;
             }
         }
-        let mut values = Values::new();
+        let mut values = Values::new(ops.len() + 1);
         let state = values.intern(match initial {
             Initial::Absent => None,
             Initial::Empty => Some(""),
@@ -674,7 +678,7 @@ impl<'a> Search<'a> {
                 match hope {
                     Hope::Register => producers[r].extend(writers.get(&need).into_iter().flatten().filter(called_in_time)),
                     _ => {
-                        let target = values.values[need as usize].clone().unwrap_or_default();
+                        let target = values.values[need as usize].unwrap_or_default();
                         for (&w, list) in &writers {
                             if values.values[w as usize].as_deref().is_some_and(|w| target.starts_with(w)) {
                                 producers[r].extend(list.iter().filter(called_in_time));
