@@ -310,7 +310,7 @@ impl<'a> Values<'a> {
         if let Some(&equal) = self.compared.get(&(state, v)) {
             return equal;
         }
-        let equal = self.text(state) == self.values[v as usize].as_deref().unwrap_or("");
+        let equal = self.text(state) == self.values[v as usize].unwrap_or("");
         self.compared.insert((state, v), equal);
         equal
     }
@@ -318,7 +318,7 @@ impl<'a> Values<'a> {
     /// Whether the string a state holds begins the string value `v` (append
     /// keys only: there states are never nil).
     fn begins(&mut self, state: u32, v: u32) -> bool {
-        let Some(target) = self.values[v as usize].as_deref() else { return false };
+        let Some(target) = self.values[v as usize] else { return false };
         let node = self.nodes[state as usize];
         if node.len > target.len() {
             return false;
@@ -351,7 +351,7 @@ impl<'a> Values<'a> {
         let mut at = state;
         while at != NIL {
             let node = self.nodes[at as usize];
-            parts.push(self.values[node.value as usize].as_deref().unwrap_or(""));
+            parts.push(self.values[node.value as usize].unwrap_or(""));
             at = node.parent;
         }
         parts.iter().rev().copied().collect()
@@ -680,7 +680,7 @@ impl<'a> Search<'a> {
                     _ => {
                         let target = values.values[need as usize].unwrap_or_default();
                         for (&w, list) in &writers {
-                            if values.values[w as usize].as_deref().is_some_and(|w| target.starts_with(w)) {
+                            if values.values[w as usize].is_some_and(|w| target.starts_with(w)) {
                                 producers[r].extend(list.iter().filter(called_in_time));
                             }
                         }
