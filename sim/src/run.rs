@@ -160,6 +160,7 @@ impl Shared {
 async fn run_inner(scenario: Scenario, plan: Plan) -> RunReport {
     let swarm = plan.swarm.clone();
     let mut spec = ClusterSpec::new(swarm.stores as usize, swarm.regions as usize);
+    spec.replicas = scenario.cluster.replicas as usize;
     spec.raftstore.raft_log_gc_count_limit = swarm.raft_log_gc_count_limit;
     spec.raftstore.raft_log_gc_ticks = 3;
     for bug in &plan.bugs {

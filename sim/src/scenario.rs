@@ -66,11 +66,20 @@ pub struct ClusterShape {
     pub raft_log_gc_count_limit: Range<u64>,
     /// Foreground disk slowdown factor when no fault is active.
     pub disk_slowdown: Range<u64>,
+    /// Replicas (voters) per region. Fixed, not drawn: the plan a seed yields
+    /// does not depend on it.
+    pub replicas: u64,
 }
 
 impl Default for ClusterShape {
     fn default() -> Self {
-        ClusterShape { stores: Range::Fixed(3), regions: Range::Fixed(1), raft_log_gc_count_limit: Range::Fixed(1000), disk_slowdown: Range::Fixed(1) }
+        ClusterShape {
+            stores: Range::Fixed(3),
+            regions: Range::Fixed(1),
+            raft_log_gc_count_limit: Range::Fixed(1000),
+            disk_slowdown: Range::Fixed(1),
+            replicas: 3,
+        }
     }
 }
 
@@ -276,6 +285,9 @@ impl Scenario {
         }
         if c.stores.bounds().0 < 3 || c.stores.bounds().1 > 9 {
             return Err(("stores", "`cluster.stores` must be between 3 and 9".into()));
+        }
+        if c.replicas == 0 || c.replicas > c.stores.bounds().0 {
+            return Err(("replicas", "`cluster.replicas` must be between 1 and the smallest number of stores".into()));
         }
         if c.regions.bounds().0 < 1 || c.regions.bounds().1 > 64 {
             return Err(("regions", "`cluster.regions` must be between 1 and 64".into()));

@@ -30,6 +30,7 @@ pub mod cmd;
 pub mod config;
 pub mod events;
 pub mod peer;
+pub mod proposal;
 pub mod state;
 pub mod storage;
 pub mod store;

@@ -1,8 +1,8 @@
 //! A `PeerFsm`: one replica of one region, wrapping a raft-rs `RawNode`.
 //!
 //! The peer keeps the bookkeeping that ties client requests to the log:
-//! proposals waiting for their entry to be applied (matched by index *and* term, so
-//! an entry overwritten by a new leader answers StaleCommand), and linearizable
+//! proposals waiting for their entry to be applied (matched by index *and* term
+//! when the entry at their index is applied: see [`super::proposal`]), and linearizable
 //! reads waiting first for a ReadIndex confirmation and then for the apply index to
 //! reach it. It performs no IO itself: the store drives it.
 
@@ -14,16 +14,8 @@ use futures::channel::oneshot;
 use raft::{RawNode, StateRole};
 use std::collections::VecDeque;
 
-pub type WriteCallback = oneshot::Sender<RegionResult<WriteResult>>;
+pub use super::proposal::{Proposal, ProposalQueue, WriteCallback};
 pub type ReadCallback = oneshot::Sender<RegionResult<ReadResult>>;
-
-/// A proposal waiting for its entry to apply.
-pub struct Proposal {
-    pub index: u64,
-    pub term: u64,
-    /// None for admin commands the store proposes itself.
-    pub callback: Option<WriteCallback>,
-}
 
 pub struct PendingRead {
     pub id: u64,
@@ -36,7 +28,7 @@ pub struct PendingRead {
 pub struct PeerFsm<E: Engine> {
     pub peer: Peer,
     pub raw: RawNode<PeerStorage<E>>,
-    pub proposals: VecDeque<Proposal>,
+    pub proposals: ProposalQueue,
     pub reads: VecDeque<PendingRead>,
     /// Index of the snapshot whose data is being written, if any. While set, the
     /// peer refuses proposals and holds back committed entries.
@@ -56,7 +48,7 @@ impl<E: Engine> PeerFsm<E> {
         PeerFsm {
             peer,
             raw,
-            proposals: VecDeque::new(),
+            proposals: ProposalQueue::default(),
             reads: VecDeque::new(),
             applying_snapshot: None,
             deferred_entries: Vec::new(),
@@ -116,53 +108,23 @@ impl<E: Engine> PeerFsm<E> {
         RegionError::NotLeader { region_id: self.region_id(), leader: self.leader_hint() }
     }
 
-    /// Queues a proposal just appended at the end of our log. Proposals from an
-    /// earlier term at this index or later were cut from the log by this append
-    /// (a leader appends only at its log's end), so they can never commit: they
-    /// are told so now, and the queue stays ordered by index.
+    /// Queues a proposal just appended at the end of our log (see
+    /// [`ProposalQueue`] for when it is answered).
     pub fn push_proposal(&mut self, proposal: Proposal) {
-        while self.proposals.back().is_some_and(|p| p.index >= proposal.index) {
-            let stale = self.proposals.pop_back().expect("back exists");
-            if let Some(callback) = stale.callback {
-                let _ = callback.send(Err(RegionError::StaleCommand));
-            }
-        }
-        self.proposals.push_back(proposal);
+        self.proposals.push(proposal);
     }
 
-    /// A snapshot up to `index` replaced the log: proposals it covers may or may
-    /// not be in it, and no entry will come to tell. Their outcome is unknown.
+    /// A snapshot up to `index` replaced the log: the outcome of the proposals
+    /// it covers is unknown.
     pub fn proposals_covered_by_snapshot(&mut self, index: u64) {
-        while self.proposals.front().is_some_and(|p| p.index <= index) {
-            let proposal = self.proposals.pop_front().expect("front exists");
-            if let Some(callback) = proposal.callback {
-                let reason = format!("region {}: a snapshot up to index {index} replaced the log", self.region_id());
-                let _ = callback.send(Err(RegionError::OutcomeUnknown { reason }));
-            }
-        }
+        let region_id = self.region_id();
+        self.proposals.covered_by_snapshot(index, region_id);
     }
 
-    /// Answers the proposal for the entry at (`index`, `term`), if it is ours;
-    /// proposals for earlier indexes were overwritten and are told so.
+    /// The entry at (`index`, `term`) was applied: answers its proposal, and
+    /// tells proposals that lost their index.
     pub fn answer_proposal(&mut self, index: u64, term: u64, result: RegionResult<WriteResult>) {
-        while let Some(front) = self.proposals.front() {
-            if front.index > index {
-                return;
-            }
-            let proposal = self.proposals.pop_front().expect("front exists");
-            let outcome = if proposal.index == index && proposal.term == term {
-                result.clone()
-            } else {
-                tracing::debug!(region = self.region_id(), proposal_index = proposal.index, proposal_term = proposal.term, index, term, "proposal superseded");
-                Err(RegionError::StaleCommand)
-            };
-            if let Some(callback) = proposal.callback {
-                let _ = callback.send(outcome);
-            }
-            if proposal.index == index {
-                return;
-            }
-        }
+        self.proposals.applied(index, term, &result);
     }
 
     /// Marks the read with context `id` as confirmed at `read_index`.

@@ -1,0 +1,151 @@
+//! The proposal queue: client writes (and the store's own admin commands)
+//! waiting for their log entry to be applied.
+//!
+//! A proposal is identified by the (index, term) its entry had when this peer,
+//! as leader, appended it. It is answered when the entry at its index is
+//! **applied**: the result if that entry has its term, `StaleCommand` if another
+//! term's entry took the index. Nothing earlier is proof: an entry cut from this
+//! peer's log may still sit in another peer's log and be committed by a later
+//! leader (with five voters, a leader can win without the peer that cut it), so
+//! a proposal is never told it failed before an entry at its index is applied
+//! (TiKV's rule). A snapshot that covers a proposal's index leaves its outcome
+//! unknown.
+
+use super::cmd::{RegionError, RegionResult, WriteResult};
+use futures::channel::oneshot;
+use std::collections::VecDeque;
+
+pub type WriteCallback = oneshot::Sender<RegionResult<WriteResult>>;
+
+/// A proposal waiting for its entry to apply.
+pub struct Proposal {
+    pub index: u64,
+    pub term: u64,
+    /// None for admin commands the store proposes itself.
+    pub callback: Option<WriteCallback>,
+}
+
+/// Proposals ordered by (index, term).
+#[derive(Default)]
+pub struct ProposalQueue {
+    queue: VecDeque<Proposal>,
+}
+
+impl ProposalQueue {
+    pub fn len(&self) -> usize {
+        self.queue.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.queue.is_empty()
+    }
+
+    /// Queues a proposal just appended to the log. An older-term proposal at
+    /// this index or later stays queued: its entry was cut from this log, but
+    /// not necessarily from every log.
+    pub fn push(&mut self, proposal: Proposal) {
+        let at = self.queue.partition_point(|p| (p.index, p.term) <= (proposal.index, proposal.term));
+        self.queue.insert(at, proposal);
+    }
+
+    /// The entry at (`index`, `term`) was applied with `result`: answers the
+    /// proposal it belongs to, and tells every proposal for this index or an
+    /// earlier one with another term that its entry lost the index.
+    pub fn applied(&mut self, index: u64, term: u64, result: &RegionResult<WriteResult>) {
+        while self.queue.front().is_some_and(|p| p.index <= index) {
+            let proposal = self.queue.pop_front().expect("front exists");
+            let outcome = if proposal.index == index && proposal.term == term {
+                result.clone()
+            } else {
+                tracing::debug!(proposal_index = proposal.index, proposal_term = proposal.term, index, term, "proposal superseded");
+                Err(RegionError::StaleCommand)
+            };
+            if let Some(callback) = proposal.callback {
+                let _ = callback.send(outcome);
+            }
+        }
+    }
+
+    /// A snapshot up to `index` replaced the log: proposals it covers may or may
+    /// not be in it, and no entry will come to tell. Their outcome is unknown.
+    pub fn covered_by_snapshot(&mut self, index: u64, region_id: u64) {
+        while self.queue.front().is_some_and(|p| p.index <= index) {
+            let proposal = self.queue.pop_front().expect("front exists");
+            if let Some(callback) = proposal.callback {
+                let reason = format!("region {region_id}: a snapshot up to index {index} replaced the log");
+                let _ = callback.send(Err(RegionError::OutcomeUnknown { reason }));
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use futures::channel::oneshot::Receiver;
+
+    fn proposal(index: u64, term: u64) -> (Proposal, Receiver<RegionResult<WriteResult>>) {
+        let (tx, rx) = oneshot::channel();
+        (Proposal { index, term, callback: Some(tx) }, rx)
+    }
+
+    fn answer(rx: &mut Receiver<RegionResult<WriteResult>>) -> Option<RegionResult<WriteResult>> {
+        rx.try_recv().expect("not cancelled")
+    }
+
+    /// Five voters A..E. A leads term 2 and appends P at index 5, which reaches
+    /// only B. C leads term 3 with A and overwrites A's index 5. A leads term 4
+    /// and appends Q at index 5: P's entry is gone from A's log — but B, D and
+    /// E still hold logs whose last term is 2, so B can win term 5 with their
+    /// votes and commit P. A then applies (5, term 2): P took effect and must be
+    /// answered so, not told StaleCommand when Q was appended.
+    #[test]
+    fn a_proposal_cut_from_our_log_can_still_commit_elsewhere() {
+        let mut queue = ProposalQueue::default();
+        let (p, mut p_rx) = proposal(5, 2);
+        queue.push(p);
+        let (q, mut q_rx) = proposal(5, 4);
+        queue.push(q);
+        assert!(answer(&mut p_rx).is_none(), "P must not be told anything while its index is not applied");
+        assert_eq!(queue.len(), 2);
+        // B's term-5 log is applied on A: index 4 from term 2, index 5 = P.
+        queue.applied(4, 2, &Ok(WriteResult::Done));
+        assert!(answer(&mut p_rx).is_none());
+        queue.applied(5, 2, &Ok(WriteResult::Done));
+        assert_eq!(answer(&mut p_rx), Some(Ok(WriteResult::Done)), "P took effect");
+        assert_eq!(answer(&mut q_rx), Some(Err(RegionError::StaleCommand)), "Q lost index 5");
+        assert!(queue.is_empty());
+    }
+
+    #[test]
+    fn proposals_are_answered_by_index_and_term() {
+        let mut queue = ProposalQueue::default();
+        let (a, mut a_rx) = proposal(3, 1);
+        let (b, mut b_rx) = proposal(4, 1);
+        let (c, mut c_rx) = proposal(6, 1);
+        queue.push(b);
+        queue.push(a);
+        queue.push(c);
+        queue.applied(3, 1, &Ok(WriteResult::Done));
+        assert_eq!(answer(&mut a_rx), Some(Ok(WriteResult::Done)));
+        assert!(answer(&mut b_rx).is_none());
+        // A new leader's entry took index 4: b is stale; c waits.
+        queue.applied(4, 2, &Ok(WriteResult::Done));
+        assert_eq!(answer(&mut b_rx), Some(Err(RegionError::StaleCommand)));
+        assert!(answer(&mut c_rx).is_none());
+        // Index 5 applied: c (index 6) still waits.
+        queue.applied(5, 2, &Ok(WriteResult::Done));
+        assert!(answer(&mut c_rx).is_none());
+        queue.covered_by_snapshot(10, 1);
+        assert!(matches!(answer(&mut c_rx), Some(Err(RegionError::OutcomeUnknown { .. }))));
+    }
+
+    #[test]
+    fn results_reach_the_proposal_unchanged() {
+        let mut queue = ProposalQueue::default();
+        let (a, mut a_rx) = proposal(7, 3);
+        queue.push(a);
+        queue.applied(7, 3, &Ok(WriteResult::Cas { succeeded: false, previous: Some(b"x".to_vec()) }));
+        assert_eq!(answer(&mut a_rx), Some(Ok(WriteResult::Cas { succeeded: false, previous: Some(b"x".to_vec()) })));
+    }
+}
