@@ -446,6 +446,15 @@ fn history_order(ops: &mut [(usize, Edn)]) {
 /// EDN register (Knossos) or kv (Porcupine) histories.
 pub fn parse_edn(text: &str) -> Result<History, ParseError> {
     let mut ops = read_edn_ops(text)?;
+    // Transactions (Elle's list-append: `:f :txn`, values of micro-ops) are
+    // not register histories: say so instead of complaining about a field.
+    let is_txn = |op: &Edn| {
+        op.get("f").and_then(Edn::keyword) == Some("txn")
+            || matches!(op.get("value"), Some(Edn::Vector(mops)) if mops.first().is_some_and(|m| matches!(m, Edn::Vector(m) if matches!(m.first(), Some(Edn::Keyword(k)) if k == "append" || k == "r" || k == "w"))))
+    };
+    if let Some((line, _)) = ops.iter().find(|(_, op)| is_txn(op)) {
+        return err(*line, "a transactional (list-append) history: `check` reads register and kv histories, one operation per key");
+    }
     history_order(&mut ops);
     let is_kv = ops.iter().any(|(_, op)| matches!(op.get("f").and_then(Edn::keyword), Some("get" | "put" | "append")));
     let mut pairing = Pairing::new(if is_kv { Initial::Empty } else { Initial::Absent });
@@ -694,6 +703,15 @@ mod tests {
             assert_eq!(h.ops.len(), 2, "{layout}");
             assert!(!check(&h).is_ok(), "a stale read passed in this layout:\n{layout}");
         }
+    }
+
+    #[test]
+    fn transactional_histories_are_named_as_such() {
+        let elle = "{:index 0 :type :invoke :value [[:append 253 1] [:r 253 nil]]}\n";
+        let e = parse(elle).unwrap_err();
+        assert_eq!((e.line, e.message.contains("transactional (list-append) history")), (1, true), "{e}");
+        let with_f = "{:type :invoke, :f :txn, :value [[:append 11 1]], :process 10}\n";
+        assert!(parse(with_f).unwrap_err().message.contains("transactional"));
     }
 
     #[test]
