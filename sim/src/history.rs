@@ -24,6 +24,8 @@ pub enum Call {
     /// Compare-and-set: if the value is `.0`, make it `.1`.
     Cas(String, String),
     Append(String),
+    /// Removes the key: it holds nothing afterwards.
+    Delete,
 }
 
 /// What the process was told.
@@ -134,6 +136,7 @@ impl fmt::Display for Call {
             Call::Write(v) => write!(f, "write {v:?}"),
             Call::Cas(a, b) => write!(f, "cas {a:?}->{b:?}"),
             Call::Append(v) => write!(f, "append {v:?}"),
+            Call::Delete => write!(f, "delete"),
         }
     }
 }

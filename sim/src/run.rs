@@ -146,6 +146,7 @@ struct Shared {
     start: Instant,
     nemesis: Nemesis,
     swarm: Swarm,
+    delete_percent: u64,
 }
 
 impl Shared {
@@ -168,6 +169,7 @@ async fn run_inner(scenario: Scenario, plan: Plan) -> RunReport {
             Bug::FollowerLocalRead => spec.raftstore.bugs.follower_local_read = true,
             Bug::AckBeforeCommit => spec.raftstore.bugs.ack_before_commit = true,
             Bug::UnsyncedVote => spec.raftstore.bugs.unsynced_vote = true,
+            Bug::SnapshotKeepsStaleKeys => spec.raftstore.bugs.snapshot_keeps_stale_keys = true,
         }
     }
     spec.io = IoProfile { slowdown: swarm.disk_slowdown.max(1), ..IoProfile::ssd() };
@@ -183,6 +185,7 @@ async fn run_inner(scenario: Scenario, plan: Plan) -> RunReport {
         start: Instant::now(),
         nemesis: Nemesis::new(cluster.clone(), baseline_io),
         swarm: swarm.clone(),
+        delete_percent: scenario.workload.delete_percent,
     });
     shared.log(plan.swarm_line());
     let mut failures = Vec::new();
@@ -325,11 +328,12 @@ async fn think(shared: &Shared) {
     sleep(Duration::from_millis(ms)).await;
 }
 
-/// Per-key get / put / cas. A client whose operation has an unknown outcome
+/// Per-key get / put / cas / delete. A client whose operation has an unknown outcome
 /// continues as a new process, as Jepsen's do.
 async fn register_client(shared: &Shared, client: &RawClient, c: u64) {
     use rand::Rng;
     let (keys, read_percent, cas_percent) = (shared.swarm.keys, shared.swarm.read_percent, shared.swarm.cas_percent);
+    let delete_percent = shared.delete_percent;
     let clients = shared.swarm.clients.max(1);
     let mut process = c;
     let mut counter = 0u64;
@@ -361,6 +365,14 @@ async fn register_client(shared: &Shared, client: &RawClient, c: u64) {
                 Err(_) => Some(Outcome::Failed),
             };
             (Call::Cas(from, value), outcome)
+        } else if dice < read_percent + cas_percent + delete_percent {
+            let outcome = match client.delete(key.as_bytes()).await {
+                Ok(()) => Some(Outcome::Done),
+                Err(ClientError::Unknown(_)) => Some(Outcome::Unknown),
+                // Definite: the client saw only errors that mean it did not happen.
+                Err(_) => Some(Outcome::Failed),
+            };
+            (Call::Delete, outcome)
         } else {
             let outcome = match client.put(key.as_bytes(), value.as_bytes()).await {
                 Ok(()) => Some(Outcome::Done),

@@ -104,6 +104,9 @@ pub struct Workload {
     /// Percent of register operations that are reads / cas (the rest are puts).
     pub read_percent: Range<u64>,
     pub cas_percent: Range<u64>,
+    /// Percent of register operations that delete the key. Fixed, not drawn:
+    /// the plan a seed yields does not depend on it.
+    pub delete_percent: u64,
 }
 
 impl Default for Workload {
@@ -115,6 +118,7 @@ impl Default for Workload {
             think_ms: Range::Between([0, 50]),
             read_percent: Range::Fixed(40),
             cas_percent: Range::Fixed(30),
+            delete_percent: 0,
         }
     }
 }
@@ -209,6 +213,7 @@ pub enum Bug {
     FollowerLocalRead,
     AckBeforeCommit,
     UnsyncedVote,
+    SnapshotKeepsStaleKeys,
 }
 
 /// A scenario that could not be loaded: where, and what is wrong.
@@ -304,8 +309,8 @@ impl Scenario {
                 return Err((field, format!("`nemesis.{field}` is a probability: between 0 and 1")));
             }
         }
-        if self.workload.read_percent.bounds().1 + self.workload.cas_percent.bounds().1 > 100 {
-            return Err(("read_percent", "`workload.read_percent` + `workload.cas_percent` must not exceed 100".into()));
+        if self.workload.read_percent.bounds().1 + self.workload.cas_percent.bounds().1 + self.workload.delete_percent > 100 {
+            return Err(("read_percent", "`workload.read_percent` + `workload.cas_percent` + `workload.delete_percent` must not exceed 100".into()));
         }
         if self.phases.safety_secs == 0 || self.phases.liveness_secs == 0 {
             return Err(("safety_secs", "`phases.safety_secs` and `phases.liveness_secs` must be positive".into()));

@@ -115,6 +115,14 @@ fn planted_unsynced_vote_is_caught() {
     clean_passes("unsynced-vote.toml", 0..seed + 1);
 }
 
+/// Deletes make a snapshot that keeps deleted keys visible: without deletes in
+/// the workload, this planted bug could never be noticed.
+#[test]
+fn planted_snapshot_keeps_stale_keys_is_caught() {
+    let seed = caught_within("snapshot-keeps-stale-keys.toml", "convergence", 200);
+    clean_passes("snapshot-keeps-stale-keys.toml", 0..seed + 1);
+}
+
 /// The plan each scenario's seed 1 yields: changes only when the plan
 /// generator or a scenario changes, on purpose (`cargo insta review`).
 #[test]

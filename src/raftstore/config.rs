@@ -48,6 +48,9 @@ pub struct PlantedBugs {
     /// A hard state (term, vote) persisted without new entries is not synced, so a
     /// crash can forget a vote already sent.
     pub unsynced_vote: bool,
+    /// Applying a snapshot writes its pairs over the region's old data without
+    /// clearing it first, so keys deleted since linger on the replica.
+    pub snapshot_keeps_stale_keys: bool,
 }
 
 impl Default for RaftStoreConfig {

@@ -437,6 +437,15 @@ impl<E: Engine> Store<E> {
     }
 
     /// The checks every request passes before it reaches raft.
+    /// Whether applying a snapshot clears the region's old data first (always,
+    /// unless the planted bug `snapshot_keeps_stale_keys` is on).
+    fn clears_on_snapshot(&self) -> bool {
+        #[cfg(madsim)]
+        return !self.cfg.bugs.snapshot_keeps_stale_keys;
+        #[cfg(not(madsim))]
+        return true;
+    }
+
     fn check_request(&self, region_id: RegionId, epoch: RegionEpoch, keys: &[&[u8]]) -> RegionResult<()> {
         let peer = self.peers.get(&region_id).ok_or(RegionError::RegionNotFound { region_id })?;
         let region = peer.region();
@@ -790,13 +799,13 @@ impl<E: Engine> Store<E> {
         peer.applying_snapshot = Some(index);
         self.emit(StoreEvent::SnapshotApplying { store_id: self.store_id, region_id, index });
         tracing::info!(store = self.store_id, region = region_id, index, "applying snapshot");
-        let (engine, mut tx, chunk_bytes) = (self.kv_engine.clone(), self.tx.clone(), self.cfg.snapshot_chunk_bytes);
+        let (engine, mut tx, chunk_bytes, clear) = (self.kv_engine.clone(), self.tx.clone(), self.cfg.snapshot_chunk_bytes, self.clears_on_snapshot());
         let apply_state = peer.raw.store().apply_state;
         madsim::task::spawn(async move {
             let start = Instant::now();
             let bytes = snapshot.get_data().len();
             let state = ApplyState { applied_index: index, ..apply_state };
-            if write_snapshot_data(&engine, data, state, chunk_bytes).await.is_ok() {
+            if write_snapshot_data(&engine, data, state, chunk_bytes, clear).await.is_ok() {
                 let _ = tx.send(StoreMsg::SnapshotApplied { region_id, index, bytes, took: start.elapsed() }).await;
             }
         });
@@ -837,7 +846,7 @@ impl<E: Engine> Store<E> {
             tracing::info!(store = self.store_id, region = region_id, index = meta.index, "finishing interrupted snapshot");
             let data = SnapshotData::decode(snapshot.get_data()).expect("pending snapshot decodes");
             let state = ApplyState { applied_index: meta.index, truncated_index: meta.index, truncated_term: meta.term };
-            engine_ok(write_snapshot_data(&self.kv_engine, data, state, self.cfg.snapshot_chunk_bytes).await, "apply snapshot")?;
+            engine_ok(write_snapshot_data(&self.kv_engine, data, state, self.cfg.snapshot_chunk_bytes, self.clears_on_snapshot()).await, "apply snapshot")?;
             self.emit(StoreEvent::SnapshotResumed { store_id: self.store_id, region_id, index: meta.index });
         }
         let mut batch = WriteBatch::new();
@@ -846,14 +855,17 @@ impl<E: Engine> Store<E> {
     }
 }
 
-/// Replaces the region's data with the snapshot's, paying snapshot write IO, and
-/// marks the region live again, all in one synced batch.
-async fn write_snapshot_data<E: Engine>(engine: &E, data: SnapshotData, apply_state: ApplyState, chunk_bytes: usize) -> Result<(), EngineError> {
+/// Replaces the region's data with the snapshot's (clearing the old data first,
+/// unless a planted bug says not to), paying snapshot write IO, and marks the
+/// region live again, all in one synced batch.
+async fn write_snapshot_data<E: Engine>(engine: &E, data: SnapshotData, apply_state: ApplyState, chunk_bytes: usize, clear: bool) -> Result<(), EngineError> {
     let region = data.region;
     let mut batch = WriteBatch::new();
     let (begin, end) = (keys::data_key(&region.start_key), keys::data_end_key(&region.end_key));
-    for cf in DATA_CFS {
-        batch.delete_range(cf, begin.clone(), end.clone());
+    if clear {
+        for cf in DATA_CFS {
+            batch.delete_range(cf, begin.clone(), end.clone());
+        }
     }
     let mut pending_bytes = 0;
     for (cf_index, pairs) in data.cfs {

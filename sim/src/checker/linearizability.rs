@@ -271,6 +271,8 @@ impl<'a> Values<'a> {
             (Call::Read, Outcome::Read(v)) => Step::Read(self.intern(v.as_deref())),
             (Call::Write(v), Outcome::Done | Outcome::Unknown) => Step::Write(self.intern(Some(v))),
             (Call::Append(v), Outcome::Done | Outcome::Unknown) => Step::Append(self.intern(Some(v))),
+            // A delete leaves the key holding nothing: a write of nil.
+            (Call::Delete, Outcome::Done | Outcome::Unknown) => Step::Write(self.intern(None)),
             (Call::Cas(a, b), Outcome::CasOk) => Step::CasOk(self.intern(Some(a)), self.intern(Some(b))),
             (Call::Cas(a, _), Outcome::CasFailed) => Step::CasFail(self.intern(Some(a))),
             (Call::Cas(a, b), Outcome::Unknown) => Step::CasMaybe(self.intern(Some(a)), self.intern(Some(b))),
@@ -675,15 +677,17 @@ impl<'a> Search<'a> {
                     _ => continue,
                 };
                 let called_in_time = |j: &&u32| **j as usize != r && call_at[**j as usize] < return_at[r];
-                match hope {
-                    Hope::Register => producers[r].extend(writers.get(&need).into_iter().flatten().filter(called_in_time)),
-                    _ => {
-                        let target = values.values[need as usize].unwrap_or_default();
-                        for (&w, list) in &writers {
-                            if values.values[w as usize].is_some_and(|w| target.starts_with(w)) {
-                                producers[r].extend(list.iter().filter(called_in_time));
-                            }
-                        }
+                // A writer can leave exactly the needed value; in an append key,
+                // also any string the needed one begins with (appends follow).
+                let target = values.values[need as usize];
+                for (&w, list) in &writers {
+                    let written = values.values[w as usize];
+                    // (Appending to a deleted key starts from nothing.)
+                    let helps = w == need
+                        || (hope == Hope::Append && matches!((written, target), (None, Some(_))))
+                        || (hope == Hope::Append && matches!((written, target), (Some(w), Some(t)) if t.starts_with(w)));
+                    if helps {
+                        producers[r].extend(list.iter().filter(called_in_time));
                     }
                 }
             }
@@ -1034,6 +1038,7 @@ mod tests {
             match (&op.call, &op.outcome) {
                 (Call::Read, Outcome::Read(v)) => (v == state).then(|| state.clone()),
                 (Call::Write(v), _) => Some(Some(v.clone())),
+                (Call::Delete, _) => Some(None),
                 (Call::Append(v), _) => Some(Some(format!("{}{v}", state.as_deref().unwrap_or("")))),
                 (Call::Cas(a, b), Outcome::CasOk) => (state.as_deref() == Some(a.as_str())).then(|| Some(b.clone())),
                 (Call::Cas(a, _), Outcome::CasFailed) => (state.as_deref() != Some(a.as_str())).then(|| state.clone()),
@@ -1075,7 +1080,7 @@ mod tests {
             (seed >> 33) % n
         };
         let (mut valid, mut invalid) = (0, 0);
-        for case in 0..4000 {
+        for case in 0..20_000 {
             let appends = case % 2 == 1;
             let n = 1 + next(7) as usize;
             let values: &[&str] = if appends { &["a", "b", "ab"] } else { &["1", "2", "3"] };
@@ -1088,10 +1093,12 @@ mod tests {
             for k in 0..n {
                 let (a, b) = (times[2 * k].min(times[2 * k + 1]), times[2 * k].max(times[2 * k + 1]));
                 let v = values[next(3) as usize].to_string();
-                let (call, outcome) = match next(if appends { 3 } else { 4 }) {
+                let (call, outcome) = match next(if appends { 4 } else { 5 }) {
                     0 => (Call::Read, Outcome::Read(None)),
                     1 => (Call::Write(v), Outcome::Done),
                     2 if appends => (Call::Append(v), Outcome::Done),
+                    3 if appends => (Call::Delete, Outcome::Done),
+                    4 => (Call::Delete, Outcome::Done),
                     _ => (Call::Cas(values[next(3) as usize].to_string(), v), Outcome::CasOk),
                 };
                 let unknown = call != Call::Read && next(4) == 0;
@@ -1106,6 +1113,7 @@ mod tests {
                 match ops[k].call.clone() {
                     Call::Read => ops[k].outcome = Outcome::Read(state.clone()),
                     Call::Write(v) if happened => state = Some(v),
+                    Call::Delete if happened => state = None,
                     Call::Append(v) if happened => state = Some(format!("{}{v}", state.as_deref().unwrap_or(""))),
                     Call::Cas(a, b) => {
                         let equal = state.as_deref() == Some(a.as_str());
@@ -1134,6 +1142,6 @@ mod tests {
                 invalid += 1
             }
         }
-        assert!(valid > 1000 && invalid > 500, "both verdicts exercised: {valid} valid, {invalid} invalid");
+        assert!(valid > 5000 && invalid > 2500, "both verdicts exercised: {valid} valid, {invalid} invalid");
     }
 }

@@ -479,6 +479,7 @@ pub fn parse_edn(text: &str) -> Result<History, ParseError> {
                     "read" | "get" => Call::Read,
                     "write" | "put" => Call::Write(scalar(line, value, "`:value`")?.unwrap_or_default()),
                     "append" => Call::Append(scalar(line, value, "`:value`")?.unwrap_or_default()),
+                    "delete" => Call::Delete,
                     "cas" => match value {
                         Edn::Vector(v) if v.len() == 2 => {
                             Call::Cas(scalar(line, &v[0], "cas `from`")?.unwrap_or_default(), scalar(line, &v[1], "cas `to`")?.unwrap_or_default())
@@ -554,6 +555,7 @@ pub fn to_edn(history: &History) -> String {
             Call::Write(v) => ("write", edn_value(v)),
             Call::Cas(a, b) => ("cas", format!("[{} {}]", edn_value(a), edn_value(b))),
             Call::Append(v) => ("append", edn_value(v)),
+            Call::Delete => ("delete", "nil".to_string()),
         };
         let (kind, value) = match (phase, &op.outcome) {
             (0, _) => ("invoke", invoke_value),
@@ -585,6 +587,7 @@ pub fn to_porcupine_log(history: &History, key: &str) -> Result<String, String> 
                 check(b)?
             }
             Call::Append(_) => return Err("Porcupine's etcd log has no append".into()),
+            Call::Delete => return Err("Porcupine's etcd log has no delete".into()),
             Call::Read => {}
         }
     }
@@ -595,7 +598,7 @@ pub fn to_porcupine_log(history: &History, key: &str) -> Result<String, String> 
             Call::Read => ("read", "nil".to_string()),
             Call::Write(v) => ("write", v.clone()),
             Call::Cas(a, b) => ("cas", format!("[{a} {b}]")),
-            Call::Append(_) => unreachable!("rejected above"),
+            Call::Append(_) | Call::Delete => unreachable!("rejected above"),
         };
         let (kind, value) = match (phase, &op.outcome) {
             (0, _) => (":invoke", value),

@@ -128,7 +128,7 @@ pub fn register_history(seed: u64, shape: Shape, valid: bool) -> History {
                     Outcome::CasFailed
                 }
             }
-            Call::Append(_) => unreachable!("register histories do not append"),
+            Call::Append(_) | Call::Delete => unreachable!("generated histories do not append or delete"),
         };
         outcomes[i] = if p.unknown { Outcome::Unknown } else { outcome };
     }
