@@ -814,6 +814,14 @@ impl<'a> Search<'a> {
                     self.at = self.next[self.at as usize];
                     continue;
                 }
+                // An unknown operation only changes the state; a write right after
+                // it erases that, so the order "unknown, then write" is the order
+                // "write" with the unknown one never happening: tried elsewhere.
+                let erases_unknown = matches!(self.steps[op as usize], Step::Write(_)) && self.stack.last().is_some_and(|&(top, _)| self.unknown[top as usize]);
+                if erases_unknown {
+                    self.at = self.next[self.at as usize];
+                    continue;
+                }
                 if let Some(next_state) = self.values.step(self.state, self.steps[op as usize]) {
                     self.flip(op);
                     if self.seen.insert(self.hash, next_state, &self.bits, &self.unknown_bits) {
