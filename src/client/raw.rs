@@ -67,13 +67,80 @@ impl Routing {
         self.leaders.insert(region.id, next);
     }
 
-    fn update(&mut self, region: Region) {
-        self.regions.retain(|_, r| r.id == region.id || !r.overlaps(&region));
-        self.regions.retain(|_, r| r.id != region.id || r.epoch <= region.epoch);
-        if !self.regions.values().any(|r| r.id == region.id && r.epoch > region.epoch) {
-            self.regions.insert(region.start_key.clone(), region);
+    /// What to do after `store`, asked about `region`, failed with `failure`
+    /// (an error it answered, or no answer in time); updates the routing.
+    fn after_failure(&mut self, region: &Region, store: StoreId, failure: Failure, is_write: bool) -> Next {
+        match failure {
+            Failure::Timeout(reason) => {
+                // The store may be down: next time, start with the replica after it.
+                self.suspect(region, store);
+                if is_write {
+                    // It may have reached raft: retrying blindly could apply it twice.
+                    Next::Stop(ClientError::Unknown(reason))
+                } else {
+                    Next::Backoff
+                }
+            }
+            Failure::Answered(error) => match error {
+                ServerError::Region(RegionError::NotLeader { leader: Some(leader), region_id }) => {
+                    // A hint we already followed means the leader is not ready yet.
+                    if self.leaders.insert(region_id, leader.store_id) == Some(leader.store_id) {
+                        Next::Backoff
+                    } else {
+                        Next::Retry
+                    }
+                }
+                ServerError::Region(RegionError::EpochNotMatch { current_regions, .. }) => {
+                    current_regions.into_iter().for_each(|r| self.update(r));
+                    Next::Retry
+                }
+                ServerError::Region(RegionError::OutcomeUnknown { reason }) if is_write => Next::Stop(ClientError::Unknown(reason)),
+                ServerError::Region(_) => {
+                    self.leaders.remove(&region.id);
+                    Next::Backoff
+                }
+                error @ (ServerError::InvalidRequest(_) | ServerError::Malformed(_)) => Next::Stop(ClientError::Invalid(error.to_string())),
+            },
         }
     }
+
+    /// Learns `region` unless what the cache holds is newer: the same region at
+    /// a later epoch, or an overlapping region at a later version (it came from
+    /// a later split). Otherwise it replaces its older self and every region
+    /// it overlaps.
+    fn update(&mut self, region: Region) {
+        let stale = self.regions.values().any(|r| {
+            if r.id == region.id {
+                region.epoch.is_stale_against(&r.epoch)
+            } else {
+                r.overlaps(&region) && region.epoch.version < r.epoch.version
+            }
+        });
+        if stale {
+            return;
+        }
+        self.regions.retain(|_, r| r.id != region.id && !r.overlaps(&region));
+        self.regions.insert(region.start_key.clone(), region);
+    }
+}
+
+/// How one attempt failed.
+#[derive(Debug)]
+enum Failure {
+    /// No answer within the RPC timeout.
+    Timeout(String),
+    Answered(ServerError),
+}
+
+/// What the client does after a failed attempt.
+#[derive(Debug, PartialEq)]
+enum Next {
+    /// Try again at once: the routing learned something.
+    Retry,
+    /// Try again after the backoff.
+    Backoff,
+    /// Give up with this error.
+    Stop(ClientError),
 }
 
 type Pending = Arc<Mutex<BTreeMap<u64, oneshot::Sender<Vec<u8>>>>>;
@@ -182,44 +249,24 @@ impl RawClient {
             let store = self.target(&region, attempt);
             let request = Request { region_id: region.id, epoch: region.epoch, body: body.clone() };
             tracing::debug!(region = region.id, store, attempt, ?body, "client request");
-            let error = match self.rpc(store, &request).await {
+            let failure = match self.rpc(store, &request).await {
                 Ok(Response(Ok(reply))) => {
                     self.routing.lock().expect("routing lock").leaders.insert(region.id, store);
                     return Ok(reply);
                 }
-                Ok(Response(Err(e))) => e,
-                Err(timeout) => {
-                    // The store may be down: next time, start with the replica after it.
-                    self.routing.lock().expect("routing lock").suspect(&region, store);
-                    if is_write {
-                        return Err(ClientError::Unknown(timeout));
-                    }
-                    last = timeout;
-                    madsim::time::sleep(self.backoff(attempt)).await;
-                    continue;
-                }
+                Ok(Response(Err(e))) => Failure::Answered(e),
+                Err(timeout) => Failure::Timeout(timeout),
             };
-            tracing::debug!(region = region.id, store, attempt, %error, "client request failed");
-            last = error.to_string();
-            match error {
-                ServerError::Region(RegionError::NotLeader { leader: Some(leader), region_id }) => {
-                    // A hint we already followed means the leader is not ready yet.
-                    let repeated = self.routing.lock().expect("routing lock").leaders.insert(region_id, leader.store_id) == Some(leader.store_id);
-                    if repeated {
-                        madsim::time::sleep(self.backoff(attempt)).await;
-                    }
-                }
-                ServerError::Region(RegionError::EpochNotMatch { current_regions, .. }) => {
-                    let mut routing = self.routing.lock().expect("routing lock");
-                    current_regions.into_iter().for_each(|r| routing.update(r));
-                    drop(routing);
-                }
-                ServerError::Region(RegionError::OutcomeUnknown { reason }) if is_write => return Err(ClientError::Unknown(reason)),
-                ServerError::Region(_) => {
-                    self.routing.lock().expect("routing lock").leaders.remove(&region.id);
-                    madsim::time::sleep(self.backoff(attempt)).await;
-                }
-                ServerError::InvalidRequest(_) | ServerError::Malformed(_) => return Err(ClientError::Invalid(last)),
+            tracing::debug!(region = region.id, store, attempt, ?failure, "client request failed");
+            last = match &failure {
+                Failure::Timeout(reason) => reason.clone(),
+                Failure::Answered(error) => error.to_string(),
+            };
+            let next = self.routing.lock().expect("routing lock").after_failure(&region, store, failure, is_write);
+            match next {
+                Next::Retry => {}
+                Next::Backoff => madsim::time::sleep(self.backoff(attempt)).await,
+                Next::Stop(error) => return Err(error),
             }
         }
         Err(ClientError::Failed { attempts: self.cfg.max_attempts, last })
@@ -242,5 +289,77 @@ impl RawClient {
             Ok(Ok(payload)) => Response::decode(&payload).map_err(|e| format!("undecodable response from store {store}: {e}")),
             _ => Err(format!("store {store} did not answer within {:?}", self.cfg.rpc_timeout)),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::meta::{Peer, RegionEpoch};
+
+    fn region(id: RegionId, start: &str, end: &str, version: u64) -> Region {
+        let peers = (1..=3).map(|s| Peer::voter(id * 10 + s, s)).collect();
+        Region { id, start_key: start.as_bytes().to_vec(), end_key: end.as_bytes().to_vec(), epoch: RegionEpoch::new(1, version), peers }
+    }
+
+    fn routing(regions: Vec<Region>) -> Routing {
+        Routing { regions: regions.into_iter().map(|r| (r.start_key.clone(), r)).collect(), leaders: BTreeMap::new() }
+    }
+
+    fn answered(e: RegionError) -> Failure {
+        Failure::Answered(ServerError::Region(e))
+    }
+
+    #[test]
+    fn timeouts_fail_writes_as_unknown_and_move_reads_to_the_next_replica() {
+        let r = region(1, "", "", 1);
+        let mut routing = routing(vec![r.clone()]);
+        let next = routing.after_failure(&r, 2, Failure::Timeout("no answer".into()), true);
+        assert_eq!(next, Next::Stop(ClientError::Unknown("no answer".into())), "a write that timed out may have happened");
+        assert_eq!(routing.leaders.get(&1), Some(&3), "the replica after the silent store is tried next");
+        assert_eq!(routing.after_failure(&r, 3, Failure::Timeout("no answer".into()), false), Next::Backoff);
+        assert_eq!(routing.leaders.get(&1), Some(&1), "wraps around the replicas");
+    }
+
+    #[test]
+    fn a_leader_hint_is_followed_at_once_then_waited_for() {
+        let r = region(1, "", "", 1);
+        let mut routing = routing(vec![r.clone()]);
+        let hint = || answered(RegionError::NotLeader { region_id: 1, leader: Some(Peer::voter(12, 2)) });
+        assert_eq!(routing.after_failure(&r, 1, hint(), true), Next::Retry);
+        assert_eq!(routing.leaders.get(&1), Some(&2));
+        assert_eq!(routing.after_failure(&r, 2, hint(), true), Next::Backoff, "the same hint again: the leader is not ready");
+        // No hint: forget the leader and back off.
+        assert_eq!(routing.after_failure(&r, 2, answered(RegionError::NotLeader { region_id: 1, leader: None }), true), Next::Backoff);
+        assert_eq!(routing.leaders.get(&1), None);
+    }
+
+    #[test]
+    fn epoch_not_match_refreshes_the_region_cache() {
+        let old = region(1, "", "", 1);
+        let mut routing = routing(vec![old.clone()]);
+        // The region split: its new self and a new neighbour.
+        let (left, right) = (region(1, "", "m", 2), region(2, "m", "", 2));
+        let error = answered(RegionError::EpochNotMatch { message: "split".into(), current_regions: vec![left.clone(), right.clone()] });
+        assert_eq!(routing.after_failure(&old, 1, error, true), Next::Retry);
+        assert_eq!(routing.locate(b"a"), Some(left.clone()));
+        assert_eq!(routing.locate(b"z"), Some(right));
+        // A stale answer never replaces what is newer.
+        routing.update(old);
+        assert_eq!(routing.locate(b"a"), Some(left));
+    }
+
+    #[test]
+    fn outcome_unknown_stops_writes_and_other_errors_back_off() {
+        let r = region(1, "", "", 1);
+        let mut routing = routing(vec![r.clone()]);
+        let unknown = || answered(RegionError::OutcomeUnknown { reason: "snapshot".into() });
+        assert_eq!(routing.after_failure(&r, 1, unknown(), true), Next::Stop(ClientError::Unknown("snapshot".into())));
+        assert_eq!(routing.after_failure(&r, 1, unknown(), false), Next::Backoff, "a read can simply be retried");
+        routing.leaders.insert(1, 1);
+        assert_eq!(routing.after_failure(&r, 1, answered(RegionError::StaleCommand), true), Next::Backoff);
+        assert_eq!(routing.leaders.get(&1), None, "the believed leader is forgotten");
+        let invalid = routing.after_failure(&r, 1, Failure::Answered(ServerError::InvalidRequest("value too large".into())), true);
+        assert_eq!(invalid, Next::Stop(ClientError::Invalid("invalid request: value too large".into())));
     }
 }
