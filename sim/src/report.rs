@@ -104,6 +104,18 @@ pub struct FuzzFailure {
     pub replay: String,
 }
 
+impl FuzzFailure {
+    fn new(scenario_path: &str, seed: u64, checker: &str, explanation: &str) -> Self {
+        FuzzFailure {
+            scenario: scenario_path.to_string(),
+            seed,
+            checker: checker.to_string(),
+            explanation: explanation.to_string(),
+            replay: replay_command(scenario_path, seed),
+        }
+    }
+}
+
 /// Totals of a fuzz campaign. Every run counts in exactly one of `passed`,
 /// `failed` and `inconclusive`.
 #[derive(Debug, Default, Serialize)]
@@ -141,23 +153,11 @@ impl FuzzSummary {
     }
 
     pub fn add_inconclusive(&mut self, scenario_path: &str, seed: u64, checker: &str, explanation: &str) {
-        self.inconclusive_checks.push(FuzzFailure {
-            scenario: scenario_path.to_string(),
-            seed,
-            checker: checker.to_string(),
-            explanation: explanation.to_string(),
-            replay: replay_command(scenario_path, seed),
-        });
+        self.inconclusive_checks.push(FuzzFailure::new(scenario_path, seed, checker, explanation));
     }
 
     pub fn add_failure(&mut self, scenario_path: &str, seed: u64, checker: &str, explanation: &str) {
-        self.failures.push(FuzzFailure {
-            scenario: scenario_path.to_string(),
-            seed,
-            checker: checker.to_string(),
-            explanation: explanation.to_string(),
-            replay: replay_command(scenario_path, seed),
-        });
+        self.failures.push(FuzzFailure::new(scenario_path, seed, checker, explanation));
     }
 
     pub fn line(&self) -> String {

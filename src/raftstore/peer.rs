@@ -6,7 +6,7 @@
 //! reads waiting first for a ReadIndex confirmation and then for the apply index to
 //! reach it. It performs no IO itself: the store drives it.
 
-use super::cmd::{ReadCmd, ReadResult, RegionError, RegionResult, WriteResult};
+use super::cmd::{ReadCmd, ReadResult, RegionError, RegionResult};
 use super::storage::PeerStorage;
 use crate::engine::Engine;
 use crate::meta::{Peer, Region};
@@ -106,25 +106,6 @@ impl<E: Engine> PeerFsm<E> {
 
     pub fn not_leader(&self) -> RegionError {
         RegionError::NotLeader { region_id: self.region_id(), leader: self.leader_hint() }
-    }
-
-    /// Queues a proposal just appended at the end of our log (see
-    /// [`ProposalQueue`] for when it is answered).
-    pub fn push_proposal(&mut self, proposal: Proposal) {
-        self.proposals.push(proposal);
-    }
-
-    /// A snapshot up to `index` replaced the log: the outcome of the proposals
-    /// it covers is unknown.
-    pub fn proposals_covered_by_snapshot(&mut self, index: u64) {
-        let region_id = self.region_id();
-        self.proposals.covered_by_snapshot(index, region_id);
-    }
-
-    /// The entry at (`index`, `term`) was applied: answers its proposal, and
-    /// tells proposals that lost their index.
-    pub fn answer_proposal(&mut self, index: u64, term: u64, result: RegionResult<WriteResult>) {
-        self.proposals.applied(index, term, &result);
     }
 
     /// Marks the read with context `id` as confirmed at `read_index`.

@@ -432,7 +432,7 @@ impl<E: Engine> Store<E> {
         let cmd = RaftCmd { region_id, epoch, body: CmdBody::Admin(AdminCmd::CompactLog { index: compact_to, term }) };
         if peer.raw.propose(vec![], cmd.encode()).is_ok() {
             let index = peer.raw.raft.raft_log.last_index();
-            peer.push_proposal(Proposal { index, term: peer.raw.raft.term, callback: None });
+            peer.proposals.push(Proposal { index, term: peer.raw.raft.term, callback: None });
         }
     }
 
@@ -494,7 +494,7 @@ impl<E: Engine> Store<E> {
             // Planted bug: the client hears "done" before a quorum has the entry.
             let _ = callback.take().expect("not yet used").send(Ok(WriteResult::Done));
         }
-        peer.push_proposal(Proposal { index, term, callback });
+        peer.proposals.push(Proposal { index, term, callback });
         self.dirty.insert(region_id);
     }
 
@@ -716,7 +716,7 @@ impl<E: Engine> Store<E> {
             self.emit(StoreEvent::LogCompacted { store_id: self.store_id, region_id, index: apply_state.truncated_index });
         }
         for (index, term, result) in outcomes {
-            peer.answer_proposal(index, term, result);
+            peer.proposals.applied(index, term, &result);
         }
         Ok(())
     }
@@ -818,7 +818,7 @@ impl<E: Engine> Store<E> {
         };
         peer.applying_snapshot = None;
         peer.raw.mut_store().apply_state.applied_index = index;
-        peer.proposals_covered_by_snapshot(index);
+        peer.proposals.covered_by_snapshot(index, region_id);
         let mut batch = WriteBatch::new();
         batch.delete(Cf::Raft, keys::pending_snapshot_key(region_id));
         let result = engine_ok(self.raft_engine.write(&batch, false).await, "drop applied snapshot");

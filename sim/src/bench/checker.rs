@@ -66,6 +66,11 @@ fn median(mut xs: Vec<f64>) -> f64 {
     xs[xs.len() / 2]
 }
 
+/// Whether a verdict is the expected one (an inconclusive one never is).
+fn agrees(verdict: &Verdict, linearizable: bool) -> bool {
+    !matches!(verdict, Verdict::Inconclusive { .. }) && verdict.is_ok() == linearizable
+}
+
 /// Checks a history `runs` times; the median wall time in ms and the verdict.
 fn time_check(history: &History, runs: usize) -> (f64, Verdict) {
     let mut times = Vec::with_capacity(runs);
@@ -92,7 +97,7 @@ pub fn run(corpus: &Path, runs: usize) -> usize {
     let mut per_file: Vec<(String, f64)> = Vec::new();
     for case in &cases {
         let (ms, verdict) = time_check(&case.history, runs);
-        if verdict.is_ok() != case.linearizable || matches!(verdict, Verdict::Inconclusive { .. }) {
+        if !agrees(&verdict, case.linearizable) {
             wrong.push(format!("{}: expected {}, got {verdict:?}", case.name, if case.linearizable { "linearizable" } else { "NOT linearizable" }));
         }
         per_file.push((case.name.clone(), ms));
@@ -138,7 +143,7 @@ fn stress(runs: usize) -> Vec<String> {
             for seed in 0..10 {
                 let history = generate::register_history(seed, shape, valid);
                 let (ms, verdict) = time_check(&history, runs);
-                if verdict.is_ok() != valid || matches!(verdict, Verdict::Inconclusive { .. }) {
+                if !agrees(&verdict, valid) {
                     wrong.push(format!("generated {label} seed {seed} valid={valid}: got {verdict:?}"));
                 }
                 total_ms += ms;

@@ -150,15 +150,15 @@ fn value_source(history: &History, v: &Violation) -> Option<String> {
     if history.initial == Initial::Empty && needed.is_empty() {
         return None;
     }
-    let mut writers = history.ops.iter().filter(writes);
-    if history.ops.iter().filter(writes).any(|o| o.outcome != Outcome::Failed && o.outcome != Outcome::CasFailed) {
+    let writers: Vec<&Operation> = history.ops.iter().filter(writes).collect();
+    if writers.iter().any(|o| o.outcome != Outcome::Failed && o.outcome != Outcome::CasFailed) {
         return None;
     }
     if history.ops.iter().any(|o| o.key == v.key && matches!(o.call, Call::Append(_))) {
         // Appended strings are made of several writes: no single writer to name.
         return None;
     }
-    Some(match writers.next() {
+    Some(match writers.first() {
         Some(failed) => format!(
             "Value {needed:?} was written only by an operation recorded as failed: {}\nThe history, not the store, may be what is wrong: check how the client decided that this operation did not happen.",
             history.describe(failed)

@@ -299,6 +299,12 @@ impl<'a> EdnReader<'a> {
     }
 
     fn sequence(&mut self, close: u8) -> Result<Vec<Edn>, ParseError> {
+        Ok(self.sequence_with_lines(close)?.into_iter().map(|(_, item)| item).collect())
+    }
+
+    /// The forms up to `close` (the opening bracket already read), each with
+    /// the line it starts on.
+    fn sequence_with_lines(&mut self, close: u8) -> Result<Vec<(usize, Edn)>, ParseError> {
         let opened = self.line;
         let mut items = Vec::new();
         loop {
@@ -310,7 +316,10 @@ impl<'a> EdnReader<'a> {
                     return Ok(items);
                 }
                 Some(b'}' | b']' | b')') => return err(self.line, format!("unbalanced `{}`", self.text[self.pos] as char)),
-                Some(_) => items.push(self.value()?),
+                Some(_) => {
+                    let line = self.line;
+                    items.push((line, self.value()?));
+                }
             }
         }
     }
@@ -390,21 +399,10 @@ pub fn read_edn_ops(text: &str) -> Result<Vec<(usize, Edn)>, ParseError> {
         if c == b'[' || c == b'(' {
             let close = if c == b'[' { b']' } else { b')' };
             reader.pos += 1;
-            loop {
-                reader.skip_space();
-                match reader.text.get(reader.pos) {
-                    None => return err(line, format!("missing `{}` to close what this line opens", close as char)),
-                    Some(&c) if c == close => {
-                        reader.pos += 1;
-                        break;
-                    }
-                    Some(_) => {
-                        let at = reader.line;
-                        match reader.value()? {
-                            map @ Edn::Map(_) => ops.push((at, map)),
-                            other => return err(at, format!("expected an op map, found {}", short(&other))),
-                        }
-                    }
+            for (at, item) in reader.sequence_with_lines(close)? {
+                match item {
+                    map @ Edn::Map(_) => ops.push((at, map)),
+                    other => return err(at, format!("expected an op map, found {}", short(&other))),
                 }
             }
             continue;
