@@ -32,6 +32,21 @@ impl RegionEpoch {
     pub fn is_stale_against(&self, other: &RegionEpoch) -> bool {
         self.conf_ver < other.conf_ver || self.version < other.version
     }
+
+    /// True if `self` (a request's epoch) is older than `current` in a checked
+    /// part: `version` when `check_version`, `conf_ver` when `check_conf_ver`.
+    /// What apply asks of a committed command: its epoch can only lag the
+    /// region's, since it was proposed against state at or before its own index.
+    pub fn is_stale_for(&self, current: &RegionEpoch, (check_version, check_conf_ver): (bool, bool)) -> bool {
+        (check_version && self.version < current.version) || (check_conf_ver && self.conf_ver < current.conf_ver)
+    }
+
+    /// True if `self` (a request's epoch) equals `current` in every checked part:
+    /// what admission asks, as TiKV does. A request from a newer epoch than this
+    /// replica's is refused too: the replica is behind and cannot judge it.
+    pub fn matches(&self, current: &RegionEpoch, (check_version, check_conf_ver): (bool, bool)) -> bool {
+        (!check_version || self.version == current.version) && (!check_conf_ver || self.conf_ver == current.conf_ver)
+    }
 }
 
 impl fmt::Display for RegionEpoch {

@@ -4,7 +4,7 @@
 //! their synced state plus a seeded-random prefix of the unsynced batches.
 
 use madsim::runtime::{Handle, NodeHandle};
-use simkv::client::{ClientConfig, RawClient};
+use simkv::client::{ClientConfig, RawClient, StaticRegions};
 use simkv::engine::{Cf, IoProfile, KvPair, SimDisk, SimEngine, Snapshot as _};
 use simkv::meta::{presplit_regions, Region, StoreId};
 use simkv::raftstore::{bootstrap_store, RaftStoreConfig, StoreEvent};
@@ -21,7 +21,7 @@ pub const STORE_PORT: u16 = 20160;
 #[derive(Debug, Clone)]
 pub struct ClusterSpec {
     pub stores: usize,
-    /// Keys at which the key space is pre-split: `n` keys give `n + 1` regions.
+    /// Encoded keys at which the key space is pre-split: `n` keys give `n + 1` regions.
     pub split_keys: Vec<Vec<u8>>,
     pub replicas: usize,
     pub raftstore: RaftStoreConfig,
@@ -31,7 +31,7 @@ pub struct ClusterSpec {
 impl ClusterSpec {
     /// `stores` stores and `regions` regions split evenly over keys `key000..`.
     pub fn new(stores: usize, regions: usize) -> Self {
-        let split_keys = (1..regions).map(|i| format!("key{:03}", i * 1000 / regions).into_bytes()).collect();
+        let split_keys = (1..regions).map(|i| simkv::codec::keys::raw_key(format!("key{:03}", i * 1000 / regions).as_bytes())).collect();
         ClusterSpec { stores, split_keys, replicas: 3, raftstore: RaftStoreConfig::default(), io: IoProfile::ssd() }
     }
 }
@@ -127,7 +127,8 @@ impl Cluster {
     /// Connects a raw client from inside a client node.
     pub async fn raw_client(&self, local: SocketAddr, mut cfg: ClientConfig) -> RawClient {
         cfg.net_faults = Some(self.net_faults.clone());
-        RawClient::connect(local, self.addresses.clone(), self.regions.clone(), cfg).await.expect("client binds")
+        let source = Box::new(StaticRegions(self.regions.clone()));
+        RawClient::connect(local, self.addresses.clone(), source, cfg).await.expect("client binds")
     }
 
     /// Kills the store's node and crashes its disks: unsynced writes may be lost.

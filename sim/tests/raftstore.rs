@@ -5,9 +5,10 @@
 
 use madsim::time::{sleep, Duration};
 use simkv::client::{ClientConfig, ClientError};
+use simkv::codec::keys::raw_key;
 use simkv::engine::IoProfile;
+use simkv::proto::{KvRequest, RawReply, RawRequest, RegionError, RpcRequest, RpcResponse, ServerError};
 use simkv::raftstore::StoreEvent;
-use simkv::server::proto::{RawReply, RawRequest, Request, Response, ServerError};
 use simkv::transport::{Frame, Transport};
 use simkv_sim::cluster::{Cluster, ClusterSpec};
 use std::collections::BTreeMap;
@@ -262,42 +263,42 @@ async fn bad_input_gets_typed_errors() {
         client.put(b"key000", b"before").await.unwrap();
         // Oversized value: a typed, final error.
         let err = client.put(b"key001", &vec![0u8; 10_000]).await.unwrap_err();
-        assert!(matches!(err, ClientError::Invalid(ref m) if m.contains("over the 4096-byte limit")), "{err}");
+        assert!(matches!(err, ClientError::Invalid(ServerError::InvalidRequest(ref m)) if m.contains("over the 4096-byte limit")), "{err}");
 
         // Raw requests straight at a store: unknown region, key outside region.
         let probe = Transport::bind(std::net::SocketAddr::new(local.ip(), 31000)).await.unwrap();
         let region = c.regions[0].clone();
         let leader = c.leader_of(region.id).unwrap();
-        let ask = |request: Request, id: u64| {
+        let ask = |request: KvRequest, id: u64| {
             let probe = probe.clone();
             let addr = c.addresses[&leader];
             async move {
-                probe.send(addr, &Frame::Request { id, payload: request.encode() });
+                probe.send(addr, &Frame::Request { id, payload: RpcRequest::Kv(request).encode() });
                 let (frame, _) = probe.recv().await.unwrap();
                 match frame.unwrap() {
                     Frame::Response { id: got, payload } => {
                         assert_eq!(got, id);
-                        Response::decode(&payload).unwrap()
+                        RpcResponse::decode(&payload).unwrap()
                     }
                     other => panic!("unexpected frame {other:?}"),
                 }
             }
         };
-        let unknown = Request { region_id: 999_999, epoch: region.epoch, body: RawRequest::Get { key: b"a".to_vec() } };
-        assert_eq!(ask(unknown, 1).await, Response(Err(ServerError::Region(simkv::raftstore::RegionError::RegionNotFound { region_id: 999_999 }))));
-        let outside = Request { region_id: region.id, epoch: region.epoch, body: RawRequest::Get { key: b"zzz".to_vec() } };
-        assert!(matches!(ask(outside, 2).await, Response(Err(ServerError::Region(simkv::raftstore::RegionError::KeyNotInRegion { .. })))));
+        let unknown = KvRequest { region_id: 999_999, epoch: region.epoch, cmd: RawRequest::Get { key: raw_key(b"a") } };
+        assert_eq!(ask(unknown, 1).await, RpcResponse::Kv(Err(ServerError::Region(RegionError::RegionNotFound { region_id: 999_999 }))));
+        let outside = KvRequest { region_id: region.id, epoch: region.epoch, cmd: RawRequest::Get { key: raw_key(b"zzz") } };
+        assert!(matches!(ask(outside, 2).await, RpcResponse::Kv(Err(ServerError::Region(RegionError::KeyNotInRegion { .. })))));
         // Garbage frames and garbage payloads: rejected, and the store keeps serving.
         probe.send_bytes(c.addresses[&leader], b"\x00garbage".to_vec());
         probe.send(c.addresses[&leader], &Frame::Request { id: 3, payload: b"\xff\xff".to_vec() });
         let (frame, _) = probe.recv().await.unwrap();
         match frame.unwrap() {
-            Frame::Response { id: 3, payload } => assert!(matches!(Response::decode(&payload).unwrap(), Response(Err(ServerError::Malformed(_))))),
+            Frame::Response { id: 3, payload } => assert!(matches!(RpcResponse::decode(&payload).unwrap(), RpcResponse::Rejected(ServerError::Malformed(_)))),
             other => panic!("unexpected {other:?}"),
         }
         assert_eq!(client.get(b"key000").await.unwrap(), Some(b"before".to_vec()));
-        let ok = Request { region_id: region.id, epoch: region.epoch, body: RawRequest::Get { key: b"key000".to_vec() } };
-        assert_eq!(ask(ok, 4).await, Response(Ok(RawReply::Value(Some(b"before".to_vec())))));
+        let ok = KvRequest { region_id: region.id, epoch: region.epoch, cmd: RawRequest::Get { key: raw_key(b"key000") } };
+        assert_eq!(ask(ok, 4).await, RpcResponse::Kv(Ok(RawReply::Value(Some(b"before".to_vec())))));
     })
     .await
     .unwrap();

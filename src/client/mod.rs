@@ -1,11 +1,16 @@
 //! Clients of the store. [`RawClient`](raw::RawClient) speaks the raw KV RPC: it
-//! routes each key to its region, finds the leader, and retries region errors with
-//! bounded backoff. It knows the store only through `meta`, `codec`-free wire types
-//! and `transport`.
+//! routes each key to its region through the [`RegionCache`](region_cache::RegionCache),
+//! finds the leader, and retries region errors with bounded backoff. It knows the
+//! store only through `meta`, `codec`, `proto`, `rpc` and `transport`, never
+//! `raftstore` or `server`.
 //!
-//! Until PD exists the client is given the initial region layout and store
-//! addresses; `EpochNotMatch` answers carry the current regions and refresh them.
+//! Until PD exists the cache's source is the initial region layout; `EpochNotMatch`
+//! answers carry the current regions and refresh it.
 
+pub mod error;
 pub mod raw;
+pub mod region_cache;
 
-pub use raw::{ClientConfig, ClientError, RawClient};
+pub use error::{AttemptError, ClientError};
+pub use raw::{ClientConfig, RawClient};
+pub use region_cache::{RegionCache, RegionSource, StaticRegions};

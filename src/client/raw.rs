@@ -1,15 +1,19 @@
 //! The raw KV client.
+//!
+//! Callers speak user keys; on the wire every key is an encoded raw key
+//! (`codec::keys::raw_key`), the form regions are bounded by.
 
-use crate::meta::{Region, RegionId, StoreId};
-use crate::raftstore::RegionError;
-use crate::server::proto::{RawReply, RawRequest, Request, Response, ServerError};
-use crate::transport::{Frame, NetFaults, Transport};
-use futures::channel::oneshot;
+use super::error::{AttemptError, ClientError};
+use super::region_cache::{RegionCache, RegionSource};
+use crate::codec::keys;
+use crate::meta::{Region, StoreId};
+use crate::proto::{KvRequest, RawReply, RawRequest, RegionError, RpcRequest, RpcResponse, ServerError};
+use crate::rpc::{RpcClient, RpcError};
+use crate::transport::{NetFaults, Transport};
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
-use thiserror::Error;
 
 #[derive(Debug, Clone)]
 pub struct ClientConfig {
@@ -35,103 +39,6 @@ impl Default for ClientConfig {
     }
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Error)]
-pub enum ClientError {
-    /// The operation certainly did not take effect; `last` is the final error seen.
-    #[error("failed after {attempts} attempts: {last}")]
-    Failed { attempts: usize, last: String },
-    /// A write whose outcome is unknown (timed out after it may have reached raft).
-    /// It may still take effect later; it must not be retried blindly.
-    #[error("outcome unknown: {0}")]
-    Unknown(String),
-    /// The request can never succeed (too large, no region covers the key, ...).
-    #[error("invalid request: {0}")]
-    Invalid(String),
-}
-
-struct Routing {
-    regions: BTreeMap<Vec<u8>, Region>,
-    /// Which store we believe leads each region.
-    leaders: BTreeMap<RegionId, StoreId>,
-}
-
-impl Routing {
-    fn locate(&self, key: &[u8]) -> Option<Region> {
-        self.regions.range(..=key.to_vec()).next_back().map(|(_, r)| r.clone()).filter(|r| r.contains(key))
-    }
-
-    /// `store` did not answer for `region`: guess the next replica as its leader.
-    fn suspect(&mut self, region: &Region, store: StoreId) {
-        let at = region.peers.iter().position(|p| p.store_id == store).unwrap_or(0);
-        let next = region.peers[(at + 1) % region.peers.len()].store_id;
-        self.leaders.insert(region.id, next);
-    }
-
-    /// What to do after `store`, asked about `region`, failed with `failure`
-    /// (an error it answered, or no answer in time); updates the routing.
-    fn after_failure(&mut self, region: &Region, store: StoreId, failure: Failure, is_write: bool) -> Next {
-        match failure {
-            Failure::Timeout(reason) => {
-                // The store may be down: next time, start with the replica after it.
-                self.suspect(region, store);
-                if is_write {
-                    // It may have reached raft: retrying blindly could apply it twice.
-                    Next::Stop(ClientError::Unknown(reason))
-                } else {
-                    Next::Backoff
-                }
-            }
-            Failure::Answered(error) => match error {
-                ServerError::Region(RegionError::NotLeader { leader: Some(leader), region_id }) => {
-                    // A hint we already followed means the leader is not ready yet.
-                    if self.leaders.insert(region_id, leader.store_id) == Some(leader.store_id) {
-                        Next::Backoff
-                    } else {
-                        Next::Retry
-                    }
-                }
-                ServerError::Region(RegionError::EpochNotMatch { current_regions, .. }) => {
-                    current_regions.into_iter().for_each(|r| self.update(r));
-                    Next::Retry
-                }
-                ServerError::Region(RegionError::OutcomeUnknown { reason }) if is_write => Next::Stop(ClientError::Unknown(reason)),
-                ServerError::Region(_) => {
-                    self.leaders.remove(&region.id);
-                    Next::Backoff
-                }
-                error @ (ServerError::InvalidRequest(_) | ServerError::Malformed(_)) => Next::Stop(ClientError::Invalid(error.to_string())),
-            },
-        }
-    }
-
-    /// Learns `region` unless what the cache holds is newer: the same region at
-    /// a later epoch, or an overlapping region at a later version (it came from
-    /// a later split). Otherwise it replaces its older self and every region
-    /// it overlaps.
-    fn update(&mut self, region: Region) {
-        let stale = self.regions.values().any(|r| {
-            if r.id == region.id {
-                region.epoch.is_stale_against(&r.epoch)
-            } else {
-                r.overlaps(&region) && region.epoch.version < r.epoch.version
-            }
-        });
-        if stale {
-            return;
-        }
-        self.regions.retain(|_, r| r.id != region.id && !r.overlaps(&region));
-        self.regions.insert(region.start_key.clone(), region);
-    }
-}
-
-/// How one attempt failed.
-#[derive(Debug)]
-enum Failure {
-    /// No answer within the RPC timeout.
-    Timeout(String),
-    Answered(ServerError),
-}
-
 /// What the client does after a failed attempt.
 #[derive(Debug, PartialEq)]
 enum Next {
@@ -143,79 +50,124 @@ enum Next {
     Stop(ClientError),
 }
 
-type Pending = Arc<Mutex<BTreeMap<u64, oneshot::Sender<Vec<u8>>>>>;
+/// What to do after `store`, asked about `region`, failed with `failure`;
+/// corrects the cache with what the failure taught.
+fn after_failure(cache: &mut RegionCache, region: &Region, store: StoreId, failure: AttemptError, is_write: bool) -> Next {
+    match failure {
+        AttemptError::Rpc(RpcError::Timeout { .. }) | AttemptError::NoAddress(_) => {
+            // The store may be down: next time, start with the replica after it.
+            cache.suspect(region, store);
+            if is_write && matches!(failure, AttemptError::Rpc(_)) {
+                // It may have reached raft: retrying blindly could apply it twice.
+                Next::Stop(ClientError::Unknown(failure))
+            } else {
+                Next::Backoff
+            }
+        }
+        AttemptError::Rpc(RpcError::Undecodable { .. }) => {
+            Next::Stop(if is_write { ClientError::Unknown(failure) } else { ClientError::UnexpectedReply(failure.to_string()) })
+        }
+        AttemptError::Server(error) => match error {
+            ServerError::Region(RegionError::NotLeader { leader: Some(leader), region_id }) => {
+                // A hint we already followed means the leader is not ready yet.
+                if cache.set_leader(region_id, leader.store_id) == Some(leader.store_id) {
+                    Next::Backoff
+                } else {
+                    Next::Retry
+                }
+            }
+            ServerError::Region(RegionError::EpochNotMatch { current_regions, .. }) => {
+                current_regions.into_iter().for_each(|r| cache.update(r));
+                Next::Retry
+            }
+            ServerError::Region(RegionError::RegionNotFound { .. } | RegionError::KeyNotInRegion { .. }) => {
+                // Our routing is wrong: ask the source again.
+                cache.invalidate(region.id);
+                Next::Backoff
+            }
+            ServerError::Region(RegionError::OutcomeUnknown { .. }) if is_write => Next::Stop(ClientError::Unknown(AttemptError::Server(error))),
+            ServerError::Region(_) | ServerError::Key(_) => {
+                cache.forget_leader(region.id);
+                Next::Backoff
+            }
+            ServerError::InvalidRequest(_) | ServerError::Malformed(_) => Next::Stop(ClientError::Invalid(error)),
+        },
+    }
+}
 
 pub struct RawClient {
     cfg: ClientConfig,
-    transport: Transport,
+    rpc: RpcClient,
     addresses: BTreeMap<StoreId, SocketAddr>,
-    routing: Mutex<Routing>,
-    pending: Pending,
-    next_id: Mutex<u64>,
+    cache: Mutex<RegionCache>,
+    source: Box<dyn RegionSource>,
 }
 
 impl RawClient {
-    /// Binds `local` and starts the task that routes responses to callers.
-    pub async fn connect(local: SocketAddr, addresses: BTreeMap<StoreId, SocketAddr>, regions: Vec<Region>, cfg: ClientConfig) -> std::io::Result<Self> {
-        let transport = Transport::bind_with_faults(local, cfg.net_faults.clone()).await?;
-        let pending: Pending = Arc::default();
-        let (receiver, dispatch) = (transport.clone(), pending.clone());
-        madsim::task::spawn(async move {
-            while let Ok((frame, _from)) = receiver.recv().await {
-                if let Ok(Frame::Response { id, payload }) = frame {
-                    if let Some(tx) = dispatch.lock().expect("pending lock").remove(&id) {
-                        let _ = tx.send(payload);
-                    }
-                }
-            }
-        });
-        let regions = regions.into_iter().map(|r| (r.start_key.clone(), r)).collect();
-        Ok(RawClient { cfg, transport, addresses, routing: Mutex::new(Routing { regions, leaders: BTreeMap::new() }), pending, next_id: Mutex::new(1) })
+    /// Binds `local`; regions are learned from `source`.
+    pub async fn connect(
+        local: SocketAddr,
+        addresses: BTreeMap<StoreId, SocketAddr>,
+        source: Box<dyn RegionSource>,
+        cfg: ClientConfig,
+    ) -> std::io::Result<Self> {
+        let rpc = RpcClient::bind(local, cfg.net_faults.clone()).await?;
+        Ok(RawClient { cfg, rpc, addresses, cache: Mutex::new(RegionCache::default()), source })
     }
 
     pub fn transport(&self) -> &Transport {
-        &self.transport
+        self.rpc.transport()
     }
 
     pub async fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, ClientError> {
-        match self.call(key, RawRequest::Get { key: key.to_vec() }, false).await? {
+        let key = keys::raw_key(key);
+        match self.call(&key, RawRequest::Get { key: key.clone() }).await? {
             RawReply::Value(v) => Ok(v),
-            other => Err(ClientError::Invalid(format!("unexpected reply {other:?}"))),
+            other => Err(ClientError::UnexpectedReply(format!("{other:?} to a get"))),
         }
     }
 
     pub async fn put(&self, key: &[u8], value: &[u8]) -> Result<(), ClientError> {
-        self.call(key, RawRequest::Put { key: key.to_vec(), value: value.to_vec() }, true).await.map(|_| ())
+        let key = keys::raw_key(key);
+        self.call(&key, RawRequest::Put { key: key.clone(), value: value.to_vec() }).await.map(|_| ())
     }
 
     pub async fn delete(&self, key: &[u8]) -> Result<(), ClientError> {
-        self.call(key, RawRequest::Delete { key: key.to_vec() }, true).await.map(|_| ())
+        let key = keys::raw_key(key);
+        self.call(&key, RawRequest::Delete { key: key.clone() }).await.map(|_| ())
     }
 
     /// Sets `key` to `new` if it currently holds `expected`; returns whether it did
     /// and the value it found.
     pub async fn cas(&self, key: &[u8], expected: Option<&[u8]>, new: Option<&[u8]>) -> Result<(bool, Option<Vec<u8>>), ClientError> {
-        let request = RawRequest::Cas { key: key.to_vec(), expected: expected.map(<[u8]>::to_vec), new: new.map(<[u8]>::to_vec) };
-        match self.call(key, request, true).await? {
+        let key = keys::raw_key(key);
+        let request = RawRequest::Cas { key: key.clone(), expected: expected.map(<[u8]>::to_vec), new: new.map(<[u8]>::to_vec) };
+        match self.call(&key, request).await? {
             RawReply::Cas { succeeded, previous } => Ok((succeeded, previous)),
-            other => Err(ClientError::Invalid(format!("unexpected reply {other:?}"))),
+            other => Err(ClientError::UnexpectedReply(format!("{other:?} to a cas"))),
         }
     }
 
     /// Up to `limit` pairs from `[start, end)` (empty `end`: unbounded), crossing
-    /// region boundaries as needed.
+    /// region boundaries as needed. Each region is read linearizably on its own;
+    /// the scan as a whole is not one snapshot.
     pub async fn scan(&self, start: &[u8], end: &[u8], limit: usize) -> Result<Vec<(Vec<u8>, Vec<u8>)>, ClientError> {
+        let end = keys::raw_end_key(end);
         let mut out = Vec::new();
-        let mut cursor = start.to_vec();
-        while out.len() < limit {
-            let region_end = self.locate(&cursor)?.end_key;
-            let request = RawRequest::Scan { start: cursor.clone(), end: end.to_vec(), limit: limit - out.len() };
-            match self.call(&cursor, request, false).await? {
-                RawReply::Pairs(pairs) => out.extend(pairs),
-                other => return Err(ClientError::Invalid(format!("unexpected reply {other:?}"))),
+        let mut cursor = keys::raw_key(start);
+        while out.len() < limit && cursor < end {
+            let region_end = self.locate(&cursor).await?.end_key;
+            let request = RawRequest::Scan { start: cursor.clone(), end: end.clone(), limit: limit - out.len() };
+            match self.call(&cursor, request).await? {
+                RawReply::Pairs(pairs) => {
+                    for (k, v) in pairs {
+                        let user = keys::decode_raw_key(&k).map_err(|e| ClientError::UnexpectedReply(format!("scan returned {k:?}: {e}")))?;
+                        out.push((user.to_vec(), v));
+                    }
+                }
+                other => return Err(ClientError::UnexpectedReply(format!("{other:?} to a scan"))),
             }
-            let done = region_end.is_empty() || (!end.is_empty() && region_end.as_slice() >= end);
-            if done {
+            if region_end.is_empty() {
                 break;
             }
             cursor = region_end;
@@ -224,15 +176,20 @@ impl RawClient {
         Ok(out)
     }
 
-    fn locate(&self, key: &[u8]) -> Result<Region, ClientError> {
-        self.routing.lock().expect("routing lock").locate(key).ok_or_else(|| ClientError::Invalid(format!("no region covers key {key:?}")))
+    /// The region holding encoded key `key`: from the cache, else from the source.
+    async fn locate(&self, key: &[u8]) -> Result<Region, ClientError> {
+        if let Some(region) = self.cache.lock().expect("cache lock").locate(key) {
+            return Ok(region);
+        }
+        let region = self.source.region_by_key(key).await?.ok_or_else(|| ClientError::NoRegion { key: key.to_vec() })?;
+        self.cache.lock().expect("cache lock").update(region.clone());
+        Ok(region)
     }
 
     /// Picks the store to try: the believed leader, else the replicas in turn.
     fn target(&self, region: &Region, attempt: usize) -> StoreId {
-        let routing = self.routing.lock().expect("routing lock");
-        match routing.leaders.get(&region.id) {
-            Some(&store) if region.peer_on_store(store).is_some() => store,
+        match self.cache.lock().expect("cache lock").leader(region.id) {
+            Some(store) if region.peer_on_store(store).is_some() => store,
             _ => region.peers[attempt % region.peers.len()].store_id,
         }
     }
@@ -242,52 +199,40 @@ impl RawClient {
         exp.min(self.cfg.backoff_max)
     }
 
-    async fn call(&self, key: &[u8], body: RawRequest, is_write: bool) -> Result<RawReply, ClientError> {
-        let mut last = String::from("no attempt made");
+    async fn call(&self, key: &[u8], cmd: RawRequest) -> Result<RawReply, ClientError> {
+        let is_write = cmd.is_write();
+        let mut last = None;
         for attempt in 0..self.cfg.max_attempts {
-            let region = self.locate(key)?;
+            let region = self.locate(key).await?;
             let store = self.target(&region, attempt);
-            let request = Request { region_id: region.id, epoch: region.epoch, body: body.clone() };
-            tracing::debug!(region = region.id, store, attempt, ?body, "client request");
+            tracing::debug!(region = region.id, store, attempt, ?cmd, "client request");
+            let request = RpcRequest::Kv(KvRequest { region_id: region.id, epoch: region.epoch, cmd: cmd.clone() });
             let failure = match self.rpc(store, &request).await {
-                Ok(Response(Ok(reply))) => {
-                    self.routing.lock().expect("routing lock").leaders.insert(region.id, store);
+                Ok(reply) => {
+                    self.cache.lock().expect("cache lock").set_leader(region.id, store);
                     return Ok(reply);
                 }
-                Ok(Response(Err(e))) => Failure::Answered(e),
-                Err(timeout) => Failure::Timeout(timeout),
+                Err(failure) => failure,
             };
-            tracing::debug!(region = region.id, store, attempt, ?failure, "client request failed");
-            last = match &failure {
-                Failure::Timeout(reason) => reason.clone(),
-                Failure::Answered(error) => error.to_string(),
-            };
-            let next = self.routing.lock().expect("routing lock").after_failure(&region, store, failure, is_write);
+            tracing::debug!(region = region.id, store, attempt, %failure, "client request failed");
+            last = Some(failure.clone());
+            let next = after_failure(&mut self.cache.lock().expect("cache lock"), &region, store, failure, is_write);
             match next {
                 Next::Retry => {}
                 Next::Backoff => madsim::time::sleep(self.backoff(attempt)).await,
                 Next::Stop(error) => return Err(error),
             }
         }
+        let last = last.unwrap_or(AttemptError::NoAddress(0));
         Err(ClientError::Failed { attempts: self.cfg.max_attempts, last })
     }
 
-    /// One request, one answer or a timeout.
-    async fn rpc(&self, store: StoreId, request: &Request) -> Result<Response, String> {
-        let addr = *self.addresses.get(&store).ok_or_else(|| format!("no address for store {store}"))?;
-        let id = {
-            let mut next = self.next_id.lock().expect("id lock");
-            *next += 1;
-            *next
-        };
-        let (tx, rx) = oneshot::channel();
-        self.pending.lock().expect("pending lock").insert(id, tx);
-        self.transport.send(addr, &Frame::Request { id, payload: request.encode() });
-        let answer = madsim::time::timeout(self.cfg.rpc_timeout, rx).await;
-        self.pending.lock().expect("pending lock").remove(&id);
-        match answer {
-            Ok(Ok(payload)) => Response::decode(&payload).map_err(|e| format!("undecodable response from store {store}: {e}")),
-            _ => Err(format!("store {store} did not answer within {:?}", self.cfg.rpc_timeout)),
+    /// One request, one answer.
+    async fn rpc(&self, store: StoreId, request: &RpcRequest) -> Result<RawReply, AttemptError> {
+        let addr = *self.addresses.get(&store).ok_or(AttemptError::NoAddress(store))?;
+        match self.rpc.call(addr, request, self.cfg.rpc_timeout).await? {
+            RpcResponse::Kv(Ok(reply)) => Ok(reply),
+            RpcResponse::Kv(Err(error)) | RpcResponse::Rejected(error) => Err(AttemptError::Server(error)),
         }
     }
 }
@@ -295,71 +240,79 @@ impl RawClient {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::meta::{Peer, RegionEpoch};
+    use crate::client::region_cache::tests::region;
+    use crate::meta::Peer;
 
-    fn region(id: RegionId, start: &str, end: &str, version: u64) -> Region {
-        let peers = (1..=3).map(|s| Peer::voter(id * 10 + s, s)).collect();
-        Region { id, start_key: start.as_bytes().to_vec(), end_key: end.as_bytes().to_vec(), epoch: RegionEpoch::new(1, version), peers }
+    fn cache(regions: Vec<Region>) -> RegionCache {
+        let mut cache = RegionCache::default();
+        regions.into_iter().for_each(|r| cache.update(r));
+        cache
     }
 
-    fn routing(regions: Vec<Region>) -> Routing {
-        Routing { regions: regions.into_iter().map(|r| (r.start_key.clone(), r)).collect(), leaders: BTreeMap::new() }
+    fn answered(e: RegionError) -> AttemptError {
+        AttemptError::Server(ServerError::Region(e))
     }
 
-    fn answered(e: RegionError) -> Failure {
-        Failure::Answered(ServerError::Region(e))
+    fn timeout() -> AttemptError {
+        AttemptError::Rpc(RpcError::Timeout { addr: SocketAddr::from(([10, 0, 1, 2], 20160)), after: Duration::from_secs(2) })
     }
 
     #[test]
     fn timeouts_fail_writes_as_unknown_and_move_reads_to_the_next_replica() {
         let r = region(1, "", "", 1);
-        let mut routing = routing(vec![r.clone()]);
-        let next = routing.after_failure(&r, 2, Failure::Timeout("no answer".into()), true);
-        assert_eq!(next, Next::Stop(ClientError::Unknown("no answer".into())), "a write that timed out may have happened");
-        assert_eq!(routing.leaders.get(&1), Some(&3), "the replica after the silent store is tried next");
-        assert_eq!(routing.after_failure(&r, 3, Failure::Timeout("no answer".into()), false), Next::Backoff);
-        assert_eq!(routing.leaders.get(&1), Some(&1), "wraps around the replicas");
+        let mut cache = cache(vec![r.clone()]);
+        let next = after_failure(&mut cache, &r, 2, timeout(), true);
+        assert_eq!(next, Next::Stop(ClientError::Unknown(timeout())), "a write that timed out may have happened");
+        assert_eq!(cache.leader(1), Some(3), "the replica after the silent store is tried next");
+        assert_eq!(after_failure(&mut cache, &r, 3, timeout(), false), Next::Backoff);
+        assert_eq!(cache.leader(1), Some(1), "wraps around the replicas");
+        assert_eq!(after_failure(&mut cache, &r, 1, AttemptError::NoAddress(1), true), Next::Backoff, "never sent: safe to retry");
     }
 
     #[test]
     fn a_leader_hint_is_followed_at_once_then_waited_for() {
         let r = region(1, "", "", 1);
-        let mut routing = routing(vec![r.clone()]);
+        let mut cache = cache(vec![r.clone()]);
         let hint = || answered(RegionError::NotLeader { region_id: 1, leader: Some(Peer::voter(12, 2)) });
-        assert_eq!(routing.after_failure(&r, 1, hint(), true), Next::Retry);
-        assert_eq!(routing.leaders.get(&1), Some(&2));
-        assert_eq!(routing.after_failure(&r, 2, hint(), true), Next::Backoff, "the same hint again: the leader is not ready");
+        assert_eq!(after_failure(&mut cache, &r, 1, hint(), true), Next::Retry);
+        assert_eq!(cache.leader(1), Some(2));
+        assert_eq!(after_failure(&mut cache, &r, 2, hint(), true), Next::Backoff, "the same hint again: the leader is not ready");
         // No hint: forget the leader and back off.
-        assert_eq!(routing.after_failure(&r, 2, answered(RegionError::NotLeader { region_id: 1, leader: None }), true), Next::Backoff);
-        assert_eq!(routing.leaders.get(&1), None);
+        assert_eq!(after_failure(&mut cache, &r, 2, answered(RegionError::NotLeader { region_id: 1, leader: None }), true), Next::Backoff);
+        assert_eq!(cache.leader(1), None);
     }
 
     #[test]
     fn epoch_not_match_refreshes_the_region_cache() {
         let old = region(1, "", "", 1);
-        let mut routing = routing(vec![old.clone()]);
+        let mut cache = cache(vec![old.clone()]);
         // The region split: its new self and a new neighbour.
         let (left, right) = (region(1, "", "m", 2), region(2, "m", "", 2));
         let error = answered(RegionError::EpochNotMatch { message: "split".into(), current_regions: vec![left.clone(), right.clone()] });
-        assert_eq!(routing.after_failure(&old, 1, error, true), Next::Retry);
-        assert_eq!(routing.locate(b"a"), Some(left.clone()));
-        assert_eq!(routing.locate(b"z"), Some(right));
-        // A stale answer never replaces what is newer.
-        routing.update(old);
-        assert_eq!(routing.locate(b"a"), Some(left));
+        assert_eq!(after_failure(&mut cache, &old, 1, error, true), Next::Retry);
+        assert_eq!(cache.locate(b"a"), Some(left.clone()));
+        assert_eq!(cache.locate(b"z"), Some(right));
+    }
+
+    #[test]
+    fn a_region_the_store_does_not_know_is_reloaded() {
+        let r = region(1, "", "", 1);
+        let mut cache = cache(vec![r.clone()]);
+        assert_eq!(after_failure(&mut cache, &r, 1, answered(RegionError::RegionNotFound { region_id: 1 }), false), Next::Backoff);
+        assert_eq!(cache.locate(b"a"), None, "the next attempt asks the source");
     }
 
     #[test]
     fn outcome_unknown_stops_writes_and_other_errors_back_off() {
         let r = region(1, "", "", 1);
-        let mut routing = routing(vec![r.clone()]);
+        let mut cache = cache(vec![r.clone()]);
         let unknown = || answered(RegionError::OutcomeUnknown { reason: "snapshot".into() });
-        assert_eq!(routing.after_failure(&r, 1, unknown(), true), Next::Stop(ClientError::Unknown("snapshot".into())));
-        assert_eq!(routing.after_failure(&r, 1, unknown(), false), Next::Backoff, "a read can simply be retried");
-        routing.leaders.insert(1, 1);
-        assert_eq!(routing.after_failure(&r, 1, answered(RegionError::StaleCommand), true), Next::Backoff);
-        assert_eq!(routing.leaders.get(&1), None, "the believed leader is forgotten");
-        let invalid = routing.after_failure(&r, 1, Failure::Answered(ServerError::InvalidRequest("value too large".into())), true);
-        assert_eq!(invalid, Next::Stop(ClientError::Invalid("invalid request: value too large".into())));
+        assert_eq!(after_failure(&mut cache, &r, 1, unknown(), true), Next::Stop(ClientError::Unknown(unknown())));
+        assert_eq!(after_failure(&mut cache, &r, 1, unknown(), false), Next::Backoff, "a read can simply be retried");
+        cache.set_leader(1, 1);
+        assert_eq!(after_failure(&mut cache, &r, 1, answered(RegionError::StaleCommand), true), Next::Backoff);
+        assert_eq!(cache.leader(1), None, "the believed leader is forgotten");
+        let too_large = ServerError::InvalidRequest("value too large".into());
+        assert_eq!(after_failure(&mut cache, &r, 1, AttemptError::Server(too_large.clone()), true), Next::Stop(ClientError::Invalid(too_large)));
     }
 }

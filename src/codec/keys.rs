@@ -1,9 +1,25 @@
-//! The physical key layout, following TiKV.
+//! The key space and the physical key layout, following TiKV (API V2).
+//!
+//! **One key space.** Every key a region, a client or an engine talks about is an
+//! *encoded key*: a mode prefix, then the key in that mode's encoding. Raw and
+//! transactional data never share keys:
 //!
 //! ```text
-//! data (kv engine, every data CF)   z | key                     (raw KV: key as given)
-//! MVCC version (default, write CF)  z | memcomparable(key) | !ts (8 bytes, big-endian)
-//! MVCC lock (lock CF)               z | memcomparable(key)
+//! raw key                 r | user key                    (bytes as given)
+//! transactional key       x | memcomparable(user key)
+//! ```
+//!
+//! Region bounds are encoded keys (empty = unbounded), so one order holds for
+//! routing, splitting and storage, and [`region_data_range`] is the one place that
+//! turns a region into the engine range its data occupies. A version key (an
+//! encoded transactional key with `!ts` appended) sorts inside every region that
+//! contains its key: memcomparable encodings are prefix-free, so appending the
+//! timestamp never carries a key across a bound that is itself an encoded key.
+//!
+//! ```text
+//! data (kv engine, every data CF)   z | encoded key
+//! MVCC version (default, write CF)  z | x | memcomparable(key) | !ts (8 bytes, big-endian)
+//! MVCC lock (lock CF)               z | x | memcomparable(key)
 //! raft log entry (raft engine)      0x01 0x02 | region_id BE8 | 0x01 | index BE8
 //! raft hard state (raft engine)     0x01 0x02 | region_id BE8 | 0x02
 //! apply state (kv engine)           0x01 0x02 | region_id BE8 | 0x03
@@ -19,6 +35,13 @@ use super::number::{decode_u64, decode_u64_desc, encode_u64, encode_u64_desc};
 use super::{CodecError, Result};
 
 pub const DATA_PREFIX: u8 = b'z';
+/// The mode prefix of raw keys.
+pub const RAW_PREFIX: u8 = b'r';
+/// The mode prefix of transactional keys.
+pub const TXN_PREFIX: u8 = b'x';
+/// The raw key space, `[RAW_MIN_KEY, RAW_MAX_KEY)`.
+pub const RAW_MIN_KEY: &[u8] = &[RAW_PREFIX];
+pub const RAW_MAX_KEY: &[u8] = &[RAW_PREFIX + 1];
 pub const LOCAL_PREFIX: u8 = 0x01;
 pub const REGION_RAFT_PREFIX: u8 = 0x02;
 pub const REGION_META_PREFIX: u8 = 0x03;
@@ -32,7 +55,47 @@ pub const SNAPSHOT_SUFFIX: u8 = 0x04;
 pub const DATA_MIN_KEY: &[u8] = &[DATA_PREFIX];
 pub const DATA_MAX_KEY: &[u8] = &[DATA_PREFIX + 1];
 
-/// `z` + key: where a user key lives in the kv engine.
+/// `r` + user key: the encoded form of a raw key.
+pub fn raw_key(user_key: &[u8]) -> Vec<u8> {
+    let mut buf = Vec::with_capacity(user_key.len() + 1);
+    buf.push(RAW_PREFIX);
+    buf.extend_from_slice(user_key);
+    buf
+}
+
+/// The user key of an encoded raw key.
+pub fn decode_raw_key(key: &[u8]) -> Result<&[u8]> {
+    match key.split_first() {
+        Some((&RAW_PREFIX, rest)) => Ok(rest),
+        _ => Err(CodecError::WrongPrefix { what: "raw key", expected: vec![RAW_PREFIX], found: key.iter().take(1).copied().collect() }),
+    }
+}
+
+/// The encoded bound of a raw range whose user-level end is `end` (empty = the
+/// end of the raw key space).
+pub fn raw_end_key(end: &[u8]) -> Vec<u8> {
+    if end.is_empty() {
+        RAW_MAX_KEY.to_vec()
+    } else {
+        raw_key(end)
+    }
+}
+
+/// `x` + memcomparable(key): the encoded form of a transactional key.
+pub fn txn_key(user_key: &[u8]) -> Vec<u8> {
+    let mut buf = Vec::with_capacity(super::bytes::encoded_len(user_key.len()) + 1);
+    buf.push(TXN_PREFIX);
+    encode_bytes_into(&mut buf, user_key);
+    buf
+}
+
+/// The engine range `[start, end)` holding a region's data in every data CF, for
+/// region bounds `start_key` and `end_key` (encoded keys; empty end = unbounded).
+pub fn region_data_range(start_key: &[u8], end_key: &[u8]) -> (Vec<u8>, Vec<u8>) {
+    (data_key(start_key), data_end_key(end_key))
+}
+
+/// `z` + encoded key: where a key lives in the kv engine.
 pub fn data_key(key: &[u8]) -> Vec<u8> {
     let mut buf = Vec::with_capacity(key.len() + 1);
     buf.push(DATA_PREFIX);
@@ -57,15 +120,16 @@ pub fn origin_key(data_key: &[u8]) -> Result<&[u8]> {
     }
 }
 
-/// `z` + memcomparable(key): the lock CF key, and the common prefix of all versions.
+/// `z` + `x` + memcomparable(key): the lock CF key, and the common prefix of all versions.
 pub fn mvcc_key_prefix(key: &[u8]) -> Vec<u8> {
-    let mut buf = Vec::with_capacity(super::bytes::encoded_len(key.len()) + 9);
+    let mut buf = Vec::with_capacity(super::bytes::encoded_len(key.len()) + 10);
     buf.push(DATA_PREFIX);
+    buf.push(TXN_PREFIX);
     encode_bytes_into(&mut buf, key);
     buf
 }
 
-/// `z` + memcomparable(key) + !ts: one version of a key; newer versions sort first.
+/// `z` + `x` + memcomparable(key) + !ts: one version of a key; newer versions sort first.
 pub fn mvcc_key(key: &[u8], ts: u64) -> Vec<u8> {
     let mut buf = mvcc_key_prefix(key);
     encode_u64_desc(&mut buf, ts);
@@ -74,7 +138,7 @@ pub fn mvcc_key(key: &[u8], ts: u64) -> Vec<u8> {
 
 /// Splits a versioned key into (user key, ts).
 pub fn decode_mvcc_key(versioned: &[u8]) -> Result<(Vec<u8>, u64)> {
-    let encoded = origin_key(versioned)?;
+    let encoded = txn_body(origin_key(versioned)?)?;
     let (key, rest) = decode_bytes(encoded)?;
     let (ts, rest) = decode_u64_desc(rest, "mvcc timestamp")?;
     if !rest.is_empty() {
@@ -85,11 +149,18 @@ pub fn decode_mvcc_key(versioned: &[u8]) -> Result<(Vec<u8>, u64)> {
 
 /// Decodes the user key of a lock CF key (`z` + memcomparable(key)).
 pub fn decode_lock_key(lock_key: &[u8]) -> Result<Vec<u8>> {
-    let (key, rest) = decode_bytes(origin_key(lock_key)?)?;
+    let (key, rest) = decode_bytes(txn_body(origin_key(lock_key)?)?)?;
     if !rest.is_empty() {
         return Err(CodecError::TrailingBytes { what: "lock key", extra: rest.len() });
     }
     Ok(key)
+}
+
+fn txn_body(encoded: &[u8]) -> Result<&[u8]> {
+    match encoded.split_first() {
+        Some((&TXN_PREFIX, rest)) => Ok(rest),
+        _ => Err(CodecError::WrongPrefix { what: "transactional key", expected: vec![TXN_PREFIX], found: encoded.iter().take(1).copied().collect() }),
+    }
 }
 
 fn region_key(prefix: u8, region_id: u64, suffix: u8) -> Vec<u8> {
@@ -178,7 +249,8 @@ mod tests {
     #[test]
     fn layout_is_pinned() {
         let layout = [
-            ("data_key(k)", data_key(b"k")),
+            ("data_key(raw_key(k))", data_key(&raw_key(b"k"))),
+            ("txn_key(k)", txn_key(b"k")),
             ("mvcc_key(k, 5)", mvcc_key(b"k", 5)),
             ("raft_log_key(7, 9)", raft_log_key(7, 9)),
             ("raft_state_key(7)", raft_state_key(7)),
@@ -233,6 +305,43 @@ mod tests {
             prop_assert_eq!(decode_raft_log_key(&raft_log_key(r1, i1)).unwrap(), (r1, i1));
             prop_assert_eq!((r1, i1).cmp(&(r2, i2)), raft_log_key(r1, i1).cmp(&raft_log_key(r2, i2)));
             prop_assert_eq!(decode_region_state_key(&region_state_key(r1)).unwrap(), r1);
+        }
+
+        /// Every key a region owns, in any CF, lies inside its data range, and no
+        /// key outside the region does: for raw keys, transactional keys and
+        /// their versions, with random bounds in both modes.
+        #[test]
+        fn a_region_owns_exactly_its_data_range(
+            bounds in proptest::collection::vec(proptest::collection::vec(any::<u8>(), 0..6), 2),
+            txn_bounds: bool, unbounded_start: bool, unbounded_end: bool,
+            k in proptest::collection::vec(any::<u8>(), 0..8),
+            ts: u64,
+        ) {
+            let encode = |b: &[u8]| if txn_bounds { txn_key(b) } else { raw_key(b) };
+            let (mut lo, mut hi) = (encode(&bounds[0]), encode(&bounds[1]));
+            if lo > hi { std::mem::swap(&mut lo, &mut hi); }
+            if unbounded_start { lo.clear(); }
+            if unbounded_end { hi.clear(); }
+            let owns = |encoded: &[u8]| encoded >= lo.as_slice() && (hi.is_empty() || encoded < hi.as_slice());
+            let (start, end) = region_data_range(&lo, &hi);
+            let inside = |engine_key: &[u8]| engine_key >= start.as_slice() && engine_key < end.as_slice();
+            // Raw: the data key of a raw key.
+            prop_assert_eq!(owns(&raw_key(&k)), inside(&data_key(&raw_key(&k))));
+            // Transactional: the lock key and every version of a key go where the key goes.
+            let key = txn_key(&k);
+            prop_assert_eq!(owns(&key), inside(&mvcc_key_prefix(&k)));
+            prop_assert_eq!(owns(&key), inside(&mvcc_key(&k, ts)));
+            prop_assert_eq!(owns(&key), inside(&mvcc_key(&k, 0)));
+            prop_assert_eq!(owns(&key), inside(&mvcc_key(&k, u64::MAX)));
+        }
+
+        #[test]
+        fn raw_keys_round_trip_and_keep_order(a in proptest::collection::vec(any::<u8>(), 0..10), b in proptest::collection::vec(any::<u8>(), 0..10)) {
+            let encoded = raw_key(&a);
+            prop_assert_eq!(decode_raw_key(&encoded).unwrap(), a.as_slice());
+            prop_assert_eq!(a.cmp(&b), raw_key(&a).cmp(&raw_key(&b)));
+            prop_assert!(raw_key(&a).as_slice() < RAW_MAX_KEY && raw_key(&a).as_slice() >= RAW_MIN_KEY);
+            prop_assert!(raw_key(&a) < txn_key(&b), "modes never interleave");
         }
 
         #[test]

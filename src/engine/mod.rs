@@ -32,7 +32,7 @@ use thiserror::Error;
 pub use sim::{CrashReport, IoProfile, SimDisk, SimEngine};
 
 /// A column family. The order here is the order of [`ALL_CFS`].
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize, serde::Deserialize)]
 pub enum Cf {
     /// Percolator's data column: large values, keyed by key + start_ts.
     Default,

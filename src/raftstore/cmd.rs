@@ -1,36 +1,62 @@
 //! What a region replicates through raft, what reads ask, and what they answer.
 //!
-//! Write commands are decided at apply time, so every replica computes the same
-//! outcome from the same log: a compare-and-swap compares against the state the
-//! entry is applied to, not the state it was proposed against.
+//! A write command is a list of mutations over any data CFs and any keys of the
+//! region, applied atomically in one batch (a raw put is one mutation; a
+//! Percolator prewrite is many, over three CFs), or a compare-and-swap. A
+//! compare-and-swap is decided at apply time, so every replica computes the same
+//! outcome from the same log: it compares against the state the entry is applied
+//! to, not the state it was proposed against. Keys are encoded keys (see
+//! `codec::keys`); the engine key is `z` + key.
 
-use crate::engine::KvPair;
-use crate::meta::{Peer, Region, RegionEpoch, RegionId};
+use crate::engine::{Cf, KvPair};
+use crate::meta::{RegionEpoch, RegionId};
 use serde::{Deserialize, Serialize};
-use thiserror::Error;
+
+pub use crate::proto::{RegionError, RegionResult};
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Mutation {
+    Put { cf: Cf, key: Vec<u8>, value: Vec<u8> },
+    Delete { cf: Cf, key: Vec<u8> },
+}
+
+impl Mutation {
+    pub fn key(&self) -> &[u8] {
+        match self {
+            Mutation::Put { key, .. } | Mutation::Delete { key, .. } => key,
+        }
+    }
+
+    pub fn cf(&self) -> Cf {
+        match self {
+            Mutation::Put { cf, .. } | Mutation::Delete { cf, .. } => *cf,
+        }
+    }
+}
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum WriteCmd {
-    Put {
-        key: Vec<u8>,
-        value: Vec<u8>,
-    },
-    Delete {
-        key: Vec<u8>,
-    },
-    /// Sets `key` to `new` (None deletes) if its current value equals `expected`
-    /// (None = absent).
-    Cas {
-        key: Vec<u8>,
-        expected: Option<Vec<u8>>,
-        new: Option<Vec<u8>>,
-    },
+    /// Applies every mutation, atomically.
+    Mutate(Vec<Mutation>),
+    /// Sets `key` (default CF) to `new` (None deletes) if its current value
+    /// equals `expected` (None = absent).
+    Cas { key: Vec<u8>, expected: Option<Vec<u8>>, new: Option<Vec<u8>> },
 }
 
 impl WriteCmd {
-    pub fn key(&self) -> &[u8] {
+    pub fn put(key: Vec<u8>, value: Vec<u8>) -> WriteCmd {
+        WriteCmd::Mutate(vec![Mutation::Put { cf: Cf::Default, key, value }])
+    }
+
+    pub fn delete(key: Vec<u8>) -> WriteCmd {
+        WriteCmd::Mutate(vec![Mutation::Delete { cf: Cf::Default, key }])
+    }
+
+    /// Every key the command writes.
+    pub fn keys(&self) -> Vec<&[u8]> {
         match self {
-            WriteCmd::Put { key, .. } | WriteCmd::Delete { key } | WriteCmd::Cas { key, .. } => key,
+            WriteCmd::Mutate(mutations) => mutations.iter().map(Mutation::key).collect(),
+            WriteCmd::Cas { key, .. } => vec![key],
         }
     }
 }
@@ -47,10 +73,32 @@ pub enum AdminCmd {
     CompactLog { index: u64, term: u64 },
 }
 
+impl AdminCmd {
+    /// Which parts of the epoch the command must match, (version, conf_ver), as
+    /// in TiKV's table: log compaction touches neither; a split (next) checks
+    /// both, a membership change conf_ver.
+    pub fn epoch_checks(&self) -> (bool, bool) {
+        match self {
+            AdminCmd::CompactLog { .. } => (false, false),
+        }
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum CmdBody {
     Write(WriteCmd),
     Admin(AdminCmd),
+}
+
+impl CmdBody {
+    /// (check version, check conf_ver): data commands depend on the key range
+    /// (version); admin commands as their kind says.
+    pub fn epoch_checks(&self) -> (bool, bool) {
+        match self {
+            CmdBody::Write(_) => (true, false),
+            CmdBody::Admin(admin) => admin.epoch_checks(),
+        }
+    }
 }
 
 /// The payload of a normal raft entry.
@@ -93,34 +141,3 @@ pub enum ReadResult {
     Value(Option<Vec<u8>>),
     Pairs(Vec<KvPair>),
 }
-
-/// Why a region could not serve a request. Every variant tells the client what to
-/// do next: retry elsewhere, refresh its routing, or back off.
-#[derive(Debug, Clone, PartialEq, Eq, Error, Serialize, Deserialize)]
-pub enum RegionError {
-    #[error("region {region_id}: not leader (leader hint: {leader:?})")]
-    NotLeader { region_id: RegionId, leader: Option<Peer> },
-    #[error("region {region_id} not found on this store")]
-    RegionNotFound { region_id: RegionId },
-    #[error("key {key:?} is not in region {region_id} [{start_key:?}, {end_key:?})")]
-    KeyNotInRegion { key: Vec<u8>, region_id: RegionId, start_key: Vec<u8>, end_key: Vec<u8> },
-    #[error("epoch not match: {message}")]
-    EpochNotMatch { message: String, current_regions: Vec<Region> },
-    #[error("stale command: superseded by a new leader's log")]
-    StaleCommand,
-    #[error("server is busy: {reason}")]
-    ServerIsBusy { reason: String },
-    /// The command was handed to raft but its fate is unknown (the store stopped
-    /// before it answered). It may or may not be applied; never retry blindly.
-    #[error("outcome unknown: {reason}")]
-    OutcomeUnknown { reason: String },
-}
-
-impl RegionError {
-    /// True if the command certainly did not take effect.
-    pub fn is_definite(&self) -> bool {
-        !matches!(self, RegionError::OutcomeUnknown { .. })
-    }
-}
-
-pub type RegionResult<T> = Result<T, RegionError>;

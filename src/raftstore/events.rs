@@ -29,6 +29,26 @@ pub enum StoreEvent {
 
 pub type EventSink = Arc<dyn Fn(&StoreEvent) + Send + Sync>;
 
+/// Where a store's events go: traced, and handed to the sink if there is one.
+#[derive(Clone)]
+pub struct Events {
+    pub store_id: StoreId,
+    sink: Option<EventSink>,
+}
+
+impl Events {
+    pub fn new(store_id: StoreId, sink: Option<EventSink>) -> Events {
+        Events { store_id, sink }
+    }
+
+    pub fn emit(&self, event: StoreEvent) {
+        tracing::debug!(store = self.store_id, ?event, "event");
+        if let Some(sink) = &self.sink {
+            sink(&event);
+        }
+    }
+}
+
 /// FNV-1a: a small, stable fingerprint (std's hasher is randomly keyed).
 pub fn fingerprint(bytes: &[u8]) -> u64 {
     let mut hash = 0xcbf2_9ce4_8422_2325u64;

@@ -1,9 +1,9 @@
 //! The raftstore: many regions, each a raft group, hosted by one store.
 //!
 //! A [`Store`](store::Store) owns every local [`PeerFsm`](peer::PeerFsm) and runs one
-//! loop: it takes messages from its inbox (raft messages from other stores, client
-//! requests, ticks, finished background jobs), steps the peers, then drives each
-//! peer's ready in the order raft-rs requires:
+//! loop: it takes messages from its mailbox (raft messages from other stores, client
+//! requests, ticks, finished background jobs), steps the peers, then has each
+//! touched peer handle its ready in the order raft-rs requires:
 //!
 //! 1. send the ready's messages (a leader may send before it persists);
 //! 2. adopt a snapshot, if the ready carries one, and start writing its data in the
@@ -11,33 +11,50 @@
 //! 3. apply committed entries to the kv engine (data and apply state in one batch);
 //! 4. append new entries and the hard state to the raft engine, **synced**;
 //! 5. only then send the persisted messages (votes, append responses), advance,
-//!    and handle the light ready the same way.
+//!    and handle the light ready the same way; raft-rs's applied index moves only
+//!    to what the state machine applied.
 //!
-//! Snapshots are asynchronous as in TiKV: generation reads the region through a kv
-//! snapshot in a background task (paying simulated snapshot IO), the result travels
-//! in chunks, and the receiver writes it in another background task while the peer
-//! refuses proposals. Raft log GC is an admin command (CompactLog) proposed by the
-//! leader when the applied log grows past a limit.
+//! One file per responsibility, as TiKV and TinyKV divide it. The imports go one
+//! way: `store` → `peer` → `apply` / `snapshot` / `raft_node` / `proposal` →
+//! `router` / `cmd` / `state` / `storage` / `events`.
 //!
-//! Determinism: raft-rs draws election timeouts from an unseeded RNG; each peer's
-//! range is narrowed to one value drawn from the run's seed, so raft-rs has no choice
-//! left to make (see `store::raft_config`).
+//! * [`router`]: the mailbox (`StoreMsg`), `StoreHandle`, callbacks;
+//! * [`bootstrap`]: a store's first state;
+//! * [`store`]: the loop, batching, ticks, routing, creating peers;
+//! * [`peer`]: one replica: admission, proposing, ready handling, reads;
+//! * [`raft_node`]: raft-rs's `RawNode`, fenced for determinism;
+//! * [`proposal`]: the proposal queue and its stale rule;
+//! * [`apply`]: pure: committed entries in; write batch, answers, exec results out;
+//! * [`snapshot`]: generate, send in chunks, reassemble, validate, apply, resume;
+//! * [`storage`]: raft-rs's `Storage` on the raft engine; [`state`]: persisted state.
+//!
+//! Snapshots are asynchronous as in TiKV (see [`snapshot`]). Raft log GC is an
+//! admin command (CompactLog) proposed by the leader when the applied log grows
+//! past a limit, and carried out by the peer as an exec result.
 //!
 //! Not implemented here (yet): membership changes, split and merge, leader leases
 //! (every read uses ReadIndex), and peers created on demand by messages.
 
+pub mod apply;
+pub mod bootstrap;
 pub mod cmd;
 pub mod config;
 pub mod events;
 pub mod peer;
 pub mod proposal;
+pub mod raft_node;
+pub mod router;
+pub mod snapshot;
 pub mod state;
 pub mod storage;
 pub mod store;
 
-pub use cmd::{ReadCmd, ReadResult, RegionError, RegionResult, WriteCmd, WriteResult};
+pub use bootstrap::bootstrap_store;
+pub use cmd::{Mutation, ReadCmd, ReadResult, RegionError, RegionResult, WriteCmd, WriteResult};
 #[cfg(madsim)]
 pub use config::PlantedBugs;
 pub use config::RaftStoreConfig;
 pub use events::{EventSink, StoreEvent};
-pub use store::{bootstrap_store, SnapshotData, Store, StoreHandle};
+pub use router::{StoreHandle, StoreMsg};
+pub use snapshot::SnapshotData;
+pub use store::Store;

@@ -12,10 +12,8 @@
 //! unknown.
 
 use super::cmd::{RegionError, RegionResult, WriteResult};
-use futures::channel::oneshot;
+pub use super::router::WriteCallback;
 use std::collections::VecDeque;
-
-pub type WriteCallback = oneshot::Sender<RegionResult<WriteResult>>;
 
 /// A proposal waiting for its entry to apply.
 pub struct Proposal {
@@ -85,7 +83,7 @@ mod tests {
     use futures::channel::oneshot::Receiver;
 
     fn proposal(index: u64, term: u64) -> (Proposal, Receiver<RegionResult<WriteResult>>) {
-        let (tx, rx) = oneshot::channel();
+        let (tx, rx) = futures::channel::oneshot::channel();
         (Proposal { index, term, callback: Some(tx) }, rx)
     }
 

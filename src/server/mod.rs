@@ -2,21 +2,20 @@
 //!
 //! A store node runs [`run_store_node`]: it binds the node's transport, opens the
 //! raftstore, and then serves every incoming frame: raft traffic goes to the store
-//! loop, client requests are checked here (size limits, well-formedness) and then
-//! handed to the region through a [`StoreHandle`], and each answer goes back to the
-//! caller as a response frame carrying the request's id.
+//! loop, client requests are checked here (service, size limits, the raw key
+//! space) and then handed to the region through a [`StoreHandle`], and each
+//! answer goes back to the caller as a response frame carrying the request's id.
 //!
 //! Every failure a client can see is a typed [`ServerError`]: a region error (what
 //! to do next is in the variant), an invalid request (never retry), or a request
 //! that could not be decoded.
 
-pub mod proto;
-
+use crate::codec::keys;
 use crate::engine::Engine;
 use crate::meta::StoreId;
-use crate::raftstore::{EventSink, RaftStoreConfig, ReadCmd, ReadResult, Store, StoreHandle, WriteCmd, WriteResult};
+use crate::proto::{KvRequest, RawReply, RawRequest, RpcRequest, RpcResponse, ServerError};
+use crate::raftstore::{EventSink, Mutation, RaftStoreConfig, ReadCmd, ReadResult, Store, StoreHandle, WriteCmd, WriteResult};
 use crate::transport::{Frame, NetFaults, Transport};
-use proto::{RawReply, RawRequest, Request, Response, ServerError};
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -56,12 +55,8 @@ pub async fn run_store_node<E: Engine>(cfg: StoreNodeConfig, raft_engine: E, kv_
                     transport.send(from, &Frame::Response { id, payload: response.encode() });
                 });
             }
-            Ok(Frame::Response { .. }) => {
-                tracing::debug!(store = cfg.store_id, %from, "unexpected response frame")
-            }
-            Err(e) => {
-                tracing::warn!(store = cfg.store_id, %from, error = %e, "rejected malformed frame")
-            }
+            Ok(Frame::Response { .. }) => tracing::debug!(store = cfg.store_id, %from, "unexpected response frame"),
+            Err(e) => tracing::warn!(store = cfg.store_id, %from, error = %e, "rejected malformed frame"),
         }
     }
 }
@@ -71,29 +66,55 @@ struct Limits {
     max_entry_bytes: usize,
 }
 
-async fn serve(handle: &StoreHandle, limits: Limits, payload: &[u8]) -> Response {
-    let request = match Request::decode(payload) {
-        Ok(r) => r,
-        Err(e) => return Response(Err(ServerError::Malformed(e))),
-    };
-    if let Err(e) = check_limits(&request.body, limits) {
-        return Response(Err(e));
+/// Decodes one request, checks it, and serves it.
+async fn serve(handle: &StoreHandle, limits: Limits, payload: &[u8]) -> RpcResponse {
+    match RpcRequest::decode(payload) {
+        Ok(RpcRequest::Kv(request)) => RpcResponse::Kv(serve_kv(handle, limits, request).await),
+        Err(e) => RpcResponse::Rejected(ServerError::Malformed(e)),
+    }
+}
+
+async fn serve_kv(handle: &StoreHandle, limits: Limits, mut request: KvRequest) -> Result<RawReply, ServerError> {
+    check(&request.cmd, limits)?;
+    if let RawRequest::Scan { end, .. } = &mut request.cmd {
+        if end.is_empty() {
+            // A raw scan never leaves the raw key space.
+            *end = keys::RAW_MAX_KEY.to_vec();
+        }
     }
     let (region_id, epoch) = (request.region_id, request.epoch);
-    let reply = match request.body {
-        RawRequest::Get { key } => handle.read(region_id, epoch, ReadCmd::Get { key }).await.map(|r| match r {
-            ReadResult::Value(v) => RawReply::Value(v),
-            ReadResult::Pairs(_) => unreachable!("get answers a value"),
-        }),
-        RawRequest::Scan { start, end, limit } => handle.read(region_id, epoch, ReadCmd::Scan { start, end, limit }).await.map(|r| match r {
-            ReadResult::Pairs(p) => RawReply::Pairs(p),
-            ReadResult::Value(_) => unreachable!("scan answers pairs"),
-        }),
-        RawRequest::Put { key, value } => handle.write(region_id, epoch, WriteCmd::Put { key, value }).await.map(write_reply),
-        RawRequest::Delete { key } => handle.write(region_id, epoch, WriteCmd::Delete { key }).await.map(write_reply),
-        RawRequest::Cas { key, expected, new } => handle.write(region_id, epoch, WriteCmd::Cas { key, expected, new }).await.map(write_reply),
+    let reply = match request.cmd {
+        RawRequest::Get { key } => handle.read(region_id, epoch, ReadCmd::Get { key }).await.map(read_reply),
+        RawRequest::Scan { start, end, limit } => handle.read(region_id, epoch, ReadCmd::Scan { start, end, limit }).await.map(read_reply),
+        write => handle.write(region_id, epoch, write_cmd(write)).await.map(write_reply),
     };
-    Response(reply.map_err(ServerError::Region))
+    Ok(reply?)
+}
+
+/// The raftstore command a raw write becomes.
+fn write_cmd(request: RawRequest) -> WriteCmd {
+    match request {
+        RawRequest::Put { key, value } => WriteCmd::put(key, value),
+        RawRequest::Delete { key } => WriteCmd::delete(key),
+        RawRequest::Cas { key, expected, new } => WriteCmd::Cas { key, expected, new },
+        RawRequest::BatchWrite { pairs } => WriteCmd::Mutate(
+            pairs
+                .into_iter()
+                .map(|(key, value)| match value {
+                    Some(value) => Mutation::Put { cf: crate::engine::Cf::Default, key, value },
+                    None => Mutation::Delete { cf: crate::engine::Cf::Default, key },
+                })
+                .collect(),
+        ),
+        RawRequest::Get { .. } | RawRequest::Scan { .. } => unreachable!("reads are served as reads"),
+    }
+}
+
+fn read_reply(result: ReadResult) -> RawReply {
+    match result {
+        ReadResult::Value(v) => RawReply::Value(v),
+        ReadResult::Pairs(p) => RawReply::Pairs(p),
+    }
 }
 
 fn write_reply(result: WriteResult) -> RawReply {
@@ -103,20 +124,119 @@ fn write_reply(result: WriteResult) -> RawReply {
     }
 }
 
-fn check_limits(body: &RawRequest, limits: Limits) -> Result<(), ServerError> {
-    let bytes = match body {
+/// Refuses what can never succeed: keys outside the raw key space, an empty
+/// batch, a zero scan limit, more bytes than one entry may carry.
+fn check(cmd: &RawRequest, limits: Limits) -> Result<(), ServerError> {
+    let invalid = |message: String| Err(ServerError::InvalidRequest(message));
+    if let Some(key) = cmd.keys().into_iter().find(|k| keys::decode_raw_key(k).is_err()) {
+        return invalid(format!("key {key:?} is not in the raw key space (prefix {:?})", keys::RAW_PREFIX as char));
+    }
+    let bytes = match cmd {
         RawRequest::Put { key, value } => key.len() + value.len(),
         RawRequest::Cas { key, expected, new } => key.len() + expected.as_ref().map_or(0, Vec::len) + new.as_ref().map_or(0, Vec::len),
         RawRequest::Get { key } | RawRequest::Delete { key } => key.len(),
+        RawRequest::BatchWrite { pairs } => {
+            if pairs.is_empty() {
+                return invalid("a batch write needs at least one key".into());
+            }
+            pairs.iter().map(|(k, v)| k.len() + v.as_ref().map_or(0, Vec::len)).sum()
+        }
         RawRequest::Scan { start, end, limit } => {
             if *limit == 0 {
-                return Err(ServerError::InvalidRequest("scan limit must be positive".into()));
+                return invalid("scan limit must be positive".into());
+            }
+            if end.as_slice() > keys::RAW_MAX_KEY {
+                return invalid(format!("scan end {end:?} is past the raw key space"));
             }
             start.len() + end.len()
         }
     };
     if bytes > limits.max_entry_bytes {
-        return Err(ServerError::InvalidRequest(format!("request carries {bytes} bytes, over the {}-byte limit", limits.max_entry_bytes)));
+        return invalid(format!("request carries {bytes} bytes, over the {}-byte limit", limits.max_entry_bytes));
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::meta::RegionEpoch;
+    use crate::proto::RegionError;
+    use crate::raftstore::{RegionResult, StoreMsg};
+    use futures::channel::mpsc;
+    use futures::StreamExt;
+
+    const LIMITS: Limits = Limits { max_entry_bytes: 64 };
+
+    fn raw(key: &str) -> Vec<u8> {
+        keys::raw_key(key.as_bytes())
+    }
+
+    fn request(cmd: RawRequest) -> Vec<u8> {
+        RpcRequest::Kv(KvRequest { region_id: 4, epoch: RegionEpoch::new(1, 2), cmd }).encode()
+    }
+
+    /// A store loop stand-in: answers every request with `answer` and records
+    /// what reached it.
+    fn fake_store(answer: RegionResult<()>) -> (StoreHandle, futures::channel::mpsc::UnboundedReceiver<String>) {
+        let (tx, mut inbox) = mpsc::channel::<StoreMsg>(16);
+        let (seen_tx, seen) = mpsc::unbounded();
+        madsim::task::spawn(async move {
+            while let Some(msg) = inbox.next().await {
+                match msg {
+                    StoreMsg::Write { region_id, epoch, cmd, callback } => {
+                        let _ = seen_tx.unbounded_send(format!("write {region_id} {epoch} {cmd:?}"));
+                        let _ = callback.send(answer.clone().map(|()| WriteResult::Done));
+                    }
+                    StoreMsg::Read { region_id, cmd, callback, .. } => {
+                        let _ = seen_tx.unbounded_send(format!("read {region_id} {cmd:?}"));
+                        let _ = callback.send(answer.clone().map(|()| ReadResult::Value(Some(b"v".to_vec()))));
+                    }
+                    _ => {}
+                }
+            }
+        });
+        (StoreHandle::new(tx), seen)
+    }
+
+    #[madsim::test]
+    async fn requests_reach_their_region_as_raftstore_commands() {
+        let (handle, mut seen) = fake_store(Ok(()));
+        let put = serve(&handle, LIMITS, &request(RawRequest::Put { key: raw("a"), value: b"1".to_vec() })).await;
+        assert_eq!(put, RpcResponse::Kv(Ok(RawReply::Done)));
+        assert_eq!(seen.next().await.unwrap(), format!("write 4 conf_ver=1 version=2 {:?}", WriteCmd::put(raw("a"), b"1".to_vec())));
+        let batch = RawRequest::BatchWrite { pairs: vec![(raw("a"), None), (raw("b"), Some(b"2".to_vec()))] };
+        assert_eq!(serve(&handle, LIMITS, &request(batch)).await, RpcResponse::Kv(Ok(RawReply::Done)));
+        let expected = WriteCmd::Mutate(vec![
+            Mutation::Delete { cf: crate::engine::Cf::Default, key: raw("a") },
+            Mutation::Put { cf: crate::engine::Cf::Default, key: raw("b"), value: b"2".to_vec() },
+        ]);
+        assert_eq!(seen.next().await.unwrap(), format!("write 4 conf_ver=1 version=2 {expected:?}"));
+        let get = serve(&handle, LIMITS, &request(RawRequest::Get { key: raw("a") })).await;
+        assert_eq!(get, RpcResponse::Kv(Ok(RawReply::Value(Some(b"v".to_vec())))));
+        assert_eq!(seen.next().await.unwrap(), format!("read 4 {:?}", ReadCmd::Get { key: raw("a") }));
+    }
+
+    #[madsim::test]
+    async fn region_errors_pass_through_typed() {
+        let error = RegionError::NotLeader { region_id: 4, leader: None };
+        let (handle, _seen) = fake_store(Err(error.clone()));
+        let answer = serve(&handle, LIMITS, &request(RawRequest::Delete { key: raw("a") })).await;
+        assert_eq!(answer, RpcResponse::Kv(Err(ServerError::Region(error))));
+    }
+
+    #[madsim::test]
+    async fn invalid_and_malformed_requests_never_reach_the_store() {
+        let (handle, mut seen) = fake_store(Ok(()));
+        let invalid = |r: RpcResponse| matches!(r, RpcResponse::Kv(Err(ServerError::InvalidRequest(_))));
+        assert!(invalid(serve(&handle, LIMITS, &request(RawRequest::Get { key: b"no-prefix".to_vec() })).await));
+        assert!(invalid(serve(&handle, LIMITS, &request(RawRequest::Get { key: keys::txn_key(b"a") })).await));
+        assert!(invalid(serve(&handle, LIMITS, &request(RawRequest::Put { key: raw("a"), value: vec![0; 64] })).await));
+        assert!(invalid(serve(&handle, LIMITS, &request(RawRequest::Scan { start: raw("a"), end: vec![], limit: 0 })).await));
+        assert!(invalid(serve(&handle, LIMITS, &request(RawRequest::Scan { start: raw("a"), end: keys::txn_key(b""), limit: 1 })).await));
+        assert!(invalid(serve(&handle, LIMITS, &request(RawRequest::BatchWrite { pairs: vec![] })).await));
+        assert!(matches!(serve(&handle, LIMITS, &[1, 2, 3]).await, RpcResponse::Rejected(ServerError::Malformed(_))));
+        drop(handle);
+        assert_eq!(seen.next().await, None, "nothing reached the store");
+    }
 }

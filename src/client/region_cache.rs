@@ -1,0 +1,137 @@
+//! The client's routing table: which region holds a key, at which epoch, and
+//! which store we believe leads it.
+//!
+//! The cache is filled from a [`RegionSource`] on a miss and corrected by what
+//! stores answer (`EpochNotMatch` carries the current regions; `NotLeader` a
+//! leader hint). Before PD exists the source is the layout the cluster was
+//! started with ([`StaticRegions`]); PD's client will be the next source.
+
+use super::error::ClientError;
+use crate::meta::{Region, RegionId, StoreId};
+use futures::future::BoxFuture;
+use std::collections::BTreeMap;
+
+/// Where the cache learns regions it does not hold.
+pub trait RegionSource: Send + Sync {
+    /// The region holding encoded key `key`, as the source knows it now.
+    fn region_by_key<'a>(&'a self, key: &'a [u8]) -> BoxFuture<'a, Result<Option<Region>, ClientError>>;
+}
+
+/// A fixed region layout: the regions a cluster was started with.
+pub struct StaticRegions(pub Vec<Region>);
+
+impl RegionSource for StaticRegions {
+    fn region_by_key<'a>(&'a self, key: &'a [u8]) -> BoxFuture<'a, Result<Option<Region>, ClientError>> {
+        Box::pin(async move { Ok(self.0.iter().find(|r| r.contains(key)).cloned()) })
+    }
+}
+
+#[derive(Default)]
+pub struct RegionCache {
+    /// Regions by start key.
+    regions: BTreeMap<Vec<u8>, Region>,
+    /// Which store we believe leads each region.
+    leaders: BTreeMap<RegionId, StoreId>,
+}
+
+impl RegionCache {
+    /// The cached region holding `key`, if any.
+    pub fn locate(&self, key: &[u8]) -> Option<Region> {
+        self.regions.range(..=key.to_vec()).next_back().map(|(_, r)| r.clone()).filter(|r| r.contains(key))
+    }
+
+    pub fn leader(&self, region_id: RegionId) -> Option<StoreId> {
+        self.leaders.get(&region_id).copied()
+    }
+
+    /// Records `store` as the leader of `region_id`; returns the previous belief.
+    pub fn set_leader(&mut self, region_id: RegionId, store: StoreId) -> Option<StoreId> {
+        self.leaders.insert(region_id, store)
+    }
+
+    pub fn forget_leader(&mut self, region_id: RegionId) {
+        self.leaders.remove(&region_id);
+    }
+
+    /// `store` did not answer for `region`: guess the next replica as its leader.
+    pub fn suspect(&mut self, region: &Region, store: StoreId) {
+        let at = region.peers.iter().position(|p| p.store_id == store).unwrap_or(0);
+        let next = region.peers[(at + 1) % region.peers.len()].store_id;
+        self.leaders.insert(region.id, next);
+    }
+
+    /// Drops a region (and its leader) so the next lookup asks the source.
+    pub fn invalidate(&mut self, region_id: RegionId) {
+        self.regions.retain(|_, r| r.id != region_id);
+        self.leaders.remove(&region_id);
+    }
+
+    /// Learns `region` unless what the cache holds is newer: the same region at
+    /// a later epoch, or an overlapping region at a later version (it came from
+    /// a later split). Otherwise it replaces its older self and every region
+    /// it overlaps.
+    pub fn update(&mut self, region: Region) {
+        let stale = self.regions.values().any(|r| {
+            if r.id == region.id {
+                region.epoch.is_stale_against(&r.epoch)
+            } else {
+                r.overlaps(&region) && region.epoch.version < r.epoch.version
+            }
+        });
+        if stale {
+            return;
+        }
+        let replaced: Vec<RegionId> = self.regions.values().filter(|r| r.id != region.id && r.overlaps(&region)).map(|r| r.id).collect();
+        for id in replaced {
+            self.invalidate(id);
+        }
+        self.regions.retain(|_, r| r.id != region.id);
+        self.regions.insert(region.start_key.clone(), region);
+    }
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use super::*;
+    use crate::meta::{Peer, RegionEpoch};
+
+    pub fn region(id: RegionId, start: &str, end: &str, version: u64) -> Region {
+        let peers = (1..=3).map(|s| Peer::voter(id * 10 + s, s)).collect();
+        Region { id, start_key: start.as_bytes().to_vec(), end_key: end.as_bytes().to_vec(), epoch: RegionEpoch::new(1, version), peers }
+    }
+
+    #[test]
+    fn newer_regions_replace_older_ones_and_never_the_reverse() {
+        let mut cache = RegionCache::default();
+        let old = region(1, "", "", 1);
+        cache.update(old.clone());
+        cache.set_leader(1, 2);
+        let (left, right) = (region(1, "", "m", 2), region(2, "m", "", 2));
+        cache.update(right.clone());
+        assert_eq!(cache.locate(b"z"), Some(right.clone()));
+        assert_eq!(cache.locate(b"a"), None, "the old whole-range region was dropped with its leader");
+        assert_eq!(cache.leader(1), None);
+        cache.update(left.clone());
+        cache.update(old);
+        assert_eq!((cache.locate(b"a"), cache.locate(b"z")), (Some(left), Some(right)), "a stale answer never evicts newer halves");
+    }
+
+    #[test]
+    fn invalidation_forgets_region_and_leader() {
+        let mut cache = RegionCache::default();
+        cache.update(region(1, "", "m", 1));
+        cache.update(region(2, "m", "", 1));
+        cache.set_leader(2, 3);
+        cache.invalidate(2);
+        assert_eq!(cache.locate(b"x"), None);
+        assert_eq!(cache.leader(2), None);
+        assert!(cache.locate(b"a").is_some());
+    }
+
+    #[madsim::test]
+    async fn a_static_source_finds_the_region_of_a_key() {
+        let source = StaticRegions(vec![region(1, "", "m", 1), region(2, "m", "", 1)]);
+        assert_eq!(source.region_by_key(b"q").await.unwrap().map(|r| r.id), Some(2));
+        assert_eq!(source.region_by_key(b"").await.unwrap().map(|r| r.id), Some(1));
+    }
+}

@@ -1,0 +1,295 @@
+//! Apply: committed entries in, what they do out. Pure: no IO, no raft-rs, no
+//! peer; the same entries applied to the same state give the same output on
+//! every replica.
+//!
+//! [`apply_entries`] takes the region, its apply state, a kv snapshot and the
+//! committed entries, and returns an [`ApplyOutput`]: one write batch holding the
+//! data **and** the new apply state (so a crash can never separate them), the
+//! answer for each entry, and the exec results the peer must act on. An admin
+//! command changes nothing outside the batch by itself: log compaction is an
+//! exec result the peer carries out on its log, and so will membership changes
+//! and splits be, which is what makes "a configuration takes effect when its
+//! entry is applied" a single visible place (the peer acting on the result).
+//!
+//! Every command is checked again here: a command whose epoch is stale for its
+//! kind (see [`CmdBody::epoch_checks`]) or whose keys left the region is skipped
+//! and answered `EpochNotMatch` / `KeyNotInRegion`.
+
+use super::cmd::{AdminCmd, CmdBody, Mutation, RaftCmd, RegionError, RegionResult, WriteCmd, WriteResult};
+use super::events::fingerprint;
+use super::state::{self, ApplyState};
+use crate::codec::keys;
+use crate::engine::{Cf, Snapshot, WriteBatch};
+use crate::meta::Region;
+use raft::eraftpb::{Entry, EntryType};
+use std::collections::BTreeMap;
+
+/// What the peer must do after a batch is written.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ExecResult {
+    /// The log up to `index` may be deleted (the apply state already says so).
+    CompactLog { old_truncated: u64, index: u64 },
+}
+
+/// One applied entry, for the `Applied` event.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AppliedEntry {
+    pub index: u64,
+    pub term: u64,
+    pub digest: u64,
+}
+
+pub struct ApplyOutput {
+    /// Data and apply state together: write it as one batch.
+    pub batch: WriteBatch,
+    /// Whether the batch must be synced (before the log is truncated, the applied
+    /// state must be durable).
+    pub sync: bool,
+    pub apply_state: ApplyState,
+    /// The answer for each entry, by (index, term).
+    pub results: Vec<(u64, u64, RegionResult<WriteResult>)>,
+    pub exec_results: Vec<ExecResult>,
+    pub applied: Vec<AppliedEntry>,
+}
+
+/// Applies `entries` (consecutive, starting right after `apply_state`'s index).
+pub fn apply_entries<S: Snapshot>(region: &Region, mut apply_state: ApplyState, entries: &[Entry], snap: &S) -> ApplyOutput {
+    let mut ctx = ApplyContext { snap, overlay: BTreeMap::new(), batch: WriteBatch::new() };
+    let mut results = Vec::with_capacity(entries.len());
+    let mut exec_results = Vec::new();
+    let mut applied = Vec::with_capacity(entries.len());
+    for entry in entries {
+        assert_eq!(entry.index, apply_state.applied_index + 1, "region {}: applying index {} after {}", region.id, entry.index, apply_state.applied_index);
+        apply_state.applied_index = entry.index;
+        let result = match entry.get_entry_type() {
+            EntryType::EntryNormal if entry.data.is_empty() => Err(RegionError::StaleCommand),
+            EntryType::EntryNormal => {
+                let cmd = RaftCmd::decode(&entry.data).unwrap_or_else(|e| panic!("region {}: committed entry {} is corrupt: {e}", region.id, entry.index));
+                check_epoch(region, &cmd).and_then(|()| match cmd.body {
+                    CmdBody::Write(write) => ctx.exec_write(region, write),
+                    CmdBody::Admin(AdminCmd::CompactLog { index, term }) => {
+                        if index > apply_state.truncated_index && index <= apply_state.applied_index {
+                            exec_results.push(ExecResult::CompactLog { old_truncated: apply_state.truncated_index, index });
+                            apply_state.truncated_index = index;
+                            apply_state.truncated_term = term;
+                        }
+                        Ok(WriteResult::Done)
+                    }
+                })
+            }
+            other => panic!("region {}: entry type {other:?} is not supported yet", region.id),
+        };
+        results.push((entry.index, entry.term, result));
+        applied.push(AppliedEntry { index: entry.index, term: entry.term, digest: fingerprint(&entry.data) });
+    }
+    let mut batch = ctx.batch;
+    batch.put(Cf::Raft, keys::apply_state_key(region.id), state::encode(&apply_state));
+    let sync = !exec_results.is_empty();
+    ApplyOutput { batch, sync, apply_state, results, exec_results, applied }
+}
+
+/// The epoch check at apply time: only parts the command's kind depends on.
+fn check_epoch(region: &Region, cmd: &RaftCmd) -> RegionResult<()> {
+    if cmd.epoch.is_stale_for(&region.epoch, cmd.body.epoch_checks()) {
+        return Err(RegionError::EpochNotMatch {
+            message: format!("proposed at {}, applied at {}", cmd.epoch, region.epoch),
+            current_regions: vec![region.clone()],
+        });
+    }
+    Ok(())
+}
+
+/// The batch being built, and what it has written so far (later commands of the
+/// same batch must see earlier ones).
+struct ApplyContext<'a, S> {
+    snap: &'a S,
+    overlay: BTreeMap<(Cf, Vec<u8>), Option<Vec<u8>>>,
+    batch: WriteBatch,
+}
+
+impl<S: Snapshot> ApplyContext<'_, S> {
+    fn current(&self, cf: Cf, data_key: &[u8]) -> Option<Vec<u8>> {
+        match self.overlay.get(&(cf, data_key.to_vec())) {
+            Some(value) => value.clone(),
+            None => self.snap.get(cf, data_key).expect("kv read during apply"),
+        }
+    }
+
+    fn set(&mut self, cf: Cf, data_key: Vec<u8>, value: Option<Vec<u8>>) {
+        match &value {
+            Some(v) => self.batch.put(cf, data_key.clone(), v.clone()),
+            None => self.batch.delete(cf, data_key.clone()),
+        }
+        self.overlay.insert((cf, data_key), value);
+    }
+
+    fn exec_write(&mut self, region: &Region, cmd: WriteCmd) -> RegionResult<WriteResult> {
+        if let Some(key) = cmd.keys().into_iter().find(|k| !region.contains(k)) {
+            return Err(RegionError::KeyNotInRegion {
+                key: key.to_vec(),
+                region_id: region.id,
+                start_key: region.start_key.clone(),
+                end_key: region.end_key.clone(),
+            });
+        }
+        match cmd {
+            WriteCmd::Mutate(mutations) => {
+                for mutation in mutations {
+                    match mutation {
+                        Mutation::Put { cf, key, value } => self.set(cf, keys::data_key(&key), Some(value)),
+                        Mutation::Delete { cf, key } => self.set(cf, keys::data_key(&key), None),
+                    }
+                }
+                Ok(WriteResult::Done)
+            }
+            WriteCmd::Cas { key, expected, new } => {
+                let data_key = keys::data_key(&key);
+                let previous = self.current(Cf::Default, &data_key);
+                let succeeded = previous == expected;
+                if succeeded {
+                    self.set(Cf::Default, data_key, new);
+                }
+                Ok(WriteResult::Cas { succeeded, previous })
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::engine::{Engine, SimEngine};
+    use crate::meta::{Peer, RegionEpoch};
+
+    fn region(version: u64, conf_ver: u64) -> Region {
+        Region {
+            id: 1,
+            start_key: keys::raw_key(b"b"),
+            end_key: keys::raw_key(b"m"),
+            epoch: RegionEpoch::new(conf_ver, version),
+            peers: vec![Peer::voter(11, 1), Peer::voter(12, 2), Peer::voter(13, 3)],
+        }
+    }
+
+    fn entry(index: u64, term: u64, epoch: RegionEpoch, body: CmdBody) -> Entry {
+        Entry { index, term, data: RaftCmd { region_id: 1, epoch, body }.encode().into(), ..Entry::default() }
+    }
+
+    fn write(index: u64, epoch: RegionEpoch, cmd: WriteCmd) -> Entry {
+        entry(index, 2, epoch, CmdBody::Write(cmd))
+    }
+
+    fn state(applied: u64) -> ApplyState {
+        ApplyState { applied_index: applied, truncated_index: 5, truncated_term: 5 }
+    }
+
+    fn k(key: &str) -> Vec<u8> {
+        keys::raw_key(key.as_bytes())
+    }
+
+    async fn engine_after(output: &ApplyOutput) -> SimEngine {
+        let engine = SimEngine::in_memory("kv");
+        engine.write(&output.batch, true).await.unwrap();
+        engine
+    }
+
+    #[madsim::test]
+    async fn writes_and_the_apply_state_land_in_one_batch() {
+        let r = region(1, 1);
+        let engine = SimEngine::in_memory("kv");
+        let put = WriteCmd::Mutate(vec![
+            Mutation::Put { cf: Cf::Default, key: k("c"), value: b"1".to_vec() },
+            Mutation::Put { cf: Cf::Lock, key: k("d"), value: b"lock".to_vec() },
+            Mutation::Put { cf: Cf::Write, key: k("e"), value: b"w".to_vec() },
+        ]);
+        let entries = vec![write(6, r.epoch, put), write(7, r.epoch, WriteCmd::delete(k("c")))];
+        let out = apply_entries(&r, state(5), &entries, &engine.snapshot());
+        assert_eq!(out.apply_state.applied_index, 7);
+        assert!(out.exec_results.is_empty() && !out.sync);
+        assert_eq!(
+            out.results.iter().map(|(i, t, r)| (*i, *t, r.clone())).collect::<Vec<_>>(),
+            vec![(6, 2, Ok(WriteResult::Done)), (7, 2, Ok(WriteResult::Done))]
+        );
+        assert_eq!(out.applied.iter().map(|a| a.index).collect::<Vec<_>>(), vec![6, 7]);
+        let after = engine_after(&out).await.snapshot();
+        assert_eq!(after.get(Cf::Default, &keys::data_key(&k("c"))).unwrap(), None, "deleted by the later entry");
+        assert_eq!(after.get(Cf::Lock, &keys::data_key(&k("d"))).unwrap(), Some(b"lock".to_vec()));
+        assert_eq!(after.get(Cf::Write, &keys::data_key(&k("e"))).unwrap(), Some(b"w".to_vec()));
+        let stored: ApplyState = state::decode(&after.get(Cf::Raft, &keys::apply_state_key(1)).unwrap().unwrap(), "apply state", "test");
+        assert_eq!(stored, out.apply_state, "the apply state travels with the data");
+    }
+
+    #[madsim::test]
+    async fn cas_sees_earlier_writes_of_the_same_batch() {
+        let r = region(1, 1);
+        let engine = SimEngine::in_memory("kv");
+        let cas = |expected: Option<&str>, new: &str| WriteCmd::Cas {
+            key: k("c"),
+            expected: expected.map(|e| e.as_bytes().to_vec()),
+            new: Some(new.as_bytes().to_vec()),
+        };
+        let entries =
+            vec![write(6, r.epoch, WriteCmd::put(k("c"), b"1".to_vec())), write(7, r.epoch, cas(Some("1"), "2")), write(8, r.epoch, cas(Some("1"), "3"))];
+        let out = apply_entries(&r, state(5), &entries, &engine.snapshot());
+        assert_eq!(out.results[1].2, Ok(WriteResult::Cas { succeeded: true, previous: Some(b"1".to_vec()) }));
+        assert_eq!(out.results[2].2, Ok(WriteResult::Cas { succeeded: false, previous: Some(b"2".to_vec()) }));
+        assert_eq!(engine_after(&out).await.snapshot().get(Cf::Default, &keys::data_key(&k("c"))).unwrap(), Some(b"2".to_vec()));
+    }
+
+    #[madsim::test]
+    async fn stale_epochs_and_foreign_keys_are_skipped() {
+        let r = region(3, 2);
+        let engine = SimEngine::in_memory("kv");
+        let entries = vec![
+            // Proposed before a split (older version): refused.
+            write(6, RegionEpoch::new(2, 2), WriteCmd::put(k("c"), b"x".to_vec())),
+            // An older conf_ver does not matter to a data command.
+            write(7, RegionEpoch::new(1, 3), WriteCmd::put(k("c"), b"y".to_vec())),
+            // A key outside the region, in a batch: nothing of the batch is written.
+            write(
+                8,
+                r.epoch,
+                WriteCmd::Mutate(vec![Mutation::Put { cf: Cf::Default, key: k("d"), value: b"z".to_vec() }, Mutation::Delete { cf: Cf::Default, key: k("z") }]),
+            ),
+            // Compaction checks no epoch.
+            entry(9, 2, RegionEpoch::new(1, 1), CmdBody::Admin(AdminCmd::CompactLog { index: 8, term: 2 })),
+        ];
+        let out = apply_entries(&r, state(5), &entries, &engine.snapshot());
+        assert!(matches!(&out.results[0].2, Err(RegionError::EpochNotMatch { current_regions, .. }) if current_regions == &vec![r.clone()]));
+        assert_eq!(out.results[1].2, Ok(WriteResult::Done));
+        assert!(matches!(&out.results[2].2, Err(RegionError::KeyNotInRegion { key, .. }) if key == &k("z")));
+        assert_eq!(out.results[3].2, Ok(WriteResult::Done));
+        let after = engine_after(&out).await.snapshot();
+        assert_eq!(after.get(Cf::Default, &keys::data_key(&k("c"))).unwrap(), Some(b"y".to_vec()));
+        assert_eq!(after.get(Cf::Default, &keys::data_key(&k("d"))).unwrap(), None);
+        assert_eq!(out.apply_state.applied_index, 9, "skipped entries are still applied (as no-ops)");
+    }
+
+    #[test]
+    fn compact_log_is_an_exec_result_and_syncs() {
+        let r = region(1, 1);
+        let engine = SimEngine::in_memory("kv");
+        let compact = |index, to| entry(index, 2, r.epoch, CmdBody::Admin(AdminCmd::CompactLog { index: to, term: 2 }));
+        // The second asks for less than is already truncated, the third for more than is applied.
+        let out = apply_entries(&r, state(5), &[compact(6, 6), compact(7, 4), compact(8, 20)], &engine.snapshot());
+        assert_eq!(out.exec_results, vec![ExecResult::CompactLog { old_truncated: 5, index: 6 }]);
+        assert_eq!((out.apply_state.truncated_index, out.apply_state.truncated_term, out.sync), (6, 2, true));
+        assert!(out.results.iter().all(|(_, _, r)| r == &Ok(WriteResult::Done)));
+    }
+
+    #[test]
+    fn an_empty_entry_answers_stale() {
+        let r = region(1, 1);
+        let engine = SimEngine::in_memory("kv");
+        let out = apply_entries(&r, state(5), &[Entry { index: 6, term: 3, ..Entry::default() }], &engine.snapshot());
+        assert_eq!(out.results, vec![(6, 3, Err(RegionError::StaleCommand))]);
+    }
+
+    #[test]
+    #[should_panic(expected = "applying index 7 after 5")]
+    fn a_gap_in_the_log_is_a_bug() {
+        let r = region(1, 1);
+        let engine = SimEngine::in_memory("kv");
+        apply_entries(&r, state(5), &[write(7, r.epoch, WriteCmd::delete(k("c")))], &engine.snapshot());
+    }
+}

@@ -1,0 +1,110 @@
+//! raft-rs's `RawNode`, fenced for determinism.
+//!
+//! raft-rs redraws its randomized election timeout from an RNG we cannot seed
+//! whenever it resets (a new term or role). [`RaftNode`] draws its own from
+//! `[min, max)` with the run's RNG whenever (term, role) changes, and imposes it
+//! after **every** call that can change raft's state, before any tick can read
+//! raft-rs's draw. Peers thus keep randomised timeouts (split votes resolve) and
+//! runs stay replayable. The raw node is private: no call path can forget the
+//! fence.
+
+use super::storage::PeerStorage;
+use crate::engine::Engine;
+use raft::eraftpb::Message;
+use raft::{LightReady, Raft, RawNode, Ready, SnapshotStatus, StateRole};
+
+pub struct RaftNode<E: Engine> {
+    raw: RawNode<PeerStorage<E>>,
+    range: (usize, usize),
+    /// Our timeout for the current (term, role).
+    timeout: Option<((u64, StateRole), usize)>,
+}
+
+impl<E: Engine> RaftNode<E> {
+    pub fn new(raw: RawNode<PeerStorage<E>>, election_ticks: (usize, usize)) -> Self {
+        let mut node = RaftNode { raw, range: election_ticks, timeout: None };
+        node.fence();
+        node
+    }
+
+    fn fence(&mut self) {
+        let key = (self.raw.raft.term, self.raw.raft.state);
+        let timeout = match self.timeout {
+            Some((k, t)) if k == key => t,
+            _ => {
+                use rand::Rng;
+                let t = madsim::rand::thread_rng().gen_range(self.range.0..self.range.1);
+                self.timeout = Some((key, t));
+                t
+            }
+        };
+        self.raw.raft.set_randomized_election_timeout(timeout);
+    }
+
+    /// Runs `f` on the raw node, then re-imposes the fence.
+    fn fenced<T>(&mut self, f: impl FnOnce(&mut RawNode<PeerStorage<E>>) -> T) -> T {
+        let out = f(&mut self.raw);
+        self.fence();
+        out
+    }
+
+    /// Raft's state, read-only.
+    pub fn raft(&self) -> &Raft<PeerStorage<E>> {
+        &self.raw.raft
+    }
+
+    pub fn store(&self) -> &PeerStorage<E> {
+        self.raw.store()
+    }
+
+    pub fn mut_store(&mut self) -> &mut PeerStorage<E> {
+        self.raw.mut_store()
+    }
+
+    pub fn election_timeout(&self) -> usize {
+        self.raw.raft.randomized_election_timeout()
+    }
+
+    pub fn tick(&mut self) -> bool {
+        self.fenced(|raw| raw.tick())
+    }
+
+    pub fn step(&mut self, msg: Message) -> raft::Result<()> {
+        self.fenced(|raw| raw.step(msg))
+    }
+
+    pub fn propose(&mut self, data: Vec<u8>) -> raft::Result<()> {
+        self.fenced(|raw| raw.propose(vec![], data))
+    }
+
+    pub fn read_index(&mut self, ctx: Vec<u8>) {
+        self.fenced(|raw| raw.read_index(ctx))
+    }
+
+    pub fn has_ready(&self) -> bool {
+        self.raw.has_ready()
+    }
+
+    pub fn ready(&mut self) -> Ready {
+        self.fenced(|raw| raw.ready())
+    }
+
+    /// Everything in `ready` is persisted; raft's applied index is moved
+    /// separately, by [`RaftNode::advance_apply_to`], to what the state machine
+    /// really applied.
+    pub fn advance_append(&mut self, ready: Ready) -> LightReady {
+        self.fenced(|raw| raw.advance_append(ready))
+    }
+
+    pub fn advance_apply_to(&mut self, applied: u64) {
+        self.fenced(|raw| raw.advance_apply_to(applied))
+    }
+
+    pub fn report_unreachable(&mut self, to: u64) {
+        self.fenced(|raw| raw.report_unreachable(to))
+    }
+
+    pub fn report_snapshot(&mut self, to: u64, status: SnapshotStatus) {
+        self.fenced(|raw| raw.report_snapshot(to, status))
+    }
+}

@@ -1,0 +1,108 @@
+//! The store's mailbox: what the store loop reacts to, the handle others use to
+//! reach it, and the callbacks that carry answers back.
+
+use super::cmd::{ReadCmd, ReadResult, RegionError, RegionResult, WriteCmd, WriteResult};
+use crate::engine::EngineError;
+use crate::meta::{RegionEpoch, RegionId};
+use crate::transport::{RaftEnvelope, SnapshotChunk};
+use futures::channel::{mpsc, oneshot};
+use raft::eraftpb::Snapshot;
+use std::net::SocketAddr;
+use std::time::Duration;
+
+pub type WriteCallback = oneshot::Sender<RegionResult<WriteResult>>;
+pub type ReadCallback = oneshot::Sender<RegionResult<ReadResult>>;
+
+/// What the store loop reacts to.
+pub enum StoreMsg {
+    Raft(RaftEnvelope),
+    SnapshotChunk(SocketAddr, SnapshotChunk),
+    Tick,
+    Write {
+        region_id: RegionId,
+        epoch: RegionEpoch,
+        cmd: WriteCmd,
+        callback: WriteCallback,
+    },
+    Read {
+        region_id: RegionId,
+        epoch: RegionEpoch,
+        cmd: ReadCmd,
+        callback: ReadCallback,
+    },
+    /// The snapshot worker built a snapshot for a region's leader.
+    SnapshotGenerated {
+        region_id: RegionId,
+        snapshot: Box<Snapshot>,
+        bytes: usize,
+        took: Duration,
+    },
+    /// The snapshot worker finished writing a received snapshot's data.
+    SnapshotApplied {
+        region_id: RegionId,
+        index: u64,
+        bytes: usize,
+        took: Duration,
+    },
+}
+
+/// The store loop has stopped because its engines were closed under it (the node
+/// crashed). Anything else that goes wrong with an engine panics the node.
+#[derive(Debug)]
+pub struct Stopped;
+
+pub fn engine_ok<T>(result: Result<T, EngineError>, what: &str) -> Result<T, Stopped> {
+    match result {
+        Ok(v) => Ok(v),
+        Err(EngineError::Closed(_)) => Err(Stopped),
+        Err(e) => panic!("{what}: {e}"),
+    }
+}
+
+/// A cheap, cloneable way to talk to a running store.
+#[derive(Clone)]
+pub struct StoreHandle {
+    tx: mpsc::Sender<StoreMsg>,
+}
+
+impl StoreHandle {
+    pub fn new(tx: mpsc::Sender<StoreMsg>) -> StoreHandle {
+        StoreHandle { tx }
+    }
+
+    fn offer(&self, msg: StoreMsg) -> Result<(), RegionError> {
+        self.tx
+            .clone()
+            .try_send(msg)
+            .map_err(|e| RegionError::ServerIsBusy { reason: if e.is_full() { "store inbox full".into() } else { "store stopped".into() } })
+    }
+
+    /// Delivers a raft message; dropped if the store is overloaded (raft retries).
+    pub fn raft(&self, envelope: RaftEnvelope) {
+        let _ = self.offer(StoreMsg::Raft(envelope));
+    }
+
+    pub fn snapshot_chunk(&self, from: SocketAddr, chunk: SnapshotChunk) {
+        let _ = self.offer(StoreMsg::SnapshotChunk(from, chunk));
+    }
+
+    pub async fn write(&self, region_id: RegionId, epoch: RegionEpoch, cmd: WriteCmd) -> RegionResult<WriteResult> {
+        // A write the store dropped unanswered may still have reached raft.
+        let dropped = RegionError::OutcomeUnknown { reason: "store stopped before answering".into() };
+        self.ask(|callback| StoreMsg::Write { region_id, epoch, cmd, callback }, dropped).await
+    }
+
+    pub async fn read(&self, region_id: RegionId, epoch: RegionEpoch, cmd: ReadCmd) -> RegionResult<ReadResult> {
+        // A read that was never answered changed nothing: a definite failure.
+        let dropped = RegionError::ServerIsBusy { reason: "store stopped before answering".into() };
+        self.ask(|callback| StoreMsg::Read { region_id, epoch, cmd, callback }, dropped).await
+    }
+
+    /// Sends a request to the store loop and waits for its answer; `dropped` is
+    /// the answer when the loop goes away first.
+    async fn ask<T>(&self, message: impl FnOnce(oneshot::Sender<RegionResult<T>>) -> StoreMsg, dropped: RegionError) -> RegionResult<T> {
+        let (callback, rx) = oneshot::channel();
+        self.offer(message(callback))?;
+        rx.await.unwrap_or(Err(dropped))
+    }
+}
