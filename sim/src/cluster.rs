@@ -3,9 +3,10 @@
 //! survive a kill. A crash kills the node and then crashes its disks, which keep
 //! their synced state plus a seeded-random prefix of the unsynced batches.
 
+use crate::topology::Topology;
 use madsim::runtime::{Handle, NodeHandle};
 use simkv::client::{ClientConfig, RawClient, StaticRegions};
-use simkv::engine::{Cf, IoProfile, KvPair, SimDisk, SimEngine, Snapshot as _};
+use simkv::engine::{Cf, IoProfile, KvPair, SimDisk, SimEngine, Snapshot as _, DATA_CFS};
 use simkv::meta::{presplit_regions, Region, StoreId};
 use simkv::raftstore::{bootstrap_store, RaftStoreConfig, StoreEvent};
 use simkv::server::{run_store_node, StoreNodeConfig};
@@ -53,7 +54,9 @@ pub struct StoreSlot {
 
 pub struct Cluster {
     pub spec: ClusterSpec,
-    pub regions: Vec<Region>,
+    /// The layout the stores were bootstrapped with (and the clients' region
+    /// source until PD exists). What the regions are *now* is [`Cluster::topology`].
+    pub initial_regions: Vec<Region>,
     pub addresses: BTreeMap<StoreId, SocketAddr>,
     pub stores: BTreeMap<StoreId, StoreSlot>,
     pub events: Arc<Mutex<Vec<TimedEvent>>>,
@@ -112,7 +115,7 @@ impl Cluster {
                 .build();
             stores.insert(id, StoreSlot { id, addr: addresses[&id], node, raft_disk, kv_disk });
         }
-        Cluster { spec, regions, addresses, stores, events, net_faults, clients: Mutex::new(0) }
+        Cluster { spec, initial_regions: regions, addresses, stores, events, net_faults, clients: Mutex::new(0) }
     }
 
     /// A client on a node of its own.
@@ -127,7 +130,7 @@ impl Cluster {
     /// Connects a raw client from inside a client node.
     pub async fn raw_client(&self, local: SocketAddr, mut cfg: ClientConfig) -> RawClient {
         cfg.net_faults = Some(self.net_faults.clone());
-        let source = Box::new(StaticRegions(self.regions.clone()));
+        let source = Box::new(StaticRegions(self.initial_regions.clone()));
         RawClient::connect(local, self.addresses.clone(), source, cfg).await.expect("client binds")
     }
 
@@ -173,20 +176,25 @@ impl Cluster {
         madsim::net::NetSim::current().unclog_node(self.stores[&store_id].node.id());
     }
 
-    /// The store whose peer most recently became leader of `region_id`.
-    pub fn leader_of(&self, region_id: u64) -> Option<StoreId> {
+    /// The regions and leaders as the stores have reported them so far.
+    pub fn topology(&self) -> Topology {
         let events = self.events.lock().unwrap();
-        events.iter().rev().find_map(|e| match e.event {
-            StoreEvent::BecameLeader { store_id, region_id: r, .. } if r == region_id => Some(store_id),
-            _ => None,
-        })
+        Topology::from_events(events.iter().map(|e| &e.event))
     }
 
-    /// A region's user data as one store's kv disk holds it now.
-    pub fn region_data(&self, store_id: StoreId, region: &Region) -> Vec<KvPair> {
+    /// The store whose peer most recently became leader of `region_id`.
+    pub fn leader_of(&self, region_id: u64) -> Option<StoreId> {
+        self.topology().leader_of(region_id)
+    }
+
+    /// A region's data in every data CF, as one store's kv disk holds it now.
+    pub fn region_data(&self, store_id: StoreId, region: &Region) -> Vec<(Cf, KvPair)> {
         let snap = self.stores[&store_id].kv_disk.snapshot();
-        let (start, end) = (simkv::codec::keys::data_key(&region.start_key), simkv::codec::keys::data_end_key(&region.end_key));
-        snap.scan(Cf::Default, &start, Some(&end), usize::MAX, false).expect("scan")
+        let (start, end) = simkv::codec::keys::region_data_range(&region.start_key, &region.end_key);
+        DATA_CFS
+            .into_iter()
+            .flat_map(|cf| snap.scan(cf, &start, Some(&end), usize::MAX, false).expect("scan").into_iter().map(move |pair| (cf, pair)))
+            .collect()
     }
 
     pub fn events(&self) -> Vec<TimedEvent> {

@@ -16,3 +16,6 @@ pub mod report;
 pub mod run;
 pub mod scenario;
 pub mod seeds;
+pub mod topology;
+#[cfg(madsim)]
+pub mod workload;

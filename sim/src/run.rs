@@ -12,18 +12,18 @@
 //!    durability, the sequential check, raft safety over the store events, and
 //!    convergence.
 
-use crate::checker::sequential::{ClientLog, ItemStatus};
 use crate::checker::{convergence, durability, linearizability, raft as raft_checker, sequential};
 use crate::cluster::{Cluster, ClusterSpec};
-use crate::history::{Call, Clock, History, Initial, Operation, Outcome};
-use crate::nemesis::{Nemesis, Plan, Swarm};
+use crate::history::{Clock, History, Initial, Outcome};
+use crate::nemesis::{Nemesis, Plan};
 use crate::scenario::{Bug, Scenario, WorkloadKind};
+use crate::workload::{self, Shared, FINAL_PROCESS};
 use madsim::time::{sleep, Duration, Instant};
-use simkv::client::{ClientConfig, ClientError, RawClient};
+use simkv::client::ClientConfig;
 use simkv::engine::IoProfile;
 use simkv::meta::StoreId;
 use simkv::raftstore::events::fingerprint;
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
@@ -115,49 +115,6 @@ pub fn run(scenario: &Scenario, plan: &Plan) -> RunReport {
     }
 }
 
-/// How many recent values per key a CAS may pick its expected value from.
-const RECENT_VALUES: usize = 4;
-
-/// The process id of the final reads after healing.
-const FINAL_PROCESS: u64 = 1_000_000;
-
-fn now_ns() -> u64 {
-    madsim::time::TimeHandle::current().elapsed().as_nanos() as u64
-}
-
-/// The register workload's keys, spread over the pre-split key space.
-fn register_key(i: u64, keys: u64) -> String {
-    format!("key{:03}-r", i * 1000 / keys.max(1))
-}
-
-fn sequential_key(client: u64, clients: u64) -> String {
-    format!("key{:03}-s{client}", client * 1000 / clients.max(1))
-}
-
-struct Shared {
-    cluster: Arc<Cluster>,
-    timeline: Mutex<Vec<String>>,
-    ops: Mutex<Vec<Operation>>,
-    /// The last values seen on each key (written or read), oldest first: what a
-    /// CAS compares against.
-    recent: Mutex<BTreeMap<String, std::collections::VecDeque<String>>>,
-    logs: Mutex<BTreeMap<u64, ClientLog>>,
-    stop: AtomicBool,
-    start: Instant,
-    nemesis: Nemesis,
-    swarm: Swarm,
-    delete_percent: u64,
-}
-
-impl Shared {
-    fn log(&self, line: String) {
-        let at = self.start.elapsed();
-        let line = format!("{:>8.3}s {line}", at.as_secs_f64());
-        tracing::info!(target: "simkv_sim::nemesis", "{line}");
-        self.timeline.lock().unwrap().push(line);
-    }
-}
-
 async fn run_inner(scenario: Scenario, plan: Plan) -> RunReport {
     let swarm = plan.swarm.clone();
     let mut spec = ClusterSpec::new(swarm.stores as usize, swarm.regions as usize);
@@ -170,6 +127,8 @@ async fn run_inner(scenario: Scenario, plan: Plan) -> RunReport {
             Bug::AckBeforeCommit => spec.raftstore.bugs.ack_before_commit = true,
             Bug::UnsyncedVote => spec.raftstore.bugs.unsynced_vote = true,
             Bug::SnapshotKeepsStaleKeys => spec.raftstore.bugs.snapshot_keeps_stale_keys = true,
+            Bug::ScanIgnoresRegionEnd => spec.raftstore.bugs.scan_ignores_region_end = true,
+            Bug::ReapplyAfterRestart => spec.raftstore.bugs.reapply_after_restart = true,
         }
     }
     spec.io = IoProfile { slowdown: swarm.disk_slowdown.max(1), ..IoProfile::ssd() };
@@ -186,6 +145,8 @@ async fn run_inner(scenario: Scenario, plan: Plan) -> RunReport {
         nemesis: Nemesis::new(cluster.clone(), baseline_io),
         swarm: swarm.clone(),
         delete_percent: scenario.workload.delete_percent,
+        scan_percent: scenario.workload.scan_percent,
+        scan_problems: Mutex::new(Vec::new()),
     });
     shared.log(plan.swarm_line());
     let mut failures = Vec::new();
@@ -210,8 +171,8 @@ async fn run_inner(scenario: Scenario, plan: Plan) -> RunReport {
             let cfg = ClientConfig { rpc_timeout: Duration::from_secs(1), max_attempts: 8, ..ClientConfig::default() };
             let client = shared.cluster.raw_client(local, cfg).await;
             match kind {
-                WorkloadKind::Register => register_client(&shared, &client, c).await,
-                WorkloadKind::Sequential => sequential_client(&shared, &client, c).await,
+                WorkloadKind::Register => workload::register::register_client(&shared, &client, c).await,
+                WorkloadKind::Sequential => workload::sequential::sequential_client(&shared, &client, c).await,
             }
         }));
     }
@@ -239,7 +200,7 @@ async fn run_inner(scenario: Scenario, plan: Plan) -> RunReport {
             }),
         }
     }
-    failures.extend(final_reads(&shared, &scenario, deadline).await);
+    failures.extend(workload::final_reads(&shared, &scenario, deadline).await);
     if scenario.checkers.convergence {
         if let Some(f) = converge(&cluster, deadline).await {
             failures.push(f);
@@ -276,6 +237,14 @@ async fn run_inner(scenario: Scenario, plan: Plan) -> RunReport {
             failures.push(Failure { checker: "sequential".into(), explanation: e });
         }
     }
+    let scan_problems = std::mem::take(&mut *shared.scan_problems.lock().unwrap());
+    if !scan_problems.is_empty() {
+        let mut text = scan_problems.iter().take(3).cloned().collect::<Vec<_>>().join("\n");
+        if scan_problems.len() > 3 {
+            let _ = write!(text, "\n... and {} more", scan_problems.len() - 3);
+        }
+        failures.push(Failure { checker: "scan".into(), explanation: text });
+    }
     let events: Vec<_> = cluster.events().into_iter().map(|e| e.event).collect();
     if scenario.checkers.raft {
         if let Some(e) = raft_checker::check(&events) {
@@ -300,241 +269,12 @@ async fn run_inner(scenario: Scenario, plan: Plan) -> RunReport {
     RunReport { plan, history, timeline, failures, inconclusive, stats, digest: fingerprint(text.as_bytes()) }
 }
 
-/// Records one finished operation.
-fn record(shared: &Shared, process: u64, key: &str, call: Call, invoke: u64, outcome: Option<Outcome>) {
-    let Some(outcome) = outcome else { return };
-    if outcome == Outcome::Unknown && call == Call::Read {
-        return;
-    }
-    let complete = (outcome != Outcome::Unknown).then(now_ns);
-    let seen = match (&call, &outcome) {
-        (Call::Write(v), Outcome::Done) | (Call::Cas(_, v), Outcome::CasOk) | (_, Outcome::Read(Some(v))) => Some(v.clone()),
-        _ => None,
-    };
-    if let Some(v) = seen {
-        let mut recent = shared.recent.lock().unwrap();
-        let values = recent.entry(key.to_string()).or_default();
-        values.push_back(v);
-        if values.len() > RECENT_VALUES {
-            values.pop_front();
-        }
-    }
-    shared.ops.lock().unwrap().push(Operation { process, key: key.to_string(), call, outcome, invoke, complete });
-}
-
-async fn think(shared: &Shared) {
-    let (lo, hi) = shared.swarm.think_ms;
-    let ms = if hi > lo { rand::Rng::gen_range(&mut madsim::rand::thread_rng(), lo..=hi) } else { lo };
-    sleep(Duration::from_millis(ms)).await;
-}
-
-/// Per-key get / put / cas / delete. A client whose operation has an unknown outcome
-/// continues as a new process, as Jepsen's do.
-async fn register_client(shared: &Shared, client: &RawClient, c: u64) {
-    use rand::Rng;
-    let (keys, read_percent, cas_percent) = (shared.swarm.keys, shared.swarm.read_percent, shared.swarm.cas_percent);
-    let delete_percent = shared.delete_percent;
-    let clients = shared.swarm.clients.max(1);
-    let mut process = c;
-    let mut counter = 0u64;
-    while !shared.stop.load(Ordering::SeqCst) {
-        let (k, dice, expect) = {
-            let mut rng = madsim::rand::thread_rng();
-            (rng.gen_range(0..keys), rng.gen_range(0..100u64), rng.gen_range(0..RECENT_VALUES as u64))
-        };
-        let key = register_key(k, keys);
-        counter += 1;
-        let value = ((c + 1) * 1_000_000 + counter).to_string();
-        let invoke = now_ns();
-        let (call, outcome) = if dice < read_percent {
-            let outcome = match client.get(key.as_bytes()).await {
-                Ok(v) => Some(Outcome::Read(v.map(|v| String::from_utf8_lossy(&v).into_owned()))),
-                // Definite: the client saw only errors that mean it did not happen.
-                Err(_) => Some(Outcome::Failed),
-            };
-            (Call::Read, outcome)
-        } else if dice < read_percent + cas_percent {
-            // Compare against a value this key plausibly holds: the last value
-            // this process read or wrote, else a recent one from the history.
-            let from = last_value(shared, &key, expect).unwrap_or_else(|| "0".into());
-            let outcome = match client.cas(key.as_bytes(), Some(from.as_bytes()), Some(value.as_bytes())).await {
-                Ok((true, _)) => Some(Outcome::CasOk),
-                Ok((false, _)) => Some(Outcome::CasFailed),
-                Err(ClientError::Unknown(_)) => Some(Outcome::Unknown),
-                // Definite: the client saw only errors that mean it did not happen.
-                Err(_) => Some(Outcome::Failed),
-            };
-            (Call::Cas(from, value), outcome)
-        } else if dice < read_percent + cas_percent + delete_percent {
-            let outcome = match client.delete(key.as_bytes()).await {
-                Ok(()) => Some(Outcome::Done),
-                Err(ClientError::Unknown(_)) => Some(Outcome::Unknown),
-                // Definite: the client saw only errors that mean it did not happen.
-                Err(_) => Some(Outcome::Failed),
-            };
-            (Call::Delete, outcome)
-        } else {
-            let outcome = match client.put(key.as_bytes(), value.as_bytes()).await {
-                Ok(()) => Some(Outcome::Done),
-                Err(ClientError::Unknown(_)) => Some(Outcome::Unknown),
-                // Definite: the client saw only errors that mean it did not happen.
-                Err(_) => Some(Outcome::Failed),
-            };
-            (Call::Write(value), outcome)
-        };
-        let unknown = outcome == Some(Outcome::Unknown);
-        record(shared, process, &key, call, invoke, outcome);
-        if unknown {
-            process += clients;
-        }
-        think(shared).await;
-    }
-}
-
-/// One of the last few values seen on `key` (0 = the latest).
-fn last_value(shared: &Shared, key: &str, back: u64) -> Option<String> {
-    shared.recent.lock().unwrap().get(key).and_then(|values| values.iter().rev().nth(back as usize).cloned())
-}
-
-/// Appends items 1, 2, 3, ... to the client's own key by read + compare-and-set.
-async fn sequential_client(shared: &Shared, client: &RawClient, c: u64) {
-    let clients = shared.swarm.clients.max(1);
-    let key = sequential_key(c, clients);
-    shared.logs.lock().unwrap().insert(c, ClientLog::default());
-    let mut process = c;
-    // Start from the empty list, so that every append is a compare-and-set
-    // between two strings the register model can follow.
-    loop {
-        if shared.stop.load(Ordering::SeqCst) {
-            return;
-        }
-        let invoke = now_ns();
-        let outcome = match client.put(key.as_bytes(), b"").await {
-            Ok(()) => Some(Outcome::Done),
-            Err(ClientError::Unknown(_)) => Some(Outcome::Unknown),
-            Err(_) => Some(Outcome::Failed),
-        };
-        let done = outcome == Some(Outcome::Done);
-        if outcome == Some(Outcome::Unknown) {
-            record(shared, process, &key, Call::Write(String::new()), invoke, outcome.clone());
-            process += clients;
-        }
-        if done {
-            record(shared, process, &key, Call::Write(String::new()), invoke, outcome);
-            break;
-        }
-        think(shared).await;
-    }
-    let mut item = 1u64;
-    while !shared.stop.load(Ordering::SeqCst) {
-        let invoke = now_ns();
-        let current = match client.get(key.as_bytes()).await {
-            Ok(v) => v.map(|v| String::from_utf8_lossy(&v).into_owned()),
-            Err(_) => {
-                think(shared).await;
-                continue;
-            }
-        };
-        record(shared, process, &key, Call::Read, invoke, Some(Outcome::Read(current.clone())));
-        let mut next = current.clone().unwrap_or_default();
-        next.push_str(&format!("{item},"));
-        let from = current.clone().unwrap_or_default();
-        let invoke = now_ns();
-        let expected = current.as_deref().map(str::as_bytes);
-        let (status, outcome) = match client.cas(key.as_bytes(), expected, Some(next.as_bytes())).await {
-            Ok((true, _)) => (Some(ItemStatus::Acknowledged), Some(Outcome::CasOk)),
-            Ok((false, _)) => (None, Some(Outcome::CasFailed)),
-            Err(ClientError::Unknown(_)) => (Some(ItemStatus::Unknown), Some(Outcome::Unknown)),
-            Err(_) => (None, Some(Outcome::Failed)),
-        };
-        record(shared, process, &key, Call::Cas(from, next), invoke, outcome.clone());
-        if let Some(status) = status {
-            shared.logs.lock().unwrap().get_mut(&c).expect("registered").items.insert(item, status);
-            item += 1;
-        }
-        if outcome == Some(Outcome::Unknown) {
-            process += clients;
-        }
-        think(shared).await;
-    }
-}
-
-/// After healing: read every workload key (recorded in the history, so the
-/// linearizability and durability checks see them) and one key of every region.
-async fn final_reads(shared: &Arc<Shared>, scenario: &Scenario, deadline: Instant) -> Vec<Failure> {
-    let cluster = &shared.cluster;
-    let (node, local) = cluster.client_node();
-    let keys: Vec<String> = {
-        let ops = shared.ops.lock().unwrap();
-        let mut keys: BTreeSet<String> = ops.iter().map(|o| o.key.clone()).collect();
-        if scenario.workload.kind == WorkloadKind::Sequential {
-            let clients = shared.logs.lock().unwrap().len() as u64;
-            keys.extend((0..clients).map(|c| sequential_key(c, clients)));
-        }
-        keys.into_iter().collect()
-    };
-    let region_keys: Vec<Vec<u8>> = cluster.regions.iter().map(|r| r.start_key.clone()).collect();
-    let shared2 = shared.clone();
-    let task = node.spawn(async move {
-        let cfg = ClientConfig { rpc_timeout: Duration::from_secs(1), max_attempts: 4, ..ClientConfig::default() };
-        let client = shared2.cluster.raw_client(local, cfg).await;
-        let mut failures = Vec::new();
-        let process = FINAL_PROCESS;
-        for key in &keys {
-            let read = loop {
-                let invoke = now_ns();
-                match client.get(key.as_bytes()).await {
-                    Ok(v) => break Some((invoke, v.map(|v| String::from_utf8_lossy(&v).into_owned()))),
-                    Err(_) if Instant::now() < deadline => sleep(Duration::from_millis(200)).await,
-                    Err(e) => {
-                        failures.push(Failure {
-                            checker: "liveness".into(),
-                            explanation: format!("the final read of key {key:?} did not complete within the liveness phase: {e}"),
-                        });
-                        break None;
-                    }
-                }
-            };
-            if let Some((invoke, value)) = read {
-                record(&shared2, process, key, Call::Read, invoke, Some(Outcome::Read(value.clone())));
-                if key.contains("-s") {
-                    let client_id: u64 = key.rsplit("-s").next().and_then(|c| c.parse().ok()).unwrap_or(u64::MAX);
-                    let list = sequential::decode(value.as_deref().unwrap_or(""));
-                    if let Some(log) = shared2.logs.lock().unwrap().get_mut(&client_id) {
-                        match list {
-                            Ok(list) => log.final_list = Some(list),
-                            Err(e) => failures.push(Failure { checker: "sequential".into(), explanation: format!("client {client_id}: {e}") }),
-                        }
-                    }
-                }
-            }
-        }
-        // Every region serves a read: it has a leader that can confirm it.
-        for key in region_keys {
-            loop {
-                match client.get(&key).await {
-                    Ok(_) => break,
-                    Err(_) if Instant::now() < deadline => sleep(Duration::from_millis(200)).await,
-                    Err(e) => {
-                        failures.push(Failure {
-                            checker: "liveness".into(),
-                            explanation: format!("the region starting at {key:?} served no read within the liveness phase: {e}"),
-                        });
-                        break;
-                    }
-                }
-            }
-        }
-        failures
-    });
-    task.await.unwrap_or_else(|e| vec![Failure { checker: "liveness".into(), explanation: format!("final reads stopped: {e}") }])
-}
-
 /// Waits until every region's replicas hold identical data, or the deadline.
 async fn converge(cluster: &Cluster, deadline: Instant) -> Option<Failure> {
     loop {
         let regions: Vec<convergence::RegionCopies> = cluster
-            .regions
+            .topology()
+            .regions_in_order()
             .iter()
             .map(|region| convergence::RegionCopies {
                 region_id: region.id,

@@ -107,6 +107,9 @@ pub struct Workload {
     /// Percent of register operations that delete the key. Fixed, not drawn:
     /// the plan a seed yields does not depend on it.
     pub delete_percent: u64,
+    /// Percent of register operations that scan a range of keys (crossing
+    /// region boundaries). Fixed, not drawn.
+    pub scan_percent: u64,
 }
 
 impl Default for Workload {
@@ -119,6 +122,7 @@ impl Default for Workload {
             read_percent: Range::Fixed(40),
             cas_percent: Range::Fixed(30),
             delete_percent: 0,
+            scan_percent: 0,
         }
     }
 }
@@ -214,6 +218,8 @@ pub enum Bug {
     AckBeforeCommit,
     UnsyncedVote,
     SnapshotKeepsStaleKeys,
+    ScanIgnoresRegionEnd,
+    ReapplyAfterRestart,
 }
 
 /// A scenario that could not be loaded: where, and what is wrong.
@@ -309,8 +315,11 @@ impl Scenario {
                 return Err((field, format!("`nemesis.{field}` is a probability: between 0 and 1")));
             }
         }
-        if self.workload.read_percent.bounds().1 + self.workload.cas_percent.bounds().1 + self.workload.delete_percent > 100 {
-            return Err(("read_percent", "`workload.read_percent` + `workload.cas_percent` + `workload.delete_percent` must not exceed 100".into()));
+        if self.workload.read_percent.bounds().1 + self.workload.cas_percent.bounds().1 + self.workload.delete_percent + self.workload.scan_percent > 100 {
+            return Err((
+                "read_percent",
+                "`workload.read_percent` + `workload.cas_percent` + `workload.delete_percent` + `workload.scan_percent` must not exceed 100".into(),
+            ));
         }
         if self.phases.safety_secs == 0 || self.phases.liveness_secs == 0 {
             return Err(("safety_secs", "`phases.safety_secs` and `phases.liveness_secs` must be positive".into()));

@@ -21,7 +21,7 @@ fn key(i: usize) -> Vec<u8> {
 /// Waits until every region has reported a leader.
 async fn wait_for_leaders(cluster: &Cluster) {
     for _ in 0..200 {
-        if cluster.regions.iter().all(|r| cluster.leader_of(r.id).is_some()) {
+        if cluster.initial_regions.iter().all(|r| cluster.leader_of(r.id).is_some()) {
             return;
         }
         sleep(Duration::from_millis(100)).await;
@@ -71,7 +71,7 @@ async fn replicated_clients(stores: usize, regions: usize) -> u64 {
 
 /// Every replica of every region holds identical data.
 fn assert_replicas_converged(cluster: &Cluster) {
-    for region in &cluster.regions {
+    for region in &cluster.initial_regions {
         let copies: Vec<_> = region.peers.iter().map(|p| (p.store_id, cluster.region_data(p.store_id, region))).collect();
         for (store, data) in &copies[1..] {
             assert_eq!(data, &copies[0].1, "region {} differs between store {} and store {store}", region.id, copies[0].0);
@@ -156,7 +156,7 @@ async fn leader_crash_scenario() -> u64 {
     }
     for _ in 0..3 {
         sleep(Duration::from_millis(900)).await;
-        let victim = cluster.leader_of(cluster.regions[0].id).unwrap();
+        let victim = cluster.leader_of(cluster.initial_regions[0].id).unwrap();
         cluster.crash(victim);
         sleep(Duration::from_millis(500)).await;
         cluster.restart(victim);
@@ -209,7 +209,7 @@ async fn snapshot_catch_up(io: IoProfile) -> Vec<StoreEvent> {
     spec.io = io;
     let cluster = Arc::new(Cluster::start(spec));
     wait_for_leaders(&cluster).await;
-    let region = cluster.regions[0].clone();
+    let region = cluster.initial_regions[0].clone();
     let leader = cluster.leader_of(region.id).unwrap();
     let lagger = region.peers.iter().map(|p| p.store_id).find(|&s| s != leader).unwrap();
     write_while_isolated(&cluster, lagger).await;
@@ -267,7 +267,7 @@ async fn bad_input_gets_typed_errors() {
 
         // Raw requests straight at a store: unknown region, key outside region.
         let probe = Transport::bind(std::net::SocketAddr::new(local.ip(), 31000)).await.unwrap();
-        let region = c.regions[0].clone();
+        let region = c.initial_regions[0].clone();
         let leader = c.leader_of(region.id).unwrap();
         let ask = |request: KvRequest, id: u64| {
             let probe = probe.clone();
@@ -370,7 +370,7 @@ async fn forged_snapshots_scenario() -> u64 {
     use simkv::raftstore::SnapshotData;
     let cluster = Arc::new(Cluster::start(ClusterSpec::new(3, 2)));
     wait_for_leaders(&cluster).await;
-    let (r1, r2) = (cluster.regions[0].clone(), cluster.regions[1].clone());
+    let (r1, r2) = (cluster.initial_regions[0].clone(), cluster.initial_regions[1].clone());
     let target = r1.peers[0].store_id;
     assert!(r2.peer_on_store(target).is_some(), "3 stores, 3 replicas: the target hosts both regions");
     let mut widened = r1.clone();
@@ -427,7 +427,7 @@ async fn interrupted_snapshot_scenario() -> u64 {
     spec.raftstore.raft_log_gc_ticks = 3;
     let cluster = Arc::new(Cluster::start(spec));
     wait_for_leaders(&cluster).await;
-    let region = cluster.regions[0].clone();
+    let region = cluster.initial_regions[0].clone();
     let leader = cluster.leader_of(region.id).unwrap();
     let lagger = region.peers.iter().map(|p| p.store_id).find(|&s| s != leader).unwrap();
     // Applying a snapshot on the lagger's disk takes seconds.

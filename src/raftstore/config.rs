@@ -51,6 +51,12 @@ pub struct PlantedBugs {
     /// Applying a snapshot writes its pairs over the region's old data without
     /// clearing it first, so keys deleted since linger on the replica.
     pub snapshot_keeps_stale_keys: bool,
+    /// A scan is served past its region's end, from whatever this store holds
+    /// of the next region.
+    pub scan_ignores_region_end: bool,
+    /// A restarted peer applies again from its truncated index, not from its
+    /// durable applied index: entries already applied are applied twice.
+    pub reapply_after_restart: bool,
 }
 
 impl Default for RaftStoreConfig {

@@ -3,7 +3,7 @@
 //! The store calls an [`EventSink`] synchronously at the moment each fact becomes
 //! true. Checkers read these, never store internals.
 
-use crate::meta::{PeerId, RegionId, StoreId};
+use crate::meta::{PeerId, Region, RegionId, StoreId};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -25,6 +25,18 @@ pub enum StoreEvent {
     SnapshotRejected { store_id: StoreId, region_id: RegionId, index: u64, reason: &'static str },
     /// The log was compacted up to `index`.
     LogCompacted { store_id: StoreId, region_id: RegionId, index: u64 },
+    /// A peer granted its vote in `term` to `candidate` (sent after the vote was
+    /// persisted). Pre-votes are not votes.
+    Voted { store_id: StoreId, region_id: RegionId, peer_id: PeerId, term: u64, candidate: PeerId },
+    /// A peer started on this store (at open, or created later), with the region
+    /// as it knows it and the applied index its durable state holds.
+    PeerCreated { store_id: StoreId, region: Region, peer_id: PeerId, applied_index: u64 },
+    /// A peer removed itself; its data is gone and a tombstone remains.
+    PeerDestroyed { store_id: StoreId, region_id: RegionId, peer_id: PeerId },
+    /// A membership change took effect: `region` is the region after it.
+    ConfChangeApplied { store_id: StoreId, region: Region, index: u64 },
+    /// A region split at apply time: `regions` are the results, the original first.
+    Split { store_id: StoreId, regions: Vec<Region>, index: u64 },
 }
 
 pub type EventSink = Arc<dyn Fn(&StoreEvent) + Send + Sync>;

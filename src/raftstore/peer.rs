@@ -254,7 +254,7 @@ impl<E: Engine> PeerFsm<E> {
         if self.node.has_ready() {
             let mut ready = self.node.ready();
             self.observe_role(ctx.events);
-            self.queue_messages(ready.take_messages(), &mut effects);
+            self.queue_messages(ready.take_messages(), &mut effects, ctx.events);
             if !ready.snapshot().is_empty() {
                 self.start_snapshot_apply(ctx, ready.snapshot().clone()).await?;
             }
@@ -276,15 +276,19 @@ impl<E: Engine> PeerFsm<E> {
                 let sync = true;
                 engine_ok(ctx.raft_engine.write(&batch, sync).await, "persist raft log")?;
             }
-            self.queue_messages(ready.take_persisted_messages(), &mut effects);
+            self.queue_messages(ready.take_persisted_messages(), &mut effects, ctx.events);
             let mut light = self.node.advance_append(ready);
-            self.queue_messages(light.take_messages(), &mut effects);
+            self.queue_messages(light.take_messages(), &mut effects, ctx.events);
             self.apply_committed(ctx, light.take_committed_entries()).await?;
             // Only what the state machine applied: entries held back behind a
             // snapshot being written are not applied yet.
             self.node.advance_apply_to(self.applied_index());
         }
-        self.serve_reads(ctx.kv_engine);
+        #[cfg(madsim)]
+        let scan_past_end = ctx.cfg.bugs.scan_ignores_region_end;
+        #[cfg(not(madsim))]
+        let scan_past_end = false;
+        self.serve_reads(ctx.kv_engine, scan_past_end);
         if self.node.store().take_snapshot_request() {
             let storage = self.node.store();
             let applied = storage.apply_state.applied_index;
@@ -325,9 +329,18 @@ impl<E: Engine> PeerFsm<E> {
         }
     }
 
-    fn queue_messages(&mut self, messages: Vec<Message>, effects: &mut Effects) {
+    fn queue_messages(&mut self, messages: Vec<Message>, effects: &mut Effects, events: &Events) {
         for msg in messages {
             let to_id = msg.to;
+            if msg.get_msg_type() == MessageType::MsgRequestVoteResponse && !msg.reject {
+                events.emit(StoreEvent::Voted {
+                    store_id: events.store_id,
+                    region_id: self.region_id(),
+                    peer_id: self.peer.id,
+                    term: msg.term,
+                    candidate: to_id,
+                });
+            }
             let Some(to) = self.region().peer(to_id).copied() else {
                 self.node.report_unreachable(to_id);
                 continue;
@@ -399,7 +412,7 @@ impl<E: Engine> PeerFsm<E> {
 
     /// Serves the reads confirmed at an index this peer has applied, each from a
     /// kv snapshot taken now, paying read IO in the background.
-    fn serve_reads(&mut self, kv_engine: &E) {
+    fn serve_reads(&mut self, kv_engine: &E, #[cfg_attr(not(madsim), allow(unused_variables))] scan_past_end: bool) {
         if self.applying_snapshot.is_some() {
             return;
         }
@@ -410,7 +423,13 @@ impl<E: Engine> PeerFsm<E> {
             return;
         }
         let snap = Arc::new(kv_engine.snapshot());
-        let region = self.region().clone();
+        #[cfg_attr(not(madsim), allow(unused_mut))]
+        let mut region = self.region().clone();
+        #[cfg(madsim)]
+        if scan_past_end {
+            // Planted bug: scans run on to the end of the key space.
+            region.end_key.clear();
+        }
         for read in ready {
             let (engine, snap, region) = (kv_engine.clone(), snap.clone(), region.clone());
             madsim::task::spawn(async move {

@@ -132,6 +132,19 @@ impl<E: Engine> Store<E> {
             let Some(me) = local.region.peer_on_store(self.store_id).copied() else {
                 continue;
             };
+            self.events.emit(StoreEvent::PeerCreated {
+                store_id: self.store_id,
+                region: local.region.clone(),
+                peer_id: me.id,
+                applied_index: apply_state.applied_index,
+            });
+            #[cfg(madsim)]
+            let apply_state = if self.cfg.bugs.reapply_after_restart {
+                // Planted bug: forget what was applied since the last compaction.
+                ApplyState { applied_index: apply_state.truncated_index, ..apply_state }
+            } else {
+                apply_state
+            };
             let peer = PeerFsm::create(me, &self.cfg, self.raft_engine.clone(), local.region, raft_state, apply_state);
             self.peers.insert(region_id, peer);
             self.dirty.insert(region_id);

@@ -1,13 +1,14 @@
 //! Convergence: once every fault has healed, the replicas of each region hold
-//! identical data. The runner polls this until the liveness phase ends.
+//! identical data, in every data CF (default, lock, write). The runner polls this
+//! until the liveness phase ends.
 
-use simkv::engine::KvPair;
+use simkv::engine::{Cf, KvPair};
 
-/// One region's data as each of its replicas holds it: (store, pairs, last
-/// applied index reported by that store).
+/// One region's data as each of its replicas holds it: (store, (CF, pair)s,
+/// last applied index reported by that store).
 pub struct RegionCopies {
     pub region_id: u64,
-    pub copies: Vec<(u64, Vec<KvPair>, Option<u64>)>,
+    pub copies: Vec<(u64, Vec<(Cf, KvPair)>, Option<u64>)>,
 }
 
 /// `None` when every region's copies agree; otherwise the first difference.
@@ -16,12 +17,15 @@ pub fn check(regions: &[RegionCopies]) -> Option<String> {
         let Some((first_store, first, first_applied)) = region.copies.first() else { continue };
         let Some((store, data, applied)) = region.copies[1..].iter().find(|(_, d, _)| d != first) else { continue };
         let at = first.iter().zip(data.iter()).position(|(a, b)| a != b).unwrap_or(first.len().min(data.len()));
-        // Keys as the user wrote them: without the engine's data prefix.
-        let show = |d: &Vec<KvPair>| {
+        // Keys as the user wrote them: without the engine's data prefix and the
+        // raw mode prefix; the CF named unless it is the default one.
+        let show = |d: &Vec<(Cf, KvPair)>| {
             d.get(at)
-                .map(|(k, v)| {
-                    let user = simkv::codec::keys::origin_key(k).unwrap_or(k);
-                    format!("{} = {}", String::from_utf8_lossy(user), String::from_utf8_lossy(v))
+                .map(|(cf, (k, v))| {
+                    let encoded = simkv::codec::keys::origin_key(k).unwrap_or(k);
+                    let user = simkv::codec::keys::decode_raw_key(encoded).unwrap_or(encoded);
+                    let cf = if *cf == Cf::Default { String::new() } else { format!("[{}] ", cf.name()) };
+                    format!("{cf}{} = {}", String::from_utf8_lossy(user), String::from_utf8_lossy(v))
                 })
                 .unwrap_or_else(|| "(end)".into())
         };
@@ -45,7 +49,7 @@ mod tests {
 
     #[test]
     fn a_lagging_replica_is_named() {
-        let pair = |k: &str, v: &str| (simkv::codec::keys::data_key(k.as_bytes()), v.as_bytes().to_vec());
+        let pair = |k: &str, v: &str| (Cf::Default, (simkv::codec::keys::data_key(&simkv::codec::keys::raw_key(k.as_bytes())), v.as_bytes().to_vec()));
         let same = RegionCopies { region_id: 1, copies: vec![(1, vec![pair("a", "1")], Some(5)), (2, vec![pair("a", "1")], Some(5))] };
         assert_eq!(check(&[same]), None);
         let lagging = RegionCopies { region_id: 1, copies: vec![(1, vec![pair("a", "2")], Some(9)), (3, vec![pair("a", "1")], Some(5))] };
@@ -53,5 +57,10 @@ mod tests {
             check(&[lagging]).unwrap(),
             "region 1 differs between store 1 (1 keys, last applied index Some(9)) and store 3 (1 keys, last applied index Some(5)); first difference: store 1 has a = 2, store 3 has a = 1"
         );
+        // A lock left on one replica only: the other CFs count too.
+        let lock = (Cf::Lock, (simkv::codec::keys::mvcc_key_prefix(b"a"), b"lock".to_vec()));
+        let stray = RegionCopies { region_id: 2, copies: vec![(1, vec![pair("a", "1")], Some(5)), (2, vec![pair("a", "1"), lock], Some(5))] };
+        let text = check(&[stray]).unwrap();
+        assert!(text.contains("store 1 has (end), store 2 has [lock] "), "{text}");
     }
 }

@@ -2,19 +2,40 @@
 //! internals:
 //!
 //! - **election safety**: at most one leader per term per region;
+//! - **one vote per term**: a store grants its vote in a region's term to one
+//!   candidate only, across restarts (a vote forgotten in a crash and given again
+//!   is a bug even when it does not produce two leaders);
 //! - **log matching / state machine safety**: an entry applied at an index is the
 //!   same entry (term and contents) on every replica and at every time — a store
-//!   that crashed and re-applies must re-apply the same thing.
+//!   that crashed and re-applies must re-apply the same thing;
+//! - **apply at most once, skip only by snapshot**: each replica applies the
+//!   indexes after its durable applied index one by one; after a restart it
+//!   continues from the applied index its durable state holds (reported when the
+//!   peer is created), which is never beyond what it had applied. Applying an
+//!   index that the durable state already covers, or jumping over indexes except
+//!   by a snapshot, is a bug even where idempotent commands hide it.
 
 use simkv::raftstore::StoreEvent;
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 
+/// Where one replica's applying stands.
+#[derive(Default)]
+struct ApplyProgress {
+    /// The index it must apply next, once known.
+    next: Option<u64>,
+    /// The highest index its state could have reached: applied or being
+    /// written by a snapshot.
+    high: u64,
+}
+
 /// Checks `events` (in the order they happened); `None` when every rule holds,
 /// otherwise a description of every broken rule (the first few of each kind).
 pub fn check(events: &[StoreEvent]) -> Option<String> {
     let mut leaders: BTreeMap<(u64, u64), u64> = BTreeMap::new();
+    let mut votes: BTreeMap<(u64, u64, u64), u64> = BTreeMap::new();
     let mut applied: BTreeMap<(u64, u64), (u64, u64, u64)> = BTreeMap::new();
+    let mut progress: BTreeMap<(u64, u64), ApplyProgress> = BTreeMap::new();
     let mut problems = Vec::new();
     for event in events {
         match *event {
@@ -27,17 +48,62 @@ pub fn check(events: &[StoreEvent]) -> Option<String> {
                     leaders.insert((region_id, term), store_id);
                 }
             }
-            StoreEvent::Applied { store_id, region_id, index, term, digest, .. } => match applied.get(&(region_id, index)) {
-                Some(&(first_store, first_term, first_digest)) if (first_term, first_digest) != (term, digest) => {
-                    problems.push(format!(
-                        "state machine safety: region {region_id} index {index}: store {first_store} applied an entry of term {first_term} (digest {first_digest:016x}), store {store_id} applied one of term {term} (digest {digest:016x})"
-                    ));
-                }
+            StoreEvent::Voted { store_id, region_id, term, candidate, .. } => match votes.get(&(region_id, store_id, term)) {
+                Some(&first) if first != candidate => problems.push(format!(
+                    "one vote per term: store {store_id} voted in term {term} of region {region_id} for peer {first}, then for peer {candidate}"
+                )),
                 Some(_) => {}
                 None => {
-                    applied.insert((region_id, index), (store_id, term, digest));
+                    votes.insert((region_id, store_id, term), candidate);
                 }
             },
+            StoreEvent::PeerCreated { store_id, ref region, applied_index, .. } => {
+                let p = progress.entry((store_id, region.id)).or_default();
+                if p.next.is_some() && applied_index > p.high {
+                    problems.push(format!(
+                        "apply at most once: store {store_id} restarted region {} at applied index {applied_index}, beyond the {} it had applied",
+                        region.id, p.high
+                    ));
+                }
+                p.next = Some(applied_index + 1);
+                p.high = p.high.max(applied_index);
+            }
+            StoreEvent::SnapshotApplying { store_id, region_id, index } => {
+                let p = progress.entry((store_id, region_id)).or_default();
+                p.high = p.high.max(index);
+            }
+            StoreEvent::SnapshotApplied { store_id, region_id, index, .. } | StoreEvent::SnapshotResumed { store_id, region_id, index } => {
+                let p = progress.entry((store_id, region_id)).or_default();
+                p.next = Some(index + 1);
+                p.high = p.high.max(index);
+            }
+            StoreEvent::Applied { store_id, region_id, index, term, digest, .. } => {
+                let p = progress.entry((store_id, region_id)).or_default();
+                match p.next {
+                    Some(next) if index < next => problems.push(format!(
+                        "apply at most once: store {store_id} applied index {index} of region {region_id} again (its state already covered up to {})",
+                        next - 1
+                    )),
+                    Some(next) if index > next => problems.push(format!(
+                        "apply at most once: store {store_id} jumped from index {} to {index} of region {region_id} without a snapshot",
+                        next - 1
+                    )),
+                    _ => {}
+                }
+                p.next = Some(index + 1);
+                p.high = p.high.max(index);
+                match applied.get(&(region_id, index)) {
+                    Some(&(first_store, first_term, first_digest)) if (first_term, first_digest) != (term, digest) => {
+                        problems.push(format!(
+                            "state machine safety: region {region_id} index {index}: store {first_store} applied an entry of term {first_term} (digest {first_digest:016x}), store {store_id} applied one of term {term} (digest {digest:016x})"
+                        ));
+                    }
+                    Some(_) => {}
+                    None => {
+                        applied.insert((region_id, index), (store_id, term, digest));
+                    }
+                }
+            }
             _ => {}
         }
     }
@@ -68,7 +134,7 @@ mod tests {
 
     #[test]
     fn a_clean_run_passes() {
-        let events = [leader(1, 6), applied(1, 7, 6, 9), applied(2, 7, 6, 9), leader(2, 7), leader(2, 7), applied(1, 7, 6, 9)];
+        let events = [leader(1, 6), applied(1, 7, 6, 9), applied(2, 7, 6, 9), leader(2, 7), leader(2, 7), created(1, 6), applied(1, 7, 6, 9)];
         assert_eq!(check(&events), None);
     }
 
@@ -76,6 +142,45 @@ mod tests {
     fn two_leaders_in_one_term_are_caught() {
         let explanation = check(&[leader(1, 6), leader(3, 6)]).unwrap();
         assert_eq!(explanation, "election safety: region 1 has two leaders in term 6: store 1 and store 3");
+    }
+
+    fn created(store_id: u64, applied_index: u64) -> StoreEvent {
+        let region = simkv::meta::Region { id: 1, start_key: vec![], end_key: vec![], epoch: simkv::meta::RegionEpoch::new(1, 1), peers: vec![] };
+        StoreEvent::PeerCreated { store_id, region, peer_id: store_id, applied_index }
+    }
+
+    fn voted(store_id: u64, term: u64, candidate: u64) -> StoreEvent {
+        StoreEvent::Voted { store_id, region_id: 1, peer_id: store_id, term, candidate }
+    }
+
+    #[test]
+    fn a_second_vote_in_one_term_is_caught_even_across_a_restart() {
+        assert_eq!(check(&[voted(2, 6, 1), voted(2, 6, 1), voted(2, 7, 3), voted(3, 6, 1)]), None, "the same vote again, or a new term, is fine");
+        let explanation = check(&[voted(2, 6, 1), created(2, 5), voted(2, 6, 3)]).unwrap();
+        assert_eq!(explanation, "one vote per term: store 2 voted in term 6 of region 1 for peer 1, then for peer 3");
+    }
+
+    #[test]
+    fn replicas_apply_each_index_once_and_skip_only_by_snapshot() {
+        let snapshot = StoreEvent::SnapshotApplied { store_id: 1, region_id: 1, index: 20, bytes: 0, took: std::time::Duration::ZERO };
+        // Applies 6..=8, loses 8 in a crash (durable state at 7), re-applies 8, then catches up by snapshot.
+        let clean = [
+            created(1, 5),
+            applied(1, 6, 6, 1),
+            applied(1, 7, 6, 2),
+            applied(1, 8, 6, 3),
+            created(1, 7),
+            applied(1, 8, 6, 3),
+            snapshot.clone(),
+            applied(1, 21, 6, 4),
+        ];
+        assert_eq!(check(&clean), None);
+        let again = check(&[created(1, 5), applied(1, 6, 6, 1), applied(1, 7, 6, 2), created(1, 7), applied(1, 6, 6, 1)]).unwrap();
+        assert_eq!(again, "apply at most once: store 1 applied index 6 of region 1 again (its state already covered up to 7)");
+        let skipped = check(&[created(1, 5), applied(1, 6, 6, 1), applied(1, 9, 6, 2)]).unwrap();
+        assert_eq!(skipped, "apply at most once: store 1 jumped from index 6 to 9 of region 1 without a snapshot");
+        let phantom = check(&[created(1, 5), applied(1, 6, 6, 1), created(1, 9)]).unwrap();
+        assert_eq!(phantom, "apply at most once: store 1 restarted region 1 at applied index 9, beyond the 6 it had applied");
     }
 
     #[test]

@@ -62,8 +62,9 @@ pub enum Fault {
     IsolateStore { store: u64 },
     /// Whichever store leads the region when the fault starts is cut off.
     IsolateLeader { region_index: u64 },
-    /// `from` cannot reach `to`; `to` still reaches `from`.
-    Asymmetric { from: u64, to: u64 },
+    /// A one-way partition: the stores in `from` cannot send to those in `to`;
+    /// `to` still reaches `from`.
+    Asymmetric { from: Vec<u64>, to: Vec<u64> },
     /// Two sides that talk only through one bridge store.
     Bridge { left: Vec<u64>, bridge: u64, right: Vec<u64> },
     /// One direction of one link is clogged.
@@ -204,7 +205,11 @@ impl Plan {
                 1 => Fault::IsolateStore { store: d.store(s) },
                 2 => Fault::IsolateLeader { region_index: d.below(swarm.regions) },
                 3 => {
-                    let (from, to) = d.two_stores(s);
+                    let all = d.shuffled(s);
+                    let cut = (1 + d.below(s - 1)) as usize;
+                    let (mut from, mut to) = (all[..cut].to_vec(), all[cut..].to_vec());
+                    from.sort();
+                    to.sort();
                     Fault::Asymmetric { from, to }
                 }
                 4 => {
@@ -435,9 +440,13 @@ mod tests {
                 let stores: Vec<u64> = match &f.fault {
                     Fault::PartitionHalves { side } => side.clone(),
                     Fault::IsolateStore { store } | Fault::CrashRestart { store } | Fault::Pause { store } => vec![*store],
-                    Fault::Asymmetric { from, to } | Fault::ClogLink { from, to } => {
+                    Fault::ClogLink { from, to } => {
                         assert_ne!(from, to);
                         vec![*from, *to]
+                    }
+                    Fault::Asymmetric { from, to } => {
+                        assert!(!from.is_empty() && !to.is_empty() && from.iter().all(|s| !to.contains(s)), "{f:?}");
+                        [from.clone(), to.clone()].concat()
                     }
                     Fault::Bridge { left, bridge, right } => [left.clone(), vec![*bridge], right.clone()].concat(),
                     Fault::SlowDisk { store, .. } | Fault::SlowSnapshotIo { store, .. } => vec![*store],

@@ -21,17 +21,19 @@ pub(super) fn links(n: &Nemesis, fault: &Fault) -> Option<(Vec<Link>, String)> {
         }
         Fault::IsolateStore { store } => (isolate(*store), format!("isolate store {store}")),
         Fault::IsolateLeader { region_index } => {
-            let region = &n.cluster.regions[*region_index as usize % n.cluster.regions.len()];
-            match n.cluster.leader_of(region.id) {
+            let topology = n.cluster.topology();
+            let regions = topology.regions_in_order();
+            let region = &regions[*region_index as usize % regions.len()];
+            match topology.leader_of(region.id) {
                 Some(leader) => (isolate(leader), format!("isolate store {leader}, leader of region {}", region.id)),
                 None => (vec![], format!("isolate the leader of region {}: none known", region.id)),
             }
         }
         Fault::Asymmetric { from, to } => {
-            // `from` can no longer send to any store; everyone still reaches it.
-            let targets = n.nodes(&others(*from));
-            let links = n.nodes(&[*from]).into_iter().flat_map(|a| targets.iter().map(move |&b| (a, b))).collect();
-            (links, format!("one-way: store {from} cannot send (e.g. to store {to}), but receives"))
+            // Everything `from` sends to `to` is lost; `to` still reaches `from`.
+            let targets = n.nodes(to);
+            let links = n.nodes(from).into_iter().flat_map(|a| targets.iter().map(move |&b| (a, b))).collect();
+            (links, format!("one-way: {from:?} cannot send to {to:?}, but hear from them"))
         }
         Fault::Bridge { left, bridge, right } => {
             (between(&n.nodes(left), &n.nodes(right)), format!("bridge: {left:?} and {right:?} meet only through store {bridge}"))

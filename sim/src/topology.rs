@@ -1,0 +1,89 @@
+//! The cluster's layout as the stores report it: which regions exist (their
+//! latest descriptors), where their replicas are, and who leads each.
+//!
+//! Learned only from store events (`PeerCreated`, `ConfChangeApplied`, `Split`,
+//! `PeerDestroyed`, `BecameLeader`), never from the layout the cluster started
+//! with, so faults, final reads and convergence follow regions that move and
+//! split.
+
+use simkv::meta::{Region, RegionId, StoreId};
+use simkv::raftstore::StoreEvent;
+use std::collections::BTreeMap;
+
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Topology {
+    /// The newest descriptor reported for each region.
+    pub regions: BTreeMap<RegionId, Region>,
+    /// The store that most recently became leader of each region, with its term.
+    pub leaders: BTreeMap<RegionId, (u64, StoreId)>,
+}
+
+impl Topology {
+    /// Folds `events` (in the order they happened) into a topology.
+    pub fn from_events<'a>(events: impl IntoIterator<Item = &'a StoreEvent>) -> Topology {
+        let mut t = Topology::default();
+        for event in events {
+            match event {
+                StoreEvent::PeerCreated { region, .. } | StoreEvent::ConfChangeApplied { region, .. } => t.learn(region),
+                StoreEvent::Split { regions, .. } => regions.iter().for_each(|r| t.learn(r)),
+                StoreEvent::BecameLeader { store_id, region_id, term, .. } => {
+                    let newer = t.leaders.get(region_id).is_none_or(|(known, _)| term >= known);
+                    if newer {
+                        t.leaders.insert(*region_id, (*term, *store_id));
+                    }
+                }
+                _ => {}
+            }
+        }
+        t
+    }
+
+    /// Keeps `region` unless a newer epoch of it is known.
+    fn learn(&mut self, region: &Region) {
+        let known = self.regions.get(&region.id);
+        if known.is_none_or(|k| !region.epoch.is_stale_against(&k.epoch)) {
+            self.regions.insert(region.id, region.clone());
+        }
+    }
+
+    pub fn leader_of(&self, region_id: RegionId) -> Option<StoreId> {
+        self.leaders.get(&region_id).map(|&(_, store)| store)
+    }
+
+    /// Regions in key order.
+    pub fn regions_in_order(&self) -> Vec<Region> {
+        let mut regions: Vec<Region> = self.regions.values().cloned().collect();
+        regions.sort_by(|a, b| a.start_key.cmp(&b.start_key));
+        regions
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use simkv::meta::{Peer, RegionEpoch};
+
+    fn region(id: u64, start: &str, end: &str, version: u64, stores: &[u64]) -> Region {
+        let peers = stores.iter().map(|&s| Peer::voter(id * 10 + s, s)).collect();
+        Region { id, start_key: start.into(), end_key: end.into(), epoch: RegionEpoch::new(1, version), peers }
+    }
+
+    #[test]
+    fn regions_follow_splits_and_leaders_follow_terms() {
+        let created = |store, r: Region| StoreEvent::PeerCreated { store_id: store, peer_id: r.id * 10 + store, region: r, applied_index: 5 };
+        let leader = |store, term| StoreEvent::BecameLeader { store_id: store, region_id: 1, peer_id: 10 + store, term };
+        let events = vec![
+            created(1, region(1, "", "", 1, &[1, 2, 3])),
+            created(2, region(1, "", "", 1, &[1, 2, 3])),
+            leader(2, 6),
+            StoreEvent::Split { store_id: 2, regions: vec![region(1, "", "m", 2, &[1, 2, 3]), region(2, "m", "", 2, &[1, 2, 3])], index: 9 },
+            // A restarted store that had not applied the split reports the old descriptor.
+            created(3, region(1, "", "", 1, &[1, 2, 3])),
+            leader(3, 5),
+        ];
+        let t = Topology::from_events(&events);
+        assert_eq!(t.regions_in_order().iter().map(|r| (r.id, r.end_key.clone())).collect::<Vec<_>>(), vec![(1, b"m".to_vec()), (2, vec![])]);
+        assert_eq!(t.leader_of(1), Some(2), "an older term's leader does not win");
+        assert_eq!(t.leader_of(2), None);
+    }
+}

@@ -1,0 +1,183 @@
+//! The workloads: clients that drive the store and record a history.
+//!
+//! One file each: [`register`] (per-key get / put / cas / delete, and scans
+//! across regions projected onto the keys they cover) and [`sequential`] (each
+//! client appends ordered items to its own key). This module holds what they
+//! share: the run's shared state, how an operation is recorded, and the final
+//! reads after healing.
+
+pub mod register;
+pub mod sequential;
+
+use crate::checker::sequential::{self as sequential_check, ClientLog};
+use crate::cluster::Cluster;
+use crate::history::{Call, Operation, Outcome};
+use crate::nemesis::{Nemesis, Swarm};
+use crate::run::Failure;
+use crate::scenario::{Scenario, WorkloadKind};
+use madsim::time::{sleep, Duration, Instant};
+use simkv::client::ClientConfig;
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::atomic::AtomicBool;
+use std::sync::{Arc, Mutex};
+
+/// How many recent values per key a CAS may pick its expected value from.
+pub const RECENT_VALUES: usize = 4;
+
+/// The process id of the final reads after healing.
+pub const FINAL_PROCESS: u64 = 1_000_000;
+
+/// Scans are recorded as one read per key they cover, each by a process of its
+/// own numbered from here (see [`register::scan`]).
+pub const SCAN_PROCESS: u64 = 2_000_000;
+
+pub fn now_ns() -> u64 {
+    madsim::time::TimeHandle::current().elapsed().as_nanos() as u64
+}
+
+/// The register workload's keys, spread over the pre-split key space.
+pub fn register_key(i: u64, keys: u64) -> String {
+    format!("key{:03}-r", i * 1000 / keys.max(1))
+}
+
+pub fn sequential_key(client: u64, clients: u64) -> String {
+    format!("key{:03}-s{client}", client * 1000 / clients.max(1))
+}
+
+pub struct Shared {
+    pub cluster: Arc<Cluster>,
+    pub timeline: Mutex<Vec<String>>,
+    pub ops: Mutex<Vec<Operation>>,
+    /// The last values seen on each key (written or read), oldest first: what a
+    /// CAS compares against.
+    pub recent: Mutex<BTreeMap<String, std::collections::VecDeque<String>>>,
+    pub logs: Mutex<BTreeMap<u64, ClientLog>>,
+    pub stop: AtomicBool,
+    pub start: Instant,
+    pub nemesis: Nemesis,
+    pub swarm: Swarm,
+    pub delete_percent: u64,
+    pub scan_percent: u64,
+    /// Scans whose results were malformed (keys repeated, out of order, or
+    /// outside the range asked for).
+    pub scan_problems: Mutex<Vec<String>>,
+}
+
+impl Shared {
+    pub fn log(&self, line: String) {
+        let at = self.start.elapsed();
+        let line = format!("{:>8.3}s {line}", at.as_secs_f64());
+        tracing::info!(target: "simkv_sim::nemesis", "{line}");
+        self.timeline.lock().unwrap().push(line);
+    }
+}
+
+/// Records one finished operation.
+pub fn record(shared: &Shared, process: u64, key: &str, call: Call, invoke: u64, outcome: Option<Outcome>) {
+    let Some(outcome) = outcome else { return };
+    if outcome == Outcome::Unknown && call == Call::Read {
+        return;
+    }
+    let complete = (outcome != Outcome::Unknown).then(now_ns);
+    let seen = match (&call, &outcome) {
+        (Call::Write(v), Outcome::Done) | (Call::Cas(_, v), Outcome::CasOk) | (_, Outcome::Read(Some(v))) => Some(v.clone()),
+        _ => None,
+    };
+    if let Some(v) = seen {
+        let mut recent = shared.recent.lock().unwrap();
+        let values = recent.entry(key.to_string()).or_default();
+        values.push_back(v);
+        if values.len() > RECENT_VALUES {
+            values.pop_front();
+        }
+    }
+    shared.ops.lock().unwrap().push(Operation { process, key: key.to_string(), call, outcome, invoke, complete });
+}
+
+/// Records a completed operation whose return time is already known.
+pub fn record_at(shared: &Shared, process: u64, key: &str, call: Call, invoke: u64, complete: u64, outcome: Outcome) {
+    shared.ops.lock().unwrap().push(Operation { process, key: key.to_string(), call, outcome, invoke, complete: Some(complete) });
+}
+
+pub async fn think(shared: &Shared) {
+    let (lo, hi) = shared.swarm.think_ms;
+    let ms = if hi > lo { rand::Rng::gen_range(&mut madsim::rand::thread_rng(), lo..=hi) } else { lo };
+    sleep(Duration::from_millis(ms)).await;
+}
+
+/// After healing: read every workload key (recorded in the history, so the
+/// linearizability and durability checks see them) and one key of every region.
+pub async fn final_reads(shared: &Arc<Shared>, scenario: &Scenario, deadline: Instant) -> Vec<Failure> {
+    let cluster = &shared.cluster;
+    let (node, local) = cluster.client_node();
+    let keys: Vec<String> = {
+        let ops = shared.ops.lock().unwrap();
+        let mut keys: BTreeSet<String> = ops.iter().map(|o| o.key.clone()).collect();
+        if scenario.workload.kind == WorkloadKind::Sequential {
+            let clients = shared.logs.lock().unwrap().len() as u64;
+            keys.extend((0..clients).map(|c| sequential_key(c, clients)));
+        }
+        keys.into_iter().collect()
+    };
+    // One user key of every region the stores report (its start key, as a raw key).
+    let region_keys: Vec<Vec<u8>> = cluster
+        .topology()
+        .regions_in_order()
+        .iter()
+        .map(|r| simkv::codec::keys::decode_raw_key(&r.start_key).map(<[u8]>::to_vec).unwrap_or_default())
+        .collect();
+    let shared2 = shared.clone();
+    let task = node.spawn(async move {
+        let cfg = ClientConfig { rpc_timeout: Duration::from_secs(1), max_attempts: 4, ..ClientConfig::default() };
+        let client = shared2.cluster.raw_client(local, cfg).await;
+        let mut failures = Vec::new();
+        let process = FINAL_PROCESS;
+        for key in &keys {
+            let read = loop {
+                let invoke = now_ns();
+                match client.get(key.as_bytes()).await {
+                    Ok(v) => break Some((invoke, v.map(|v| String::from_utf8_lossy(&v).into_owned()))),
+                    Err(_) if Instant::now() < deadline => sleep(Duration::from_millis(200)).await,
+                    Err(e) => {
+                        failures.push(Failure {
+                            checker: "liveness".into(),
+                            explanation: format!("the final read of key {key:?} did not complete within the liveness phase: {e}"),
+                        });
+                        break None;
+                    }
+                }
+            };
+            if let Some((invoke, value)) = read {
+                record(&shared2, process, key, Call::Read, invoke, Some(Outcome::Read(value.clone())));
+                if key.contains("-s") {
+                    let client_id: u64 = key.rsplit("-s").next().and_then(|c| c.parse().ok()).unwrap_or(u64::MAX);
+                    let list = sequential_check::decode(value.as_deref().unwrap_or(""));
+                    if let Some(log) = shared2.logs.lock().unwrap().get_mut(&client_id) {
+                        match list {
+                            Ok(list) => log.final_list = Some(list),
+                            Err(e) => failures.push(Failure { checker: "sequential".into(), explanation: format!("client {client_id}: {e}") }),
+                        }
+                    }
+                }
+            }
+        }
+        // Every region serves a read: it has a leader that can confirm it.
+        for key in region_keys {
+            loop {
+                match client.get(&key).await {
+                    Ok(_) => break,
+                    Err(_) if Instant::now() < deadline => sleep(Duration::from_millis(200)).await,
+                    Err(e) => {
+                        failures.push(Failure {
+                            checker: "liveness".into(),
+                            explanation: format!("the region starting at {key:?} served no read within the liveness phase: {e}"),
+                        });
+                        break;
+                    }
+                }
+            }
+        }
+        failures
+    });
+    task.await.unwrap_or_else(|e| vec![Failure { checker: "liveness".into(), explanation: format!("final reads stopped: {e}") }])
+}
