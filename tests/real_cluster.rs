@@ -6,7 +6,7 @@
 //! Compiled only in the real build (`RUSTFLAGS="" cargo test -p simkv`).
 #![cfg(not(madsim))]
 
-use simkv::client::{ClientConfig, ClientError, RawClient};
+use simkv::client::{ClientConfig, ClientError, RawClient, StaticRegions};
 use simkv::engine::rocks::RocksEngine;
 use simkv::engine::{Cf, Engine, Snapshot as _};
 use simkv::meta::{presplit_regions, Region, StoreId};
@@ -76,14 +76,14 @@ fn three_real_stores_serve_and_survive_a_restart() {
     let store_ids: Vec<StoreId> = vec![1, 2, 3];
     let addresses: BTreeMap<StoreId, SocketAddr> = store_ids.iter().map(|&id| (id, free_addr())).collect();
     let mut next_id = 1000;
-    let regions = presplit_regions(&[b"m".to_vec()], &store_ids, 3, &mut next_id);
+    let regions = presplit_regions(&[simkv::codec::keys::raw_key(b"m")], &store_ids, 3, &mut next_id);
     assert_eq!(regions.len(), 2);
 
     let mut runtimes: BTreeMap<StoreId, tokio::runtime::Runtime> = store_ids.iter().map(|&id| (id, start_store(&dir, id, &addresses, &regions))).collect();
 
     let client_rt = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build().unwrap();
     let client_cfg = ClientConfig { rpc_timeout: Duration::from_millis(500), max_attempts: 60, ..ClientConfig::default() };
-    let client = client_rt.block_on(RawClient::connect(free_addr(), addresses.clone(), regions.clone(), client_cfg)).unwrap();
+    let client = client_rt.block_on(RawClient::connect(free_addr(), addresses.clone(), Box::new(StaticRegions(regions.clone())), client_cfg)).unwrap();
 
     client_rt.block_on(async {
         wait_for_leaders(&client, &[b"a", b"z"]).await;
