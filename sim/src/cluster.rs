@@ -27,13 +27,27 @@ pub struct ClusterSpec {
     pub replicas: usize,
     pub raftstore: RaftStoreConfig,
     pub io: IoProfile,
+    /// Where the stores' events are recorded (shared with whoever started the
+    /// cluster, so they outlive it).
+    pub events: Arc<Mutex<Vec<TimedEvent>>>,
+    /// Names of the cluster's madsim nodes, filled as they are created: what a
+    /// panic report calls the node that panicked.
+    pub node_names: Arc<Mutex<BTreeMap<madsim::task::NodeId, String>>>,
 }
 
 impl ClusterSpec {
     /// `stores` stores and `regions` regions split evenly over keys `key000..`.
     pub fn new(stores: usize, regions: usize) -> Self {
         let split_keys = (1..regions).map(|i| simkv::codec::keys::raw_key(format!("key{:03}", i * 1000 / regions).as_bytes())).collect();
-        ClusterSpec { stores, split_keys, replicas: 3, raftstore: RaftStoreConfig::default(), io: IoProfile::ssd() }
+        ClusterSpec {
+            stores,
+            split_keys,
+            replicas: 3,
+            raftstore: RaftStoreConfig::default(),
+            io: IoProfile::ssd(),
+            events: Arc::default(),
+            node_names: Arc::default(),
+        }
     }
 }
 
@@ -78,7 +92,7 @@ impl Cluster {
         let mut next_id = 1000;
         let regions = presplit_regions(&spec.split_keys, &store_ids, spec.replicas, &mut next_id);
         let addresses: BTreeMap<StoreId, SocketAddr> = store_ids.iter().map(|&id| (id, store_addr(id))).collect();
-        let events: Arc<Mutex<Vec<TimedEvent>>> = Arc::default();
+        let events = spec.events.clone();
         let net_faults: Arc<NetFaults> = Arc::default();
         let mut stores = BTreeMap::new();
         for &id in &store_ids {
@@ -113,6 +127,7 @@ impl Cluster {
                     }
                 })
                 .build();
+            spec.node_names.lock().unwrap().insert(node.id(), format!("store-{id}"));
             stores.insert(id, StoreSlot { id, addr: addresses[&id], node, raft_disk, kv_disk });
         }
         Cluster { spec, initial_regions: regions, addresses, stores, events, net_faults, clients: Mutex::new(0) }
@@ -124,6 +139,7 @@ impl Cluster {
         *n += 1;
         let ip = IpAddr::V4(Ipv4Addr::new(10, 0, 2, *n as u8));
         let node = Handle::current().create_node().name(format!("client-{n}")).ip(ip).build();
+        self.spec.node_names.lock().unwrap().insert(node.id(), format!("client-{n}"));
         (node, SocketAddr::new(ip, 30000))
     }
 

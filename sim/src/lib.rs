@@ -11,6 +11,8 @@ pub mod cluster;
 pub mod history;
 pub mod nemesis;
 #[cfg(madsim)]
+pub mod panics;
+#[cfg(madsim)]
 pub mod report;
 #[cfg(madsim)]
 pub mod run;

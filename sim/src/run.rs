@@ -13,16 +13,19 @@
 //!    convergence.
 
 use crate::checker::{convergence, durability, linearizability, raft as raft_checker, sequential};
-use crate::cluster::{Cluster, ClusterSpec};
-use crate::history::{Clock, History, Initial, Outcome};
+use crate::cluster::{Cluster, ClusterSpec, TimedEvent};
+use crate::history::{Call, Clock, History, Initial, Outcome};
 use crate::nemesis::{Nemesis, Plan};
+use crate::panics;
 use crate::scenario::{Bug, Scenario, WorkloadKind};
-use crate::workload::{self, Shared, FINAL_PROCESS};
+use crate::workload::{self, Recorded, Shared, FINAL_PROCESS};
+use madsim::task::NodeId;
 use madsim::time::{sleep, Duration, Instant};
 use simkv::client::ClientConfig;
 use simkv::engine::IoProfile;
 use simkv::meta::StoreId;
 use simkv::raftstore::events::fingerprint;
+use simkv::raftstore::StoreEvent;
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -89,35 +92,122 @@ impl RunReport {
 }
 
 /// Runs `scenario` with `plan` in a fresh simulation seeded with `plan.seed`.
-/// A panic anywhere in the simulated cluster is reported as a failure.
+///
+/// A panic anywhere in the simulated cluster (ours or a dependency's) is a
+/// failure of its own that names the node, the store and region it was working
+/// on, the simulated time and the message; what was recorded up to the panic
+/// (history, store events, timeline) is kept, and the other checkers still run
+/// on it, with operations in flight at the panic counted as unknown.
 pub fn run(scenario: &Scenario, plan: &Plan) -> RunReport {
     let runtime = madsim::runtime::Runtime::with_seed_and_config(plan.seed, madsim::Config::default());
-    let (scenario, plan2) = (scenario.clone(), plan.clone());
-    let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| runtime.block_on(run_inner(scenario, plan2))));
-    match result {
-        Ok(report) => report,
-        Err(panic) => {
-            let message = panic
-                .downcast_ref::<String>()
-                .cloned()
-                .or_else(|| panic.downcast_ref::<&str>().map(|s| s.to_string()))
-                .unwrap_or_else(|| "(no message)".into());
-            RunReport {
-                plan: plan.clone(),
-                history: History::new(Initial::Absent, Clock::Nanos),
-                timeline: vec![],
-                failures: vec![Failure { checker: "panic".into(), explanation: format!("the simulation panicked: {message}") }],
-                inconclusive: vec![],
-                stats: RunStats::default(),
-                digest: fingerprint(message.as_bytes()),
+    let recorded = Arc::new(Recorded::default());
+    let events: Arc<Mutex<Vec<TimedEvent>>> = Arc::default();
+    let nodes: Arc<Mutex<BTreeMap<NodeId, String>>> = Arc::default();
+    let (scenario2, plan2, recorded2, events2, nodes2) = (scenario.clone(), plan.clone(), recorded.clone(), events.clone(), nodes.clone());
+    let result = panics::catching(|| runtime.block_on(run_inner(scenario2, plan2, recorded2, events2, nodes2)));
+    let panic = match result {
+        Ok(report) => return report,
+        Err(panic) => panic,
+    };
+    let node = panic.node.and_then(|id| nodes.lock().unwrap().get(&id).cloned()).unwrap_or_else(|| "the simulation's main task".into());
+    let mut explanation =
+        format!("{node} panicked at {}: {}", panic.at.map_or("an unknown time".into(), |t| format!("{:.6}s", t.as_secs_f64())), panic.message);
+    if let Some((store, region)) = panic.working_on {
+        if node == format!("store-{store}") {
+            let _ = write!(explanation, " (while working on region {region})");
+        }
+    }
+    if let Some(location) = &panic.location {
+        let _ = write!(explanation, " at {location}");
+    }
+    let mut history = History::new(Initial::Absent, Clock::Nanos);
+    history.ops = std::mem::take(&mut *recorded.ops.lock().unwrap());
+    history.ops.extend(std::mem::take(&mut *recorded.in_flight.lock().unwrap()).into_values().filter(|op| op.call != Call::Read));
+    history.ops.sort_by_key(|o| (o.invoke, o.process));
+    let events: Vec<TimedEvent> = events.lock().unwrap().clone();
+    let mut timeline = recorded.timeline.lock().unwrap().clone();
+    timeline.push(format!("panic: {explanation}"));
+    let mut failures = vec![Failure { checker: "panic".into(), explanation }];
+    let store_events: Vec<StoreEvent> = events.iter().map(|e| e.event.clone()).collect();
+    let (more, inconclusive) = check_recorded(scenario, &history, &store_events, None);
+    failures.extend(more);
+    let stats = RunStats {
+        ops: history.ops.len(),
+        ok: history.ops.iter().filter(|o| !matches!(o.outcome, Outcome::Unknown | Outcome::Failed)).count(),
+        unknown: history.unknown_count(),
+        faults: plan.faults.len(),
+        events: events.len(),
+        sim_millis: panic.at.map_or(0, |t| t.as_millis() as u64),
+    };
+    let digest = digest(&events, &timeline, &history);
+    RunReport { plan: plan.clone(), history, timeline, failures, inconclusive, stats, digest }
+}
+
+/// The checks over what a run recorded: linearizability, durability (only when
+/// the run reached its final reads), the sequential check, and raft safety.
+fn check_recorded(
+    scenario: &Scenario,
+    history: &History,
+    events: &[StoreEvent],
+    logs: Option<&BTreeMap<u64, sequential::ClientLog>>,
+) -> (Vec<Failure>, Vec<Failure>) {
+    let (mut failures, mut inconclusive) = (Vec::new(), Vec::new());
+    if scenario.checkers.linearizability {
+        match linearizability::check_with_limit(history, scenario.checkers.linearizability_steps) {
+            linearizability::Verdict::Linearizable => {}
+            linearizability::Verdict::NotLinearizable(v) => {
+                failures.push(Failure { checker: "linearizability".into(), explanation: linearizability::explain(history, &v) })
+            }
+            linearizability::Verdict::Inconclusive { keys, steps } => inconclusive.push(Failure {
+                checker: "linearizability".into(),
+                explanation: format!(
+                    "the search ran out of its budget of {steps} steps for keys {keys:?} without a verdict: this run was neither shown linearizable nor shown not to be (replay it and run `simkv-sim check --max-steps N` on its history.edn)"
+                ),
+            }),
+        }
+    }
+    if scenario.checkers.durability && history.ops.iter().any(|o| o.process == FINAL_PROCESS) {
+        if let Some(e) = durability::check(history, FINAL_PROCESS) {
+            failures.push(Failure { checker: "durability".into(), explanation: e });
+        }
+    }
+    if let Some(logs) = logs {
+        if scenario.checkers.sequential && scenario.workload.kind == WorkloadKind::Sequential {
+            if let Some(e) = sequential::check(logs) {
+                failures.push(Failure { checker: "sequential".into(), explanation: e });
             }
         }
     }
+    if scenario.checkers.raft {
+        if let Some(e) = raft_checker::check(events) {
+            failures.push(Failure { checker: "raft".into(), explanation: e });
+        }
+    }
+    (failures, inconclusive)
 }
 
-async fn run_inner(scenario: Scenario, plan: Plan) -> RunReport {
+/// Fingerprint of the store events, the timeline and the history.
+fn digest(events: &[TimedEvent], timeline: &[String], history: &History) -> u64 {
+    let events: String = events.iter().map(|e| format!("{:?} {:?}\n", e.at, e.event)).collect();
+    let mut text = format!("{:016x}\n", fingerprint(events.as_bytes()));
+    timeline.iter().for_each(|l| text.push_str(l));
+    history.ops.iter().for_each(|o| {
+        let _ = writeln!(text, "{o:?}");
+    });
+    fingerprint(text.as_bytes())
+}
+
+async fn run_inner(
+    scenario: Scenario,
+    plan: Plan,
+    recorded: Arc<Recorded>,
+    events: Arc<Mutex<Vec<TimedEvent>>>,
+    nodes: Arc<Mutex<BTreeMap<NodeId, String>>>,
+) -> RunReport {
     let swarm = plan.swarm.clone();
     let mut spec = ClusterSpec::new(swarm.stores as usize, swarm.regions as usize);
+    spec.events = events;
+    spec.node_names = nodes;
     spec.replicas = scenario.cluster.replicas as usize;
     spec.raftstore.raft_log_gc_count_limit = swarm.raft_log_gc_count_limit;
     spec.raftstore.raft_log_gc_ticks = 3;
@@ -129,6 +219,7 @@ async fn run_inner(scenario: Scenario, plan: Plan) -> RunReport {
             Bug::SnapshotKeepsStaleKeys => spec.raftstore.bugs.snapshot_keeps_stale_keys = true,
             Bug::ScanIgnoresRegionEnd => spec.raftstore.bugs.scan_ignores_region_end = true,
             Bug::ReapplyAfterRestart => spec.raftstore.bugs.reapply_after_restart = true,
+            Bug::EmptyValuePanics => spec.raftstore.bugs.empty_value_panics = true,
         }
     }
     spec.io = IoProfile { slowdown: swarm.disk_slowdown.max(1), ..IoProfile::ssd() };
@@ -136,8 +227,7 @@ async fn run_inner(scenario: Scenario, plan: Plan) -> RunReport {
     let cluster = Arc::new(Cluster::start(spec));
     let shared = Arc::new(Shared {
         cluster: cluster.clone(),
-        timeline: Mutex::new(Vec::new()),
-        ops: Mutex::new(Vec::new()),
+        recorded,
         recent: Mutex::new(BTreeMap::new()),
         logs: Mutex::new(BTreeMap::new()),
         stop: AtomicBool::new(false),
@@ -210,33 +300,8 @@ async fn run_inner(scenario: Scenario, plan: Plan) -> RunReport {
 
     // Checks.
     let mut history = History::new(Initial::Absent, Clock::Nanos);
-    history.ops = std::mem::take(&mut *shared.ops.lock().unwrap());
+    history.ops = std::mem::take(&mut *shared.recorded.ops.lock().unwrap());
     history.ops.sort_by_key(|o| (o.invoke, o.process));
-    let mut inconclusive = Vec::new();
-    if scenario.checkers.linearizability {
-        match linearizability::check_with_limit(&history, scenario.checkers.linearizability_steps) {
-            linearizability::Verdict::Linearizable => {}
-            linearizability::Verdict::NotLinearizable(v) => {
-                failures.push(Failure { checker: "linearizability".into(), explanation: linearizability::explain(&history, &v) })
-            }
-            linearizability::Verdict::Inconclusive { keys, steps } => inconclusive.push(Failure {
-                checker: "linearizability".into(),
-                explanation: format!(
-                    "the search ran out of its budget of {steps} steps for keys {keys:?} without a verdict: this run was neither shown linearizable nor shown not to be (replay it and run `simkv-sim check --max-steps N` on its history.edn)"
-                ),
-            }),
-        }
-    }
-    if scenario.checkers.durability {
-        if let Some(e) = durability::check(&history, FINAL_PROCESS) {
-            failures.push(Failure { checker: "durability".into(), explanation: e });
-        }
-    }
-    if scenario.checkers.sequential && scenario.workload.kind == WorkloadKind::Sequential {
-        if let Some(e) = sequential::check(&shared.logs.lock().unwrap()) {
-            failures.push(Failure { checker: "sequential".into(), explanation: e });
-        }
-    }
     let scan_problems = std::mem::take(&mut *shared.scan_problems.lock().unwrap());
     if !scan_problems.is_empty() {
         let mut text = scan_problems.iter().take(3).cloned().collect::<Vec<_>>().join("\n");
@@ -245,14 +310,12 @@ async fn run_inner(scenario: Scenario, plan: Plan) -> RunReport {
         }
         failures.push(Failure { checker: "scan".into(), explanation: text });
     }
-    let events: Vec<_> = cluster.events().into_iter().map(|e| e.event).collect();
-    if scenario.checkers.raft {
-        if let Some(e) = raft_checker::check(&events) {
-            failures.push(Failure { checker: "raft".into(), explanation: e });
-        }
-    }
+    let timed = cluster.events();
+    let events: Vec<StoreEvent> = timed.iter().map(|e| e.event.clone()).collect();
+    let (more, inconclusive) = check_recorded(&scenario, &history, &events, Some(&shared.logs.lock().unwrap()));
+    failures.extend(more);
 
-    let timeline = shared.timeline.lock().unwrap().clone();
+    let timeline = shared.recorded.timeline.lock().unwrap().clone();
     let stats = RunStats {
         ops: history.ops.len(),
         ok: history.ops.iter().filter(|o| !matches!(o.outcome, Outcome::Unknown | Outcome::Failed)).count(),
@@ -261,12 +324,8 @@ async fn run_inner(scenario: Scenario, plan: Plan) -> RunReport {
         events: events.len(),
         sim_millis: shared.start.elapsed().as_millis() as u64,
     };
-    let mut text = format!("{:016x}\n", cluster.digest());
-    timeline.iter().for_each(|l| text.push_str(l));
-    history.ops.iter().for_each(|o| {
-        let _ = writeln!(text, "{o:?}");
-    });
-    RunReport { plan, history, timeline, failures, inconclusive, stats, digest: fingerprint(text.as_bytes()) }
+    let digest = digest(&timed, &timeline, &history);
+    RunReport { plan, history, timeline, failures, inconclusive, stats, digest }
 }
 
 /// Waits until every region's replicas hold identical data, or the deadline.

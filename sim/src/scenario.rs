@@ -220,6 +220,7 @@ pub enum Bug {
     SnapshotKeepsStaleKeys,
     ScanIgnoresRegionEnd,
     ReapplyAfterRestart,
+    EmptyValuePanics,
 }
 
 /// A scenario that could not be loaded: where, and what is wrong.

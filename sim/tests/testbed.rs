@@ -130,6 +130,29 @@ fn planted_reapply_after_restart_is_caught() {
     clean_passes("reapply-after-restart.toml", 0..seed + 1);
 }
 
+/// A panic inside a store is a failure of its own, with the node, the region,
+/// the simulated time, the message and where it was raised; the history recorded
+/// up to it is kept (the writes in flight as unknown) and the other checkers
+/// still run on it.
+#[test]
+fn a_panic_in_a_store_is_reported_with_its_context_and_keeps_the_history() {
+    let seed = caught_within("empty-value-panics.toml", "panic", 20);
+    let scenario = Scenario::load(&root().join("scenarios/bugs/empty-value-panics.toml")).unwrap();
+    let report = run::run(&scenario, &Plan::draw(&scenario, seed));
+    let panic = report.failures.iter().find(|f| f.checker == "panic").unwrap();
+    let text = &panic.explanation;
+    for needle in ["store-", " panicked at ", "s: apply: put of an empty value", "(while working on region ", "src/raftstore/peer.rs:"] {
+        assert!(text.contains(needle), "{needle:?} missing from: {text}");
+    }
+    assert!(!report.history.ops.is_empty(), "the history recorded before the panic is kept");
+    assert!(report.history.ops.iter().all(|o| o.outcome == simkv_sim::history::Outcome::Unknown || o.complete.is_some()));
+    assert!(report.timeline.last().unwrap().starts_with("panic: store-"), "{:?}", report.timeline.last());
+    assert_eq!(report.failures.iter().filter(|f| f.checker == "panic").count(), 1);
+    // The same seed, the same report.
+    assert_eq!(run::run(&scenario, &Plan::draw(&scenario, seed)).digest, report.digest);
+    clean_passes("empty-value-panics.toml", 0..seed + 1);
+}
+
 /// A scan served past its region's end: caught by scans that cross regions.
 #[test]
 fn planted_scan_ignores_region_end_is_caught() {

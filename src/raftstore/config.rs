@@ -57,6 +57,9 @@ pub struct PlantedBugs {
     /// A restarted peer applies again from its truncated index, not from its
     /// durable applied index: entries already applied are applied twice.
     pub reapply_after_restart: bool,
+    /// Applying a put of an empty value panics the node (a crash bug in the
+    /// apply path, as a corrupt-state assertion gone wrong would be).
+    pub empty_value_panics: bool,
 }
 
 impl Default for RaftStoreConfig {

@@ -374,6 +374,10 @@ impl<E: Engine> PeerFsm<E> {
             self.deferred_entries.extend(entries);
             return Ok(());
         }
+        #[cfg(madsim)]
+        if ctx.cfg.bugs.empty_value_panics {
+            planted_empty_value_panic(&entries);
+        }
         let output = apply::apply_entries(self.region(), self.node.store().apply_state, &entries, &ctx.kv_engine.snapshot());
         for applied in &output.applied {
             ctx.events.emit(StoreEvent::Applied {
@@ -470,6 +474,19 @@ impl<E: Engine> PeerFsm<E> {
         self.apply_committed(ctx, deferred).await?;
         self.node.advance_apply_to(self.applied_index());
         Ok(())
+    }
+}
+
+/// Planted bug: a put of an empty value panics the applying node.
+#[cfg(madsim)]
+fn planted_empty_value_panic(entries: &[Entry]) {
+    use super::cmd::Mutation;
+    for entry in entries.iter().filter(|e| !e.data.is_empty()) {
+        if let Ok(RaftCmd { body: CmdBody::Write(WriteCmd::Mutate(mutations)), .. }) = RaftCmd::decode(&entry.data) {
+            if let Some(Mutation::Put { key, .. }) = mutations.iter().find(|m| matches!(m, Mutation::Put { value, .. } if value.is_empty())) {
+                panic!("apply: put of an empty value to {:?} at index {}", String::from_utf8_lossy(key), entry.index);
+            }
+        }
     }
 }
 

@@ -145,6 +145,7 @@ impl<E: Engine> Store<E> {
             } else {
                 apply_state
             };
+            crate::trace::working_on(self.store_id, region_id);
             let peer = PeerFsm::create(me, &self.cfg, self.raft_engine.clone(), local.region, raft_state, apply_state);
             self.peers.insert(region_id, peer);
             self.dirty.insert(region_id);
@@ -185,6 +186,7 @@ impl<E: Engine> Store<E> {
             let Some(mut peer) = self.peers.remove(&region_id) else {
                 continue;
             };
+            crate::trace::working_on(self.store_id, region_id);
             let result = peer.handle_ready(&peer_context!(self)).await;
             self.peers.insert(region_id, peer);
             self.route(result?);
@@ -210,12 +212,14 @@ impl<E: Engine> Store<E> {
                 self.ticks += 1;
                 let gc_due = self.ticks.is_multiple_of(self.cfg.raft_log_gc_ticks.max(1));
                 for (&region_id, peer) in self.peers.iter_mut() {
+                    crate::trace::working_on(self.store_id, region_id);
                     peer.tick(&self.cfg, gc_due);
                     self.dirty.insert(region_id);
                 }
             }
             StoreMsg::Write { region_id, epoch, cmd, callback } => match self.peers.get_mut(&region_id) {
                 Some(peer) => {
+                    crate::trace::working_on(self.store_id, region_id);
                     peer.propose_write(&self.cfg, epoch, cmd, callback);
                     self.dirty.insert(region_id);
                 }
@@ -223,6 +227,7 @@ impl<E: Engine> Store<E> {
             },
             StoreMsg::Read { region_id, epoch, cmd, callback } => match self.peers.get_mut(&region_id) {
                 Some(peer) => {
+                    crate::trace::working_on(self.store_id, region_id);
                     peer.propose_read(&self.cfg, epoch, cmd, callback);
                     self.dirty.insert(region_id);
                 }
@@ -241,6 +246,7 @@ impl<E: Engine> Store<E> {
                 };
                 self.events.emit(StoreEvent::SnapshotApplied { store_id: self.store_id, region_id, index, bytes, took });
                 tracing::info!(store = self.store_id, region = region_id, index, took_ms = took.as_millis() as u64, "snapshot applied");
+                crate::trace::working_on(self.store_id, region_id);
                 let result = peer.on_snapshot_applied(&peer_context!(self), index).await;
                 self.peers.insert(region_id, peer);
                 self.dirty.insert(region_id);
@@ -271,6 +277,7 @@ impl<E: Engine> Store<E> {
                 return;
             }
         }
+        crate::trace::working_on(self.store_id, region_id);
         self.peers.get_mut(&region_id).expect("checked above").step(msg);
         self.dirty.insert(region_id);
     }

@@ -44,10 +44,20 @@ pub fn sequential_key(client: u64, clients: u64) -> String {
     format!("key{:03}-s{client}", client * 1000 / clients.max(1))
 }
 
-pub struct Shared {
-    pub cluster: Arc<Cluster>,
+/// What a run records, held outside the simulation so that it survives a panic
+/// inside it: the other checkers still run on it.
+#[derive(Default)]
+pub struct Recorded {
     pub timeline: Mutex<Vec<String>>,
     pub ops: Mutex<Vec<Operation>>,
+    /// Operations invoked and not yet returned, by process: if the run ends in
+    /// a panic, their outcome is unknown.
+    pub in_flight: Mutex<BTreeMap<u64, Operation>>,
+}
+
+pub struct Shared {
+    pub cluster: Arc<Cluster>,
+    pub recorded: Arc<Recorded>,
     /// The last values seen on each key (written or read), oldest first: what a
     /// CAS compares against.
     pub recent: Mutex<BTreeMap<String, std::collections::VecDeque<String>>>,
@@ -68,12 +78,24 @@ impl Shared {
         let at = self.start.elapsed();
         let line = format!("{:>8.3}s {line}", at.as_secs_f64());
         tracing::info!(target: "simkv_sim::nemesis", "{line}");
-        self.timeline.lock().unwrap().push(line);
+        self.recorded.timeline.lock().unwrap().push(line);
+    }
+
+    /// `process` invoked `call` on `key`: in flight until recorded.
+    pub fn begin(&self, process: u64, key: &str, call: Call, invoke: u64) {
+        let op = Operation { process, key: key.to_string(), call, outcome: Outcome::Unknown, invoke, complete: None };
+        self.recorded.in_flight.lock().unwrap().insert(process, op);
+    }
+
+    /// `process`'s operation returned (recorded, or dropped as not worth it).
+    pub fn end(&self, process: u64) {
+        self.recorded.in_flight.lock().unwrap().remove(&process);
     }
 }
 
 /// Records one finished operation.
 pub fn record(shared: &Shared, process: u64, key: &str, call: Call, invoke: u64, outcome: Option<Outcome>) {
+    shared.end(process);
     let Some(outcome) = outcome else { return };
     if outcome == Outcome::Unknown && call == Call::Read {
         return;
@@ -91,12 +113,12 @@ pub fn record(shared: &Shared, process: u64, key: &str, call: Call, invoke: u64,
             values.pop_front();
         }
     }
-    shared.ops.lock().unwrap().push(Operation { process, key: key.to_string(), call, outcome, invoke, complete });
+    shared.recorded.ops.lock().unwrap().push(Operation { process, key: key.to_string(), call, outcome, invoke, complete });
 }
 
 /// Records a completed operation whose return time is already known.
 pub fn record_at(shared: &Shared, process: u64, key: &str, call: Call, invoke: u64, complete: u64, outcome: Outcome) {
-    shared.ops.lock().unwrap().push(Operation { process, key: key.to_string(), call, outcome, invoke, complete: Some(complete) });
+    shared.recorded.ops.lock().unwrap().push(Operation { process, key: key.to_string(), call, outcome, invoke, complete: Some(complete) });
 }
 
 pub async fn think(shared: &Shared) {
@@ -111,7 +133,7 @@ pub async fn final_reads(shared: &Arc<Shared>, scenario: &Scenario, deadline: In
     let cluster = &shared.cluster;
     let (node, local) = cluster.client_node();
     let keys: Vec<String> = {
-        let ops = shared.ops.lock().unwrap();
+        let ops = shared.recorded.ops.lock().unwrap();
         let mut keys: BTreeSet<String> = ops.iter().map(|o| o.key.clone()).collect();
         if scenario.workload.kind == WorkloadKind::Sequential {
             let clients = shared.logs.lock().unwrap().len() as u64;

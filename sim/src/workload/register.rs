@@ -26,6 +26,7 @@ pub async fn register_client(shared: &Shared, client: &RawClient, c: u64) {
         let value = ((c + 1) * 1_000_000 + counter).to_string();
         let invoke = now_ns();
         let (call, outcome) = if dice < read_percent {
+            shared.begin(process, &key, Call::Read, invoke);
             let outcome = match client.get(key.as_bytes()).await {
                 Ok(v) => Some(Outcome::Read(v.map(|v| String::from_utf8_lossy(&v).into_owned()))),
                 // Definite: the client saw only errors that mean it did not happen.
@@ -36,6 +37,7 @@ pub async fn register_client(shared: &Shared, client: &RawClient, c: u64) {
             // Compare against a value this key plausibly holds: the last value
             // this process read or wrote, else a recent one from the history.
             let from = last_value(shared, &key, expect).unwrap_or_else(|| "0".into());
+            shared.begin(process, &key, Call::Cas(from.clone(), value.clone()), invoke);
             let outcome = match client.cas(key.as_bytes(), Some(from.as_bytes()), Some(value.as_bytes())).await {
                 Ok((true, _)) => Some(Outcome::CasOk),
                 Ok((false, _)) => Some(Outcome::CasFailed),
@@ -49,6 +51,7 @@ pub async fn register_client(shared: &Shared, client: &RawClient, c: u64) {
             think(shared).await;
             continue;
         } else if dice < read_percent + cas_percent + delete_percent {
+            shared.begin(process, &key, Call::Delete, invoke);
             let outcome = match client.delete(key.as_bytes()).await {
                 Ok(()) => Some(Outcome::Done),
                 Err(ClientError::Unknown(_)) => Some(Outcome::Unknown),
@@ -57,6 +60,7 @@ pub async fn register_client(shared: &Shared, client: &RawClient, c: u64) {
             };
             (Call::Delete, outcome)
         } else {
+            shared.begin(process, &key, Call::Write(value.clone()), invoke);
             let outcome = match client.put(key.as_bytes(), value.as_bytes()).await {
                 Ok(()) => Some(Outcome::Done),
                 Err(ClientError::Unknown(_)) => Some(Outcome::Unknown),

@@ -20,6 +20,7 @@ pub async fn sequential_client(shared: &Shared, client: &RawClient, c: u64) {
             return;
         }
         let invoke = now_ns();
+        shared.begin(process, &key, Call::Write(String::new()), invoke);
         let outcome = match client.put(key.as_bytes(), b"").await {
             Ok(()) => Some(Outcome::Done),
             Err(ClientError::Unknown(_)) => Some(Outcome::Unknown),
@@ -34,6 +35,7 @@ pub async fn sequential_client(shared: &Shared, client: &RawClient, c: u64) {
             record(shared, process, &key, Call::Write(String::new()), invoke, outcome);
             break;
         }
+        shared.end(process);
         think(shared).await;
     }
     let mut item = 1u64;
@@ -52,6 +54,7 @@ pub async fn sequential_client(shared: &Shared, client: &RawClient, c: u64) {
         let from = current.clone().unwrap_or_default();
         let invoke = now_ns();
         let expected = current.as_deref().map(str::as_bytes);
+        shared.begin(process, &key, Call::Cas(from.clone(), next.clone()), invoke);
         let (status, outcome) = match client.cas(key.as_bytes(), expected, Some(next.as_bytes())).await {
             Ok((true, _)) => (Some(ItemStatus::Acknowledged), Some(Outcome::CasOk)),
             Ok((false, _)) => (None, Some(Outcome::CasFailed)),
