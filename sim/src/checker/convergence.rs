@@ -4,11 +4,14 @@
 
 use simkv::engine::{Cf, KvPair};
 
-/// One region's data as each of its replicas holds it: (store, (CF, pair)s,
-/// last applied index reported by that store).
+/// A region's data on one replica, CF by CF.
+pub type Data = Vec<(Cf, KvPair)>;
+
+/// One region's data as each of its replicas holds it: (store, data, last
+/// applied index reported by that store).
 pub struct RegionCopies {
     pub region_id: u64,
-    pub copies: Vec<(u64, Vec<(Cf, KvPair)>, Option<u64>)>,
+    pub copies: Vec<(u64, Data, Option<u64>)>,
 }
 
 /// `None` when every region's copies agree; otherwise the first difference.
@@ -19,7 +22,7 @@ pub fn check(regions: &[RegionCopies]) -> Option<String> {
         let at = first.iter().zip(data.iter()).position(|(a, b)| a != b).unwrap_or(first.len().min(data.len()));
         // Keys as the user wrote them: without the engine's data prefix and the
         // raw mode prefix; the CF named unless it is the default one.
-        let show = |d: &Vec<(Cf, KvPair)>| {
+        let show = |d: &Data| {
             d.get(at)
                 .map(|(cf, (k, v))| {
                     let encoded = simkv::codec::keys::origin_key(k).unwrap_or(k);
