@@ -1,0 +1,147 @@
+//! The module rules of DESIGN.md, checked on the source: which module may use
+//! which, and an acyclic import graph inside the raftstore.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
+
+fn src() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("src")
+}
+
+fn rust_files(dir: &Path) -> Vec<PathBuf> {
+    let mut files = Vec::new();
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.is_dir() {
+            files.extend(rust_files(&path));
+        } else if path.extension().is_some_and(|e| e == "rs") {
+            files.push(path);
+        }
+    }
+    files.sort();
+    files
+}
+
+/// The code of a file without its `#[cfg(test)]` module (tests may use anything).
+fn code(path: &Path) -> String {
+    let text = std::fs::read_to_string(path).unwrap();
+    match text.find("#[cfg(test)]\nmod tests") {
+        Some(at) => text[..at].to_string(),
+        None => text,
+    }
+}
+
+/// The names that follow `prefix` in `text` (`super::` → `apply`, `cmd`, ...),
+/// including each name inside a `prefix{a, b}` group.
+fn names_after(text: &str, prefix: &str) -> BTreeSet<String> {
+    let mut names = BTreeSet::new();
+    for (at, _) in text.match_indices(prefix) {
+        let rest = &text[at + prefix.len()..];
+        if let Some(group) = rest.strip_prefix('{') {
+            let inner = &group[..group.find('}').unwrap_or(group.len())];
+            for part in inner.split(',') {
+                let name: String = part.trim().chars().take_while(|c| c.is_alphanumeric() || *c == '_').collect();
+                if !name.is_empty() {
+                    names.insert(name);
+                }
+            }
+        } else {
+            let name: String = rest.chars().take_while(|c| c.is_alphanumeric() || *c == '_').collect();
+            if !name.is_empty() {
+                names.insert(name);
+            }
+        }
+    }
+    names
+}
+
+/// A cycle in `graph` (edges to names outside it are ignored), if any.
+fn find_cycle(graph: &BTreeMap<String, BTreeSet<String>>) -> Option<Vec<String>> {
+    fn visit(node: &str, graph: &BTreeMap<String, BTreeSet<String>>, path: &mut Vec<String>, done: &mut BTreeSet<String>) -> Option<Vec<String>> {
+        if let Some(at) = path.iter().position(|n| n == node) {
+            let mut cycle = path[at..].to_vec();
+            cycle.push(node.to_string());
+            return Some(cycle);
+        }
+        if done.contains(node) {
+            return None;
+        }
+        path.push(node.to_string());
+        for next in graph.get(node).into_iter().flatten().filter(|n| graph.contains_key(*n)) {
+            if let Some(cycle) = visit(next, graph, path, done) {
+                return Some(cycle);
+            }
+        }
+        path.pop();
+        done.insert(node.to_string());
+        None
+    }
+    let mut done = BTreeSet::new();
+    graph.keys().find_map(|node| visit(node, graph, &mut Vec::new(), &mut done))
+}
+
+#[test]
+fn the_raftstore_imports_one_way() {
+    let dir = src().join("raftstore");
+    let mut graph: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
+    for path in rust_files(&dir) {
+        let module = path.file_stem().unwrap().to_string_lossy().into_owned();
+        if module == "mod" {
+            continue;
+        }
+        let text = code(&path);
+        let mut uses = names_after(&text, "super::");
+        uses.extend(names_after(&text, "crate::raftstore::"));
+        uses.remove(&module);
+        graph.insert(module, uses);
+    }
+    if let Some(cycle) = find_cycle(&graph) {
+        panic!("raftstore import cycle: {}", cycle.join(" -> "));
+    }
+    // The direction the design names: the store at the top, apply pure below the peer.
+    assert!(graph["store"].contains("peer"));
+    assert!(graph["peer"].contains("apply") && graph["peer"].contains("snapshot"));
+    for low in ["apply", "snapshot", "proposal", "router", "cmd"] {
+        assert!(!graph[low].contains("peer") && !graph[low].contains("store"), "{low} must not import peer or store: {:?}", graph[low]);
+    }
+    assert!(!graph["apply"].iter().any(|m| ["raft_node", "storage", "snapshot", "router"].contains(&m.as_str())), "apply is pure: {:?}", graph["apply"]);
+}
+
+#[test]
+fn modules_use_only_what_the_design_allows() {
+    let forbidden: &[(&str, &[&str])] = &[
+        ("client", &["raftstore", "server"]),
+        ("proto", &["raftstore", "server", "client", "engine", "transport", "rpc"]),
+        ("rpc", &["raftstore", "server", "client"]),
+        ("codec", &["raftstore", "server", "client", "engine", "proto"]),
+        ("engine", &["raftstore", "server", "client", "proto"]),
+    ];
+    let mut broken = Vec::new();
+    for (module, banned) in forbidden {
+        let path = src().join(module);
+        let files = if path.is_dir() { rust_files(&path) } else { vec![src().join(format!("{module}.rs"))] };
+        for file in files {
+            let used = names_after(&code(&file), "crate::");
+            for name in used.iter().filter(|n| banned.contains(&n.as_str())) {
+                broken.push(format!("{} uses crate::{name}", file.strip_prefix(src()).unwrap().display()));
+            }
+        }
+    }
+    assert!(broken.is_empty(), "{}", broken.join("\n"));
+}
+
+#[test]
+fn the_checks_see_what_they_look_for() {
+    let graph = |edges: &[(&str, &str)]| {
+        let mut g: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
+        for (a, b) in edges {
+            g.entry(a.to_string()).or_default().insert(b.to_string());
+            g.entry(b.to_string()).or_default();
+        }
+        g
+    };
+    assert_eq!(find_cycle(&graph(&[("store", "peer"), ("peer", "apply"), ("store", "apply")])), None);
+    assert_eq!(find_cycle(&graph(&[("store", "peer"), ("peer", "apply"), ("apply", "store")])).unwrap(), ["apply", "store", "peer", "apply"]);
+    assert_eq!(names_after("use super::{a, b::c};\nuse super::d;", "super::"), ["a", "b", "d"].iter().map(|s| s.to_string()).collect());
+    assert_eq!(names_after("crate::raftstore::peer::X", "crate::raftstore::"), ["peer".to_string()].into());
+}
