@@ -146,4 +146,120 @@ mod tests {
         queue.applied(7, 3, &Ok(WriteResult::Cas { succeeded: false, previous: Some(b"x".to_vec()) }));
         assert_eq!(answer(&mut a_rx), Some(Ok(WriteResult::Cas { succeeded: false, previous: Some(b"x".to_vec()) })));
     }
+
+    /// The same interleaving, played by five real raft-rs nodes (1 = A, 2 = B,
+    /// 3 = C, 4 = D, 5 = E), with A's queue fed exactly as the peer feeds it.
+    /// A leads and proposes P, which reaches only B. C wins the next term with
+    /// D and E and overwrites P on A alone: the moment the old rule told P it
+    /// failed (a newer term's entry appended over it). B still holds P and wins
+    /// the term after with D and E (their logs are no newer than B's), commits
+    /// P, and A applies it: P took effect.
+    #[test]
+    fn five_raft_nodes_commit_a_proposal_its_leader_cut() {
+        use raft::eraftpb::{ConfState, Entry, EntryType, Message, MessageType};
+        use raft::storage::MemStorage;
+        use raft::{Config, RawNode};
+
+        struct Node {
+            raw: RawNode<MemStorage>,
+            applied: Vec<(u64, u64, Vec<u8>)>,
+            appended: Vec<(u64, u64)>,
+        }
+        let logger = slog::Logger::root(slog::Discard, slog::o!());
+        let mut nodes: Vec<Node> = (1..=5u64)
+            .map(|id| {
+                let storage = MemStorage::new_with_conf_state(ConfState::from((vec![1, 2, 3, 4, 5], vec![])));
+                let config = Config { id, election_tick: 10, heartbeat_tick: 1, ..Config::default() };
+                Node { raw: RawNode::new(&config, storage, &logger).unwrap(), applied: vec![], appended: vec![] }
+            })
+            .collect();
+        let mut in_flight: Vec<Message> = Vec::new();
+        // One ready per node, in raft-rs's order; messages go to `in_flight`.
+        let drive = |nodes: &mut Vec<Node>, in_flight: &mut Vec<Message>| {
+            for node in nodes.iter_mut() {
+                if !node.raw.has_ready() {
+                    continue;
+                }
+                let mut ready = node.raw.ready();
+                in_flight.extend(ready.take_messages());
+                let apply = |node: &mut Node, entries: Vec<Entry>| {
+                    for e in entries.into_iter().filter(|e| e.get_entry_type() == EntryType::EntryNormal) {
+                        node.applied.push((e.index, e.term, e.data.to_vec()));
+                    }
+                };
+                apply(node, ready.take_committed_entries());
+                node.appended.extend(ready.entries().iter().map(|e| (e.index, e.term)));
+                node.raw.mut_store().wl().append(ready.entries()).unwrap();
+                if let Some(hs) = ready.hs() {
+                    node.raw.mut_store().wl().set_hardstate(hs.clone());
+                }
+                in_flight.extend(ready.take_persisted_messages());
+                let mut light = node.raw.advance(ready);
+                if let Some(commit) = light.commit_index() {
+                    node.raw.mut_store().wl().mut_hard_state().commit = commit;
+                }
+                in_flight.extend(light.take_messages());
+                apply(node, light.take_committed_entries());
+                node.raw.advance_apply();
+            }
+        };
+        // Delivers messages until none is left; `allowed` says which links work.
+        let settle = |nodes: &mut Vec<Node>, in_flight: &mut Vec<Message>, allowed: &dyn Fn(&Message) -> bool| {
+            for _ in 0..50 {
+                drive(nodes, in_flight);
+                if in_flight.is_empty() {
+                    return;
+                }
+                for msg in std::mem::take(in_flight) {
+                    if allowed(&msg) {
+                        let _ = nodes[msg.to as usize - 1].raw.step(msg);
+                    }
+                }
+            }
+        };
+        let all = |_: &Message| true;
+        let among = |group: [u64; 3]| move |m: &Message| group.contains(&m.from) && group.contains(&m.to);
+
+        // A leads.
+        nodes[0].raw.campaign().unwrap();
+        settle(&mut nodes, &mut in_flight, &all);
+        assert!(nodes[0].raw.raft.state == raft::StateRole::Leader);
+        // A proposes P; only B hears of it.
+        let mut queue = ProposalQueue::default();
+        nodes[0].raw.propose(vec![], b"P".to_vec()).unwrap();
+        let p_at = (nodes[0].raw.raft.raft_log.last_index(), nodes[0].raw.raft.term);
+        let (p, mut p_rx) = proposal(p_at.0, p_at.1);
+        queue.push(p);
+        settle(&mut nodes, &mut in_flight, &|m| m.from != 1 || m.to == 2);
+        // C campaigns: D and E vote for it (A and B hold a newer log and refuse);
+        // its first entry reaches A only.
+        nodes[2].raw.campaign().unwrap();
+        let votes = |m: &Message| matches!(m.get_msg_type(), MessageType::MsgRequestVote | MessageType::MsgRequestVoteResponse);
+        settle(&mut nodes, &mut in_flight, &|m| (among([3, 4, 5])(m) && votes(m)) || (m.from == 3 && m.to == 1) || (m.from == 1 && m.to == 3));
+        assert!(nodes[2].raw.raft.state == raft::StateRole::Leader);
+        assert!(nodes[0].appended.iter().any(|&(index, term)| index == p_at.0 && term > p_at.1), "C's entry overwrote P on A: the old rule failed P here");
+        for (index, term, _) in std::mem::take(&mut nodes[0].applied) {
+            queue.applied(index, term, &Ok(WriteResult::Done));
+        }
+        assert!(answer(&mut p_rx).is_none(), "P must not be told anything yet: B still has it");
+        // B campaigns (twice: D and E already voted in C's term): D and E vote for
+        // it. B commits P, and everyone, A too, applies it.
+        for _ in 0..2 {
+            if nodes[1].raw.raft.state != raft::StateRole::Leader {
+                nodes[1].raw.campaign().unwrap();
+                settle(&mut nodes, &mut in_flight, &among([2, 4, 5]));
+            }
+        }
+        assert!(nodes[1].raw.raft.state == raft::StateRole::Leader);
+        // The network heals; B's heartbeats find A and C.
+        for _ in 0..3 {
+            nodes[1].raw.tick();
+            settle(&mut nodes, &mut in_flight, &all);
+        }
+        assert!(nodes[0].applied.iter().any(|(index, term, data)| (*index, *term) == p_at && data == b"P"), "A applied P: {:?}", nodes[0].applied);
+        for (index, term, _) in std::mem::take(&mut nodes[0].applied) {
+            queue.applied(index, term, &Ok(WriteResult::Done));
+        }
+        assert_eq!(answer(&mut p_rx), Some(Ok(WriteResult::Done)), "P took effect, and A's client hears so");
+    }
 }
