@@ -7,7 +7,9 @@
 //! arrives later (or twice) finds no one waiting and is dropped.
 
 use crate::proto::{RpcRequest, RpcResponse};
-use crate::transport::{Frame, NetFaults, Transport};
+#[cfg(madsim)]
+use crate::transport::NetFaults;
+use crate::transport::{Frame, Transport};
 use futures::channel::oneshot;
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -35,8 +37,18 @@ pub struct RpcClient {
 
 impl RpcClient {
     /// Binds `local` and starts the task that routes responses to callers.
-    pub async fn bind(local: SocketAddr, faults: Option<Arc<NetFaults>>) -> std::io::Result<RpcClient> {
-        let transport = Transport::bind_with_faults(local, faults).await?;
+    pub async fn bind(local: SocketAddr) -> std::io::Result<RpcClient> {
+        Self::start(Transport::bind(local).await?)
+    }
+
+    /// Like [`RpcClient::bind`], with faults injected into what it sends
+    /// (simulation only).
+    #[cfg(madsim)]
+    pub async fn bind_with_faults(local: SocketAddr, faults: Option<Arc<NetFaults>>) -> std::io::Result<RpcClient> {
+        Self::start(Transport::bind_with_faults(local, faults).await?)
+    }
+
+    fn start(transport: Transport) -> std::io::Result<RpcClient> {
         let pending: Pending = Arc::default();
         let (receiver, dispatch) = (transport.clone(), pending.clone());
         madsim::task::spawn(async move {

@@ -129,7 +129,8 @@ impl Frame {
     }
 }
 
-/// Faults one kind of traffic suffers on its way out of a node.
+/// Faults one kind of traffic suffers on its way out of a node (simulation only).
+#[cfg(madsim)]
 #[derive(Debug, Clone, Copy, Default, PartialEq)]
 pub struct LinkFaults {
     /// Probability that a frame is lost.
@@ -142,12 +143,14 @@ pub struct LinkFaults {
 /// Faults the testbed injects into our transport, per kind of traffic. Only the
 /// simulated network honours them (draws come from the run's seed); one value is
 /// shared by every node of a simulated cluster and changed while it runs.
+#[cfg(madsim)]
 #[derive(Debug, Default)]
 pub struct NetFaults {
     raft: Mutex<LinkFaults>,
     client: Mutex<LinkFaults>,
 }
 
+#[cfg(madsim)]
 impl NetFaults {
     pub fn set(&self, traffic: Traffic, faults: LinkFaults) {
         *self.slot(traffic).lock().expect("net faults lock") = faults;
@@ -172,6 +175,7 @@ struct Inner {
     net: net::Net,
     outboxes: Mutex<BTreeMap<SocketAddr, Outbox>>,
     stats: TransportStats,
+    #[cfg(madsim)]
     faults: Option<Arc<NetFaults>>,
 }
 
@@ -182,11 +186,19 @@ pub struct Transport {
 }
 
 impl Transport {
+    #[cfg(madsim)]
     pub async fn bind(addr: SocketAddr) -> io::Result<Self> {
         Self::bind_with_faults(addr, None).await
     }
 
+    #[cfg(not(madsim))]
+    pub async fn bind(addr: SocketAddr) -> io::Result<Self> {
+        let net = net::Net::bind(addr).await?;
+        Ok(Transport { inner: Arc::new(Inner { net, outboxes: Mutex::new(BTreeMap::new()), stats: TransportStats::default() }) })
+    }
+
     /// Binds a transport whose outgoing frames suffer `faults` (simulation only).
+    #[cfg(madsim)]
     pub async fn bind_with_faults(addr: SocketAddr, faults: Option<Arc<NetFaults>>) -> io::Result<Self> {
         let net = net::Net::bind(addr).await?;
         Ok(Transport { inner: Arc::new(Inner { net, outboxes: Mutex::new(BTreeMap::new()), stats: TransportStats::default(), faults }) })
@@ -235,8 +247,14 @@ impl Transport {
         madsim::task::spawn(async move {
             let mut link = inner.net.link(to);
             while let Some((traffic, bytes)) = rx.next().await {
-                let faults = inner.faults.as_ref().map(|f| f.get(traffic)).unwrap_or_default();
-                if let Err(e) = link.send(bytes, faults).await {
+                #[cfg(madsim)]
+                let sent = link.send(bytes, inner.faults.as_ref().map(|f| f.get(traffic)).unwrap_or_default()).await;
+                #[cfg(not(madsim))]
+                let sent = {
+                    let _ = traffic;
+                    link.send(bytes).await
+                };
+                if let Err(e) = sent {
                     tracing::debug!(%to, error = %e, "send failed");
                 }
             }
@@ -417,7 +435,7 @@ mod net {
 
     impl Link {
         /// Injected faults are a simulation feature; the real network has its own.
-        pub async fn send(&mut self, bytes: Vec<u8>, _faults: super::LinkFaults) -> io::Result<()> {
+        pub async fn send(&mut self, bytes: Vec<u8>) -> io::Result<()> {
             if self.stream.is_none() {
                 let stream = tokio::time::timeout(CONNECT_TIMEOUT, TcpStream::connect(self.to))
                     .await

@@ -9,10 +9,14 @@ use crate::codec::keys;
 use crate::meta::{Region, StoreId};
 use crate::proto::{KvRequest, RawReply, RawRequest, RegionError, RpcRequest, RpcResponse, ServerError};
 use crate::rpc::{RpcClient, RpcError};
-use crate::transport::{NetFaults, Transport};
+#[cfg(madsim)]
+use crate::transport::NetFaults;
+use crate::transport::Transport;
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
-use std::sync::{Arc, Mutex};
+#[cfg(madsim)]
+use std::sync::Arc;
+use std::sync::Mutex;
 use std::time::Duration;
 
 #[derive(Debug, Clone)]
@@ -24,6 +28,7 @@ pub struct ClientConfig {
     pub backoff_base: Duration,
     pub backoff_max: Duration,
     /// Faults injected into this client's outgoing requests (simulation only).
+    #[cfg(madsim)]
     pub net_faults: Option<Arc<NetFaults>>,
 }
 
@@ -34,6 +39,7 @@ impl Default for ClientConfig {
             max_attempts: 20,
             backoff_base: Duration::from_millis(20),
             backoff_max: Duration::from_millis(1000),
+            #[cfg(madsim)]
             net_faults: None,
         }
     }
@@ -111,7 +117,10 @@ impl RawClient {
         source: Box<dyn RegionSource>,
         cfg: ClientConfig,
     ) -> std::io::Result<Self> {
-        let rpc = RpcClient::bind(local, cfg.net_faults.clone()).await?;
+        #[cfg(madsim)]
+        let rpc = RpcClient::bind_with_faults(local, cfg.net_faults.clone()).await?;
+        #[cfg(not(madsim))]
+        let rpc = RpcClient::bind(local).await?;
         Ok(RawClient { cfg, rpc, addresses, cache: Mutex::new(RegionCache::default()), source })
     }
 

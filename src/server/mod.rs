@@ -15,9 +15,12 @@ use crate::engine::Engine;
 use crate::meta::StoreId;
 use crate::proto::{KvRequest, RawReply, RawRequest, RpcRequest, RpcResponse, ServerError};
 use crate::raftstore::{EventSink, Mutation, RaftStoreConfig, ReadCmd, ReadResult, Store, StoreHandle, WriteCmd, WriteResult};
-use crate::transport::{Frame, NetFaults, Transport};
+#[cfg(madsim)]
+use crate::transport::NetFaults;
+use crate::transport::{Frame, Transport};
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
+#[cfg(madsim)]
 use std::sync::Arc;
 
 /// What a store node needs to start.
@@ -30,12 +33,16 @@ pub struct StoreNodeConfig {
     pub raftstore: RaftStoreConfig,
     pub events: Option<EventSink>,
     /// Faults injected into this node's outgoing traffic (simulation only).
+    #[cfg(madsim)]
     pub net_faults: Option<Arc<NetFaults>>,
 }
 
 /// Runs a store node until it is killed. Returns only if its network fails.
 pub async fn run_store_node<E: Engine>(cfg: StoreNodeConfig, raft_engine: E, kv_engine: E) -> std::io::Result<()> {
+    #[cfg(madsim)]
     let transport = Transport::bind_with_faults(cfg.addr, cfg.net_faults.clone()).await?;
+    #[cfg(not(madsim))]
+    let transport = Transport::bind(cfg.addr).await?;
     let opened = Store::open(cfg.store_id, cfg.raftstore.clone(), raft_engine, kv_engine, transport.clone(), cfg.addresses.clone(), cfg.events.clone()).await;
     let Ok((store, handle)) = opened else {
         tracing::warn!(store = cfg.store_id, "engines closed while opening the store");
