@@ -48,6 +48,19 @@ pub struct RunStats {
     pub sim_millis: u64,
 }
 
+impl RunStats {
+    fn of(history: &History, plan: &Plan, events: usize, simulated: Duration) -> RunStats {
+        RunStats {
+            ops: history.ops.len(),
+            ok: history.ops.iter().filter(|o| !matches!(o.outcome, Outcome::Unknown | Outcome::Failed)).count(),
+            unknown: history.unknown_count(),
+            faults: plan.faults.len(),
+            events,
+            sim_millis: simulated.as_millis() as u64,
+        }
+    }
+}
+
 /// Everything a run produced.
 #[derive(Debug, Clone)]
 pub struct RunReport {
@@ -131,14 +144,7 @@ pub fn run(scenario: &Scenario, plan: &Plan) -> RunReport {
     let store_events: Vec<StoreEvent> = events.iter().map(|e| e.event.clone()).collect();
     let (more, inconclusive) = check_recorded(scenario, &history, &store_events, None);
     failures.extend(more);
-    let stats = RunStats {
-        ops: history.ops.len(),
-        ok: history.ops.iter().filter(|o| !matches!(o.outcome, Outcome::Unknown | Outcome::Failed)).count(),
-        unknown: history.unknown_count(),
-        faults: plan.faults.len(),
-        events: events.len(),
-        sim_millis: panic.at.map_or(0, |t| t.as_millis() as u64),
-    };
+    let stats = RunStats::of(&history, plan, events.len(), panic.at.unwrap_or_default());
     let digest = digest(&events, &timeline, &history);
     RunReport { plan: plan.clone(), history, timeline, failures, inconclusive, stats, digest }
 }
@@ -316,14 +322,7 @@ async fn run_inner(
     failures.extend(more);
 
     let timeline = shared.recorded.timeline.lock().unwrap().clone();
-    let stats = RunStats {
-        ops: history.ops.len(),
-        ok: history.ops.iter().filter(|o| !matches!(o.outcome, Outcome::Unknown | Outcome::Failed)).count(),
-        unknown: history.unknown_count(),
-        faults: plan.faults.len(),
-        events: events.len(),
-        sim_millis: shared.start.elapsed().as_millis() as u64,
-    };
+    let stats = RunStats::of(&history, &plan, events.len(), shared.start.elapsed());
     let digest = digest(&timed, &timeline, &history);
     RunReport { plan, history, timeline, failures, inconclusive, stats, digest }
 }
