@@ -147,6 +147,26 @@ pub fn presplit_regions(split_keys: &[Vec<u8>], stores: &[StoreId], replicas: us
 mod tests {
     use super::*;
 
+    /// TiKV's table: data commands check version, membership changes conf_ver,
+    /// splits both, log compaction neither; admission wants equality, apply
+    /// only refuses what is older.
+    #[test]
+    fn epoch_checks_compare_only_the_parts_asked_for() {
+        let current = RegionEpoch::new(3, 7);
+        let (data, conf, both, none) = ((true, false), (false, true), (true, true), (false, false));
+        assert!(RegionEpoch::new(1, 7).matches(&current, data), "a membership change does not concern data");
+        assert!(!RegionEpoch::new(3, 6).matches(&current, data));
+        assert!(!RegionEpoch::new(3, 8).matches(&current, data), "a newer epoch than the replica's is refused too");
+        assert!(!RegionEpoch::new(2, 7).matches(&current, conf));
+        assert!(!RegionEpoch::new(3, 6).matches(&current, both) && RegionEpoch::new(3, 7).matches(&current, both));
+        assert!(RegionEpoch::new(0, 0).matches(&current, none));
+        assert!(RegionEpoch::new(3, 6).is_stale_for(&current, data));
+        assert!(!RegionEpoch::new(1, 7).is_stale_for(&current, data));
+        assert!(RegionEpoch::new(2, 9).is_stale_for(&current, conf));
+        assert!(!RegionEpoch::new(3, 8).is_stale_for(&current, both), "newer is not stale");
+        assert!(!RegionEpoch::new(0, 0).is_stale_for(&current, none));
+    }
+
     #[test]
     fn presplit_covers_the_key_space_without_overlap() {
         let mut next_id = 1;
