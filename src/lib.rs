@@ -9,6 +9,7 @@ pub mod client;
 pub mod codec;
 pub mod engine;
 pub mod meta;
+pub mod pd;
 pub mod proto;
 pub mod raftstore;
 pub mod rpc;

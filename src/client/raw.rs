@@ -242,6 +242,7 @@ impl RawClient {
         match self.rpc.call(addr, request, self.cfg.rpc_timeout).await? {
             RpcResponse::Kv(Ok(reply)) => Ok(reply),
             RpcResponse::Kv(Err(error)) | RpcResponse::Rejected(error) => Err(AttemptError::Server(error)),
+            RpcResponse::Pd(_) => Err(AttemptError::Server(ServerError::Malformed(format!("store {store} answered with a PD response")))),
         }
     }
 }

@@ -14,9 +14,11 @@
 
 pub mod errors;
 pub mod kv;
+pub mod pd;
 
 pub use errors::{KeyError, LockInfo, RegionError, RegionResult, ServerError};
 pub use kv::{KvReply, KvRequest, KvResponse, RawReply, RawRequest};
+pub use pd::{PdError, PdReply, PdRequest, PdResponse};
 
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
@@ -26,18 +28,22 @@ use serde::{Deserialize, Serialize};
 pub enum Service {
     /// A store's key-value service (raw now, transactional next).
     Kv,
+    /// The placement driver.
+    Pd,
 }
 
 /// An RPC request, tagged by service.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum RpcRequest {
     Kv(KvRequest),
+    Pd(PdRequest),
 }
 
 /// An RPC response, tagged by the service that answered.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum RpcResponse {
     Kv(KvResponse),
+    Pd(PdResponse),
     /// The receiver does not serve this service, or could not decode the request.
     Rejected(ServerError),
 }
@@ -46,6 +52,7 @@ impl RpcRequest {
     pub fn service(&self) -> Service {
         match self {
             RpcRequest::Kv(_) => Service::Kv,
+            RpcRequest::Pd(_) => Service::Pd,
         }
     }
 

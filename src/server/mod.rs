@@ -77,6 +77,7 @@ struct Limits {
 async fn serve(handle: &StoreHandle, limits: Limits, payload: &[u8]) -> RpcResponse {
     match RpcRequest::decode(payload) {
         Ok(RpcRequest::Kv(request)) => RpcResponse::Kv(serve_kv(handle, limits, request).await),
+        Ok(other) => RpcResponse::Rejected(ServerError::InvalidRequest(format!("a store does not serve {:?} requests", other.service()))),
         Err(e) => RpcResponse::Rejected(ServerError::Malformed(e)),
     }
 }

@@ -1,0 +1,19 @@
+//! The placement driver (PD): the cluster's control plane.
+//!
+//! One PD node serves timestamps ([`tso`]), ids ([`alloc`]), cluster bootstrap,
+//! store registration and heartbeats, and the routing table ([`routing`]),
+//! learned **only** from region heartbeats and split reports: PD is a cache of
+//! routing truth, and stores never trust it over their own applied state.
+//! Everything PD must not forget (the timestamp window, the id high-water mark,
+//! the bootstrap record, store addresses) is persisted on its own engine
+//! before it is handed out, so a crash and restart never hands out a smaller
+//! timestamp or a used id. The routing table is rebuilt from heartbeats.
+//!
+//! `pd` uses `meta`, `proto`, `engine` and `transport`, never `raftstore`.
+
+pub mod alloc;
+pub mod routing;
+pub mod server;
+pub mod tso;
+
+pub use server::{run_pd_node, PdConfig, PdNodeConfig, PdServer};
