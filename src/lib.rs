@@ -10,6 +10,7 @@ pub mod codec;
 pub mod engine;
 pub mod meta;
 pub mod pd;
+pub mod pd_client;
 pub mod proto;
 pub mod raftstore;
 pub mod rpc;

@@ -5,7 +5,11 @@
 
 use crate::topology::Topology;
 use madsim::runtime::{Handle, NodeHandle};
-use simkv::client::{ClientConfig, RawClient, StaticRegions};
+use simkv::client::{ClientConfig, PdRegions, RawClient};
+use simkv::pd::{run_pd_node, PdConfig, PdNodeConfig};
+use simkv::pd_client::{PdClient, PdClientConfig};
+use simkv::rpc::RpcClient;
+use std::sync::atomic::AtomicI64;
 use simkv::engine::{Cf, IoProfile, KvPair, SimDisk, SimEngine, Snapshot as _, DATA_CFS};
 use simkv::meta::{presplit_regions, Region, StoreId};
 use simkv::raftstore::{bootstrap_store, RaftStoreConfig, StoreEvent};
@@ -17,6 +21,12 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 pub const STORE_PORT: u16 = 20160;
+pub const PD_PORT: u16 = 2379;
+
+/// Where the PD node listens.
+pub fn pd_addr() -> SocketAddr {
+    SocketAddr::new(IpAddr::V4(Ipv4Addr::new(10, 0, 0, 1)), PD_PORT)
+}
 
 /// The shape of a cluster.
 #[derive(Debug, Clone)]
@@ -26,6 +36,7 @@ pub struct ClusterSpec {
     pub split_keys: Vec<Vec<u8>>,
     pub replicas: usize,
     pub raftstore: RaftStoreConfig,
+    pub pd: PdConfig,
     pub io: IoProfile,
     /// Where the stores' events are recorded (shared with whoever started the
     /// cluster, so they outlive it).
@@ -44,6 +55,7 @@ impl ClusterSpec {
             split_keys,
             replicas: 3,
             raftstore: RaftStoreConfig::default(),
+            pd: PdConfig::default(),
             io: IoProfile::ssd(),
             events: Arc::default(),
             node_names: Arc::default(),
@@ -66,8 +78,18 @@ pub struct StoreSlot {
     pub kv_disk: SimDisk,
 }
 
+/// The PD node: its disk survives kills, and its clock can be moved.
+pub struct PdSlot {
+    pub addr: SocketAddr,
+    pub node: NodeHandle,
+    pub disk: SimDisk,
+    /// Added to PD's clock (a clock stepped back after a restart).
+    pub clock_offset_ms: Arc<AtomicI64>,
+}
+
 pub struct Cluster {
     pub spec: ClusterSpec,
+    pub pd: PdSlot,
     /// The layout the stores were bootstrapped with (and the clients' region
     /// source until PD exists). What the regions are *now* is [`Cluster::topology`].
     pub initial_regions: Vec<Region>,
@@ -109,6 +131,7 @@ impl Cluster {
                     events.lock().unwrap().push(TimedEvent { at, event: event.clone() });
                 })),
                 net_faults: Some(net_faults.clone()),
+                pd: Some(pd_addr()),
             };
             let node = handle
                 .create_node()
@@ -130,7 +153,49 @@ impl Cluster {
             spec.node_names.lock().unwrap().insert(node.id(), format!("store-{id}"));
             stores.insert(id, StoreSlot { id, addr: addresses[&id], node, raft_disk, kv_disk });
         }
-        Cluster { spec, initial_regions: regions, addresses, stores, events, net_faults, clients: Mutex::new(0) }
+        let pd = Self::start_pd(&spec, net_faults.clone());
+        Cluster { spec, pd, initial_regions: regions, addresses, stores, events, net_faults, clients: Mutex::new(0) }
+    }
+
+    fn start_pd(spec: &ClusterSpec, net_faults: Arc<NetFaults>) -> PdSlot {
+        let disk = SimDisk::new("pd", spec.io.clone());
+        let clock_offset_ms: Arc<AtomicI64> = Arc::default();
+        let cfg = PdNodeConfig { addr: pd_addr(), pd: spec.pd.clone(), clock_offset_ms: clock_offset_ms.clone(), net_faults: Some(net_faults) };
+        let d = disk.clone();
+        let node = Handle::current()
+            .create_node()
+            .name("pd")
+            .ip(pd_addr().ip())
+            .init(move || {
+                let (disk, cfg) = (d.clone(), cfg.clone());
+                async move {
+                    if let Err(e) = run_pd_node(cfg, SimEngine::open(&disk)).await {
+                        tracing::warn!(error = %e, "pd node network failed");
+                    }
+                }
+            })
+            .build();
+        spec.node_names.lock().unwrap().insert(node.id(), "pd".into());
+        PdSlot { addr: pd_addr(), node, disk, clock_offset_ms }
+    }
+
+    /// A PD client from inside a node, on a port of its own.
+    pub async fn pd_client(&self, ip: IpAddr) -> PdClient {
+        let rpc = RpcClient::bind_with_faults(SocketAddr::new(ip, 0), Some(self.net_faults.clone())).await.expect("pd client binds");
+        PdClient::new(Arc::new(rpc), self.pd.addr, PdClientConfig::default())
+    }
+
+    /// Kills PD and crashes its disk (unsynced writes may be lost).
+    pub fn crash_pd(&self) {
+        Handle::current().kill(self.pd.node.id());
+        let report = self.pd.disk.crash(&mut madsim::rand::thread_rng());
+        tracing::info!(?report, "crashed pd");
+    }
+
+    /// Restarts PD, its clock moved by `clock_offset_ms`.
+    pub fn restart_pd(&self, clock_offset_ms: i64) {
+        self.pd.clock_offset_ms.store(clock_offset_ms, std::sync::atomic::Ordering::Relaxed);
+        Handle::current().restart(self.pd.node.id());
     }
 
     /// A client on a node of its own.
@@ -146,7 +211,7 @@ impl Cluster {
     /// Connects a raw client from inside a client node.
     pub async fn raw_client(&self, local: SocketAddr, mut cfg: ClientConfig) -> RawClient {
         cfg.net_faults = Some(self.net_faults.clone());
-        let source = Box::new(StaticRegions(self.initial_regions.clone()));
+        let source = Box::new(PdRegions(self.pd_client(local.ip()).await));
         RawClient::connect(local, self.addresses.clone(), source, cfg).await.expect("client binds")
     }
 

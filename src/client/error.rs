@@ -33,6 +33,9 @@ pub enum ClientError {
     /// No region is known for the key.
     #[error("no region covers key {key:?}")]
     NoRegion { key: Vec<u8> },
+    /// PD, asked where a key lives, could not say (unreachable, or an error).
+    #[error("pd: {0}")]
+    Pd(crate::pd_client::PdClientError),
     /// The store answered with a reply of the wrong kind: a protocol bug.
     #[error("unexpected reply: {0}")]
     UnexpectedReply(String),

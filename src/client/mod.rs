@@ -13,4 +13,4 @@ pub mod region_cache;
 
 pub use error::{AttemptError, ClientError};
 pub use raw::{ClientConfig, RawClient};
-pub use region_cache::{RegionCache, RegionSource, StaticRegions};
+pub use region_cache::{PdRegions, RegionCache, RegionSource, StaticRegions};

@@ -8,6 +8,8 @@
 
 use super::error::ClientError;
 use crate::meta::{Region, RegionId, StoreId};
+use crate::pd_client::{PdClient, PdClientError};
+use crate::proto::PdError;
 use futures::future::BoxFuture;
 use std::collections::BTreeMap;
 
@@ -23,6 +25,21 @@ pub struct StaticRegions(pub Vec<Region>);
 impl RegionSource for StaticRegions {
     fn region_by_key<'a>(&'a self, key: &'a [u8]) -> BoxFuture<'a, Result<Option<Region>, ClientError>> {
         Box::pin(async move { Ok(self.0.iter().find(|r| r.contains(key)).cloned()) })
+    }
+}
+
+/// Regions from PD's routing table.
+pub struct PdRegions(pub PdClient);
+
+impl RegionSource for PdRegions {
+    fn region_by_key<'a>(&'a self, key: &'a [u8]) -> BoxFuture<'a, Result<Option<Region>, ClientError>> {
+        Box::pin(async move {
+            match self.0.region_by_key(key).await {
+                Ok((region, _leader)) => Ok(Some(region)),
+                Err(PdClientError::Pd(PdError::RegionNotFound(_))) => Ok(None),
+                Err(e) => Err(ClientError::Pd(e)),
+            }
+        })
     }
 }
 

@@ -4,7 +4,7 @@ use super::alloc::{self, IdAlloc};
 use super::routing::{RegionEntry, RoutingTable};
 use super::tso::{self, Tso};
 use crate::engine::{Cf, Engine, EngineError, Snapshot as _, WriteBatch};
-use crate::meta::{Region, StoreId};
+use crate::meta::StoreId;
 use crate::proto::pd::{SplitIds, StoreStats};
 use crate::proto::{PdError, PdReply, PdRequest, PdResponse, RpcRequest, RpcResponse, ServerError};
 use crate::transport::{Frame, Transport};
@@ -140,8 +140,11 @@ impl<E: Engine> PdServer<E> {
                 if self.bootstrapped {
                     return Err(PdError::AlreadyBootstrapped);
                 }
-                if !region.start_key.is_empty() || !region.end_key.is_empty() {
-                    return Err(PdError::Invalid(format!("the first region must cover the whole key space, not {:?}..{:?}", region.start_key, region.end_key)));
+                // The first region starts the key space: the whole of it, or (a
+                // cluster laid out in advance) its first range, the rest of
+                // which PD learns from heartbeats.
+                if !region.start_key.is_empty() {
+                    return Err(PdError::Invalid(format!("the first region must start the key space, not at {:?}", region.start_key)));
                 }
                 self.put_store(store, addr).await?;
                 self.persist(BOOTSTRAP_KEY, bincode::serialize(&region).expect("regions serialize")).await?;
@@ -293,7 +296,7 @@ pub async fn run_pd_node<E: Engine>(cfg: PdNodeConfig, engine: E) -> std::io::Re
 mod tests {
     use super::*;
     use crate::engine::SimEngine;
-    use crate::meta::{Peer, RegionEpoch};
+    use crate::meta::{Peer, Region, RegionEpoch};
 
     fn addr(n: u8) -> SocketAddr {
         SocketAddr::from(([10, 0, 1, n], 20160))
@@ -345,9 +348,9 @@ mod tests {
         let mut pd = PdServer::open(engine.clone(), PdConfig::default(), Arc::default()).unwrap();
         assert_eq!(pd.handle(PdRequest::IsBootstrapped).await, Ok(PdReply::Bootstrapped(false)));
         assert!(matches!(pd.handle(PdRequest::RegionHeartbeat(heartbeat(whole(1), 5))).await, Err(PdError::NotBootstrapped)));
-        let mut half = whole(1);
-        half.end_key = b"m".to_vec();
-        assert!(matches!(pd.handle(PdRequest::Bootstrap { store: 1, addr: addr(1), region: half }).await, Err(PdError::Invalid(_))));
+        let mut right_half = whole(1);
+        right_half.start_key = b"m".to_vec();
+        assert!(matches!(pd.handle(PdRequest::Bootstrap { store: 1, addr: addr(1), region: right_half }).await, Err(PdError::Invalid(_))));
         assert_eq!(pd.handle(PdRequest::Bootstrap { store: 1, addr: addr(1), region: whole(1) }).await, Ok(PdReply::Done));
         assert_eq!(pd.handle(PdRequest::Bootstrap { store: 1, addr: addr(1), region: whole(1) }).await, Err(PdError::AlreadyBootstrapped));
         assert_eq!(pd.handle(PdRequest::PutStore { store: 2, addr: addr(2) }).await, Ok(PdReply::Done));

@@ -20,6 +20,10 @@ pub enum RegionError {
     StaleCommand,
     #[error("server is busy: {reason}")]
     ServerIsBusy { reason: String },
+    /// A split that cannot be applied as asked (keys outside the region or out
+    /// of order, ids that do not match the replicas).
+    #[error("region {region_id}: split refused: {reason}")]
+    SplitRefused { region_id: RegionId, reason: String },
     /// The command was handed to raft but its fate is unknown (the store stopped
     /// before it answered). It may or may not be applied; never retry blindly.
     #[error("outcome unknown: {reason}")]

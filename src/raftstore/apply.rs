@@ -15,12 +15,12 @@
 //! kind (see [`CmdBody::epoch_checks`]) or whose keys left the region is skipped
 //! and answered `EpochNotMatch` / `KeyNotInRegion`.
 
-use super::cmd::{AdminCmd, CmdBody, Mutation, RaftCmd, RegionError, RegionResult, WriteCmd, WriteResult};
+use super::cmd::{AdminCmd, CmdBody, Mutation, RaftCmd, RegionError, RegionResult, SplitIds, WriteCmd, WriteResult};
 use super::events::fingerprint;
-use super::state::{self, ApplyState};
+use super::state::{self, ApplyState, PeerState, RegionLocalState, RAFT_INIT_LOG_INDEX, RAFT_INIT_LOG_TERM};
 use crate::codec::keys;
 use crate::engine::{Cf, Snapshot, WriteBatch};
-use crate::meta::Region;
+use crate::meta::{Peer, Region};
 use raft::eraftpb::{Entry, EntryType};
 use std::collections::BTreeMap;
 
@@ -29,6 +29,19 @@ use std::collections::BTreeMap;
 pub enum ExecResult {
     /// The log up to `index` may be deleted (the apply state already says so).
     CompactLog { old_truncated: u64, index: u64 },
+    /// The region split at `index`: it is now `derived`, and `new_regions` exist
+    /// (their states are in the batch); the store creates their peers.
+    Split { derived: Region, new_regions: Vec<Region>, index: u64 },
+}
+
+/// Defects the testbed can plant in apply (simulation only; always off in a
+/// real build).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ApplyBugs {
+    /// Commands are applied without checking their epoch.
+    pub skip_epoch_check: bool,
+    /// A split leaves `version` where it was.
+    pub split_keeps_version: bool,
 }
 
 /// One applied entry, for the `Applied` event.
@@ -40,6 +53,8 @@ pub struct AppliedEntry {
 }
 
 pub struct ApplyOutput {
+    /// The region after these entries (a split changes it).
+    pub region: Region,
     /// Data and apply state together: write it as one batch.
     pub batch: WriteBatch,
     /// Whether the batch must be synced (before the log is truncated, the applied
@@ -53,7 +68,13 @@ pub struct ApplyOutput {
 }
 
 /// Applies `entries` (consecutive, starting right after `apply_state`'s index).
-pub fn apply_entries<S: Snapshot>(region: &Region, mut apply_state: ApplyState, entries: &[Entry], snap: &S) -> ApplyOutput {
+pub fn apply_entries<S: Snapshot>(region: &Region, apply_state: ApplyState, entries: &[Entry], snap: &S) -> ApplyOutput {
+    apply_entries_with(region, apply_state, entries, snap, ApplyBugs::default())
+}
+
+/// [`apply_entries`], with planted defects.
+pub fn apply_entries_with<S: Snapshot>(region: &Region, mut apply_state: ApplyState, entries: &[Entry], snap: &S, bugs: ApplyBugs) -> ApplyOutput {
+    let mut region = region.clone();
     let mut ctx = ApplyContext { snap, overlay: BTreeMap::new(), batch: WriteBatch::new() };
     let mut results = Vec::with_capacity(entries.len());
     let mut exec_results = Vec::new();
@@ -65,8 +86,24 @@ pub fn apply_entries<S: Snapshot>(region: &Region, mut apply_state: ApplyState, 
             EntryType::EntryNormal if entry.data.is_empty() => Err(RegionError::StaleCommand),
             EntryType::EntryNormal => {
                 let cmd = RaftCmd::decode(&entry.data).unwrap_or_else(|e| panic!("region {}: committed entry {} is corrupt: {e}", region.id, entry.index));
-                check_epoch(region, &cmd).and_then(|()| match cmd.body {
-                    CmdBody::Write(write) => ctx.exec_write(region, write),
+                let checked = if bugs.skip_epoch_check { Ok(()) } else { check_epoch(&region, &cmd) };
+                checked.and_then(|()| match cmd.body {
+                    CmdBody::Write(write) if bugs.skip_epoch_check => ctx.exec_write_anywhere(write),
+                    CmdBody::Write(write) => ctx.exec_write(&region, write),
+                    CmdBody::Admin(AdminCmd::BatchSplit { split_keys, ids }) => {
+                        let (derived, new_regions) = split(&region, &split_keys, &ids, !bugs.split_keeps_version)?;
+                        for r in std::iter::once(&derived).chain(&new_regions) {
+                            let local = RegionLocalState { state: PeerState::Normal, region: r.clone() };
+                            ctx.batch.put(Cf::Raft, keys::region_state_key(r.id), state::encode(&local));
+                        }
+                        for r in &new_regions {
+                            let initial = ApplyState { applied_index: RAFT_INIT_LOG_INDEX, truncated_index: RAFT_INIT_LOG_INDEX, truncated_term: RAFT_INIT_LOG_TERM };
+                            ctx.batch.put(Cf::Raft, keys::apply_state_key(r.id), state::encode(&initial));
+                        }
+                        region = derived.clone();
+                        exec_results.push(ExecResult::Split { derived, new_regions, index: entry.index });
+                        Ok(WriteResult::Done)
+                    }
                     CmdBody::Admin(AdminCmd::CompactLog { index, term }) => {
                         if index > apply_state.truncated_index && index <= apply_state.applied_index {
                             exec_results.push(ExecResult::CompactLog { old_truncated: apply_state.truncated_index, index });
@@ -85,7 +122,47 @@ pub fn apply_entries<S: Snapshot>(region: &Region, mut apply_state: ApplyState, 
     let mut batch = ctx.batch;
     batch.put(Cf::Raft, keys::apply_state_key(region.id), state::encode(&apply_state));
     let sync = !exec_results.is_empty();
-    ApplyOutput { batch, sync, apply_state, results, exec_results, applied }
+    ApplyOutput { region, batch, sync, apply_state, results, exec_results, applied }
+}
+
+/// The regions a split at `split_keys` leaves: `region` shrunk to the first
+/// range, and one new region per later range; every one at the next version
+/// (unless `bump` is off: a planted bug).
+pub fn split(region: &Region, split_keys: &[Vec<u8>], ids: &[SplitIds], bump: bool) -> RegionResult<(Region, Vec<Region>)> {
+    let invalid = |why: String| Err(RegionError::SplitRefused { region_id: region.id, reason: why });
+    if split_keys.is_empty() || split_keys.len() != ids.len() {
+        return invalid(format!("{} split keys with {} id sets", split_keys.len(), ids.len()));
+    }
+    let mut previous = &region.start_key;
+    for key in split_keys {
+        if key <= previous || !region.contains(key) {
+            return invalid(format!("split key {key:?} is not inside the region after {previous:?}"));
+        }
+        previous = key;
+    }
+    if let Some(bad) = ids.iter().find(|i| i.new_peer_ids.len() != region.peers.len()) {
+        return invalid(format!("region {} would get {} peers for {} replicas", bad.new_region_id, bad.new_peer_ids.len(), region.peers.len()));
+    }
+    let mut epoch = region.epoch;
+    if bump {
+        epoch.version += 1;
+    }
+    let mut bounds: Vec<Vec<u8>> = vec![region.start_key.clone()];
+    bounds.extend(split_keys.iter().cloned());
+    bounds.push(region.end_key.clone());
+    let derived = Region { start_key: bounds[0].clone(), end_key: bounds[1].clone(), epoch, ..region.clone() };
+    let new_regions = ids
+        .iter()
+        .enumerate()
+        .map(|(i, ids)| Region {
+            id: ids.new_region_id,
+            start_key: bounds[i + 1].clone(),
+            end_key: bounds[i + 2].clone(),
+            epoch,
+            peers: region.peers.iter().zip(&ids.new_peer_ids).map(|(p, &id)| Peer { id, ..*p }).collect(),
+        })
+        .collect();
+    Ok((derived, new_regions))
 }
 
 /// The epoch check at apply time: only parts the command's kind depends on.
@@ -132,6 +209,11 @@ impl<S: Snapshot> ApplyContext<'_, S> {
                 end_key: region.end_key.clone(),
             });
         }
+        self.exec_write_anywhere(cmd)
+    }
+
+    /// Executes a write without asking whether its keys are the region's.
+    fn exec_write_anywhere(&mut self, cmd: WriteCmd) -> RegionResult<WriteResult> {
         match cmd {
             WriteCmd::Mutate(mutations) => {
                 for mutation in mutations {

@@ -10,6 +10,7 @@
 
 use crate::engine::{Cf, KvPair};
 use crate::meta::{RegionEpoch, RegionId};
+pub use crate::proto::pd::SplitIds;
 use serde::{Deserialize, Serialize};
 
 pub use crate::proto::{RegionError, RegionResult};
@@ -71,6 +72,11 @@ pub enum WriteResult {
 pub enum AdminCmd {
     /// Truncates the log up to and including `index`, whose term is `term`.
     CompactLog { index: u64, term: u64 },
+    /// Splits the region at `split_keys` (ascending, strictly inside it): the
+    /// region keeps the first range, and each later range becomes a new region
+    /// with the ids of the matching `ids` entry (peer ids in the order of the
+    /// region's peers, on the same stores).
+    BatchSplit { split_keys: Vec<Vec<u8>>, ids: Vec<SplitIds> },
 }
 
 impl AdminCmd {
@@ -80,6 +86,7 @@ impl AdminCmd {
     pub fn epoch_checks(&self) -> (bool, bool) {
         match self {
             AdminCmd::CompactLog { .. } => (false, false),
+            AdminCmd::BatchSplit { .. } => (true, true),
         }
     }
 }

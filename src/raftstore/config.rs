@@ -30,6 +30,14 @@ pub struct RaftStoreConfig {
     pub snapshot_batch_pairs: usize,
     /// Half-assembled incoming snapshots kept at once.
     pub max_receiving_snapshots: usize,
+    /// How often (in ticks) a leader checks whether its region should split.
+    pub split_check_ticks: u64,
+    /// Split a region holding more than this many keys (0: never by count).
+    pub region_split_keys: u64,
+    /// Split a region holding more than this many bytes (0: never by size).
+    pub region_split_bytes: u64,
+    /// How often (in ticks) the store and its leaders heartbeat PD.
+    pub pd_heartbeat_ticks: u64,
     /// Bugs planted on purpose so that the testbed can prove its checkers fail.
     /// Compiled only in simulation; a scenario switches them on.
     #[cfg(madsim)]
@@ -60,6 +68,11 @@ pub struct PlantedBugs {
     /// Applying a put of an empty value panics the node (a crash bug in the
     /// apply path, as a corrupt-state assertion gone wrong would be).
     pub empty_value_panics: bool,
+    /// Apply skips the epoch check, so a write proposed before a split lands
+    /// in a range its region no longer owns.
+    pub apply_skips_epoch_check: bool,
+    /// A split leaves the region's `version` where it was.
+    pub split_keeps_version: bool,
 }
 
 impl Default for RaftStoreConfig {
@@ -79,6 +92,10 @@ impl Default for RaftStoreConfig {
             snapshot_chunk_bytes: 256 << 10,
             snapshot_batch_pairs: 256,
             max_receiving_snapshots: 8,
+            split_check_ticks: 10,
+            region_split_keys: 0,
+            region_split_bytes: 96 << 20,
+            pd_heartbeat_ticks: 10,
             #[cfg(madsim)]
             bugs: PlantedBugs::default(),
         }

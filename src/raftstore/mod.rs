@@ -39,6 +39,7 @@ pub mod apply;
 pub mod bootstrap;
 pub mod cmd;
 pub mod config;
+pub mod pd_worker;
 pub mod events;
 pub mod peer;
 pub mod proposal;

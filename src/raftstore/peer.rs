@@ -12,6 +12,7 @@ use super::apply::{self, ExecResult};
 use super::cmd::{AdminCmd, CmdBody, RaftCmd, ReadCmd, ReadResult, RegionError, RegionResult, WriteCmd};
 use super::config::RaftStoreConfig;
 use super::events::{Events, StoreEvent};
+use super::pd_worker::PdTask;
 use super::proposal::{Proposal, ProposalQueue};
 use super::raft_node::RaftNode;
 use super::router::{engine_ok, ReadCallback, Stopped, WriteCallback};
@@ -45,6 +46,11 @@ pub struct Effects {
     pub messages: Vec<RaftEnvelope>,
     /// Raft messages carrying a snapshot `(term, index)`: sent in chunks.
     pub snapshots: Vec<(RaftEnvelope, (u64, u64))>,
+    /// Regions a split created: the store creates their peers; `campaign`
+    /// when this peer led the parent (its new neighbours should lead at once).
+    pub new_regions: Vec<(Region, bool)>,
+    /// Work for the PD worker.
+    pub pd_tasks: Vec<PdTask>,
 }
 
 pub struct PendingRead {
@@ -67,6 +73,11 @@ pub struct PeerFsm<E: Engine> {
     deferred_entries: Vec<Entry>,
     last_role: StateRole,
     last_leader: u64,
+    /// The region's size and key count at the last split check.
+    pub approximate: (u64, u64),
+    /// The region epoch a split was last asked for (no second ask until the
+    /// epoch changes or the ask is forgotten).
+    split_asked: Option<(RegionEpoch, u64)>,
 }
 
 impl<E: Engine> PeerFsm<E> {
@@ -85,7 +96,14 @@ impl<E: Engine> PeerFsm<E> {
             deferred_entries: Vec::new(),
             last_role: StateRole::Follower,
             last_leader: raft::INVALID_ID,
+            approximate: (0, 0),
+            split_asked: None,
         }
+    }
+
+    /// Starts an election at once.
+    pub fn campaign(&mut self) {
+        let _ = self.node.campaign();
     }
 
     pub fn region(&self) -> &Region {
@@ -266,7 +284,7 @@ impl<E: Engine> PeerFsm<E> {
                     }
                 }
             }
-            self.apply_committed(ctx, ready.take_committed_entries()).await?;
+            self.apply_committed(ctx, ready.take_committed_entries(), &mut effects).await?;
             if !ready.entries().is_empty() || ready.hs().is_some() {
                 let mut batch = WriteBatch::new();
                 self.node.mut_store().append(ready.entries(), ready.hs(), &mut batch);
@@ -279,7 +297,7 @@ impl<E: Engine> PeerFsm<E> {
             self.queue_messages(ready.take_persisted_messages(), &mut effects, ctx.events);
             let mut light = self.node.advance_append(ready);
             self.queue_messages(light.take_messages(), &mut effects, ctx.events);
-            self.apply_committed(ctx, light.take_committed_entries()).await?;
+            self.apply_committed(ctx, light.take_committed_entries(), &mut effects).await?;
             // Only what the state machine applied: entries held back behind a
             // snapshot being written are not applied yet.
             self.node.advance_apply_to(self.applied_index());
@@ -366,7 +384,7 @@ impl<E: Engine> PeerFsm<E> {
 
     /// Applies committed entries: one kv batch holding data and apply state, then
     /// the exec results, then the answers.
-    async fn apply_committed(&mut self, ctx: &PeerContext<'_, E>, entries: Vec<Entry>) -> Result<(), Stopped> {
+    async fn apply_committed(&mut self, ctx: &PeerContext<'_, E>, entries: Vec<Entry>, effects: &mut Effects) -> Result<(), Stopped> {
         if entries.is_empty() {
             return Ok(());
         }
@@ -378,7 +396,11 @@ impl<E: Engine> PeerFsm<E> {
         if ctx.cfg.bugs.empty_value_panics {
             planted_empty_value_panic(&entries);
         }
-        let output = apply::apply_entries(self.region(), self.node.store().apply_state, &entries, &ctx.kv_engine.snapshot());
+        #[cfg(madsim)]
+        let bugs = apply::ApplyBugs { skip_epoch_check: ctx.cfg.bugs.apply_skips_epoch_check, split_keeps_version: ctx.cfg.bugs.split_keeps_version };
+        #[cfg(not(madsim))]
+        let bugs = apply::ApplyBugs::default();
+        let output = apply::apply_entries_with(self.region(), self.node.store().apply_state, &entries, &ctx.kv_engine.snapshot(), bugs);
         for applied in &output.applied {
             ctx.events.emit(StoreEvent::Applied {
                 store_id: ctx.store_id,
@@ -391,8 +413,9 @@ impl<E: Engine> PeerFsm<E> {
         }
         engine_ok(ctx.kv_engine.write(&output.batch, output.sync).await, "apply")?;
         self.node.mut_store().apply_state = output.apply_state;
+        self.node.mut_store().region = output.region;
         for exec in output.exec_results {
-            self.on_exec_result(ctx, exec).await?;
+            self.on_exec_result(ctx, exec, effects).await?;
         }
         for (index, term, result) in output.results {
             self.proposals.applied(index, term, &result);
@@ -401,7 +424,7 @@ impl<E: Engine> PeerFsm<E> {
     }
 
     /// Carries out what an applied admin command decided.
-    async fn on_exec_result(&mut self, ctx: &PeerContext<'_, E>, exec: ExecResult) -> Result<(), Stopped> {
+    async fn on_exec_result(&mut self, ctx: &PeerContext<'_, E>, exec: ExecResult, effects: &mut Effects) -> Result<(), Stopped> {
         match exec {
             ExecResult::CompactLog { old_truncated, index } => {
                 let region_id = self.region_id();
@@ -409,6 +432,17 @@ impl<E: Engine> PeerFsm<E> {
                 gc.delete_range(Cf::Raft, keys::raft_log_key(region_id, old_truncated), keys::raft_log_key(region_id, index + 1));
                 engine_ok(ctx.raft_engine.write(&gc, false).await, "raft log gc")?;
                 ctx.events.emit(StoreEvent::LogCompacted { store_id: ctx.store_id, region_id, index });
+            }
+            ExecResult::Split { derived, new_regions, index } => {
+                let regions: Vec<Region> = std::iter::once(derived).chain(new_regions.iter().cloned()).collect();
+                tracing::info!(store = ctx.store_id, region = self.region_id(), index, into = regions.len(), "region split");
+                ctx.events.emit(StoreEvent::Split { store_id: ctx.store_id, regions: regions.clone(), index });
+                let leader = self.is_leader();
+                effects.new_regions.extend(new_regions.into_iter().map(|r| (r, leader)));
+                if leader {
+                    effects.pd_tasks.push(PdTask::ReportSplit { regions });
+                }
+                self.split_asked = None;
             }
         }
         Ok(())
@@ -437,7 +471,16 @@ impl<E: Engine> PeerFsm<E> {
         for read in ready {
             let (engine, snap, region) = (kv_engine.clone(), snap.clone(), region.clone());
             madsim::task::spawn(async move {
-                let result = exec_read(&region, &read.cmd, &*snap);
+                let key = match &read.cmd {
+                    ReadCmd::Get { key } => key,
+                    ReadCmd::Scan { start, .. } => start,
+                };
+                // A split applied since the read was admitted may have moved its key.
+                let result = if region.contains(key) {
+                    exec_read(&region, &read.cmd, &*snap)
+                } else {
+                    Err(RegionError::KeyNotInRegion { key: key.clone(), region_id: region.id, start_key: region.start_key.clone(), end_key: region.end_key.clone() })
+                };
                 let bytes = match &result {
                     Ok(ReadResult::Value(v)) => v.as_ref().map_or(0, Vec::len),
                     Ok(ReadResult::Pairs(pairs)) => pairs.iter().map(|(k, v)| k.len() + v.len()).sum(),
@@ -465,15 +508,82 @@ impl<E: Engine> PeerFsm<E> {
     /// The snapshot's data is written: the peer's applied index moves to it, the
     /// proposals it covers learn their outcome is unknown, and the entries held
     /// back are applied.
-    pub async fn on_snapshot_applied(&mut self, ctx: &PeerContext<'_, E>, index: u64) -> Result<(), Stopped> {
+    pub async fn on_snapshot_applied(&mut self, ctx: &PeerContext<'_, E>, index: u64) -> Result<Effects, Stopped> {
         self.applying_snapshot = None;
         self.node.mut_store().apply_state.applied_index = index;
         self.proposals.covered_by_snapshot(index, self.region_id());
         ctx.snapshots.finish_apply(self.region_id()).await?;
         let deferred = std::mem::take(&mut self.deferred_entries);
-        self.apply_committed(ctx, deferred).await?;
+        let mut effects = Effects::default();
+        self.apply_committed(ctx, deferred, &mut effects).await?;
         self.node.advance_apply_to(self.applied_index());
-        Ok(())
+        Ok(effects)
+    }
+
+    /// Measures the region and decides whether it should split: past the key
+    /// count or the size the config allows. Returns the key to split at (the
+    /// middle key), unless a split for this epoch was already asked for within
+    /// `retry_ticks` ticks (`now` counts ticks).
+    pub fn check_split(&mut self, kv: &E, cfg: &RaftStoreConfig, now: u64, retry_ticks: u64) -> Option<Vec<u8>> {
+        use crate::engine::Snapshot as _;
+        if !self.is_leader() || self.applying_snapshot.is_some() || (cfg.region_split_keys == 0 && cfg.region_split_bytes == 0) {
+            return None;
+        }
+        if let Some((epoch, at)) = self.split_asked {
+            if epoch == self.region().epoch && now < at + retry_ticks {
+                return None;
+            }
+        }
+        let (start, end) = keys::region_data_range(&self.region().start_key, &self.region().end_key);
+        let snap = kv.snapshot();
+        let (mut keys_seen, mut bytes) = (Vec::new(), 0u64);
+        for pair in snap.iter(Cf::Default, &start, Some(&end), false) {
+            let (k, v) = pair.expect("split check scan");
+            bytes += (k.len() + v.len()) as u64;
+            keys_seen.push(k);
+        }
+        self.approximate = (bytes, keys_seen.len() as u64);
+        let over_keys = cfg.region_split_keys > 0 && keys_seen.len() as u64 > cfg.region_split_keys;
+        let over_bytes = cfg.region_split_bytes > 0 && bytes > cfg.region_split_bytes;
+        if !(over_keys || over_bytes) || keys_seen.len() < 2 {
+            return None;
+        }
+        let middle = keys::origin_key(&keys_seen[keys_seen.len() / 2]).expect("data key").to_vec();
+        if !self.region().contains(&middle) || middle == self.region().start_key {
+            return None;
+        }
+        self.split_asked = Some((self.region().epoch, now));
+        Some(middle)
+    }
+
+    /// Proposes a split with the ids PD gave, if this peer still leads the
+    /// region at the epoch the ids were asked for.
+    pub fn propose_split(&mut self, epoch: RegionEpoch, split_keys: Vec<Vec<u8>>, ids: Vec<super::cmd::SplitIds>) {
+        if !self.is_leader() || self.region().epoch != epoch || self.applying_snapshot.is_some() {
+            return;
+        }
+        let cmd = RaftCmd { region_id: self.region_id(), epoch, body: CmdBody::Admin(AdminCmd::BatchSplit { split_keys, ids }) };
+        if let Some((index, term)) = self.propose(cmd) {
+            self.proposals.push(Proposal { index, term, callback: None });
+        }
+    }
+
+    /// What PD should know of this region, if this peer leads it.
+    pub fn heartbeat(&self) -> Option<crate::proto::pd::RegionHeartbeat> {
+        if !self.is_leader() {
+            return None;
+        }
+        let raft = self.node.raft();
+        let last = raft.raft_log.last_index();
+        let pending_peers = raft.prs().iter().filter(|(id, pr)| **id != self.peer.id && pr.matched + 1000 < last).filter_map(|(id, _)| self.region().peer(*id).copied()).collect();
+        Some(crate::proto::pd::RegionHeartbeat {
+            region: self.region().clone(),
+            leader: self.peer,
+            pending_peers,
+            approximate_size: self.approximate.0,
+            approximate_keys: self.approximate.1,
+            term: raft.term,
+        })
     }
 }
 

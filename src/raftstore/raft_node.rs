@@ -81,6 +81,11 @@ impl<E: Engine> RaftNode<E> {
         self.fenced(|raw| raw.read_index(ctx))
     }
 
+    /// Starts an election now (a new region's peer next to the old leader).
+    pub fn campaign(&mut self) -> raft::Result<()> {
+        self.fenced(|raw| raw.campaign())
+    }
+
     pub fn has_ready(&self) -> bool {
         self.raw.has_ready()
     }

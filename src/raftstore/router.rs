@@ -44,6 +44,10 @@ pub enum StoreMsg {
         bytes: usize,
         took: Duration,
     },
+    /// PD gave ids for splitting `region_id` (as it was at `epoch`) at `split_keys`.
+    SplitIds { region_id: RegionId, epoch: RegionEpoch, split_keys: Vec<Vec<u8>>, ids: Vec<super::cmd::SplitIds> },
+    /// Split `region_id` at `split_key` (an admin request; ids come from PD).
+    AskSplit { region_id: RegionId, split_key: Vec<u8> },
 }
 
 /// The store loop has stopped because its engines were closed under it (the node
@@ -80,6 +84,12 @@ impl StoreHandle {
     /// Delivers a raft message; dropped if the store is overloaded (raft retries).
     pub fn raft(&self, envelope: RaftEnvelope) {
         let _ = self.offer(StoreMsg::Raft(envelope));
+    }
+
+    /// Asks the region's leader to split at `split_key` (dropped if the store is
+    /// overloaded; a split is never urgent).
+    pub fn ask_split(&self, region_id: RegionId, split_key: Vec<u8>) {
+        let _ = self.offer(StoreMsg::AskSplit { region_id, split_key });
     }
 
     pub fn snapshot_chunk(&self, from: SocketAddr, chunk: SnapshotChunk) {

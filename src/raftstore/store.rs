@@ -8,14 +8,17 @@
 //! single replica does lives in [`super::peer`].
 
 use super::config::RaftStoreConfig;
+use super::pd_worker::{self, PdTask};
 use super::events::{EventSink, Events, StoreEvent};
 use super::peer::{Effects, PeerContext, PeerFsm};
 use super::router::{engine_ok, Stopped, StoreHandle, StoreMsg};
 use super::snapshot::{self, ChunkAssembler, SnapshotWorker};
-use super::state::{self, ApplyState, PeerState, RaftLocalState, RegionLocalState};
+use super::state::{self, ApplyState, PeerState, RaftLocalState, RegionLocalState, RAFT_INIT_LOG_INDEX, RAFT_INIT_LOG_TERM};
 use crate::codec::keys;
-use crate::engine::{Cf, Engine, Snapshot as _};
-use crate::meta::{RegionId, StoreId};
+use crate::engine::{Cf, Engine, Snapshot as _, WriteBatch};
+use crate::meta::{Region, RegionId, StoreId};
+use crate::pd_client::PdClient;
+use crate::proto::pd::StoreStats;
 use crate::transport::{Frame, RaftEnvelope, SnapshotChunk, Transport};
 use futures::channel::mpsc;
 use futures::{SinkExt, StreamExt};
@@ -41,6 +44,8 @@ pub struct Store<E: Engine> {
     outgoing: BTreeMap<StoreId, Vec<RaftEnvelope>>,
     dirty: BTreeSet<RegionId>,
     ticks: u64,
+    /// The PD worker, when the store runs with PD.
+    pd: Option<futures::channel::mpsc::UnboundedSender<PdTask>>,
 }
 
 /// The parts of a store a peer may use, borrowed apart from the peers.
@@ -68,6 +73,7 @@ impl<E: Engine> Store<E> {
         transport: Transport,
         addresses: BTreeMap<StoreId, SocketAddr>,
         events: Option<EventSink>,
+        pd: Option<PdClient>,
     ) -> Result<(Store<E>, StoreHandle), Stopped> {
         cfg.validate().unwrap_or_else(|e| panic!("invalid raftstore config: {e}"));
         let (tx, inbox) = mpsc::channel(cfg.inbox_capacity);
@@ -95,6 +101,7 @@ impl<E: Engine> Store<E> {
             outgoing: BTreeMap::new(),
             dirty: BTreeSet::new(),
             ticks: 0,
+            pd: pd.map(|pd| pd_worker::start(store_id, pd, tx.clone())),
         };
         store.load_peers().await?;
         Ok((store, StoreHandle::new(tx)))
@@ -123,12 +130,13 @@ impl<E: Engine> Store<E> {
                 "apply state",
                 self.kv_engine.name(),
             );
-            let raft_state: RaftLocalState = state::decode(
-                &engine_ok(self.raft_engine.snapshot().get(Cf::Raft, &keys::raft_state_key(region_id)), "read raft state")?
-                    .unwrap_or_else(|| panic!("region {region_id}: raft state missing")),
-                "raft state",
-                self.raft_engine.name(),
-            );
+            let raft_state: RaftLocalState = match engine_ok(self.raft_engine.snapshot().get(Cf::Raft, &keys::raft_state_key(region_id)), "read raft state")? {
+                Some(bytes) => state::decode(&bytes, "raft state", self.raft_engine.name()),
+                // A region created by a split whose raft state a crash lost (it
+                // is written after the split's kv batch): it starts as new.
+                None if apply_state.applied_index == RAFT_INIT_LOG_INDEX => initial_raft_state(),
+                None => panic!("region {region_id}: raft state missing at applied index {}", apply_state.applied_index),
+            };
             let Some(me) = local.region.peer_on_store(self.store_id).copied() else {
                 continue;
             };
@@ -152,6 +160,11 @@ impl<E: Engine> Store<E> {
         }
         tracing::info!(store = self.store_id, peers = self.peers.len(), "store opened");
         Ok(())
+    }
+
+    /// The regions of the store's peers, as they are now.
+    pub fn regions(&self) -> Vec<Region> {
+        self.peers.values().map(|p| p.region().clone()).collect()
     }
 
     /// Runs until the node stops: the loop, plus a task that ticks it.
@@ -189,7 +202,7 @@ impl<E: Engine> Store<E> {
             crate::trace::working_on(self.store_id, region_id);
             let result = peer.handle_ready(&peer_context!(self)).await;
             self.peers.insert(region_id, peer);
-            self.route(result?);
+            self.route(result?).await?;
         }
         for (store_id, envelopes) in std::mem::take(&mut self.outgoing) {
             match self.addresses.get(&store_id) {
@@ -208,15 +221,7 @@ impl<E: Engine> Store<E> {
                     self.on_raft_message(envelope);
                 }
             }
-            StoreMsg::Tick => {
-                self.ticks += 1;
-                let gc_due = self.ticks.is_multiple_of(self.cfg.raft_log_gc_ticks.max(1));
-                for (&region_id, peer) in self.peers.iter_mut() {
-                    crate::trace::working_on(self.store_id, region_id);
-                    peer.tick(&self.cfg, gc_due);
-                    self.dirty.insert(region_id);
-                }
-            }
+            StoreMsg::Tick => self.on_tick(),
             StoreMsg::Write { region_id, epoch, cmd, callback } => match self.peers.get_mut(&region_id) {
                 Some(peer) => {
                     crate::trace::working_on(self.store_id, region_id);
@@ -233,6 +238,21 @@ impl<E: Engine> Store<E> {
                 }
                 None => drop(callback.send(Err(super::cmd::RegionError::RegionNotFound { region_id }))),
             },
+            StoreMsg::SplitIds { region_id, epoch, split_keys, ids } => {
+                if let Some(peer) = self.peers.get_mut(&region_id) {
+                    crate::trace::working_on(self.store_id, region_id);
+                    peer.propose_split(epoch, split_keys, ids);
+                    self.dirty.insert(region_id);
+                }
+            }
+            StoreMsg::AskSplit { region_id, split_key } => {
+                if let (Some(peer), Some(pd)) = (self.peers.get(&region_id), &self.pd) {
+                    let region = peer.region();
+                    if peer.is_leader() && region.contains(&split_key) && split_key != region.start_key {
+                        let _ = pd.unbounded_send(PdTask::AskSplit { region: region.clone(), split_key });
+                    }
+                }
+            }
             StoreMsg::SnapshotGenerated { region_id, snapshot, bytes, took } => {
                 if let Some(peer) = self.peers.get_mut(&region_id) {
                     let index = snapshot.get_metadata().index;
@@ -250,7 +270,7 @@ impl<E: Engine> Store<E> {
                 let result = peer.on_snapshot_applied(&peer_context!(self), index).await;
                 self.peers.insert(region_id, peer);
                 self.dirty.insert(region_id);
-                result?;
+                self.route(result?).await?;
             }
         }
         Ok(())
@@ -282,8 +302,71 @@ impl<E: Engine> Store<E> {
         self.dirty.insert(region_id);
     }
 
-    /// Sends what a peer's ready produced.
-    fn route(&mut self, effects: Effects) {
+    fn on_tick(&mut self) {
+        self.ticks += 1;
+        let due = |every: u64| self.ticks.is_multiple_of(every.max(1));
+        let (gc_due, split_due, heartbeat_due) = (due(self.cfg.raft_log_gc_ticks), due(self.cfg.split_check_ticks), due(self.cfg.pd_heartbeat_ticks));
+        for (&region_id, peer) in self.peers.iter_mut() {
+            crate::trace::working_on(self.store_id, region_id);
+            peer.tick(&self.cfg, gc_due);
+            self.dirty.insert(region_id);
+            let Some(pd) = &self.pd else { continue };
+            if split_due {
+                if let Some(split_key) = peer.check_split(&self.kv_engine, &self.cfg, self.ticks, self.cfg.split_check_ticks * 5) {
+                    let _ = pd.unbounded_send(PdTask::AskSplit { region: peer.region().clone(), split_key });
+                }
+            }
+            if heartbeat_due {
+                if let Some(hb) = peer.heartbeat() {
+                    let _ = pd.unbounded_send(PdTask::RegionHeartbeat(hb));
+                }
+            }
+        }
+        if let (Some(pd), true) = (&self.pd, heartbeat_due) {
+            let applying = self.peers.values().filter(|p| p.applying_snapshot.is_some()).count() as u64;
+            let used_bytes = self.peers.values().map(|p| p.approximate.0).sum();
+            let stats = StoreStats { capacity_bytes: 0, used_bytes, region_count: self.peers.len() as u64, applying_snapshots: applying, sending_snapshots: 0 };
+            let _ = pd.unbounded_send(PdTask::StoreHeartbeat(stats));
+        }
+    }
+
+    /// Creates the peer of a region a split made (its state is already in the
+    /// kv engine, written with the split); `campaign` starts its election at
+    /// once. A region this store already hosts is left alone.
+    async fn create_split_peer(&mut self, region: Region, campaign: bool) -> Result<(), Stopped> {
+        let Some(me) = region.peer_on_store(self.store_id).copied() else {
+            return Ok(());
+        };
+        if self.peers.contains_key(&region.id) {
+            tracing::warn!(store = self.store_id, region = region.id, "split made a region this store already hosts");
+            return Ok(());
+        }
+        let raft_state = initial_raft_state();
+        let mut batch = WriteBatch::new();
+        batch.put(Cf::Raft, keys::raft_state_key(region.id), state::encode(&raft_state));
+        engine_ok(self.raft_engine.write(&batch, false).await, "write split raft state")?;
+        let apply_state = ApplyState { applied_index: RAFT_INIT_LOG_INDEX, truncated_index: RAFT_INIT_LOG_INDEX, truncated_term: RAFT_INIT_LOG_TERM };
+        self.events.emit(StoreEvent::PeerCreated { store_id: self.store_id, region: region.clone(), peer_id: me.id, applied_index: apply_state.applied_index });
+        crate::trace::working_on(self.store_id, region.id);
+        let mut peer = PeerFsm::create(me, &self.cfg, self.raft_engine.clone(), region.clone(), raft_state, apply_state);
+        if campaign {
+            peer.campaign();
+        }
+        self.peers.insert(region.id, peer);
+        self.dirty.insert(region.id);
+        Ok(())
+    }
+
+    /// Sends what a peer's ready produced, and creates the regions it split off.
+    async fn route(&mut self, effects: Effects) -> Result<(), Stopped> {
+        for (region, campaign) in effects.new_regions {
+            self.create_split_peer(region, campaign).await?;
+        }
+        if let Some(pd) = &self.pd {
+            for task in effects.pd_tasks {
+                let _ = pd.unbounded_send(task);
+            }
+        }
         for envelope in effects.messages {
             self.outgoing.entry(envelope.to.store_id).or_default().push(envelope);
         }
@@ -295,11 +378,17 @@ impl<E: Engine> Store<E> {
                 self.send_chunk(addr, chunk);
             }
         }
+        Ok(())
     }
 
     fn send_chunk(&self, addr: SocketAddr, chunk: SnapshotChunk) {
         self.transport.send(addr, &Frame::SnapshotChunk(chunk));
     }
+}
+
+/// The raft state every new replica starts from (bootstrap and split alike).
+pub fn initial_raft_state() -> RaftLocalState {
+    RaftLocalState { term: RAFT_INIT_LOG_TERM, vote: 0, commit: RAFT_INIT_LOG_INDEX, last_index: RAFT_INIT_LOG_INDEX }
 }
 
 /// Whether applying a snapshot clears the region's old data first (always,

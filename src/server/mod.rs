@@ -13,7 +13,9 @@
 use crate::codec::keys;
 use crate::engine::Engine;
 use crate::meta::StoreId;
+use crate::pd_client::{PdClient, PdClientConfig};
 use crate::proto::{KvRequest, RawReply, RawRequest, RpcRequest, RpcResponse, ServerError};
+use crate::rpc::RpcClient;
 use crate::raftstore::{EventSink, Mutation, RaftStoreConfig, ReadCmd, ReadResult, Store, StoreHandle, WriteCmd, WriteResult};
 #[cfg(madsim)]
 use crate::transport::NetFaults;
@@ -32,6 +34,9 @@ pub struct StoreNodeConfig {
     pub addresses: BTreeMap<StoreId, SocketAddr>,
     pub raftstore: RaftStoreConfig,
     pub events: Option<EventSink>,
+    /// Where PD listens; `None` runs the store without PD (a fixed layout, no
+    /// splits, no heartbeats).
+    pub pd: Option<SocketAddr>,
     /// Faults injected into this node's outgoing traffic (simulation only).
     #[cfg(madsim)]
     pub net_faults: Option<Arc<NetFaults>>,
@@ -43,11 +48,19 @@ pub async fn run_store_node<E: Engine>(cfg: StoreNodeConfig, raft_engine: E, kv_
     let transport = Transport::bind_with_faults(cfg.addr, cfg.net_faults.clone()).await?;
     #[cfg(not(madsim))]
     let transport = Transport::bind(cfg.addr).await?;
-    let opened = Store::open(cfg.store_id, cfg.raftstore.clone(), raft_engine, kv_engine, transport.clone(), cfg.addresses.clone(), cfg.events.clone()).await;
+    let pd = match cfg.pd {
+        Some(pd_addr) => Some(connect_pd(&cfg, pd_addr).await?),
+        None => None,
+    };
+    let opened =
+        Store::open(cfg.store_id, cfg.raftstore.clone(), raft_engine, kv_engine, transport.clone(), cfg.addresses.clone(), cfg.events.clone(), pd.clone()).await;
     let Ok((store, handle)) = opened else {
         tracing::warn!(store = cfg.store_id, "engines closed while opening the store");
         return Ok(());
     };
+    if let Some(pd) = pd {
+        madsim::task::spawn(register_with_pd(pd, cfg.store_id, cfg.addr, store.regions()));
+    }
     madsim::task::spawn(store.run());
     let limits = Limits { max_entry_bytes: cfg.raftstore.max_entry_bytes };
     loop {
@@ -64,6 +77,45 @@ pub async fn run_store_node<E: Engine>(cfg: StoreNodeConfig, raft_engine: E, kv_
             }
             Ok(Frame::Response { .. }) => tracing::debug!(store = cfg.store_id, %from, "unexpected response frame"),
             Err(e) => tracing::warn!(store = cfg.store_id, %from, error = %e, "rejected malformed frame"),
+        }
+    }
+}
+
+/// The store's PD client, on a port of its own, after registering the store
+/// with PD (and bootstrapping the cluster if this store holds the first region
+/// and PD has not been bootstrapped).
+async fn connect_pd(cfg: &StoreNodeConfig, pd_addr: SocketAddr) -> std::io::Result<PdClient> {
+    let local = SocketAddr::new(cfg.addr.ip(), 0);
+    #[cfg(madsim)]
+    let rpc = RpcClient::bind_with_faults(local, cfg.net_faults.clone()).await?;
+    #[cfg(not(madsim))]
+    let rpc = RpcClient::bind(local).await?;
+    Ok(PdClient::new(std::sync::Arc::new(rpc), pd_addr, PdClientConfig::default()))
+}
+
+/// Registers the store with PD until PD answers; the store holding the first
+/// region (the one that starts the key space, at its first version)
+/// bootstraps the cluster.
+async fn register_with_pd(pd: PdClient, store: StoreId, addr: SocketAddr, regions: Vec<crate::meta::Region>) {
+    let first = regions.into_iter().find(|r| r.start_key.is_empty() && r.epoch.version == 1);
+    loop {
+        let registered = async {
+            if let Some(region) = &first {
+                if !pd.is_bootstrapped().await? {
+                    match pd.bootstrap(store, addr, region.clone()).await {
+                        Ok(()) | Err(crate::pd_client::PdClientError::Pd(crate::proto::PdError::AlreadyBootstrapped)) => {}
+                        Err(e) => return Err(e),
+                    }
+                }
+            }
+            pd.put_store(store, addr).await
+        };
+        match registered.await {
+            Ok(()) => return,
+            Err(e) => {
+                tracing::debug!(store, error = %e, "registering with pd");
+                madsim::time::sleep(std::time::Duration::from_secs(1)).await;
+            }
         }
     }
 }

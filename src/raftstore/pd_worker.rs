@@ -1,0 +1,60 @@
+//! The store's link to PD: heartbeats, split ids, split reports.
+//!
+//! The store loop never waits for PD. It hands [`PdTask`]s to this worker, which
+//! calls PD in tasks of its own and feeds what comes back (ids for a split) into
+//! the store's mailbox. A PD that is down or cut off costs only retries here:
+//! the regions keep serving, and a split simply waits for the next check.
+
+use super::router::StoreMsg;
+use crate::meta::{Region, StoreId};
+use crate::pd_client::PdClient;
+use crate::proto::pd::{RegionHeartbeat, StoreStats};
+use futures::channel::mpsc;
+use futures::{SinkExt, StreamExt};
+
+#[derive(Debug, Clone)]
+pub enum PdTask {
+    /// The leader of `region` wants to split it at `split_key`.
+    AskSplit { region: Region, split_key: Vec<u8> },
+    /// A split applied on the leader: the regions it left.
+    ReportSplit { regions: Vec<Region> },
+    RegionHeartbeat(RegionHeartbeat),
+    StoreHeartbeat(StoreStats),
+}
+
+/// Starts the worker; returns where to send it tasks.
+pub fn start(store_id: StoreId, pd: PdClient, store: mpsc::Sender<StoreMsg>) -> mpsc::UnboundedSender<PdTask> {
+    let (tx, mut rx) = mpsc::unbounded::<PdTask>();
+    madsim::task::spawn(async move {
+        while let Some(task) = rx.next().await {
+            let (pd, mut store) = (pd.clone(), store.clone());
+            madsim::task::spawn(async move {
+                match task {
+                    PdTask::AskSplit { region, split_key } => match pd.ask_split(region.clone(), 1).await {
+                        Ok(ids) => {
+                            let msg = StoreMsg::SplitIds { region_id: region.id, epoch: region.epoch, split_keys: vec![split_key], ids };
+                            let _ = store.send(msg).await;
+                        }
+                        Err(e) => tracing::debug!(store = store_id, region = region.id, error = %e, "ask split failed"),
+                    },
+                    PdTask::ReportSplit { regions } => {
+                        if let Err(e) = pd.report_split(regions).await {
+                            tracing::debug!(store = store_id, error = %e, "report split failed");
+                        }
+                    }
+                    PdTask::RegionHeartbeat(hb) => {
+                        if let Err(e) = pd.region_heartbeat(hb).await {
+                            tracing::debug!(store = store_id, error = %e, "region heartbeat failed");
+                        }
+                    }
+                    PdTask::StoreHeartbeat(stats) => {
+                        if let Err(e) = pd.store_heartbeat(store_id, stats).await {
+                            tracing::debug!(store = store_id, error = %e, "store heartbeat failed");
+                        }
+                    }
+                }
+            });
+        }
+    });
+    tx
+}
