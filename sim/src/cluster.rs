@@ -6,17 +6,17 @@
 use crate::topology::Topology;
 use madsim::runtime::{Handle, NodeHandle};
 use simkv::client::{ClientConfig, PdRegions, RawClient};
-use simkv::pd::{run_pd_node, PdConfig, PdNodeConfig};
-use simkv::pd_client::{PdClient, PdClientConfig};
-use simkv::rpc::RpcClient;
-use std::sync::atomic::AtomicI64;
 use simkv::engine::{Cf, IoProfile, KvPair, SimDisk, SimEngine, Snapshot as _, DATA_CFS};
 use simkv::meta::{presplit_regions, Region, StoreId};
+use simkv::pd::{run_pd_node, PdConfig, PdNodeConfig};
+use simkv::pd_client::{PdClient, PdClientConfig};
 use simkv::raftstore::{bootstrap_store, RaftStoreConfig, StoreEvent};
+use simkv::rpc::RpcClient;
 use simkv::server::{run_store_node, StoreNodeConfig};
 use simkv::transport::NetFaults;
 use std::collections::BTreeMap;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::sync::atomic::AtomicI64;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -111,7 +111,7 @@ impl Cluster {
         simkv::trace::init_for_tests("warn");
         let handle = Handle::current();
         let store_ids: Vec<StoreId> = (1..=spec.stores as u64).collect();
-        let mut next_id = 1000;
+        let mut next_id = 100;
         let regions = presplit_regions(&spec.split_keys, &store_ids, spec.replicas, &mut next_id);
         let addresses: BTreeMap<StoreId, SocketAddr> = store_ids.iter().map(|&id| (id, store_addr(id))).collect();
         let events = spec.events.clone();

@@ -33,13 +33,14 @@ pub fn outcome_text(scenario_path: &str, report: &RunReport) -> String {
     if report.passed() {
         let _ = writeln!(
             out,
-            "PASS {} seed {}: {} ops ({} completed, {} unknown), {} faults, {} store events, {:.1} simulated s, digest {:016x}",
+            "PASS {} seed {}: {} ops ({} completed, {} unknown), {} faults, {} regions, {} store events, {:.1} simulated s, digest {:016x}",
             plan.scenario,
             plan.seed,
             s.ops,
             s.ok,
             s.unknown,
             s.faults,
+            s.regions,
             s.events,
             s.sim_millis as f64 / 1000.0,
             report.digest

@@ -12,7 +12,7 @@
 //!    durability, the sequential check, raft safety over the store events, and
 //!    convergence.
 
-use crate::checker::{convergence, durability, linearizability, raft as raft_checker, sequential};
+use crate::checker::{convergence, durability, linearizability, raft as raft_checker, regions, sequential, tso};
 use crate::cluster::{Cluster, ClusterSpec, TimedEvent};
 use crate::history::{Call, Clock, History, Initial, Outcome};
 use crate::nemesis::{Nemesis, Plan};
@@ -46,16 +46,19 @@ pub struct RunStats {
     pub faults: usize,
     pub events: usize,
     pub sim_millis: u64,
+    /// Regions at the end of the run, as the stores reported them.
+    pub regions: usize,
 }
 
 impl RunStats {
-    fn of(history: &History, plan: &Plan, events: usize, simulated: Duration) -> RunStats {
+    fn of(history: &History, plan: &Plan, events: &[TimedEvent], simulated: Duration) -> RunStats {
         RunStats {
+            regions: crate::topology::Topology::from_events(events.iter().map(|e| &e.event)).regions.len(),
             ops: history.ops.len(),
             ok: history.ops.iter().filter(|o| !matches!(o.outcome, Outcome::Unknown | Outcome::Failed)).count(),
             unknown: history.unknown_count(),
             faults: plan.faults.len(),
-            events,
+            events: events.len(),
             sim_millis: simulated.as_millis() as u64,
         }
     }
@@ -142,9 +145,10 @@ pub fn run(scenario: &Scenario, plan: &Plan) -> RunReport {
     timeline.push(format!("panic: {explanation}"));
     let mut failures = vec![Failure { checker: "panic".into(), explanation }];
     let store_events: Vec<StoreEvent> = events.iter().map(|e| e.event.clone()).collect();
-    let (more, inconclusive) = check_recorded(scenario, &history, &store_events, None);
+    let ts_calls = recorded.ts_calls.lock().unwrap().clone();
+    let (more, inconclusive) = check_recorded(scenario, &history, &store_events, &ts_calls, None);
     failures.extend(more);
-    let stats = RunStats::of(&history, plan, events.len(), panic.at.unwrap_or_default());
+    let stats = RunStats::of(&history, plan, &events, panic.at.unwrap_or_default());
     let digest = digest(&events, &timeline, &history);
     RunReport { plan: plan.clone(), history, timeline, failures, inconclusive, stats, digest }
 }
@@ -155,9 +159,15 @@ fn check_recorded(
     scenario: &Scenario,
     history: &History,
     events: &[StoreEvent],
+    ts_calls: &[tso::TsCall],
     logs: Option<&BTreeMap<u64, sequential::ClientLog>>,
 ) -> (Vec<Failure>, Vec<Failure>) {
     let (mut failures, mut inconclusive) = (Vec::new(), Vec::new());
+    if scenario.checkers.tso {
+        if let Some(e) = tso::check(ts_calls) {
+            failures.push(Failure { checker: "tso".into(), explanation: e });
+        }
+    }
     if scenario.checkers.linearizability {
         match linearizability::check_with_limit(history, scenario.checkers.linearizability_steps) {
             linearizability::Verdict::Linearizable => {}
@@ -215,6 +225,7 @@ async fn run_inner(
     spec.events = events;
     spec.node_names = nodes;
     spec.replicas = scenario.cluster.replicas as usize;
+    spec.raftstore.region_split_keys = scenario.cluster.split_region_keys;
     spec.raftstore.raft_log_gc_count_limit = swarm.raft_log_gc_count_limit;
     spec.raftstore.raft_log_gc_ticks = 3;
     for bug in &plan.bugs {
@@ -226,6 +237,9 @@ async fn run_inner(
             Bug::ScanIgnoresRegionEnd => spec.raftstore.bugs.scan_ignores_region_end = true,
             Bug::ReapplyAfterRestart => spec.raftstore.bugs.reapply_after_restart = true,
             Bug::EmptyValuePanics => spec.raftstore.bugs.empty_value_panics = true,
+            Bug::ApplySkipsEpochCheck => spec.raftstore.bugs.apply_skips_epoch_check = true,
+            Bug::SplitKeepsVersion => spec.raftstore.bugs.split_keeps_version = true,
+            Bug::TsoWindowNotPersisted => spec.pd.bug_tso_window_not_persisted = true,
         }
     }
     spec.io = IoProfile { slowdown: swarm.disk_slowdown.max(1), ..IoProfile::ssd() };
@@ -272,6 +286,17 @@ async fn run_inner(
             }
         }));
     }
+    let tso_client = if scenario.checkers.tso {
+        let (node, local) = cluster.client_node();
+        shared.nemesis.add_client(node.id());
+        let shared = shared.clone();
+        Some(node.spawn(async move {
+            let pd = shared.cluster.pd_client(local.ip()).await;
+            workload::tso::tso_client(&shared, &pd, 0).await
+        }))
+    } else {
+        None
+    };
     let nemesis = {
         let shared = shared.clone();
         let plan = plan.clone();
@@ -297,8 +322,22 @@ async fn run_inner(
         }
     }
     failures.extend(workload::final_reads(&shared, &scenario, deadline).await);
+    if let Some(task) = tso_client {
+        let left = deadline.saturating_duration_since(Instant::now());
+        if madsim::time::timeout(left, task).await.is_err() {
+            failures.push(Failure {
+                checker: "liveness".into(),
+                explanation: "the timestamp client was still waiting for PD when the liveness phase ended".into(),
+            });
+        }
+    }
     if scenario.checkers.convergence {
         if let Some(f) = converge(&cluster, deadline).await {
+            failures.push(f);
+        }
+    }
+    if scenario.checkers.regions {
+        if let Some(f) = settle_regions(&cluster, deadline, scenario.cluster.replicas as usize).await {
             failures.push(f);
         }
     }
@@ -318,13 +357,41 @@ async fn run_inner(
     }
     let timed = cluster.events();
     let events: Vec<StoreEvent> = timed.iter().map(|e| e.event.clone()).collect();
-    let (more, inconclusive) = check_recorded(&scenario, &history, &events, Some(&shared.logs.lock().unwrap()));
+    let ts_calls = shared.recorded.ts_calls.lock().unwrap().clone();
+    let (more, inconclusive) = check_recorded(&scenario, &history, &events, &ts_calls, Some(&shared.logs.lock().unwrap()));
     failures.extend(more);
 
     let timeline = shared.recorded.timeline.lock().unwrap().clone();
-    let stats = RunStats::of(&history, &plan, events.len(), shared.start.elapsed());
+    let stats = RunStats::of(&history, &plan, &timed, shared.start.elapsed());
     let digest = digest(&timed, &timeline, &history);
     RunReport { plan, history, timeline, failures, inconclusive, stats, digest }
+}
+
+/// Waits until the regions the stores applied tile the key space, each fully
+/// replicated and none overlapping on a store, and PD's table agrees (it learns
+/// from heartbeats, so it may lag), or the deadline.
+async fn settle_regions(cluster: &Arc<Cluster>, deadline: Instant, replicas: usize) -> Option<Failure> {
+    let (node, local) = cluster.client_node();
+    let c = cluster.clone();
+    let task = node.spawn(async move {
+        let pd = c.pd_client(local.ip()).await;
+        loop {
+            let topology = c.topology();
+            let problem = match pd.scan_regions(&[], 100_000).await {
+                Ok(table) => {
+                    let pd_regions: Vec<_> = table.into_iter().map(|(r, _)| r).collect();
+                    regions::check(&regions::RegionViews { stores: &topology.stores, newest: &topology.regions, pd: &pd_regions, replicas })
+                }
+                Err(e) => Some(format!("PD could not be asked for its regions: {e}")),
+            };
+            let problem = problem?;
+            if Instant::now() >= deadline {
+                return Some(Failure { checker: "regions".into(), explanation: format!("after healing: {problem}") });
+            }
+            sleep(Duration::from_millis(500)).await;
+        }
+    });
+    task.await.unwrap_or_else(|e| Some(Failure { checker: "regions".into(), explanation: format!("the region check stopped: {e}") }))
 }
 
 /// Waits until every region's replicas hold identical data, or the deadline.

@@ -69,6 +69,9 @@ pub struct ClusterShape {
     /// Replicas (voters) per region. Fixed, not drawn: the plan a seed yields
     /// does not depend on it.
     pub replicas: u64,
+    /// A leader splits its region once it holds more than this many keys (0:
+    /// never by count). Fixed, not drawn.
+    pub split_region_keys: u64,
 }
 
 impl Default for ClusterShape {
@@ -79,6 +82,7 @@ impl Default for ClusterShape {
             raft_log_gc_count_limit: Range::Fixed(1000),
             disk_slowdown: Range::Fixed(1),
             replicas: 3,
+            split_region_keys: 0,
         }
     }
 }
@@ -161,6 +165,11 @@ pub struct Nemesis {
     pub pause: u32,
     pub slow_disk: u32,
     pub slow_snapshot_io: u32,
+    /// PD's process dies and restarts when the fault ends, its clock set back
+    /// by up to two seconds (as NTP may do to a restarted machine).
+    pub pd_crash_restart: u32,
+    /// PD cut off from every store and client.
+    pub isolate_pd: u32,
     /// Loss and delay in our transport for the whole safety phase; raft and
     /// client traffic are drawn separately.
     pub raft_loss: Range<f64>,
@@ -184,6 +193,8 @@ impl Default for Nemesis {
             pause: 0,
             slow_disk: 0,
             slow_snapshot_io: 0,
+            pd_crash_restart: 0,
+            isolate_pd: 0,
             raft_loss: Range::Fixed(0.0),
             raft_delay_ms: Range::Fixed(0),
             client_loss: Range::Fixed(0.0),
@@ -199,6 +210,11 @@ pub struct Checkers {
     pub raft: bool,
     pub durability: bool,
     pub convergence: bool,
+    /// Regions tile the key space, none overlap on a store, each is fully
+    /// replicated, and PD agrees with the stores.
+    pub regions: bool,
+    /// Timestamps from PD are unique and increase in real-time order.
+    pub tso: bool,
     pub sequential: bool,
     /// Search steps the linearizability checker may take before the run is
     /// inconclusive (its own outcome, never a pass).
@@ -207,7 +223,16 @@ pub struct Checkers {
 
 impl Default for Checkers {
     fn default() -> Self {
-        Checkers { linearizability: true, raft: true, durability: true, convergence: true, sequential: true, linearizability_steps: 20_000_000 }
+        Checkers {
+            linearizability: true,
+            raft: true,
+            durability: true,
+            convergence: true,
+            regions: true,
+            tso: true,
+            sequential: true,
+            linearizability_steps: 20_000_000,
+        }
     }
 }
 
@@ -221,6 +246,9 @@ pub enum Bug {
     ScanIgnoresRegionEnd,
     ReapplyAfterRestart,
     EmptyValuePanics,
+    ApplySkipsEpochCheck,
+    SplitKeepsVersion,
+    TsoWindowNotPersisted,
 }
 
 /// A scenario that could not be loaded: where, and what is wrong.

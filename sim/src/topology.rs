@@ -16,6 +16,8 @@ pub struct Topology {
     pub regions: BTreeMap<RegionId, Region>,
     /// The store that most recently became leader of each region, with its term.
     pub leaders: BTreeMap<RegionId, (u64, StoreId)>,
+    /// Each store's own regions, as it applied them.
+    pub stores: BTreeMap<StoreId, BTreeMap<RegionId, Region>>,
 }
 
 impl Topology {
@@ -24,8 +26,19 @@ impl Topology {
         let mut t = Topology::default();
         for event in events {
             match event {
-                StoreEvent::PeerCreated { region, .. } | StoreEvent::ConfChangeApplied { region, .. } => t.learn(region),
-                StoreEvent::Split { regions, .. } => regions.iter().for_each(|r| t.learn(r)),
+                StoreEvent::PeerCreated { region, store_id, .. } | StoreEvent::ConfChangeApplied { region, store_id, .. } => {
+                    t.learn(region);
+                    t.learn_on(*store_id, region);
+                }
+                StoreEvent::Split { regions, store_id, .. } => regions.iter().for_each(|r| {
+                    t.learn(r);
+                    t.learn_on(*store_id, r);
+                }),
+                StoreEvent::PeerDestroyed { store_id, region_id, .. } => {
+                    if let Some(regions) = t.stores.get_mut(store_id) {
+                        regions.remove(region_id);
+                    }
+                }
                 StoreEvent::BecameLeader { store_id, region_id, term, .. } => {
                     let newer = t.leaders.get(region_id).is_none_or(|(known, _)| term >= known);
                     if newer {
@@ -43,6 +56,14 @@ impl Topology {
         let known = self.regions.get(&region.id);
         if known.is_none_or(|k| !region.epoch.is_stale_against(&k.epoch)) {
             self.regions.insert(region.id, region.clone());
+        }
+    }
+
+    /// Keeps `region` as `store` holds it, unless it holds a newer epoch.
+    fn learn_on(&mut self, store: StoreId, region: &Region) {
+        let regions = self.stores.entry(store).or_default();
+        if regions.get(&region.id).is_none_or(|k| !region.epoch.is_stale_against(&k.epoch)) {
+            regions.insert(region.id, region.clone());
         }
     }
 

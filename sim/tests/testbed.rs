@@ -191,7 +191,7 @@ fn outcome_formats_are_pinned() {
         timeline: vec![],
         failures: vec![],
         inconclusive: vec![],
-        stats: RunStats { ops: 120, ok: 117, unknown: 3, faults: 4, events: 900, sim_millis: 43_500 },
+        stats: RunStats { ops: 120, ok: 117, unknown: 3, faults: 4, events: 900, sim_millis: 43_500, regions: 7 },
         digest: 0x0123_4567_89ab_cdef,
     };
     let pass = report::outcome_text("scenarios/basic.toml", &report);

@@ -16,6 +16,10 @@ pub enum AttemptError {
     Server(#[from] ServerError),
     #[error("no address known for store {0}")]
     NoAddress(StoreId),
+    /// Routing could not say which region holds the key (PD does not know it
+    /// yet, or cannot be reached and the cache has no answer).
+    #[error("no region known for key {key:?}: {reason}")]
+    NoRegion { key: Vec<u8>, reason: String },
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Error)]

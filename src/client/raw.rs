@@ -70,6 +70,7 @@ fn after_failure(cache: &mut RegionCache, region: &Region, store: StoreId, failu
                 Next::Backoff
             }
         }
+        AttemptError::NoRegion { .. } => Next::Backoff,
         AttemptError::Rpc(RpcError::Undecodable { .. }) => {
             Next::Stop(if is_write { ClientError::Unknown(failure) } else { ClientError::UnexpectedReply(failure.to_string()) })
         }
@@ -165,9 +166,12 @@ impl RawClient {
         let mut out = Vec::new();
         let mut cursor = keys::raw_key(start);
         while out.len() < limit && cursor < end {
-            let region_end = self.locate(&cursor).await?.end_key;
             let request = RawRequest::Scan { start: cursor.clone(), end: end.clone(), limit: limit - out.len() };
-            match self.call(&cursor, request).await? {
+            // The region that answered bounds what it returned: the scan goes on
+            // from its end (not from the end of a region the cache held before).
+            let (reply, region) = self.call_in(&cursor, request).await?;
+            let region_end = region.end_key;
+            match reply {
                 RawReply::Pairs(pairs) => {
                     for (k, v) in pairs {
                         let user = keys::decode_raw_key(&k).map_err(|e| ClientError::UnexpectedReply(format!("scan returned {k:?}: {e}")))?;
@@ -209,17 +213,36 @@ impl RawClient {
     }
 
     async fn call(&self, key: &[u8], cmd: RawRequest) -> Result<RawReply, ClientError> {
+        self.call_in(key, cmd).await.map(|(reply, _)| reply)
+    }
+
+    /// Sends `cmd` to the region holding `key`, following the routing as it
+    /// learns; returns the answer and the region that gave it.
+    async fn call_in(&self, key: &[u8], cmd: RawRequest) -> Result<(RawReply, Region), ClientError> {
         let is_write = cmd.is_write();
         let mut last = None;
         for attempt in 0..self.cfg.max_attempts {
-            let region = self.locate(key).await?;
+            let region = match self.locate(key).await {
+                Ok(region) => region,
+                Err(ClientError::NoRegion { key }) => {
+                    last = Some(AttemptError::NoRegion { key, reason: "the region source does not know it".into() });
+                    madsim::time::sleep(self.backoff(attempt)).await;
+                    continue;
+                }
+                Err(ClientError::Pd(e)) => {
+                    last = Some(AttemptError::NoRegion { key: key.to_vec(), reason: e.to_string() });
+                    madsim::time::sleep(self.backoff(attempt)).await;
+                    continue;
+                }
+                Err(e) => return Err(e),
+            };
             let store = self.target(&region, attempt);
             tracing::debug!(region = region.id, store, attempt, ?cmd, "client request");
             let request = RpcRequest::Kv(KvRequest { region_id: region.id, epoch: region.epoch, cmd: cmd.clone() });
             let failure = match self.rpc(store, &request).await {
                 Ok(reply) => {
                     self.cache.lock().expect("cache lock").set_leader(region.id, store);
-                    return Ok(reply);
+                    return Ok((reply, region));
                 }
                 Err(failure) => failure,
             };

@@ -97,7 +97,8 @@ pub fn apply_entries_with<S: Snapshot>(region: &Region, mut apply_state: ApplySt
                             ctx.batch.put(Cf::Raft, keys::region_state_key(r.id), state::encode(&local));
                         }
                         for r in &new_regions {
-                            let initial = ApplyState { applied_index: RAFT_INIT_LOG_INDEX, truncated_index: RAFT_INIT_LOG_INDEX, truncated_term: RAFT_INIT_LOG_TERM };
+                            let initial =
+                                ApplyState { applied_index: RAFT_INIT_LOG_INDEX, truncated_index: RAFT_INIT_LOG_INDEX, truncated_term: RAFT_INIT_LOG_TERM };
                             ctx.batch.put(Cf::Raft, keys::apply_state_key(r.id), state::encode(&initial));
                         }
                         region = derived.clone();

@@ -15,9 +15,14 @@ use futures::{SinkExt, StreamExt};
 #[derive(Debug, Clone)]
 pub enum PdTask {
     /// The leader of `region` wants to split it at `split_key`.
-    AskSplit { region: Region, split_key: Vec<u8> },
+    AskSplit {
+        region: Region,
+        split_key: Vec<u8>,
+    },
     /// A split applied on the leader: the regions it left.
-    ReportSplit { regions: Vec<Region> },
+    ReportSplit {
+        regions: Vec<Region>,
+    },
     RegionHeartbeat(RegionHeartbeat),
     StoreHeartbeat(StoreStats),
 }

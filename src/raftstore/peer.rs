@@ -59,6 +59,9 @@ pub struct PendingRead {
     pub callback: ReadCallback,
     /// Set once the leader has confirmed its leadership for this read.
     pub read_index: Option<u64>,
+    /// The region's epoch when the read was admitted: a split applied before it
+    /// is served changes what the read may see.
+    pub epoch: RegionEpoch,
 }
 
 pub struct PeerFsm<E: Engine> {
@@ -213,7 +216,7 @@ impl<E: Engine> PeerFsm<E> {
         if cfg.bugs.follower_local_read && matches!(checked, Err(RegionError::NotLeader { .. })) {
             // Planted bug: serve from local state as soon as possible.
             self.next_read_id += 1;
-            self.reads.push_back(PendingRead { id, cmd, callback, read_index: Some(0) });
+            self.reads.push_back(PendingRead { id, cmd, callback, read_index: Some(0), epoch: self.region().epoch });
             return;
         }
         if let Err(e) = checked {
@@ -222,7 +225,7 @@ impl<E: Engine> PeerFsm<E> {
         }
         self.next_read_id += 1;
         self.node.read_index(id.to_be_bytes().to_vec());
-        self.reads.push_back(PendingRead { id, cmd, callback, read_index: None });
+        self.reads.push_back(PendingRead { id, cmd, callback, read_index: None, epoch: self.region().epoch });
     }
 
     /// One base tick. A peer writing a snapshot's data does not tick: raft-rs's
@@ -471,15 +474,15 @@ impl<E: Engine> PeerFsm<E> {
         for read in ready {
             let (engine, snap, region) = (kv_engine.clone(), snap.clone(), region.clone());
             madsim::task::spawn(async move {
-                let key = match &read.cmd {
-                    ReadCmd::Get { key } => key,
-                    ReadCmd::Scan { start, .. } => start,
-                };
-                // A split applied since the read was admitted may have moved its key.
-                let result = if region.contains(key) {
+                // A split applied since the read was admitted moved the region's
+                // bounds: the client must route the read again.
+                let result = if region.epoch.version == read.epoch.version {
                     exec_read(&region, &read.cmd, &*snap)
                 } else {
-                    Err(RegionError::KeyNotInRegion { key: key.clone(), region_id: region.id, start_key: region.start_key.clone(), end_key: region.end_key.clone() })
+                    Err(RegionError::EpochNotMatch {
+                        message: format!("region {} split while the read waited ({} -> {})", region.id, read.epoch, region.epoch),
+                        current_regions: vec![region.clone()],
+                    })
                 };
                 let bytes = match &result {
                     Ok(ReadResult::Value(v)) => v.as_ref().map_or(0, Vec::len),
@@ -575,7 +578,12 @@ impl<E: Engine> PeerFsm<E> {
         }
         let raft = self.node.raft();
         let last = raft.raft_log.last_index();
-        let pending_peers = raft.prs().iter().filter(|(id, pr)| **id != self.peer.id && pr.matched + 1000 < last).filter_map(|(id, _)| self.region().peer(*id).copied()).collect();
+        let pending_peers = raft
+            .prs()
+            .iter()
+            .filter(|(id, pr)| **id != self.peer.id && pr.matched + 1000 < last)
+            .filter_map(|(id, _)| self.region().peer(*id).copied())
+            .collect();
         Some(crate::proto::pd::RegionHeartbeat {
             region: self.region().clone(),
             leader: self.peer,

@@ -45,9 +45,17 @@ pub enum StoreMsg {
         took: Duration,
     },
     /// PD gave ids for splitting `region_id` (as it was at `epoch`) at `split_keys`.
-    SplitIds { region_id: RegionId, epoch: RegionEpoch, split_keys: Vec<Vec<u8>>, ids: Vec<super::cmd::SplitIds> },
+    SplitIds {
+        region_id: RegionId,
+        epoch: RegionEpoch,
+        split_keys: Vec<Vec<u8>>,
+        ids: Vec<super::cmd::SplitIds>,
+    },
     /// Split `region_id` at `split_key` (an admin request; ids come from PD).
-    AskSplit { region_id: RegionId, split_key: Vec<u8> },
+    AskSplit {
+        region_id: RegionId,
+        split_key: Vec<u8>,
+    },
 }
 
 /// The store loop has stopped because its engines were closed under it (the node

@@ -8,8 +8,8 @@
 //! single replica does lives in [`super::peer`].
 
 use super::config::RaftStoreConfig;
-use super::pd_worker::{self, PdTask};
 use super::events::{EventSink, Events, StoreEvent};
+use super::pd_worker::{self, PdTask};
 use super::peer::{Effects, PeerContext, PeerFsm};
 use super::router::{engine_ok, Stopped, StoreHandle, StoreMsg};
 use super::snapshot::{self, ChunkAssembler, SnapshotWorker};

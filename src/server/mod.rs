@@ -15,8 +15,8 @@ use crate::engine::Engine;
 use crate::meta::StoreId;
 use crate::pd_client::{PdClient, PdClientConfig};
 use crate::proto::{KvRequest, RawReply, RawRequest, RpcRequest, RpcResponse, ServerError};
-use crate::rpc::RpcClient;
 use crate::raftstore::{EventSink, Mutation, RaftStoreConfig, ReadCmd, ReadResult, Store, StoreHandle, WriteCmd, WriteResult};
+use crate::rpc::RpcClient;
 #[cfg(madsim)]
 use crate::transport::NetFaults;
 use crate::transport::{Frame, Transport};
@@ -53,7 +53,8 @@ pub async fn run_store_node<E: Engine>(cfg: StoreNodeConfig, raft_engine: E, kv_
         None => None,
     };
     let opened =
-        Store::open(cfg.store_id, cfg.raftstore.clone(), raft_engine, kv_engine, transport.clone(), cfg.addresses.clone(), cfg.events.clone(), pd.clone()).await;
+        Store::open(cfg.store_id, cfg.raftstore.clone(), raft_engine, kv_engine, transport.clone(), cfg.addresses.clone(), cfg.events.clone(), pd.clone())
+            .await;
     let Ok((store, handle)) = opened else {
         tracing::warn!(store = cfg.store_id, "engines closed while opening the store");
         return Ok(());

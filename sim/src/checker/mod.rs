@@ -7,10 +7,14 @@
 //! | [`raft`] | store events | one leader per term; an applied entry never changes |
 //! | [`sequential`] | per-client append logs | none lost, none duplicated, order kept |
 //! | [`durability`] | final reads in the history | acknowledged writes survive |
-//! | [`convergence`] | replica data after healing | replicas of a region are identical |
+//! | [`convergence`] | replica data after healing | replicas of a region are identical, in every data CF |
+//! | [`regions`] | store events and PD's table after healing | regions tile the key space, none overlap on a store, each fully replicated, PD agrees |
+//! | [`tso`] | timestamps clients got from PD | unique, and increasing in real-time order |
 
 pub mod convergence;
 pub mod durability;
 pub mod linearizability;
 pub mod raft;
+pub mod regions;
 pub mod sequential;
+pub mod tso;

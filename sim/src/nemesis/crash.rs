@@ -1,6 +1,7 @@
 //! Crash and restart: the store's process dies and its disks lose what was not
 //! synced (a seeded prefix of the unsynced batches survives); it restarts when
-//! the fault ends, rebuilding every peer from its disks.
+//! the fault ends, rebuilding every peer from its disks. PD likewise, with its
+//! clock set back when it comes back.
 
 use super::{FaultState, Nemesis};
 
@@ -16,5 +17,19 @@ pub(super) fn heal(n: &Nemesis, state: &mut FaultState, store: u64) {
         n.cluster.restart(store);
         // A restarted process is not paused.
         state.paused.remove(&store);
+    }
+}
+
+pub(super) fn start_pd(n: &Nemesis, state: &mut FaultState, clock_back_ms: u64) -> String {
+    if !state.pd_down {
+        state.pd_down = true;
+        n.cluster.crash_pd();
+    }
+    format!("crash pd (it comes back with its clock {clock_back_ms} ms behind)")
+}
+
+pub(super) fn heal_pd(n: &Nemesis, state: &mut FaultState, clock_back_ms: u64) {
+    if std::mem::take(&mut state.pd_down) {
+        n.cluster.restart_pd(-(clock_back_ms as i64));
     }
 }

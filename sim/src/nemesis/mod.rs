@@ -74,6 +74,11 @@ pub enum Fault {
     CrashRestart { store: u64 },
     /// The store's process stops running until the fault ends.
     Pause { store: u64 },
+    /// PD dies (its unsynced writes may be lost) and restarts when the fault
+    /// ends, its clock set back by `clock_back_ms`.
+    PdCrashRestart { clock_back_ms: u64 },
+    /// PD cut off from every store and client.
+    IsolatePd,
     /// Every disk operation of the store is `factor` times slower.
     SlowDisk { store: u64, factor: u64 },
     /// Snapshot generation and apply on the store are `factor` times slower.
@@ -170,7 +175,7 @@ impl Plan {
             client_loss: d.range_f(n.client_loss),
             client_delay_ms: d.range(n.client_delay_ms),
         };
-        let weights: [(u32, u8); 10] = [
+        let weights: [(u32, u8); 12] = [
             (n.partition_halves, 0),
             (n.isolate_store, 1),
             (n.isolate_leader, 2),
@@ -181,6 +186,8 @@ impl Plan {
             (n.pause, 7),
             (n.slow_disk, 8),
             (n.slow_snapshot_io, 9),
+            (n.pd_crash_restart, 10),
+            (n.isolate_pd, 11),
         ];
         let total: u64 = weights.iter().map(|(w, _)| *w as u64).sum();
         let mut faults = Vec::new();
@@ -228,7 +235,9 @@ impl Plan {
                 6 => Fault::CrashRestart { store: d.store(s) },
                 7 => Fault::Pause { store: d.store(s) },
                 8 => Fault::SlowDisk { store: d.store(s), factor: 10 + d.below(90) },
-                _ => Fault::SlowSnapshotIo { store: d.store(s), factor: 100 + d.below(900) },
+                9 => Fault::SlowSnapshotIo { store: d.store(s), factor: 100 + d.below(900) },
+                10 => Fault::PdCrashRestart { clock_back_ms: d.below(2001) },
+                _ => Fault::IsolatePd,
             };
             faults.push(FaultEvent { at_ms: at, duration_ms, fault });
             at += d.range(n.interval_ms);
@@ -287,6 +296,7 @@ struct FaultState {
     down: std::collections::BTreeSet<u64>,
     paused: std::collections::BTreeSet<u64>,
     slow: std::collections::BTreeMap<u64, u32>,
+    pd_down: bool,
     /// Faults started and not yet healed, by their index in the plan, with the
     /// links each clogged.
     active: std::collections::BTreeMap<usize, Vec<Link>>,
@@ -335,6 +345,10 @@ impl Nemesis {
         self.cluster.stores.keys().copied().collect()
     }
 
+    fn pd_node(&self) -> madsim::task::NodeId {
+        self.cluster.pd.node.id()
+    }
+
     fn nodes(&self, stores: &[u64]) -> Vec<madsim::task::NodeId> {
         stores.iter().filter_map(|s| self.cluster.stores.get(s).map(|slot| slot.node.id())).collect()
     }
@@ -349,6 +363,7 @@ impl Nemesis {
             (None, Fault::Pause { store }) => (vec![], pause::start(self, &mut state, *store)),
             (None, Fault::SlowDisk { store, factor }) => (vec![], disk::start_slow(self, &mut state, *store, *factor, false)),
             (None, Fault::SlowSnapshotIo { store, factor }) => (vec![], disk::start_slow(self, &mut state, *store, *factor, true)),
+            (None, Fault::PdCrashRestart { clock_back_ms }) => (vec![], crash::start_pd(self, &mut state, *clock_back_ms)),
             (None, other) => unreachable!("{other:?} is a partition"),
         };
         let net = madsim::net::NetSim::current();
@@ -379,6 +394,7 @@ impl Nemesis {
         }
         match fault {
             Fault::CrashRestart { store } => crash::heal(self, &mut state, *store),
+            Fault::PdCrashRestart { clock_back_ms } => crash::heal_pd(self, &mut state, *clock_back_ms),
             Fault::Pause { store } => pause::heal(self, &mut state, *store),
             Fault::SlowDisk { store, .. } | Fault::SlowSnapshotIo { store, .. } => disk::heal(self, &mut state, *store),
             _ => {}
@@ -403,6 +419,9 @@ impl Nemesis {
         for store in std::mem::take(&mut state.down) {
             self.cluster.restart(store);
         }
+        if std::mem::take(&mut state.pd_down) {
+            self.cluster.restart_pd(self.cluster.pd.clock_offset_ms.load(std::sync::atomic::Ordering::Relaxed));
+        }
         for store in std::mem::take(&mut state.slow).into_keys() {
             disk::set(self, store, self.baseline_io.clone());
         }
@@ -417,7 +436,7 @@ mod tests {
     fn chaos() -> Scenario {
         Scenario::parse(
             "chaos.toml",
-            "[cluster]\nstores = [3, 5]\n[nemesis]\npartition_halves = 1\nisolate_store = 1\nisolate_leader = 1\nasymmetric = 1\nbridge = 1\nclog_link = 1\ncrash_restart = 1\npause = 1\nslow_disk = 1\nslow_snapshot_io = 1\nraft_loss = [0.0, 0.1]\n",
+            "[cluster]\nstores = [3, 5]\n[nemesis]\npartition_halves = 1\nisolate_store = 1\nisolate_leader = 1\nasymmetric = 1\nbridge = 1\nclog_link = 1\ncrash_restart = 1\npause = 1\nslow_disk = 1\nslow_snapshot_io = 1\npd_crash_restart = 1\nisolate_pd = 1\nraft_loss = [0.0, 0.1]\n",
         )
         .unwrap()
     }
@@ -450,7 +469,7 @@ mod tests {
                     }
                     Fault::Bridge { left, bridge, right } => [left.clone(), vec![*bridge], right.clone()].concat(),
                     Fault::SlowDisk { store, .. } | Fault::SlowSnapshotIo { store, .. } => vec![*store],
-                    Fault::IsolateLeader { .. } => vec![],
+                    Fault::IsolateLeader { .. } | Fault::PdCrashRestart { .. } | Fault::IsolatePd => vec![],
                 };
                 assert!(stores.iter().all(|s| (1..=plan.swarm.stores).contains(s)), "{f:?}");
             }

@@ -35,6 +35,11 @@ pub(super) fn links(n: &Nemesis, fault: &Fault) -> Option<(Vec<Link>, String)> {
             let links = n.nodes(from).into_iter().flat_map(|a| targets.iter().map(move |&b| (a, b))).collect();
             (links, format!("one-way: {from:?} cannot send to {to:?}, but hear from them"))
         }
+        Fault::IsolatePd => {
+            let mut others = n.nodes(&all);
+            others.extend(n.client_nodes());
+            (between(&[n.pd_node()], &others), "isolate pd".to_string())
+        }
         Fault::Bridge { left, bridge, right } => {
             (between(&n.nodes(left), &n.nodes(right)), format!("bridge: {left:?} and {right:?} meet only through store {bridge}"))
         }

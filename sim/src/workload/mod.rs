@@ -8,6 +8,7 @@
 
 pub mod register;
 pub mod sequential;
+pub mod tso;
 
 use crate::checker::sequential::{self as sequential_check, ClientLog};
 use crate::cluster::Cluster;
@@ -53,6 +54,8 @@ pub struct Recorded {
     /// Operations invoked and not yet returned, by process: if the run ends in
     /// a panic, their outcome is unknown.
     pub in_flight: Mutex<BTreeMap<u64, Operation>>,
+    /// Timestamps clients got from PD.
+    pub ts_calls: Mutex<Vec<crate::checker::tso::TsCall>>,
 }
 
 pub struct Shared {

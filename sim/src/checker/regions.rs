@@ -1,0 +1,125 @@
+//! Regions after the liveness phase: no two regions on any store overlap; the
+//! regions tile the key space with no gap; every region has its replica count,
+//! each replica at the region's newest epoch; and PD's routing table equals
+//! what the stores applied.
+
+use simkv::meta::{Region, RegionId, StoreId};
+use std::collections::BTreeMap;
+
+/// What is compared.
+pub struct RegionViews<'a> {
+    /// Each store's regions as it applied them.
+    pub stores: &'a BTreeMap<StoreId, BTreeMap<RegionId, Region>>,
+    /// The newest descriptor of each region, over all stores.
+    pub newest: &'a BTreeMap<RegionId, Region>,
+    /// PD's routing table.
+    pub pd: &'a [Region],
+    pub replicas: usize,
+}
+
+fn show(r: &Region) -> String {
+    let key =
+        |k: &[u8]| if k.is_empty() { "∞".to_string() } else { format!("{:?}", String::from_utf8_lossy(simkv::codec::keys::decode_raw_key(k).unwrap_or(k))) };
+    format!("region {} [{}, {}) at {}", r.id, key(&r.start_key), key(&r.end_key), r.epoch)
+}
+
+/// `None` when every rule holds; otherwise the first broken one.
+pub fn check(views: &RegionViews) -> Option<String> {
+    for (store, regions) in views.stores {
+        let mut sorted: Vec<&Region> = regions.values().collect();
+        sorted.sort_by(|a, b| a.start_key.cmp(&b.start_key));
+        if let Some(pair) = sorted.windows(2).find(|w| w[0].overlaps(w[1])) {
+            return Some(format!("store {store} holds overlapping regions: {} and {}", show(pair[0]), show(pair[1])));
+        }
+    }
+    let mut tiles: Vec<&Region> = views.newest.values().collect();
+    tiles.sort_by(|a, b| a.start_key.cmp(&b.start_key));
+    let mut expected_start: &[u8] = &[];
+    for region in &tiles {
+        if region.start_key != expected_start {
+            return Some(format!("the regions do not tile the key space: {} starts where the previous one does not end", show(region)));
+        }
+        if region.end_key.is_empty() && !std::ptr::eq(*region, *tiles.last().unwrap()) {
+            return Some(format!("the regions do not tile the key space: {} ends the key space but others follow", show(region)));
+        }
+        expected_start = &region.end_key;
+    }
+    if !tiles.last().is_some_and(|r| r.end_key.is_empty()) {
+        return Some("the regions do not tile the key space: nothing reaches its end".into());
+    }
+    for region in &tiles {
+        let mut stores: Vec<StoreId> = region.peers.iter().map(|p| p.store_id).collect();
+        stores.sort();
+        stores.dedup();
+        if region.peers.len() != views.replicas || stores.len() != views.replicas {
+            return Some(format!("{} has {} peers on {} stores, not {} replicas", show(region), region.peers.len(), stores.len(), views.replicas));
+        }
+        for store in stores {
+            match views.stores.get(&store).and_then(|r| r.get(&region.id)) {
+                Some(applied) if applied.epoch == region.epoch && applied.start_key == region.start_key && applied.end_key == region.end_key => {}
+                Some(applied) => return Some(format!("store {store} holds {} but the region is now {}", show(applied), show(region))),
+                None => return Some(format!("store {store} has no peer of {}", show(region))),
+            }
+        }
+    }
+    let pd: BTreeMap<RegionId, &Region> = views.pd.iter().map(|r| (r.id, r)).collect();
+    for region in &tiles {
+        match pd.get(&region.id) {
+            Some(known) if known.epoch == region.epoch && known.start_key == region.start_key && known.end_key == region.end_key => {}
+            Some(known) => return Some(format!("PD knows {} but the stores applied {}", show(known), show(region))),
+            None => return Some(format!("PD does not know {}", show(region))),
+        }
+    }
+    if let Some(extra) = views.pd.iter().find(|r| !views.newest.contains_key(&r.id)) {
+        return Some(format!("PD knows {}, which no store reports", show(extra)));
+    }
+    None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use simkv::meta::{Peer, RegionEpoch};
+
+    fn region(id: u64, start: &str, end: &str, version: u64) -> Region {
+        let key = |k: &str| if k.is_empty() { vec![] } else { simkv::codec::keys::raw_key(k.as_bytes()) };
+        Region {
+            id,
+            start_key: key(start),
+            end_key: key(end),
+            epoch: RegionEpoch::new(1, version),
+            peers: (1..=3).map(|s| Peer::voter(id * 10 + s, s)).collect(),
+        }
+    }
+
+    fn views_of(regions: &[Region]) -> (BTreeMap<StoreId, BTreeMap<RegionId, Region>>, BTreeMap<RegionId, Region>) {
+        let newest: BTreeMap<RegionId, Region> = regions.iter().map(|r| (r.id, r.clone())).collect();
+        let stores = (1..=3).map(|s| (s, newest.clone())).collect();
+        (stores, newest)
+    }
+
+    fn views<'a>(stores: &'a BTreeMap<StoreId, BTreeMap<RegionId, Region>>, newest: &'a BTreeMap<RegionId, Region>, pd: &'a [Region]) -> RegionViews<'a> {
+        RegionViews { stores, newest, pd, replicas: 3 }
+    }
+
+    #[test]
+    fn a_clean_layout_passes_and_each_rule_is_named() {
+        let regions = [region(1, "", "m", 2), region(2, "m", "", 2)];
+        let (mut stores, newest) = views_of(&regions);
+        assert_eq!(check(&views(&stores, &newest, &regions)), None);
+        // PD lags behind the split.
+        let stale_pd = [region(1, "", "", 1)];
+        assert!(check(&views(&stores, &newest, &stale_pd)).unwrap().starts_with("PD knows region 1"));
+        // A gap.
+        let (gap_stores, gap) = views_of(&[region(1, "", "k", 2), region(2, "m", "", 2)]);
+        assert!(check(&views(&gap_stores, &gap, &regions)).unwrap().contains("do not tile"));
+        // A store that never applied the split still holds the whole range.
+        stores.get_mut(&2).unwrap().insert(1, region(1, "", "", 1));
+        assert_eq!(
+            check(&views(&stores, &newest, &regions)).unwrap(),
+            "store 2 holds overlapping regions: region 1 [∞, ∞) at conf_ver=1 version=1 and region 2 [\"m\", ∞) at conf_ver=1 version=2"
+        );
+        stores.get_mut(&2).unwrap().remove(&2);
+        assert!(check(&views(&stores, &newest, &regions)).unwrap().starts_with("store 2 holds region 1"));
+    }
+}
