@@ -39,6 +39,10 @@ pub struct RaftEnvelope {
     pub from: Peer,
     pub to: Peer,
     pub epoch: RegionEpoch,
+    /// The sender's region bounds: a store that hosts no peer of the region
+    /// yet decides from them whether it may create one.
+    pub start_key: Vec<u8>,
+    pub end_key: Vec<u8>,
     /// `eraftpb::Message`, protobuf-encoded.
     pub message: Vec<u8>,
 }
@@ -50,6 +54,8 @@ pub struct SnapshotChunk {
     pub from: Peer,
     pub to: Peer,
     pub epoch: RegionEpoch,
+    pub start_key: Vec<u8>,
+    pub end_key: Vec<u8>,
     /// Identifies the snapshot: (term, index) of its metadata.
     pub snapshot: (u64, u64),
     pub seq: u32,
@@ -468,7 +474,15 @@ mod tests {
     use crate::meta::Peer;
 
     fn sample() -> Frame {
-        Frame::Raft(vec![RaftEnvelope { region_id: 7, from: Peer::voter(1, 1), to: Peer::voter(2, 2), epoch: RegionEpoch::new(1, 3), message: vec![1, 2, 3] }])
+        Frame::Raft(vec![RaftEnvelope {
+            region_id: 7,
+            from: Peer::voter(1, 1),
+            to: Peer::voter(2, 2),
+            epoch: RegionEpoch::new(1, 3),
+            start_key: b"ra".to_vec(),
+            end_key: vec![],
+            message: vec![1, 2, 3],
+        }])
     }
 
     #[test]

@@ -26,7 +26,10 @@ impl Topology {
         let mut t = Topology::default();
         for event in events {
             match event {
-                StoreEvent::PeerCreated { region, store_id, .. } | StoreEvent::ConfChangeApplied { region, store_id, .. } => {
+                StoreEvent::PeerCreated { region, store_id, .. }
+                | StoreEvent::ConfChangeApplied { region, store_id, .. }
+                | StoreEvent::SnapshotApplied { region, store_id, .. }
+                | StoreEvent::SnapshotResumed { region, store_id, .. } => {
                     t.learn(region);
                     t.learn_on(*store_id, region);
                 }

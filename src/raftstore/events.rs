@@ -18,9 +18,9 @@ pub enum StoreEvent {
     /// A follower accepted a snapshot and started writing its data.
     SnapshotApplying { store_id: StoreId, region_id: RegionId, index: u64 },
     /// A restarted store finished writing a snapshot that a crash interrupted.
-    SnapshotResumed { store_id: StoreId, region_id: RegionId, index: u64 },
+    SnapshotResumed { store_id: StoreId, region_id: RegionId, index: u64, region: Region },
     /// A follower finished writing a received snapshot's data.
-    SnapshotApplied { store_id: StoreId, region_id: RegionId, index: u64, bytes: usize, took: Duration },
+    SnapshotApplied { store_id: StoreId, region_id: RegionId, index: u64, bytes: usize, took: Duration, region: Region },
     /// A received snapshot was refused (stale, overlapping, or one already applying).
     SnapshotRejected { store_id: StoreId, region_id: RegionId, index: u64, reason: &'static str },
     /// The log was compacted up to `index`.

@@ -81,6 +81,9 @@ pub struct PeerFsm<E: Engine> {
     /// The region epoch a split was last asked for (no second ask until the
     /// epoch changes or the ask is forgotten).
     split_asked: Option<(RegionEpoch, u64)>,
+    /// Peers this one heard from: an uninitialized peer knows no region yet,
+    /// and answers whoever wrote to it.
+    peer_cache: std::collections::BTreeMap<u64, Peer>,
 }
 
 impl<E: Engine> PeerFsm<E> {
@@ -101,7 +104,30 @@ impl<E: Engine> PeerFsm<E> {
             last_leader: raft::INVALID_ID,
             approximate: (0, 0),
             split_asked: None,
+            peer_cache: std::collections::BTreeMap::new(),
         }
+    }
+
+    /// A peer created by a message for a region this store did not host: it
+    /// knows no range, no peers and no log, and waits for a snapshot from the
+    /// region's leader.
+    /// `raft_state` is what an earlier incarnation persisted (its vote), if any.
+    pub fn uninitialized(me: Peer, region_id: RegionId, cfg: &RaftStoreConfig, raft_engine: E, raft_state: RaftLocalState) -> Self {
+        let region = Region { id: region_id, start_key: vec![], end_key: vec![], epoch: RegionEpoch::new(0, 0), peers: vec![] };
+        // Nothing is applied: commit and the log start from nothing too (a vote
+        // survives; entries, if any, are ignored until a snapshot replaces them).
+        let raft_state = RaftLocalState { commit: 0, last_index: 0, ..raft_state };
+        PeerFsm::create(me, cfg, raft_engine, region, raft_state, ApplyState::default())
+    }
+
+    /// Whether the peer holds its region's data (it knows the region's peers).
+    pub fn is_initialized(&self) -> bool {
+        !self.region().peers.is_empty()
+    }
+
+    /// Remembers the sender of a message (see `peer_cache`).
+    pub fn heard_from(&mut self, peer: Peer) {
+        self.peer_cache.insert(peer.id, peer);
     }
 
     /// Starts an election at once.
@@ -362,7 +388,7 @@ impl<E: Engine> PeerFsm<E> {
                     candidate: to_id,
                 });
             }
-            let Some(to) = self.region().peer(to_id).copied() else {
+            let Some(to) = self.region().peer(to_id).or_else(|| self.peer_cache.get(&to_id)).copied() else {
                 self.node.report_unreachable(to_id);
                 continue;
             };
@@ -371,6 +397,8 @@ impl<E: Engine> PeerFsm<E> {
                 from: self.peer,
                 to,
                 epoch: self.region().epoch,
+                start_key: self.region().start_key.clone(),
+                end_key: self.region().end_key.clone(),
                 message: msg.write_to_bytes().expect("raft message encodes"),
             };
             if msg.get_msg_type() == MessageType::MsgSnapshot {

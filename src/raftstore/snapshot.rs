@@ -59,6 +59,8 @@ pub fn into_chunks(envelope: &RaftEnvelope, snapshot: (u64, u64), chunk_bytes: u
             from: envelope.from,
             to: envelope.to,
             epoch: envelope.epoch,
+            start_key: envelope.start_key.clone(),
+            end_key: envelope.end_key.clone(),
             snapshot,
             seq: seq as u32,
             total,
@@ -104,7 +106,15 @@ impl ChunkAssembler {
         }
         let parts = self.receiving.remove(&key).expect("present");
         let message = parts.into_iter().flatten().flatten().collect();
-        Some(RaftEnvelope { region_id: chunk.region_id, from: chunk.from, to: chunk.to, epoch: chunk.epoch, message })
+        Some(RaftEnvelope {
+            region_id: chunk.region_id,
+            from: chunk.from,
+            to: chunk.to,
+            epoch: chunk.epoch,
+            start_key: chunk.start_key,
+            end_key: chunk.end_key,
+            message,
+        })
     }
 }
 
@@ -217,8 +227,8 @@ impl<E: Engine> SnapshotWorker<E> {
     }
 
     /// Finishes a snapshot that a crash interrupted, before the peer starts.
-    /// Returns the snapshot's index if its data had to be written again.
-    pub async fn recover_pending(&self, region_id: RegionId) -> Result<Option<u64>, Stopped> {
+    /// Returns the snapshot's index and region if its data had to be written again.
+    pub async fn recover_pending(&self, region_id: RegionId) -> Result<Option<(u64, Region)>, Stopped> {
         let key = keys::pending_snapshot_key(region_id);
         let Some(bytes) = engine_ok(self.raft_engine.snapshot().get(Cf::Raft, &key), "read pending snapshot")? else {
             return Ok(None);
@@ -232,9 +242,10 @@ impl<E: Engine> SnapshotWorker<E> {
         if meta.index > apply_state.applied_index {
             tracing::info!(region = region_id, index = meta.index, "finishing interrupted snapshot");
             let data = SnapshotData::decode(snapshot.get_data()).expect("pending snapshot decodes");
+            let region = data.region.clone();
             let state = ApplyState { applied_index: meta.index, truncated_index: meta.index, truncated_term: meta.term };
             engine_ok(write_data(&self.kv_engine, data, state, self.chunk_bytes, self.clear).await, "apply snapshot")?;
-            resumed = Some(meta.index);
+            resumed = Some((meta.index, region));
         }
         let mut batch = WriteBatch::new();
         batch.delete(Cf::Raft, key);
@@ -284,6 +295,8 @@ mod tests {
             from: Peer::voter(31, 1),
             to: Peer::voter(32, 2),
             epoch: RegionEpoch::new(1, 1),
+            start_key: vec![],
+            end_key: vec![],
             message: (0..bytes).map(|i| i as u8).collect(),
         }
     }

@@ -116,8 +116,8 @@ impl<E: Engine> Store<E> {
             if local.state == PeerState::Tombstone {
                 continue;
             }
-            if let Some(index) = self.snapshots.recover_pending(region_id).await? {
-                self.events.emit(StoreEvent::SnapshotResumed { store_id: self.store_id, region_id, index });
+            if let Some((index, region)) = self.snapshots.recover_pending(region_id).await? {
+                self.events.emit(StoreEvent::SnapshotResumed { store_id: self.store_id, region_id, index, region });
             }
             let kv = self.kv_engine.snapshot();
             let local: RegionLocalState = match engine_ok(kv.get(Cf::Raft, &keys::region_state_key(region_id)), "read region state")? {
@@ -264,7 +264,7 @@ impl<E: Engine> Store<E> {
                 let Some(mut peer) = self.peers.remove(&region_id) else {
                     return Ok(());
                 };
-                self.events.emit(StoreEvent::SnapshotApplied { store_id: self.store_id, region_id, index, bytes, took });
+                self.events.emit(StoreEvent::SnapshotApplied { store_id: self.store_id, region_id, index, bytes, took, region: peer.region().clone() });
                 tracing::info!(store = self.store_id, region = region_id, index, took_ms = took.as_millis() as u64, "snapshot applied");
                 crate::trace::working_on(self.store_id, region_id);
                 let result = peer.on_snapshot_applied(&peer_context!(self), index).await;
@@ -282,15 +282,17 @@ impl<E: Engine> Store<E> {
             return;
         };
         let region_id = envelope.region_id;
-        let Some(peer) = self.peers.get(&region_id) else {
+        if !self.peers.contains_key(&region_id) && !self.maybe_create_peer(&envelope, &msg) {
             tracing::debug!(store = self.store_id, region = region_id, "raft message for a region this store does not host");
             return;
-        };
+        }
+        let peer = self.peers.get(&region_id).expect("present or just created");
         if envelope.to.id != peer.peer.id {
             return;
         }
         if msg.get_msg_type() == MessageType::MsgSnapshot {
-            let overlaps = |region: &crate::meta::Region| self.peers.values().any(|p| p.region_id() != region_id && p.region().overlaps(region));
+            let overlaps =
+                |region: &crate::meta::Region| self.peers.values().any(|p| p.region_id() != region_id && p.is_initialized() && p.region().overlaps(region));
             if let Err(reason) = snapshot::validate(&peer.receiver_state(), msg.get_snapshot(), overlaps) {
                 let index = msg.get_snapshot().get_metadata().index;
                 self.events.emit(StoreEvent::SnapshotRejected { store_id: self.store_id, region_id, index, reason });
@@ -298,7 +300,9 @@ impl<E: Engine> Store<E> {
             }
         }
         crate::trace::working_on(self.store_id, region_id);
-        self.peers.get_mut(&region_id).expect("checked above").step(msg);
+        let peer = self.peers.get_mut(&region_id).expect("checked above");
+        peer.heard_from(envelope.from);
+        peer.step(msg);
         self.dirty.insert(region_id);
     }
 
@@ -337,9 +341,13 @@ impl<E: Engine> Store<E> {
         let Some(me) = region.peer_on_store(self.store_id).copied() else {
             return Ok(());
         };
-        if self.peers.contains_key(&region.id) {
-            tracing::warn!(store = self.store_id, region = region.id, "split made a region this store already hosts");
-            return Ok(());
+        if let Some(existing) = self.peers.get(&region.id) {
+            if existing.is_initialized() || existing.applying_snapshot.is_some() {
+                tracing::warn!(store = self.store_id, region = region.id, "split made a region this store already hosts");
+                return Ok(());
+            }
+            // An uninitialized peer a message created: the split wins.
+            self.peers.remove(&region.id);
         }
         let raft_state = initial_raft_state();
         let mut batch = WriteBatch::new();
@@ -355,6 +363,45 @@ impl<E: Engine> Store<E> {
         self.peers.insert(region.id, peer);
         self.dirty.insert(region.id);
         Ok(())
+    }
+
+    /// Creates an uninitialized peer for a message to a region this store does
+    /// not host, when that is safe, as TiKV does: the message is addressed to
+    /// this store, is one a new leader sends first (a vote request, or a
+    /// heartbeat that commits nothing), the region was never hosted here (no
+    /// state on disk: not tombstoned), and no initialized local region overlaps
+    /// the sender's range (if one does, it has not applied the split that made
+    /// the region yet, and will create the peer itself: the split wins).
+    fn maybe_create_peer(&mut self, envelope: &RaftEnvelope, msg: &Message) -> bool {
+        let initial = match msg.get_msg_type() {
+            MessageType::MsgRequestVote | MessageType::MsgRequestPreVote => true,
+            MessageType::MsgHeartbeat => msg.commit == 0,
+            _ => false,
+        };
+        if !initial || envelope.to.store_id != self.store_id {
+            return false;
+        }
+        let range =
+            Region { id: envelope.region_id, start_key: envelope.start_key.clone(), end_key: envelope.end_key.clone(), epoch: envelope.epoch, peers: vec![] };
+        if self.peers.values().any(|p| p.is_initialized() && p.region().overlaps(&range)) {
+            return false;
+        }
+        match self.kv_engine.snapshot().get(Cf::Raft, &keys::region_state_key(envelope.region_id)) {
+            Ok(None) => {}
+            _ => return false,
+        }
+        tracing::info!(store = self.store_id, region = envelope.region_id, peer = envelope.to.id, "creating a peer from a message");
+        crate::trace::working_on(self.store_id, envelope.region_id);
+        // A vote an earlier incarnation of this peer gave must hold.
+        let raft_state: RaftLocalState = match self.raft_engine.snapshot().get(Cf::Raft, &keys::raft_state_key(envelope.region_id)) {
+            Ok(Some(bytes)) => state::decode(&bytes, "raft state", self.raft_engine.name()),
+            Ok(None) => RaftLocalState::default(),
+            Err(_) => return false,
+        };
+        let peer = PeerFsm::uninitialized(envelope.to, envelope.region_id, &self.cfg, self.raft_engine.clone(), raft_state);
+        self.peers.insert(envelope.region_id, peer);
+        self.dirty.insert(envelope.region_id);
+        true
     }
 
     /// Sends what a peer's ready produced, and creates the regions it split off.

@@ -72,7 +72,7 @@ pub fn check(events: &[StoreEvent]) -> Option<String> {
                 let p = progress.entry((store_id, region_id)).or_default();
                 p.high = p.high.max(index);
             }
-            StoreEvent::SnapshotApplied { store_id, region_id, index, .. } | StoreEvent::SnapshotResumed { store_id, region_id, index } => {
+            StoreEvent::SnapshotApplied { store_id, region_id, index, .. } | StoreEvent::SnapshotResumed { store_id, region_id, index, .. } => {
                 let p = progress.entry((store_id, region_id)).or_default();
                 p.next = Some(index + 1);
                 p.high = p.high.max(index);
@@ -162,7 +162,8 @@ mod tests {
 
     #[test]
     fn replicas_apply_each_index_once_and_skip_only_by_snapshot() {
-        let snapshot = StoreEvent::SnapshotApplied { store_id: 1, region_id: 1, index: 20, bytes: 0, took: std::time::Duration::ZERO };
+        let region = simkv::meta::Region { id: 1, start_key: vec![], end_key: vec![], epoch: simkv::meta::RegionEpoch::new(1, 1), peers: vec![] };
+        let snapshot = StoreEvent::SnapshotApplied { store_id: 1, region_id: 1, index: 20, bytes: 0, took: std::time::Duration::ZERO, region };
         // Applies 6..=8, loses 8 in a crash (durable state at 7), re-applies 8, then catches up by snapshot.
         let clean = [
             created(1, 5),
