@@ -45,6 +45,22 @@ fn scenario_matrix_passes_and_is_deterministic() {
     assert!(failures.is_empty(), "{}", failures.join("\n"));
 }
 
+/// A cluster that starts with one region and a tiny split threshold ends with
+/// many, every one fully replicated, PD agreeing (the region checker), and the
+/// same seed gives the same run.
+#[test]
+fn a_split_run_grows_from_one_region_to_many() {
+    let scenario = Scenario::load(&root().join("scenarios/split.toml")).unwrap();
+    assert_eq!(scenario.cluster.regions, simkv_sim::scenario::Range::Fixed(1));
+    for seed in 0..3 {
+        let plan = Plan::draw(&scenario, seed);
+        let (first, second) = (run::run(&scenario, &plan), run::run(&scenario, &plan));
+        assert!(first.passed(), "{}", describe(&first));
+        assert!(first.stats.regions >= 6, "seed {seed}: only {} regions", first.stats.regions);
+        assert_eq!(first.digest, second.digest, "seed {seed}");
+    }
+}
+
 /// `MADSIM_TEST_SEED` picks the seed, as madsim users expect (pinned to 1 in
 /// .cargo/config.toml unless set).
 #[test]
@@ -151,6 +167,29 @@ fn a_panic_in_a_store_is_reported_with_its_context_and_keeps_the_history() {
     // The same seed, the same report.
     assert_eq!(run::run(&scenario, &Plan::draw(&scenario, seed)).digest, report.digest);
     clean_passes("empty-value-panics.toml", 0..seed + 1);
+}
+
+/// A write proposed before a split takes effect after it: caught by the
+/// apply-time epoch rule.
+#[test]
+fn planted_apply_skips_epoch_check_is_caught() {
+    let seed = caught_saying("apply-skips-epoch-check.toml", "raft", "apply-time epoch check", 200);
+    clean_passes("apply-skips-epoch-check.toml", 0..seed + 1);
+}
+
+/// A split that leaves the version alone: caught by the split-bumps-version rule.
+#[test]
+fn planted_split_keeps_version_is_caught() {
+    let seed = caught_saying("split-keeps-version.toml", "raft", "a split bumps the version", 200);
+    clean_passes("split-keeps-version.toml", 0..seed + 1);
+}
+
+/// PD's time window not persisted, its clock set back after a crash:
+/// timestamps go backwards, caught by the TSO checker.
+#[test]
+fn planted_tso_window_not_persisted_is_caught() {
+    let seed = caught_saying("tso-window-not-persisted.toml", "tso", "timestamps went backwards", 200);
+    clean_passes("tso-window-not-persisted.toml", 0..seed + 1);
 }
 
 /// A scan served past its region's end: caught by scans that cross regions.

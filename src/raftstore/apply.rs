@@ -20,7 +20,7 @@ use super::events::fingerprint;
 use super::state::{self, ApplyState, PeerState, RegionLocalState, RAFT_INIT_LOG_INDEX, RAFT_INIT_LOG_TERM};
 use crate::codec::keys;
 use crate::engine::{Cf, Snapshot, WriteBatch};
-use crate::meta::{Peer, Region};
+use crate::meta::{Peer, Region, RegionEpoch};
 use raft::eraftpb::{Entry, EntryType};
 use std::collections::BTreeMap;
 
@@ -50,6 +50,9 @@ pub struct AppliedEntry {
     pub index: u64,
     pub term: u64,
     pub digest: u64,
+    /// For a data write that took effect: the epoch it was proposed at and the
+    /// region's epoch when it was applied.
+    pub write_epochs: Option<(RegionEpoch, RegionEpoch)>,
 }
 
 pub struct ApplyOutput {
@@ -82,10 +85,14 @@ pub fn apply_entries_with<S: Snapshot>(region: &Region, mut apply_state: ApplySt
     for entry in entries {
         assert_eq!(entry.index, apply_state.applied_index + 1, "region {}: applying index {} after {}", region.id, entry.index, apply_state.applied_index);
         apply_state.applied_index = entry.index;
+        let mut write_epochs = None;
         let result = match entry.get_entry_type() {
             EntryType::EntryNormal if entry.data.is_empty() => Err(RegionError::StaleCommand),
             EntryType::EntryNormal => {
                 let cmd = RaftCmd::decode(&entry.data).unwrap_or_else(|e| panic!("region {}: committed entry {} is corrupt: {e}", region.id, entry.index));
+                if matches!(cmd.body, CmdBody::Write(_)) {
+                    write_epochs = Some((cmd.epoch, region.epoch));
+                }
                 let checked = if bugs.skip_epoch_check { Ok(()) } else { check_epoch(&region, &cmd) };
                 checked.and_then(|()| match cmd.body {
                     CmdBody::Write(write) if bugs.skip_epoch_check => ctx.exec_write_anywhere(write),
@@ -117,8 +124,9 @@ pub fn apply_entries_with<S: Snapshot>(region: &Region, mut apply_state: ApplySt
             }
             other => panic!("region {}: entry type {other:?} is not supported yet", region.id),
         };
+        let write_epochs = write_epochs.filter(|_| result.is_ok());
         results.push((entry.index, entry.term, result));
-        applied.push(AppliedEntry { index: entry.index, term: entry.term, digest: fingerprint(&entry.data) });
+        applied.push(AppliedEntry { index: entry.index, term: entry.term, digest: fingerprint(&entry.data), write_epochs });
     }
     let mut batch = ctx.batch;
     batch.put(Cf::Raft, keys::apply_state_key(region.id), state::encode(&apply_state));

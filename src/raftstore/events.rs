@@ -3,7 +3,7 @@
 //! The store calls an [`EventSink`] synchronously at the moment each fact becomes
 //! true. Checkers read these, never store internals.
 
-use crate::meta::{PeerId, Region, RegionId, StoreId};
+use crate::meta::{PeerId, Region, RegionEpoch, RegionId, StoreId};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -11,8 +11,10 @@ use std::time::Duration;
 pub enum StoreEvent {
     /// A peer became leader of its region at `term`.
     BecameLeader { store_id: StoreId, region_id: RegionId, peer_id: PeerId, term: u64 },
-    /// A peer applied the entry at `index` (of `term`); `digest` fingerprints its data.
-    Applied { store_id: StoreId, region_id: RegionId, peer_id: PeerId, index: u64, term: u64, digest: u64 },
+    /// A peer applied the entry at `index` (of `term`); `digest` fingerprints its
+    /// data. For a data write that took effect, `write_epochs` is the epoch it
+    /// was proposed at and the region's epoch when it was applied.
+    Applied { store_id: StoreId, region_id: RegionId, peer_id: PeerId, index: u64, term: u64, digest: u64, write_epochs: Option<(RegionEpoch, RegionEpoch)> },
     /// A leader finished building a snapshot.
     SnapshotGenerated { store_id: StoreId, region_id: RegionId, index: u64, bytes: usize, took: Duration },
     /// A follower accepted a snapshot and started writing its data.

@@ -440,6 +440,7 @@ impl<E: Engine> PeerFsm<E> {
                 index: applied.index,
                 term: applied.term,
                 digest: applied.digest,
+                write_epochs: applied.write_epochs,
             });
         }
         engine_ok(ctx.kv_engine.write(&output.batch, output.sync).await, "apply")?;

@@ -13,7 +13,12 @@
 //!   continues from the applied index its durable state holds (reported when the
 //!   peer is created), which is never beyond what it had applied. Applying an
 //!   index that the durable state already covers, or jumping over indexes except
-//!   by a snapshot, is a bug even where idempotent commands hide it.
+//!   by a snapshot, is a bug even where idempotent commands hide it;
+//! - **apply-time epoch check**: a data write takes effect only if the region's
+//!   version did not move between its proposal and its apply (else its keys may
+//!   have left the region);
+//! - **a split bumps the version**: the regions a split leaves are all at a
+//!   version above the one the region had before it.
 
 use simkv::raftstore::StoreEvent;
 use std::collections::BTreeMap;
@@ -36,6 +41,8 @@ pub fn check(events: &[StoreEvent]) -> Option<String> {
     let mut votes: BTreeMap<(u64, u64, u64), u64> = BTreeMap::new();
     let mut applied: BTreeMap<(u64, u64), (u64, u64, u64)> = BTreeMap::new();
     let mut progress: BTreeMap<(u64, u64), ApplyProgress> = BTreeMap::new();
+    // The epoch each store last reported for each region.
+    let mut epochs: BTreeMap<(u64, u64), simkv::meta::RegionEpoch> = BTreeMap::new();
     let mut problems = Vec::new();
     for event in events {
         match *event {
@@ -57,7 +64,21 @@ pub fn check(events: &[StoreEvent]) -> Option<String> {
                     votes.insert((region_id, store_id, term), candidate);
                 }
             },
+            StoreEvent::Split { store_id, ref regions, index } => {
+                if let (Some(derived), Some(before)) = (regions.first(), regions.first().and_then(|r| epochs.get(&(store_id, r.id)))) {
+                    if let Some(unbumped) = regions.iter().find(|r| r.epoch.version <= before.version) {
+                        problems.push(format!(
+                            "a split bumps the version: store {store_id} split region {} at index {index}, and region {} is at version {}, not above the {} it was split from",
+                            derived.id, unbumped.id, unbumped.epoch.version, before.version
+                        ));
+                    }
+                }
+                for r in regions {
+                    epochs.insert((store_id, r.id), r.epoch);
+                }
+            }
             StoreEvent::PeerCreated { store_id, ref region, applied_index, .. } => {
+                epochs.insert((store_id, region.id), region.epoch);
                 let p = progress.entry((store_id, region.id)).or_default();
                 if p.next.is_some() && applied_index > p.high {
                     problems.push(format!(
@@ -72,12 +93,22 @@ pub fn check(events: &[StoreEvent]) -> Option<String> {
                 let p = progress.entry((store_id, region_id)).or_default();
                 p.high = p.high.max(index);
             }
-            StoreEvent::SnapshotApplied { store_id, region_id, index, .. } | StoreEvent::SnapshotResumed { store_id, region_id, index, .. } => {
+            StoreEvent::SnapshotApplied { store_id, region_id, index, ref region, .. }
+            | StoreEvent::SnapshotResumed { store_id, region_id, index, ref region } => {
+                epochs.insert((store_id, region_id), region.epoch);
                 let p = progress.entry((store_id, region_id)).or_default();
                 p.next = Some(index + 1);
                 p.high = p.high.max(index);
             }
-            StoreEvent::Applied { store_id, region_id, index, term, digest, .. } => {
+            StoreEvent::Applied { store_id, region_id, index, term, digest, write_epochs, .. } => {
+                if let Some((proposed, at)) = write_epochs {
+                    if proposed.version < at.version {
+                        problems.push(format!(
+                            "apply-time epoch check: store {store_id} applied a write at index {index} of region {region_id} proposed at version {}, after the region moved to version {}: its keys may no longer be the region's",
+                            proposed.version, at.version
+                        ));
+                    }
+                }
                 let p = progress.entry((store_id, region_id)).or_default();
                 match p.next {
                     Some(next) if index < next => problems.push(format!(
@@ -129,7 +160,7 @@ mod tests {
     }
 
     fn applied(store_id: u64, index: u64, term: u64, digest: u64) -> StoreEvent {
-        StoreEvent::Applied { store_id, region_id: 1, peer_id: store_id, index, term, digest }
+        StoreEvent::Applied { store_id, region_id: 1, peer_id: store_id, index, term, digest, write_epochs: None }
     }
 
     #[test]
@@ -182,6 +213,27 @@ mod tests {
         assert_eq!(skipped, "apply at most once: store 1 jumped from index 6 to 9 of region 1 without a snapshot");
         let phantom = check(&[created(1, 5), applied(1, 6, 6, 1), created(1, 9)]).unwrap();
         assert_eq!(phantom, "apply at most once: store 1 restarted region 1 at applied index 9, beyond the 6 it had applied");
+    }
+
+    #[test]
+    fn splits_must_bump_the_version_and_stale_writes_must_not_take_effect() {
+        use simkv::meta::{Region, RegionEpoch};
+        let region = |id, version| Region { id, start_key: vec![], end_key: vec![], epoch: RegionEpoch::new(1, version), peers: vec![] };
+        let split = |version| StoreEvent::Split { store_id: 1, regions: vec![region(1, version), region(2, version)], index: 9 };
+        let created = StoreEvent::PeerCreated { store_id: 1, region: region(1, 1), peer_id: 1, applied_index: 5 };
+        assert_eq!(check(&[created.clone(), split(2)]), None);
+        let kept = check(&[created, split(1)]).unwrap();
+        assert_eq!(kept, "a split bumps the version: store 1 split region 1 at index 9, and region 1 is at version 1, not above the 1 it was split from");
+        let stale = StoreEvent::Applied {
+            store_id: 2,
+            region_id: 1,
+            peer_id: 2,
+            index: 7,
+            term: 6,
+            digest: 1,
+            write_epochs: Some((RegionEpoch::new(1, 1), RegionEpoch::new(1, 2))),
+        };
+        assert!(check(&[stale]).unwrap().starts_with("apply-time epoch check: store 2 applied a write at index 7 of region 1 proposed at version 1"));
     }
 
     #[test]
