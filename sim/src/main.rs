@@ -135,6 +135,9 @@ mod cli {
             seeds: u64,
             #[arg(long, default_value = "scenarios/chaos.toml")]
             scenario: PathBuf,
+            /// A scenario with many regions, timed next to `--scenario`.
+            #[arg(long, default_value = "scenarios/many-regions.toml")]
+            large_scenario: PathBuf,
             /// The history corpus (with its MANIFEST.tsv) to time the checker on.
             #[arg(long, default_value = "sim/tests/corpus")]
             corpus: PathBuf,
@@ -266,9 +269,20 @@ mod cli {
                     0
                 }
                 Command::Check { file, max_steps } => check(&file, max_steps),
-                Command::Bench { seeds, scenario, corpus, runs } => {
-                    let Ok(s) = load(&scenario) else { return 2 };
-                    let failed_runs = bench::scenario(&s, seeds);
+                Command::Bench { seeds, scenario, large_scenario, corpus, runs } => {
+                    let (Ok(s), Ok(large)) = (load(&scenario), load(&large_scenario)) else { return 2 };
+                    let (failed_small, small_rate) = bench::scenario(&s, seeds);
+                    let (failed_large, large_rate) = bench::scenario(&large, seeds);
+                    if seeds > 0 {
+                        println!(
+                            "{}: {large_rate:.1} simulated s per wall s, {:.2}x the {:.1} of {} (goal: 200 on one core)",
+                            large.name,
+                            large_rate / small_rate.max(1e-9),
+                            small_rate,
+                            s.name
+                        );
+                    }
+                    let failed_runs = failed_small + failed_large;
                     let wrong_verdicts = bench::checker::run(&corpus, runs);
                     i32::from(failed_runs + wrong_verdicts > 0)
                 }

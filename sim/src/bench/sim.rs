@@ -109,7 +109,9 @@ pub fn raftstore_load(seed: u64, sim_seconds: u64, clients: usize) -> LoadReport
 
 /// `simkv-sim bench`: simulated seconds per wall second and seeds per hour for a
 /// scenario; returns how many runs failed.
-pub fn scenario(scenario: &crate::scenario::Scenario, seeds: u64) -> usize {
+/// Runs `seeds` seeds of `scenario`; returns the failed runs and the simulated
+/// seconds per wall second over all of them.
+pub fn scenario(scenario: &crate::scenario::Scenario, seeds: u64) -> (usize, f64) {
     use std::time::Instant;
 
     let mut failed = 0;
@@ -121,13 +123,14 @@ pub fn scenario(scenario: &crate::scenario::Scenario, seeds: u64) -> usize {
         let w = started.elapsed().as_secs_f64();
         let s = report.stats.sim_millis as f64 / 1000.0;
         println!(
-            "{} seed {seed}: {:.1} simulated s in {:.2} wall s = {:.1} simulated s per wall s; {} ops, {} faults; {}",
+            "{} seed {seed}: {:.1} simulated s in {:.2} wall s = {:.1} simulated s per wall s; {} ops, {} faults, {} regions; {}",
             scenario.name,
             s,
             w,
             s / w,
             report.stats.ops,
             report.stats.faults,
+            report.stats.regions,
             if report.passed() { "pass" } else { "FAIL" }
         );
         failed += usize::from(!report.passed());
@@ -137,5 +140,5 @@ pub fn scenario(scenario: &crate::scenario::Scenario, seeds: u64) -> usize {
     if seeds > 0 {
         println!("{}: {:.1} simulated s per wall s; {:.0} seeds per hour on one core", scenario.name, sim / wall, 3600.0 * seeds as f64 / wall);
     }
-    failed
+    (failed, sim / wall.max(1e-9))
 }
