@@ -32,7 +32,7 @@ fn start_store(dir: &Path, id: StoreId, addresses: &BTreeMap<StoreId, SocketAddr
     let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build().unwrap();
     let raft = RocksEngine::open(format!("store-{id}/raft"), &dir.join(format!("store-{id}/raft"))).unwrap();
     let kv = RocksEngine::open(format!("store-{id}/kv"), &dir.join(format!("store-{id}/kv"))).unwrap();
-    let cfg = StoreNodeConfig { store_id: id, addr: addresses[&id], addresses: addresses.clone(), raftstore: raftstore_config(), events: None };
+    let cfg = StoreNodeConfig { store_id: id, addr: addresses[&id], addresses: addresses.clone(), raftstore: raftstore_config(), events: None, pd: None };
     let regions = regions.to_vec();
     rt.spawn(async move {
         bootstrap_store(&raft, &kv, id, &regions).await.expect("bootstrap");

@@ -62,19 +62,25 @@ macro_rules! peer_context {
     };
 }
 
+/// What a store is opened with.
+pub struct StoreSetup<E: Engine> {
+    pub store_id: StoreId,
+    pub cfg: RaftStoreConfig,
+    pub raft_engine: E,
+    pub kv_engine: E,
+    pub transport: Transport,
+    /// Where every store listens.
+    pub addresses: BTreeMap<StoreId, SocketAddr>,
+    pub events: Option<EventSink>,
+    /// PD, if the store runs with one (heartbeats, splits).
+    pub pd: Option<PdClient>,
+}
+
 impl<E: Engine> Store<E> {
     /// Loads every live peer from the engines (finishing any snapshot a crash
     /// interrupted) and returns the store with a handle to it.
-    pub async fn open(
-        store_id: StoreId,
-        cfg: RaftStoreConfig,
-        raft_engine: E,
-        kv_engine: E,
-        transport: Transport,
-        addresses: BTreeMap<StoreId, SocketAddr>,
-        events: Option<EventSink>,
-        pd: Option<PdClient>,
-    ) -> Result<(Store<E>, StoreHandle), Stopped> {
+    pub async fn open(setup: StoreSetup<E>) -> Result<(Store<E>, StoreHandle), Stopped> {
+        let StoreSetup { store_id, cfg, raft_engine, kv_engine, transport, addresses, events, pd } = setup;
         cfg.validate().unwrap_or_else(|e| panic!("invalid raftstore config: {e}"));
         let (tx, inbox) = mpsc::channel(cfg.inbox_capacity);
         let snapshots = SnapshotWorker::new(

@@ -15,6 +15,7 @@ use crate::engine::Engine;
 use crate::meta::StoreId;
 use crate::pd_client::{PdClient, PdClientConfig};
 use crate::proto::{KvRequest, RawReply, RawRequest, RpcRequest, RpcResponse, ServerError};
+use crate::raftstore::store::StoreSetup;
 use crate::raftstore::{EventSink, Mutation, RaftStoreConfig, ReadCmd, ReadResult, Store, StoreHandle, WriteCmd, WriteResult};
 use crate::rpc::RpcClient;
 #[cfg(madsim)]
@@ -52,9 +53,17 @@ pub async fn run_store_node<E: Engine>(cfg: StoreNodeConfig, raft_engine: E, kv_
         Some(pd_addr) => Some(connect_pd(&cfg, pd_addr).await?),
         None => None,
     };
-    let opened =
-        Store::open(cfg.store_id, cfg.raftstore.clone(), raft_engine, kv_engine, transport.clone(), cfg.addresses.clone(), cfg.events.clone(), pd.clone())
-            .await;
+    let opened = Store::open(StoreSetup {
+        store_id: cfg.store_id,
+        cfg: cfg.raftstore.clone(),
+        raft_engine,
+        kv_engine,
+        transport: transport.clone(),
+        addresses: cfg.addresses.clone(),
+        events: cfg.events.clone(),
+        pd: pd.clone(),
+    })
+    .await;
     let Ok((store, handle)) = opened else {
         tracing::warn!(store = cfg.store_id, "engines closed while opening the store");
         return Ok(());

@@ -1,0 +1,135 @@
+//! The real build as a user runs it: PD and three stores as processes of the
+//! `simkv` binary, talking over TCP, storing in RocksDB. A client writes enough
+//! keys for regions to split (a tiny split threshold), PD's routing table must
+//! show the splits, every key must read back through PD-routed requests; then a
+//! store and PD are killed and restarted: data stays, timestamps never go back.
+//!
+//! Compiled only in the real build (`RUSTFLAGS="" cargo test -p simkv`).
+#![cfg(not(madsim))]
+
+use simkv::client::{ClientConfig, ClientError, PdRegions, RawClient};
+use simkv::pd_client::{PdClient, PdClientConfig};
+use simkv::rpc::RpcClient;
+use std::collections::BTreeMap;
+use std::net::{SocketAddr, TcpListener};
+use std::path::Path;
+use std::process::{Child, Command};
+use std::sync::Arc;
+use std::time::Duration;
+
+fn free_addr() -> SocketAddr {
+    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap()
+}
+
+/// A child process killed when dropped.
+struct Process(Child);
+
+impl Drop for Process {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn simkv(args: &[String]) -> Process {
+    Process(Command::new(env!("CARGO_BIN_EXE_simkv")).args(args).env("RUST_LOG", "warn").spawn().expect("simkv starts"))
+}
+
+fn pd_process_at(addr: SocketAddr, dir: &Path) -> Process {
+    simkv(&["pd".into(), "--addr".into(), addr.to_string(), "--data-dir".into(), dir.join("pd").display().to_string()])
+}
+
+fn store(id: u64, stores: &BTreeMap<u64, SocketAddr>, pd: SocketAddr, dir: &Path) -> Process {
+    let list: Vec<String> = stores.iter().map(|(id, addr)| format!("{id}={addr}")).collect();
+    simkv(&[
+        "store".into(),
+        "--id".into(),
+        id.to_string(),
+        "--addr".into(),
+        stores[&id].to_string(),
+        "--pd".into(),
+        pd.to_string(),
+        "--data-dir".into(),
+        dir.join(format!("store-{id}")).display().to_string(),
+        "--stores".into(),
+        list.join(","),
+        "--split-keys".into(),
+        "16".into(),
+        "--tick-ms".into(),
+        "20".into(),
+    ])
+}
+
+async fn pd_client(pd: SocketAddr) -> PdClient {
+    let rpc = RpcClient::bind("127.0.0.1:0".parse().unwrap()).await.unwrap();
+    PdClient::new(Arc::new(rpc), pd, PdClientConfig { timeout: Duration::from_millis(500), attempts: 20, backoff: Duration::from_millis(50) })
+}
+
+/// Retries `op` while the cluster settles (leaders elected, PD learning).
+async fn eventually<T, F: std::future::Future<Output = Result<T, ClientError>>>(what: &str, mut op: impl FnMut() -> F) -> T {
+    let mut last = None;
+    for _ in 0..100 {
+        match op().await {
+            Ok(v) => return v,
+            Err(e) => last = Some(e),
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("{what}: {:?}", last)
+}
+
+#[test]
+fn pd_and_three_store_processes_split_serve_and_restart() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    let pd_addr = free_addr();
+    let stores: BTreeMap<u64, SocketAddr> = (1..=3).map(|id| (id, free_addr())).collect();
+    let mut pd_process = pd_process_at(pd_addr, dir);
+    let mut store_processes: BTreeMap<u64, Process> = stores.keys().map(|&id| (id, store(id, &stores, pd_addr, dir))).collect();
+    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+    rt.block_on(async {
+        let pd = pd_client(pd_addr).await;
+        let client = RawClient::connect(free_addr(), stores.clone(), Box::new(PdRegions(pd_client(pd_addr).await)), ClientConfig::default()).await.unwrap();
+        let key = |i: usize| format!("key{i:04}").into_bytes();
+        for i in 0..200 {
+            let (k, v) = (key(i), format!("v{i}").into_bytes());
+            eventually("put", || client.put(&k, &v)).await;
+        }
+        // Splits happen as regions grow; PD learns them from the stores.
+        let mut regions = 0;
+        for _ in 0..100 {
+            regions = pd.scan_regions(&[], 1000).await.map(|r| r.len()).unwrap_or(0);
+            if regions >= 4 {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        assert!(regions >= 4, "200 keys with a 16-key threshold made only {regions} regions");
+        for i in 0..200 {
+            let k = key(i);
+            assert_eq!(eventually("get", || client.get(&k)).await, Some(format!("v{i}").into_bytes()), "key {i}");
+        }
+        let ts_before = pd.get_ts(1).await.unwrap();
+
+        // A store process dies and comes back from its RocksDB.
+        drop(store_processes.remove(&2));
+        for i in 200..220 {
+            let k = key(i);
+            eventually("put with a store down", || client.put(&k, b"late")).await;
+        }
+        store_processes.insert(2, store(2, &stores, pd_addr, dir));
+        // PD dies and comes back: timestamps go on increasing.
+        drop(std::mem::replace(&mut pd_process, pd_process_at(pd_addr, dir)));
+        let ts_after = pd.get_ts(1).await.unwrap();
+        assert!(ts_after > ts_before, "{ts_after} after {ts_before}");
+        for i in (0..220).step_by(7) {
+            let expected = if i < 200 { format!("v{i}").into_bytes() } else { b"late".to_vec() };
+            let k = key(i);
+            assert_eq!(eventually("get after restarts", || client.get(&k)).await, Some(expected), "key {i}");
+        }
+        let scanned = eventually("scan", || client.scan(b"key", b"kez", 1000)).await;
+        assert_eq!(scanned.len(), 220, "a scan across every region finds every key");
+    });
+    drop(store_processes);
+    drop(pd_process);
+}
