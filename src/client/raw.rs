@@ -207,9 +207,13 @@ impl RawClient {
         }
     }
 
+    /// Exponential backoff, capped, with jitter (half to the whole of it,
+    /// drawn from the run's seed) so clients that failed together do not retry
+    /// together.
     fn backoff(&self, attempt: usize) -> Duration {
-        let exp = self.cfg.backoff_base.saturating_mul(1u32 << attempt.min(16));
-        exp.min(self.cfg.backoff_max)
+        use rand::Rng;
+        let exp = self.cfg.backoff_base.saturating_mul(1u32 << attempt.min(16)).min(self.cfg.backoff_max);
+        exp.mul_f64(madsim::rand::thread_rng().gen_range(0.5..=1.0))
     }
 
     async fn call(&self, key: &[u8], cmd: RawRequest) -> Result<RawReply, ClientError> {

@@ -18,7 +18,9 @@
 //!   version did not move between its proposal and its apply (else its keys may
 //!   have left the region);
 //! - **a split bumps the version**: the regions a split leaves are all at a
-//!   version above the one the region had before it.
+//!   version above the one the region had before it;
+//! - **ids are never reused**: every region and peer id a split creates is
+//!   created by that split only (PD hands out each id once, restarts included).
 
 use simkv::raftstore::StoreEvent;
 use std::collections::BTreeMap;
@@ -43,6 +45,8 @@ pub fn check(events: &[StoreEvent]) -> Option<String> {
     let mut progress: BTreeMap<(u64, u64), ApplyProgress> = BTreeMap::new();
     // The epoch each store last reported for each region.
     let mut epochs: BTreeMap<(u64, u64), simkv::meta::RegionEpoch> = BTreeMap::new();
+    // Which split (parent region, index) created each region and peer id.
+    let mut created_by: BTreeMap<(&'static str, u64), (u64, u64)> = BTreeMap::new();
     let mut problems = Vec::new();
     for event in events {
         match *event {
@@ -75,6 +79,21 @@ pub fn check(events: &[StoreEvent]) -> Option<String> {
                 }
                 for r in regions {
                     epochs.insert((store_id, r.id), r.epoch);
+                }
+                let parent = regions.first().map_or(0, |r| r.id);
+                for r in regions.iter().skip(1) {
+                    let ids = std::iter::once(("region", r.id)).chain(r.peers.iter().map(|p| ("peer", p.id)));
+                    for (kind, id) in ids {
+                        match created_by.get(&(kind, id)) {
+                            Some(&(p, i)) if (p, i) != (parent, index) => problems.push(format!(
+                                "ids are never reused: {kind} id {id} was created by the split of region {p} at index {i} and again by the split of region {parent} at index {index}"
+                            )),
+                            Some(_) => {}
+                            None => {
+                                created_by.insert((kind, id), (parent, index));
+                            }
+                        }
+                    }
                 }
             }
             StoreEvent::PeerCreated { store_id, ref region, applied_index, .. } => {
@@ -234,6 +253,18 @@ mod tests {
             write_epochs: Some((RegionEpoch::new(1, 1), RegionEpoch::new(1, 2))),
         };
         assert!(check(&[stale]).unwrap().starts_with("apply-time epoch check: store 2 applied a write at index 7 of region 1 proposed at version 1"));
+    }
+
+    #[test]
+    fn an_id_two_splits_create_is_caught() {
+        use simkv::meta::{Peer, Region, RegionEpoch};
+        let region = |id: u64, peer: u64| Region { id, start_key: vec![], end_key: vec![], epoch: RegionEpoch::new(1, 2), peers: vec![Peer::voter(peer, 1)] };
+        let split = |store_id, parent, index, child: u64, peer| StoreEvent::Split { store_id, regions: vec![region(parent, 1), region(child, peer)], index };
+        // Every store reports the same split: fine.
+        assert_eq!(check(&[split(1, 1, 9, 7, 70), split(2, 1, 9, 7, 70)]), None);
+        let reused = check(&[split(1, 1, 9, 7, 70), split(1, 3, 12, 7, 71)]).unwrap();
+        assert_eq!(reused, "ids are never reused: region id 7 was created by the split of region 1 at index 9 and again by the split of region 3 at index 12");
+        assert!(check(&[split(1, 1, 9, 7, 70), split(1, 3, 12, 8, 70)]).unwrap().contains("peer id 70"));
     }
 
     #[test]
