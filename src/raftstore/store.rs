@@ -228,6 +228,12 @@ impl<E: Engine> Store<E> {
                 }
             }
             StoreMsg::Tick => self.on_tick(),
+            StoreMsg::Write { region_id, epoch, callback, .. } if self.split_since(region_id, epoch) => {
+                let _ = callback.send(Err(self.epoch_not_match_with_siblings(region_id, epoch)));
+            }
+            StoreMsg::Read { region_id, epoch, callback, .. } if self.split_since(region_id, epoch) => {
+                let _ = callback.send(Err(self.epoch_not_match_with_siblings(region_id, epoch)));
+            }
             StoreMsg::Write { region_id, epoch, cmd, callback } => match self.peers.get_mut(&region_id) {
                 Some(peer) => {
                     crate::trace::working_on(self.store_id, region_id);
@@ -280,6 +286,27 @@ impl<E: Engine> Store<E> {
             }
         }
         Ok(())
+    }
+
+    /// Whether `region_id` split (its version moved) since `epoch`.
+    fn split_since(&self, region_id: RegionId, epoch: crate::meta::RegionEpoch) -> bool {
+        self.peers.get(&region_id).is_some_and(|p| p.is_initialized() && epoch.version < p.region().epoch.version)
+    }
+
+    /// `EpochNotMatch` for a request routed with a layout from before a split:
+    /// the region as it is now and the regions this store holds that came out
+    /// of the same splits (its right-hand siblings, at the same version), so the
+    /// client learns the whole new layout in one answer, as TiKV does.
+    fn epoch_not_match_with_siblings(&self, region_id: RegionId, epoch: crate::meta::RegionEpoch) -> super::cmd::RegionError {
+        let region = self.peers[&region_id].region().clone();
+        let mut current_regions = vec![region.clone()];
+        let mut end = region.end_key.clone();
+        while !end.is_empty() {
+            let Some(next) = self.peers.values().map(|p| p.region()).find(|r| r.start_key == end && r.epoch.version == region.epoch.version) else { break };
+            end = next.end_key.clone();
+            current_regions.push(next.clone());
+        }
+        super::cmd::RegionError::EpochNotMatch { message: format!("request epoch {epoch}, region {region_id} is at {} after a split", region.epoch), current_regions }
     }
 
     fn on_raft_message(&mut self, envelope: RaftEnvelope) {
