@@ -12,6 +12,7 @@
 
 pub mod formats;
 pub mod generate;
+pub mod txn;
 
 use std::fmt;
 

@@ -125,6 +125,10 @@ mod cli {
             /// Search steps allowed before giving up.
             #[arg(long, default_value_t = 1_000_000_000)]
             max_steps: u64,
+            /// For list-append (transactional) histories: snapshot-isolation
+            /// (default), strong-snapshot-isolation, serializable or strict-serializable.
+            #[arg(long)]
+            model: Option<String>,
         },
         /// Measures the simulator (simulated seconds per wall second) and the
         /// linearizability checker (corpus and generated histories, verdicts
@@ -268,7 +272,7 @@ mod cli {
                     print!("{}", Plan::draw(&s, seed).to_toml());
                     0
                 }
-                Command::Check { file, max_steps } => check(&file, max_steps),
+                Command::Check { file, max_steps, model } => check(&file, max_steps, model.as_deref()),
                 Command::Bench { seeds, scenario, large_scenario, corpus, runs } => {
                     let (Ok(s), Ok(large)) = (load(&scenario), load(&large_scenario)) else { return 2 };
                     let (failed_small, small_rate) = bench::scenario(&s, seeds);
@@ -309,7 +313,7 @@ mod cli {
         }
     }
 
-    fn check(file: &Path, max_steps: u64) -> i32 {
+    fn check(file: &Path, max_steps: u64, model: Option<&str>) -> i32 {
         let text = match std::fs::read_to_string(file) {
             Ok(t) => t,
             Err(e) => {
@@ -317,6 +321,13 @@ mod cli {
                 return 2;
             }
         };
+        if simkv_sim::history::txn::sniff(&text) {
+            return check_transactions(file, &text, model.unwrap_or("snapshot-isolation"));
+        }
+        if let Some(model) = model {
+            eprintln!("error: --model {model}: {} is not a transactional (list-append) history; --model applies only to those", file.display());
+            return 2;
+        }
         let history = match formats::parse(&text) {
             Ok(h) => h,
             Err(e) => {
@@ -341,6 +352,36 @@ mod cli {
                 println!("{}: inconclusive: the search for keys {keys:?} ran out of its budget ({steps} steps); raise --max-steps", file.display());
                 3
             }
+        }
+    }
+
+    /// A list-append history against `model`: 0 valid, 1 anomaly, 2 unreadable.
+    fn check_transactions(file: &Path, text: &str, model: &str) -> i32 {
+        use simkv_sim::checker::list_append::{self, Model};
+        let Some(model) = Model::parse(model) else {
+            eprintln!("error: --model {model}: not one of snapshot-isolation, strong-snapshot-isolation, serializable, strict-serializable");
+            return 2;
+        };
+        let history = match simkv_sim::history::txn::parse(text) {
+            Ok(h) => h,
+            Err(e) => {
+                eprintln!("error: {}:{}: {}", file.display(), e.line, e.message);
+                return 2;
+            }
+        };
+        let report = list_append::check(&history, model);
+        if report.valid() {
+            println!("{}: valid under {model} ({} transactions)", file.display(), report.txns);
+            for a in &report.allowed {
+                println!("allowed by {model}: {}\n{}", a.kind, a.explanation);
+            }
+            0
+        } else {
+            println!("{}: NOT {model}: {}", file.display(), report.kinds().join(", "));
+            for a in &report.anomalies {
+                println!("{}: {}", a.kind, a.explanation);
+            }
+            1
         }
     }
 

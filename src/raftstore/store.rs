@@ -306,7 +306,10 @@ impl<E: Engine> Store<E> {
             end = next.end_key.clone();
             current_regions.push(next.clone());
         }
-        super::cmd::RegionError::EpochNotMatch { message: format!("request epoch {epoch}, region {region_id} is at {} after a split", region.epoch), current_regions }
+        super::cmd::RegionError::EpochNotMatch {
+            message: format!("request epoch {epoch}, region {region_id} is at {} after a split", region.epoch),
+            current_regions,
+        }
     }
 
     fn on_raft_message(&mut self, envelope: RaftEnvelope) {

@@ -9,11 +9,13 @@
 //! | [`durability`] | final reads in the history | acknowledged writes survive |
 //! | [`convergence`] | replica data after healing | replicas of a region are identical, in every data CF |
 //! | [`regions`] | store events and PD's table after healing | regions tile the key space, none overlap on a store, each fully replicated, PD agrees |
+//! | [`list_append`] | list-append transactions | snapshot isolation (or strong SI, serializable, strict serializable): no forbidden dependency cycle, aborted or intermediate read, lost update |
 //! | [`tso`] | timestamps clients got from PD | unique, and increasing in real-time order |
 
 pub mod convergence;
 pub mod durability;
 pub mod linearizability;
+pub mod list_append;
 pub mod raft;
 pub mod regions;
 pub mod sequential;

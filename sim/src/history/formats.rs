@@ -213,14 +213,14 @@ pub enum Edn {
 }
 
 impl Edn {
-    fn get(&self, key: &str) -> Option<&Edn> {
+    pub fn get(&self, key: &str) -> Option<&Edn> {
         match self {
             Edn::Map(pairs) => pairs.iter().find(|(k, _)| matches!(k, Edn::Keyword(k) if k == key)).map(|(_, v)| v),
             _ => None,
         }
     }
 
-    fn keyword(&self) -> Option<&str> {
+    pub fn keyword(&self) -> Option<&str> {
         match self {
             Edn::Keyword(k) => Some(k),
             _ => None,
