@@ -13,6 +13,7 @@
 pub mod formats;
 pub mod generate;
 pub mod txn;
+pub mod txn_generate;
 
 use std::fmt;
 

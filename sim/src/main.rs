@@ -286,7 +286,7 @@ mod cli {
                             s.name
                         );
                     }
-                    let failed_runs = failed_small + failed_large;
+                    let failed_runs = failed_small + failed_large + bench::list_append::run(100_000);
                     let wrong_verdicts = bench::checker::run(&corpus, runs);
                     i32::from(failed_runs + wrong_verdicts > 0)
                 }

@@ -75,3 +75,37 @@ fn kv_bad_explanation_is_pinned() {
     let Verdict::NotLinearizable(v) = linearizability::check(&history) else { panic!("c01-bad is not linearizable") };
     insta::assert_snapshot!("c01_bad", linearizability::explain(&history, &v));
 }
+
+/// Elle's list-append histories, under each model, with the verdicts Elle's own
+/// tests and the corpus notes give: si-without-g-single is valid under snapshot
+/// isolation and its only anomaly is G2-item; huge-scc violates only real-time
+/// models (the weakest: strong snapshot isolation); the paper's example only a
+/// real-time model (G-single-realtime).
+#[test]
+fn elle_corpus_verdicts_agree() {
+    use simkv_sim::checker::list_append::{check, Model};
+    use simkv_sim::history::txn;
+    let load = |name: &str| {
+        let text = std::fs::read_to_string(corpus_dir().join("elle").join(name)).unwrap();
+        assert!(txn::sniff(&text), "{name} is a list-append history");
+        txn::parse(&text).unwrap_or_else(|e| panic!("{name}: {e}"))
+    };
+    let kinds = |h: &txn::TxnHistory, m: Model| check(h, m).kinds().iter().map(|k| k.to_string()).collect::<Vec<_>>();
+
+    let skew = load("si-without-g-single.edn");
+    assert_eq!(kinds(&skew, Model::SnapshotIsolation), Vec::<String>::new());
+    assert_eq!(kinds(&skew, Model::Serializable), vec!["G2-item"]);
+
+    let huge = load("huge-scc.edn");
+    assert!(huge.txns.len() > 10_000, "{} transactions", huge.txns.len());
+    assert!(check(&huge, Model::SnapshotIsolation).valid());
+    assert!(check(&huge, Model::Serializable).valid());
+    assert!(!check(&huge, Model::StrongSnapshotIsolation).valid(), "the weakest model it violates");
+    assert!(!check(&huge, Model::StrictSerializable).valid());
+    assert!(kinds(&huge, Model::StrictSerializable).iter().all(|k| k.ends_with("-realtime")), "only real-time anomalies");
+
+    let paper = load("paper-example.edn");
+    assert!(check(&paper, Model::SnapshotIsolation).valid());
+    assert!(check(&paper, Model::Serializable).valid());
+    assert_eq!(kinds(&paper, Model::StrictSerializable), vec!["G-single-realtime"]);
+}

@@ -27,7 +27,9 @@
 //! and G1c; a graph where an rw edge must be followed by a non-rw one (a copy
 //! of each node reached by rw, leaving only by non-rw edges) has a cycle exactly
 //! when a G-single or G-nonadjacent exists; SCCs of the whole graph give G2.
-//! Concrete cycles are then found by breadth-first search inside one SCC.
+//! Concrete cycles are then found by breadth-first search inside one SCC. SCCs
+//! come from petgraph's Kosaraju search, which does not recurse: a history of
+//! 100,000 transactions in one long chain cannot overflow the stack.
 //!
 //! **Not cycles:** `G1a` (aborted read: a value only a `:fail` transaction
 //! appended), `G1b` (intermediate read: a version ending in the middle of one
@@ -37,7 +39,7 @@
 //! one appended), `duplicate-append`.
 
 use crate::history::txn::{Mop, TxnHistory, TxnOutcome};
-use petgraph::algo::tarjan_scc;
+use petgraph::algo::kosaraju_scc;
 use petgraph::graph::DiGraph;
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::fmt;
@@ -442,7 +444,7 @@ impl Graph {
         while g.node_count() < nodes as usize {
             g.add_node(());
         }
-        tarjan_scc(&g).into_iter().map(|c| c.into_iter().map(|i| i.index() as u32).collect::<Vec<u32>>()).filter(|c| c.len() > 1).collect()
+        kosaraju_scc(&g).into_iter().map(|c| c.into_iter().map(|i| i.index() as u32).collect::<Vec<u32>>()).filter(|c| c.len() > 1).collect()
     }
 
     fn find_cycles(&self, c: &mut Checker) {
@@ -682,5 +684,120 @@ impl Graph {
             out.push_str(&format!("  {text}\n"));
         }
         out.trim_end().to_string()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::history::txn;
+
+    /// Committed transactions, one process each, all concurrent (every
+    /// invocation before every completion): only dependencies order them.
+    fn concurrent(txns: &[&str]) -> TxnHistory {
+        let mut text = String::new();
+        for (p, v) in txns.iter().enumerate() {
+            text.push_str(&format!("{{:process {p} :type :invoke :f :txn :value {v}}}\n"));
+        }
+        for (p, v) in txns.iter().enumerate() {
+            text.push_str(&format!("{{:process {p} :type :ok :f :txn :value {v}}}\n"));
+        }
+        txn::parse(&text).unwrap()
+    }
+
+    fn kinds(h: &TxnHistory, model: Model) -> Vec<String> {
+        check(h, model).anomalies.iter().map(|a| a.kind.clone()).collect()
+    }
+
+    #[test]
+    fn g0_write_cycle() {
+        // T0 then T1 on x, T1 then T0 on y.
+        let h = concurrent(&["[[:append :x 1] [:append :y 2]]", "[[:append :x 2] [:append :y 1]]", "[[:r :x [1 2]] [:r :y [1 2]]]"]);
+        let report = check(&h, Model::SnapshotIsolation);
+        assert_eq!(report.kinds(), vec!["G0"]);
+        let text = &report.anomalies[0].explanation;
+        assert!(text.starts_with("cycle T0 -> T1 -> T0") || text.starts_with("cycle T1 -> T0 -> T1"), "{text}");
+        assert!(text.contains("-ww->") && text.contains("appended 2 to :x"), "{text}");
+    }
+
+    #[test]
+    fn g1c_circular_information_flow() {
+        // T0 reads T1's append, T1 reads T0's.
+        let h = concurrent(&["[[:append :x 1] [:r :y [1]]]", "[[:append :y 1] [:r :x [1]]]"]);
+        assert_eq!(kinds(&h, Model::SnapshotIsolation), vec!["G1c"]);
+    }
+
+    #[test]
+    fn g1a_aborted_read_and_g1b_intermediate_read() {
+        let text = "{:process 0 :type :invoke :f :txn :value [[:append :x 1]]}\n{:process 0 :type :fail :f :txn :value [[:append :x 1]]}\n\
+                    {:process 1 :type :invoke :f :txn :value [[:r :x nil]]}\n{:process 1 :type :ok :f :txn :value [[:r :x [1]]]}\n";
+        let report = check(&txn::parse(text).unwrap(), Model::SnapshotIsolation);
+        assert_eq!(report.kinds(), vec!["G1a"]);
+        assert!(report.anomalies[0].explanation.contains("which failed"));
+        let h = concurrent(&["[[:append :x 1] [:append :x 2]]", "[[:r :x [1]]]"]);
+        let report = check(&h, Model::SnapshotIsolation);
+        assert!(report.kinds().contains(&"G1b"), "{:?}", report.anomalies);
+    }
+
+    #[test]
+    fn g_single_read_skew() {
+        // T2 sees T1's y but not T0's x, which T1 read: one anti-dependency.
+        let h = concurrent(&["[[:append :x 1]]", "[[:r :x [1]] [:append :y 1]]", "[[:r :x []] [:r :y [1]]]"]);
+        let report = check(&h, Model::SnapshotIsolation);
+        assert_eq!(report.kinds(), vec!["G-single"]);
+        let text = &report.anomalies[0].explanation;
+        assert!(text.contains("-rw->") && text.contains("-wr->") && text.contains("read :x without 1"), "{text}");
+    }
+
+    #[test]
+    fn g_nonadjacent_two_separated_anti_dependencies() {
+        // T0 -rw-> T1 -wr-> T2 -rw-> T3 -wr-> T0.
+        let h = concurrent(&["[[:r :a []] [:r :d [1]]]", "[[:append :a 1] [:append :b 1]]", "[[:r :b [1]] [:r :c []]]", "[[:append :c 1] [:append :d 1]]"]);
+        let report = check(&h, Model::SnapshotIsolation);
+        assert_eq!(report.kinds(), vec!["G-nonadjacent"], "{:?}", report.anomalies);
+    }
+
+    #[test]
+    fn write_skew_is_allowed_by_snapshot_isolation_only() {
+        // Each reads what the other writes, neither sees the other: G2-item.
+        let h = concurrent(&["[[:r :x []] [:append :y 1]]", "[[:r :y []] [:append :x 1]]", "[[:r :x [1]] [:r :y [1]]]"]);
+        let si = check(&h, Model::SnapshotIsolation);
+        assert!(si.valid(), "{:?}", si.anomalies);
+        assert_eq!(si.allowed.iter().map(|a| a.kind.as_str()).collect::<Vec<_>>(), vec!["G2-item"]);
+        assert_eq!(kinds(&h, Model::Serializable), vec!["G2-item"]);
+    }
+
+    #[test]
+    fn lost_update_internal_garbage_duplicate_and_incompatible_orders() {
+        let lost = concurrent(&["[[:r :x []] [:append :x 1]]", "[[:r :x []] [:append :x 2]]", "[[:r :x [1 2]]]"]);
+        assert!(check(&lost, Model::SnapshotIsolation).kinds().contains(&"lost-update"));
+        let internal = concurrent(&["[[:append :x 1] [:r :x []]]"]);
+        assert_eq!(kinds(&internal, Model::SnapshotIsolation), vec!["internal"]);
+        let garbage = concurrent(&["[[:r :x [9]]]"]);
+        assert_eq!(kinds(&garbage, Model::SnapshotIsolation), vec!["garbage-read"]);
+        let duplicate = concurrent(&["[[:append :x 1]]", "[[:append :x 1]]"]);
+        assert_eq!(kinds(&duplicate, Model::SnapshotIsolation), vec!["duplicate-append"]);
+        let diverging = concurrent(&["[[:append :x 1]]", "[[:append :x 2]]", "[[:r :x [1 2]]]", "[[:r :x [2 1]]]"]);
+        assert!(check(&diverging, Model::SnapshotIsolation).kinds().contains(&"incompatible-order"));
+    }
+
+    #[test]
+    fn real_time_edges_only_count_for_strong_models() {
+        // T0 commits, then T1 starts and misses T0's append: stale under real time.
+        let text = "{:process 0 :type :invoke :f :txn :value [[:append :x 1]]}\n{:process 0 :type :ok :f :txn :value [[:append :x 1]]}\n\
+                    {:process 1 :type :invoke :f :txn :value [[:r :x nil]]}\n{:process 1 :type :ok :f :txn :value [[:r :x []]]}\n";
+        let h = txn::parse(text).unwrap();
+        assert!(check(&h, Model::SnapshotIsolation).valid());
+        assert!(check(&h, Model::Serializable).valid());
+        assert_eq!(kinds(&h, Model::StrongSnapshotIsolation), vec!["G-single-realtime"]);
+        assert_eq!(kinds(&h, Model::StrictSerializable), vec!["G-single-realtime"]);
+    }
+
+    #[test]
+    fn an_info_transaction_counts_once_a_read_shows_it_committed() {
+        let text = "{:process 0 :type :invoke :f :txn :value [[:append :x 1]]}\n{:process 0 :type :info :f :txn :value [[:append :x 1]]}\n\
+                    {:process 1 :type :invoke :f :txn :value [[:r :x nil] [:append :y 1]]}\n{:process 1 :type :ok :f :txn :value [[:r :x [1]] [:append :y 1]]}\n\
+                    {:process 2 :type :invoke :f :txn :value [[:r :y nil] [:r :x nil]]}\n{:process 2 :type :ok :f :txn :value [[:r :y [1]] [:r :x []]]}\n";
+        assert_eq!(kinds(&txn::parse(text).unwrap(), Model::SnapshotIsolation), vec!["G-single"]);
     }
 }
