@@ -157,7 +157,7 @@ fn a_panic_in_a_store_is_reported_with_its_context_and_keeps_the_history() {
     let report = run::run(&scenario, &Plan::draw(&scenario, seed));
     let panic = report.failures.iter().find(|f| f.checker == "panic").unwrap();
     let text = &panic.explanation;
-    for needle in ["store-", " panicked at ", "s: apply: put of an empty value", "(while working on region ", "src/raftstore/peer.rs:"] {
+    for needle in ["store-", " panicked at ", "s: apply: put of an empty value", "(while working on region ", "src/raftstore/apply.rs:"] {
         assert!(text.contains(needle), "{needle:?} missing from: {text}");
     }
     assert!(!report.history.ops.is_empty(), "the history recorded before the panic is kept");

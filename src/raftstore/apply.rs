@@ -42,6 +42,8 @@ pub struct ApplyBugs {
     pub skip_epoch_check: bool,
     /// A split leaves `version` where it was.
     pub split_keeps_version: bool,
+    /// A put of an empty value panics the applying node.
+    pub empty_value_panics: bool,
 }
 
 /// One applied entry, for the `Applied` event.
@@ -95,6 +97,12 @@ pub fn apply_entries_with<S: Snapshot>(region: &Region, mut apply_state: ApplySt
                 }
                 let checked = if bugs.skip_epoch_check { Ok(()) } else { check_epoch(&region, &cmd) };
                 checked.and_then(|()| match cmd.body {
+                    CmdBody::Write(WriteCmd::Mutate(mutations))
+                        if bugs.empty_value_panics && mutations.iter().any(|m| matches!(m, Mutation::Put { value, .. } if value.is_empty())) =>
+                    {
+                        let key = mutations.iter().map(Mutation::key).next().unwrap_or_default();
+                        panic!("apply: put of an empty value to {:?} at index {}", String::from_utf8_lossy(key), entry.index)
+                    }
                     CmdBody::Write(write) if bugs.skip_epoch_check => ctx.exec_write_anywhere(write),
                     CmdBody::Write(write) => ctx.exec_write(&region, write),
                     CmdBody::Admin(AdminCmd::BatchSplit { split_keys, ids }) => {

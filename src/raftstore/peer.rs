@@ -9,25 +9,25 @@
 //! snapshots to send) comes back to the store as [`Effects`].
 
 use super::apply::{self, ExecResult};
-use super::cmd::{AdminCmd, CmdBody, RaftCmd, ReadCmd, ReadResult, RegionError, RegionResult, WriteCmd};
+use super::cmd::{AdminCmd, CmdBody, RaftCmd, ReadCmd, RegionError, RegionResult, WriteCmd};
 use super::config::RaftStoreConfig;
 use super::events::{Events, StoreEvent};
 use super::pd_worker::PdTask;
 use super::proposal::{Proposal, ProposalQueue};
 use super::raft_node::RaftNode;
+pub use super::read::PendingRead;
 use super::router::{engine_ok, ReadCallback, Stopped, WriteCallback};
 use super::snapshot::{ReceiverState, SnapshotWorker};
 use super::state::{ApplyState, RaftLocalState};
 use super::storage::PeerStorage;
 use crate::codec::keys;
-use crate::engine::{Cf, Engine, IoKind, WriteBatch};
+use crate::engine::{Cf, Engine, WriteBatch};
 use crate::meta::{Peer, Region, RegionEpoch, RegionId, StoreId};
 use crate::transport::RaftEnvelope;
 use protobuf::Message as _;
 use raft::eraftpb::{Entry, Message, MessageType, Snapshot};
 use raft::{RawNode, SnapshotStatus, StateRole, Storage as _};
 use std::collections::VecDeque;
-use std::sync::Arc;
 
 /// What a peer needs from its store while it works.
 pub struct PeerContext<'a, E: Engine> {
@@ -51,17 +51,6 @@ pub struct Effects {
     pub new_regions: Vec<(Region, bool)>,
     /// Work for the PD worker.
     pub pd_tasks: Vec<PdTask>,
-}
-
-pub struct PendingRead {
-    pub id: u64,
-    pub cmd: ReadCmd,
-    pub callback: ReadCallback,
-    /// Set once the leader has confirmed its leadership for this read.
-    pub read_index: Option<u64>,
-    /// The region's epoch when the read was admitted: a split applied before it
-    /// is served changes what the read may see.
-    pub epoch: RegionEpoch,
 }
 
 pub struct PeerFsm<E: Engine> {
@@ -90,7 +79,7 @@ impl<E: Engine> PeerFsm<E> {
     /// Starts the peer `me` of `region` from its persisted state.
     pub fn create(me: Peer, cfg: &RaftStoreConfig, raft_engine: E, region: Region, raft_state: RaftLocalState, apply_state: ApplyState) -> Self {
         let storage = PeerStorage::new(raft_engine, region.clone(), raft_state, apply_state);
-        let raw = RawNode::new(&raft_config(cfg, me.id, apply_state.applied_index), storage, &discard_logger())
+        let raw = RawNode::new(&super::raft_node::raft_config(cfg, me.id, apply_state.applied_index), storage, &super::raft_node::discard_logger())
             .unwrap_or_else(|e| panic!("region {}: cannot start raft: {e}", region.id));
         PeerFsm {
             peer: me,
@@ -424,11 +413,11 @@ impl<E: Engine> PeerFsm<E> {
             return Ok(());
         }
         #[cfg(madsim)]
-        if ctx.cfg.bugs.empty_value_panics {
-            planted_empty_value_panic(&entries);
-        }
-        #[cfg(madsim)]
-        let bugs = apply::ApplyBugs { skip_epoch_check: ctx.cfg.bugs.apply_skips_epoch_check, split_keeps_version: ctx.cfg.bugs.split_keeps_version };
+        let bugs = apply::ApplyBugs {
+            skip_epoch_check: ctx.cfg.bugs.apply_skips_epoch_check,
+            split_keeps_version: ctx.cfg.bugs.split_keeps_version,
+            empty_value_panics: ctx.cfg.bugs.empty_value_panics,
+        };
         #[cfg(not(madsim))]
         let bugs = apply::ApplyBugs::default();
         let output = apply::apply_entries_with(self.region(), self.node.store().apply_state, &entries, &ctx.kv_engine.snapshot(), bugs);
@@ -492,7 +481,6 @@ impl<E: Engine> PeerFsm<E> {
         if ready.is_empty() {
             return;
         }
-        let snap = Arc::new(kv_engine.snapshot());
         #[cfg_attr(not(madsim), allow(unused_mut))]
         let mut region = self.region().clone();
         #[cfg(madsim)]
@@ -500,28 +488,7 @@ impl<E: Engine> PeerFsm<E> {
             // Planted bug: scans run on to the end of the key space.
             region.end_key.clear();
         }
-        for read in ready {
-            let (engine, snap, region) = (kv_engine.clone(), snap.clone(), region.clone());
-            madsim::task::spawn(async move {
-                // A split applied since the read was admitted moved the region's
-                // bounds: the client must route the read again.
-                let result = if region.epoch.version == read.epoch.version {
-                    exec_read(&region, &read.cmd, &*snap)
-                } else {
-                    Err(RegionError::EpochNotMatch {
-                        message: format!("region {} split while the read waited ({} -> {})", region.id, read.epoch, region.epoch),
-                        current_regions: vec![region.clone()],
-                    })
-                };
-                let bytes = match &result {
-                    Ok(ReadResult::Value(v)) => v.as_ref().map_or(0, Vec::len),
-                    Ok(ReadResult::Pairs(pairs)) => pairs.iter().map(|(k, v)| k.len() + v.len()).sum(),
-                    Err(_) => 0,
-                };
-                engine.io(IoKind::Read, bytes).await;
-                let _ = read.callback.send(result);
-            });
-        }
+        super::read::serve(ready, region, kv_engine);
     }
 
     async fn start_snapshot_apply(&mut self, ctx: &PeerContext<'_, E>, snapshot: Snapshot) -> Result<(), Stopped> {
@@ -557,7 +524,6 @@ impl<E: Engine> PeerFsm<E> {
     /// middle key), unless a split for this epoch was already asked for within
     /// `retry_ticks` ticks (`now` counts ticks).
     pub fn check_split(&mut self, kv: &E, cfg: &RaftStoreConfig, now: u64, retry_ticks: u64) -> Option<Vec<u8>> {
-        use crate::engine::Snapshot as _;
         if !self.is_leader() || self.applying_snapshot.is_some() || (cfg.region_split_keys == 0 && cfg.region_split_bytes == 0) {
             return None;
         }
@@ -566,24 +532,11 @@ impl<E: Engine> PeerFsm<E> {
                 return None;
             }
         }
-        let (start, end) = keys::region_data_range(&self.region().start_key, &self.region().end_key);
-        let snap = kv.snapshot();
-        let (mut keys_seen, mut bytes) = (Vec::new(), 0u64);
-        for pair in snap.iter(Cf::Default, &start, Some(&end), false) {
-            let (k, v) = pair.expect("split check scan");
-            bytes += (k.len() + v.len()) as u64;
-            keys_seen.push(k);
-        }
-        self.approximate = (bytes, keys_seen.len() as u64);
-        let over_keys = cfg.region_split_keys > 0 && keys_seen.len() as u64 > cfg.region_split_keys;
+        let (bytes, count, middle) = super::split_check::measure(&kv.snapshot(), self.region());
+        self.approximate = (bytes, count);
+        let over_keys = cfg.region_split_keys > 0 && count > cfg.region_split_keys;
         let over_bytes = cfg.region_split_bytes > 0 && bytes > cfg.region_split_bytes;
-        if !(over_keys || over_bytes) || keys_seen.len() < 2 {
-            return None;
-        }
-        let middle = keys::origin_key(&keys_seen[keys_seen.len() / 2]).expect("data key").to_vec();
-        if !self.region().contains(&middle) || middle == self.region().start_key {
-            return None;
-        }
+        let middle = middle.filter(|_| over_keys || over_bytes)?;
         self.split_asked = Some((self.region().epoch, now));
         Some(middle)
     }
@@ -624,106 +577,6 @@ impl<E: Engine> PeerFsm<E> {
     }
 }
 
-/// Planted bug: a put of an empty value panics the applying node.
-#[cfg(madsim)]
-fn planted_empty_value_panic(entries: &[Entry]) {
-    use super::cmd::Mutation;
-    for entry in entries.iter().filter(|e| !e.data.is_empty()) {
-        if let Ok(RaftCmd { body: CmdBody::Write(WriteCmd::Mutate(mutations)), .. }) = RaftCmd::decode(&entry.data) {
-            if let Some(Mutation::Put { key, .. }) = mutations.iter().find(|m| matches!(m, Mutation::Put { value, .. } if value.is_empty())) {
-                panic!("apply: put of an empty value to {:?} at index {}", String::from_utf8_lossy(key), entry.index);
-            }
-        }
-    }
-}
-
-/// Executes a read against a kv snapshot, clipped to the region.
-pub fn exec_read<S: crate::engine::Snapshot>(region: &Region, cmd: &ReadCmd, snap: &S) -> RegionResult<ReadResult> {
-    match cmd {
-        ReadCmd::Get { key } => Ok(ReadResult::Value(snap.get(Cf::Default, &keys::data_key(key)).expect("kv read"))),
-        ReadCmd::Scan { start, end, limit } => {
-            let (_, region_end) = keys::region_data_range(&region.start_key, &region.end_key);
-            let mut stop = if end.is_empty() { region_end.clone() } else { keys::data_key(end) };
-            if stop > region_end {
-                stop = region_end;
-            }
-            let pairs = snap
-                .scan(Cf::Default, &keys::data_key(start), Some(&stop), *limit, false)
-                .expect("kv scan")
-                .into_iter()
-                .map(|(k, v)| (keys::origin_key(&k).expect("data key").to_vec(), v))
-                .collect();
-            Ok(ReadResult::Pairs(pairs))
-        }
-    }
-}
-
-/// raft-rs draws election timeouts from `[min, max)` with an RNG we cannot
-/// seed; every draw is overridden by the fence in [`RaftNode`] before it is used.
-fn raft_config(cfg: &RaftStoreConfig, peer_id: u64, applied: u64) -> raft::Config {
-    let config = raft::Config {
-        id: peer_id,
-        election_tick: cfg.election_ticks_min,
-        heartbeat_tick: cfg.heartbeat_ticks,
-        min_election_tick: cfg.election_ticks_min,
-        max_election_tick: cfg.election_ticks_max,
-        applied,
-        max_size_per_msg: cfg.max_size_per_msg,
-        max_inflight_msgs: cfg.max_inflight_msgs,
-        check_quorum: true,
-        pre_vote: true,
-        ..Default::default()
-    };
-    config.validate().unwrap_or_else(|e| panic!("invalid raft config: {e}"));
-    config
-}
-
-fn discard_logger() -> slog::Logger {
-    slog::Logger::root(slog::Discard, slog::o!())
-}
-
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::engine::SimEngine;
-    use crate::meta::RegionEpoch;
-
-    fn lone_peer(cfg: &RaftStoreConfig) -> PeerFsm<SimEngine> {
-        let me = Peer::voter(11, 1);
-        let region = Region { id: 1, start_key: keys::raw_key(b"b"), end_key: keys::raw_key(b"m"), epoch: RegionEpoch::new(2, 3), peers: vec![me] };
-        let raft_state = RaftLocalState { term: 5, vote: 0, commit: 5, last_index: 5 };
-        let apply_state = ApplyState { applied_index: 5, truncated_index: 5, truncated_term: 5 };
-        PeerFsm::create(me, cfg, SimEngine::in_memory("raft"), region, raft_state, apply_state)
-    }
-
-    #[madsim::test]
-    async fn admission_checks_epoch_range_leadership_and_room() {
-        let cfg = RaftStoreConfig::default();
-        let mut peer = lone_peer(&cfg);
-        let (epoch, key) = (peer.region().epoch, keys::raw_key(b"c"));
-        let data = (true, false);
-        assert!(matches!(peer.check_request(epoch, data, &[&key], 10), Err(RegionError::NotLeader { region_id: 1, .. })));
-        // Alone in its region, the peer elects itself once its timeout passes.
-        for _ in 0..cfg.election_ticks_max * 2 {
-            peer.tick(&cfg, false);
-        }
-        assert!(peer.is_leader());
-        assert_eq!(peer.check_request(epoch, data, &[&key], 10), Ok(()));
-        // Epoch: a data request ignores conf_ver; an admin check of both does not.
-        let other_conf = RegionEpoch::new(1, 3);
-        assert_eq!(peer.check_request(other_conf, data, &[&key], 10), Ok(()));
-        assert!(matches!(peer.check_request(other_conf, (true, true), &[&key], 10), Err(RegionError::EpochNotMatch { .. })));
-        let stale = RegionEpoch::new(2, 2);
-        match peer.check_request(stale, data, &[&key], 10) {
-            Err(RegionError::EpochNotMatch { current_regions, .. }) => assert_eq!(current_regions, vec![peer.region().clone()]),
-            other => panic!("{other:?}"),
-        }
-        // Range, on every key of a batch.
-        let outside = keys::raw_key(b"m");
-        assert!(matches!(peer.check_request(epoch, data, &[&key, &outside], 10), Err(RegionError::KeyNotInRegion { .. })));
-        // Room and snapshots.
-        assert!(matches!(peer.check_request(epoch, data, &[&key], 0), Err(RegionError::ServerIsBusy { .. })));
-        peer.applying_snapshot = Some(9);
-        assert!(matches!(peer.check_request(epoch, data, &[&key], 10), Err(RegionError::ServerIsBusy { .. })));
-    }
-}
+#[path = "peer_tests.rs"]
+mod tests;

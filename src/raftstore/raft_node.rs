@@ -8,6 +8,7 @@
 //! runs stay replayable. The raw node is private: no call path can forget the
 //! fence.
 
+use super::config::RaftStoreConfig;
 use super::storage::PeerStorage;
 use crate::engine::Engine;
 use raft::eraftpb::Message;
@@ -112,4 +113,28 @@ impl<E: Engine> RaftNode<E> {
     pub fn report_snapshot(&mut self, to: u64, status: SnapshotStatus) {
         self.fenced(|raw| raw.report_snapshot(to, status))
     }
+}
+
+/// raft-rs draws election timeouts from `[min, max)` with an RNG we cannot
+/// seed; every draw is overridden by the fence in [`RaftNode`] before it is used.
+pub fn raft_config(cfg: &RaftStoreConfig, peer_id: u64, applied: u64) -> raft::Config {
+    let config = raft::Config {
+        id: peer_id,
+        election_tick: cfg.election_ticks_min,
+        heartbeat_tick: cfg.heartbeat_ticks,
+        min_election_tick: cfg.election_ticks_min,
+        max_election_tick: cfg.election_ticks_max,
+        applied,
+        max_size_per_msg: cfg.max_size_per_msg,
+        max_inflight_msgs: cfg.max_inflight_msgs,
+        check_quorum: true,
+        pre_vote: true,
+        ..Default::default()
+    };
+    config.validate().unwrap_or_else(|e| panic!("invalid raft config: {e}"));
+    config
+}
+
+pub fn discard_logger() -> slog::Logger {
+    slog::Logger::root(slog::Discard, slog::o!())
 }
