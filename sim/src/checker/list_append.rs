@@ -635,37 +635,15 @@ impl Graph {
                     let from = rt_from.take().unwrap_or(e.from);
                     hops.push((from, e.to, format!("T{from} -rt-> T{}: T{from} committed before T{} was invoked", e.to, e.to)));
                 }
-                EdgeKind::Ww => hops.push((
-                    e.from,
-                    e.to,
-                    format!(
-                        "T{} -ww-> T{}: T{} appended {} to {} right after a value of T{}",
-                        e.from,
-                        e.to,
-                        e.to,
-                        h.value_name(e.value),
-                        h.key_name(e.key),
-                        e.from
-                    ),
-                )),
-                EdgeKind::Wr => hops.push((
-                    e.from,
-                    e.to,
-                    format!("T{} -wr-> T{}: T{} read {} ending in T{}'s {}", e.from, e.to, e.to, h.key_name(e.key), e.from, h.value_name(e.value)),
-                )),
-                EdgeKind::Rw => hops.push((
-                    e.from,
-                    e.to,
-                    format!(
-                        "T{} -rw-> T{}: T{} read {} without {}, which T{} appended next",
-                        e.from,
-                        e.to,
-                        e.from,
-                        h.key_name(e.key),
-                        h.value_name(e.value),
-                        e.to
-                    ),
-                )),
+                kind => {
+                    let (a, b, k, v) = (e.from, e.to, h.key_name(e.key), h.value_name(e.value));
+                    let text = match kind {
+                        EdgeKind::Ww => format!("T{a} -ww-> T{b}: T{b} appended {v} to {k} right after a value of T{a}"),
+                        EdgeKind::Wr => format!("T{a} -wr-> T{b}: T{b} read {k} ending in T{a}'s {v}"),
+                        _ => format!("T{a} -rw-> T{b}: T{a} read {k} without {v}, which T{b} appended next"),
+                    };
+                    hops.push((a, b, text));
+                }
             }
         }
         // A cycle that starts inside a run of barriers closes it at the end.
