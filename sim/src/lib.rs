@@ -18,6 +18,8 @@ pub mod report;
 pub mod run;
 pub mod scenario;
 pub mod seeds;
+#[cfg(madsim)]
+pub mod shrink;
 pub mod topology;
 #[cfg(madsim)]
 pub mod workload;

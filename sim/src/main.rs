@@ -107,6 +107,27 @@ mod cli {
             #[arg(long, default_value = "replay-out")]
             out: PathBuf,
         },
+        /// Shrinks a failing seed: the smallest plan (fewer faults, shorter faults,
+        /// fewer clients, keys, regions and stores, no transport faults, a shorter
+        /// safety phase) that still fails the same checker. Writes it as plan.toml
+        /// in --out, replayable with `run --schedule`.
+        Shrink {
+            #[arg(long)]
+            scenario: PathBuf,
+            #[arg(long)]
+            seed: u64,
+            /// The checker that must keep failing (default: the first that fails).
+            #[arg(long)]
+            checker: Option<String>,
+            #[arg(long, default_value = "replay-out")]
+            out: PathBuf,
+            /// Stops trying smaller plans after this many wall-clock seconds.
+            #[arg(long, default_value_t = 300)]
+            time_budget: u64,
+            /// Stops after this many runs.
+            #[arg(long, default_value_t = 500)]
+            max_runs: usize,
+        },
         /// Prints the plan (swarm parameters and fault schedule) a seed yields, as
         /// TOML that `run --schedule` accepts.
         Plan {
@@ -263,6 +284,32 @@ mod cli {
                         }
                         Err(e) => {
                             eprintln!("error: writing {}: {e}", out.display());
+                            2
+                        }
+                    }
+                }
+                Command::Shrink { scenario, seed, checker, out, time_budget, max_runs } => {
+                    let Ok(s) = load(&scenario) else { return 2 };
+                    let budget = simkv_sim::shrink::Budget { runs: max_runs, wall: std::time::Duration::from_secs(time_budget) };
+                    let mut log = |line: &str| println!("{line}");
+                    match simkv_sim::shrink::shrink(&s, Plan::draw(&s, seed), checker.as_deref(), budget, &mut log) {
+                        Ok(shrunk) => {
+                            println!("{} seed {seed}, failing {}: {} -> {} in {} runs", s.name, shrunk.checker, shrunk.original, shrunk.shrunk, shrunk.runs);
+                            let path = out.join("plan.toml");
+                            if let Err(e) = std::fs::create_dir_all(&out).and_then(|()| std::fs::write(&path, shrunk.plan.to_toml())) {
+                                eprintln!("error: writing {}: {e}", path.display());
+                                return 2;
+                            }
+                            println!(
+                                "wrote {}; replay: cargo run --release -p simkv-sim -- run --scenario {} --seed {seed} --schedule {}",
+                                path.display(),
+                                scenario.display(),
+                                path.display()
+                            );
+                            1
+                        }
+                        Err(e) => {
+                            eprintln!("error: {e}");
                             2
                         }
                     }

@@ -265,7 +265,7 @@ async fn run_inner(
     sleep(Duration::from_secs(3)).await;
 
     // Safety phase.
-    let safety = Duration::from_secs(scenario.phases.safety_secs);
+    let safety = Duration::from_secs(plan.safety_secs.unwrap_or(scenario.phases.safety_secs));
     shared.log("safety phase begins".into());
     let transport = crate::nemesis::network::start(&cluster, &swarm);
     if swarm.raft_loss > 0.0 || swarm.raft_delay_ms > 0 || swarm.client_loss > 0.0 || swarm.client_delay_ms > 0 {

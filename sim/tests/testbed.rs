@@ -192,6 +192,22 @@ fn planted_tso_window_not_persisted_is_caught() {
     clean_passes("tso-window-not-persisted.toml", 0..seed + 1);
 }
 
+/// A planted bug's failing seed shrinks to a plan with fewer faults or fewer
+/// operations that still fails the same checker (and does so again when run).
+#[test]
+fn failing_seeds_shrink() {
+    use simkv_sim::shrink::{shrink, Budget};
+    for (bug, seed) in [("ack-before-commit.toml", 0), ("empty-value-panics.toml", 0), ("tso-window-not-persisted.toml", 0)] {
+        let scenario = Scenario::load(&root().join("scenarios/bugs").join(bug)).unwrap();
+        let budget = Budget { runs: 12, wall: std::time::Duration::from_secs(600) };
+        let shrunk = shrink(&scenario, Plan::draw(&scenario, seed), None, budget, &mut |_| {}).unwrap();
+        let (before, after) = (shrunk.original, shrunk.shrunk);
+        assert!(after.faults < before.faults || after.ops < before.ops, "{bug}: {before} -> {after}");
+        let again = run::run(&scenario, &shrunk.plan);
+        assert!(again.failures.iter().any(|f| f.checker == shrunk.checker), "{bug}: the shrunk plan no longer fails {}", shrunk.checker);
+    }
+}
+
 /// A scan served past its region's end: caught by scans that cross regions.
 #[test]
 fn planted_scan_ignores_region_end_is_caught() {

@@ -104,6 +104,9 @@ pub struct Plan {
     pub bugs: Vec<Bug>,
     #[serde(default)]
     pub faults: Vec<FaultEvent>,
+    /// A safety phase shorter than the scenario's (set by `shrink`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub safety_secs: Option<u64>,
 }
 
 /// A small wrapper for drawing from the plan's own stream.
@@ -242,7 +245,7 @@ impl Plan {
             faults.push(FaultEvent { at_ms: at, duration_ms, fault });
             at += d.range(n.interval_ms);
         }
-        Plan { scenario: scenario.name.clone(), seed, swarm, bugs: scenario.bugs.clone(), faults }
+        Plan { scenario: scenario.name.clone(), seed, swarm, bugs: scenario.bugs.clone(), faults, safety_secs: None }
     }
 
     pub fn to_toml(&self) -> String {

@@ -1,0 +1,201 @@
+//! Shrinking a failing run: the smallest plan that still fails the same way.
+//!
+//! Starting from a seed's plan, try smaller plans and keep each one whose run
+//! fails with **the same checker**: drop faults (delta debugging over the
+//! schedule: halves, then quarters, ... then single faults), halve fault
+//! durations, fewer clients, keys, regions and stores, no transport loss or
+//! delay, a shorter safety phase. Passes repeat until none of them helps, the
+//! run budget is spent or the wall-clock budget is. Every candidate is an
+//! ordinary plan: the result replays with `run --schedule plan.toml`.
+
+use crate::nemesis::{Fault, Plan};
+use crate::run::{self, RunReport};
+use crate::scenario::Scenario;
+use std::time::{Duration, Instant};
+
+/// How big a run is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Size {
+    pub faults: usize,
+    pub ops: usize,
+    pub sim_millis: u64,
+}
+
+impl Size {
+    fn of(report: &RunReport) -> Size {
+        Size { faults: report.plan.faults.len(), ops: report.stats.ops, sim_millis: report.stats.sim_millis }
+    }
+}
+
+impl std::fmt::Display for Size {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} faults, {} operations, {:.1} simulated s", self.faults, self.ops, self.sim_millis as f64 / 1000.0)
+    }
+}
+
+pub struct Shrunk {
+    pub checker: String,
+    pub original: Size,
+    pub shrunk: Size,
+    pub plan: Plan,
+    pub runs: usize,
+}
+
+/// Limits on the search.
+#[derive(Debug, Clone, Copy)]
+pub struct Budget {
+    pub runs: usize,
+    pub wall: Duration,
+}
+
+struct Search<'a> {
+    scenario: &'a Scenario,
+    checker: String,
+    budget: Budget,
+    started: Instant,
+    runs: usize,
+    best: Plan,
+    best_size: Size,
+    log: &'a mut dyn FnMut(&str),
+}
+
+impl Search<'_> {
+    fn spent(&self) -> bool {
+        self.runs >= self.budget.runs || self.started.elapsed() >= self.budget.wall
+    }
+
+    /// Runs `candidate`; keeps it if the checker still fails. Returns whether it did.
+    fn try_plan(&mut self, what: &str, candidate: Plan) -> bool {
+        if self.spent() || candidate == self.best {
+            return false;
+        }
+        self.runs += 1;
+        let report = run::run(self.scenario, &candidate);
+        if !report.failures.iter().any(|f| f.checker == self.checker) {
+            return false;
+        }
+        let size = Size::of(&report);
+        (self.log)(&format!("kept: {what} -> {size}"));
+        self.best = candidate;
+        self.best_size = size;
+        true
+    }
+
+    /// Delta debugging over the fault schedule.
+    fn drop_faults(&mut self) -> bool {
+        let mut changed = false;
+        let mut chunks = 2;
+        while !self.best.faults.is_empty() && !self.spent() {
+            let n = self.best.faults.len();
+            let chunk = n.div_ceil(chunks.min(n));
+            let mut removed_any = false;
+            let mut start = 0;
+            while start < self.best.faults.len() && !self.spent() {
+                let end = (start + chunk).min(self.best.faults.len());
+                let mut candidate = self.best.clone();
+                candidate.faults.drain(start..end);
+                if self.try_plan(&format!("drop faults {start}..{end}"), candidate) {
+                    removed_any = true;
+                    changed = true;
+                } else {
+                    start = end;
+                }
+            }
+            if removed_any {
+                chunks = (chunks - 1).max(2);
+            } else if chunk == 1 {
+                break;
+            } else {
+                chunks *= 2;
+            }
+        }
+        changed
+    }
+
+    fn smaller_plans(&self) -> Vec<(String, Plan)> {
+        let best = &self.best;
+        let mut out = Vec::new();
+        let mut with = |what: &str, f: &dyn Fn(&mut Plan)| {
+            let mut p = best.clone();
+            f(&mut p);
+            out.push((what.to_string(), p));
+        };
+        if best.faults.iter().any(|f| f.duration_ms > 200) {
+            with("halve fault durations", &|p| p.faults.iter_mut().for_each(|f| f.duration_ms = (f.duration_ms / 2).max(100)));
+        }
+        if best.swarm.clients > 1 {
+            with("one client fewer", &|p| p.swarm.clients -= 1);
+        }
+        if best.swarm.keys > 1 {
+            with("one key fewer", &|p| p.swarm.keys -= 1);
+        }
+        if best.swarm.regions > 1 {
+            with("one region fewer", &|p| p.swarm.regions -= 1);
+        }
+        let replicas = self.scenario.cluster.replicas.max(1);
+        if best.swarm.stores > replicas {
+            with("one store fewer", &|p| {
+                p.swarm.stores -= 1;
+                let stores = p.swarm.stores;
+                p.faults.retain(|f| fault_stores(&f.fault).iter().all(|s| *s <= stores));
+            });
+        }
+        if best.swarm.raft_loss > 0.0 || best.swarm.raft_delay_ms > 0 || best.swarm.client_loss > 0.0 || best.swarm.client_delay_ms > 0 {
+            with("no transport loss or delay", &|p| {
+                p.swarm.raft_loss = 0.0;
+                p.swarm.raft_delay_ms = 0;
+                p.swarm.client_loss = 0.0;
+                p.swarm.client_delay_ms = 0;
+            });
+        }
+        let safety = best.safety_secs.unwrap_or(self.scenario.phases.safety_secs);
+        if safety > 2 {
+            let shorter = (safety / 2).max(2);
+            with(&format!("a {shorter} s safety phase"), &|p| {
+                p.safety_secs = Some(shorter);
+                p.faults.retain(|f| f.at_ms < shorter * 1000);
+            });
+        }
+        out
+    }
+}
+
+/// The stores a fault names (for dropping faults on a store that is gone).
+fn fault_stores(fault: &Fault) -> Vec<u64> {
+    match fault {
+        Fault::PartitionHalves { side } => side.clone(),
+        Fault::IsolateStore { store }
+        | Fault::CrashRestart { store }
+        | Fault::Pause { store }
+        | Fault::SlowDisk { store, .. }
+        | Fault::SlowSnapshotIo { store, .. } => vec![*store],
+        Fault::Asymmetric { from, to } => [from.clone(), to.clone()].concat(),
+        Fault::ClogLink { from, to } => vec![*from, *to],
+        Fault::Bridge { left, bridge, right } => [left.clone(), vec![*bridge], right.clone()].concat(),
+        Fault::IsolateLeader { .. } | Fault::PdCrashRestart { .. } | Fault::IsolatePd => vec![],
+    }
+}
+
+/// Shrinks `plan`, which must fail `checker` (or, if `None`, any checker: the
+/// first that fails is the one kept failing).
+pub fn shrink(scenario: &Scenario, plan: Plan, checker: Option<&str>, budget: Budget, log: &mut dyn FnMut(&str)) -> Result<Shrunk, String> {
+    let first = run::run(scenario, &plan);
+    let checker = match checker {
+        Some(c) if first.failures.iter().any(|f| f.checker == c) => c.to_string(),
+        Some(c) => return Err(format!("seed {} does not fail the {c} checker; it {}", plan.seed, if first.passed() { "passes" } else { "fails others" })),
+        None => first.failures.first().map(|f| f.checker.clone()).ok_or_else(|| format!("seed {} passes: nothing to shrink", plan.seed))?,
+    };
+    let original = Size::of(&first);
+    log(&format!("shrinking {} seed {} failing {checker}: {original}", scenario.name, plan.seed));
+    let mut search = Search { scenario, checker, budget, started: Instant::now(), runs: 1, best: plan, best_size: original, log };
+    loop {
+        let mut changed = search.drop_faults();
+        for (what, candidate) in search.smaller_plans() {
+            changed |= search.try_plan(&what, candidate);
+        }
+        if !changed || search.spent() {
+            break;
+        }
+    }
+    Ok(Shrunk { checker: search.checker, original, shrunk: search.best_size, plan: search.best, runs: search.runs })
+}
