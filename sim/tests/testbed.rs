@@ -109,6 +109,13 @@ fn caught_saying(bug_file: &str, checker: &str, needle: &str, limit: u64) -> u64
     panic!("{bug_file}: not caught by {checker} within {limit} seeds");
 }
 
+/// The bug is caught by `checker` saying `needle` within 200 seeds, and the
+/// same scenario without the bug passes every seed up to that one.
+fn caught_and_clean(bug_file: &str, checker: &str, needle: &str) {
+    let seed = caught_saying(bug_file, checker, needle, 200);
+    clean_passes(bug_file, 0..seed + 1);
+}
+
 fn clean_passes(bug_file: &str, seeds: std::ops::Range<u64>) {
     let mut scenario = Scenario::load(&root().join("scenarios/bugs").join(bug_file)).unwrap();
     scenario.bugs.clear();
@@ -120,30 +127,26 @@ fn clean_passes(bug_file: &str, seeds: std::ops::Range<u64>) {
 
 #[test]
 fn planted_follower_local_read_is_caught() {
-    let seed = caught_within("follower-local-read.toml", "linearizability", 200);
-    clean_passes("follower-local-read.toml", 0..seed + 1);
+    caught_and_clean("follower-local-read.toml", "linearizability", "");
 }
 
 #[test]
 fn planted_ack_before_commit_is_caught() {
-    let seed = caught_within("ack-before-commit.toml", "linearizability", 200);
-    clean_passes("ack-before-commit.toml", 0..seed + 1);
+    caught_and_clean("ack-before-commit.toml", "linearizability", "");
 }
 
 /// A vote forgotten in a crash and given again: caught by the one-vote-per-term
 /// rule (before it ever makes two leaders).
 #[test]
 fn planted_unsynced_vote_is_caught() {
-    let seed = caught_saying("unsynced-vote.toml", "raft", "one vote per term", 200);
-    clean_passes("unsynced-vote.toml", 0..seed + 1);
+    caught_and_clean("unsynced-vote.toml", "raft", "one vote per term");
 }
 
 /// Entries applied twice after a restart, hidden from the data by idempotent
 /// puts: caught by the apply-at-most-once rule over the stores' events.
 #[test]
 fn planted_reapply_after_restart_is_caught() {
-    let seed = caught_saying("reapply-after-restart.toml", "raft", "apply at most once", 200);
-    clean_passes("reapply-after-restart.toml", 0..seed + 1);
+    caught_and_clean("reapply-after-restart.toml", "raft", "apply at most once");
 }
 
 /// A panic inside a store is a failure of its own, with the node, the region,
@@ -173,23 +176,20 @@ fn a_panic_in_a_store_is_reported_with_its_context_and_keeps_the_history() {
 /// apply-time epoch rule.
 #[test]
 fn planted_apply_skips_epoch_check_is_caught() {
-    let seed = caught_saying("apply-skips-epoch-check.toml", "raft", "apply-time epoch check", 200);
-    clean_passes("apply-skips-epoch-check.toml", 0..seed + 1);
+    caught_and_clean("apply-skips-epoch-check.toml", "raft", "apply-time epoch check");
 }
 
 /// A split that leaves the version alone: caught by the split-bumps-version rule.
 #[test]
 fn planted_split_keeps_version_is_caught() {
-    let seed = caught_saying("split-keeps-version.toml", "raft", "a split bumps the version", 200);
-    clean_passes("split-keeps-version.toml", 0..seed + 1);
+    caught_and_clean("split-keeps-version.toml", "raft", "a split bumps the version");
 }
 
 /// PD's time window not persisted, its clock set back after a crash:
 /// timestamps go backwards, caught by the TSO checker.
 #[test]
 fn planted_tso_window_not_persisted_is_caught() {
-    let seed = caught_saying("tso-window-not-persisted.toml", "tso", "timestamps went backwards", 200);
-    clean_passes("tso-window-not-persisted.toml", 0..seed + 1);
+    caught_and_clean("tso-window-not-persisted.toml", "tso", "timestamps went backwards");
 }
 
 /// A planted bug's failing seed shrinks to a plan with fewer faults or fewer
@@ -211,16 +211,14 @@ fn failing_seeds_shrink() {
 /// A scan served past its region's end: caught by scans that cross regions.
 #[test]
 fn planted_scan_ignores_region_end_is_caught() {
-    let seed = caught_within("scan-ignores-region-end.toml", "scan", 200);
-    clean_passes("scan-ignores-region-end.toml", 0..seed + 1);
+    caught_and_clean("scan-ignores-region-end.toml", "scan", "");
 }
 
 /// Deletes make a snapshot that keeps deleted keys visible: without deletes in
 /// the workload, this planted bug could never be noticed.
 #[test]
 fn planted_snapshot_keeps_stale_keys_is_caught() {
-    let seed = caught_within("snapshot-keeps-stale-keys.toml", "convergence", 200);
-    clean_passes("snapshot-keeps-stale-keys.toml", 0..seed + 1);
+    caught_and_clean("snapshot-keeps-stale-keys.toml", "convergence", "");
 }
 
 /// The plan each scenario's seed 1 yields: changes only when the plan
