@@ -106,6 +106,10 @@ mod cli {
             one: OneRun,
             #[arg(long, default_value = "replay-out")]
             out: PathBuf,
+            /// The commit of the build that found the seed (a fuzz JSON's
+            /// `build.commit`): warns when this binary was built from another.
+            #[arg(long)]
+            found_by: Option<String>,
         },
         /// Shrinks a failing seed: the smallest plan (fewer faults, shorter faults,
         /// fewer clients, keys, regions and stores, no transport faults, a shorter
@@ -270,7 +274,10 @@ mod cli {
                     let options = FuzzOptions { shard, budget: time_budget, json, determinism: check_determinism, jobs, allow_inconclusive };
                     fuzz(&scenarios, seeds, options)
                 }
-                Command::Replay { one: OneRun { scenario, seed, schedule }, out } => {
+                Command::Replay { one: OneRun { scenario, seed, schedule }, out, found_by } => {
+                    if let Some(warning) = found_by.as_deref().and_then(report::build_mismatch) {
+                        eprintln!("{warning}");
+                    }
                     let Ok(s) = load(&scenario) else { return 2 };
                     let Ok(plan) = plan_for(&s, seed, &schedule) else { return 2 };
                     println!("{}", plan.swarm_line());

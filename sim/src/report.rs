@@ -8,6 +8,30 @@ use serde::Serialize;
 use std::fmt::Write as _;
 use std::path::Path;
 
+/// The build a result came from: the commit (`git rev-parse`) and profile.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct BuildInfo {
+    pub commit: String,
+    pub profile: String,
+}
+
+impl Default for BuildInfo {
+    fn default() -> Self {
+        BuildInfo { commit: env!("SIMKV_BUILD_COMMIT").to_string(), profile: env!("SIMKV_BUILD_PROFILE").to_string() }
+    }
+}
+
+/// What `replay --found-by COMMIT` says when this binary is not that build.
+pub fn build_mismatch(found_by: &str) -> Option<String> {
+    let here = BuildInfo::default();
+    (found_by != here.commit).then(|| {
+        format!(
+            "warning: this binary was built from {} but the seed was found by {found_by}: the plan (faults, swarm) is the same, the run itself may differ",
+            here.commit
+        )
+    })
+}
+
 /// The command that reruns exactly this run.
 pub fn replay_command(scenario_path: &str, seed: u64) -> String {
     format!("cargo run --release -p simkv-sim -- replay --scenario {scenario_path} --seed {seed}")
@@ -135,6 +159,8 @@ pub struct FuzzSummary {
     pub failures: Vec<FuzzFailure>,
     /// The checks that could not decide, one entry each, with the replay command.
     pub inconclusive_checks: Vec<FuzzFailure>,
+    /// The build that ran the campaign (pass `build.commit` to `replay --found-by`).
+    pub build: BuildInfo,
 }
 
 impl FuzzSummary {

@@ -261,6 +261,8 @@ fn outcome_formats_are_pinned() {
     summary.add(&report, true);
     summary.add_failure("scenarios/basic.toml", 7, "convergence", "region 1000 differs");
     summary.wall_secs = 2.0;
+    // The real build id changes with every commit; pin a made-up one.
+    summary.build = report::BuildInfo { commit: "0123456789ab".into(), profile: "release".into() };
     insta::assert_snapshot!(
         "outcome_formats",
         format!("{pass}---\n{inconclusive}---\n{fail}---\n{}\n---\n{}\n---\n{}", summary.line(), summary.to_json(), undecided.line())
