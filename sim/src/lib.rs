@@ -20,6 +20,8 @@ pub mod scenario;
 pub mod seeds;
 #[cfg(madsim)]
 pub mod shrink;
+#[cfg(madsim)]
+pub mod timeline_html;
 pub mod topology;
 #[cfg(madsim)]
 pub mod workload;

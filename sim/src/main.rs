@@ -283,7 +283,7 @@ mod cli {
                     println!("{}", plan.swarm_line());
                     let report = run::run(&s, &plan);
                     let code = print_report(&scenario, &report);
-                    match report::write_replay(&out, &report) {
+                    match report::write_replay_of(&out, &scenario.display().to_string(), &report) {
                         Ok(mut files) => {
                             files.push(out.join("trace.log").display().to_string());
                             println!("wrote {}", files.join(", "));

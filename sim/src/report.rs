@@ -94,6 +94,11 @@ pub fn determinism_line(first: &RunReport, second: &RunReport) -> String {
 /// Writes the plan, the history (EDN, and Porcupine logs per key) and the
 /// timeline of a run into `dir`; returns the file names.
 pub fn write_replay(dir: &Path, report: &RunReport) -> std::io::Result<Vec<String>> {
+    write_replay_of(dir, &report.plan.scenario, report)
+}
+
+/// [`write_replay`], naming the scenario file the run came from.
+pub fn write_replay_of(dir: &Path, scenario_path: &str, report: &RunReport) -> std::io::Result<Vec<String>> {
     std::fs::create_dir_all(dir)?;
     let mut files = Vec::new();
     let mut write = |name: &str, text: &str| -> std::io::Result<()> {
@@ -117,6 +122,7 @@ pub fn write_replay(dir: &Path, report: &RunReport) -> std::io::Result<Vec<Strin
         let _ = writeln!(timeline, "checker {} inconclusive:\n{}", f.checker, f.explanation);
     }
     write("timeline.txt", &timeline)?;
+    write("timeline.html", &crate::timeline_html::render(scenario_path, report))?;
     Ok(files)
 }
 

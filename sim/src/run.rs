@@ -79,6 +79,18 @@ pub struct RunReport {
     /// Fingerprint of the store events, the timeline and the history: two runs
     /// of one seed in one build must agree on it.
     pub digest: u64,
+    /// Leader changes the stores reported: (simulated ms, store, region, term).
+    pub leader_changes: Vec<(u64, u64, u64, u64)>,
+}
+
+fn leader_changes(events: &[TimedEvent]) -> Vec<(u64, u64, u64, u64)> {
+    events
+        .iter()
+        .filter_map(|e| match e.event {
+            StoreEvent::BecameLeader { store_id, region_id, term, .. } => Some((e.at.as_millis() as u64, store_id, region_id, term)),
+            _ => None,
+        })
+        .collect()
 }
 
 /// What a run amounts to.
@@ -150,7 +162,8 @@ pub fn run(scenario: &Scenario, plan: &Plan) -> RunReport {
     failures.extend(more);
     let stats = RunStats::of(&history, plan, &events, panic.at.unwrap_or_default());
     let digest = digest(&events, &timeline, &history);
-    RunReport { plan: plan.clone(), history, timeline, failures, inconclusive, stats, digest }
+    let leader_changes = leader_changes(&events);
+    RunReport { plan: plan.clone(), history, timeline, failures, inconclusive, stats, digest, leader_changes }
 }
 
 /// The checks over what a run recorded: linearizability, durability (only when
@@ -364,7 +377,7 @@ async fn run_inner(
     let timeline = shared.recorded.timeline.lock().unwrap().clone();
     let stats = RunStats::of(&history, &plan, &timed, shared.start.elapsed());
     let digest = digest(&timed, &timeline, &history);
-    RunReport { plan, history, timeline, failures, inconclusive, stats, digest }
+    RunReport { plan, history, timeline, failures, inconclusive, stats, digest, leader_changes: leader_changes(&timed) }
 }
 
 /// Waits until the regions the stores applied tile the key space, each fully

@@ -246,6 +246,7 @@ fn outcome_formats_are_pinned() {
         inconclusive: vec![],
         stats: RunStats { ops: 120, ok: 117, unknown: 3, faults: 4, events: 900, sim_millis: 43_500, regions: 7 },
         digest: 0x0123_4567_89ab_cdef,
+        leader_changes: vec![],
     };
     let pass = report::outcome_text("scenarios/basic.toml", &report);
     report.inconclusive.push(Failure { checker: "linearizability".into(), explanation: "the search ran out of its budget of 5 steps for keys [\"k\"]".into() });
@@ -267,6 +268,44 @@ fn outcome_formats_are_pinned() {
         "outcome_formats",
         format!("{pass}---\n{inconclusive}---\n{fail}---\n{}\n---\n{}\n---\n{}", summary.line(), summary.to_json(), undecided.line())
     );
+}
+
+/// The HTML timeline of a small run built by hand: lanes, bars, faults, leader
+/// ticks and the failure explanation, pinned.
+#[test]
+fn timeline_html_is_pinned() {
+    use simkv_sim::history::{Call, Clock, History, Initial, Operation, Outcome};
+    let scenario = Scenario::parse("scenarios/basic.toml", "").unwrap();
+    let mut history = History::new(Initial::Absent, Clock::Nanos);
+    let op = |process, key: &str, call, outcome, invoke_ms: u64, complete_ms: Option<u64>| Operation {
+        process,
+        key: key.into(),
+        call,
+        outcome,
+        invoke: invoke_ms * 1_000_000,
+        complete: complete_ms.map(|c| c * 1_000_000),
+    };
+    history.ops = vec![
+        op(0, "k", Call::Write("1".into()), Outcome::Done, 100, Some(900)),
+        op(1, "k", Call::Read, Outcome::Read(Some("1".into())), 1000, Some(1200)),
+        op(1, "k", Call::Cas("1".into(), "2".into()), Outcome::Unknown, 1300, None),
+        op(2, "j", Call::Write("7".into()), Outcome::Failed, 500, Some(700)),
+    ];
+    let report = RunReport {
+        plan: Plan::draw(&scenario, 7),
+        history,
+        timeline: vec![
+            "   0.200s fault #0 starts: crash store 2".into(),
+            "   1.500s fault #0 healed".into(),
+            "   1.700s liveness phase begins: every fault healed".into(),
+        ],
+        failures: vec![Failure { checker: "linearizability".into(), explanation: "key \"k\" is not linearizable.".into() }],
+        inconclusive: vec![],
+        stats: RunStats { ops: 4, ok: 2, unknown: 1, faults: 1, events: 10, sim_millis: 2_000, regions: 1 },
+        digest: 0,
+        leader_changes: vec![(50, 1, 100, 6), (1100, 3, 100, 7)],
+    };
+    insta::assert_snapshot!("timeline_html", simkv_sim::timeline_html::render("scenarios/basic.toml", &report));
 }
 
 /// A run's history, exported as EDN and as Porcupine logs, reads back with the

@@ -1,0 +1,253 @@
+//! `timeline.html`: a run drawn as one self-contained page (inline SVG, no
+//! scripts, nothing fetched), for a person to open in a browser.
+//!
+//! Time runs left to right. A lane per client process shows each operation as
+//! a bar from invocation to completion, coloured by outcome (ok green, a failed
+//! compare light green, failed red, unknown orange to the end of the run) and
+//! labelled with its key and value when it is wide enough. A lane per store (and
+//! one for PD) shows the faults that touched it as spans and leader changes as
+//! ticks. Every bar and tick has a tooltip with the whole of it. A failed
+//! checker's explanation heads the page; for a linearizability failure the
+//! operations of the key in question are outlined.
+
+use crate::history::{Call, Outcome};
+use crate::run::RunReport;
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+
+const WIDTH: f64 = 1600.0;
+const LEFT: f64 = 140.0;
+const LANE: f64 = 16.0;
+
+fn escape(text: &str) -> String {
+    text.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;")
+}
+
+/// A fault span parsed from the run's timeline lines.
+struct Span {
+    start_ms: u64,
+    end_ms: Option<u64>,
+    what: String,
+}
+
+fn seconds_of(line: &str) -> Option<u64> {
+    let t: f64 = line.split_whitespace().next()?.strip_suffix('s')?.parse().ok()?;
+    Some((t * 1000.0) as u64)
+}
+
+/// Faults from the timeline: "T s fault #i starts: what" to "T s fault #i healed"
+/// (or to the liveness phase, which heals everything).
+fn fault_spans(timeline: &[String]) -> Vec<Span> {
+    let mut open: BTreeMap<String, usize> = BTreeMap::new();
+    let mut spans: Vec<Span> = Vec::new();
+    for line in timeline {
+        let Some(at) = seconds_of(line) else { continue };
+        if let Some(rest) = line.split("fault #").nth(1) {
+            let id: String = rest.chars().take_while(char::is_ascii_digit).collect();
+            if let Some(what) = rest.split_once("starts: ").map(|(_, w)| w.to_string()) {
+                open.insert(id, spans.len());
+                spans.push(Span { start_ms: at, end_ms: None, what });
+            } else if rest.contains("healed") {
+                if let Some(i) = open.remove(&id) {
+                    spans[i].end_ms = Some(at);
+                }
+            }
+        } else if line.contains("liveness phase begins") {
+            for (_, i) in std::mem::take(&mut open) {
+                spans[i].end_ms = Some(at);
+            }
+        }
+    }
+    spans
+}
+
+/// The stores a fault's description names ("store 3", "[1, 2]"), or none (PD).
+fn stores_named(what: &str, stores: u64) -> Vec<u64> {
+    let mut found = Vec::new();
+    let mut number = String::new();
+    let flush = |number: &mut String, found: &mut Vec<u64>| {
+        if let Ok(n) = number.parse::<u64>() {
+            if (1..=stores).contains(&n) && !found.contains(&n) {
+                found.push(n);
+            }
+        }
+        number.clear();
+    };
+    let mentions_stores = what.contains("store") || what.contains('[');
+    for c in what.chars() {
+        if c.is_ascii_digit() {
+            number.push(c);
+        } else {
+            flush(&mut number, &mut found);
+        }
+    }
+    flush(&mut number, &mut found);
+    if mentions_stores && !what.contains("pd") {
+        found.retain(|s| what.contains(&format!("store {s}")) || what.contains('['));
+        found
+    } else {
+        Vec::new()
+    }
+}
+
+/// The page for `report`.
+pub fn render(scenario_path: &str, report: &RunReport) -> String {
+    let end_ms = report.stats.sim_millis.max(report.history.ops.iter().filter_map(|o| o.complete).max().unwrap_or(0) / 1_000_000).max(1);
+    let x = |ms: f64| LEFT + ms / end_ms as f64 * (WIDTH - LEFT - 10.0);
+    // Lanes: client processes (scans' per-key reads and the final reads folded
+    // into one lane each), then stores, then PD.
+    let lane_of = |process: u64| -> (u64, String) {
+        match process {
+            p if p >= 2_000_000 => (u64::MAX - 1, "scans".into()),
+            p if p >= 1_000_000 => (u64::MAX - 2, "final reads".into()),
+            p => (p, format!("process {p}")),
+        }
+    };
+    let mut lanes: BTreeMap<u64, String> = BTreeMap::new();
+    for op in &report.history.ops {
+        let (id, name) = lane_of(op.process);
+        lanes.insert(id, name);
+    }
+    let lane_index: BTreeMap<u64, usize> = lanes.keys().enumerate().map(|(i, id)| (*id, i)).collect();
+    let stores = report.plan.swarm.stores;
+    let client_lanes = lanes.len();
+    let store_lane = |store: u64| client_lanes + store as usize; // one spacer lane before stores
+    let pd_lane = client_lanes + stores as usize + 1;
+    let height = 40.0 + (pd_lane + 2) as f64 * LANE;
+    let bad_key = report.failures.iter().filter(|f| f.checker == "linearizability").find_map(|f| f.explanation.split('"').nth(1).map(str::to_string));
+
+    let mut svg = String::new();
+    let _ = write!(svg, r#"<svg xmlns="http://www.w3.org/2000/svg" width="{WIDTH}" height="{height}" font-family="monospace" font-size="9">"#);
+    // Time axis, a tick a second.
+    for s in 0..=end_ms / 1000 {
+        let px = x((s * 1000) as f64);
+        let _ = write!(svg, r##"<line x1="{px:.1}" y1="20" x2="{px:.1}" y2="{height}" stroke="#eee"/><text x="{px:.1}" y="14">{s}s</text>"##);
+    }
+    let lane_y = |i: usize| 24.0 + i as f64 * LANE;
+    for (i, name) in lanes.values().enumerate() {
+        let _ = write!(svg, r#"<text x="4" y="{:.1}">{}</text>"#, lane_y(i) + 10.0, escape(name));
+    }
+    for store in 1..=stores {
+        let _ = write!(svg, r#"<text x="4" y="{:.1}" font-weight="bold">store {store}</text>"#, lane_y(store_lane(store)) + 10.0);
+    }
+    let _ = write!(svg, r#"<text x="4" y="{:.1}" font-weight="bold">pd</text>"#, lane_y(pd_lane) + 10.0);
+    // Operations.
+    for op in &report.history.ops {
+        let (id, _) = lane_of(op.process);
+        let y = lane_y(lane_index[&id]) + 2.0;
+        let start = x(op.invoke as f64 / 1e6);
+        let stop = op.complete.map_or(x(end_ms as f64), |c| x(c as f64 / 1e6)).max(start + 1.5);
+        let colour = match op.outcome {
+            Outcome::Failed => "#e53935",
+            Outcome::Unknown => "#ff9800",
+            Outcome::CasFailed => "#aed581",
+            _ => "#43a047",
+        };
+        let what = match (&op.call, &op.outcome) {
+            (Call::Read, Outcome::Read(v)) => format!("{} = {}", op.key, v.as_deref().unwrap_or("nil")),
+            (Call::Read, _) => format!("read {}", op.key),
+            (Call::Write(v), _) => format!("{} := {v}", op.key),
+            (Call::Cas(from, to), _) => format!("{} {from}→{to}", op.key),
+            (Call::Delete, _) => format!("delete {}", op.key),
+            (other, _) => format!("{} {other:?}", op.key),
+        };
+        let outline = if bad_key.as_deref() == Some(op.key.as_str()) { r#" stroke="black" stroke-width="1.5""# } else { "" };
+        let title = format!(
+            "process {} [{:.6}s .. {}] {:?} {:?}",
+            op.process,
+            op.invoke as f64 / 1e9,
+            op.complete.map_or("unknown".into(), |c| format!("{:.6}s", c as f64 / 1e9)),
+            op.call,
+            op.outcome
+        );
+        let _ = write!(
+            svg,
+            r#"<rect x="{start:.1}" y="{y:.1}" width="{:.1}" height="{:.1}" fill="{colour}"{outline}><title>{} — {}</title></rect>"#,
+            stop - start,
+            LANE - 4.0,
+            escape(&title),
+            escape(&what)
+        );
+        if stop - start > 6.0 * what.len() as f64 {
+            let _ = write!(svg, r#"<text x="{:.1}" y="{:.1}" fill="white">{}</text>"#, start + 2.0, y + 9.0, escape(&what));
+        }
+    }
+    // Faults on the stores they touch (or PD), and leader changes.
+    for span in fault_spans(&report.timeline) {
+        let named = stores_named(&span.what, stores);
+        let rows: Vec<usize> = if named.is_empty() { vec![pd_lane] } else { named.iter().map(|s| store_lane(*s)).collect() };
+        let (a, b) = (x(span.start_ms as f64), x(span.end_ms.unwrap_or(end_ms) as f64));
+        for row in rows {
+            let _ = write!(
+                svg,
+                r##"<rect x="{a:.1}" y="{:.1}" width="{:.1}" height="{:.1}" fill="#9575cd" opacity="0.6"><title>{}</title></rect>"##,
+                lane_y(row) + 2.0,
+                (b - a).max(2.0),
+                LANE - 4.0,
+                escape(&span.what)
+            );
+        }
+    }
+    for &(at_ms, store, region, term) in &report.leader_changes {
+        if store >= 1 && store <= stores {
+            let px = x(at_ms as f64);
+            let y = lane_y(store_lane(store));
+            let _ = write!(
+                svg,
+                r##"<line x1="{px:.1}" y1="{y:.1}" x2="{px:.1}" y2="{:.1}" stroke="#1e88e5" stroke-width="1.5"><title>{:.3}s: store {store} leads region {region} (term {term})</title></line>"##,
+                y + LANE,
+                at_ms as f64 / 1000.0
+            );
+        }
+    }
+    svg.push_str("</svg>");
+
+    let plan = &report.plan;
+    let mut page = format!(
+        "<!doctype html>\n<html><head><meta charset=\"utf-8\"><title>simkv: {} seed {}</title>\n<style>body{{font-family:sans-serif;margin:16px}} pre{{background:#f6f6f6;padding:8px;white-space:pre-wrap}} .fail{{color:#c62828}}</style></head><body>\n",
+        escape(&plan.scenario),
+        plan.seed
+    );
+    let verdict = if report.passed() {
+        "passed".to_string()
+    } else {
+        format!("<span class=\"fail\">failed: {}</span>", escape(&report.failures.iter().map(|f| f.checker.as_str()).collect::<Vec<_>>().join(", ")))
+    };
+    let _ = write!(page, "<h1>{} seed {} — {verdict}</h1>\n<p>{}</p>\n", escape(scenario_path), plan.seed, escape(&plan.swarm_line()));
+    let _ = writeln!(
+        page,
+        "<p>{} operations ({} unknown), {} faults, {} regions, {:.1} simulated s. Green: ok; light green: a compare that failed; red: failed; orange: unknown. Purple: faults; blue ticks: a store becomes a region's leader. Hover for details.</p>",
+        report.stats.ops,
+        report.stats.unknown,
+        report.stats.faults,
+        report.stats.regions,
+        report.stats.sim_millis as f64 / 1000.0
+    );
+    for f in &report.failures {
+        let _ = writeln!(page, "<h2 class=\"fail\">{}</h2><pre>{}</pre>", escape(&f.checker), escape(&f.explanation));
+    }
+    page.push_str(&svg);
+    page.push_str("\n</body></html>\n");
+    page
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn faults_are_parsed_with_the_stores_they_touch() {
+        let timeline = vec![
+            "   1.000s fault #0 starts: crash store 2".to_string(),
+            "   2.500s fault #1 starts: partition [1, 3] | [2]".to_string(),
+            "   3.000s fault #0 healed".to_string(),
+            "   4.000s fault #2 starts: isolate pd".to_string(),
+            "   9.000s liveness phase begins: every fault healed".to_string(),
+        ];
+        let spans = fault_spans(&timeline);
+        assert_eq!(spans.iter().map(|s| (s.start_ms, s.end_ms)).collect::<Vec<_>>(), vec![(1000, Some(3000)), (2500, Some(9000)), (4000, Some(9000))]);
+        assert_eq!(stores_named(&spans[0].what, 3), vec![2]);
+        assert_eq!(stores_named(&spans[1].what, 3), vec![1, 3, 2]);
+        assert_eq!(stores_named(&spans[2].what, 3), Vec::<u64>::new(), "PD's own lane");
+    }
+}
