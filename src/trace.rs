@@ -86,6 +86,24 @@ thread_local! {
 /// region (a message, a request, a ready); it costs one thread-local write.
 pub fn working_on(store_id: u64, region_id: u64) {
     WORKING_ON.with(|w| w.set(Some((store_id, region_id))));
+    WATCHED.with(|w| {
+        if let Some(slot) = &*w.borrow() {
+            slot.0.store(store_id, std::sync::atomic::Ordering::Relaxed);
+            slot.1.store(region_id, std::sync::atomic::Ordering::Relaxed);
+        }
+    });
+}
+
+/// Where another thread (a watchdog) can read what this thread last worked on.
+pub type WorkingOnSlot = std::sync::Arc<(std::sync::atomic::AtomicU64, std::sync::atomic::AtomicU64)>;
+
+thread_local! {
+    static WATCHED: std::cell::RefCell<Option<WorkingOnSlot>> = const { std::cell::RefCell::new(None) };
+}
+
+/// Makes [`working_on`] on this thread also write to `slot` (or stop, with `None`).
+pub fn watch_working_on(slot: Option<WorkingOnSlot>) {
+    WATCHED.with(|w| *w.borrow_mut() = slot);
 }
 
 /// What [`working_on`] last noted on this thread.

@@ -56,6 +56,10 @@ mod cli {
         /// instead of drawing one from the seed.
         #[arg(long)]
         schedule: Option<PathBuf>,
+        /// Gives the run up (exit 4, "stalled at simulated time ...") when its
+        /// simulated time does not advance for this many seconds of wall time.
+        #[arg(long, default_value_t = 60)]
+        stall_secs: u64,
     }
 
     #[derive(Subcommand)]
@@ -98,6 +102,11 @@ mod cli {
             /// out of its budget); they are still counted and listed.
             #[arg(long)]
             allow_inconclusive: bool,
+            /// A run whose simulated time does not advance for this many seconds
+            /// of wall time is recorded as a `stall` failure (with its replay
+            /// command) and the campaign goes on without it.
+            #[arg(long, default_value_t = 60)]
+            stall_secs: u64,
         },
         /// Runs one seed again with a debug trace, and writes the plan, the
         /// history (EDN and Porcupine) and the trace to a folder.
@@ -254,11 +263,11 @@ mod cli {
 
         pub fn run(self) -> i32 {
             match self.command {
-                Command::Run { one: OneRun { scenario, seed, schedule }, check_determinism } => {
+                Command::Run { one: OneRun { scenario, seed, schedule, stall_secs }, check_determinism } => {
                     let Ok(s) = load(&scenario) else { return 2 };
                     let Ok(plan) = plan_for(&s, seed, &schedule) else { return 2 };
                     println!("{}", plan.swarm_line());
-                    let report = run::run(&s, &plan);
+                    let report = watched(&s, &plan, &scenario, stall_secs);
                     let mut code = print_report(&scenario, &report);
                     if check_determinism {
                         let again = run::run(&s, &plan);
@@ -269,19 +278,19 @@ mod cli {
                     }
                     code
                 }
-                Command::Fuzz { scenarios, seeds, shard, time_budget, json, check_determinism, jobs, allow_inconclusive } => {
+                Command::Fuzz { scenarios, seeds, shard, time_budget, json, check_determinism, jobs, allow_inconclusive, stall_secs } => {
                     let jobs = jobs.unwrap_or_else(|| std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1));
-                    let options = FuzzOptions { shard, budget: time_budget, json, determinism: check_determinism, jobs, allow_inconclusive };
+                    let options = FuzzOptions { shard, budget: time_budget, json, determinism: check_determinism, jobs, allow_inconclusive, stall_secs };
                     fuzz(&scenarios, seeds, options)
                 }
-                Command::Replay { one: OneRun { scenario, seed, schedule }, out, found_by } => {
+                Command::Replay { one: OneRun { scenario, seed, schedule, stall_secs }, out, found_by } => {
                     if let Some(warning) = found_by.as_deref().and_then(report::build_mismatch) {
                         eprintln!("{warning}");
                     }
                     let Ok(s) = load(&scenario) else { return 2 };
                     let Ok(plan) = plan_for(&s, seed, &schedule) else { return 2 };
                     println!("{}", plan.swarm_line());
-                    let report = run::run(&s, &plan);
+                    let report = watched(&s, &plan, &scenario, stall_secs);
                     let code = print_report(&scenario, &report);
                     match report::write_replay_of(&out, &scenario.display().to_string(), &report) {
                         Ok(mut files) => {
@@ -409,6 +418,17 @@ mod cli {
         }
     }
 
+    /// A run that gives up when its simulated time stops: the process exits 4
+    /// with the stall and the replay command (the stuck thread cannot be stopped).
+    fn watched(s: &Scenario, plan: &Plan, scenario: &Path, stall_secs: u64) -> run::RunReport {
+        let (path, seed) = (scenario.display().to_string(), plan.seed);
+        run::run_watched(s, plan, std::time::Duration::from_secs(stall_secs.max(1)), move |stall| {
+            eprintln!("STALLED {path} seed {seed}: {stall}");
+            eprintln!("replay: {}", report::replay_command(&path, seed));
+            std::process::exit(4);
+        })
+    }
+
     /// A list-append history against `model`: 0 valid, 1 anomaly, 2 unreadable.
     fn check_transactions(file: &Path, text: &str, model: &str) -> i32 {
         use simkv_sim::checker::list_append::{self, Model};
@@ -446,10 +466,92 @@ mod cli {
         determinism: bool,
         jobs: usize,
         allow_inconclusive: bool,
+        stall_secs: u64,
+    }
+
+    /// What the fuzz workers share.
+    struct Campaign {
+        scenarios: Vec<(PathBuf, Scenario)>,
+        runs: Vec<(usize, u64)>,
+        next: std::sync::atomic::AtomicUsize,
+        summary: std::sync::Mutex<report::FuzzSummary>,
+        /// Runs finished (or given up as stalled), with a condition to wait on.
+        finished: (std::sync::Mutex<usize>, std::sync::Condvar),
+        started: Instant,
+        budget: Option<u64>,
+        determinism: bool,
+        stall: std::time::Duration,
+        bar: ProgressBar,
+    }
+
+    impl Campaign {
+        fn finish_one(&self) {
+            let mut n = self.finished.0.lock().unwrap();
+            *n += 1;
+            self.finished.1.notify_all();
+        }
+    }
+
+    /// A worker: takes runs until none are left. A run that stalls is recorded
+    /// by its watchdog, which starts a worker in its place (the stuck thread
+    /// cannot be stopped; it ends with the process).
+    fn spawn_worker(campaign: std::sync::Arc<Campaign>) {
+        std::thread::spawn(move || loop {
+            let c = &campaign;
+            let k = c.next.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            let Some(&(i, seed)) = c.runs.get(k) else { return };
+            if c.budget.is_some_and(|b| c.started.elapsed().as_secs() >= b) {
+                c.summary.lock().unwrap().skipped += 1;
+                c.finish_one();
+                continue;
+            }
+            let (path, scenario) = &c.scenarios[i];
+            let path = path.display().to_string();
+            let plan = Plan::draw(scenario, seed);
+            let on_stall = {
+                let (campaign, path) = (campaign.clone(), path.clone());
+                move |stall: run::Stall| {
+                    let text = stall.to_string();
+                    campaign.bar.suspend(|| println!("STALLED {path} seed {seed}: {text}\nreplay: {}", report::replay_command(&path, seed)));
+                    {
+                        let mut summary = campaign.summary.lock().unwrap();
+                        summary.runs += 1;
+                        summary.failed += 1;
+                        summary.add_failure(&path, seed, "stall", &text);
+                    }
+                    campaign.bar.inc(1);
+                    campaign.finish_one();
+                    spawn_worker(campaign);
+                }
+            };
+            let report = run::run_watched(scenario, &plan, c.stall, on_stall);
+            let again = c.determinism.then(|| run::run(scenario, &plan));
+            let nondeterministic = again.as_ref().is_some_and(|a| a.digest != report.digest);
+            {
+                let mut summary = c.summary.lock().unwrap();
+                if let (true, Some(again)) = (nondeterministic, &again) {
+                    c.bar.suspend(|| println!("{}", report::determinism_line(&report, again)));
+                    summary.add_failure(&path, seed, "determinism", "two runs of this seed produced different digests");
+                }
+                summary.add(&report, nondeterministic);
+                if !report.passed() {
+                    c.bar.suspend(|| print!("{}", report::outcome_text(&path, &report)));
+                    for f in &report.failures {
+                        summary.add_failure(&path, seed, &f.checker, &f.explanation);
+                    }
+                    for f in &report.inconclusive {
+                        summary.add_inconclusive(&path, seed, &f.checker, &f.explanation);
+                    }
+                }
+                c.bar.set_message(format!("{} failed, {} inconclusive", summary.failed, summary.inconclusive));
+            }
+            c.bar.inc(1);
+            c.finish_one();
+        });
     }
 
     fn fuzz(dir: &Path, seeds: (u64, u64), options: FuzzOptions) -> i32 {
-        let FuzzOptions { shard, budget, json, determinism, jobs, allow_inconclusive } = options;
+        let FuzzOptions { shard, budget, json, determinism, jobs, allow_inconclusive, stall_secs } = options;
         let scenarios: Vec<(PathBuf, Scenario)> = if dir.is_dir() {
             let mut paths: Vec<PathBuf> = match std::fs::read_dir(dir) {
                 Ok(entries) => entries.filter_map(|e| e.ok()).map(|e| e.path()).filter(|p| p.extension().is_some_and(|x| x == "toml")).collect(),
@@ -481,46 +583,32 @@ mod cli {
         let started = Instant::now();
         let bar = ProgressBar::new(runs.len() as u64);
         bar.set_style(ProgressStyle::with_template("{bar:40} {pos}/{len} runs, {msg} [{elapsed_precise}]").expect("template"));
-        let summary = std::sync::Mutex::new(report::FuzzSummary::default());
-        let next = std::sync::atomic::AtomicUsize::new(0);
+        let total = runs.len();
         // Each run is its own simulation on its own thread: runs are independent
         // and each is deterministic, so workers only change the wall time.
-        std::thread::scope(|scope| {
-            for _ in 0..jobs.max(1) {
-                scope.spawn(|| loop {
-                    let k = next.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
-                    let Some(&(i, seed)) = runs.get(k) else { return };
-                    if budget.is_some_and(|b| started.elapsed().as_secs() >= b) {
-                        summary.lock().unwrap().skipped += 1;
-                        continue;
-                    }
-                    let (path, scenario) = &scenarios[i];
-                    let path = path.display().to_string();
-                    let plan = Plan::draw(scenario, seed);
-                    let report = run::run(scenario, &plan);
-                    let again = determinism.then(|| run::run(scenario, &plan));
-                    let nondeterministic = again.as_ref().is_some_and(|a| a.digest != report.digest);
-                    let mut summary = summary.lock().unwrap();
-                    if let (true, Some(again)) = (nondeterministic, &again) {
-                        bar.suspend(|| println!("{}", report::determinism_line(&report, again)));
-                        summary.add_failure(&path, seed, "determinism", "two runs of this seed produced different digests");
-                    }
-                    summary.add(&report, nondeterministic);
-                    if !report.passed() {
-                        bar.suspend(|| print!("{}", report::outcome_text(&path, &report)));
-                        for f in &report.failures {
-                            summary.add_failure(&path, seed, &f.checker, &f.explanation);
-                        }
-                        for f in &report.inconclusive {
-                            summary.add_inconclusive(&path, seed, &f.checker, &f.explanation);
-                        }
-                    }
-                    bar.set_message(format!("{} failed, {} inconclusive", summary.failed, summary.inconclusive));
-                    bar.inc(1);
-                });
-            }
+        let campaign = std::sync::Arc::new(Campaign {
+            scenarios,
+            runs,
+            next: std::sync::atomic::AtomicUsize::new(0),
+            summary: std::sync::Mutex::new(report::FuzzSummary::default()),
+            finished: (std::sync::Mutex::new(0), std::sync::Condvar::new()),
+            started,
+            budget,
+            determinism,
+            stall: std::time::Duration::from_secs(stall_secs.max(1)),
+            bar: bar.clone(),
         });
-        let mut summary = summary.into_inner().unwrap();
+        for _ in 0..jobs.max(1) {
+            spawn_worker(campaign.clone());
+        }
+        {
+            let mut finished = campaign.finished.0.lock().unwrap();
+            while *finished < total {
+                finished = campaign.finished.1.wait(finished).unwrap();
+            }
+        }
+        let summary = std::mem::take(&mut *campaign.summary.lock().unwrap());
+        let mut summary = summary;
         summary.failures.sort_by(|a, b| (&a.scenario, a.seed, &a.checker).cmp(&(&b.scenario, b.seed, &b.checker)));
         summary.inconclusive_checks.sort_by(|a, b| (&a.scenario, a.seed, &a.checker).cmp(&(&b.scenario, b.seed, &b.checker)));
         bar.finish_and_clear();

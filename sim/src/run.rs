@@ -119,6 +119,62 @@ impl RunReport {
     }
 }
 
+/// Why a run was given up: its simulated time stopped advancing (a task spinning
+/// without awaiting holds the simulation's only thread).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Stall {
+    /// The last simulated time seen, in ms.
+    pub sim_ms: u64,
+    pub wall_secs: u64,
+    /// The (store, region) the store last started working on, if any.
+    pub working_on: Option<(u64, u64)>,
+}
+
+impl std::fmt::Display for Stall {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "stalled at simulated time {:.3}s: no simulated time passed for {} s of wall time", self.sim_ms as f64 / 1000.0, self.wall_secs)?;
+        if let Some((store, region)) = self.working_on {
+            write!(f, " (store {store} was last working on region {region})")?;
+        }
+        Ok(())
+    }
+}
+
+/// [`run`], watched: if the run's simulated time stops advancing for `stall`
+/// of wall time, `on_stall` is called from the watchdog's thread (the run's own
+/// thread is stuck and cannot be stopped: the caller decides what to do, e.g.
+/// exit the process, or record the failure and go on with another thread).
+pub fn run_watched(scenario: &Scenario, plan: &Plan, stall: std::time::Duration, on_stall: impl FnOnce(Stall) + Send + 'static) -> RunReport {
+    use std::sync::atomic::{AtomicBool, AtomicU64};
+    let progress = Arc::new(AtomicU64::new(u64::MAX));
+    let done = Arc::new(AtomicBool::new(false));
+    let slot: simkv::trace::WorkingOnSlot = Arc::default();
+    simkv::trace::watch_working_on(Some(slot.clone()));
+    let watchdog = {
+        let (progress, done, slot) = (progress.clone(), done.clone(), slot.clone());
+        std::thread::spawn(move || {
+            let (mut last, mut since) = (u64::MAX, std::time::Instant::now());
+            while !done.load(Ordering::SeqCst) {
+                std::thread::sleep(std::time::Duration::from_millis(100));
+                let now = progress.load(Ordering::SeqCst);
+                if now != last {
+                    (last, since) = (now, std::time::Instant::now());
+                } else if since.elapsed() >= stall {
+                    let store = slot.0.load(Ordering::Relaxed);
+                    let working_on = (store != 0).then(|| (store, slot.1.load(Ordering::Relaxed)));
+                    on_stall(Stall { sim_ms: if last == u64::MAX { 0 } else { last }, wall_secs: stall.as_secs(), working_on });
+                    return;
+                }
+            }
+        })
+    };
+    let report = run_with_progress(scenario, plan, progress);
+    done.store(true, Ordering::SeqCst);
+    simkv::trace::watch_working_on(None);
+    let _ = watchdog.join();
+    report
+}
+
 /// Runs `scenario` with `plan` in a fresh simulation seeded with `plan.seed`.
 ///
 /// A panic anywhere in the simulated cluster (ours or a dependency's) is a
@@ -127,12 +183,29 @@ impl RunReport {
 /// (history, store events, timeline) is kept, and the other checkers still run
 /// on it, with operations in flight at the panic counted as unknown.
 pub fn run(scenario: &Scenario, plan: &Plan) -> RunReport {
+    run_with_progress(scenario, plan, Arc::default())
+}
+
+/// [`run`], with the simulated time (ms) written to `progress` as it passes.
+/// Watched or not, a run has the same tasks, so it is the same run.
+fn run_with_progress(scenario: &Scenario, plan: &Plan, progress: Arc<std::sync::atomic::AtomicU64>) -> RunReport {
     let runtime = madsim::runtime::Runtime::with_seed_and_config(plan.seed, madsim::Config::default());
     let recorded = Arc::new(Recorded::default());
     let events: Arc<Mutex<Vec<TimedEvent>>> = Arc::default();
     let nodes: Arc<Mutex<BTreeMap<NodeId, String>>> = Arc::default();
     let (scenario2, plan2, recorded2, events2, nodes2) = (scenario.clone(), plan.clone(), recorded.clone(), events.clone(), nodes.clone());
-    let result = panics::catching(|| runtime.block_on(run_inner(scenario2, plan2, recorded2, events2, nodes2)));
+    let result = panics::catching(|| {
+        runtime.block_on(async move {
+            // A heartbeat of simulated time: it stops when a task stops awaiting.
+            madsim::task::spawn(async move {
+                loop {
+                    progress.store(madsim::time::TimeHandle::current().elapsed().as_millis() as u64, Ordering::SeqCst);
+                    sleep(Duration::from_millis(100)).await;
+                }
+            });
+            run_inner(scenario2, plan2, recorded2, events2, nodes2).await
+        })
+    });
     let panic = match result {
         Ok(report) => return report,
         Err(panic) => panic,
@@ -253,6 +326,7 @@ async fn run_inner(
             Bug::ApplySkipsEpochCheck => spec.raftstore.bugs.apply_skips_epoch_check = true,
             Bug::SplitKeepsVersion => spec.raftstore.bugs.split_keeps_version = true,
             Bug::TsoWindowNotPersisted => spec.pd.bug_tso_window_not_persisted = true,
+            Bug::SpinInApply => spec.raftstore.bugs.spin_in_apply = true,
         }
     }
     spec.io = IoProfile { slowdown: swarm.disk_slowdown.max(1), ..IoProfile::ssd() };

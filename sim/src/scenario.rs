@@ -249,6 +249,7 @@ pub enum Bug {
     ApplySkipsEpochCheck,
     SplitKeepsVersion,
     TsoWindowNotPersisted,
+    SpinInApply,
 }
 
 /// A scenario that could not be loaded: where, and what is wrong.

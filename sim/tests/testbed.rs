@@ -423,3 +423,31 @@ fn inconclusive_is_its_own_outcome() {
     assert_eq!(code, Some(0), "{stdout}");
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// A run made to spin without awaiting (a planted livelock in apply) is given up
+/// with the stall message, naming where the store was, instead of hanging.
+#[test]
+fn a_spinning_run_fails_with_the_stall_message() {
+    let started = std::time::Instant::now();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_simkv-sim"))
+        .current_dir(root())
+        .args(["run", "--scenario", "scenarios/bugs/spin-in-apply.toml", "--seed", "0", "--stall-secs", "3"])
+        .output()
+        .expect("simkv-sim runs");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(4), "{stderr}");
+    assert!(stderr.contains("stalled at simulated time") && stderr.contains("was last working on region"), "{stderr}");
+    assert!(stderr.contains("replay: cargo run --release -p simkv-sim -- replay --scenario scenarios/bugs/spin-in-apply.toml --seed 0"), "{stderr}");
+    assert!(started.elapsed() < std::time::Duration::from_secs(120), "the stall was found within its bound");
+    // In a campaign, stalled runs are failures with their replay commands, and the
+    // campaign goes on (one worker: each stall hands its work to a new worker).
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_simkv-sim"))
+        .current_dir(root())
+        .args(["fuzz", "--scenarios", "scenarios/bugs/spin-in-apply.toml", "--seeds", "0..2", "--stall-secs", "2", "--jobs", "1"])
+        .output()
+        .expect("simkv-sim runs");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(1), "{stdout}");
+    assert_eq!(stdout.matches("STALLED scenarios/bugs/spin-in-apply.toml seed").count(), 2, "{stdout}");
+    assert!(stdout.contains("fuzz: 2 runs, 0 passed, 2 failed"), "{stdout}");
+}

@@ -44,6 +44,8 @@ pub struct ApplyBugs {
     pub split_keeps_version: bool,
     /// A put of an empty value panics the applying node.
     pub empty_value_panics: bool,
+    /// Applying index 50 spins forever.
+    pub spin_at_index_50: bool,
 }
 
 /// One applied entry, for the `Applied` event.
@@ -87,6 +89,11 @@ pub fn apply_entries_with<S: Snapshot>(region: &Region, mut apply_state: ApplySt
     for entry in entries {
         assert_eq!(entry.index, apply_state.applied_index + 1, "region {}: applying index {} after {}", region.id, entry.index, apply_state.applied_index);
         apply_state.applied_index = entry.index;
+        if bugs.spin_at_index_50 && entry.index == 50 {
+            loop {
+                std::hint::spin_loop();
+            }
+        }
         let mut write_epochs = None;
         let result = match entry.get_entry_type() {
             EntryType::EntryNormal if entry.data.is_empty() => Err(RegionError::StaleCommand),

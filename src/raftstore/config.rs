@@ -73,6 +73,9 @@ pub struct PlantedBugs {
     pub apply_skips_epoch_check: bool,
     /// A split leaves the region's `version` where it was.
     pub split_keeps_version: bool,
+    /// Applying the 50th entry of a region spins forever without awaiting (a
+    /// livelock: the simulation's only thread never comes back).
+    pub spin_in_apply: bool,
 }
 
 impl Default for RaftStoreConfig {

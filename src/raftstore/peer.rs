@@ -417,6 +417,7 @@ impl<E: Engine> PeerFsm<E> {
             skip_epoch_check: ctx.cfg.bugs.apply_skips_epoch_check,
             split_keeps_version: ctx.cfg.bugs.split_keeps_version,
             empty_value_panics: ctx.cfg.bugs.empty_value_panics,
+            spin_at_index_50: ctx.cfg.bugs.spin_in_apply,
         };
         #[cfg(not(madsim))]
         let bugs = apply::ApplyBugs::default();
