@@ -197,7 +197,7 @@ fn planted_tso_window_not_persisted_is_caught() {
 #[test]
 fn failing_seeds_shrink() {
     use simkv_sim::shrink::{shrink, Budget};
-    for (bug, seed) in [("ack-before-commit.toml", 0), ("follower-local-read.toml", 1), ("tso-window-not-persisted.toml", 0)] {
+    for (bug, seed) in [("ack-before-commit.toml", 1), ("follower-local-read.toml", 1), ("tso-window-not-persisted.toml", 0)] {
         let scenario = Scenario::load(&root().join("scenarios/bugs").join(bug)).unwrap();
         let budget = Budget { runs: 12, wall: std::time::Duration::from_secs(600) };
         let shrunk = shrink(&scenario, Plan::draw(&scenario, seed), None, budget, &mut |_| {}).unwrap();
