@@ -155,7 +155,8 @@ pub fn run_watched(scenario: &Scenario, plan: &Plan, stall: std::time::Duration,
         std::thread::spawn(move || {
             let (mut last, mut since) = (u64::MAX, std::time::Instant::now());
             while !done.load(Ordering::SeqCst) {
-                std::thread::sleep(std::time::Duration::from_millis(100));
+                // Woken early when the run ends, so a finished run never waits.
+                std::thread::park_timeout(std::time::Duration::from_millis(100));
                 let now = progress.load(Ordering::SeqCst);
                 if now != last {
                     (last, since) = (now, std::time::Instant::now());
@@ -171,6 +172,7 @@ pub fn run_watched(scenario: &Scenario, plan: &Plan, stall: std::time::Duration,
     let report = run_with_progress(scenario, plan, progress);
     done.store(true, Ordering::SeqCst);
     simkv::trace::watch_working_on(None);
+    watchdog.thread().unpark();
     let _ = watchdog.join();
     report
 }
