@@ -119,6 +119,9 @@ impl RunReport {
     }
 }
 
+/// How a run stopped for an event storm starts its message.
+const EVENT_STORM: &str = "event storm";
+
 /// Why a run was given up: its simulated time stopped advancing (a task spinning
 /// without awaiting holds the simulation's only thread).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -196,12 +199,25 @@ fn run_with_progress(scenario: &Scenario, plan: &Plan, progress: Arc<std::sync::
     let events: Arc<Mutex<Vec<TimedEvent>>> = Arc::default();
     let nodes: Arc<Mutex<BTreeMap<NodeId, String>>> = Arc::default();
     let (scenario2, plan2, recorded2, events2, nodes2) = (scenario.clone(), plan.clone(), recorded.clone(), events.clone(), nodes.clone());
+    let (events3, max_events) = (events.clone(), scenario.checkers.max_store_events);
     let result = panics::catching(|| {
         runtime.block_on(async move {
             // A heartbeat of simulated time: it stops when a task stops awaiting.
+            // It also stops a run that explodes (its stores report events
+            // without bound) while it can still be reported, not when memory
+            // runs out.
+            let (events, limit) = (events3, max_events);
             madsim::task::spawn(async move {
                 loop {
-                    progress.store(madsim::time::TimeHandle::current().elapsed().as_millis() as u64, Ordering::SeqCst);
+                    let now = madsim::time::TimeHandle::current().elapsed();
+                    progress.store(now.as_millis() as u64, Ordering::SeqCst);
+                    let count = events.lock().unwrap().len() as u64;
+                    if count > limit {
+                        panic!(
+                            "{EVENT_STORM}: {count} store events by simulated time {:.1}s, over the limit of {limit} ([checkers] max_store_events)",
+                            now.as_secs_f64()
+                        );
+                    }
                     sleep(Duration::from_millis(100)).await;
                 }
             });
@@ -230,7 +246,9 @@ fn run_with_progress(scenario: &Scenario, plan: &Plan, progress: Arc<std::sync::
     let events: Vec<TimedEvent> = events.lock().unwrap().clone();
     let mut timeline = recorded.timeline.lock().unwrap().clone();
     timeline.push(format!("panic: {explanation}"));
-    let mut failures = vec![Failure { checker: "panic".into(), explanation }];
+    // An event storm is stopped by a panic of the testbed's own (see run_inner).
+    let checker = if panic.message.starts_with(EVENT_STORM) { "event-storm" } else { "panic" };
+    let mut failures = vec![Failure { checker: checker.into(), explanation }];
     let store_events: Vec<StoreEvent> = events.iter().map(|e| e.event.clone()).collect();
     let ts_calls = recorded.ts_calls.lock().unwrap().clone();
     let (more, inconclusive) = check_recorded(scenario, &history, &store_events, &ts_calls, None);
@@ -349,7 +367,6 @@ async fn run_inner(
     });
     shared.log(plan.swarm_line());
     let mut failures = Vec::new();
-
     // Let the regions elect leaders before load and faults begin.
     sleep(Duration::from_secs(3)).await;
 

@@ -219,6 +219,9 @@ pub struct Checkers {
     /// Search steps the linearizability checker may take before the run is
     /// inconclusive (its own outcome, never a pass).
     pub linearizability_steps: u64,
+    /// A run whose stores report more events than this has run away (a storm
+    /// of elections, messages or applies): it is stopped and fails.
+    pub max_store_events: u64,
 }
 
 impl Default for Checkers {
@@ -232,6 +235,7 @@ impl Default for Checkers {
             tso: true,
             sequential: true,
             linearizability_steps: 20_000_000,
+            max_store_events: 5_000_000,
         }
     }
 }

@@ -451,3 +451,15 @@ fn a_spinning_run_fails_with_the_stall_message() {
     assert_eq!(stdout.matches("STALLED scenarios/bugs/spin-in-apply.toml seed").count(), 2, "{stdout}");
     assert!(stdout.contains("fuzz: 2 runs, 0 passed, 2 failed"), "{stdout}");
 }
+
+/// A run whose stores report events without bound is stopped and fails as an
+/// event storm (here with a limit low enough for any run to reach), its
+/// history kept like any other.
+#[test]
+fn an_event_storm_stops_the_run() {
+    let scenario = Scenario::parse("storm.toml", "[checkers]\nmax_store_events = 200\n").unwrap();
+    let report = run::run(&scenario, &Plan::draw(&scenario, 1));
+    let storm = report.failures.iter().find(|f| f.checker == "event-storm").unwrap_or_else(|| panic!("{}", describe(&report)));
+    assert!(storm.explanation.contains("event storm: 201 store events by simulated time"), "{}", storm.explanation);
+    assert!(report.stats.events > 200 && report.stats.sim_millis < 20_000, "stopped early: {:?}", report.stats);
+}
