@@ -115,6 +115,15 @@ pub fn render(scenario_path: &str, report: &RunReport) -> String {
     let pd_lane = client_lanes + stores as usize + 1;
     let height = 40.0 + (pd_lane + 2) as f64 * LANE;
     let bad_key = report.failures.iter().filter(|f| f.checker == "linearizability").find_map(|f| f.explanation.split('"').nth(1).map(str::to_string));
+    // Regions a raft or region failure names: their leader changes are drawn red.
+    let bad_regions: Vec<u64> = report
+        .failures
+        .iter()
+        .filter(|f| f.checker == "raft" || f.checker == "regions")
+        .flat_map(|f| {
+            f.explanation.split("region ").skip(1).filter_map(|rest| rest.split(|c: char| !c.is_ascii_digit()).next()?.parse().ok()).collect::<Vec<u64>>()
+        })
+        .collect();
 
     let mut svg = String::new();
     let _ = write!(svg, r#"<svg xmlns="http://www.w3.org/2000/svg" width="{WIDTH}" height="{height}" font-family="monospace" font-size="9">"#);
@@ -192,9 +201,10 @@ pub fn render(scenario_path: &str, report: &RunReport) -> String {
         if store >= 1 && store <= stores {
             let px = x(at_ms as f64);
             let y = lane_y(store_lane(store));
+            let (colour, width) = if bad_regions.contains(&region) { ("#d50000", 3.0) } else { ("#1e88e5", 1.5) };
             let _ = write!(
                 svg,
-                r##"<line x1="{px:.1}" y1="{y:.1}" x2="{px:.1}" y2="{:.1}" stroke="#1e88e5" stroke-width="1.5"><title>{:.3}s: store {store} leads region {region} (term {term})</title></line>"##,
+                r##"<line x1="{px:.1}" y1="{y:.1}" x2="{px:.1}" y2="{:.1}" stroke="{colour}" stroke-width="{width}"><title>{:.3}s: store {store} leads region {region} (term {term})</title></line>"##,
                 y + LANE,
                 at_ms as f64 / 1000.0
             );
@@ -223,6 +233,9 @@ pub fn render(scenario_path: &str, report: &RunReport) -> String {
         report.stats.regions,
         report.stats.sim_millis as f64 / 1000.0
     );
+    if !bad_regions.is_empty() {
+        let _ = writeln!(page, "<p class=\"fail\">Red ticks: leader changes of the regions the failure names.</p>");
+    }
     for f in &report.failures {
         let _ = writeln!(page, "<h2 class=\"fail\">{}</h2><pre>{}</pre>", escape(&f.checker), escape(&f.explanation));
     }
