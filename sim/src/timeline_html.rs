@@ -4,7 +4,8 @@
 //! Time runs left to right. A lane per client process shows each operation as
 //! a bar from invocation to completion, coloured by outcome (ok green, a failed
 //! compare light green, failed red, unknown orange to the end of the run) and
-//! labelled with its key and value when it is wide enough. A lane per store (and
+//! labelled with its key and value when it is wide enough. A nemesis lane on
+//! top shows every fault with its description. A lane per store (and
 //! one for PD) shows the faults that touched it as spans and leader changes as
 //! ticks. Every bar and tick has a tooltip with the whole of it. A failed
 //! checker's explanation heads the page; for a linearizability failure the
@@ -113,7 +114,8 @@ pub fn render(scenario_path: &str, report: &RunReport) -> String {
     let client_lanes = lanes.len();
     let store_lane = |store: u64| client_lanes + store as usize; // one spacer lane before stores
     let pd_lane = client_lanes + stores as usize + 1;
-    let height = 40.0 + (pd_lane + 2) as f64 * LANE;
+    // The nemesis lane (every fault) sits on top; the others follow it.
+    let height = 40.0 + (pd_lane + 3) as f64 * LANE;
     let bad_key = report.failures.iter().filter(|f| f.checker == "linearizability").find_map(|f| f.explanation.split('"').nth(1).map(str::to_string));
     // Regions a raft or region failure names: their leader changes are drawn red.
     let bad_regions: Vec<u64> = report
@@ -132,7 +134,9 @@ pub fn render(scenario_path: &str, report: &RunReport) -> String {
         let px = x((s * 1000) as f64);
         let _ = write!(svg, r##"<line x1="{px:.1}" y1="20" x2="{px:.1}" y2="{height}" stroke="#eee"/><text x="{px:.1}" y="14">{s}s</text>"##);
     }
-    let lane_y = |i: usize| 24.0 + i as f64 * LANE;
+    let nemesis_y = 24.0;
+    let lane_y = |i: usize| 24.0 + (i + 1) as f64 * LANE;
+    let _ = write!(svg, r#"<text x="4" y="{:.1}" font-weight="bold">nemesis</text>"#, nemesis_y + 10.0);
     for (i, name) in lanes.values().enumerate() {
         let _ = write!(svg, r#"<text x="4" y="{:.1}">{}</text>"#, lane_y(i) + 10.0, escape(name));
     }
@@ -183,6 +187,18 @@ pub fn render(scenario_path: &str, report: &RunReport) -> String {
     }
     // Faults on the stores they touch (or PD), and leader changes.
     for span in fault_spans(&report.timeline) {
+        let (a, b) = (x(span.start_ms as f64), x(span.end_ms.unwrap_or(end_ms) as f64));
+        let _ = write!(
+            svg,
+            r##"<rect x="{a:.1}" y="{:.1}" width="{:.1}" height="{:.1}" fill="#7e57c2" opacity="0.35"><title>{}</title></rect>"##,
+            nemesis_y + 2.0,
+            (b - a).max(2.0),
+            LANE - 4.0,
+            escape(&span.what)
+        );
+        if b - a > 6.0 * span.what.len() as f64 {
+            let _ = write!(svg, r#"<text x="{:.1}" y="{:.1}">{}</text>"#, a + 2.0, nemesis_y + 11.0, escape(&span.what));
+        }
         let named = stores_named(&span.what, stores);
         let rows: Vec<usize> = if named.is_empty() { vec![pd_lane] } else { named.iter().map(|s| store_lane(*s)).collect() };
         let (a, b) = (x(span.start_ms as f64), x(span.end_ms.unwrap_or(end_ms) as f64));
