@@ -151,10 +151,6 @@ impl Checker<'_> {
             self.anomalies.push(Anomaly { kind: kind.to_string(), explanation: explanation() });
         }
     }
-
-    fn values(&self, vs: &[u32]) -> String {
-        format!("[{}]", vs.iter().map(|v| self.h.value_name(*v)).collect::<Vec<_>>().join(" "))
-    }
 }
 
 /// Checks `h` against `model`.
@@ -233,8 +229,8 @@ pub fn check(h: &TxnHistory, model: Model) -> Report {
     for &(t, key, vs) in &reads {
         let longest = order[&key];
         if !longest.starts_with(vs) {
-            let text = c.values(vs);
-            let other = c.values(longest);
+            let text = c_values(h, vs);
+            let other = c_values(h, longest);
             c.report("incompatible-order", || {
                 format!("{} read {} = {text}, which is not a prefix of {other} read elsewhere", h.describe(t as usize), h.key_name(key))
             });
@@ -458,7 +454,7 @@ impl Graph {
                     continue;
                 }
                 scc.iter().for_each(|v| seen_in_g1[*v as usize] = true);
-                if let Some(cycle) = self.cycle_in(&scc, &allowed, None) {
+                if let Some(cycle) = self.cycle_in(&scc, &allowed) {
                     self.report_cycle(c, &cycle);
                 }
             }
@@ -499,7 +495,7 @@ impl Graph {
         for scc in self.sccs(self.total, self.edges.iter().map(|e| (e.from, e.to))) {
             let mut members = scc.clone();
             members.sort_unstable();
-            if let Some(cycle) = self.cycle_in(&members, &|_| true, None) {
+            if let Some(cycle) = self.cycle_in(&members, &|_| true) {
                 let rw = cycle.iter().filter(|e| e.kind == EdgeKind::Rw).count();
                 if rw >= 2 {
                     let kind = if cycle.iter().any(|e| e.kind == EdgeKind::Rt) { "G2-item-realtime" } else { "G2-item" };
@@ -550,7 +546,7 @@ impl Graph {
     }
 
     /// A shortest cycle through some member, over edges `allowed`.
-    fn cycle_in(&self, members: &[u32], allowed: &dyn Fn(&Edge) -> bool, limit: Option<usize>) -> Option<Vec<Edge>> {
+    fn cycle_in(&self, members: &[u32], allowed: &dyn Fn(&Edge) -> bool) -> Option<Vec<Edge>> {
         let mut members = members.to_vec();
         members.sort_unstable();
         let adjacency = self.adjacency(&members, allowed);
@@ -561,7 +557,6 @@ impl Graph {
                 return Some(vec![*e]);
             }
         }
-        let _ = limit;
         adjacency.get(&start)?.iter().find_map(|first| {
             let rest = Self::path(&adjacency, first.to, start)?;
             Some([vec![*first], rest].concat())
@@ -647,8 +642,7 @@ impl Graph {
             }
         }
         // A cycle that starts inside a run of barriers closes it at the end.
-        if let (Some(from), Some(first)) = (rt_from, cycle.first()) {
-            let _ = first;
+        if let Some(from) = rt_from {
             let to = cycle.iter().find(|e| e.to < self.n).map_or(0, |e| e.to);
             hops.push((from, to, format!("T{from} -rt-> T{to}: T{from} committed before T{to} was invoked")));
         }
