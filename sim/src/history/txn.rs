@@ -222,3 +222,33 @@ pub fn parse(text: &str) -> Result<TxnHistory, ParseError> {
     history.values = values.names;
     Ok(history)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The layouts list-append tools write: one map per line, one vector of maps
+    /// (several per line), with or without `:process`, `:index`, `:time`,
+    /// commas and `;` comments, nemesis entries among them: all read the same.
+    #[test]
+    fn every_layout_reads_the_same() {
+        let per_line = "{:index 0 :type :invoke :process 1 :f :txn :value [[:append :x 1] [:r :y nil]]}\n\
+                        {:index 1 :type :ok :process 1 :f :txn :value [[:append :x 1] [:r :y []]]}\n";
+        let vector = "; a comment\n[{:type :invoke, :process 1, :f :txn, :value [[:append :x 1] [:r :y nil]]} {:type :info, :process :nemesis, :f :kill}\n \
+                      {:type :ok, :process 1, :f :txn, :value [[:append :x 1] [:r :y []]]}]\n";
+        let no_process = "{:time 5 :type :invoke :value [[:append :x 1] [:r :y nil]]}\n{:time 9 :type :ok :value [[:append :x 1] [:r :y nil]]}\n";
+        let shape = |h: TxnHistory| h.txns.iter().map(|t| (t.outcome, t.mops.clone())).collect::<Vec<_>>();
+        let expected = shape(parse(per_line).unwrap());
+        assert_eq!(expected.len(), 1);
+        assert_eq!(shape(parse(vector).unwrap()), expected);
+        assert_eq!(shape(parse(no_process).unwrap()), expected, "a nil read in an :ok is an empty list");
+    }
+
+    #[test]
+    fn errors_name_the_line() {
+        let bad = "{:type :invoke :process 1 :f :txn :value [[:append :x 1]]}\n{:type :ok :process 1 :f :txn :value [[:append :x]]}\n";
+        assert_eq!(parse(bad).unwrap_err().line, 2);
+        let orphan = "{:type :ok :process 3 :f :txn :value [[:r :x []]]}\n";
+        assert!(parse(orphan).unwrap_err().message.contains("never invoked"));
+    }
+}
