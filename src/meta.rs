@@ -55,10 +55,18 @@ impl fmt::Display for RegionEpoch {
     }
 }
 
+/// A replica's part in its region's raft group. The two joint roles exist only
+/// while a membership change that moves several replicas at once is half done
+/// (joint consensus): the old configuration is the `Voter`s and
+/// `DemotingVoter`s, the new one the `Voter`s and `IncomingVoter`s.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 pub enum PeerRole {
     Voter,
     Learner,
+    /// A voter of the new configuration only (it was a learner or new).
+    IncomingVoter,
+    /// A voter of the old configuration only; a learner once the change ends.
+    DemotingVoter,
 }
 
 /// One replica of a region, on one store.
@@ -99,17 +107,44 @@ impl Region {
         self.peers.iter().find(|p| p.id == peer_id)
     }
 
-    /// Voter peer ids in increasing order (raft-rs keeps them in a hash set).
-    pub fn voter_ids(&self) -> Vec<PeerId> {
-        let mut ids: Vec<PeerId> = self.peers.iter().filter(|p| p.role == PeerRole::Voter).map(|p| p.id).collect();
+    fn ids_with(&self, roles: &[PeerRole]) -> Vec<PeerId> {
+        let mut ids: Vec<PeerId> = self.peers.iter().filter(|p| roles.contains(&p.role)).map(|p| p.id).collect();
         ids.sort_unstable();
         ids
     }
 
+    /// Voters of the (new, when joint) configuration, in increasing order
+    /// (raft-rs keeps them in a hash set).
+    pub fn voter_ids(&self) -> Vec<PeerId> {
+        self.ids_with(&[PeerRole::Voter, PeerRole::IncomingVoter])
+    }
+
+    /// Voters of the old configuration while the region is joint; empty otherwise.
+    pub fn outgoing_voter_ids(&self) -> Vec<PeerId> {
+        if self.is_joint() {
+            self.ids_with(&[PeerRole::Voter, PeerRole::DemotingVoter])
+        } else {
+            Vec::new()
+        }
+    }
+
     pub fn learner_ids(&self) -> Vec<PeerId> {
-        let mut ids: Vec<PeerId> = self.peers.iter().filter(|p| p.role == PeerRole::Learner).map(|p| p.id).collect();
-        ids.sort_unstable();
-        ids
+        self.ids_with(&[PeerRole::Learner])
+    }
+
+    /// Voters that become learners when the joint change ends.
+    pub fn learner_next_ids(&self) -> Vec<PeerId> {
+        self.ids_with(&[PeerRole::DemotingVoter])
+    }
+
+    /// True while a joint membership change is half done.
+    pub fn is_joint(&self) -> bool {
+        self.peers.iter().any(|p| matches!(p.role, PeerRole::IncomingVoter | PeerRole::DemotingVoter))
+    }
+
+    /// Replicas that vote (in either configuration while joint).
+    pub fn voter_count(&self) -> usize {
+        self.peers.iter().filter(|p| p.role != PeerRole::Learner).count()
     }
 
     /// True if the two ranges share any key.

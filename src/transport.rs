@@ -26,7 +26,7 @@ use std::sync::{Arc, Mutex};
 use thiserror::Error;
 
 const MAGIC: u8 = 0x5b;
-const VERSION: u8 = 1;
+const VERSION: u8 = 2;
 /// The largest frame accepted; bigger payloads (snapshots) travel in chunks.
 pub const MAX_FRAME_BYTES: usize = 8 << 20;
 /// Frames queued per destination before new ones are dropped.
@@ -43,8 +43,11 @@ pub struct RaftEnvelope {
     /// yet decides from them whether it may create one.
     pub start_key: Vec<u8>,
     pub end_key: Vec<u8>,
-    /// `eraftpb::Message`, protobuf-encoded.
+    /// `eraftpb::Message`, protobuf-encoded; empty for a tombstone notice.
     pub message: Vec<u8>,
+    /// A tombstone notice: the sender's region (at `epoch`) no longer has peer
+    /// `to`, which destroys itself if its own epoch is older.
+    pub tombstone: bool,
 }
 
 /// One piece of a raft message too large for a frame (a snapshot).
@@ -482,6 +485,7 @@ mod tests {
             start_key: b"ra".to_vec(),
             end_key: vec![],
             message: vec![1, 2, 3],
+            tombstone: false,
         }])
     }
 

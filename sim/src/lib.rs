@@ -4,6 +4,8 @@
 //! by `.cargo/config.toml`). [`cluster`] builds a simulated cluster whose disks
 //! outlive its nodes.
 
+#[cfg(madsim)]
+pub mod admin;
 pub mod bench;
 pub mod checker;
 #[cfg(madsim)]

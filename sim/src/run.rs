@@ -347,6 +347,11 @@ async fn run_inner(
             Bug::SplitKeepsVersion => spec.raftstore.bugs.split_keeps_version = true,
             Bug::TsoWindowNotPersisted => spec.pd.bug_tso_window_not_persisted = true,
             Bug::SpinInApply => spec.raftstore.bugs.spin_in_apply = true,
+            Bug::ConfChangeAtPropose => spec.raftstore.bugs.conf_change_at_propose = true,
+            Bug::TwoPendingConfChanges => spec.raftstore.bugs.two_pending_conf_changes = true,
+            Bug::RecreateRemovedPeer => spec.raftstore.bugs.recreate_removed_peer = true,
+            Bug::LeaseKeptOnTransfer => spec.raftstore.bugs.lease_kept_on_transfer = true,
+            Bug::UninitializedVoteForgotten => spec.raftstore.bugs.uninitialized_vote_forgotten = true,
         }
     }
     spec.io = IoProfile { slowdown: swarm.disk_slowdown.max(1), ..IoProfile::ssd() };

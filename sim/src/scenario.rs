@@ -254,6 +254,11 @@ pub enum Bug {
     SplitKeepsVersion,
     TsoWindowNotPersisted,
     SpinInApply,
+    ConfChangeAtPropose,
+    TwoPendingConfChanges,
+    RecreateRemovedPeer,
+    LeaseKeptOnTransfer,
+    UninitializedVoteForgotten,
 }
 
 /// A scenario that could not be loaded: where, and what is wrong.

@@ -368,6 +368,7 @@ fn forged_snapshot(region: &simkv::meta::Region, to_store: u64, index: u64, data
         start_key: region.start_key.clone(),
         end_key: region.end_key.clone(),
         message: msg.write_to_bytes().unwrap(),
+        tombstone: false,
     }
 }
 

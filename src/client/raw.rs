@@ -269,7 +269,9 @@ impl RawClient {
         match self.rpc.call(addr, request, self.cfg.rpc_timeout).await? {
             RpcResponse::Kv(Ok(reply)) => Ok(reply),
             RpcResponse::Kv(Err(error)) | RpcResponse::Rejected(error) => Err(AttemptError::Server(error)),
-            RpcResponse::Pd(_) => Err(AttemptError::Server(ServerError::Malformed(format!("store {store} answered with a PD response")))),
+            RpcResponse::Pd(_) | RpcResponse::Admin(_) => {
+                Err(AttemptError::Server(ServerError::Malformed(format!("store {store} answered with a response of another service"))))
+            }
         }
     }
 }

@@ -24,6 +24,13 @@ pub enum RegionError {
     /// of order, ids that do not match the replicas).
     #[error("region {region_id}: split refused: {reason}")]
     SplitRefused { region_id: RegionId, reason: String },
+    /// A membership change was proposed while another is not yet applied:
+    /// at most one is pending per region. Retry once it is applied.
+    #[error("region {region_id}: a membership change is pending (proposed at index {pending_index}, applied {applied_index})")]
+    ConfChangePending { region_id: RegionId, pending_index: u64, applied_index: u64 },
+    /// A membership change that cannot be made as asked (see the reason).
+    #[error("region {region_id}: membership change refused: {reason}")]
+    ConfChangeRefused { region_id: RegionId, reason: String },
     /// The command was handed to raft but its fate is unknown (the store stopped
     /// before it answered). It may or may not be applied; never retry blindly.
     #[error("outcome unknown: {reason}")]

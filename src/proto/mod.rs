@@ -12,10 +12,12 @@
 //! This module is part of the ground floor: it uses `meta` and nothing above it,
 //! so the client can speak to stores without knowing their internals.
 
+pub mod admin;
 pub mod errors;
 pub mod kv;
 pub mod pd;
 
+pub use admin::{AdminReply, AdminRequest, AdminResponse, ChangeKind, PeerChange};
 pub use errors::{KeyError, LockInfo, RegionError, RegionResult, ServerError};
 pub use kv::{KvReply, KvRequest, KvResponse, RawReply, RawRequest};
 pub use pd::{PdError, PdReply, PdRequest, PdResponse};
@@ -30,6 +32,8 @@ pub enum Service {
     Kv,
     /// The placement driver.
     Pd,
+    /// A store's admin service (membership, leadership, splits).
+    Admin,
 }
 
 /// An RPC request, tagged by service.
@@ -37,6 +41,7 @@ pub enum Service {
 pub enum RpcRequest {
     Kv(KvRequest),
     Pd(PdRequest),
+    Admin(AdminRequest),
 }
 
 /// An RPC response, tagged by the service that answered.
@@ -44,6 +49,7 @@ pub enum RpcRequest {
 pub enum RpcResponse {
     Kv(KvResponse),
     Pd(PdResponse),
+    Admin(AdminResponse),
     /// The receiver does not serve this service, or could not decode the request.
     Rejected(ServerError),
 }
@@ -53,6 +59,7 @@ impl RpcRequest {
         match self {
             RpcRequest::Kv(_) => Service::Kv,
             RpcRequest::Pd(_) => Service::Pd,
+            RpcRequest::Admin(_) => Service::Admin,
         }
     }
 

@@ -15,13 +15,14 @@
 //! kind (see [`CmdBody::epoch_checks`]) or whose keys left the region is skipped
 //! and answered `EpochNotMatch` / `KeyNotInRegion`.
 
-use super::cmd::{AdminCmd, CmdBody, Mutation, RaftCmd, RegionError, RegionResult, SplitIds, WriteCmd, WriteResult};
+use super::cmd::{AdminCmd, CmdBody, Mutation, PeerChange, RaftCmd, RegionError, RegionResult, SplitIds, WriteCmd, WriteResult};
 use super::events::fingerprint;
 use super::state::{self, ApplyState, PeerState, RegionLocalState, RAFT_INIT_LOG_INDEX, RAFT_INIT_LOG_TERM};
 use crate::codec::keys;
 use crate::engine::{Cf, Snapshot, WriteBatch};
 use crate::meta::{Peer, Region, RegionEpoch};
-use raft::eraftpb::{Entry, EntryType};
+use protobuf::Message as _;
+use raft::eraftpb::{ConfChangeV2, Entry, EntryType};
 use std::collections::BTreeMap;
 
 /// What the peer must do after a batch is written.
@@ -32,6 +33,10 @@ pub enum ExecResult {
     /// The region split at `index`: it is now `derived`, and `new_regions` exist
     /// (their states are in the batch); the store creates their peers.
     Split { derived: Region, new_regions: Vec<Region>, index: u64 },
+    /// A membership change was applied at `index`: the region is now `region`
+    /// (its state is in the batch); the peer hands `changes` to raft-rs, and
+    /// only then does the raft configuration change.
+    ChangePeer { region: Region, changes: Vec<PeerChange>, index: u64 },
 }
 
 /// Defects the testbed can plant in apply (simulation only; always off in a
@@ -97,8 +102,15 @@ pub fn apply_entries_with<S: Snapshot>(region: &Region, mut apply_state: ApplySt
         let mut write_epochs = None;
         let result = match entry.get_entry_type() {
             EntryType::EntryNormal if entry.data.is_empty() => Err(RegionError::StaleCommand),
-            EntryType::EntryNormal => {
-                let cmd = RaftCmd::decode(&entry.data).unwrap_or_else(|e| panic!("region {}: committed entry {} is corrupt: {e}", region.id, entry.index));
+            EntryType::EntryNormal | EntryType::EntryConfChangeV2 => {
+                let data = match entry.get_entry_type() {
+                    EntryType::EntryNormal => entry.data.to_vec(),
+                    _ => ConfChangeV2::parse_from_bytes(&entry.data)
+                        .unwrap_or_else(|e| panic!("region {}: committed conf change {} is corrupt: {e}", region.id, entry.index))
+                        .take_context()
+                        .to_vec(),
+                };
+                let cmd = RaftCmd::decode(&data).unwrap_or_else(|e| panic!("region {}: committed entry {} is corrupt: {e}", region.id, entry.index));
                 if matches!(cmd.body, CmdBody::Write(_)) {
                     write_epochs = Some((cmd.epoch, region.epoch));
                 }
@@ -125,6 +137,15 @@ pub fn apply_entries_with<S: Snapshot>(region: &Region, mut apply_state: ApplySt
                         }
                         region = derived.clone();
                         exec_results.push(ExecResult::Split { derived, new_regions, index: entry.index });
+                        Ok(WriteResult::Done)
+                    }
+                    CmdBody::Admin(AdminCmd::ChangePeer { changes }) => {
+                        let next = super::conf_change::change_peers(&region, &changes)
+                            .map_err(|reason| RegionError::ConfChangeRefused { region_id: region.id, reason })?;
+                        let local = RegionLocalState { state: PeerState::Normal, region: next.clone() };
+                        ctx.batch.put(Cf::Raft, keys::region_state_key(next.id), state::encode(&local));
+                        region = next.clone();
+                        exec_results.push(ExecResult::ChangePeer { region: next, changes, index: entry.index });
                         Ok(WriteResult::Done)
                     }
                     CmdBody::Admin(AdminCmd::CompactLog { index, term }) => {

@@ -11,6 +11,7 @@
 use crate::engine::{Cf, KvPair};
 use crate::meta::{RegionEpoch, RegionId};
 pub use crate::proto::pd::SplitIds;
+pub use crate::proto::{ChangeKind, PeerChange};
 use serde::{Deserialize, Serialize};
 
 pub use crate::proto::{RegionError, RegionResult};
@@ -77,6 +78,10 @@ pub enum AdminCmd {
     /// with the ids of the matching `ids` entry (peer ids in the order of the
     /// region's peers, on the same stores).
     BatchSplit { split_keys: Vec<Vec<u8>>, ids: Vec<SplitIds> },
+    /// Changes the region's membership (see the `conf_change` module): one change
+    /// is a simple change, several enter joint consensus, none leaves it. The
+    /// raft configuration changes when the entry is **applied**, never earlier.
+    ChangePeer { changes: Vec<PeerChange> },
 }
 
 impl AdminCmd {
@@ -87,6 +92,7 @@ impl AdminCmd {
         match self {
             AdminCmd::CompactLog { .. } => (false, false),
             AdminCmd::BatchSplit { .. } => (true, true),
+            AdminCmd::ChangePeer { .. } => (false, true),
         }
     }
 }

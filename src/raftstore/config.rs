@@ -38,6 +38,12 @@ pub struct RaftStoreConfig {
     pub region_split_bytes: u64,
     /// How often (in ticks) the store and its leaders heartbeat PD.
     pub pd_heartbeat_ticks: u64,
+    /// Whether a leader with a valid lease serves reads without a ReadIndex
+    /// round (see `raftstore::lease`).
+    pub lease_reads: bool,
+    /// How far two stores' clocks may drift apart over one election timeout;
+    /// the lease is this much shorter than the election timeout.
+    pub max_clock_drift_ms: u64,
     /// Bugs planted on purpose so that the testbed can prove its checkers fail.
     /// Compiled only in simulation; a scenario switches them on.
     #[cfg(madsim)]
@@ -76,6 +82,21 @@ pub struct PlantedBugs {
     /// Applying the 50th entry of a region spins forever without awaiting (a
     /// livelock: the simulation's only thread never comes back).
     pub spin_in_apply: bool,
+    /// A leader hands a membership change to raft-rs when it proposes it, not
+    /// when its entry is applied.
+    pub conf_change_at_propose: bool,
+    /// A membership change may be proposed while another is still unapplied
+    /// (raft-rs's own guard is bypassed too).
+    pub two_pending_conf_changes: bool,
+    /// A message for a removed peer recreates it with its old id, whatever its
+    /// tombstone says.
+    pub recreate_removed_peer: bool,
+    /// A leader transfer leaves the leader's lease as it was, so the old leader
+    /// may serve reads locally after the new one has taken writes.
+    pub lease_kept_on_transfer: bool,
+    /// A peer created by a message (uninitialized) forgets on restart the vote
+    /// it gave: its hard state is read back as empty.
+    pub uninitialized_vote_forgotten: bool,
 }
 
 impl Default for RaftStoreConfig {
@@ -99,6 +120,8 @@ impl Default for RaftStoreConfig {
             region_split_keys: 0,
             region_split_bytes: 96 << 20,
             pd_heartbeat_ticks: 10,
+            lease_reads: true,
+            max_clock_drift_ms: 250,
             #[cfg(madsim)]
             bugs: PlantedBugs::default(),
         }
@@ -108,6 +131,16 @@ impl Default for RaftStoreConfig {
 impl RaftStoreConfig {
     pub fn base_tick(&self) -> Duration {
         Duration::from_millis(self.base_tick_ms)
+    }
+
+    /// The election timeout's lower bound.
+    pub fn election_timeout(&self) -> Duration {
+        self.base_tick() * self.election_ticks_min as u32
+    }
+
+    /// How long a quorum's acknowledgement keeps a leader's lease.
+    pub fn lease_duration(&self) -> Duration {
+        self.election_timeout().saturating_sub(Duration::from_millis(self.max_clock_drift_ms))
     }
 
     /// Checks the settings make sense together; says which one does not.
@@ -120,6 +153,9 @@ impl RaftStoreConfig {
         }
         if self.election_ticks_max <= self.election_ticks_min {
             return Err(format!("election_ticks_max ({}) must exceed election_ticks_min ({})", self.election_ticks_max, self.election_ticks_min));
+        }
+        if self.lease_reads && self.lease_duration().is_zero() {
+            return Err(format!("max_clock_drift_ms ({}) leaves no lease inside the election timeout ({:?})", self.max_clock_drift_ms, self.election_timeout()));
         }
         if self.raft_log_gc_count_limit == 0 || self.snapshot_chunk_bytes == 0 || self.max_pending_requests == 0 {
             return Err("raft_log_gc_count_limit, snapshot_chunk_bytes and max_pending_requests must be positive".into());

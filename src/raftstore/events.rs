@@ -17,8 +17,9 @@ pub enum StoreEvent {
     Applied { store_id: StoreId, region_id: RegionId, peer_id: PeerId, index: u64, term: u64, digest: u64, write_epochs: Option<(RegionEpoch, RegionEpoch)> },
     /// A leader finished building a snapshot.
     SnapshotGenerated { store_id: StoreId, region_id: RegionId, index: u64, bytes: usize, took: Duration },
-    /// A follower accepted a snapshot and started writing its data.
-    SnapshotApplying { store_id: StoreId, region_id: RegionId, index: u64 },
+    /// A follower accepted a snapshot (of `region`, whose configuration raft
+    /// now uses) and started writing its data.
+    SnapshotApplying { store_id: StoreId, region_id: RegionId, index: u64, region: Region },
     /// A restarted store finished writing a snapshot that a crash interrupted.
     SnapshotResumed { store_id: StoreId, region_id: RegionId, index: u64, region: Region },
     /// A follower finished writing a received snapshot's data.
@@ -35,8 +36,13 @@ pub enum StoreEvent {
     PeerCreated { store_id: StoreId, region: Region, peer_id: PeerId, applied_index: u64 },
     /// A peer removed itself; its data is gone and a tombstone remains.
     PeerDestroyed { store_id: StoreId, region_id: RegionId, peer_id: PeerId },
-    /// A membership change took effect: `region` is the region after it.
+    /// A leader proposed a membership change; its entry is at `index` of `term`.
+    ConfChangeProposed { store_id: StoreId, region_id: RegionId, peer_id: PeerId, index: u64, term: u64 },
+    /// A membership change's entry was applied: `region` is the region after it.
     ConfChangeApplied { store_id: StoreId, region: Region, index: u64 },
+    /// The configuration raft-rs counts votes and acknowledgements by changed
+    /// on this peer (sorted ids; `outgoing` is non-empty while joint).
+    RaftConfig { store_id: StoreId, region_id: RegionId, peer_id: PeerId, voters: Vec<PeerId>, outgoing: Vec<PeerId>, learners: Vec<PeerId> },
     /// A region split at apply time: `regions` are the results, the original first.
     Split { store_id: StoreId, regions: Vec<Region>, index: u64 },
 }

@@ -38,8 +38,10 @@
 pub mod apply;
 pub mod bootstrap;
 pub mod cmd;
+pub mod conf_change;
 pub mod config;
 pub mod events;
+pub mod lease;
 pub mod pd_worker;
 pub mod peer;
 pub mod proposal;

@@ -9,7 +9,9 @@
 //! snapshots to send) comes back to the store as [`Effects`].
 
 use super::apply::{self, ExecResult};
-use super::cmd::{AdminCmd, CmdBody, RaftCmd, ReadCmd, RegionError, RegionResult, WriteCmd};
+use super::cmd::{AdminCmd, ChangeKind, CmdBody, PeerChange, RaftCmd, ReadCmd, RegionError, RegionResult, WriteCmd};
+use super::conf_change;
+use super::lease::Lease;
 use super::config::RaftStoreConfig;
 use super::events::{Events, StoreEvent};
 use super::pd_worker::PdTask;
@@ -22,7 +24,7 @@ use super::state::{ApplyState, RaftLocalState};
 use super::storage::PeerStorage;
 use crate::codec::keys;
 use crate::engine::{Cf, Engine, WriteBatch};
-use crate::meta::{Peer, Region, RegionEpoch, RegionId, StoreId};
+use crate::meta::{Peer, PeerId, Region, RegionEpoch, RegionId, StoreId};
 use crate::transport::RaftEnvelope;
 use protobuf::Message as _;
 use raft::eraftpb::{Entry, Message, MessageType, Snapshot};
@@ -51,6 +53,8 @@ pub struct Effects {
     pub new_regions: Vec<(Region, bool)>,
     /// Work for the PD worker.
     pub pd_tasks: Vec<PdTask>,
+    /// The peer applied its own removal: the store destroys it.
+    pub destroy: bool,
 }
 
 pub struct PeerFsm<E: Engine> {
@@ -73,12 +77,20 @@ pub struct PeerFsm<E: Engine> {
     /// Peers this one heard from: an uninitialized peer knows no region yet,
     /// and answers whoever wrote to it.
     peer_cache: std::collections::BTreeMap<u64, Peer>,
+    lease: Lease,
+    /// Proposals of this leader's term not yet committed, with when they were
+    /// proposed: their commit renews the lease from that moment.
+    lease_evidence: VecDeque<(u64, madsim::time::Instant)>,
+    /// The configuration last reported in a `RaftConfig` event (or the one the
+    /// peer started with).
+    reported_conf: (Vec<PeerId>, Vec<PeerId>, Vec<PeerId>),
 }
 
 impl<E: Engine> PeerFsm<E> {
     /// Starts the peer `me` of `region` from its persisted state.
     pub fn create(me: Peer, cfg: &RaftStoreConfig, raft_engine: E, region: Region, raft_state: RaftLocalState, apply_state: ApplyState) -> Self {
         let storage = PeerStorage::new(raft_engine, region.clone(), raft_state, apply_state);
+        let reported_conf = (region.voter_ids(), region.outgoing_voter_ids(), region.learner_ids());
         let raw = RawNode::new(&super::raft_node::raft_config(cfg, me.id, apply_state.applied_index), storage, &super::raft_node::discard_logger())
             .unwrap_or_else(|e| panic!("region {}: cannot start raft: {e}", region.id));
         PeerFsm {
@@ -94,6 +106,9 @@ impl<E: Engine> PeerFsm<E> {
             approximate: (0, 0),
             split_asked: None,
             peer_cache: std::collections::BTreeMap::new(),
+            lease: Lease::new(cfg.lease_duration()),
+            lease_evidence: VecDeque::new(),
+            reported_conf,
         }
     }
 
@@ -196,7 +211,14 @@ impl<E: Engine> PeerFsm<E> {
         if self.node.propose(cmd.encode()).is_err() || self.node.raft().raft_log.last_index() == last_before {
             return None;
         }
-        Some((self.node.raft().raft_log.last_index(), self.node.raft().term))
+        self.proposed()
+    }
+
+    /// The entry just appended: its (index, term), remembered as lease evidence.
+    fn proposed(&mut self) -> Option<(u64, u64)> {
+        let index = self.node.raft().raft_log.last_index();
+        self.lease_evidence.push_back((index, madsim::time::Instant::now()));
+        Some((index, self.node.raft().term))
     }
 
     pub fn propose_write(&mut self, cfg: &RaftStoreConfig, epoch: RegionEpoch, cmd: WriteCmd, callback: WriteCallback) {
@@ -231,7 +253,7 @@ impl<E: Engine> PeerFsm<E> {
         if cfg.bugs.follower_local_read && matches!(checked, Err(RegionError::NotLeader { .. })) {
             // Planted bug: serve from local state as soon as possible.
             self.next_read_id += 1;
-            self.reads.push_back(PendingRead { id, cmd, callback, read_index: Some(0), epoch: self.region().epoch });
+            self.reads.push_back(PendingRead { id, cmd, callback, read_index: Some(0), epoch: self.region().epoch, sent_at: None });
             return;
         }
         if let Err(e) = checked {
@@ -239,20 +261,122 @@ impl<E: Engine> PeerFsm<E> {
             return;
         }
         self.next_read_id += 1;
+        if cfg.lease_reads && self.lease_valid() {
+            // No other leader can exist yet: everything committed is the
+            // latest state; serve once it is applied.
+            let committed = self.node.raft().raft_log.committed;
+            self.reads.push_back(PendingRead { id, cmd, callback, read_index: Some(committed), epoch: self.region().epoch, sent_at: None });
+            return;
+        }
         self.node.read_index(id.to_be_bytes().to_vec());
-        self.reads.push_back(PendingRead { id, cmd, callback, read_index: None, epoch: self.region().epoch });
+        let sent_at = Some(madsim::time::Instant::now());
+        self.reads.push_back(PendingRead { id, cmd, callback, read_index: None, epoch: self.region().epoch, sent_at });
+    }
+
+    /// Whether this leader's lease lets it serve a read without ReadIndex:
+    /// valid, and the leader has committed an entry of its own term.
+    fn lease_valid(&self) -> bool {
+        let raft = self.node.raft();
+        self.is_leader()
+            && raft.raft_log.term(raft.raft_log.committed).ok() == Some(raft.term)
+            && self.lease.is_valid(madsim::time::Instant::now(), self.applied_index())
+    }
+
+    /// Proposes a membership change (see [`conf_change`]). Refused with a typed
+    /// error while another is unapplied, when it cannot be made, and when it
+    /// would remove or demote this leader: then leadership is handed to the
+    /// most up-to-date other voter first, and the change is for it to make.
+    pub fn propose_conf_change(&mut self, cfg: &RaftStoreConfig, events: &Events, epoch: RegionEpoch, changes: Vec<PeerChange>, callback: Option<WriteCallback>) {
+        let reply = |callback: Option<WriteCallback>, result| {
+            if let Some(callback) = callback {
+                let _ = callback.send(result);
+            }
+        };
+        if let Err(e) = self.check_request(epoch, (false, true), &[], cfg.max_pending_requests) {
+            return reply(callback, Err(e));
+        }
+        let region_id = self.region_id();
+        #[cfg(madsim)]
+        let two_pending = cfg.bugs.two_pending_conf_changes;
+        #[cfg(not(madsim))]
+        let two_pending = false;
+        let raft = self.node.raft();
+        if raft.has_pending_conf() && !two_pending {
+            let (pending_index, applied_index) = (raft.pending_conf_index, raft.raft_log.applied);
+            return reply(callback, Err(RegionError::ConfChangePending { region_id, pending_index, applied_index }));
+        }
+        if let Err(reason) = conf_change::change_peers(self.region(), &changes) {
+            return reply(callback, Err(RegionError::ConfChangeRefused { region_id, reason }));
+        }
+        if changes.iter().any(|c| c.peer.id == self.peer.id && c.kind != ChangeKind::AddVoter) {
+            let target = self.best_transferee();
+            if let Some(target) = target {
+                self.transfer_leader(cfg, target);
+            }
+            let reason = format!("peer {} leads the region and cannot remove or demote itself; leadership goes to peer {target:?} first", self.peer.id);
+            return reply(callback, Err(RegionError::ConfChangeRefused { region_id, reason }));
+        }
+        let cmd = RaftCmd { region_id, epoch: self.region().epoch, body: CmdBody::Admin(AdminCmd::ChangePeer { changes: changes.clone() }) };
+        let cc = conf_change::to_conf_change_v2(&changes, cmd.encode());
+        #[cfg(madsim)]
+        if two_pending {
+            // Planted bug: raft-rs's own one-at-a-time guard is bypassed too.
+            self.node.forget_pending_conf();
+        }
+        let last_before = self.node.raft().raft_log.last_index();
+        if self.node.propose_conf_change(cc.clone()).is_err() || self.node.raft().raft_log.last_index() == last_before {
+            return reply(callback, Err(self.not_leader()));
+        }
+        let (index, term) = self.proposed().expect("appended");
+        self.lease.suspect_until_applied(index);
+        events.emit(StoreEvent::ConfChangeProposed { store_id: events.store_id, region_id, peer_id: self.peer.id, index, term });
+        #[cfg(madsim)]
+        if cfg.bugs.conf_change_at_propose {
+            // Planted bug: the configuration changes before the entry is even committed.
+            let _ = self.node.apply_conf_change(&cc);
+        }
+        self.proposals.push(Proposal { index, term, callback });
+    }
+
+    /// The voter (not this peer) whose log is the most up to date.
+    fn best_transferee(&self) -> Option<PeerId> {
+        let voters = self.region().voter_ids();
+        let raft = self.node.raft();
+        raft.prs().iter().filter(|(id, _)| **id != self.peer.id && voters.contains(id)).max_by_key(|(id, pr)| (pr.matched, std::cmp::Reverse(**id))).map(|(id, _)| *id)
+    }
+
+    /// Hands leadership to voter `to`. The lease is made suspect first: once
+    /// `to` campaigns, followers vote for it without waiting out a timeout.
+    pub fn transfer_leader(&mut self, cfg: &RaftStoreConfig, to: PeerId) -> bool {
+        if !self.is_leader() || to == self.peer.id || !self.region().voter_ids().contains(&to) || self.region().is_joint() {
+            return false;
+        }
+        #[cfg(madsim)]
+        let keep_lease = cfg.bugs.lease_kept_on_transfer;
+        #[cfg(not(madsim))]
+        let keep_lease = false;
+        if !keep_lease {
+            self.lease.suspect_transfer(madsim::time::Instant::now(), cfg.election_timeout() * 2);
+        }
+        self.node.transfer_leader(to);
+        true
     }
 
     /// One base tick. A peer writing a snapshot's data does not tick: raft-rs's
     /// applied index lags the snapshot until the data is written, and a campaign
     /// would read entries the snapshot replaced.
-    pub fn tick(&mut self, cfg: &RaftStoreConfig, gc_due: bool) {
+    pub fn tick(&mut self, cfg: &RaftStoreConfig, events: &Events, gc_due: bool) {
         if self.applying_snapshot.is_some() {
             return;
         }
         self.node.tick();
         if gc_due && self.is_leader() {
             self.maybe_compact_log(cfg.raft_log_gc_count_limit);
+        }
+        if self.is_leader() && self.region().is_joint() && !self.node.raft().has_pending_conf() {
+            // A joint configuration is left as soon as it was entered (by
+            // whoever leads when it is applied, or leads after).
+            self.propose_conf_change(cfg, events, self.region().epoch, Vec::new(), None);
         }
     }
 
@@ -299,6 +423,10 @@ impl<E: Engine> PeerFsm<E> {
                     let id = u64::from_be_bytes(id);
                     if let Some(read) = self.reads.iter_mut().find(|r| r.id == id) {
                         read.read_index = Some(read_state.index);
+                        if let Some(sent_at) = read.sent_at {
+                            // A quorum answered a heartbeat sent at `sent_at`.
+                            self.lease.renew(sent_at, self.node.store().apply_state.applied_index);
+                        }
                     }
                 }
             }
@@ -319,6 +447,8 @@ impl<E: Engine> PeerFsm<E> {
             // Only what the state machine applied: entries held back behind a
             // snapshot being written are not applied yet.
             self.node.advance_apply_to(self.applied_index());
+            self.renew_lease_by_commits();
+            self.report_conf(ctx.events);
         }
         #[cfg(madsim)]
         let scan_past_end = ctx.cfg.bugs.scan_ignores_region_end;
@@ -339,6 +469,41 @@ impl<E: Engine> PeerFsm<E> {
         Ok(effects)
     }
 
+    /// This leader's entries that a quorum now holds renew its lease from the
+    /// moment they were proposed.
+    fn renew_lease_by_commits(&mut self) {
+        let (committed, leader) = (self.node.raft().raft_log.committed, self.is_leader());
+        let mut latest = None;
+        while self.lease_evidence.front().is_some_and(|(index, _)| *index <= committed) {
+            latest = self.lease_evidence.pop_front().map(|(_, at)| at);
+        }
+        if let (Some(at), true) = (latest, leader) {
+            self.lease.renew(at, self.applied_index());
+        }
+    }
+
+    /// Reports the configuration raft-rs now counts by, if it changed.
+    fn report_conf(&mut self, events: &Events) {
+        let conf = self.node.raft().prs().conf().to_conf_state();
+        let sorted = |ids: &[u64]| {
+            let mut ids = ids.to_vec();
+            ids.sort_unstable();
+            ids
+        };
+        let now = (sorted(&conf.voters), sorted(&conf.voters_outgoing), sorted(&conf.learners));
+        if now != self.reported_conf {
+            events.emit(StoreEvent::RaftConfig {
+                store_id: events.store_id,
+                region_id: self.region_id(),
+                peer_id: self.peer.id,
+                voters: now.0.clone(),
+                outgoing: now.1.clone(),
+                learners: now.2.clone(),
+            });
+            self.reported_conf = now;
+        }
+    }
+
     fn observe_role(&mut self, events: &Events) {
         let (role, leader, term) = (self.node.raft().state, self.node.raft().leader_id, self.node.raft().term);
         if role == self.last_role && leader == self.last_leader {
@@ -350,6 +515,8 @@ impl<E: Engine> PeerFsm<E> {
         }
         if self.last_role == StateRole::Leader && role != StateRole::Leader {
             self.fail_unconfirmed_reads();
+            self.lease.expire();
+            self.lease_evidence.clear();
         }
         self.last_role = role;
         self.last_leader = leader;
@@ -389,6 +556,7 @@ impl<E: Engine> PeerFsm<E> {
                 start_key: self.region().start_key.clone(),
                 end_key: self.region().end_key.clone(),
                 message: msg.write_to_bytes().expect("raft message encodes"),
+                tombstone: false,
             };
             if msg.get_msg_type() == MessageType::MsgSnapshot {
                 let meta = msg.get_snapshot().get_metadata();
@@ -466,6 +634,34 @@ impl<E: Engine> PeerFsm<E> {
                 }
                 self.split_asked = None;
             }
+            ExecResult::ChangePeer { region, changes, index } => {
+                let cc = conf_change::to_conf_change_v2(&changes, Vec::new());
+                #[cfg(madsim)]
+                let applied_at_propose = ctx.cfg.bugs.conf_change_at_propose;
+                #[cfg(not(madsim))]
+                let applied_at_propose = false;
+                match self.node.apply_conf_change(&cc) {
+                    Ok(conf) => {
+                        let mut voters = conf.voters.clone();
+                        voters.sort_unstable();
+                        assert!(
+                            applied_at_propose || voters == region.voter_ids(),
+                            "region {}: raft voters {voters:?} after the change, the region says {:?}",
+                            region.id,
+                            region.voter_ids()
+                        );
+                    }
+                    Err(e) if applied_at_propose => tracing::debug!(error = %e, "conf change applied twice"),
+                    Err(e) => panic!("region {}: raft refused the membership change applied at {index}: {e}", region.id),
+                }
+                tracing::info!(store = ctx.store_id, region = region.id, index, conf_ver = region.epoch.conf_ver, "membership changed");
+                ctx.events.emit(StoreEvent::ConfChangeApplied { store_id: ctx.store_id, region: region.clone(), index });
+                if region.peer(self.peer.id).is_none() {
+                    effects.destroy = true;
+                } else if let Some(hb) = self.heartbeat() {
+                    effects.pd_tasks.push(PdTask::RegionHeartbeat(hb));
+                }
+            }
         }
         Ok(())
     }
@@ -496,7 +692,7 @@ impl<E: Engine> PeerFsm<E> {
         let index = snapshot.get_metadata().index;
         ctx.snapshots.start_apply(self.node.mut_store(), snapshot).await?;
         self.applying_snapshot = Some(index);
-        ctx.events.emit(StoreEvent::SnapshotApplying { store_id: ctx.store_id, region_id: self.region_id(), index });
+        ctx.events.emit(StoreEvent::SnapshotApplying { store_id: ctx.store_id, region_id: self.region_id(), index, region: self.region().clone() });
         tracing::info!(store = ctx.store_id, region = self.region_id(), index, "applying snapshot");
         Ok(())
     }
@@ -550,6 +746,8 @@ impl<E: Engine> PeerFsm<E> {
         }
         let cmd = RaftCmd { region_id: self.region_id(), epoch, body: CmdBody::Admin(AdminCmd::BatchSplit { split_keys, ids }) };
         if let Some((index, term)) = self.propose(cmd) {
+            // The new regions' peers campaign at once when it applies.
+            self.lease.suspect_until_applied(index);
             self.proposals.push(Proposal { index, term, callback: None });
         }
     }

@@ -21,7 +21,7 @@ async fn admission_checks_epoch_range_leadership_and_room() {
     assert!(matches!(peer.check_request(epoch, data, &[&key], 10), Err(RegionError::NotLeader { region_id: 1, .. })));
     // Alone in its region, the peer elects itself once its timeout passes.
     for _ in 0..cfg.election_ticks_max * 2 {
-        peer.tick(&cfg, false);
+        peer.tick(&cfg, &Events::new(1, None), false);
     }
     assert!(peer.is_leader());
     assert_eq!(peer.check_request(epoch, data, &[&key], 10), Ok(()));

@@ -64,6 +64,17 @@ impl ProposalQueue {
         }
     }
 
+    /// The peer is being destroyed: no entry will tell the proposals their
+    /// fate (others may still commit them). Their outcome is unknown.
+    pub fn peer_destroyed(&mut self, region_id: u64) {
+        for proposal in self.queue.drain(..) {
+            if let Some(callback) = proposal.callback {
+                let reason = format!("region {region_id}: the peer was removed before its entry applied");
+                let _ = callback.send(Err(RegionError::OutcomeUnknown { reason }));
+            }
+        }
+    }
+
     /// A snapshot up to `index` replaced the log: proposals it covers may or may
     /// not be in it, and no entry will come to tell. Their outcome is unknown.
     pub fn covered_by_snapshot(&mut self, index: u64, region_id: u64) {

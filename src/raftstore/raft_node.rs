@@ -106,6 +106,29 @@ impl<E: Engine> RaftNode<E> {
         self.fenced(|raw| raw.advance_apply_to(applied))
     }
 
+    /// Proposes a membership change (`cc`'s context carries our command).
+    pub fn propose_conf_change(&mut self, cc: raft::eraftpb::ConfChangeV2) -> raft::Result<()> {
+        self.fenced(|raw| raw.propose_conf_change(vec![], cc))
+    }
+
+    /// Hands an applied membership change to raft-rs: its configuration
+    /// changes now.
+    pub fn apply_conf_change(&mut self, cc: &raft::eraftpb::ConfChangeV2) -> raft::Result<raft::eraftpb::ConfState> {
+        self.fenced(|raw| raw.apply_conf_change(cc))
+    }
+
+    /// Starts handing leadership to `to` (raft-rs first brings its log up to
+    /// date, then tells it to campaign at once).
+    pub fn transfer_leader(&mut self, to: u64) {
+        self.fenced(|raw| raw.transfer_leader(to))
+    }
+
+    /// Planted bug support: forgets that a membership change is pending.
+    #[cfg(madsim)]
+    pub fn forget_pending_conf(&mut self) {
+        self.fenced(|raw| raw.raft.pending_conf_index = 0)
+    }
+
     pub fn report_unreachable(&mut self, to: u64) {
         self.fenced(|raw| raw.report_unreachable(to))
     }

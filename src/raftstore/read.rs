@@ -17,6 +17,9 @@ pub struct PendingRead {
     /// The region's epoch when the read was admitted: a split applied before it
     /// is served changes what the read may see.
     pub epoch: RegionEpoch,
+    /// When its ReadIndex round started (None: served on the lease): the
+    /// quorum's answer renews the lease from then.
+    pub sent_at: Option<madsim::time::Instant>,
 }
 
 /// Serves `reads` (confirmed, and at an index applied) of `region` from one kv

@@ -1,9 +1,9 @@
 //! The store's mailbox: what the store loop reacts to, the handle others use to
 //! reach it, and the callbacks that carry answers back.
 
-use super::cmd::{ReadCmd, ReadResult, RegionError, RegionResult, WriteCmd, WriteResult};
+use super::cmd::{PeerChange, ReadCmd, ReadResult, RegionError, RegionResult, WriteCmd, WriteResult};
 use crate::engine::EngineError;
-use crate::meta::{RegionEpoch, RegionId};
+use crate::meta::{RegionEpoch, RegionId, StoreId};
 use crate::transport::{RaftEnvelope, SnapshotChunk};
 use futures::channel::{mpsc, oneshot};
 use raft::eraftpb::Snapshot;
@@ -56,6 +56,19 @@ pub enum StoreMsg {
         region_id: RegionId,
         split_key: Vec<u8>,
     },
+    /// Change `region_id`'s membership (an admin request or a PD operator);
+    /// answered once the change is applied, or refused.
+    ChangePeer {
+        region_id: RegionId,
+        epoch: RegionEpoch,
+        changes: Vec<PeerChange>,
+        callback: Option<WriteCallback>,
+    },
+    /// Hand `region_id`'s leadership to its peer on `to_store`.
+    TransferLeader {
+        region_id: RegionId,
+        to_store: StoreId,
+    },
 }
 
 /// The store loop has stopped because its engines were closed under it (the node
@@ -98,6 +111,17 @@ impl StoreHandle {
     /// overloaded; a split is never urgent).
     pub fn ask_split(&self, region_id: RegionId, split_key: Vec<u8>) {
         let _ = self.offer(StoreMsg::AskSplit { region_id, split_key });
+    }
+
+    /// Asks the region's leader to hand leadership to its peer on `to_store`.
+    pub fn transfer_leader(&self, region_id: RegionId, to_store: StoreId) -> RegionResult<()> {
+        self.offer(StoreMsg::TransferLeader { region_id, to_store })
+    }
+
+    /// Changes the region's membership; answers once the change is applied.
+    pub async fn change_peer(&self, region_id: RegionId, epoch: RegionEpoch, changes: Vec<PeerChange>) -> RegionResult<WriteResult> {
+        let dropped = RegionError::OutcomeUnknown { reason: "store stopped before answering".into() };
+        self.ask(|callback| StoreMsg::ChangePeer { region_id, epoch, changes, callback: Some(callback) }, dropped).await
     }
 
     pub fn snapshot_chunk(&self, from: SocketAddr, chunk: SnapshotChunk) {

@@ -114,6 +114,7 @@ impl ChunkAssembler {
             start_key: chunk.start_key,
             end_key: chunk.end_key,
             message,
+            tombstone: false,
         })
     }
 }
@@ -298,6 +299,7 @@ mod tests {
             start_key: vec![],
             end_key: vec![],
             message: (0..bytes).map(|i| i as u8).collect(),
+            tombstone: false,
         }
     }
 

@@ -40,8 +40,10 @@ pub enum PeerState {
     Normal,
     /// A snapshot was accepted and its data is being written.
     Applying,
-    /// The peer was removed; it must never come back with the same id.
-    Tombstone,
+    /// Peer `peer_id` was removed (its data and log are gone); the region
+    /// descriptor is the one it died at. No message recreates a peer here
+    /// with this id or a lower one, or from an epoch not newer than this one.
+    Tombstone { peer_id: u64 },
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

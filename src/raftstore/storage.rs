@@ -37,8 +37,17 @@ pub struct PeerStorage<E: Engine> {
     snap_state: RefCell<SnapState>,
 }
 
+/// The raft configuration a region descriptor stands for (joint while a
+/// change is half done; see `PeerRole`).
 pub fn conf_state_of(region: &Region) -> ConfState {
-    ConfState { voters: region.voter_ids(), learners: region.learner_ids(), ..ConfState::default() }
+    ConfState {
+        voters: region.voter_ids(),
+        learners: region.learner_ids(),
+        voters_outgoing: region.outgoing_voter_ids(),
+        learners_next: region.learner_next_ids(),
+        auto_leave: false,
+        ..ConfState::default()
+    }
 }
 
 impl<E: Engine> PeerStorage<E> {

@@ -119,7 +119,10 @@ impl<E: Engine> Store<E> {
         for (key, value) in states {
             let region_id = keys::decode_region_state_key(&key).unwrap_or_else(|e| panic!("bad region state key: {e}"));
             let local: RegionLocalState = state::decode(&value, "region state", self.kv_engine.name());
-            if local.state == PeerState::Tombstone {
+            if let PeerState::Tombstone { .. } = local.state {
+                // A crash between the tombstone and the log's deletion leaves
+                // the log behind: finish the destroy.
+                self.delete_raft_state(region_id).await?;
                 continue;
             }
             if let Some((index, region)) = self.snapshots.recover_pending(region_id).await? {
@@ -208,7 +211,7 @@ impl<E: Engine> Store<E> {
             crate::trace::working_on(self.store_id, region_id);
             let result = peer.handle_ready(&peer_context!(self)).await;
             self.peers.insert(region_id, peer);
-            self.route(result?).await?;
+            self.route(region_id, result?).await?;
         }
         for (store_id, envelopes) in std::mem::take(&mut self.outgoing) {
             match self.addresses.get(&store_id) {
@@ -221,10 +224,10 @@ impl<E: Engine> Store<E> {
 
     async fn handle(&mut self, msg: StoreMsg) -> Result<(), Stopped> {
         match msg {
-            StoreMsg::Raft(envelope) => self.on_raft_message(envelope),
+            StoreMsg::Raft(envelope) => self.on_raft_message(envelope).await?,
             StoreMsg::SnapshotChunk(from, chunk) => {
                 if let Some(envelope) = self.chunks.add(from, chunk) {
-                    self.on_raft_message(envelope);
+                    self.on_raft_message(envelope).await?;
                 }
             }
             StoreMsg::Tick => self.on_tick(),
@@ -257,6 +260,27 @@ impl<E: Engine> Store<E> {
                     self.dirty.insert(region_id);
                 }
             }
+            StoreMsg::ChangePeer { region_id, epoch, changes, callback } => match self.peers.get_mut(&region_id) {
+                Some(peer) => {
+                    crate::trace::working_on(self.store_id, region_id);
+                    peer.propose_conf_change(&self.cfg, &self.events, epoch, changes, callback);
+                    self.dirty.insert(region_id);
+                }
+                None => {
+                    if let Some(callback) = callback {
+                        let _ = callback.send(Err(super::cmd::RegionError::RegionNotFound { region_id }));
+                    }
+                }
+            },
+            StoreMsg::TransferLeader { region_id, to_store } => {
+                if let Some(peer) = self.peers.get_mut(&region_id) {
+                    if let Some(to) = peer.region().peer_on_store(to_store).copied() {
+                        crate::trace::working_on(self.store_id, region_id);
+                        peer.transfer_leader(&self.cfg, to.id);
+                        self.dirty.insert(region_id);
+                    }
+                }
+            }
             StoreMsg::AskSplit { region_id, split_key } => {
                 if let (Some(peer), Some(pd)) = (self.peers.get(&region_id), &self.pd) {
                     let region = peer.region();
@@ -282,7 +306,7 @@ impl<E: Engine> Store<E> {
                 let result = peer.on_snapshot_applied(&peer_context!(self), index).await;
                 self.peers.insert(region_id, peer);
                 self.dirty.insert(region_id);
-                self.route(result?).await?;
+                self.route(region_id, result?).await?;
             }
         }
         Ok(())
@@ -312,12 +336,60 @@ impl<E: Engine> Store<E> {
         }
     }
 
-    fn on_raft_message(&mut self, envelope: RaftEnvelope) {
+    async fn on_raft_message(&mut self, envelope: RaftEnvelope) -> Result<(), Stopped> {
+        if envelope.tombstone {
+            return self.on_tombstone_notice(&envelope).await;
+        }
+        self.on_raft_step(envelope);
+        Ok(())
+    }
+
+    /// Tells peer `to` (not in `region`, which is newer than what it knows)
+    /// that it was removed.
+    fn tell_tombstone(&mut self, from: crate::meta::Peer, region: Region, to: crate::meta::Peer) {
+        let notice = RaftEnvelope {
+            region_id: region.id,
+            from,
+            to,
+            epoch: region.epoch,
+            start_key: region.start_key,
+            end_key: region.end_key,
+            message: Vec::new(),
+            tombstone: true,
+        };
+        self.outgoing.entry(to.store_id).or_default().push(notice);
+    }
+
+    /// A leader says this store's peer is no longer a member: destroy it if
+    /// the notice is newer than what the peer knows and names this very peer.
+    async fn on_tombstone_notice(&mut self, notice: &RaftEnvelope) -> Result<(), Stopped> {
+        let Some(peer) = self.peers.get(&notice.region_id) else {
+            return Ok(());
+        };
+        let stale = peer.peer.id == notice.to.id && peer.region().epoch.conf_ver < notice.epoch.conf_ver && peer.applying_snapshot.is_none();
+        if stale {
+            tracing::info!(store = self.store_id, region = notice.region_id, peer = peer.peer.id, "removed while away: destroying");
+            self.destroy_peer(notice.region_id, Some(notice.epoch)).await?;
+        }
+        Ok(())
+    }
+
+    fn on_raft_step(&mut self, envelope: RaftEnvelope) {
         let Ok(msg) = Message::parse_from_bytes(&envelope.message) else {
             tracing::warn!(store = self.store_id, region = envelope.region_id, "dropping undecodable raft message");
             return;
         };
         let region_id = envelope.region_id;
+        if let Some(peer) = self.peers.get(&region_id) {
+            if peer.is_initialized() && peer.region().peer(envelope.from.id).is_none() && envelope.epoch.conf_ver < peer.region().epoch.conf_ver {
+                // The sender was removed and missed it: tell it (leaders only,
+                // whose descriptor is the newest).
+                if peer.is_leader() {
+                    self.tell_tombstone(peer.peer, peer.region().clone(), envelope.from);
+                }
+                return;
+            }
+        }
         if !self.peers.contains_key(&region_id) && !self.maybe_create_peer(&envelope, &msg) {
             tracing::debug!(store = self.store_id, region = region_id, "raft message for a region this store does not host");
             return;
@@ -348,7 +420,7 @@ impl<E: Engine> Store<E> {
         let (gc_due, split_due, heartbeat_due) = (due(self.cfg.raft_log_gc_ticks), due(self.cfg.split_check_ticks), due(self.cfg.pd_heartbeat_ticks));
         for (&region_id, peer) in self.peers.iter_mut() {
             crate::trace::working_on(self.store_id, region_id);
-            peer.tick(&self.cfg, gc_due);
+            peer.tick(&self.cfg, &self.events, gc_due);
             self.dirty.insert(region_id);
             let Some(pd) = &self.pd else { continue };
             if split_due {
@@ -422,26 +494,55 @@ impl<E: Engine> Store<E> {
         if self.peers.values().any(|p| p.is_initialized() && p.region().overlaps(&range)) {
             return false;
         }
+        let mut over_tombstone = false;
         match self.kv_engine.snapshot().get(Cf::Raft, &keys::region_state_key(envelope.region_id)) {
             Ok(None) => {}
-            _ => return false,
+            Ok(Some(bytes)) => {
+                let local: RegionLocalState = state::decode(&bytes, "region state", self.kv_engine.name());
+                let PeerState::Tombstone { peer_id } = local.state else { return false };
+                #[cfg(madsim)]
+                let recreate = self.cfg.bugs.recreate_removed_peer;
+                #[cfg(not(madsim))]
+                let recreate = false;
+                // Only a newer incarnation, from a newer configuration: a
+                // message from before the removal never brings the peer back.
+                if !recreate && (envelope.to.id <= peer_id || envelope.epoch.conf_ver <= local.region.epoch.conf_ver) {
+                    tracing::debug!(store = self.store_id, region = envelope.region_id, peer = envelope.to.id, tombstone = peer_id, "message for a removed peer dropped");
+                    return false;
+                }
+                over_tombstone = true;
+            }
+            Err(_) => return false,
         }
-        tracing::info!(store = self.store_id, region = envelope.region_id, peer = envelope.to.id, "creating a peer from a message");
+        tracing::info!(store = self.store_id, region = envelope.region_id, peer = envelope.to.id, over_tombstone, "creating a peer from a message");
         crate::trace::working_on(self.store_id, envelope.region_id);
-        // A vote an earlier incarnation of this peer gave must hold.
+        // A vote an earlier incarnation of this peer gave must hold (a peer
+        // over a tombstone is a new peer: the old one's state is gone).
         let raft_state: RaftLocalState = match self.raft_engine.snapshot().get(Cf::Raft, &keys::raft_state_key(envelope.region_id)) {
-            Ok(Some(bytes)) => state::decode(&bytes, "raft state", self.raft_engine.name()),
-            Ok(None) => RaftLocalState::default(),
+            Ok(Some(bytes)) if !over_tombstone => state::decode(&bytes, "raft state", self.raft_engine.name()),
+            Ok(_) => RaftLocalState::default(),
             Err(_) => return false,
         };
+        #[cfg(madsim)]
+        let raft_state = if self.cfg.bugs.uninitialized_vote_forgotten { RaftLocalState::default() } else { raft_state };
         let peer = PeerFsm::uninitialized(envelope.to, envelope.region_id, &self.cfg, self.raft_engine.clone(), raft_state);
         self.peers.insert(envelope.region_id, peer);
         self.dirty.insert(envelope.region_id);
         true
     }
 
-    /// Sends what a peer's ready produced, and creates the regions it split off.
-    async fn route(&mut self, effects: Effects) -> Result<(), Stopped> {
+    /// Sends what a peer's ready produced, creates the regions it split off,
+    /// and destroys the peer if it applied its own removal.
+    async fn route(&mut self, region_id: RegionId, effects: Effects) -> Result<(), Stopped> {
+        let destroy = effects.destroy;
+        self.route_effects(effects).await?;
+        if destroy {
+            self.destroy_peer(region_id, None).await?;
+        }
+        Ok(())
+    }
+
+    async fn route_effects(&mut self, effects: Effects) -> Result<(), Stopped> {
         for (region, campaign) in effects.new_regions {
             self.create_split_peer(region, campaign).await?;
         }
@@ -462,6 +563,50 @@ impl<E: Engine> Store<E> {
             }
         }
         Ok(())
+    }
+
+    /// Destroys a peer: its data, apply state and region state give way to a
+    /// tombstone in one synced kv batch (a crash leaves the live peer or the
+    /// tombstone, never half of each), then its log and raft state go.
+    /// `epoch`: the newer epoch a tombstone notice brought, if any.
+    async fn destroy_peer(&mut self, region_id: RegionId, epoch: Option<crate::meta::RegionEpoch>) -> Result<(), Stopped> {
+        let Some(mut peer) = self.peers.remove(&region_id) else {
+            return Ok(());
+        };
+        let mut region = peer.region().clone();
+        if let Some(epoch) = epoch {
+            region.epoch.conf_ver = region.epoch.conf_ver.max(epoch.conf_ver);
+            region.epoch.version = region.epoch.version.max(epoch.version);
+        }
+        let mut kv = WriteBatch::new();
+        if peer.is_initialized() {
+            let (begin, end) = keys::region_data_range(&region.start_key, &region.end_key);
+            for cf in crate::engine::DATA_CFS {
+                kv.delete_range(cf, begin.clone(), end.clone());
+            }
+        }
+        kv.delete(Cf::Raft, keys::apply_state_key(region_id));
+        let local = RegionLocalState { state: PeerState::Tombstone { peer_id: peer.peer.id }, region };
+        kv.put(Cf::Raft, keys::region_state_key(region_id), state::encode(&local));
+        engine_ok(self.kv_engine.write(&kv, true).await, "write tombstone")?;
+        self.delete_raft_state(region_id).await?;
+        peer.proposals.peer_destroyed(region_id);
+        for read in peer.reads.drain(..) {
+            let _ = read.callback.send(Err(super::cmd::RegionError::RegionNotFound { region_id }));
+        }
+        self.dirty.remove(&region_id);
+        tracing::info!(store = self.store_id, region = region_id, peer = peer.peer.id, "peer destroyed");
+        self.events.emit(StoreEvent::PeerDestroyed { store_id: self.store_id, region_id, peer_id: peer.peer.id });
+        Ok(())
+    }
+
+    /// Deletes a region's log, raft state and any pending snapshot.
+    async fn delete_raft_state(&mut self, region_id: RegionId) -> Result<(), Stopped> {
+        let mut raft = WriteBatch::new();
+        raft.delete_range(Cf::Raft, keys::raft_log_key(region_id, 0), keys::raft_log_end_key(region_id));
+        raft.delete(Cf::Raft, keys::raft_state_key(region_id));
+        raft.delete(Cf::Raft, keys::pending_snapshot_key(region_id));
+        engine_ok(self.raft_engine.write(&raft, true).await, "delete raft state")
     }
 
     fn send_chunk(&self, addr: SocketAddr, chunk: SnapshotChunk) {

@@ -14,7 +14,7 @@ use crate::codec::keys;
 use crate::engine::Engine;
 use crate::meta::StoreId;
 use crate::pd_client::{PdClient, PdClientConfig};
-use crate::proto::{KvRequest, RawReply, RawRequest, RpcRequest, RpcResponse, ServerError};
+use crate::proto::{AdminReply, AdminRequest, KvRequest, RawReply, RawRequest, RpcRequest, RpcResponse, ServerError};
 use crate::raftstore::store::StoreSetup;
 use crate::raftstore::{EventSink, Mutation, RaftStoreConfig, ReadCmd, ReadResult, Store, StoreHandle, WriteCmd, WriteResult};
 use crate::rpc::RpcClient;
@@ -139,6 +139,7 @@ struct Limits {
 async fn serve(handle: &StoreHandle, limits: Limits, payload: &[u8]) -> RpcResponse {
     match RpcRequest::decode(payload) {
         Ok(RpcRequest::Kv(request)) => RpcResponse::Kv(serve_kv(handle, limits, request).await),
+        Ok(RpcRequest::Admin(request)) => RpcResponse::Admin(serve_admin(handle, request).await),
         Ok(other) => RpcResponse::Rejected(ServerError::InvalidRequest(format!("a store does not serve {:?} requests", other.service()))),
         Err(e) => RpcResponse::Rejected(ServerError::Malformed(e)),
     }
@@ -159,6 +160,29 @@ async fn serve_kv(handle: &StoreHandle, limits: Limits, mut request: KvRequest) 
         write => handle.write(region_id, epoch, write_cmd(write)).await.map(write_reply),
     };
     Ok(reply?)
+}
+
+async fn serve_admin(handle: &StoreHandle, request: AdminRequest) -> Result<AdminReply, ServerError> {
+    match request {
+        AdminRequest::ChangePeer { region_id, epoch, changes } => {
+            if changes.len() > 16 {
+                return Err(ServerError::InvalidRequest(format!("{} changes in one request; at most 16", changes.len())));
+            }
+            handle.change_peer(region_id, epoch, changes).await?;
+            Ok(AdminReply::Applied)
+        }
+        AdminRequest::TransferLeader { region_id, to_store } => {
+            handle.transfer_leader(region_id, to_store)?;
+            Ok(AdminReply::Started)
+        }
+        AdminRequest::Split { region_id, split_key } => {
+            if split_key.is_empty() {
+                return Err(ServerError::InvalidRequest("a split key cannot be empty".into()));
+            }
+            handle.ask_split(region_id, split_key);
+            Ok(AdminReply::Started)
+        }
+    }
 }
 
 /// The raftstore command a raw write becomes.

@@ -108,7 +108,7 @@ pub fn check(events: &[StoreEvent]) -> Option<String> {
                 p.next = Some(applied_index + 1);
                 p.high = p.high.max(applied_index);
             }
-            StoreEvent::SnapshotApplying { store_id, region_id, index } => {
+            StoreEvent::SnapshotApplying { store_id, region_id, index, .. } => {
                 let p = progress.entry((store_id, region_id)).or_default();
                 p.high = p.high.max(index);
             }

@@ -1,0 +1,53 @@
+//! The admin service of a store: membership changes, leader transfers and
+//! splits asked for by an operator, a test, or the testbed's nemesis (PD's own
+//! operators reach the store in region-heartbeat replies instead).
+
+use super::errors::ServerError;
+use crate::meta::{Peer, RegionEpoch, RegionId, StoreId};
+use serde::{Deserialize, Serialize};
+
+/// What a membership change does to one replica.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+pub enum ChangeKind {
+    /// Adds the peer as a voter, or promotes it from learner.
+    AddVoter,
+    /// Adds the peer as a learner, or demotes it from voter.
+    AddLearner,
+    Remove,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct PeerChange {
+    pub kind: ChangeKind,
+    pub peer: Peer,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum AdminRequest {
+    /// Changes the region's membership: one change is simple, several enter
+    /// joint consensus (left at once by the leader). Answered once applied.
+    ChangePeer { region_id: RegionId, epoch: RegionEpoch, changes: Vec<PeerChange> },
+    /// Hands the region's leadership to its peer on `to_store`. Answered when
+    /// the transfer started; whether it succeeded shows in routing.
+    TransferLeader { region_id: RegionId, to_store: StoreId },
+    /// Splits the region at `split_key` (ids from PD). Answered when asked.
+    Split { region_id: RegionId, split_key: Vec<u8> },
+}
+
+impl AdminRequest {
+    pub fn region_id(&self) -> RegionId {
+        match self {
+            AdminRequest::ChangePeer { region_id, .. } | AdminRequest::TransferLeader { region_id, .. } | AdminRequest::Split { region_id, .. } => *region_id,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum AdminReply {
+    /// The change was applied.
+    Applied,
+    /// The request was handed to the region; its effect comes later, if at all.
+    Started,
+}
+
+pub type AdminResponse = Result<AdminReply, ServerError>;
