@@ -54,7 +54,12 @@ impl Admin {
     /// current descriptor), retrying at whichever store leads it until one
     /// applies them or `within` passes. `build` returning None means there is
     /// nothing left to do.
-    pub async fn change_peer(&self, region_id: RegionId, within: Duration, build: impl Fn(&simkv::meta::Region) -> Option<Vec<PeerChange>>) -> Result<(), TimedOut> {
+    pub async fn change_peer(
+        &self,
+        region_id: RegionId,
+        within: Duration,
+        build: impl Fn(&simkv::meta::Region) -> Option<Vec<PeerChange>>,
+    ) -> Result<(), TimedOut> {
         let deadline = Instant::now() + within;
         let mut last = String::from("no attempt");
         while Instant::now() < deadline {

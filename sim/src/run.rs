@@ -305,6 +305,11 @@ fn check_recorded(
             failures.push(Failure { checker: "raft".into(), explanation: e });
         }
     }
+    if scenario.checkers.membership {
+        if let Some(e) = crate::checker::membership::check(events) {
+            failures.push(Failure { checker: "membership".into(), explanation: e });
+        }
+    }
     (failures, inconclusive)
 }
 

@@ -210,6 +210,9 @@ pub struct Checkers {
     pub raft: bool,
     pub durability: bool,
     pub convergence: bool,
+    /// Membership changes take effect when applied, one at a time; epochs
+    /// only grow; removed peers stay removed.
+    pub membership: bool,
     /// Regions tile the key space, none overlap on a store, each is fully
     /// replicated, and PD agrees with the stores.
     pub regions: bool,
@@ -231,6 +234,7 @@ impl Default for Checkers {
             raft: true,
             durability: true,
             convergence: true,
+            membership: true,
             regions: true,
             tso: true,
             sequential: true,

@@ -54,8 +54,12 @@ impl Topology {
         t
     }
 
-    /// Keeps `region` unless a newer epoch of it is known.
+    /// Keeps `region` unless a newer epoch of it is known (a peer that knows
+    /// no region yet reports none).
     fn learn(&mut self, region: &Region) {
+        if region.peers.is_empty() {
+            return;
+        }
         let known = self.regions.get(&region.id);
         if known.is_none_or(|k| !region.epoch.is_stale_against(&k.epoch)) {
             self.regions.insert(region.id, region.clone());
@@ -64,6 +68,9 @@ impl Topology {
 
     /// Keeps `region` as `store` holds it, unless it holds a newer epoch.
     fn learn_on(&mut self, store: StoreId, region: &Region) {
+        if region.peers.is_empty() {
+            return;
+        }
         let regions = self.stores.entry(store).or_default();
         if regions.get(&region.id).is_none_or(|k| !region.epoch.is_stale_against(&k.epoch)) {
             regions.insert(region.id, region.clone());

@@ -84,10 +84,7 @@ async fn membership_scenario() -> u64 {
         // Store 1 again, under a new peer id, over its tombstone.
         let back = Peer { id: 902, store_id: 1, role: PeerRole::Learner };
         admin.change_peer(region_id, within, |r| peer_on(r, 1).is_none().then(|| vec![change(ChangeKind::AddLearner, back)])).await.unwrap();
-        admin
-            .change_peer(region_id, within, |r| (peer_on(r, 1)?.role == PeerRole::Learner).then(|| vec![change(ChangeKind::AddVoter, back)]))
-            .await
-            .unwrap();
+        admin.change_peer(region_id, within, |r| (peer_on(r, 1)?.role == PeerRole::Learner).then(|| vec![change(ChangeKind::AddVoter, back)])).await.unwrap();
         for i in 30..40 {
             client.put(&key(i), format!("v{i}").as_bytes()).await.unwrap();
         }
@@ -116,6 +113,9 @@ async fn membership_scenario() -> u64 {
             _ => None,
         })
         .collect();
+    let events: Vec<StoreEvent> = cluster.events().into_iter().map(|e| e.event).collect();
+    assert_eq!(simkv_sim::checker::membership::check(&events), None);
+    assert_eq!(simkv_sim::checker::raft::check(&events), None);
     let original = &cluster.initial_regions[0];
     assert_eq!(destroyed, vec![(1, peer_on(original, 1).unwrap().id), (2, peer_on(original, 2).unwrap().id)]);
     cluster.digest()

@@ -201,8 +201,8 @@ fn failing_seeds_shrink() {
     let bugs = [
         ("follower-local-read.toml", 1, 8),
         ("ack-before-commit.toml", 1, 8),
-        ("unsynced-vote.toml", 6, 8),
-        ("snapshot-keeps-stale-keys.toml", 2, 8),
+        ("unsynced-vote.toml", 8, 8),
+        ("snapshot-keeps-stale-keys.toml", 0, 8),
         ("scan-ignores-region-end.toml", 0, 8),
         ("reapply-after-restart.toml", 0, 8),
         ("empty-value-panics.toml", 0, 25),

@@ -155,7 +155,11 @@ impl RaftStoreConfig {
             return Err(format!("election_ticks_max ({}) must exceed election_ticks_min ({})", self.election_ticks_max, self.election_ticks_min));
         }
         if self.lease_reads && self.lease_duration().is_zero() {
-            return Err(format!("max_clock_drift_ms ({}) leaves no lease inside the election timeout ({:?})", self.max_clock_drift_ms, self.election_timeout()));
+            return Err(format!(
+                "max_clock_drift_ms ({}) leaves no lease inside the election timeout ({:?})",
+                self.max_clock_drift_ms,
+                self.election_timeout()
+            ));
         }
         if self.raft_log_gc_count_limit == 0 || self.snapshot_chunk_bytes == 0 || self.max_pending_requests == 0 {
             return Err("raft_log_gc_count_limit, snapshot_chunk_bytes and max_pending_requests must be positive".into());

@@ -11,9 +11,9 @@
 use super::apply::{self, ExecResult};
 use super::cmd::{AdminCmd, ChangeKind, CmdBody, PeerChange, RaftCmd, ReadCmd, RegionError, RegionResult, WriteCmd};
 use super::conf_change;
-use super::lease::Lease;
 use super::config::RaftStoreConfig;
 use super::events::{Events, StoreEvent};
+use super::lease::Lease;
 use super::pd_worker::PdTask;
 use super::proposal::{Proposal, ProposalQueue};
 use super::raft_node::RaftNode;
@@ -286,7 +286,14 @@ impl<E: Engine> PeerFsm<E> {
     /// error while another is unapplied, when it cannot be made, and when it
     /// would remove or demote this leader: then leadership is handed to the
     /// most up-to-date other voter first, and the change is for it to make.
-    pub fn propose_conf_change(&mut self, cfg: &RaftStoreConfig, events: &Events, epoch: RegionEpoch, changes: Vec<PeerChange>, callback: Option<WriteCallback>) {
+    pub fn propose_conf_change(
+        &mut self,
+        cfg: &RaftStoreConfig,
+        events: &Events,
+        epoch: RegionEpoch,
+        changes: Vec<PeerChange>,
+        callback: Option<WriteCallback>,
+    ) {
         let reply = |callback: Option<WriteCallback>, result| {
             if let Some(callback) = callback {
                 let _ = callback.send(result);
@@ -342,7 +349,11 @@ impl<E: Engine> PeerFsm<E> {
     fn best_transferee(&self) -> Option<PeerId> {
         let voters = self.region().voter_ids();
         let raft = self.node.raft();
-        raft.prs().iter().filter(|(id, _)| **id != self.peer.id && voters.contains(id)).max_by_key(|(id, pr)| (pr.matched, std::cmp::Reverse(**id))).map(|(id, _)| *id)
+        raft.prs()
+            .iter()
+            .filter(|(id, _)| **id != self.peer.id && voters.contains(id))
+            .max_by_key(|(id, pr)| (pr.matched, std::cmp::Reverse(**id)))
+            .map(|(id, _)| *id)
     }
 
     /// Hands leadership to voter `to`. The lease is made suspect first: once

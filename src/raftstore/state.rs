@@ -43,7 +43,9 @@ pub enum PeerState {
     /// Peer `peer_id` was removed (its data and log are gone); the region
     /// descriptor is the one it died at. No message recreates a peer here
     /// with this id or a lower one, or from an epoch not newer than this one.
-    Tombstone { peer_id: u64 },
+    Tombstone {
+        peer_id: u64,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -507,7 +507,13 @@ impl<E: Engine> Store<E> {
                 // Only a newer incarnation, from a newer configuration: a
                 // message from before the removal never brings the peer back.
                 if !recreate && (envelope.to.id <= peer_id || envelope.epoch.conf_ver <= local.region.epoch.conf_ver) {
-                    tracing::debug!(store = self.store_id, region = envelope.region_id, peer = envelope.to.id, tombstone = peer_id, "message for a removed peer dropped");
+                    tracing::debug!(
+                        store = self.store_id,
+                        region = envelope.region_id,
+                        peer = envelope.to.id,
+                        tombstone = peer_id,
+                        "message for a removed peer dropped"
+                    );
                     return false;
                 }
                 over_tombstone = true;
@@ -526,6 +532,7 @@ impl<E: Engine> Store<E> {
         #[cfg(madsim)]
         let raft_state = if self.cfg.bugs.uninitialized_vote_forgotten { RaftLocalState::default() } else { raft_state };
         let peer = PeerFsm::uninitialized(envelope.to, envelope.region_id, &self.cfg, self.raft_engine.clone(), raft_state);
+        self.events.emit(StoreEvent::PeerCreated { store_id: self.store_id, region: peer.region().clone(), peer_id: envelope.to.id, applied_index: 0 });
         self.peers.insert(envelope.region_id, peer);
         self.dirty.insert(envelope.region_id);
         true

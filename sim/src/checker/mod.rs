@@ -8,6 +8,7 @@
 //! | [`sequential`] | per-client append logs | none lost, none duplicated, order kept |
 //! | [`durability`] | final reads in the history | acknowledged writes survive |
 //! | [`convergence`] | replica data after healing | replicas of a region are identical, in every data CF |
+//! | [`membership`] | store events | a configuration is used only once its entry is applied; one pending change per region; epochs only grow per replica; no peer back from its tombstone |
 //! | [`regions`] | store events and PD's table after healing | regions tile the key space, none overlap on a store, each fully replicated, PD agrees |
 //! | [`list_append`] | list-append transactions | snapshot isolation (or strong SI, serializable, strict serializable): no forbidden dependency cycle, aborted or intermediate read, lost update |
 //! | [`tso`] | timestamps clients got from PD | unique, and increasing in real-time order |
@@ -16,6 +17,7 @@ pub mod convergence;
 pub mod durability;
 pub mod linearizability;
 pub mod list_append;
+pub mod membership;
 pub mod raft;
 pub mod regions;
 pub mod sequential;

@@ -2,7 +2,7 @@
 //! internals:
 //!
 //! - **election safety**: at most one leader per term per region;
-//! - **one vote per term**: a store grants its vote in a region's term to one
+//! - **one vote per term**: a peer grants its vote in a region's term to one
 //!   candidate only, across restarts (a vote forgotten in a crash and given again
 //!   is a bug even when it does not produce two leaders);
 //! - **log matching / state machine safety**: an entry applied at an index is the
@@ -59,15 +59,20 @@ pub fn check(events: &[StoreEvent]) -> Option<String> {
                     leaders.insert((region_id, term), store_id);
                 }
             }
-            StoreEvent::Voted { store_id, region_id, term, candidate, .. } => match votes.get(&(region_id, store_id, term)) {
+            StoreEvent::Voted { store_id, region_id, peer_id, term, candidate } => match votes.get(&(region_id, peer_id, term)) {
                 Some(&first) if first != candidate => problems.push(format!(
                     "one vote per term: store {store_id} voted in term {term} of region {region_id} for peer {first}, then for peer {candidate}"
                 )),
                 Some(_) => {}
                 None => {
-                    votes.insert((region_id, store_id, term), candidate);
+                    votes.insert((region_id, peer_id, term), candidate);
                 }
             },
+            StoreEvent::PeerDestroyed { store_id, region_id, .. } => {
+                // A later peer of the region on this store is a new replica.
+                progress.remove(&(store_id, region_id));
+                epochs.remove(&(store_id, region_id));
+            }
             StoreEvent::Split { store_id, ref regions, index } => {
                 if let (Some(derived), Some(before)) = (regions.first(), regions.first().and_then(|r| epochs.get(&(store_id, r.id)))) {
                     if let Some(unbumped) = regions.iter().find(|r| r.epoch.version <= before.version) {

@@ -51,14 +51,30 @@ pub fn check(views: &RegionViews) -> Option<String> {
         let mut stores: Vec<StoreId> = region.peers.iter().map(|p| p.store_id).collect();
         stores.sort();
         stores.dedup();
-        if region.peers.len() != views.replicas || stores.len() != views.replicas {
-            return Some(format!("{} has {} peers on {} stores, not {} replicas", show(region), region.peers.len(), stores.len(), views.replicas));
+        if region.peers.len() != views.replicas || stores.len() != views.replicas || region.voter_count() != views.replicas || region.is_joint() {
+            return Some(format!(
+                "{} has {} peers ({} voting) on {} stores, not {} voters",
+                show(region),
+                region.peers.len(),
+                region.voter_count(),
+                stores.len(),
+                views.replicas
+            ));
         }
         for store in stores {
             match views.stores.get(&store).and_then(|r| r.get(&region.id)) {
                 Some(applied) if applied.epoch == region.epoch && applied.start_key == region.start_key && applied.end_key == region.end_key => {}
                 Some(applied) => return Some(format!("store {store} holds {} but the region is now {}", show(applied), show(region))),
                 None => return Some(format!("store {store} has no peer of {}", show(region))),
+            }
+        }
+    }
+    for (store, regions) in views.stores {
+        for held in regions.values() {
+            if let Some(region) = views.newest.get(&held.id) {
+                if region.peer_on_store(*store).is_none() {
+                    return Some(format!("store {store} still holds a peer of {}, which no longer has a replica there", show(region)));
+                }
             }
         }
     }
