@@ -112,8 +112,12 @@ impl PdClient {
         self.call(PdRequest::StoreHeartbeat { store, stats }).await.map(|_| ())
     }
 
-    pub async fn region_heartbeat(&self, heartbeat: RegionHeartbeat) -> PdResult<()> {
-        self.call(PdRequest::RegionHeartbeat(heartbeat)).await.map(|_| ())
+    /// Reports a region; returns what PD asks of its leader, if anything.
+    pub async fn region_heartbeat(&self, heartbeat: RegionHeartbeat) -> PdResult<Option<crate::proto::pd::RegionCommand>> {
+        match self.call(PdRequest::RegionHeartbeat(heartbeat)).await? {
+            PdReply::Heartbeat(command) => Ok(command),
+            other => Self::unexpected(other),
+        }
     }
 
     pub async fn region_by_key(&self, key: &[u8]) -> PdResult<(Region, Option<Peer>)> {

@@ -160,7 +160,8 @@ impl Cluster {
     fn start_pd(spec: &ClusterSpec, net_faults: Arc<NetFaults>) -> PdSlot {
         let disk = SimDisk::new("pd", spec.io.clone());
         let clock_offset_ms: Arc<AtomicI64> = Arc::default();
-        let cfg = PdNodeConfig { addr: pd_addr(), pd: spec.pd.clone(), clock_offset_ms: clock_offset_ms.clone(), net_faults: Some(net_faults) };
+        let pd = PdConfig { max_replicas: spec.replicas, ..spec.pd.clone() };
+        let cfg = PdNodeConfig { addr: pd_addr(), pd, clock_offset_ms: clock_offset_ms.clone(), net_faults: Some(net_faults) };
         let d = disk.clone();
         let node = Handle::current()
             .create_node()

@@ -9,10 +9,16 @@
 //! before it is handed out, so a crash and restart never hands out a smaller
 //! timestamp or a used id. The routing table is rebuilt from heartbeats.
 //!
+//! PD also schedules ([`schedule`]): on each region heartbeat it may start an
+//! operator for the region (make up or replace replicas, balance regions and
+//! leaders) and hands its leader one step at a time in the heartbeat reply.
+//! Operators live in memory: a restarted PD starts over from heartbeats.
+//!
 //! `pd` uses `meta`, `proto`, `engine` and `transport`, never `raftstore`.
 
 pub mod alloc;
 pub mod routing;
+pub mod schedule;
 pub mod server;
 pub mod tso;
 

@@ -2,10 +2,11 @@
 
 use super::alloc::{self, IdAlloc};
 use super::routing::{RegionEntry, RoutingTable};
+use super::schedule::{self, ClusterView, Decision, Operator, Progress};
 use super::tso::{self, Tso};
 use crate::engine::{Cf, Engine, EngineError, Snapshot as _, WriteBatch};
-use crate::meta::StoreId;
-use crate::proto::pd::{SplitIds, StoreStats};
+use crate::meta::{Peer, Region, RegionId, StoreId};
+use crate::proto::pd::{RegionCommand, SplitIds, StoreStats};
 use crate::proto::{PdError, PdReply, PdRequest, PdResponse, RpcRequest, RpcResponse, ServerError};
 use crate::transport::{Frame, Transport};
 use serde::{Deserialize, Serialize};
@@ -28,6 +29,18 @@ pub struct PdConfig {
     pub id_step: u64,
     /// The first id PD hands out (lower ids are the operator's: stores 1..).
     pub first_id: u64,
+    /// Whether PD schedules (replicas, region and leader balance).
+    pub schedule: bool,
+    /// Voters each region should have.
+    pub max_replicas: usize,
+    /// A store silent this long is down: its replicas are replaced.
+    pub max_store_down_ms: u64,
+    /// A store silent this long gets no new replicas (it may be down).
+    pub store_unreachable_ms: u64,
+    /// An operator not finished within this long is given up.
+    pub operator_timeout_ms: u64,
+    /// Balance operators (region moves, leader transfers) in flight at once.
+    pub max_balance_operators: usize,
     /// Planted bug (simulation only): the timestamp window is never persisted,
     /// so a restarted PD whose clock went back hands out smaller timestamps.
     #[cfg(madsim)]
@@ -40,6 +53,12 @@ impl Default for PdConfig {
             tso_window_ms: 3000,
             id_step: 1000,
             first_id: 1000,
+            schedule: true,
+            max_replicas: 3,
+            max_store_down_ms: 30_000,
+            store_unreachable_ms: 5_000,
+            operator_timeout_ms: 60_000,
+            max_balance_operators: 2,
             #[cfg(madsim)]
             bug_tso_window_not_persisted: false,
         }
@@ -75,6 +94,17 @@ pub struct PdServer<E: Engine> {
     bootstrapped: bool,
     stores: BTreeMap<StoreId, StoreRecord>,
     pub routing: RoutingTable,
+    operators: BTreeMap<RegionId, Operator>,
+    /// When this PD started (a store is not down before PD has waited for it).
+    started_ms: u64,
+    pub operator_stats: OperatorStats,
+}
+
+/// How PD's operators ended, by kind.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct OperatorStats {
+    pub finished: BTreeMap<&'static str, u64>,
+    pub failed: BTreeMap<&'static str, u64>,
 }
 
 fn u64_of(bytes: Option<Vec<u8>>) -> u64 {
@@ -98,7 +128,20 @@ impl<E: Engine> PdServer<E> {
             stores.insert(id, StoreRecord { addr, stats: StoreStats::default(), last_heartbeat_ms: 0 });
         }
         tracing::info!(stores = stores.len(), bootstrapped, "pd opened");
-        Ok(PdServer { engine, cfg, clock_offset_ms, tso, ids, bootstrapped, stores, routing: RoutingTable::default() })
+        let started_ms = (clock_ms() as i64 + clock_offset_ms.load(Ordering::Relaxed)).max(0) as u64;
+        Ok(PdServer {
+            engine,
+            cfg,
+            clock_offset_ms,
+            tso,
+            ids,
+            bootstrapped,
+            stores,
+            routing: RoutingTable::default(),
+            operators: BTreeMap::new(),
+            started_ms,
+            operator_stats: OperatorStats::default(),
+        })
     }
 
     /// Wall-clock milliseconds as this node sees them.
@@ -169,14 +212,14 @@ impl<E: Engine> PdServer<E> {
                     return Err(PdError::NotBootstrapped);
                 }
                 let entry = RegionEntry {
-                    region: hb.region,
+                    region: hb.region.clone(),
                     leader: Some(hb.leader),
                     term: hb.term,
                     approximate_size: hb.approximate_size,
                     approximate_keys: hb.approximate_keys,
                 };
                 self.routing.learn(entry)?;
-                Ok(PdReply::Done)
+                Ok(PdReply::Heartbeat(self.schedule(&hb.region, &hb.leader, &hb.pending_peers).await?))
             }
             PdRequest::RegionByKey { key } => self
                 .routing
@@ -224,6 +267,82 @@ impl<E: Engine> PdServer<E> {
                 Ok(PdReply::Done)
             }
         }
+    }
+
+    /// Moves the region's operator on, or starts one; returns the command for
+    /// its leader, if any.
+    async fn schedule(&mut self, region: &Region, leader: &Peer, pending: &[Peer]) -> Result<Option<RegionCommand>, PdError> {
+        if !self.cfg.schedule {
+            return Ok(None);
+        }
+        let now = self.now_ms();
+        if let Some(op) = self.operators.get_mut(&region.id) {
+            match op.advance(region, leader, pending, now) {
+                Progress::Command(command) => return Ok(Some(command)),
+                Progress::Waiting => return Ok(None),
+                Progress::Finished => {
+                    tracing::info!(region = region.id, kind = op.kind, "operator finished");
+                    *self.operator_stats.finished.entry(op.kind).or_default() += 1;
+                    self.operators.remove(&region.id);
+                }
+                Progress::Failed(why) => {
+                    tracing::info!(region = region.id, kind = op.kind, why, "operator failed");
+                    *self.operator_stats.failed.entry(op.kind).or_default() += 1;
+                    self.operators.remove(&region.id);
+                    return Ok(None);
+                }
+            }
+        }
+        let view = self.cluster_view(now);
+        let Some(decision) = schedule::decide(region, leader, pending, self.cfg.max_replicas, &view) else {
+            return Ok(None);
+        };
+        let new_peer_id = match decision.new_peer_store() {
+            Some(_) => Some(self.alloc_ids(1).await?),
+            None => None,
+        };
+        let mut op = decision.into_operator(region.id, new_peer_id, now + self.cfg.operator_timeout_ms);
+        tracing::info!(region = region.id, ?decision, "operator started");
+        let first = op.advance(region, leader, pending, now);
+        self.operators.insert(region.id, op);
+        Ok(match first {
+            Progress::Command(command) => Some(command),
+            _ => None,
+        })
+    }
+
+    /// Which stores are up or down, and how many regions and leaders each
+    /// holds (a region with an operator in flight counted as it will be).
+    fn cluster_view(&self, now: u64) -> ClusterView {
+        let silent = |record: &StoreRecord| now.saturating_sub(record.last_heartbeat_ms.max(self.started_ms));
+        let mut view = ClusterView::default();
+        for (&id, record) in &self.stores {
+            if record.last_heartbeat_ms > 0 && now.saturating_sub(record.last_heartbeat_ms) <= self.cfg.store_unreachable_ms {
+                view.up.push(id);
+            } else if silent(record) > self.cfg.max_store_down_ms {
+                view.down.push(id);
+            }
+        }
+        // Each region counts where it will be once its operator is done.
+        let mut balancing = 0;
+        for entry in self.routing.regions() {
+            let mut stores: Vec<StoreId> = entry.region.peers.iter().map(|p| p.store_id).collect();
+            if let Some(op) = self.operators.get(&entry.region.id) {
+                stores.retain(|&s| Some(s) != op.decision.leaving_store());
+                stores.extend(op.decision.new_peer_store().filter(|s| !stores.contains(s)));
+                if matches!(op.decision, Decision::MoveReplica { .. } | Decision::TransferLeader { .. }) {
+                    balancing += 1;
+                }
+            }
+            for store in stores {
+                *view.regions.entry(store).or_default() += 1;
+            }
+            if let Some(leader) = entry.leader {
+                *view.leaders.entry(leader.store_id).or_default() += 1;
+            }
+        }
+        view.balance_allowed = balancing < self.cfg.max_balance_operators;
+        view
     }
 
     async fn alloc_ids(&mut self, count: u64) -> Result<u64, PdError> {
@@ -369,7 +488,7 @@ mod tests {
         assert_eq!(pd.handle(PdRequest::RegionByKey { key: b"z".to_vec() }).await, Ok(PdReply::Region { region: right.clone(), leader: None }));
         // A late heartbeat of the parent is refused; the new leader's is learned.
         assert!(matches!(pd.handle(PdRequest::RegionHeartbeat(heartbeat(whole(1), 5))).await, Err(PdError::StaleRegion { .. })));
-        assert_eq!(pd.handle(PdRequest::RegionHeartbeat(heartbeat(left.clone(), 6))).await, Ok(PdReply::Done));
+        assert_eq!(pd.handle(PdRequest::RegionHeartbeat(heartbeat(left.clone(), 6))).await, Ok(PdReply::Heartbeat(None)));
         assert_eq!(pd.handle(PdRequest::RegionById { region_id: 1 }).await, Ok(PdReply::Region { region: left.clone(), leader: Some(left.peers[0]) }));
         let Ok(PdReply::Regions(all)) = pd.handle(PdRequest::ScanRegions { start: vec![], limit: 10 }).await else { panic!() };
         assert_eq!(all.iter().map(|(r, _)| r.id).collect::<Vec<_>>(), vec![1, right.id]);
@@ -378,6 +497,47 @@ mod tests {
         assert_eq!(pd.handle(PdRequest::IsBootstrapped).await, Ok(PdReply::Bootstrapped(true)));
         assert_eq!(pd.handle(PdRequest::GetStore { store: 2 }).await, Ok(PdReply::Store { addr: addr(2) }));
         assert!(pd.routing.is_empty());
+    }
+
+    /// An operator from start to finish through heartbeats: a region with two
+    /// voters gets a learner on the emptiest up store, promoted once caught up.
+    #[madsim::test]
+    async fn operators_are_delivered_in_heartbeat_replies_and_checked_off() {
+        use crate::proto::{ChangeKind, PeerChange};
+        let mut pd = PdServer::open(SimEngine::in_memory("pd"), PdConfig::default(), Arc::default()).unwrap();
+        let mut region = whole(1);
+        region.peers.truncate(2);
+        pd.handle(PdRequest::Bootstrap { store: 1, addr: addr(1), region: region.clone() }).await.unwrap();
+        for store in 1..=3 {
+            pd.handle(PdRequest::PutStore { store, addr: addr(store as u8) }).await.unwrap();
+            let stats = StoreStats::default();
+            pd.handle(PdRequest::StoreHeartbeat { store, stats }).await.unwrap();
+        }
+        let reply = |r: PdResponse| match r {
+            Ok(PdReply::Heartbeat(command)) => command,
+            other => panic!("{other:?}"),
+        };
+        let Some(RegionCommand::ChangePeer { changes, .. }) = reply(pd.handle(PdRequest::RegionHeartbeat(heartbeat(region.clone(), 6))).await) else {
+            panic!("expected a membership change")
+        };
+        let learner = changes[0].peer;
+        assert_eq!(changes, vec![PeerChange { kind: ChangeKind::AddLearner, peer: learner }]);
+        assert_eq!(learner.store_id, 3);
+        assert!(learner.id >= PdConfig::default().first_id, "a fresh id from PD");
+        // The learner exists but lags: nothing to do yet.
+        region.peers.push(learner);
+        region.epoch.conf_ver += 1;
+        let mut lagging = heartbeat(region.clone(), 6);
+        lagging.pending_peers = vec![learner];
+        assert_eq!(reply(pd.handle(PdRequest::RegionHeartbeat(lagging)).await), None);
+        let Some(RegionCommand::ChangePeer { changes, .. }) = reply(pd.handle(PdRequest::RegionHeartbeat(heartbeat(region.clone(), 6))).await) else {
+            panic!("expected the promotion")
+        };
+        assert_eq!(changes[0].kind, ChangeKind::AddVoter);
+        region.peers[2].role = crate::meta::PeerRole::Voter;
+        region.epoch.conf_ver += 1;
+        assert_eq!(reply(pd.handle(PdRequest::RegionHeartbeat(heartbeat(region, 6))).await), None);
+        assert_eq!(pd.operator_stats.finished.get("add-replica"), Some(&1));
     }
 
     fn heartbeat(region: Region, term: u64) -> crate::proto::pd::RegionHeartbeat {

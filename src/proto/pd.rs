@@ -1,7 +1,7 @@
 //! The placement driver's service: timestamps, ids, cluster bootstrap, store and
 //! region heartbeats, routing lookups, and split bookkeeping.
 
-use crate::meta::{Peer, PeerId, Region, RegionId, StoreId};
+use crate::meta::{Peer, PeerId, Region, RegionEpoch, RegionId, StoreId};
 use serde::{Deserialize, Serialize};
 use std::net::SocketAddr;
 use thiserror::Error;
@@ -89,14 +89,31 @@ pub enum PdRequest {
     },
 }
 
+/// What PD asks of a region's leader in a heartbeat reply (one step of an
+/// operator).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum RegionCommand {
+    /// Make this membership change, if the region is still at `epoch`.
+    ChangePeer { epoch: RegionEpoch, changes: Vec<super::admin::PeerChange> },
+    /// Hand leadership to the region's peer on `to_store`.
+    TransferLeader { to_store: StoreId },
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum PdReply {
+    /// A region heartbeat was taken; PD may have a command for the leader.
+    Heartbeat(Option<RegionCommand>),
     Ts(u64),
     FirstId(u64),
     Bootstrapped(bool),
     Done,
-    Store { addr: SocketAddr },
-    Region { region: Region, leader: Option<Peer> },
+    Store {
+        addr: SocketAddr,
+    },
+    Region {
+        region: Region,
+        leader: Option<Peer>,
+    },
     Regions(Vec<(Region, Option<Peer>)>),
     SplitIds(Vec<SplitIds>),
 }

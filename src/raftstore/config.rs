@@ -38,6 +38,9 @@ pub struct RaftStoreConfig {
     pub region_split_bytes: u64,
     /// How often (in ticks) the store and its leaders heartbeat PD.
     pub pd_heartbeat_ticks: u64,
+    /// A follower that hears nothing from its region this many ticks asks PD
+    /// whether it was removed while away (and destroys itself if so).
+    pub stale_peer_check_ticks: u64,
     /// Whether a leader with a valid lease serves reads without a ReadIndex
     /// round (see `raftstore::lease`).
     pub lease_reads: bool,
@@ -120,6 +123,7 @@ impl Default for RaftStoreConfig {
             region_split_keys: 0,
             region_split_bytes: 96 << 20,
             pd_heartbeat_ticks: 10,
+            stale_peer_check_ticks: 50,
             lease_reads: true,
             max_clock_drift_ms: 250,
             #[cfg(madsim)]

@@ -1,4 +1,5 @@
-//! The store's link to PD: heartbeats, split ids, split reports.
+//! The store's link to PD: heartbeats, split ids, split reports, and the
+//! operator steps PD answers region heartbeats with.
 //!
 //! The store loop never waits for PD. It hands [`PdTask`]s to this worker, which
 //! calls PD in tasks of its own and feeds what comes back (ids for a split) into
@@ -6,9 +7,9 @@
 //! the regions keep serving, and a split simply waits for the next check.
 
 use super::router::StoreMsg;
-use crate::meta::{Region, StoreId};
+use crate::meta::{Peer, Region, RegionEpoch, RegionId, StoreId};
 use crate::pd_client::PdClient;
-use crate::proto::pd::{RegionHeartbeat, StoreStats};
+use crate::proto::pd::{RegionCommand, RegionHeartbeat, StoreStats};
 use futures::channel::mpsc;
 use futures::{SinkExt, StreamExt};
 
@@ -25,6 +26,12 @@ pub enum PdTask {
     },
     RegionHeartbeat(RegionHeartbeat),
     StoreHeartbeat(StoreStats),
+    /// A peer heard nothing for long: ask PD whether it was removed.
+    CheckStalePeer {
+        peer: Peer,
+        region_id: RegionId,
+        epoch: RegionEpoch,
+    },
 }
 
 /// Starts the worker; returns where to send it tasks.
@@ -48,8 +55,25 @@ pub fn start(store_id: StoreId, pd: PdClient, store: mpsc::Sender<StoreMsg>) -> 
                         }
                     }
                     PdTask::RegionHeartbeat(hb) => {
-                        if let Err(e) = pd.region_heartbeat(hb).await {
-                            tracing::debug!(store = store_id, error = %e, "region heartbeat failed");
+                        let region_id = hb.region.id;
+                        match pd.region_heartbeat(hb).await {
+                            Ok(Some(RegionCommand::ChangePeer { epoch, changes })) => {
+                                let _ = store.send(StoreMsg::ChangePeer { region_id, epoch, changes, callback: None }).await;
+                            }
+                            Ok(Some(RegionCommand::TransferLeader { to_store })) => {
+                                let _ = store.send(StoreMsg::TransferLeader { region_id, to_store }).await;
+                            }
+                            Ok(None) => {}
+                            Err(e) => tracing::debug!(store = store_id, error = %e, "region heartbeat failed"),
+                        }
+                    }
+                    PdTask::CheckStalePeer { peer, region_id, epoch } => {
+                        if let Ok((region, _)) = pd.region_by_id(region_id).await {
+                            // Configurations follow one log: a newer one without
+                            // this peer means it was removed.
+                            if region.peer(peer.id).is_none() && region.epoch.conf_ver > epoch.conf_ver {
+                                let _ = store.send(StoreMsg::Tombstone { region_id, peer_id: peer.id, epoch: region.epoch }).await;
+                            }
                         }
                     }
                     PdTask::StoreHeartbeat(stats) => {

@@ -84,6 +84,8 @@ pub struct PeerFsm<E: Engine> {
     /// The configuration last reported in a `RaftConfig` event (or the one the
     /// peer started with).
     reported_conf: (Vec<PeerId>, Vec<PeerId>, Vec<PeerId>),
+    /// Ticks since this peer last heard a raft message.
+    pub silent_ticks: u64,
 }
 
 impl<E: Engine> PeerFsm<E> {
@@ -109,6 +111,7 @@ impl<E: Engine> PeerFsm<E> {
             lease: Lease::new(cfg.lease_duration()),
             lease_evidence: VecDeque::new(),
             reported_conf,
+            silent_ticks: 0,
         }
     }
 
@@ -377,6 +380,7 @@ impl<E: Engine> PeerFsm<E> {
     /// applied index lags the snapshot until the data is written, and a campaign
     /// would read entries the snapshot replaced.
     pub fn tick(&mut self, cfg: &RaftStoreConfig, events: &Events, gc_due: bool) {
+        self.silent_ticks += 1;
         if self.applying_snapshot.is_some() {
             return;
         }
@@ -415,6 +419,7 @@ impl<E: Engine> PeerFsm<E> {
     }
 
     pub fn step(&mut self, msg: Message) {
+        self.silent_ticks = 0;
         let _ = self.node.step(msg);
     }
 
@@ -770,10 +775,12 @@ impl<E: Engine> PeerFsm<E> {
         }
         let raft = self.node.raft();
         let last = raft.raft_log.last_index();
+        // Lagging: it needs a snapshot, or is far behind.
+        let truncated = self.node.store().truncated_index();
         let pending_peers = raft
             .prs()
             .iter()
-            .filter(|(id, pr)| **id != self.peer.id && pr.matched + 1000 < last)
+            .filter(|(id, pr)| **id != self.peer.id && (pr.matched < truncated || pr.matched + 100 < last))
             .filter_map(|(id, _)| self.region().peer(*id).copied())
             .collect();
         Some(crate::proto::pd::RegionHeartbeat {

@@ -64,6 +64,13 @@ pub enum StoreMsg {
         changes: Vec<PeerChange>,
         callback: Option<WriteCallback>,
     },
+    /// Peer `peer_id` of `region_id` is not in the region at `epoch` (a newer
+    /// configuration): it was removed while away and must be destroyed.
+    Tombstone {
+        region_id: RegionId,
+        peer_id: u64,
+        epoch: RegionEpoch,
+    },
     /// Hand `region_id`'s leadership to its peer on `to_store`.
     TransferLeader {
         region_id: RegionId,

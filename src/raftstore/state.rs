@@ -42,7 +42,7 @@ pub enum PeerState {
     Applying,
     /// Peer `peer_id` was removed (its data and log are gone); the region
     /// descriptor is the one it died at. No message recreates a peer here
-    /// with this id or a lower one, or from an epoch not newer than this one.
+    /// with this id or a lower one, or from an epoch older than this one.
     Tombstone {
         peer_id: u64,
     },

@@ -272,6 +272,7 @@ impl<E: Engine> Store<E> {
                     }
                 }
             },
+            StoreMsg::Tombstone { region_id, peer_id, epoch } => self.on_tombstone(region_id, peer_id, epoch).await?,
             StoreMsg::TransferLeader { region_id, to_store } => {
                 if let Some(peer) = self.peers.get_mut(&region_id) {
                     if let Some(to) = peer.region().peer_on_store(to_store).copied() {
@@ -363,13 +364,19 @@ impl<E: Engine> Store<E> {
     /// A leader says this store's peer is no longer a member: destroy it if
     /// the notice is newer than what the peer knows and names this very peer.
     async fn on_tombstone_notice(&mut self, notice: &RaftEnvelope) -> Result<(), Stopped> {
-        let Some(peer) = self.peers.get(&notice.region_id) else {
+        self.on_tombstone(notice.region_id, notice.to.id, notice.epoch).await
+    }
+
+    /// Peer `peer_id` is not in the region at `epoch`: destroy it if that
+    /// epoch is newer than what the peer knows.
+    async fn on_tombstone(&mut self, region_id: RegionId, peer_id: u64, epoch: crate::meta::RegionEpoch) -> Result<(), Stopped> {
+        let Some(peer) = self.peers.get(&region_id) else {
             return Ok(());
         };
-        let stale = peer.peer.id == notice.to.id && peer.region().epoch.conf_ver < notice.epoch.conf_ver && peer.applying_snapshot.is_none();
+        let stale = peer.peer.id == peer_id && peer.region().epoch.conf_ver < epoch.conf_ver && peer.applying_snapshot.is_none();
         if stale {
-            tracing::info!(store = self.store_id, region = notice.region_id, peer = peer.peer.id, "removed while away: destroying");
-            self.destroy_peer(notice.region_id, Some(notice.epoch)).await?;
+            tracing::info!(store = self.store_id, region = region_id, peer = peer_id, "removed while away: destroying");
+            self.destroy_peer(region_id, Some(epoch)).await?;
         }
         Ok(())
     }
@@ -382,9 +389,9 @@ impl<E: Engine> Store<E> {
         let region_id = envelope.region_id;
         if let Some(peer) = self.peers.get(&region_id) {
             if peer.is_initialized() && peer.region().peer(envelope.from.id).is_none() && envelope.epoch.conf_ver < peer.region().epoch.conf_ver {
-                // The sender was removed and missed it: tell it (leaders only,
-                // whose descriptor is the newest).
-                if peer.is_leader() {
+                // The sender was removed and missed it: tell it (a sender that
+                // knows no region yet asks PD instead, when it falls silent).
+                if envelope.epoch.conf_ver > 0 {
                     self.tell_tombstone(peer.peer, peer.region().clone(), envelope.from);
                 }
                 return;
@@ -427,6 +434,10 @@ impl<E: Engine> Store<E> {
                 if let Some(split_key) = peer.check_split(&self.kv_engine, &self.cfg, self.ticks, self.cfg.split_check_ticks * 5) {
                     let _ = pd.unbounded_send(PdTask::AskSplit { region: peer.region().clone(), split_key });
                 }
+            }
+            let check = self.cfg.stale_peer_check_ticks.max(1);
+            if !peer.is_leader() && peer.silent_ticks >= check && peer.silent_ticks.is_multiple_of(check) {
+                let _ = pd.unbounded_send(PdTask::CheckStalePeer { peer: peer.peer, region_id, epoch: peer.region().epoch });
             }
             if heartbeat_due {
                 if let Some(hb) = peer.heartbeat() {
@@ -504,9 +515,10 @@ impl<E: Engine> Store<E> {
                 let recreate = self.cfg.bugs.recreate_removed_peer;
                 #[cfg(not(madsim))]
                 let recreate = false;
-                // Only a newer incarnation, from a newer configuration: a
-                // message from before the removal never brings the peer back.
-                if !recreate && (envelope.to.id <= peer_id || envelope.epoch.conf_ver <= local.region.epoch.conf_ver) {
+                // Only a newer incarnation (peer ids only grow), from a
+                // configuration not older than the one the peer died at: a
+                // message from before the removal never brings a peer back.
+                if !recreate && (envelope.to.id <= peer_id || envelope.epoch.conf_ver < local.region.epoch.conf_ver) {
                     tracing::debug!(
                         store = self.store_id,
                         region = envelope.region_id,

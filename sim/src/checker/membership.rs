@@ -7,8 +7,8 @@
 //!   applied (created with, changed by an applied `ChangePeer`, installed by a
 //!   snapshot, or split into), never those of a change merely proposed;
 //! - **one pending membership change per region**: a leader proposes a change
-//!   only once its store has applied every earlier change of the region that
-//!   was committed (applied anywhere);
+//!   that commits only once its store has applied every earlier change of the
+//!   region (every committed change at a lower index);
 //! - **epochs only grow**: on every replica, a region's `conf_ver` and
 //!   `version` never go back;
 //! - **no peer comes back from its tombstone**: once a store destroyed peer `p`,
@@ -58,11 +58,15 @@ fn learn(store: StoreId, region: &Region, confs: &mut BTreeMap<(StoreId, RegionI
 /// Checks `events` (in the order they happened); `None` when every rule holds,
 /// otherwise every broken rule (the first few of each kind).
 pub fn check(events: &[StoreEvent]) -> Option<String> {
-    // Pass 1: every membership change that was committed (applied anywhere).
+    // Pass 1: every membership change that was committed (applied anywhere),
+    // and every entry that was, by (region, index, term).
     let mut committed: BTreeMap<RegionId, BTreeSet<u64>> = BTreeMap::new();
+    let mut entries: BTreeSet<(RegionId, u64, u64)> = BTreeSet::new();
     for event in events {
-        if let StoreEvent::ConfChangeApplied { region, index, .. } = event {
-            committed.entry(region.id).or_default().insert(*index);
+        match event {
+            StoreEvent::ConfChangeApplied { region, index, .. } => drop(committed.entry(region.id).or_default().insert(*index)),
+            StoreEvent::Applied { region_id, index, term, .. } => drop(entries.insert((*region_id, *index, *term))),
+            _ => {}
         }
     }
     let mut applied_conf: BTreeMap<(StoreId, RegionId), Conf> = BTreeMap::new();
@@ -80,13 +84,15 @@ pub fn check(events: &[StoreEvent]) -> Option<String> {
             }
         };
         match event {
-            StoreEvent::PeerCreated { store_id, region, peer_id, .. } => {
+            StoreEvent::PeerCreated { store_id, region, peer_id, applied_index } => {
                 alive(*store_id, *peer_id, "was created again", &mut note);
                 if region.peers.is_empty() {
                     applied_conf.insert((*store_id, region.id), (vec![], vec![], vec![]));
                 }
                 learn(*store_id, region, &mut applied_conf, &mut epochs, &mut note);
-                applied_cc.remove(&(*store_id, region.id));
+                // Its durable state covers everything up to its applied index.
+                let progress = applied_cc.entry((*store_id, region.id)).or_default();
+                progress.1 = progress.1.max(*applied_index);
             }
             StoreEvent::ConfChangeApplied { store_id, region, index } => {
                 learn(*store_id, region, &mut applied_conf, &mut epochs, &mut note);
@@ -115,7 +121,9 @@ pub fn check(events: &[StoreEvent]) -> Option<String> {
                     );
                 }
             }
-            StoreEvent::ConfChangeProposed { store_id, region_id, peer_id, index, .. } => {
+            // A proposal that never committed changed nothing (the entries
+            // before it in the proposer's log may not have, either).
+            StoreEvent::ConfChangeProposed { store_id, region_id, peer_id, index, term } if entries.contains(&(*region_id, *index, *term)) => {
                 let (done, snapshot) = applied_cc.get(&(*store_id, *region_id)).cloned().unwrap_or_default();
                 let unapplied: Vec<u64> =
                     committed.get(region_id).into_iter().flatten().filter(|&&j| j < *index && j > snapshot && !done.contains(&j)).copied().collect();
@@ -185,6 +193,10 @@ mod tests {
         StoreEvent::ConfChangeApplied { store_id: store, region: r.clone(), index }
     }
 
+    fn entry(store: u64, index: u64) -> StoreEvent {
+        StoreEvent::Applied { store_id: store, region_id: 1, peer_id: 10 + store, index, term: 6, digest: 0, write_epochs: None }
+    }
+
     #[test]
     fn a_change_used_after_its_apply_passes() {
         let (before, after) = (region(1, &[1, 2, 3]), region(2, &[1, 2, 3, 4]));
@@ -211,8 +223,10 @@ mod tests {
     #[test]
     fn a_second_pending_change_is_named() {
         let before = region(1, &[1, 2, 3]);
-        let events =
+        let mut events =
             vec![created(1, &before), proposed(1, 7), proposed(1, 8), applied(1, &region(2, &[1, 2, 3, 4]), 7), applied(2, &region(2, &[1, 2, 3, 4]), 7)];
+        assert_eq!(check(&events), None, "the second proposal never committed");
+        events.push(entry(2, 8));
         let e = check(&events).unwrap();
         assert!(
             e.contains("one pending membership change per region: store 1, peer 11 proposed a change of region 1 at index 8 while the change(s) at [7]"),
@@ -220,7 +234,7 @@ mod tests {
         );
         // A change covered by a snapshot counts as applied.
         let snap = StoreEvent::SnapshotApplying { store_id: 1, region_id: 1, index: 7, region: region(2, &[1, 2, 3, 4]) };
-        assert_eq!(check(&[created(1, &before), snap, proposed(1, 8), applied(2, &region(2, &[1, 2, 3, 4]), 7)]), None);
+        assert_eq!(check(&[created(1, &before), snap, proposed(1, 8), applied(2, &region(2, &[1, 2, 3, 4]), 7), entry(2, 8)]), None);
     }
 
     #[test]
