@@ -148,6 +148,10 @@ impl PdClient {
         }
     }
 
+    pub async fn add_operator(&self, region_id: RegionId, operator: crate::proto::pd::OperatorRequest) -> PdResult<()> {
+        self.call(PdRequest::AddOperator { region_id, operator }).await.map(|_| ())
+    }
+
     pub async fn report_split(&self, regions: Vec<Region>) -> PdResult<()> {
         self.call(PdRequest::ReportSplit { regions }).await.map(|_| ())
     }

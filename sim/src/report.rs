@@ -69,6 +69,10 @@ pub fn outcome_text(scenario_path: &str, report: &RunReport) -> String {
             s.sim_millis as f64 / 1000.0,
             report.digest
         );
+        if s.placement.iter().any(|&(_, held, _)| held != s.regions) {
+            let stores: Vec<String> = s.placement.iter().map(|(store, held, led)| format!("store {store}: {held} regions, {led} leaders")).collect();
+            let _ = writeln!(out, "  placement: {}", stores.join("; "));
+        }
         return out;
     }
     let _ = writeln!(out, "FAIL {} seed {}", plan.scenario, plan.seed);

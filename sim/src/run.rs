@@ -48,12 +48,23 @@ pub struct RunStats {
     pub sim_millis: u64,
     /// Regions at the end of the run, as the stores reported them.
     pub regions: usize,
+    /// Per store at the end: (store, regions it holds a replica of, regions it leads).
+    pub placement: Vec<(StoreId, usize, usize)>,
 }
 
 impl RunStats {
     fn of(history: &History, plan: &Plan, events: &[TimedEvent], simulated: Duration) -> RunStats {
+        let topology = crate::topology::Topology::from_events(events.iter().map(|e| &e.event));
+        let placement = (1..=plan.swarm.stores)
+            .map(|s| {
+                let held = topology.regions.values().filter(|r| r.peer_on_store(s).is_some()).count();
+                let led = topology.regions.keys().filter(|id| topology.leader_of(**id) == Some(s)).count();
+                (s, held, led)
+            })
+            .collect();
         RunStats {
-            regions: crate::topology::Topology::from_events(events.iter().map(|e| &e.event)).regions.len(),
+            regions: topology.regions.len(),
+            placement,
             ops: history.ops.len(),
             ok: history.ops.iter().filter(|o| !matches!(o.outcome, Outcome::Unknown | Outcome::Failed)).count(),
             unknown: history.unknown_count(),
@@ -453,7 +464,7 @@ async fn run_inner(
         }
     }
     if scenario.checkers.regions {
-        if let Some(f) = settle_regions(&cluster, deadline, scenario.cluster.replicas as usize).await {
+        if let Some(f) = settle_regions(&cluster, deadline, scenario.cluster.replicas as usize, scenario.checkers.spread).await {
             failures.push(f);
         }
     }
@@ -486,7 +497,9 @@ async fn run_inner(
 /// Waits until the regions the stores applied tile the key space, each fully
 /// replicated and none overlapping on a store, and PD's table agrees (it learns
 /// from heartbeats, so it may lag), or the deadline.
-async fn settle_regions(cluster: &Arc<Cluster>, deadline: Instant, replicas: usize) -> Option<Failure> {
+/// With `spread`, also until every store holds (and, with enough regions,
+/// leads) some region.
+async fn settle_regions(cluster: &Arc<Cluster>, deadline: Instant, replicas: usize, spread: bool) -> Option<Failure> {
     let (node, local) = cluster.client_node();
     let c = cluster.clone();
     let task = node.spawn(async move {
@@ -496,7 +509,11 @@ async fn settle_regions(cluster: &Arc<Cluster>, deadline: Instant, replicas: usi
             let problem = match pd.scan_regions(&[], 100_000).await {
                 Ok(table) => {
                     let pd_regions: Vec<_> = table.into_iter().map(|(r, _)| r).collect();
-                    regions::check(&regions::RegionViews { stores: &topology.stores, newest: &topology.regions, pd: &pd_regions, replicas })
+                    regions::check(&regions::RegionViews { stores: &topology.stores, newest: &topology.regions, pd: &pd_regions, replicas }).or_else(|| {
+                        let leaders = topology.leaders.iter().map(|(&r, &(_, s))| (r, s)).collect();
+                        let stores: Vec<u64> = c.stores.keys().copied().collect();
+                        spread.then(|| regions::check_spread(&topology.regions, &leaders, &stores)).flatten()
+                    })
                 }
                 Err(e) => Some(format!("PD could not be asked for its regions: {e}")),
             };

@@ -170,6 +170,14 @@ pub struct Nemesis {
     pub pd_crash_restart: u32,
     /// PD cut off from every store and client.
     pub isolate_pd: u32,
+    /// PD moves a region's replica to another store (an operator asked by
+    /// the nemesis; instantaneous, the operator runs on its own).
+    pub membership_churn: u32,
+    /// PD hands a region's leadership to another store.
+    pub leader_transfer: u32,
+    /// PD removes a region's replica and adds it back on the same store
+    /// under a new peer id.
+    pub remove_readd: u32,
     /// Loss and delay in our transport for the whole safety phase; raft and
     /// client traffic are drawn separately.
     pub raft_loss: Range<f64>,
@@ -195,6 +203,9 @@ impl Default for Nemesis {
             slow_snapshot_io: 0,
             pd_crash_restart: 0,
             isolate_pd: 0,
+            membership_churn: 0,
+            leader_transfer: 0,
+            remove_readd: 0,
             raft_loss: Range::Fixed(0.0),
             raft_delay_ms: Range::Fixed(0),
             client_loss: Range::Fixed(0.0),
@@ -218,6 +229,9 @@ pub struct Checkers {
     pub regions: bool,
     /// Timestamps from PD are unique and increase in real-time order.
     pub tso: bool,
+    /// After healing, every store holds a replica of some region and (when
+    /// there are enough regions) leads one: PD spread the data.
+    pub spread: bool,
     pub sequential: bool,
     /// Search steps the linearizability checker may take before the run is
     /// inconclusive (its own outcome, never a pass).
@@ -237,6 +251,7 @@ impl Default for Checkers {
             membership: true,
             regions: true,
             tso: true,
+            spread: false,
             sequential: true,
             linearizability_steps: 20_000_000,
             max_store_events: 5_000_000,

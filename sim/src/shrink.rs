@@ -172,6 +172,8 @@ fn fault_stores(fault: &Fault) -> Vec<u64> {
         Fault::Asymmetric { from, to } => [from.clone(), to.clone()].concat(),
         Fault::ClogLink { from, to } => vec![*from, *to],
         Fault::Bridge { left, bridge, right } => [left.clone(), vec![*bridge], right.clone()].concat(),
+        Fault::MovePeer { from, to, .. } => vec![*from, *to],
+        Fault::TransferLeader { to: store, .. } | Fault::RemoveReAdd { store, .. } => vec![*store],
         Fault::IsolateLeader { .. } | Fault::PdCrashRestart { .. } | Fault::IsolatePd => vec![],
     }
 }

@@ -257,7 +257,16 @@ fn outcome_formats_are_pinned() {
         timeline: vec![],
         failures: vec![],
         inconclusive: vec![],
-        stats: RunStats { ops: 120, ok: 117, unknown: 3, faults: 4, events: 900, sim_millis: 43_500, regions: 7 },
+        stats: RunStats {
+            ops: 120,
+            ok: 117,
+            unknown: 3,
+            faults: 4,
+            events: 900,
+            sim_millis: 43_500,
+            regions: 7,
+            placement: vec![(1, 7, 3), (2, 7, 2), (3, 7, 2)],
+        },
         digest: 0x0123_4567_89ab_cdef,
         leader_changes: vec![],
     };
@@ -314,7 +323,7 @@ fn timeline_html_is_pinned() {
         ],
         failures: vec![Failure { checker: "linearizability".into(), explanation: "key \"k\" is not linearizable.".into() }],
         inconclusive: vec![],
-        stats: RunStats { ops: 4, ok: 2, unknown: 1, faults: 1, events: 10, sim_millis: 2_000, regions: 1 },
+        stats: RunStats { ops: 4, ok: 2, unknown: 1, faults: 1, events: 10, sim_millis: 2_000, regions: 1, placement: vec![] },
         digest: 0,
         leader_changes: vec![(50, 1, 100, 6), (1100, 3, 100, 7)],
     };

@@ -52,7 +52,8 @@ impl Step {
     /// another peer of the region).
     fn impossible(&self, region: &Region) -> bool {
         match self {
-            Step::AddLearner(p) => region.peer_on_store(p.store_id).is_some_and(|q| q.id != p.id),
+            // (A removal may still be pending on that store: wait for it.)
+            Step::AddLearner(_) => false,
             Step::Promote(p) => region.peer(p.id).is_none(),
             Step::Remove(_) => false,
             Step::TransferLeader { to_store } => region.peer_on_store(*to_store).is_none_or(|p| p.role != PeerRole::Voter),
@@ -63,13 +64,33 @@ impl Step {
 /// What a scheduler decided for one region.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Decision {
-    AddReplica { store: StoreId },
-    ReplaceReplica { old: Peer, store: StoreId },
-    MoveReplica { from: Peer, store: StoreId },
-    RemoveReplica { peer: Peer },
-    PromoteLearner { peer: Peer },
-    RemoveLearner { peer: Peer },
-    TransferLeader { to_store: StoreId },
+    AddReplica {
+        store: StoreId,
+    },
+    ReplaceReplica {
+        old: Peer,
+        store: StoreId,
+    },
+    MoveReplica {
+        from: Peer,
+        store: StoreId,
+    },
+    RemoveReplica {
+        peer: Peer,
+    },
+    PromoteLearner {
+        peer: Peer,
+    },
+    RemoveLearner {
+        peer: Peer,
+    },
+    TransferLeader {
+        to_store: StoreId,
+    },
+    /// Remove `old`, then add a new peer on its store (asked by hand).
+    RemoveReAdd {
+        old: Peer,
+    },
 }
 
 impl Decision {
@@ -78,6 +99,7 @@ impl Decision {
     pub fn new_peer_store(&self) -> Option<StoreId> {
         match self {
             Decision::AddReplica { store } | Decision::ReplaceReplica { store, .. } | Decision::MoveReplica { store, .. } => Some(*store),
+            Decision::RemoveReAdd { old } => Some(old.store_id),
             _ => None,
         }
     }
@@ -99,6 +121,7 @@ impl Decision {
             Decision::PromoteLearner { .. } => "promote-learner",
             Decision::RemoveLearner { .. } => "remove-learner",
             Decision::TransferLeader { .. } => "balance-leader",
+            Decision::RemoveReAdd { .. } => "remove-re-add",
         }
     }
 
@@ -114,6 +137,7 @@ impl Decision {
             Decision::RemoveReplica { peer } | Decision::RemoveLearner { peer } => vec![Step::Remove(peer)],
             Decision::PromoteLearner { peer } => vec![Step::Promote(peer)],
             Decision::TransferLeader { to_store } => vec![Step::TransferLeader { to_store }],
+            Decision::RemoveReAdd { old } => vec![Step::Remove(old), Step::AddLearner(new_peer(old.store_id)), Step::Promote(new_peer(old.store_id))],
         };
         Operator { region_id, kind: self.name(), decision: self, steps, at: 0, deadline_ms }
     }
@@ -162,6 +186,7 @@ impl Operator {
         }
         let change = |kind, peer: Peer| RegionCommand::ChangePeer { epoch: region.epoch, changes: vec![PeerChange { kind, peer }] };
         match *step {
+            Step::AddLearner(p) if region.peer_on_store(p.store_id).is_some() => Progress::Waiting,
             Step::AddLearner(p) => Progress::Command(change(ChangeKind::AddLearner, p)),
             Step::Promote(p) if pending.iter().any(|q| q.id == p.id) => Progress::Waiting,
             Step::Promote(p) => Progress::Command(change(ChangeKind::AddVoter, p)),

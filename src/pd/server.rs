@@ -5,8 +5,8 @@ use super::routing::{RegionEntry, RoutingTable};
 use super::schedule::{self, ClusterView, Decision, Operator, Progress};
 use super::tso::{self, Tso};
 use crate::engine::{Cf, Engine, EngineError, Snapshot as _, WriteBatch};
-use crate::meta::{Peer, Region, RegionId, StoreId};
-use crate::proto::pd::{RegionCommand, SplitIds, StoreStats};
+use crate::meta::{Peer, PeerRole, Region, RegionId, StoreId};
+use crate::proto::pd::{OperatorRequest, RegionCommand, SplitIds, StoreStats};
 use crate::proto::{PdError, PdReply, PdRequest, PdResponse, RpcRequest, RpcResponse, ServerError};
 use crate::transport::{Frame, Transport};
 use serde::{Deserialize, Serialize};
@@ -256,6 +256,7 @@ impl<E: Engine> PdServer<E> {
                     .collect();
                 Ok(PdReply::SplitIds(ids))
             }
+            PdRequest::AddOperator { region_id, operator } => self.add_operator(region_id, operator).await,
             PdRequest::ReportSplit { regions } => {
                 for region in regions {
                     // A region PD already knows at a newer epoch stays as it is.
@@ -309,6 +310,38 @@ impl<E: Engine> PdServer<E> {
             Progress::Command(command) => Some(command),
             _ => None,
         })
+    }
+
+    /// Starts an operator asked for by hand, unless the region has one.
+    async fn add_operator(&mut self, region_id: RegionId, request: OperatorRequest) -> PdResponse {
+        let entry = self.routing.by_id(region_id).ok_or_else(|| PdError::RegionNotFound(format!("id {region_id}")))?;
+        let region = entry.region.clone();
+        if let Some(op) = self.operators.get(&region_id) {
+            return Err(PdError::Invalid(format!("region {region_id} already has a {} operator", op.kind)));
+        }
+        let voter_on = |store| region.peer_on_store(store).filter(|p| p.role == PeerRole::Voter).copied();
+        let decision = match request {
+            OperatorRequest::MovePeer { from_store, to_store } => match (voter_on(from_store), region.peer_on_store(to_store)) {
+                (Some(from), None) => Decision::MoveReplica { from, store: to_store },
+                _ => return Err(PdError::Invalid(format!("region {region_id} has no voter on store {from_store} or already one on store {to_store}"))),
+            },
+            OperatorRequest::TransferLeader { to_store } => match voter_on(to_store) {
+                Some(_) => Decision::TransferLeader { to_store },
+                None => return Err(PdError::Invalid(format!("region {region_id} has no voter on store {to_store}"))),
+            },
+            OperatorRequest::RemoveReAdd { store } => match voter_on(store) {
+                Some(old) if region.voter_count() >= 3 => Decision::RemoveReAdd { old },
+                _ => return Err(PdError::Invalid(format!("region {region_id} has no voter on store {store} to spare"))),
+            },
+        };
+        let new_peer_id = match decision.new_peer_store() {
+            Some(_) => Some(self.alloc_ids(1).await?),
+            None => None,
+        };
+        let deadline = self.now_ms() + self.cfg.operator_timeout_ms;
+        tracing::info!(region = region_id, ?decision, "operator added by request");
+        self.operators.insert(region_id, decision.into_operator(region_id, new_peer_id, deadline));
+        Ok(PdReply::Done)
     }
 
     /// Which stores are up or down, and how many regions and leaders each

@@ -87,6 +87,25 @@ pub enum PdRequest {
     ReportSplit {
         regions: Vec<Region>,
     },
+    /// Asks PD to run an operator on a region (an operator's or the
+    /// testbed's request), carried out like PD's own.
+    AddOperator {
+        region_id: RegionId,
+        operator: OperatorRequest,
+    },
+}
+
+/// An operator asked of PD by hand.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum OperatorRequest {
+    /// Move the region's replica on `from_store` to `to_store` (add a learner
+    /// there, promote it, remove the old one).
+    MovePeer { from_store: StoreId, to_store: StoreId },
+    /// Hand the region's leadership to its voter on `to_store`.
+    TransferLeader { to_store: StoreId },
+    /// Remove the region's replica on `store`, then add one back on the same
+    /// store (a new peer id).
+    RemoveReAdd { store: StoreId },
 }
 
 /// What PD asks of a region's leader in a heartbeat reply (one step of an

@@ -101,6 +101,9 @@ pub fn check(events: &[StoreEvent]) -> Option<String> {
                     }
                 }
             }
+            // A peer that knows no region yet (created by a message) has
+            // applied nothing and says nothing about where it will start.
+            StoreEvent::PeerCreated { applied_index: 0, .. } => {}
             StoreEvent::PeerCreated { store_id, ref region, applied_index, .. } => {
                 epochs.insert((store_id, region.id), region.epoch);
                 let p = progress.entry((store_id, region.id)).or_default();

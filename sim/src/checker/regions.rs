@@ -92,6 +92,23 @@ pub fn check(views: &RegionViews) -> Option<String> {
     None
 }
 
+/// Placement after healing: every store holds a replica of some region, and,
+/// when there are at least as many regions as stores, leads one. `leaders`
+/// gives the store leading each region.
+pub fn check_spread(newest: &BTreeMap<RegionId, Region>, leaders: &BTreeMap<RegionId, StoreId>, stores: &[StoreId]) -> Option<String> {
+    for &store in stores {
+        let held = newest.values().filter(|r| r.peer_on_store(store).is_some()).count();
+        if held == 0 {
+            return Some(format!("store {store} holds no region (of {})", newest.len()));
+        }
+        let led = leaders.values().filter(|&&s| s == store).count();
+        if led == 0 && newest.len() >= stores.len() {
+            return Some(format!("store {store} leads none of {} regions", newest.len()));
+        }
+    }
+    None
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -116,6 +133,17 @@ mod tests {
 
     fn views<'a>(stores: &'a BTreeMap<StoreId, BTreeMap<RegionId, Region>>, newest: &'a BTreeMap<RegionId, Region>, pd: &'a [Region]) -> RegionViews<'a> {
         RegionViews { stores, newest, pd, replicas: 3 }
+    }
+
+    #[test]
+    fn spread_wants_every_store_to_hold_and_lead() {
+        let regions: BTreeMap<RegionId, Region> = [region(1, "", "m", 2), region(2, "m", "", 2)].into_iter().map(|r| (r.id, r)).collect();
+        let leaders: BTreeMap<RegionId, StoreId> = [(1, 1), (2, 2)].into_iter().collect();
+        assert_eq!(check_spread(&regions, &leaders, &[1, 2, 3]), None, "fewer regions than stores: leading is not asked");
+        assert_eq!(check_spread(&regions, &leaders, &[1, 2, 3, 4]).unwrap(), "store 4 holds no region (of 2)");
+        assert_eq!(check_spread(&regions, &leaders, &[1, 2]), None);
+        let one_leader: BTreeMap<RegionId, StoreId> = [(1, 1), (2, 1)].into_iter().collect();
+        assert_eq!(check_spread(&regions, &one_leader, &[1, 2]).unwrap(), "store 2 leads none of 2 regions");
     }
 
     #[test]

@@ -20,6 +20,8 @@ mod crash;
 #[cfg(madsim)]
 mod disk;
 #[cfg(madsim)]
+mod membership;
+#[cfg(madsim)]
 pub mod network;
 #[cfg(madsim)]
 mod partition;
@@ -83,6 +85,14 @@ pub enum Fault {
     SlowDisk { store: u64, factor: u64 },
     /// Snapshot generation and apply on the store are `factor` times slower.
     SlowSnapshotIo { store: u64, factor: u64 },
+    /// PD moves the region's replica on `from` to `to` (learner, promote,
+    /// remove); nothing if the region has no voter on `from` or one on `to`.
+    MovePeer { region_index: u64, from: u64, to: u64 },
+    /// PD hands the region's leadership to its voter on `to`.
+    TransferLeader { region_index: u64, to: u64 },
+    /// PD removes the region's replica on `store`, then adds one back there
+    /// under a new peer id.
+    RemoveReAdd { region_index: u64, store: u64 },
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -178,7 +188,7 @@ impl Plan {
             client_loss: d.range_f(n.client_loss),
             client_delay_ms: d.range(n.client_delay_ms),
         };
-        let weights: [(u32, u8); 12] = [
+        let weights: [(u32, u8); 15] = [
             (n.partition_halves, 0),
             (n.isolate_store, 1),
             (n.isolate_leader, 2),
@@ -191,6 +201,9 @@ impl Plan {
             (n.slow_snapshot_io, 9),
             (n.pd_crash_restart, 10),
             (n.isolate_pd, 11),
+            (n.membership_churn, 12),
+            (n.leader_transfer, 13),
+            (n.remove_readd, 14),
         ];
         let total: u64 = weights.iter().map(|(w, _)| *w as u64).sum();
         let mut faults = Vec::new();
@@ -240,7 +253,13 @@ impl Plan {
                 8 => Fault::SlowDisk { store: d.store(s), factor: 10 + d.below(90) },
                 9 => Fault::SlowSnapshotIo { store: d.store(s), factor: 100 + d.below(900) },
                 10 => Fault::PdCrashRestart { clock_back_ms: d.below(2001) },
-                _ => Fault::IsolatePd,
+                11 => Fault::IsolatePd,
+                12 => {
+                    let (from, to) = d.two_stores(s);
+                    Fault::MovePeer { region_index: d.below(swarm.regions.max(8)), from, to }
+                }
+                13 => Fault::TransferLeader { region_index: d.below(swarm.regions.max(8)), to: d.store(s) },
+                _ => Fault::RemoveReAdd { region_index: d.below(swarm.regions.max(8)), store: d.store(s) },
             };
             faults.push(FaultEvent { at_ms: at, duration_ms, fault });
             at += d.range(n.interval_ms);
@@ -312,6 +331,9 @@ pub struct Nemesis {
     state: std::sync::Mutex<FaultState>,
     clients: std::sync::Mutex<Vec<madsim::task::NodeId>>,
     baseline_io: simkv::engine::IoProfile,
+    /// The node the nemesis asks PD from (membership churn).
+    admin_node: madsim::runtime::NodeHandle,
+    admin_ip: std::net::IpAddr,
 }
 
 /// Both directions between every node of `a` and every node of `b`.
@@ -332,7 +354,9 @@ fn between(a: &[madsim::task::NodeId], b: &[madsim::task::NodeId]) -> Vec<Link> 
 #[cfg(madsim)]
 impl Nemesis {
     pub fn new(cluster: std::sync::Arc<crate::cluster::Cluster>, baseline_io: simkv::engine::IoProfile) -> Self {
-        Nemesis { cluster, state: Default::default(), clients: Default::default(), baseline_io }
+        let admin_ip = std::net::IpAddr::V4(std::net::Ipv4Addr::new(10, 0, 3, 1));
+        let admin_node = madsim::runtime::Handle::current().create_node().name("nemesis").ip(admin_ip).build();
+        Nemesis { cluster, state: Default::default(), clients: Default::default(), baseline_io, admin_node, admin_ip }
     }
 
     /// A client node: isolating a store cuts it off from clients too.
@@ -367,6 +391,7 @@ impl Nemesis {
             (None, Fault::SlowDisk { store, factor }) => (vec![], disk::start_slow(self, &mut state, *store, *factor, false)),
             (None, Fault::SlowSnapshotIo { store, factor }) => (vec![], disk::start_slow(self, &mut state, *store, *factor, true)),
             (None, Fault::PdCrashRestart { clock_back_ms }) => (vec![], crash::start_pd(self, &mut state, *clock_back_ms)),
+            (None, Fault::MovePeer { .. } | Fault::TransferLeader { .. } | Fault::RemoveReAdd { .. }) => (vec![], membership::start(self, fault)),
             (None, other) => unreachable!("{other:?} is a partition"),
         };
         let net = madsim::net::NetSim::current();
@@ -439,7 +464,7 @@ mod tests {
     fn chaos() -> Scenario {
         Scenario::parse(
             "chaos.toml",
-            "[cluster]\nstores = [3, 5]\n[nemesis]\npartition_halves = 1\nisolate_store = 1\nisolate_leader = 1\nasymmetric = 1\nbridge = 1\nclog_link = 1\ncrash_restart = 1\npause = 1\nslow_disk = 1\nslow_snapshot_io = 1\npd_crash_restart = 1\nisolate_pd = 1\nraft_loss = [0.0, 0.1]\n",
+            "[cluster]\nstores = [3, 5]\n[nemesis]\npartition_halves = 1\nisolate_store = 1\nisolate_leader = 1\nasymmetric = 1\nbridge = 1\nclog_link = 1\ncrash_restart = 1\npause = 1\nslow_disk = 1\nslow_snapshot_io = 1\npd_crash_restart = 1\nisolate_pd = 1\nmembership_churn = 1\nleader_transfer = 1\nremove_readd = 1\nraft_loss = [0.0, 0.1]\n",
         )
         .unwrap()
     }
@@ -473,6 +498,11 @@ mod tests {
                     Fault::Bridge { left, bridge, right } => [left.clone(), vec![*bridge], right.clone()].concat(),
                     Fault::SlowDisk { store, .. } | Fault::SlowSnapshotIo { store, .. } => vec![*store],
                     Fault::IsolateLeader { .. } | Fault::PdCrashRestart { .. } | Fault::IsolatePd => vec![],
+                    Fault::MovePeer { from, to, .. } => {
+                        assert_ne!(from, to);
+                        vec![*from, *to]
+                    }
+                    Fault::TransferLeader { to: store, .. } | Fault::RemoveReAdd { store, .. } => vec![*store],
                 };
                 assert!(stores.iter().all(|s| (1..=plan.swarm.stores).contains(s)), "{f:?}");
             }
