@@ -91,7 +91,8 @@ pub struct PlantedBugs {
     /// A membership change may be proposed while another is still unapplied
     /// (raft-rs's own guard is bypassed too).
     pub two_pending_conf_changes: bool,
-    /// A message for a removed peer recreates it with its old id, whatever its
+    /// A late message for a removed peer (any message, not only one a new
+    /// leader sends first) recreates it with its old id, whatever its
     /// tombstone says.
     pub recreate_removed_peer: bool,
     /// A leader transfer leaves the leader's lease as it was, so the old leader

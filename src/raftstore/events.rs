@@ -28,6 +28,9 @@ pub enum StoreEvent {
     SnapshotRejected { store_id: StoreId, region_id: RegionId, index: u64, reason: &'static str },
     /// The log was compacted up to `index`.
     LogCompacted { store_id: StoreId, region_id: RegionId, index: u64 },
+    /// A leader of `term` admitted a read to be served on its lease, without
+    /// a ReadIndex round.
+    LeaseRead { store_id: StoreId, region_id: RegionId, peer_id: PeerId, term: u64 },
     /// A peer granted its vote in `term` to `candidate` (sent after the vote was
     /// persisted). Pre-votes are not votes.
     Voted { store_id: StoreId, region_id: RegionId, peer_id: PeerId, term: u64, candidate: PeerId },

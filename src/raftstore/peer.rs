@@ -86,6 +86,10 @@ pub struct PeerFsm<E: Engine> {
     reported_conf: (Vec<PeerId>, Vec<PeerId>, Vec<PeerId>),
     /// Ticks since this peer last heard a raft message.
     pub silent_ticks: u64,
+    /// A restarted peer does not know whether a leader still holds a lease it
+    /// acknowledged before the crash: it grants no vote (except to a leader
+    /// transfer's candidate) until an election timeout has passed.
+    pub no_votes_until: Option<madsim::time::Instant>,
 }
 
 impl<E: Engine> PeerFsm<E> {
@@ -112,6 +116,7 @@ impl<E: Engine> PeerFsm<E> {
             lease_evidence: VecDeque::new(),
             reported_conf,
             silent_ticks: 0,
+            no_votes_until: None,
         }
     }
 
@@ -245,7 +250,7 @@ impl<E: Engine> PeerFsm<E> {
         self.proposals.push(Proposal { index, term, callback });
     }
 
-    pub fn propose_read(&mut self, cfg: &RaftStoreConfig, epoch: RegionEpoch, cmd: ReadCmd, callback: ReadCallback) {
+    pub fn propose_read(&mut self, cfg: &RaftStoreConfig, events: &Events, epoch: RegionEpoch, cmd: ReadCmd, callback: ReadCallback) {
         let key = match &cmd {
             ReadCmd::Get { key } => key.clone(),
             ReadCmd::Scan { start, .. } => start.clone(),
@@ -268,6 +273,8 @@ impl<E: Engine> PeerFsm<E> {
             // No other leader can exist yet: everything committed is the
             // latest state; serve once it is applied.
             let committed = self.node.raft().raft_log.committed;
+            let term = self.node.raft().term;
+            events.emit(StoreEvent::LeaseRead { store_id: events.store_id, region_id: self.region_id(), peer_id: self.peer.id, term });
             self.reads.push_back(PendingRead { id, cmd, callback, read_index: Some(committed), epoch: self.region().epoch, sent_at: None });
             return;
         }
@@ -419,6 +426,10 @@ impl<E: Engine> PeerFsm<E> {
     }
 
     pub fn step(&mut self, msg: Message) {
+        let vote = matches!(msg.get_msg_type(), MessageType::MsgRequestVote | MessageType::MsgRequestPreVote);
+        if vote && msg.context.as_ref() != raft::CAMPAIGN_TRANSFER && self.no_votes_until.is_some_and(|t| madsim::time::Instant::now() < t) {
+            return;
+        }
         self.silent_ticks = 0;
         let _ = self.node.step(msg);
     }

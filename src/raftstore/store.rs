@@ -163,7 +163,8 @@ impl<E: Engine> Store<E> {
                 apply_state
             };
             crate::trace::working_on(self.store_id, region_id);
-            let peer = PeerFsm::create(me, &self.cfg, self.raft_engine.clone(), local.region, raft_state, apply_state);
+            let mut peer = PeerFsm::create(me, &self.cfg, self.raft_engine.clone(), local.region, raft_state, apply_state);
+            peer.no_votes_until = NO_VOTES_AFTER_RESTART.then(|| madsim::time::Instant::now() + self.cfg.election_timeout());
             self.peers.insert(region_id, peer);
             self.dirty.insert(region_id);
         }
@@ -248,7 +249,7 @@ impl<E: Engine> Store<E> {
             StoreMsg::Read { region_id, epoch, cmd, callback } => match self.peers.get_mut(&region_id) {
                 Some(peer) => {
                     crate::trace::working_on(self.store_id, region_id);
-                    peer.propose_read(&self.cfg, epoch, cmd, callback);
+                    peer.propose_read(&self.cfg, &self.events, epoch, cmd, callback);
                     self.dirty.insert(region_id);
                 }
                 None => drop(callback.send(Err(super::cmd::RegionError::RegionNotFound { region_id }))),
@@ -491,11 +492,17 @@ impl<E: Engine> Store<E> {
     /// state on disk: not tombstoned), and no initialized local region overlaps
     /// the sender's range (if one does, it has not applied the split that made
     /// the region yet, and will create the peer itself: the split wins).
+    /// The region's tombstone, if any, must allow it (see `PeerState::Tombstone`).
     fn maybe_create_peer(&mut self, envelope: &RaftEnvelope, msg: &Message) -> bool {
+        #[cfg(madsim)]
+        let recreate = self.cfg.bugs.recreate_removed_peer;
+        #[cfg(not(madsim))]
+        let recreate = false;
         let initial = match msg.get_msg_type() {
             MessageType::MsgRequestVote | MessageType::MsgRequestPreVote => true,
             MessageType::MsgHeartbeat => msg.commit == 0,
-            _ => false,
+            // Planted bug: any late message may bring a removed peer back.
+            _ => recreate,
         };
         if !initial || envelope.to.store_id != self.store_id {
             return false;
@@ -511,10 +518,6 @@ impl<E: Engine> Store<E> {
             Ok(Some(bytes)) => {
                 let local: RegionLocalState = state::decode(&bytes, "region state", self.kv_engine.name());
                 let PeerState::Tombstone { peer_id } = local.state else { return false };
-                #[cfg(madsim)]
-                let recreate = self.cfg.bugs.recreate_removed_peer;
-                #[cfg(not(madsim))]
-                let recreate = false;
                 // Only a newer incarnation (peer ids only grow), from a
                 // configuration not older than the one the peer died at: a
                 // message from before the removal never brings a peer back.
@@ -632,6 +635,10 @@ impl<E: Engine> Store<E> {
         self.transport.send(addr, &Frame::SnapshotChunk(chunk));
     }
 }
+
+/// Whether a restarted peer waits an election timeout before it votes (see
+/// `PeerFsm::no_votes_until`).
+const NO_VOTES_AFTER_RESTART: bool = true;
 
 /// The raft state every new replica starts from (bootstrap and split alike).
 pub fn initial_raft_state() -> RaftLocalState {

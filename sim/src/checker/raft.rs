@@ -2,6 +2,8 @@
 //! internals:
 //!
 //! - **election safety**: at most one leader per term per region;
+//! - **lease safety**: a leader serves a read on its lease (without a ReadIndex
+//!   round) only while no leader of a newer term has been elected;
 //! - **one vote per term**: a peer grants its vote in a region's term to one
 //!   candidate only, across restarts (a vote forgotten in a crash and given again
 //!   is a bug even when it does not produce two leaders);
@@ -40,6 +42,8 @@ struct ApplyProgress {
 /// otherwise a description of every broken rule (the first few of each kind).
 pub fn check(events: &[StoreEvent]) -> Option<String> {
     let mut leaders: BTreeMap<(u64, u64), u64> = BTreeMap::new();
+    // The newest term a leader was elected in, per region, and where.
+    let mut newest_leader: BTreeMap<u64, (u64, u64)> = BTreeMap::new();
     let mut votes: BTreeMap<(u64, u64, u64), u64> = BTreeMap::new();
     let mut applied: BTreeMap<(u64, u64), (u64, u64, u64)> = BTreeMap::new();
     let mut progress: BTreeMap<(u64, u64), ApplyProgress> = BTreeMap::new();
@@ -50,7 +54,17 @@ pub fn check(events: &[StoreEvent]) -> Option<String> {
     let mut problems = Vec::new();
     for event in events {
         match *event {
+            StoreEvent::LeaseRead { store_id, region_id, term, .. } => {
+                if let Some(&(newer, by)) = newest_leader.get(&region_id).filter(|(t, _)| *t > term) {
+                    problems.push(format!(
+                        "lease reads only while no newer leader exists: store {store_id} served a read of region {region_id} on its term-{term} lease after store {by} became leader in term {newer} (a read that may miss that leader's writes)"
+                    ));
+                }
+            }
             StoreEvent::BecameLeader { store_id, region_id, term, .. } => {
+                if newest_leader.get(&region_id).is_none_or(|(t, _)| term > *t) {
+                    newest_leader.insert(region_id, (term, store_id));
+                }
                 if let Some(&other) = leaders.get(&(region_id, term)) {
                     if other != store_id {
                         problems.push(format!("election safety: region {region_id} has two leaders in term {term}: store {other} and store {store_id}"));
@@ -200,6 +214,17 @@ mod tests {
     fn two_leaders_in_one_term_are_caught() {
         let explanation = check(&[leader(1, 6), leader(3, 6)]).unwrap();
         assert_eq!(explanation, "election safety: region 1 has two leaders in term 6: store 1 and store 3");
+    }
+
+    #[test]
+    fn a_lease_read_after_a_newer_leader_is_caught() {
+        let read = |store_id, term| StoreEvent::LeaseRead { store_id, region_id: 1, peer_id: store_id, term };
+        assert_eq!(check(&[leader(1, 6), read(1, 6), leader(2, 7), read(2, 7)]), None);
+        let explanation = check(&[leader(1, 6), leader(2, 7), read(1, 6)]).unwrap();
+        assert_eq!(
+            explanation,
+            "lease reads only while no newer leader exists: store 1 served a read of region 1 on its term-6 lease after store 2 became leader in term 7 (a read that may miss that leader's writes)"
+        );
     }
 
     fn created(store_id: u64, applied_index: u64) -> StoreEvent {
