@@ -616,7 +616,16 @@ impl<E: Engine> PeerFsm<E> {
         };
         #[cfg(not(madsim))]
         let bugs = apply::ApplyBugs::default();
-        let output = apply::apply_entries_with(self.region(), self.node.store().apply_state, &entries, &ctx.kv_engine.snapshot(), bugs);
+        let mut output = apply::apply_entries_with(self.region(), self.node.store().apply_state, &entries, &ctx.kv_engine.snapshot(), bugs);
+        let me = self.peer.id;
+        if let Some(ExecResult::ChangePeer { region, .. }) =
+            output.exec_results.iter().find(|e| matches!(e, ExecResult::ChangePeer { region, .. } if region.peer(me).is_none()))
+        {
+            // This peer applies its own removal: the tombstone goes in the same
+            // batch, so a crash cannot leave a region state without this peer
+            // and without a tombstone.
+            super::state::tombstone_into(&mut output.batch, region, me, true);
+        }
         for applied in &output.applied {
             ctx.events.emit(StoreEvent::Applied {
                 store_id: ctx.store_id,

@@ -54,6 +54,24 @@ pub struct RegionLocalState {
     pub region: Region,
 }
 
+/// Adds to `batch` what destroying peer `peer_id` of `region` writes to the kv
+/// engine: its data (when it holds any) and apply state deleted, and a
+/// tombstone in place of its region state. One batch: a crash leaves the live
+/// peer or the tombstone, never half of each.
+pub fn tombstone_into(batch: &mut crate::engine::WriteBatch, region: &Region, peer_id: u64, has_data: bool) {
+    use crate::codec::keys;
+    use crate::engine::Cf;
+    if has_data {
+        let (begin, end) = keys::region_data_range(&region.start_key, &region.end_key);
+        for cf in crate::engine::DATA_CFS {
+            batch.delete_range(cf, begin.clone(), end.clone());
+        }
+    }
+    batch.delete(Cf::Raft, keys::apply_state_key(region.id));
+    let local = RegionLocalState { state: PeerState::Tombstone { peer_id }, region: region.clone() };
+    batch.put(Cf::Raft, keys::region_state_key(region.id), encode(&local));
+}
+
 /// Encodes persisted state (bincode, fixed layout).
 pub fn encode<T: Serialize>(value: &T) -> Vec<u8> {
     bincode::serialize(value).expect("in-memory state always serializes")

@@ -601,15 +601,7 @@ impl<E: Engine> Store<E> {
             region.epoch.version = region.epoch.version.max(epoch.version);
         }
         let mut kv = WriteBatch::new();
-        if peer.is_initialized() {
-            let (begin, end) = keys::region_data_range(&region.start_key, &region.end_key);
-            for cf in crate::engine::DATA_CFS {
-                kv.delete_range(cf, begin.clone(), end.clone());
-            }
-        }
-        kv.delete(Cf::Raft, keys::apply_state_key(region_id));
-        let local = RegionLocalState { state: PeerState::Tombstone { peer_id: peer.peer.id }, region };
-        kv.put(Cf::Raft, keys::region_state_key(region_id), state::encode(&local));
+        state::tombstone_into(&mut kv, &region, peer.peer.id, peer.is_initialized());
         engine_ok(self.kv_engine.write(&kv, true).await, "write tombstone")?;
         self.delete_raft_state(region_id).await?;
         peer.proposals.peer_destroyed(region_id);
