@@ -349,6 +349,13 @@ mod cli {
                             s.name
                         );
                     }
+                    let (lease, read_index) = (bench::read_latency(1, 20, true), bench::read_latency(1, 20, false));
+                    println!("read paths, same seed and load:\n  {lease}\n  {read_index}");
+                    println!(
+                        "  lease reads: {:.2}x the ReadIndex mean latency, {:.2}x its p99",
+                        lease.mean_ms / read_index.mean_ms.max(1e-9),
+                        lease.p99_ms / read_index.p99_ms.max(1e-9)
+                    );
                     let failed_runs = failed_small + failed_large + bench::list_append::run(100_000);
                     let wrong_verdicts = bench::checker::run(&corpus, runs);
                     i32::from(failed_runs + wrong_verdicts > 0)

@@ -348,6 +348,7 @@ async fn run_inner(
     spec.node_names = nodes;
     spec.replicas = scenario.cluster.replicas as usize;
     spec.raftstore.region_split_keys = scenario.cluster.split_region_keys;
+    spec.raftstore.lease_reads = scenario.cluster.lease_reads;
     spec.raftstore.raft_log_gc_count_limit = swarm.raft_log_gc_count_limit;
     spec.raftstore.raft_log_gc_ticks = 3;
     for bug in &plan.bugs {

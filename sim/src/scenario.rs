@@ -72,6 +72,9 @@ pub struct ClusterShape {
     /// A leader splits its region once it holds more than this many keys (0:
     /// never by count). Fixed, not drawn.
     pub split_region_keys: u64,
+    /// Leaders with a valid lease serve reads without a ReadIndex round (off:
+    /// every read takes ReadIndex). Fixed, not drawn.
+    pub lease_reads: bool,
 }
 
 impl Default for ClusterShape {
@@ -83,6 +86,7 @@ impl Default for ClusterShape {
             disk_slowdown: Range::Fixed(1),
             replicas: 3,
             split_region_keys: 0,
+            lease_reads: true,
         }
     }
 }
