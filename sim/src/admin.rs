@@ -27,7 +27,8 @@ impl Admin {
         Admin { cluster, rpc }
     }
 
-    async fn call(&self, store: StoreId, request: AdminRequest) -> Result<AdminReply, String> {
+    /// One request to one store; the answer, or what went wrong.
+    pub async fn call(&self, store: StoreId, request: AdminRequest) -> Result<AdminReply, String> {
         let Some(&addr) = self.cluster.addresses.get(&store) else {
             return Err(format!("no store {store}"));
         };

@@ -210,3 +210,64 @@ async fn a_forgotten_uninitialized_vote_is_caught() {
 async fn an_uninitialized_vote_survives_a_restart() {
     assert_eq!(uninitialized_vote_across_a_restart(false).await, None);
 }
+
+/// Removing the leader, scripted: the leader refuses to remove itself, hands
+/// leadership to the most up-to-date voter, and the new leader makes the
+/// change; the old leader's peer is destroyed and no write is lost.
+async fn remove_the_leader() -> u64 {
+    let mut spec = ClusterSpec::new(4, 1);
+    spec.pd.schedule = false;
+    let cluster = Arc::new(Cluster::start(spec));
+    let region_id = cluster.initial_regions[0].id;
+    wait_for_leader(&cluster, region_id).await;
+    let (node, local) = cluster.client_node();
+    let c = cluster.clone();
+    let old_leader = node
+        .spawn(async move {
+            let client = c.raw_client(local, ClientConfig::default()).await;
+            for i in 0..20 {
+                client.put(&key(i), b"before").await.unwrap();
+            }
+            let admin = Admin::new(c.clone(), std::net::SocketAddr::new(local.ip(), 30001)).await;
+            let within = Duration::from_secs(30);
+            let fourth = Peer { id: 900, store_id: 4, role: PeerRole::Learner };
+            admin.change_peer(region_id, within, |r| peer_on(r, 4).is_none().then(|| vec![change(ChangeKind::AddLearner, fourth)])).await.unwrap();
+            admin
+                .change_peer(region_id, within, |r| (peer_on(r, 4)?.role == PeerRole::Learner).then(|| vec![change(ChangeKind::AddVoter, fourth)]))
+                .await
+                .unwrap();
+            let leader = c.leader_of(region_id).unwrap();
+            let region = c.topology().regions[&region_id].clone();
+            let target = peer_on(&region, leader).unwrap();
+            let request = simkv::proto::AdminRequest::ChangePeer { region_id, epoch: region.epoch, changes: vec![change(ChangeKind::Remove, target)] };
+            let refused = admin.call(leader, request).await.unwrap_err();
+            assert!(refused.contains("cannot remove or demote itself"), "{refused}");
+            admin.change_peer(region_id, within, |r| peer_on(r, leader).map(|p| vec![change(ChangeKind::Remove, p)])).await.unwrap();
+            for i in 0..20 {
+                assert_eq!(client.get(&key(i)).await.unwrap(), Some(b"before".to_vec()));
+                client.put(&key(i), b"after").await.unwrap();
+            }
+            (leader, target.id)
+        })
+        .await
+        .unwrap();
+    sleep(Duration::from_secs(2)).await;
+    let (store, peer) = old_leader;
+    assert_ne!(cluster.leader_of(region_id), Some(store), "leadership moved away");
+    let events: Vec<StoreEvent> = cluster.events().into_iter().map(|e| e.event).collect();
+    assert!(events.iter().any(|e| matches!(e, StoreEvent::PeerDestroyed { store_id, peer_id, .. } if *store_id == store && *peer_id == peer)));
+    assert_eq!(simkv_sim::checker::membership::check(&events), None);
+    assert_eq!(simkv_sim::checker::raft::check(&events), None);
+    cluster.digest()
+}
+
+#[madsim::test]
+async fn the_leader_is_removed_after_handing_leadership_on() {
+    remove_the_leader().await;
+}
+
+#[test]
+fn removing_the_leader_is_deterministic() {
+    let run = || madsim::runtime::Runtime::with_seed_and_config(3, madsim::Config::default()).block_on(remove_the_leader());
+    assert_eq!(run(), run());
+}

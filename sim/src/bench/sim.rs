@@ -191,7 +191,7 @@ pub fn read_latency(seed: u64, sim_seconds: u64, lease_reads: bool) -> ReadLaten
                 let mut i = 0usize;
                 while madsim::time::Instant::now() < deadline {
                     let key = format!("key{:03}", (c * 7 + i) % 16).into_bytes();
-                    if i % 10 == 0 {
+                    if i.is_multiple_of(10) {
                         let _ = client.put(&key, b"value").await;
                     } else {
                         let started = madsim::time::Instant::now();
