@@ -24,7 +24,8 @@ fn free_addr() -> SocketAddr {
 
 fn raftstore_config() -> RaftStoreConfig {
     // Real time: keep elections quick so the test stays short.
-    RaftStoreConfig { base_tick_ms: 20, raft_log_gc_count_limit: 20, ..RaftStoreConfig::default() }
+    // Leases: the 200 ms election timeout less a 50 ms drift bound.
+    RaftStoreConfig { base_tick_ms: 20, raft_log_gc_count_limit: 20, max_clock_drift_ms: 50, ..RaftStoreConfig::default() }
 }
 
 /// Starts one store on a runtime of its own; dropping the runtime stops it.

@@ -134,8 +134,11 @@ mod real {
                         eprintln!("simkv store: bootstrap: {e}");
                         return 1;
                     }
-                    let raftstore =
+                    let mut raftstore =
                         RaftStoreConfig { base_tick_ms: tick_ms, region_split_keys: split_keys, region_split_bytes: split_bytes, ..RaftStoreConfig::default() };
+                    // The lease keeps three quarters of the election timeout, at most
+                    // the default drift bound short of it.
+                    raftstore.max_clock_drift_ms = raftstore.max_clock_drift_ms.min(raftstore.election_timeout().as_millis() as u64 / 4);
                     if let Err(e) = raftstore.validate() {
                         eprintln!("simkv store: {e}");
                         return 2;
