@@ -66,14 +66,21 @@ impl Topology {
         }
     }
 
-    /// Keeps `region` as `store` holds it, unless it holds a newer epoch.
+    /// Keeps `region` as `store` holds it, unless it holds a newer epoch; a
+    /// descriptor without the store means the store left the region.
     fn learn_on(&mut self, store: StoreId, region: &Region) {
         if region.peers.is_empty() {
             return;
         }
         let regions = self.stores.entry(store).or_default();
         if regions.get(&region.id).is_none_or(|k| !region.epoch.is_stale_against(&k.epoch)) {
-            regions.insert(region.id, region.clone());
+            if region.peer_on_store(store).is_some() {
+                regions.insert(region.id, region.clone());
+            } else {
+                // The store applied its own removal (its tombstone was written
+                // with it, even if a crash came before `PeerDestroyed`).
+                regions.remove(&region.id);
+            }
         }
     }
 
@@ -116,5 +123,18 @@ mod tests {
         assert_eq!(t.regions_in_order().iter().map(|r| (r.id, r.end_key.clone())).collect::<Vec<_>>(), vec![(1, b"m".to_vec()), (2, vec![])]);
         assert_eq!(t.leader_of(1), Some(2), "an older term's leader does not win");
         assert_eq!(t.leader_of(2), None);
+    }
+
+    /// A store that applied its own removal holds the region no more, even
+    /// when a crash came before it reported the peer destroyed.
+    #[test]
+    fn a_store_leaves_a_region_when_it_applies_its_removal() {
+        let before = region(1, "", "", 1, &[1, 2, 3]);
+        let mut after = region(1, "", "", 1, &[2, 3]);
+        after.epoch.conf_ver = 2;
+        let created = |store| StoreEvent::PeerCreated { store_id: store, peer_id: 10 + store, region: before.clone(), applied_index: 5 };
+        let t = Topology::from_events(&[created(1), created(2), StoreEvent::ConfChangeApplied { store_id: 1, region: after.clone(), index: 9 }]);
+        assert!(!t.stores[&1].contains_key(&1));
+        assert_eq!(t.regions[&1], after);
     }
 }
