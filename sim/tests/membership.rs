@@ -271,3 +271,54 @@ fn removing_the_leader_is_deterministic() {
     let run = || madsim::runtime::Runtime::with_seed_and_config(3, madsim::Config::default()).block_on(remove_the_leader());
     assert_eq!(run(), run());
 }
+
+/// PD's replica checker replaces a replica on a store that stays down longer
+/// than PD's limit: a learner on the spare store, promoted once caught up,
+/// then the dead replica removed.
+async fn down_store_replaced() -> u64 {
+    let mut spec = ClusterSpec::new(4, 1);
+    spec.pd.max_store_down_ms = 4_000;
+    spec.pd.store_unreachable_ms = 2_000;
+    let cluster = Arc::new(Cluster::start(spec));
+    let region_id = cluster.initial_regions[0].id;
+    wait_for_leader(&cluster, region_id).await;
+    let (node, local) = cluster.client_node();
+    let c = cluster.clone();
+    node.spawn(async move {
+        let client = c.raw_client(local, ClientConfig::default()).await;
+        for i in 0..20 {
+            client.put(&key(i), b"v").await.unwrap();
+        }
+        // Store 3 dies and never comes back.
+        c.crash(3);
+        for _ in 0..300 {
+            let region = c.topology().regions[&region_id].clone();
+            let mut stores: Vec<u64> = region.peers.iter().filter(|p| p.role == PeerRole::Voter).map(|p| p.store_id).collect();
+            stores.sort();
+            if stores == [1, 2, 4] && region.peers.len() == 3 {
+                break;
+            }
+            sleep(Duration::from_millis(100)).await;
+        }
+        for i in 0..20 {
+            assert_eq!(client.get(&key(i)).await.unwrap(), Some(b"v".to_vec()));
+        }
+    })
+    .await
+    .unwrap();
+    let region = cluster.topology().regions[&region_id].clone();
+    let mut stores: Vec<u64> = region.peers.iter().map(|p| p.store_id).collect();
+    stores.sort();
+    assert_eq!(stores, vec![1, 2, 4], "the dead store's replica was replaced: {region:?}");
+    assert!(region.peers.iter().all(|p| p.role == PeerRole::Voter));
+    sleep(Duration::from_secs(1)).await;
+    assert_eq!(cluster.region_data(4, &region), cluster.region_data(1, &region));
+    let events: Vec<StoreEvent> = cluster.events().into_iter().map(|e| e.event).collect();
+    assert_eq!(simkv_sim::checker::membership::check(&events), None);
+    cluster.digest()
+}
+
+#[madsim::test]
+async fn a_replica_on_a_dead_store_is_replaced() {
+    down_store_replaced().await;
+}
