@@ -35,6 +35,19 @@ fn peer_on(region: &Region, store: u64) -> Option<Peer> {
     region.peer_on_store(store).copied()
 }
 
+/// Adds `peer` (a new id on a store without a replica) as a learner, then
+/// promotes it: how a voter is added.
+async fn add_voter(admin: &Admin, region_id: u64, peer: Peer) {
+    let within = Duration::from_secs(30);
+    let learner = Peer { role: PeerRole::Learner, ..peer };
+    let store = peer.store_id;
+    admin.change_peer(region_id, within, |r| peer_on(r, store).is_none().then(|| vec![change(ChangeKind::AddLearner, learner)])).await.unwrap();
+    admin
+        .change_peer(region_id, within, |r| (peer_on(r, store)?.role == PeerRole::Learner).then(|| vec![change(ChangeKind::AddVoter, learner)]))
+        .await
+        .unwrap();
+}
+
 async fn membership_scenario() -> u64 {
     let mut spec = ClusterSpec::new(5, 1);
     spec.replicas = 3;
@@ -54,12 +67,7 @@ async fn membership_scenario() -> u64 {
         let admin = Admin::new(c.clone(), std::net::SocketAddr::new(local.ip(), 30001)).await;
         let within = Duration::from_secs(30);
         // A learner on store 4, then promoted.
-        let learner = Peer { id: 900, store_id: 4, role: PeerRole::Learner };
-        admin.change_peer(region_id, within, |r| peer_on(r, 4).is_none().then(|| vec![change(ChangeKind::AddLearner, learner)])).await.unwrap();
-        admin
-            .change_peer(region_id, within, |r| (peer_on(r, 4)?.role == PeerRole::Learner).then(|| vec![change(ChangeKind::AddVoter, learner)]))
-            .await
-            .unwrap();
+        add_voter(&admin, region_id, Peer::voter(900, 4)).await;
         // Remove store 1's peer, whoever leads (a leader hands leadership on first).
         admin.change_peer(region_id, within, |r| peer_on(r, 1).map(|p| vec![change(ChangeKind::Remove, p)])).await.unwrap();
         for i in 20..30 {
@@ -84,9 +92,7 @@ async fn membership_scenario() -> u64 {
             .await
             .unwrap();
         // Store 1 again, under a new peer id, over its tombstone.
-        let back = Peer { id: 902, store_id: 1, role: PeerRole::Learner };
-        admin.change_peer(region_id, within, |r| peer_on(r, 1).is_none().then(|| vec![change(ChangeKind::AddLearner, back)])).await.unwrap();
-        admin.change_peer(region_id, within, |r| (peer_on(r, 1)?.role == PeerRole::Learner).then(|| vec![change(ChangeKind::AddVoter, back)])).await.unwrap();
+        add_voter(&admin, region_id, Peer::voter(902, 1)).await;
         for i in 30..40 {
             client.put(&key(i), format!("v{i}").as_bytes()).await.unwrap();
         }
@@ -230,12 +236,7 @@ async fn remove_the_leader() -> u64 {
             }
             let admin = Admin::new(c.clone(), std::net::SocketAddr::new(local.ip(), 30001)).await;
             let within = Duration::from_secs(30);
-            let fourth = Peer { id: 900, store_id: 4, role: PeerRole::Learner };
-            admin.change_peer(region_id, within, |r| peer_on(r, 4).is_none().then(|| vec![change(ChangeKind::AddLearner, fourth)])).await.unwrap();
-            admin
-                .change_peer(region_id, within, |r| (peer_on(r, 4)?.role == PeerRole::Learner).then(|| vec![change(ChangeKind::AddVoter, fourth)]))
-                .await
-                .unwrap();
+            add_voter(&admin, region_id, Peer::voter(900, 4)).await;
             let leader = c.leader_of(region_id).unwrap();
             let region = c.topology().regions[&region_id].clone();
             let target = peer_on(&region, leader).unwrap();
