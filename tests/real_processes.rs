@@ -3,6 +3,9 @@
 //! keys for regions to split (a tiny split threshold), PD's routing table must
 //! show the splits, every key must read back through PD-routed requests; then a
 //! store and PD are killed and restarted: data stays, timestamps never go back.
+//! Last, a fourth store joins without an id (PD gives it one), PD's region
+//! balance moves replicas onto it through membership changes, and the client
+//! finds it through PD.
 //!
 //! Compiled only in the real build (`RUSTFLAGS="" cargo test -p simkv`).
 #![cfg(not(madsim))]
@@ -40,24 +43,31 @@ fn pd_process_at(addr: SocketAddr, dir: &Path) -> Process {
 }
 
 fn store(id: u64, stores: &BTreeMap<u64, SocketAddr>, pd: SocketAddr, dir: &Path) -> Process {
+    store_process(Some(id), stores[&id], stores, pd, dir)
+}
+
+/// A store process; without `id` it joins with an id from PD.
+fn store_process(id: Option<u64>, addr: SocketAddr, stores: &BTreeMap<u64, SocketAddr>, pd: SocketAddr, dir: &Path) -> Process {
     let list: Vec<String> = stores.iter().map(|(id, addr)| format!("{id}={addr}")).collect();
-    simkv(&[
-        "store".into(),
-        "--id".into(),
-        id.to_string(),
+    let id_args: Vec<String> = id.map(|id| vec!["--id".into(), id.to_string()]).unwrap_or_default();
+    let data = id.map_or_else(|| format!("store-{}", addr.port()), |id| format!("store-{id}"));
+    let mut args: Vec<String> = vec!["store".into()];
+    args.extend(id_args);
+    args.extend([
         "--addr".into(),
-        stores[&id].to_string(),
+        addr.to_string(),
         "--pd".into(),
         pd.to_string(),
         "--data-dir".into(),
-        dir.join(format!("store-{id}")).display().to_string(),
+        dir.join(data).display().to_string(),
         "--stores".into(),
         list.join(","),
         "--split-keys".into(),
         "16".into(),
         "--tick-ms".into(),
         "20".into(),
-    ])
+    ]);
+    simkv(&args)
 }
 
 async fn pd_client(pd: SocketAddr) -> PdClient {
@@ -79,7 +89,7 @@ async fn eventually<T, F: std::future::Future<Output = Result<T, ClientError>>>(
 }
 
 #[test]
-fn pd_and_three_store_processes_split_serve_and_restart() {
+fn pd_and_store_processes_split_serve_restart_and_grow() {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path();
     let pd_addr = free_addr();
@@ -129,6 +139,24 @@ fn pd_and_three_store_processes_split_serve_and_restart() {
         }
         let scanned = eventually("scan", || client.scan(b"key", b"kez", 1000)).await;
         assert_eq!(scanned.len(), 220, "a scan across every region finds every key");
+
+        // A fourth store joins with an id from PD; PD moves replicas onto it.
+        store_processes.insert(4, store_process(None, free_addr(), &stores, pd_addr, dir));
+        let mut joined = 0;
+        for _ in 0..300 {
+            let regions = pd.scan_regions(&[], 1000).await.unwrap_or_default();
+            joined = regions.iter().filter(|(r, _)| r.peers.iter().any(|p| !stores.contains_key(&p.store_id))).count();
+            if joined >= 2 {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        assert!(joined >= 2, "PD moved only {joined} regions onto the new store");
+        for i in (0..220).step_by(3) {
+            let expected = if i < 200 { format!("v{i}").into_bytes() } else { b"late".to_vec() };
+            let k = key(i);
+            assert_eq!(eventually("get after the new store joined", || client.get(&k)).await, Some(expected), "key {i}");
+        }
     });
     drop(store_processes);
     drop(pd_process);

@@ -11,6 +11,10 @@
 //! is derived from it, so each store writes the same initial state, and the
 //! store holding it bootstraps PD. Regions then split as they grow
 //! (`--split-keys`, `--split-bytes`). Data lives in RocksDB under `--data-dir`.
+//!
+//! A store started without `--id` joins a running cluster: PD gives it an id
+//! (kept in its kv engine, so a restart keeps it), the other stores learn its
+//! address from PD, and PD's schedulers move replicas and leaders onto it.
 
 #[cfg(madsim)]
 fn main() {
@@ -53,8 +57,10 @@ mod real {
         },
         /// Runs a store.
         Store {
+            /// This store's id, one of `--stores`; omit it to join a running
+            /// cluster with an id from PD.
             #[arg(long)]
-            id: StoreId,
+            id: Option<StoreId>,
             #[arg(long)]
             addr: SocketAddr,
             #[arg(long)]
@@ -74,6 +80,25 @@ mod real {
             #[arg(long, default_value_t = 100)]
             tick_ms: u64,
         },
+    }
+
+    /// The id of a store joining a running cluster: the one it was given
+    /// before (kept in its kv engine), or a fresh one from PD, saved first.
+    async fn joining_store_id(kv: &RocksEngine, pd: SocketAddr, addr: SocketAddr) -> Result<StoreId, String> {
+        use simkv::codec::keys::STORE_IDENT_KEY;
+        use simkv::engine::{Cf, Engine, Snapshot as _, WriteBatch};
+        if let Some(bytes) = kv.snapshot().get(Cf::Raft, STORE_IDENT_KEY).map_err(|e| format!("reading the store id: {e}"))? {
+            let id = <[u8; 8]>::try_from(bytes.as_slice()).map_err(|_| "the saved store id is corrupt".to_string())?;
+            return Ok(u64::from_be_bytes(id));
+        }
+        let rpc = simkv::rpc::RpcClient::bind(SocketAddr::new(addr.ip(), 0)).await.map_err(|e| format!("binding a PD client: {e}"))?;
+        let client = simkv::pd_client::PdClient::new(std::sync::Arc::new(rpc), pd, simkv::pd_client::PdClientConfig::default());
+        let id = client.alloc_ids(1).await.map_err(|e| format!("asking PD {pd} for a store id: {e}"))?;
+        let mut batch = WriteBatch::new();
+        batch.put(Cf::Raft, STORE_IDENT_KEY.to_vec(), id.to_be_bytes().to_vec());
+        kv.write(&batch, true).await.map_err(|e| format!("saving the store id: {e}"))?;
+        tracing::info!(store = id, %addr, "joined the cluster with an id from PD");
+        Ok(id)
     }
 
     fn parse_stores(text: &str) -> Result<BTreeMap<StoreId, SocketAddr>, String> {
@@ -115,12 +140,15 @@ mod real {
                         }
                     }
                 }
-                Command::Store { id, addr, pd, data_dir, stores, split_keys, split_bytes, tick_ms } => {
-                    if stores.get(&id) != Some(&addr) {
-                        eprintln!("simkv store: --stores must list this store ({id}={addr})");
-                        return 2;
+                Command::Store { id, addr, pd, data_dir, mut stores, split_keys, split_bytes, tick_ms } => {
+                    if let Some(id) = id {
+                        if stores.get(&id) != Some(&addr) {
+                            eprintln!("simkv store: --stores must list this store ({id}={addr})");
+                            return 2;
+                        }
                     }
-                    let open = |part: &str| RocksEngine::open(format!("store-{id}/{part}"), &data_dir.join(part));
+                    let name = id.map_or_else(|| addr.to_string(), |id| id.to_string());
+                    let open = |part: &str| RocksEngine::open(format!("store-{name}/{part}"), &data_dir.join(part));
                     let (raft, kv) = match (open("raft"), open("kv")) {
                         (Ok(raft), Ok(kv)) => (raft, kv),
                         (Err(e), _) | (_, Err(e)) => {
@@ -128,7 +156,18 @@ mod real {
                             return 1;
                         }
                     };
+                    let id = match id {
+                        Some(id) => id,
+                        None => match joining_store_id(&kv, pd, addr).await {
+                            Ok(id) => id,
+                            Err(e) => {
+                                eprintln!("simkv store: {e}");
+                                return 1;
+                            }
+                        },
+                    };
                     let ids: Vec<StoreId> = stores.keys().copied().collect();
+                    stores.insert(id, addr);
                     let first = presplit_regions(&[], &ids, 3, &mut 100);
                     if let Err(e) = bootstrap_store(&raft, &kv, id, &first).await {
                         eprintln!("simkv store: bootstrap: {e}");

@@ -105,7 +105,9 @@ fn after_failure(cache: &mut RegionCache, region: &Region, store: StoreId, failu
 pub struct RawClient {
     cfg: ClientConfig,
     rpc: RpcClient,
-    addresses: BTreeMap<StoreId, SocketAddr>,
+    /// Store addresses: those given at connect, and those learned from the
+    /// region source for stores that joined later.
+    addresses: Mutex<BTreeMap<StoreId, SocketAddr>>,
     cache: Mutex<RegionCache>,
     source: Box<dyn RegionSource>,
 }
@@ -122,7 +124,7 @@ impl RawClient {
         let rpc = RpcClient::bind_with_faults(local, cfg.net_faults.clone()).await?;
         #[cfg(not(madsim))]
         let rpc = RpcClient::bind(local).await?;
-        Ok(RawClient { cfg, rpc, addresses, cache: Mutex::new(RegionCache::default()), source })
+        Ok(RawClient { cfg, rpc, addresses: Mutex::new(addresses), cache: Mutex::new(RegionCache::default()), source })
     }
 
     pub fn transport(&self) -> &Transport {
@@ -265,7 +267,15 @@ impl RawClient {
 
     /// One request, one answer.
     async fn rpc(&self, store: StoreId, request: &RpcRequest) -> Result<RawReply, AttemptError> {
-        let addr = *self.addresses.get(&store).ok_or(AttemptError::NoAddress(store))?;
+        let known = self.addresses.lock().expect("addresses lock").get(&store).copied();
+        let addr = match known {
+            Some(addr) => addr,
+            None => {
+                let addr = self.source.store_addr(store).await.ok_or(AttemptError::NoAddress(store))?;
+                self.addresses.lock().expect("addresses lock").insert(store, addr);
+                addr
+            }
+        };
         match self.rpc.call(addr, request, self.cfg.rpc_timeout).await? {
             RpcResponse::Kv(Ok(reply)) => Ok(reply),
             RpcResponse::Kv(Err(error)) | RpcResponse::Rejected(error) => Err(AttemptError::Server(error)),

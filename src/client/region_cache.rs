@@ -17,6 +17,12 @@ use std::collections::BTreeMap;
 pub trait RegionSource: Send + Sync {
     /// The region holding encoded key `key`, as the source knows it now.
     fn region_by_key<'a>(&'a self, key: &'a [u8]) -> BoxFuture<'a, Result<Option<Region>, ClientError>>;
+
+    /// Where a store the client has no address for listens (a store that
+    /// joined after the client started), if the source knows.
+    fn store_addr(&self, _store: StoreId) -> BoxFuture<'_, Option<std::net::SocketAddr>> {
+        Box::pin(async { None })
+    }
 }
 
 /// A fixed region layout: the regions a cluster was started with.
@@ -40,6 +46,10 @@ impl RegionSource for PdRegions {
                 Err(e) => Err(ClientError::Pd(e)),
             }
         })
+    }
+
+    fn store_addr(&self, store: StoreId) -> BoxFuture<'_, Option<std::net::SocketAddr>> {
+        Box::pin(async move { self.0.store_addr(store).await.ok() })
     }
 }
 

@@ -163,6 +163,9 @@ fn txn_body(encoded: &[u8]) -> Result<&[u8]> {
     }
 }
 
+/// Where a store keeps the id PD gave it (local, outside every region).
+pub const STORE_IDENT_KEY: &[u8] = &[LOCAL_PREFIX, 0x01];
+
 fn region_key(prefix: u8, region_id: u64, suffix: u8) -> Vec<u8> {
     let mut buf = Vec::with_capacity(19);
     buf.extend_from_slice(&[LOCAL_PREFIX, prefix]);

@@ -26,6 +26,10 @@ pub enum PdTask {
     },
     RegionHeartbeat(RegionHeartbeat),
     StoreHeartbeat(StoreStats),
+    /// Where does `store` listen? (a store that joined after this one started)
+    ResolveStore {
+        store: StoreId,
+    },
     /// A peer heard nothing for long: ask PD whether it was removed.
     CheckStalePeer {
         peer: Peer,
@@ -65,6 +69,11 @@ pub fn start(store_id: StoreId, pd: PdClient, store: mpsc::Sender<StoreMsg>) -> 
                             }
                             Ok(None) => {}
                             Err(e) => tracing::debug!(store = store_id, error = %e, "region heartbeat failed"),
+                        }
+                    }
+                    PdTask::ResolveStore { store: target } => {
+                        if let Ok(addr) = pd.store_addr(target).await {
+                            let _ = store.send(StoreMsg::StoreAddress { store: target, addr }).await;
                         }
                     }
                     PdTask::CheckStalePeer { peer, region_id, epoch } => {

@@ -71,6 +71,11 @@ pub enum StoreMsg {
         peer_id: u64,
         epoch: RegionEpoch,
     },
+    /// PD says where `store` listens.
+    StoreAddress {
+        store: StoreId,
+        addr: SocketAddr,
+    },
     /// Hand `region_id`'s leadership to its peer on `to_store`.
     TransferLeader {
         region_id: RegionId,

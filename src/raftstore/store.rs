@@ -46,6 +46,8 @@ pub struct Store<E: Engine> {
     ticks: u64,
     /// The PD worker, when the store runs with PD.
     pd: Option<futures::channel::mpsc::UnboundedSender<PdTask>>,
+    /// Stores whose address PD is being asked for.
+    resolving: BTreeSet<StoreId>,
 }
 
 /// The parts of a store a peer may use, borrowed apart from the peers.
@@ -108,6 +110,7 @@ impl<E: Engine> Store<E> {
             dirty: BTreeSet::new(),
             ticks: 0,
             pd: pd.map(|pd| pd_worker::start(store_id, pd, tx.clone())),
+            resolving: BTreeSet::new(),
         };
         store.load_peers().await?;
         Ok((store, StoreHandle::new(tx)))
@@ -217,7 +220,8 @@ impl<E: Engine> Store<E> {
         for (store_id, envelopes) in std::mem::take(&mut self.outgoing) {
             match self.addresses.get(&store_id) {
                 Some(&addr) => self.transport.send(addr, &Frame::Raft(envelopes)),
-                None => tracing::warn!(store = self.store_id, to = store_id, "no address for store"),
+                // Dropped (raft sends again); PD is asked where the store is.
+                None => self.resolve(store_id),
             }
         }
         Ok(())
@@ -274,6 +278,10 @@ impl<E: Engine> Store<E> {
                 }
             },
             StoreMsg::Tombstone { region_id, peer_id, epoch } => self.on_tombstone(region_id, peer_id, epoch).await?,
+            StoreMsg::StoreAddress { store, addr } => {
+                self.resolving.remove(&store);
+                self.addresses.insert(store, addr);
+            }
             StoreMsg::TransferLeader { region_id, to_store } => {
                 if let Some(peer) = self.peers.get_mut(&region_id) {
                     if let Some(to) = peer.region().peer_on_store(to_store).copied() {
@@ -578,6 +586,7 @@ impl<E: Engine> Store<E> {
         }
         for (envelope, snapshot) in effects.snapshots {
             let Some(&addr) = self.addresses.get(&envelope.to.store_id) else {
+                self.resolve(envelope.to.store_id);
                 continue;
             };
             for chunk in snapshot::into_chunks(&envelope, snapshot, self.cfg.snapshot_chunk_bytes) {
@@ -621,6 +630,19 @@ impl<E: Engine> Store<E> {
         raft.delete(Cf::Raft, keys::raft_state_key(region_id));
         raft.delete(Cf::Raft, keys::pending_snapshot_key(region_id));
         engine_ok(self.raft_engine.write(&raft, true).await, "delete raft state")
+    }
+
+    /// Asks PD where a store this one has no address for listens (once at a
+    /// time per store).
+    fn resolve(&mut self, store_id: StoreId) {
+        match &self.pd {
+            Some(pd) if self.resolving.insert(store_id) => {
+                tracing::info!(store = self.store_id, to = store_id, "asking PD where a store listens");
+                let _ = pd.unbounded_send(PdTask::ResolveStore { store: store_id });
+            }
+            Some(_) => {}
+            None => tracing::warn!(store = self.store_id, to = store_id, "no address for store"),
+        }
     }
 
     fn send_chunk(&self, addr: SocketAddr, chunk: SnapshotChunk) {
