@@ -117,11 +117,12 @@ pub fn render(scenario_path: &str, report: &RunReport) -> String {
     // The nemesis lane (every fault) sits on top; the others follow it.
     let height = 40.0 + (pd_lane + 3) as f64 * LANE;
     let bad_key = report.failures.iter().filter(|f| f.checker == "linearizability").find_map(|f| f.explanation.split('"').nth(1).map(str::to_string));
-    // Regions a raft or region failure names: their leader changes are drawn red.
+    // Regions a raft, region or membership failure names: their leader changes
+    // are drawn red.
     let bad_regions: Vec<u64> = report
         .failures
         .iter()
-        .filter(|f| f.checker == "raft" || f.checker == "regions")
+        .filter(|f| matches!(f.checker.as_str(), "raft" | "regions" | "membership"))
         .flat_map(|f| {
             f.explanation.split("region ").skip(1).filter_map(|rest| rest.split(|c: char| !c.is_ascii_digit()).next()?.parse().ok()).collect::<Vec<u64>>()
         })

@@ -134,10 +134,15 @@ async fn replicas_move_and_data_follows() {
     membership_scenario().await;
 }
 
+/// Runs `scenario` twice on one seed; both runs must report the same digest.
+fn same_digest_twice<F: std::future::Future<Output = u64>>(seed: u64, scenario: fn() -> F) {
+    let run = || madsim::runtime::Runtime::with_seed_and_config(seed, madsim::Config::default()).block_on(scenario());
+    assert_eq!(run(), run());
+}
+
 #[test]
 fn membership_changes_are_deterministic() {
-    let run = || madsim::runtime::Runtime::with_seed_and_config(7, madsim::Config::default()).block_on(membership_scenario());
-    assert_eq!(run(), run());
+    same_digest_twice(7, membership_scenario);
 }
 
 /// A vote request for a peer this store does not host yet, from a fake
@@ -269,8 +274,7 @@ async fn the_leader_is_removed_after_handing_leadership_on() {
 
 #[test]
 fn removing_the_leader_is_deterministic() {
-    let run = || madsim::runtime::Runtime::with_seed_and_config(3, madsim::Config::default()).block_on(remove_the_leader());
-    assert_eq!(run(), run());
+    same_digest_twice(3, remove_the_leader);
 }
 
 /// PD's replica checker replaces a replica on a store that stays down longer
