@@ -9,6 +9,7 @@ pub mod client;
 pub mod codec;
 pub mod engine;
 pub mod meta;
+pub mod mvcc;
 pub mod pd;
 pub mod pd_client;
 pub mod proto;

@@ -115,6 +115,7 @@ fn modules_use_only_what_the_design_allows() {
         ("rpc", &["raftstore", "server", "client"]),
         ("codec", &["raftstore", "server", "client", "engine", "proto"]),
         ("engine", &["raftstore", "server", "client", "proto"]),
+        ("mvcc", &["raftstore", "server", "client", "transport", "rpc", "pd"]),
     ];
     let mut broken = Vec::new();
     for (module, banned) in forbidden {

@@ -1,0 +1,238 @@
+//! Percolator's commands on one key, as pure functions: a reader over the
+//! state the command is applied to in, writes ([`MvccTxn`]) or a key error
+//! out.
+
+use super::reader::CommitRecord;
+use super::{Lock, LockKind, MvccReader, MvccTxn, Write, WriteKind, SHORT_VALUE_MAX};
+use crate::engine::Snapshot;
+use crate::proto::{KeyError, LockInfo};
+
+/// What a prewrite does to its key.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Op {
+    Put(Vec<u8>),
+    Delete,
+    /// Lock the key without changing it (a read lock).
+    Lock,
+}
+
+/// Prewrite `key` for transaction `start_ts` with primary `primary`:
+/// `KeyIsLocked` if another transaction holds a lock; `WriteConflict` if a
+/// write committed at or after `start_ts` exists (or this transaction was
+/// already rolled back here); nothing to do if its own lock is already there;
+/// otherwise the lock (and the value in the default CF when it is long).
+pub fn prewrite<S: Snapshot>(
+    reader: &MvccReader<S>,
+    txn: &mut MvccTxn,
+    key: &[u8],
+    op: Op,
+    primary: &[u8],
+    start_ts: u64,
+    ttl_ms: u64,
+) -> Result<(), KeyError> {
+    if let Some(lock) = reader.load_lock(key) {
+        if lock.start_ts == start_ts {
+            return Ok(()); // a retried prewrite
+        }
+        return Err(KeyError::KeyIsLocked(LockInfo { key: key.to_vec(), primary: lock.primary, start_ts: lock.start_ts, ttl_ms: lock.ttl_ms }));
+    }
+    for (commit_ts, write) in reader.writes(key, u64::MAX) {
+        if commit_ts < start_ts {
+            break;
+        }
+        if write.kind == WriteKind::Rollback && write.start_ts != start_ts {
+            continue; // another transaction's rollback changed nothing
+        }
+        return Err(KeyError::WriteConflict { key: key.to_vec(), start_ts, conflict_start_ts: write.start_ts, conflict_commit_ts: commit_ts });
+    }
+    let (kind, value) = match op {
+        Op::Put(value) => (LockKind::Put, Some(value)),
+        Op::Delete => (LockKind::Delete, None),
+        Op::Lock => (LockKind::Lock, None),
+    };
+    let short_value = match value {
+        Some(value) if value.len() > SHORT_VALUE_MAX => {
+            txn.put_value(key, start_ts, value);
+            None
+        }
+        other => other,
+    };
+    txn.put_lock(key, &Lock { kind, primary: primary.to_vec(), start_ts, ttl_ms, short_value });
+    Ok(())
+}
+
+/// Commit `key` of transaction `start_ts` at `commit_ts`: its lock becomes a
+/// write record. Committing again is a no-op; a key whose lock is gone and
+/// that was never committed (rolled back, or never prewritten) is
+/// `TxnNotFound`.
+pub fn commit<S: Snapshot>(reader: &MvccReader<S>, txn: &mut MvccTxn, key: &[u8], start_ts: u64, commit_ts: u64) -> Result<(), KeyError> {
+    match reader.load_lock(key) {
+        Some(lock) if lock.start_ts == start_ts => {
+            let kind = match lock.kind {
+                LockKind::Put => WriteKind::Put,
+                LockKind::Delete => WriteKind::Delete,
+                LockKind::Lock => WriteKind::Lock,
+            };
+            txn.put_write(key, commit_ts, &Write { kind, start_ts, short_value: lock.short_value });
+            txn.unlock(key);
+            Ok(())
+        }
+        _ => match reader.commit_record(key, start_ts) {
+            CommitRecord::Committed { .. } => Ok(()),
+            CommitRecord::RolledBack | CommitRecord::None => Err(KeyError::TxnNotFound { key: key.to_vec(), start_ts }),
+        },
+    }
+}
+
+/// Roll back `key` of transaction `start_ts`: its lock and value go, and a
+/// Rollback record at `start_ts` is **always** left (also when no lock was
+/// ever written), so a late prewrite of this transaction fails. A committed
+/// transaction is never rolled back (`Committed`).
+pub fn rollback<S: Snapshot>(reader: &MvccReader<S>, txn: &mut MvccTxn, key: &[u8], start_ts: u64) -> Result<(), KeyError> {
+    match reader.commit_record(key, start_ts) {
+        CommitRecord::Committed { commit_ts, .. } => return Err(KeyError::Committed { key: key.to_vec(), commit_ts }),
+        CommitRecord::RolledBack => return Ok(()),
+        CommitRecord::None => {}
+    }
+    if let Some(lock) = reader.load_lock(key).filter(|l| l.start_ts == start_ts) {
+        if lock.kind == LockKind::Put && lock.short_value.is_none() {
+            txn.delete_value(key, start_ts);
+        }
+        txn.unlock(key);
+    }
+    txn.put_write(key, start_ts, &Write { kind: WriteKind::Rollback, start_ts, short_value: None });
+    Ok(())
+}
+
+/// A transaction's fate, as its primary key tells it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TxnStatus {
+    Committed {
+        commit_ts: u64,
+    },
+    RolledBack,
+    /// Still locked, its TTL not expired (`ttl_ms` from its start).
+    Alive {
+        ttl_ms: u64,
+    },
+}
+
+/// The status of transaction `start_ts` from its `primary` key at `now_ms`
+/// (the physical part of a current timestamp): committed, rolled back, alive,
+/// or — its lock expired, or no lock and no record — rolled back now.
+pub fn check_txn_status<S: Snapshot>(reader: &MvccReader<S>, txn: &mut MvccTxn, primary: &[u8], start_ts: u64, now_ms: u64) -> TxnStatus {
+    if let Some(lock) = reader.load_lock(primary).filter(|l| l.start_ts == start_ts) {
+        if physical_ms(start_ts) + lock.ttl_ms > now_ms {
+            return TxnStatus::Alive { ttl_ms: lock.ttl_ms };
+        }
+    }
+    match reader.commit_record(primary, start_ts) {
+        CommitRecord::Committed { commit_ts, .. } => TxnStatus::Committed { commit_ts },
+        CommitRecord::RolledBack => TxnStatus::RolledBack,
+        CommitRecord::None => {
+            rollback(reader, txn, primary, start_ts).expect("not committed: rollback cannot fail");
+            TxnStatus::RolledBack
+        }
+    }
+}
+
+/// The physical milliseconds of a TSO timestamp.
+pub fn physical_ms(ts: u64) -> u64 {
+    ts >> 18
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::codec::keys;
+    use crate::engine::{Engine, SimEngine, WriteBatch};
+    use crate::mvcc::Modify;
+
+    async fn apply(engine: &SimEngine, txn: MvccTxn) {
+        let mut batch = WriteBatch::new();
+        for m in txn.modifies {
+            match m {
+                Modify::Put { cf, key, value } => batch.put(cf, keys::data_key(&key), value),
+                Modify::Delete { cf, key } => batch.delete(cf, keys::data_key(&key)),
+            }
+        }
+        engine.write(&batch, true).await.unwrap();
+    }
+
+    /// Runs one command against the engine's current state and applies its writes.
+    async fn run<T>(engine: &SimEngine, f: impl FnOnce(&MvccReader<<SimEngine as Engine>::Snap>, &mut MvccTxn) -> T) -> T {
+        let snap = engine.snapshot();
+        let mut txn = MvccTxn::default();
+        let out = f(&MvccReader::new(&snap), &mut txn);
+        apply(engine, txn).await;
+        out
+    }
+
+    async fn get(engine: &SimEngine, key: &[u8], ts: u64) -> Result<Option<Vec<u8>>, KeyError> {
+        let snap = engine.snapshot();
+        MvccReader::new(&snap).get(key, ts)
+    }
+
+    #[madsim::test]
+    async fn a_transaction_commits_and_reads_see_it_only_from_its_commit_ts() {
+        let e = SimEngine::in_memory("kv");
+        let long = vec![7u8; SHORT_VALUE_MAX + 1];
+        run(&e, |r, t| prewrite(r, t, b"a", Op::Put(b"1".to_vec()), b"a", 10, 3000)).await.unwrap();
+        run(&e, |r, t| prewrite(r, t, b"b", Op::Put(long.clone()), b"a", 10, 3000)).await.unwrap();
+        // Locked: a read at or after start_ts blocks; one before does not.
+        assert!(matches!(get(&e, b"a", 11).await, Err(KeyError::KeyIsLocked(l)) if l.start_ts == 10 && l.primary == b"a"));
+        assert_eq!(get(&e, b"a", 9).await, Ok(None));
+        run(&e, |r, t| commit(r, t, b"a", 10, 15)).await.unwrap();
+        run(&e, |r, t| commit(r, t, b"b", 10, 15)).await.unwrap();
+        run(&e, |r, t| commit(r, t, b"b", 10, 15)).await.expect("committing again is a no-op");
+        assert_eq!(get(&e, b"a", 14).await, Ok(None));
+        assert_eq!(get(&e, b"a", 15).await, Ok(Some(b"1".to_vec())));
+        assert_eq!(get(&e, b"b", 20).await, Ok(Some(long)), "a long value comes from the default CF");
+        let snap = e.snapshot();
+        let scanned = MvccReader::new(&snap).scan(b"", b"", 10, 20).unwrap();
+        assert_eq!(scanned.iter().map(|(k, _)| k.clone()).collect::<Vec<_>>(), vec![b"a".to_vec(), b"b".to_vec()]);
+        // A later delete hides the value from reads after it.
+        run(&e, |r, t| prewrite(r, t, b"a", Op::Delete, b"a", 30, 3000)).await.unwrap();
+        run(&e, |r, t| commit(r, t, b"a", 30, 31)).await.unwrap();
+        assert_eq!(get(&e, b"a", 31).await, Ok(None));
+        assert_eq!(get(&e, b"a", 30).await, Ok(Some(b"1".to_vec())));
+    }
+
+    #[madsim::test]
+    async fn conflicts_locks_and_rollbacks_are_refused_with_their_key_errors() {
+        let e = SimEngine::in_memory("kv");
+        run(&e, |r, t| prewrite(r, t, b"k", Op::Put(b"1".to_vec()), b"k", 10, 3000)).await.unwrap();
+        assert!(matches!(run(&e, |r, t| prewrite(r, t, b"k", Op::Put(b"2".to_vec()), b"k", 12, 3000)).await, Err(KeyError::KeyIsLocked(_))));
+        run(&e, |r, t| prewrite(r, t, b"k", Op::Put(b"1".to_vec()), b"k", 10, 3000)).await.expect("its own lock: idempotent");
+        run(&e, |r, t| commit(r, t, b"k", 10, 20)).await.unwrap();
+        // A transaction that started before the commit meets it.
+        let conflict = run(&e, |r, t| prewrite(r, t, b"k", Op::Put(b"3".to_vec()), b"k", 15, 3000)).await;
+        assert_eq!(conflict, Err(KeyError::WriteConflict { key: b"k".to_vec(), start_ts: 15, conflict_start_ts: 10, conflict_commit_ts: 20 }));
+        // A committed transaction is never rolled back.
+        assert_eq!(run(&e, |r, t| rollback(r, t, b"k", 10)).await, Err(KeyError::Committed { key: b"k".to_vec(), commit_ts: 20 }));
+        // Rolling back a transaction that never prewrote leaves a record: its late prewrite fails.
+        run(&e, |r, t| rollback(r, t, b"k", 25)).await.unwrap();
+        assert!(matches!(run(&e, |r, t| prewrite(r, t, b"k", Op::Put(b"4".to_vec()), b"k", 25, 3000)).await, Err(KeyError::WriteConflict { .. })));
+        assert_eq!(run(&e, |r, t| commit(r, t, b"k", 25, 30)).await, Err(KeyError::TxnNotFound { key: b"k".to_vec(), start_ts: 25 }));
+        // Another transaction's rollback is not a conflict.
+        run(&e, |r, t| prewrite(r, t, b"k", Op::Put(b"5".to_vec()), b"k", 24, 3000)).await.expect("a rollback of another transaction changed nothing");
+        // A rolled-back prewrite leaves no lock and no value.
+        run(&e, |r, t| rollback(r, t, b"k", 24)).await.unwrap();
+        assert_eq!(get(&e, b"k", 100).await, Ok(Some(b"1".to_vec())));
+    }
+
+    #[madsim::test]
+    async fn the_primary_tells_a_transactions_fate() {
+        let e = SimEngine::in_memory("kv");
+        let ts = |ms: u64| ms << 18;
+        run(&e, |r, t| prewrite(r, t, b"p", Op::Put(b"1".to_vec()), b"p", ts(1000), 3000)).await.unwrap();
+        assert_eq!(run(&e, |r, t| check_txn_status(r, t, b"p", ts(1000), 2000)).await, TxnStatus::Alive { ttl_ms: 3000 });
+        // Expired: rolled back by whoever asks.
+        assert_eq!(run(&e, |r, t| check_txn_status(r, t, b"p", ts(1000), 5000)).await, TxnStatus::RolledBack);
+        assert_eq!(get(&e, b"p", ts(9000)).await, Ok(None), "the lock is gone");
+        assert_eq!(run(&e, |r, t| commit(r, t, b"p", ts(1000), ts(1001))).await, Err(KeyError::TxnNotFound { key: b"p".to_vec(), start_ts: ts(1000) }));
+        run(&e, |r, t| prewrite(r, t, b"q", Op::Put(b"2".to_vec()), b"q", ts(2000), 3000)).await.unwrap();
+        run(&e, |r, t| commit(r, t, b"q", ts(2000), ts(2001))).await.unwrap();
+        assert_eq!(run(&e, |r, t| check_txn_status(r, t, b"q", ts(2000), 9000)).await, TxnStatus::Committed { commit_ts: ts(2001) });
+    }
+}
