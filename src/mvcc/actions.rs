@@ -136,6 +136,64 @@ pub fn check_txn_status<S: Snapshot>(reader: &MvccReader<S>, txn: &mut MvccTxn, 
     }
 }
 
+/// Resolves `key`'s lock of transaction `start_ts` as its primary decided:
+/// commit it at `commit_ts`, or (`None`) roll it back. A key whose lock is
+/// another transaction's (or gone) is left as it is.
+pub fn resolve_lock<S: Snapshot>(reader: &MvccReader<S>, txn: &mut MvccTxn, key: &[u8], start_ts: u64, commit_ts: Option<u64>) -> Result<(), KeyError> {
+    if reader.load_lock(key).is_none_or(|l| l.start_ts != start_ts) {
+        return Ok(());
+    }
+    match commit_ts {
+        Some(commit_ts) => commit(reader, txn, key, start_ts, commit_ts),
+        None => rollback(reader, txn, key, start_ts),
+    }
+}
+
+/// Extends the TTL of transaction `start_ts`'s lock on its primary to
+/// `ttl_ms` (never shortens it); returns the TTL now in force, or
+/// `TxnNotFound` if the lock is gone.
+pub fn txn_heartbeat<S: Snapshot>(reader: &MvccReader<S>, txn: &mut MvccTxn, primary: &[u8], start_ts: u64, ttl_ms: u64) -> Result<u64, KeyError> {
+    match reader.load_lock(primary) {
+        Some(mut lock) if lock.start_ts == start_ts => {
+            if ttl_ms > lock.ttl_ms {
+                lock.ttl_ms = ttl_ms;
+                txn.put_lock(primary, &lock);
+            }
+            Ok(lock.ttl_ms)
+        }
+        _ => Err(KeyError::TxnNotFound { key: primary.to_vec(), start_ts }),
+    }
+}
+
+/// Garbage-collects `key`'s versions below `safe_point`: keeps the newest
+/// version a read at `safe_point` sees (unless it is a Delete, which is
+/// dropped with everything under it), drops every older one, every Rollback
+/// and Lock record below the safe point, and their long values. Locks are
+/// never touched.
+pub fn gc<S: Snapshot>(reader: &MvccReader<S>, txn: &mut MvccTxn, key: &[u8], safe_point: u64) {
+    let mut kept_visible = false;
+    for (commit_ts, write) in reader.writes(key, safe_point) {
+        let drop_it = match write.kind {
+            WriteKind::Rollback | WriteKind::Lock => true,
+            WriteKind::Put if !kept_visible => {
+                kept_visible = true;
+                false
+            }
+            WriteKind::Delete if !kept_visible => {
+                kept_visible = true;
+                true
+            }
+            WriteKind::Put | WriteKind::Delete => true,
+        };
+        if drop_it {
+            txn.delete_write(key, commit_ts);
+            if write.kind == WriteKind::Put && write.short_value.is_none() {
+                txn.delete_value(key, write.start_ts);
+            }
+        }
+    }
+}
+
 /// The physical milliseconds of a TSO timestamp.
 pub fn physical_ms(ts: u64) -> u64 {
     ts >> 18
@@ -219,6 +277,56 @@ mod tests {
         // A rolled-back prewrite leaves no lock and no value.
         run(&e, |r, t| rollback(r, t, b"k", 24)).await.unwrap();
         assert_eq!(get(&e, b"k", 100).await, Ok(Some(b"1".to_vec())));
+    }
+
+    #[madsim::test]
+    async fn secondaries_resolve_as_the_primary_decided_and_heartbeats_extend() {
+        let e = SimEngine::in_memory("kv");
+        for key in [b"p", b"s"] {
+            run(&e, |r, t| prewrite(r, t, key, Op::Put(b"v".to_vec()), b"p", 10, 1000)).await.unwrap();
+        }
+        assert_eq!(run(&e, |r, t| txn_heartbeat(r, t, b"p", 10, 5000)).await, Ok(5000));
+        assert_eq!(run(&e, |r, t| txn_heartbeat(r, t, b"p", 10, 10)).await, Ok(5000), "never shortened");
+        run(&e, |r, t| commit(r, t, b"p", 10, 12)).await.unwrap();
+        // A reader blocked by the secondary resolves it as the primary says.
+        assert!(matches!(get(&e, b"s", 20).await, Err(KeyError::KeyIsLocked(_))));
+        run(&e, |r, t| resolve_lock(r, t, b"s", 10, Some(12))).await.unwrap();
+        assert_eq!(get(&e, b"s", 20).await, Ok(Some(b"v".to_vec())));
+        assert_eq!(run(&e, |r, t| txn_heartbeat(r, t, b"p", 10, 9000)).await, Err(KeyError::TxnNotFound { key: b"p".to_vec(), start_ts: 10 }));
+        // Another transaction's lock is not resolved by mistake.
+        run(&e, |r, t| prewrite(r, t, b"s", Op::Delete, b"s", 30, 1000)).await.unwrap();
+        run(&e, |r, t| resolve_lock(r, t, b"s", 10, None)).await.unwrap();
+        assert!(matches!(get(&e, b"s", 40).await, Err(KeyError::KeyIsLocked(l)) if l.start_ts == 30));
+    }
+
+    #[madsim::test]
+    async fn gc_keeps_what_a_read_at_the_safe_point_sees() {
+        let e = SimEngine::in_memory("kv");
+        let long = vec![1u8; SHORT_VALUE_MAX + 10];
+        let write = |key: &'static [u8], op: Op, start: u64, commit_ts: u64| {
+            let e = e.clone();
+            async move {
+                run(&e, |r, t| prewrite(r, t, key, op, key, start, 1000)).await.unwrap();
+                run(&e, |r, t| commit(r, t, key, start, commit_ts)).await.unwrap();
+            }
+        };
+        write(b"k", Op::Put(long.clone()), 10, 11).await;
+        write(b"k", Op::Put(b"2".to_vec()), 20, 21).await;
+        run(&e, |r, t| rollback(r, t, b"k", 25)).await.unwrap();
+        write(b"k", Op::Put(b"3".to_vec()), 30, 31).await;
+        write(b"d", Op::Put(b"x".to_vec()), 10, 11).await;
+        write(b"d", Op::Delete, 20, 21).await;
+        run(&e, |r, t| prewrite(r, t, b"k", Op::Put(b"4".to_vec()), b"k", 40, 1000)).await.unwrap();
+        run(&e, |r, t| gc(r, t, b"k", 26)).await;
+        run(&e, |r, t| gc(r, t, b"d", 26)).await;
+        let snap = e.snapshot();
+        let reader = MvccReader::new(&snap);
+        let versions: Vec<u64> = reader.writes(b"k", u64::MAX).map(|(ts, _)| ts).collect();
+        assert_eq!(versions, vec![31, 21], "the version visible at 26 stays; older ones and the rollback go");
+        assert_eq!(reader.get(b"k", 26), Ok(Some(b"2".to_vec())));
+        assert_eq!(reader.writes(b"d", u64::MAX).count(), 0, "a delete at the safe point takes everything under it");
+        assert!(snap.get(crate::engine::Cf::Default, &keys::data_key(&crate::mvcc::version_key(b"k", 10))).unwrap().is_none(), "its long value too");
+        assert!(reader.load_lock(b"k").is_some(), "locks are never collected");
     }
 
     #[madsim::test]
