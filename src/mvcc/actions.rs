@@ -249,6 +249,9 @@ mod tests {
         let snap = e.snapshot();
         let scanned = MvccReader::new(&snap).scan(b"", b"", 10, 20).unwrap();
         assert_eq!(scanned.iter().map(|(k, _)| k.clone()).collect::<Vec<_>>(), vec![b"a".to_vec(), b"b".to_vec()]);
+        let backwards = MvccReader::new(&snap).reverse_scan(b"", b"", 10, 20).unwrap();
+        assert_eq!(backwards.iter().map(|(k, _)| k.clone()).collect::<Vec<_>>(), vec![b"b".to_vec(), b"a".to_vec()]);
+        assert_eq!(MvccReader::new(&snap).reverse_scan(b"", b"b", 1, 20).unwrap(), vec![(b"a".to_vec(), b"1".to_vec())], "end excluded, limit kept");
         // A later delete hides the value from reads after it.
         run(&e, |r, t| prewrite(r, t, b"a", Op::Delete, b"a", 30, 3000)).await.unwrap();
         run(&e, |r, t| commit(r, t, b"a", 30, 31)).await.unwrap();

@@ -85,8 +85,18 @@ impl<'a, S: Snapshot> MvccReader<'a, S> {
     }
 
     /// Up to `limit` (key, value) pairs with user keys in `[start, end)` (empty
-    /// end: unbounded) as of `read_ts`, ascending.
+    /// end: unbounded) as of `read_ts`, ascending. Any lock in the range that
+    /// would block a read blocks the scan.
     pub fn scan(&self, start: &[u8], end: &[u8], limit: usize, read_ts: u64) -> Result<Vec<KvPair>, KeyError> {
+        self.scan_in(start, end, limit, read_ts, false)
+    }
+
+    /// [`MvccReader::scan`] from the end of the range down, descending.
+    pub fn reverse_scan(&self, start: &[u8], end: &[u8], limit: usize, read_ts: u64) -> Result<Vec<KvPair>, KeyError> {
+        self.scan_in(start, end, limit, read_ts, true)
+    }
+
+    fn scan_in(&self, start: &[u8], end: &[u8], limit: usize, read_ts: u64, reverse: bool) -> Result<Vec<KvPair>, KeyError> {
         let lower = keys::data_key(&keys::txn_key(start));
         let upper = if end.is_empty() { keys::data_end_key(&[keys::TXN_PREFIX + 1]) } else { keys::data_key(&keys::txn_key(end)) };
         for pair in self.snap.iter(Cf::Lock, &lower, Some(&upper), false) {
@@ -96,7 +106,7 @@ impl<'a, S: Snapshot> MvccReader<'a, S> {
         }
         let mut out = Vec::new();
         let mut last: Option<Vec<u8>> = None;
-        for pair in self.snap.iter(Cf::Write, &lower, Some(&upper), false) {
+        for pair in self.snap.iter(Cf::Write, &lower, Some(&upper), reverse) {
             if out.len() >= limit {
                 break;
             }
