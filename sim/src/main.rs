@@ -140,6 +140,10 @@ mod cli {
             /// Stops after this many runs.
             #[arg(long, default_value_t = 500)]
             max_runs: usize,
+            /// A candidate whose simulated time stops for this many wall seconds
+            /// fails the `stall` checker (its thread is left behind).
+            #[arg(long, default_value_t = 60)]
+            stall_secs: u64,
         },
         /// Prints the plan (swarm parameters and fault schedule) a seed yields, as
         /// TOML that `run --schedule` accepts.
@@ -304,9 +308,13 @@ mod cli {
                         }
                     }
                 }
-                Command::Shrink { scenario, seed, checker, out, time_budget, max_runs } => {
+                Command::Shrink { scenario, seed, checker, out, time_budget, max_runs, stall_secs } => {
                     let Ok(s) = load(&scenario) else { return 2 };
-                    let budget = simkv_sim::shrink::Budget { runs: max_runs, wall: std::time::Duration::from_secs(time_budget) };
+                    let budget = simkv_sim::shrink::Budget {
+                        runs: max_runs,
+                        wall: std::time::Duration::from_secs(time_budget),
+                        stall: std::time::Duration::from_secs(stall_secs.max(1)),
+                    };
                     let mut log = |line: &str| println!("{line}");
                     match simkv_sim::shrink::shrink(&s, Plan::draw(&s, seed), checker.as_deref(), budget, &mut log) {
                         Ok(shrunk) => {

@@ -46,6 +46,24 @@ pub struct Shrunk {
 pub struct Budget {
     pub runs: usize,
     pub wall: Duration,
+    /// A candidate whose simulated time stops for this long fails `stall`.
+    pub stall: Duration,
+}
+
+/// One run, watched, on a thread of its own: the checkers that failed and its
+/// size. A run whose simulated time stops for `stall` of wall time fails the
+/// `stall` checker; its thread spins on until the process ends (as in `fuzz`).
+fn watched_run(scenario: &Scenario, plan: &Plan, stall: Duration) -> (Vec<String>, Size) {
+    let (tx, rx) = std::sync::mpsc::channel();
+    let (scenario, plan) = (scenario.clone(), plan.clone());
+    let faults = plan.faults.len();
+    let stalled = tx.clone();
+    std::thread::spawn(move || {
+        let on_stall = move |s: run::Stall| drop(stalled.send((vec!["stall".to_string()], Size { faults, ops: 0, sim_millis: s.sim_ms })));
+        let report = run::run_watched(&scenario, &plan, stall, on_stall);
+        let _ = tx.send((report.failures.iter().map(|f| f.checker.clone()).collect(), Size::of(&report)));
+    });
+    rx.recv().expect("a run ends or stalls")
 }
 
 struct Search<'a> {
@@ -70,11 +88,10 @@ impl Search<'_> {
             return false;
         }
         self.runs += 1;
-        let report = run::run(self.scenario, &candidate);
-        if !report.failures.iter().any(|f| f.checker == self.checker) {
+        let (failed, size) = watched_run(self.scenario, &candidate, self.budget.stall);
+        if !failed.contains(&self.checker) {
             return false;
         }
-        let size = Size::of(&report);
         (self.log)(&format!("kept: {what} -> {size}"));
         self.best = candidate;
         self.best_size = size;
@@ -181,13 +198,12 @@ fn fault_stores(fault: &Fault) -> Vec<u64> {
 /// Shrinks `plan`, which must fail `checker` (or, if `None`, any checker: the
 /// first that fails is the one kept failing).
 pub fn shrink(scenario: &Scenario, plan: Plan, checker: Option<&str>, budget: Budget, log: &mut dyn FnMut(&str)) -> Result<Shrunk, String> {
-    let first = run::run(scenario, &plan);
+    let (failed, original) = watched_run(scenario, &plan, budget.stall);
     let checker = match checker {
-        Some(c) if first.failures.iter().any(|f| f.checker == c) => c.to_string(),
-        Some(c) => return Err(format!("seed {} does not fail the {c} checker; it {}", plan.seed, if first.passed() { "passes" } else { "fails others" })),
-        None => first.failures.first().map(|f| f.checker.clone()).ok_or_else(|| format!("seed {} passes: nothing to shrink", plan.seed))?,
+        Some(c) if failed.iter().any(|f| f == c) => c.to_string(),
+        Some(c) => return Err(format!("seed {} does not fail the {c} checker; it {}", plan.seed, if failed.is_empty() { "passes" } else { "fails others" })),
+        None => failed.first().cloned().ok_or_else(|| format!("seed {} passes: nothing to shrink", plan.seed))?,
     };
-    let original = Size::of(&first);
     log(&format!("shrinking {} seed {} failing {checker}: {original}", scenario.name, plan.seed));
     let mut search = Search { scenario, checker, budget, started: Instant::now(), runs: 1, best: plan, best_size: original, log };
     loop {

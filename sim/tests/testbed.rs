@@ -212,7 +212,7 @@ fn failing_seeds_shrink() {
     ];
     for (bug, seed, runs) in bugs {
         let scenario = Scenario::load(&root().join("scenarios/bugs").join(bug)).unwrap();
-        let budget = Budget { runs, wall: std::time::Duration::from_secs(600) };
+        let budget = Budget { runs, wall: std::time::Duration::from_secs(600), stall: std::time::Duration::from_secs(60) };
         let shrunk = shrink(&scenario, Plan::draw(&scenario, seed), None, budget, &mut |_| {}).unwrap_or_else(|e| panic!("{bug}: {e}"));
         let (before, after) = (shrunk.original, shrunk.shrunk);
         assert!(after.faults < before.faults || after.ops < before.ops, "{bug}: {before} -> {after}");
@@ -498,6 +498,23 @@ fn a_spinning_run_fails_with_the_stall_message() {
     assert_eq!(out.status.code(), Some(1), "{stdout}");
     assert_eq!(stdout.matches("STALLED scenarios/bugs/spin-in-apply.toml seed").count(), 2, "{stdout}");
     assert!(stdout.contains("fuzz: 2 runs, 0 passed, 2 failed"), "{stdout}");
+}
+
+/// Shrinking a run that stalls does not hang: each candidate is watched, a
+/// stalled one fails the `stall` checker, and the search ends with a plan.
+#[test]
+fn a_stalling_run_shrinks() {
+    let out_dir = std::env::temp_dir().join(format!("simkv-shrink-stall-{}", std::process::id()));
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_simkv-sim"))
+        .args(["shrink", "--scenario", "scenarios/bugs/spin-in-apply.toml", "--seed", "0", "--stall-secs", "2", "--max-runs", "3", "--out"])
+        .arg(&out_dir)
+        .current_dir(root())
+        .output()
+        .expect("simkv-sim runs");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(1), "{stdout}");
+    assert!(stdout.contains("spin-in-apply seed 0, failing stall:"), "{stdout}");
+    assert!(out_dir.join("plan.toml").exists());
 }
 
 /// A run whose stores report events without bound is stopped and fails as an
