@@ -165,5 +165,18 @@ mod tests {
         );
         stores.get_mut(&2).unwrap().remove(&2);
         assert!(check(&views(&stores, &newest, &regions)).unwrap().starts_with("store 2 holds region 1"));
+        // A store removed from a region that still holds its peer.
+        let (mut stores, _) = views_of(&regions);
+        stores.entry(4).or_default().insert(2, regions[1].clone());
+        assert!(check(&views(&stores, &newest, &regions)).unwrap().starts_with("store 4 still holds a peer of region 2"));
+        // A learner left behind, and a joint configuration, are not the replica count.
+        let mut with_learner = regions.clone();
+        with_learner[1].peers.push(simkv::meta::Peer { id: 99, store_id: 4, role: simkv::meta::PeerRole::Learner });
+        let (stores, newest) = views_of(&with_learner);
+        assert!(check(&views(&stores, &newest, &with_learner)).unwrap().contains("has 4 peers (3 voting)"));
+        let mut joint = regions.clone();
+        joint[1].peers[0].role = simkv::meta::PeerRole::DemotingVoter;
+        let (stores, newest) = views_of(&joint);
+        assert!(check(&views(&stores, &newest, &joint)).unwrap().contains("not 3 voters"));
     }
 }
