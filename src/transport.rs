@@ -50,6 +50,28 @@ pub struct RaftEnvelope {
     pub tombstone: bool,
 }
 
+impl RaftEnvelope {
+    /// A raft message (protobuf bytes) from `from` to `to`, carrying the
+    /// sender's view of `region`.
+    pub fn new(region: &crate::meta::Region, from: Peer, to: Peer, message: Vec<u8>) -> RaftEnvelope {
+        RaftEnvelope {
+            region_id: region.id,
+            from,
+            to,
+            epoch: region.epoch,
+            start_key: region.start_key.clone(),
+            end_key: region.end_key.clone(),
+            message,
+            tombstone: false,
+        }
+    }
+
+    /// A tombstone notice: `region` (the sender's, newer) no longer has `to`.
+    pub fn tombstone(region: &crate::meta::Region, from: Peer, to: Peer) -> RaftEnvelope {
+        RaftEnvelope { tombstone: true, ..RaftEnvelope::new(region, from, to, Vec::new()) }
+    }
+}
+
 /// One piece of a raft message too large for a frame (a snapshot).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SnapshotChunk {

@@ -157,16 +157,7 @@ fn vote_request(region: &Region, to: Peer, candidate: u64, term: u64) -> simkv::
     msg.term = term;
     msg.log_term = term;
     msg.index = 1_000;
-    simkv::transport::RaftEnvelope {
-        region_id: region.id,
-        from: Peer::voter(candidate, region.peers[0].store_id),
-        to,
-        epoch: region.epoch,
-        start_key: region.start_key.clone(),
-        end_key: region.end_key.clone(),
-        message: msg.write_to_bytes().unwrap(),
-        tombstone: false,
-    }
+    simkv::transport::RaftEnvelope::new(region, Peer::voter(candidate, region.peers[0].store_id), to, msg.write_to_bytes().unwrap())
 }
 
 /// The crash point of the uninitialized-vote rule, built on purpose: store 4

@@ -363,16 +363,7 @@ fn forged_snapshot(region: &simkv::meta::Region, to_store: u64, index: u64, data
     msg.to = to.id;
     msg.term = 100;
     msg.set_snapshot(snapshot);
-    simkv::transport::RaftEnvelope {
-        region_id: region.id,
-        from,
-        to,
-        epoch: region.epoch,
-        start_key: region.start_key.clone(),
-        end_key: region.end_key.clone(),
-        message: msg.write_to_bytes().unwrap(),
-        tombstone: false,
-    }
+    simkv::transport::RaftEnvelope::new(region, from, to, msg.write_to_bytes().unwrap())
 }
 
 /// A store refuses snapshots that are stale, that would overlap another of its

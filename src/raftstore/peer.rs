@@ -575,16 +575,7 @@ impl<E: Engine> PeerFsm<E> {
                 self.node.report_unreachable(to_id);
                 continue;
             };
-            let envelope = RaftEnvelope {
-                region_id: self.region_id(),
-                from: self.peer,
-                to,
-                epoch: self.region().epoch,
-                start_key: self.region().start_key.clone(),
-                end_key: self.region().end_key.clone(),
-                message: msg.write_to_bytes().expect("raft message encodes"),
-                tombstone: false,
-            };
+            let envelope = RaftEnvelope::new(self.region(), self.peer, to, msg.write_to_bytes().expect("raft message encodes"));
             if msg.get_msg_type() == MessageType::MsgSnapshot {
                 let meta = msg.get_snapshot().get_metadata();
                 effects.snapshots.push((envelope, (meta.term, meta.index)));

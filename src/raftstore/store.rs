@@ -357,17 +357,7 @@ impl<E: Engine> Store<E> {
     /// Tells peer `to` (not in `region`, which is newer than what it knows)
     /// that it was removed.
     fn tell_tombstone(&mut self, from: crate::meta::Peer, region: Region, to: crate::meta::Peer) {
-        let notice = RaftEnvelope {
-            region_id: region.id,
-            from,
-            to,
-            epoch: region.epoch,
-            start_key: region.start_key,
-            end_key: region.end_key,
-            message: Vec::new(),
-            tombstone: true,
-        };
-        self.outgoing.entry(to.store_id).or_default().push(notice);
+        self.outgoing.entry(to.store_id).or_default().push(RaftEnvelope::tombstone(&region, from, to));
     }
 
     /// A leader says this store's peer is no longer a member: destroy it if
@@ -385,7 +375,7 @@ impl<E: Engine> Store<E> {
         let stale = peer.peer.id == peer_id && peer.region().epoch.conf_ver < epoch.conf_ver && peer.applying_snapshot.is_none();
         if stale {
             tracing::info!(store = self.store_id, region = region_id, peer = peer_id, "removed while away: destroying");
-            self.destroy_peer(region_id, Some(epoch)).await?;
+            self.destroy_peer(region_id, Tombstone::Write(epoch)).await?;
         }
         Ok(())
     }
@@ -567,7 +557,8 @@ impl<E: Engine> Store<E> {
         let destroy = effects.destroy;
         self.route_effects(effects).await?;
         if destroy {
-            self.destroy_peer(region_id, None).await?;
+            // The apply batch that removed the peer already holds its tombstone.
+            self.destroy_peer(region_id, Tombstone::Written).await?;
         }
         Ok(())
     }
@@ -599,19 +590,19 @@ impl<E: Engine> Store<E> {
     /// Destroys a peer: its data, apply state and region state give way to a
     /// tombstone in one synced kv batch (a crash leaves the live peer or the
     /// tombstone, never half of each), then its log and raft state go.
-    /// `epoch`: the newer epoch a tombstone notice brought, if any.
-    async fn destroy_peer(&mut self, region_id: RegionId, epoch: Option<crate::meta::RegionEpoch>) -> Result<(), Stopped> {
+    /// The tombstone is written here unless the apply batch already wrote it.
+    async fn destroy_peer(&mut self, region_id: RegionId, tombstone: Tombstone) -> Result<(), Stopped> {
         let Some(mut peer) = self.peers.remove(&region_id) else {
             return Ok(());
         };
-        let mut region = peer.region().clone();
-        if let Some(epoch) = epoch {
+        if let Tombstone::Write(epoch) = tombstone {
+            let mut region = peer.region().clone();
             region.epoch.conf_ver = region.epoch.conf_ver.max(epoch.conf_ver);
             region.epoch.version = region.epoch.version.max(epoch.version);
+            let mut kv = WriteBatch::new();
+            state::tombstone_into(&mut kv, &region, peer.peer.id, peer.is_initialized());
+            engine_ok(self.kv_engine.write(&kv, true).await, "write tombstone")?;
         }
-        let mut kv = WriteBatch::new();
-        state::tombstone_into(&mut kv, &region, peer.peer.id, peer.is_initialized());
-        engine_ok(self.kv_engine.write(&kv, true).await, "write tombstone")?;
         self.delete_raft_state(region_id).await?;
         peer.proposals.peer_destroyed(region_id);
         for read in peer.reads.drain(..) {
@@ -648,6 +639,14 @@ impl<E: Engine> Store<E> {
     fn send_chunk(&self, addr: SocketAddr, chunk: SnapshotChunk) {
         self.transport.send(addr, &Frame::SnapshotChunk(chunk));
     }
+}
+
+/// Where a destroyed peer's tombstone comes from.
+enum Tombstone {
+    /// The peer applied its own removal: the apply batch wrote it.
+    Written,
+    /// A newer epoch told the peer it was removed: write it now, at that epoch.
+    Write(crate::meta::RegionEpoch),
 }
 
 /// Whether a restarted peer waits an election timeout before it votes (see
