@@ -192,7 +192,7 @@ impl RawClient {
     }
 
     /// The region holding encoded key `key`: from the cache, else from the source.
-    async fn locate(&self, key: &[u8]) -> Result<Region, ClientError> {
+    pub async fn locate(&self, key: &[u8]) -> Result<Region, ClientError> {
         if let Some(region) = self.cache.lock().expect("cache lock").locate(key) {
             return Ok(region);
         }
@@ -226,6 +226,28 @@ impl RawClient {
     /// learns; returns the answer and the region that gave it.
     async fn call_in(&self, key: &[u8], cmd: RawRequest) -> Result<(RawReply, Region), ClientError> {
         let is_write = cmd.is_write();
+        let build = |region: &Region| RpcRequest::Kv(KvRequest { region_id: region.id, epoch: region.epoch, cmd: cmd.clone() });
+        self.route(key, is_write, build, |store, response| match response {
+            RpcResponse::Kv(Ok(reply)) => Ok(reply),
+            RpcResponse::Kv(Err(error)) | RpcResponse::Rejected(error) => Err(AttemptError::Server(error)),
+            _ => Err(AttemptError::Server(ServerError::Malformed(format!("store {store} answered with a response of another service")))),
+        })
+        .await
+    }
+
+    /// Sends the request `build` makes for the region holding encoded key
+    /// `key` to that region's leader, following the routing as it learns
+    /// (leader hints, epoch changes, silent stores) with bounded backoff;
+    /// `extract` turns a response into the answer or the attempt's failure.
+    /// A `write` that may have reached raft and timed out is not retried:
+    /// its outcome is unknown. Returns the answer and the region that gave it.
+    pub async fn route<R>(
+        &self,
+        key: &[u8],
+        is_write: bool,
+        build: impl Fn(&Region) -> RpcRequest,
+        extract: impl Fn(StoreId, RpcResponse) -> Result<R, AttemptError>,
+    ) -> Result<(R, Region), ClientError> {
         let mut last = None;
         for attempt in 0..self.cfg.max_attempts {
             let region = match self.locate(key).await {
@@ -243,9 +265,9 @@ impl RawClient {
                 Err(e) => return Err(e),
             };
             let store = self.target(&region, attempt);
-            tracing::debug!(region = region.id, store, attempt, ?cmd, "client request");
-            let request = RpcRequest::Kv(KvRequest { region_id: region.id, epoch: region.epoch, cmd: cmd.clone() });
-            let failure = match self.rpc(store, &request).await {
+            let request = build(&region);
+            tracing::debug!(region = region.id, store, attempt, ?request, "client request");
+            let failure = match self.send(store, &request).await.and_then(|response| extract(store, response)) {
                 Ok(reply) => {
                     self.cache.lock().expect("cache lock").set_leader(region.id, store);
                     return Ok((reply, region));
@@ -265,8 +287,8 @@ impl RawClient {
         Err(ClientError::Failed { attempts: self.cfg.max_attempts, last })
     }
 
-    /// One request, one answer.
-    async fn rpc(&self, store: StoreId, request: &RpcRequest) -> Result<RawReply, AttemptError> {
+    /// One request to `store`, one response.
+    async fn send(&self, store: StoreId, request: &RpcRequest) -> Result<RpcResponse, AttemptError> {
         let known = self.addresses.lock().expect("addresses lock").get(&store).copied();
         let addr = match known {
             Some(addr) => addr,
@@ -276,13 +298,7 @@ impl RawClient {
                 addr
             }
         };
-        match self.rpc.call(addr, request, self.cfg.rpc_timeout).await? {
-            RpcResponse::Kv(Ok(reply)) => Ok(reply),
-            RpcResponse::Kv(Err(error)) | RpcResponse::Rejected(error) => Err(AttemptError::Server(error)),
-            RpcResponse::Pd(_) | RpcResponse::Admin(_) => {
-                Err(AttemptError::Server(ServerError::Malformed(format!("store {store} answered with a response of another service"))))
-            }
-        }
+        Ok(self.rpc.call(addr, request, self.cfg.rpc_timeout).await?)
     }
 }
 

@@ -184,6 +184,24 @@ pub trait Snapshot: Send + Sync + 'static {
     }
 }
 
+/// What MVCC needs to read: point reads and ordered ranges. Every snapshot is
+/// one; so is a batch being applied seen over the snapshot it is applied to
+/// (`raftstore::apply`), so later commands of a batch see earlier ones.
+pub trait ReadView {
+    fn read(&self, cf: Cf, key: &[u8]) -> Result<Option<Vec<u8>>>;
+    fn range<'a>(&'a self, cf: Cf, start: &[u8], end: Option<&[u8]>, reverse: bool) -> Box<dyn Iterator<Item = Result<KvPair>> + 'a>;
+}
+
+impl<S: Snapshot> ReadView for S {
+    fn read(&self, cf: Cf, key: &[u8]) -> Result<Option<Vec<u8>>> {
+        self.get(cf, key)
+    }
+
+    fn range<'a>(&'a self, cf: Cf, start: &[u8], end: Option<&[u8]>, reverse: bool) -> Box<dyn Iterator<Item = Result<KvPair>> + 'a> {
+        self.iter(cf, start, end, reverse)
+    }
+}
+
 /// An ordered, column-family key-value store.
 pub trait Engine: Clone + Send + Sync + 'static {
     type Snap: Snapshot;

@@ -4,24 +4,17 @@
 
 use super::reader::CommitRecord;
 use super::{Lock, LockKind, MvccReader, MvccTxn, Write, WriteKind, SHORT_VALUE_MAX};
-use crate::engine::Snapshot;
+use crate::engine::ReadView;
+pub use crate::proto::TxnOp as Op;
+pub use crate::proto::TxnStatus;
 use crate::proto::{KeyError, LockInfo};
-
-/// What a prewrite does to its key.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Op {
-    Put(Vec<u8>),
-    Delete,
-    /// Lock the key without changing it (a read lock).
-    Lock,
-}
 
 /// Prewrite `key` for transaction `start_ts` with primary `primary`:
 /// `KeyIsLocked` if another transaction holds a lock; `WriteConflict` if a
 /// write committed at or after `start_ts` exists (or this transaction was
 /// already rolled back here); nothing to do if its own lock is already there;
 /// otherwise the lock (and the value in the default CF when it is long).
-pub fn prewrite<S: Snapshot>(
+pub fn prewrite<S: ReadView + ?Sized>(
     reader: &MvccReader<S>,
     txn: &mut MvccTxn,
     key: &[u8],
@@ -37,7 +30,7 @@ pub fn prewrite<S: Snapshot>(
         return Err(KeyError::KeyIsLocked(LockInfo { key: key.to_vec(), primary: lock.primary, start_ts: lock.start_ts, ttl_ms: lock.ttl_ms }));
     }
     for (commit_ts, write) in reader.writes(key, u64::MAX) {
-        if commit_ts < start_ts {
+        if commit_ts < start_ts || reader.bugs.no_write_conflict_check {
             break;
         }
         if write.kind == WriteKind::Rollback && write.start_ts != start_ts {
@@ -65,7 +58,7 @@ pub fn prewrite<S: Snapshot>(
 /// write record. Committing again is a no-op; a key whose lock is gone and
 /// that was never committed (rolled back, or never prewritten) is
 /// `TxnNotFound`.
-pub fn commit<S: Snapshot>(reader: &MvccReader<S>, txn: &mut MvccTxn, key: &[u8], start_ts: u64, commit_ts: u64) -> Result<(), KeyError> {
+pub fn commit<S: ReadView + ?Sized>(reader: &MvccReader<S>, txn: &mut MvccTxn, key: &[u8], start_ts: u64, commit_ts: u64) -> Result<(), KeyError> {
     match reader.load_lock(key) {
         Some(lock) if lock.start_ts == start_ts => {
             let kind = match lock.kind {
@@ -77,6 +70,7 @@ pub fn commit<S: Snapshot>(reader: &MvccReader<S>, txn: &mut MvccTxn, key: &[u8]
             txn.unlock(key);
             Ok(())
         }
+        _ if reader.bugs.commit_ignores_rollback => Ok(()),
         _ => match reader.commit_record(key, start_ts) {
             CommitRecord::Committed { .. } => Ok(()),
             CommitRecord::RolledBack | CommitRecord::None => Err(KeyError::TxnNotFound { key: key.to_vec(), start_ts }),
@@ -88,39 +82,30 @@ pub fn commit<S: Snapshot>(reader: &MvccReader<S>, txn: &mut MvccTxn, key: &[u8]
 /// Rollback record at `start_ts` is **always** left (also when no lock was
 /// ever written), so a late prewrite of this transaction fails. A committed
 /// transaction is never rolled back (`Committed`).
-pub fn rollback<S: Snapshot>(reader: &MvccReader<S>, txn: &mut MvccTxn, key: &[u8], start_ts: u64) -> Result<(), KeyError> {
+pub fn rollback<S: ReadView + ?Sized>(reader: &MvccReader<S>, txn: &mut MvccTxn, key: &[u8], start_ts: u64) -> Result<(), KeyError> {
     match reader.commit_record(key, start_ts) {
         CommitRecord::Committed { commit_ts, .. } => return Err(KeyError::Committed { key: key.to_vec(), commit_ts }),
         CommitRecord::RolledBack => return Ok(()),
         CommitRecord::None => {}
     }
-    if let Some(lock) = reader.load_lock(key).filter(|l| l.start_ts == start_ts) {
-        if lock.kind == LockKind::Put && lock.short_value.is_none() {
-            txn.delete_value(key, start_ts);
+    match reader.load_lock(key).filter(|l| l.start_ts == start_ts) {
+        Some(lock) => {
+            if lock.kind == LockKind::Put && lock.short_value.is_none() {
+                txn.delete_value(key, start_ts);
+            }
+            txn.unlock(key);
         }
-        txn.unlock(key);
+        None if reader.bugs.rollback_without_record => return Ok(()),
+        None => {}
     }
     txn.put_write(key, start_ts, &Write { kind: WriteKind::Rollback, start_ts, short_value: None });
     Ok(())
 }
 
-/// A transaction's fate, as its primary key tells it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum TxnStatus {
-    Committed {
-        commit_ts: u64,
-    },
-    RolledBack,
-    /// Still locked, its TTL not expired (`ttl_ms` from its start).
-    Alive {
-        ttl_ms: u64,
-    },
-}
-
 /// The status of transaction `start_ts` from its `primary` key at `now_ms`
 /// (the physical part of a current timestamp): committed, rolled back, alive,
 /// or — its lock expired, or no lock and no record — rolled back now.
-pub fn check_txn_status<S: Snapshot>(reader: &MvccReader<S>, txn: &mut MvccTxn, primary: &[u8], start_ts: u64, now_ms: u64) -> TxnStatus {
+pub fn check_txn_status<S: ReadView + ?Sized>(reader: &MvccReader<S>, txn: &mut MvccTxn, primary: &[u8], start_ts: u64, now_ms: u64) -> TxnStatus {
     if let Some(lock) = reader.load_lock(primary).filter(|l| l.start_ts == start_ts) {
         if physical_ms(start_ts) + lock.ttl_ms > now_ms {
             return TxnStatus::Alive { ttl_ms: lock.ttl_ms };
@@ -139,7 +124,7 @@ pub fn check_txn_status<S: Snapshot>(reader: &MvccReader<S>, txn: &mut MvccTxn, 
 /// Resolves `key`'s lock of transaction `start_ts` as its primary decided:
 /// commit it at `commit_ts`, or (`None`) roll it back. A key whose lock is
 /// another transaction's (or gone) is left as it is.
-pub fn resolve_lock<S: Snapshot>(reader: &MvccReader<S>, txn: &mut MvccTxn, key: &[u8], start_ts: u64, commit_ts: Option<u64>) -> Result<(), KeyError> {
+pub fn resolve_lock<S: ReadView + ?Sized>(reader: &MvccReader<S>, txn: &mut MvccTxn, key: &[u8], start_ts: u64, commit_ts: Option<u64>) -> Result<(), KeyError> {
     if reader.load_lock(key).is_none_or(|l| l.start_ts != start_ts) {
         return Ok(());
     }
@@ -152,7 +137,7 @@ pub fn resolve_lock<S: Snapshot>(reader: &MvccReader<S>, txn: &mut MvccTxn, key:
 /// Extends the TTL of transaction `start_ts`'s lock on its primary to
 /// `ttl_ms` (never shortens it); returns the TTL now in force, or
 /// `TxnNotFound` if the lock is gone.
-pub fn txn_heartbeat<S: Snapshot>(reader: &MvccReader<S>, txn: &mut MvccTxn, primary: &[u8], start_ts: u64, ttl_ms: u64) -> Result<u64, KeyError> {
+pub fn txn_heartbeat<S: ReadView + ?Sized>(reader: &MvccReader<S>, txn: &mut MvccTxn, primary: &[u8], start_ts: u64, ttl_ms: u64) -> Result<u64, KeyError> {
     match reader.load_lock(primary) {
         Some(mut lock) if lock.start_ts == start_ts => {
             if ttl_ms > lock.ttl_ms {
@@ -170,7 +155,7 @@ pub fn txn_heartbeat<S: Snapshot>(reader: &MvccReader<S>, txn: &mut MvccTxn, pri
 /// dropped with everything under it), drops every older one, every Rollback
 /// and Lock record below the safe point, and their long values. Locks are
 /// never touched.
-pub fn gc<S: Snapshot>(reader: &MvccReader<S>, txn: &mut MvccTxn, key: &[u8], safe_point: u64) {
+pub fn gc<S: ReadView + ?Sized>(reader: &MvccReader<S>, txn: &mut MvccTxn, key: &[u8], safe_point: u64) {
     let mut kept_visible = false;
     for (commit_ts, write) in reader.writes(key, safe_point) {
         let drop_it = match write.kind {
@@ -328,7 +313,7 @@ mod tests {
         assert_eq!(versions, vec![31, 21], "the version visible at 26 stays; older ones and the rollback go");
         assert_eq!(reader.get(b"k", 26), Ok(Some(b"2".to_vec())));
         assert_eq!(reader.writes(b"d", u64::MAX).count(), 0, "a delete at the safe point takes everything under it");
-        assert!(snap.get(crate::engine::Cf::Default, &keys::data_key(&crate::mvcc::version_key(b"k", 10))).unwrap().is_none(), "its long value too");
+        assert!(crate::engine::Snapshot::get(&snap, crate::engine::Cf::Default, &keys::data_key(&crate::mvcc::version_key(b"k", 10))).unwrap().is_none(), "its long value too");
         assert!(reader.load_lock(b"k").is_some(), "locks are never collected");
     }
 

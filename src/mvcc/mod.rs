@@ -15,13 +15,15 @@
 //! (without the engine's `z` prefix), as raft commands do.
 
 pub mod actions;
+pub mod commands;
 pub mod reader;
 
 use crate::codec::keys;
 use crate::engine::Cf;
 use serde::{Deserialize, Serialize};
 
-pub use reader::MvccReader;
+pub use actions::{Op, TxnStatus};
+pub use reader::{MvccBugs, MvccReader};
 
 /// Values up to this many bytes live in the lock and write records themselves.
 pub const SHORT_VALUE_MAX: usize = 255;

@@ -3,11 +3,28 @@
 
 use super::{version_key, Lock, LockKind, Write, WriteKind};
 use crate::codec::keys;
-use crate::engine::{Cf, KvPair, Snapshot};
+use crate::engine::{Cf, KvPair, ReadView};
 use crate::proto::{KeyError, LockInfo};
 
-pub struct MvccReader<'a, S: Snapshot> {
+pub struct MvccReader<'a, S: ReadView + ?Sized> {
     snap: &'a S,
+    pub bugs: MvccBugs,
+}
+
+/// Defects the testbed can plant in MVCC (set only in simulation; always off
+/// in a real build).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct MvccBugs {
+    /// Reads return the committed value under another transaction's lock.
+    pub reads_ignore_locks: bool,
+    /// Prewrite skips the write-conflict check.
+    pub no_write_conflict_check: bool,
+    /// Commit of a key whose lock is gone answers success whatever the write
+    /// CF says (a Rollback record included).
+    pub commit_ignores_rollback: bool,
+    /// Rolling back a key that holds no lock of the transaction writes no
+    /// Rollback record, so a late prewrite succeeds.
+    pub rollback_without_record: bool,
 }
 
 /// What the write CF says about one transaction on one key.
@@ -18,13 +35,17 @@ pub enum CommitRecord {
     None,
 }
 
-impl<'a, S: Snapshot> MvccReader<'a, S> {
+impl<'a, S: ReadView + ?Sized> MvccReader<'a, S> {
     pub fn new(snap: &'a S) -> Self {
-        MvccReader { snap }
+        MvccReader { snap, bugs: MvccBugs::default() }
+    }
+
+    pub fn with_bugs(snap: &'a S, bugs: MvccBugs) -> Self {
+        MvccReader { snap, bugs }
     }
 
     pub fn load_lock(&self, key: &[u8]) -> Option<Lock> {
-        self.snap.get(Cf::Lock, &keys::data_key(&keys::txn_key(key))).expect("lock read").map(|v| Lock::decode(&v))
+        self.snap.read(Cf::Lock, &keys::data_key(&keys::txn_key(key))).expect("lock read").map(|v| Lock::decode(&v))
     }
 
     /// Versions of `key` in the write CF with commit_ts ≤ `ts`, newest first.
@@ -32,7 +53,7 @@ impl<'a, S: Snapshot> MvccReader<'a, S> {
         let start = keys::data_key(&version_key(key, ts));
         let mut end = keys::data_key(&version_key(key, 0));
         end.push(0);
-        self.snap.iter(Cf::Write, &start, Some(&end), false).map(|pair| {
+        self.snap.range(Cf::Write, &start, Some(&end), false).map(|pair| {
             let (k, v) = pair.expect("write CF read");
             let (_, commit_ts) = keys::decode_mvcc_key(&k).expect("write CF key");
             (commit_ts, Write::decode(&v))
@@ -66,7 +87,7 @@ impl<'a, S: Snapshot> MvccReader<'a, S> {
             Some(v) => v,
             None => self
                 .snap
-                .get(Cf::Default, &keys::data_key(&version_key(key, write.start_ts)))
+                .read(Cf::Default, &keys::data_key(&version_key(key, write.start_ts)))
                 .expect("default CF read")
                 .unwrap_or_else(|| panic!("committed value of {key:?} at start_ts {} is missing from the default CF", write.start_ts)),
         }
@@ -75,7 +96,7 @@ impl<'a, S: Snapshot> MvccReader<'a, S> {
     /// `key` as of `read_ts`: blocked by another transaction's lock at or
     /// below `read_ts` (`KeyIsLocked`), else the newest Put or Delete.
     pub fn get(&self, key: &[u8], read_ts: u64) -> Result<Option<Vec<u8>>, KeyError> {
-        if let Some(lock) = self.load_lock(key) {
+        if let Some(lock) = self.load_lock(key).filter(|_| !self.bugs.reads_ignore_locks) {
             check_lock(key, &lock, read_ts)?;
         }
         Ok(match self.data_write(key, read_ts) {
@@ -97,16 +118,22 @@ impl<'a, S: Snapshot> MvccReader<'a, S> {
     }
 
     fn scan_in(&self, start: &[u8], end: &[u8], limit: usize, read_ts: u64, reverse: bool) -> Result<Vec<KvPair>, KeyError> {
-        let lower = keys::data_key(&keys::txn_key(start));
-        let upper = if end.is_empty() { keys::data_end_key(&[keys::TXN_PREFIX + 1]) } else { keys::data_key(&keys::txn_key(end)) };
-        for pair in self.snap.iter(Cf::Lock, &lower, Some(&upper), false) {
-            let (k, v) = pair.expect("lock CF read");
-            let key = keys::decode_lock_key(&k).expect("lock CF key");
-            check_lock(&key, &Lock::decode(&v), read_ts)?;
+        let (lower, upper) = data_range(start, end);
+        self.scan_data_range(&lower, &upper, limit, read_ts, reverse)
+    }
+
+    /// [`MvccReader::scan`] over engine keys `[lower, upper)` (data keys of
+    /// the transactional key space, e.g. a region's range clipped to it).
+    pub fn scan_data_range(&self, lower: &[u8], upper: &[u8], limit: usize, read_ts: u64, reverse: bool) -> Result<Vec<KvPair>, KeyError> {
+        let (lower, upper) = (lower.to_vec(), upper.to_vec());
+        if !self.bugs.reads_ignore_locks {
+            for (key, lock) in self.locks(&lower, &upper) {
+                check_lock(&key, &lock, read_ts)?;
+            }
         }
         let mut out = Vec::new();
         let mut last: Option<Vec<u8>> = None;
-        for pair in self.snap.iter(Cf::Write, &lower, Some(&upper), reverse) {
+        for pair in self.snap.range(Cf::Write, &lower, Some(&upper), reverse) {
             if out.len() >= limit {
                 break;
             }
@@ -122,6 +149,39 @@ impl<'a, S: Snapshot> MvccReader<'a, S> {
         }
         Ok(out)
     }
+
+    /// Every lock in engine keys `[lower, upper)`, with its user key, ascending.
+    pub fn locks(&self, lower: &[u8], upper: &[u8]) -> Vec<(Vec<u8>, Lock)> {
+        self.snap
+            .range(Cf::Lock, lower, Some(upper), false)
+            .map(|pair| {
+                let (k, v) = pair.expect("lock CF read");
+                (keys::decode_lock_key(&k).expect("lock CF key"), Lock::decode(&v))
+            })
+            .collect()
+    }
+
+    /// Every user key with a version in the write CF within engine keys
+    /// `[lower, upper)`, ascending.
+    pub fn versioned_keys(&self, lower: &[u8], upper: &[u8]) -> Vec<Vec<u8>> {
+        let mut out: Vec<Vec<u8>> = Vec::new();
+        for pair in self.snap.range(Cf::Write, lower, Some(upper), false) {
+            let (k, _) = pair.expect("write CF read");
+            let (key, _) = keys::decode_mvcc_key(&k).expect("write CF key");
+            if out.last() != Some(&key) {
+                out.push(key);
+            }
+        }
+        out
+    }
+}
+
+/// Engine keys `[lower, upper)` of user keys `[start, end)` (empty end: to
+/// the end of the transactional key space).
+pub fn data_range(start: &[u8], end: &[u8]) -> (Vec<u8>, Vec<u8>) {
+    let lower = keys::data_key(&keys::txn_key(start));
+    let upper = if end.is_empty() { keys::data_end_key(&[keys::TXN_PREFIX + 1]) } else { keys::data_key(&keys::txn_key(end)) };
+    (lower, upper)
 }
 
 /// A lock blocks a read at `read_ts` if another transaction may commit below

@@ -16,11 +16,13 @@ pub mod admin;
 pub mod errors;
 pub mod kv;
 pub mod pd;
+pub mod txn;
 
 pub use admin::{AdminReply, AdminRequest, AdminResponse, ChangeKind, PeerChange};
 pub use errors::{KeyError, LockInfo, RegionError, RegionResult, ServerError};
 pub use kv::{KvReply, KvRequest, KvResponse, RawReply, RawRequest};
 pub use pd::{PdError, PdReply, PdRequest, PdResponse};
+pub use txn::{TxnCmd, TxnMutation, TxnOp, TxnRead, TxnReply, TxnRequest, TxnResponse, TxnResult, TxnStatus, TxnWrite};
 
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
@@ -28,8 +30,10 @@ use serde::{Deserialize, Serialize};
 /// Which service an RPC is for; the tag every envelope carries.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Service {
-    /// A store's key-value service (raw now, transactional next).
+    /// A store's raw key-value service.
     Kv,
+    /// A store's transactional key-value service.
+    Txn,
     /// The placement driver.
     Pd,
     /// A store's admin service (membership, leadership, splits).
@@ -40,6 +44,7 @@ pub enum Service {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum RpcRequest {
     Kv(KvRequest),
+    Txn(TxnRequest),
     Pd(PdRequest),
     Admin(AdminRequest),
 }
@@ -48,6 +53,7 @@ pub enum RpcRequest {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum RpcResponse {
     Kv(KvResponse),
+    Txn(TxnResponse),
     Pd(PdResponse),
     Admin(AdminResponse),
     /// The receiver does not serve this service, or could not decode the request.
@@ -58,6 +64,7 @@ impl RpcRequest {
     pub fn service(&self) -> Service {
         match self {
             RpcRequest::Kv(_) => Service::Kv,
+            RpcRequest::Txn(_) => Service::Txn,
             RpcRequest::Pd(_) => Service::Pd,
             RpcRequest::Admin(_) => Service::Admin,
         }

@@ -19,7 +19,7 @@ use super::cmd::{AdminCmd, CmdBody, Mutation, PeerChange, RaftCmd, RegionError, 
 use super::events::fingerprint;
 use super::state::{self, ApplyState, PeerState, RegionLocalState, RAFT_INIT_LOG_INDEX, RAFT_INIT_LOG_TERM};
 use crate::codec::keys;
-use crate::engine::{Cf, Snapshot, WriteBatch};
+use crate::engine::{Cf, KvPair, ReadView, Snapshot, WriteBatch};
 use crate::meta::{Peer, Region, RegionEpoch};
 use protobuf::Message as _;
 use raft::eraftpb::{ConfChangeV2, Entry, EntryType};
@@ -51,6 +51,8 @@ pub struct ApplyBugs {
     pub empty_value_panics: bool,
     /// Applying index 50 spins forever.
     pub spin_at_index_50: bool,
+    /// Defects in the transactional commands.
+    pub mvcc: crate::mvcc::MvccBugs,
 }
 
 /// One applied entry, for the `Applied` event.
@@ -122,8 +124,8 @@ pub fn apply_entries_with<S: Snapshot>(region: &Region, mut apply_state: ApplySt
                         let key = mutations.iter().map(Mutation::key).next().unwrap_or_default();
                         panic!("apply: put of an empty value to {:?} at index {}", String::from_utf8_lossy(key), entry.index)
                     }
-                    CmdBody::Write(write) if bugs.skip_epoch_check => ctx.exec_write_anywhere(write),
-                    CmdBody::Write(write) => ctx.exec_write(&region, write),
+                    CmdBody::Write(write) if bugs.skip_epoch_check => ctx.exec_write_anywhere(&region, write, bugs.mvcc),
+                    CmdBody::Write(write) => ctx.exec_write(&region, write, bugs.mvcc),
                     CmdBody::Admin(AdminCmd::BatchSplit { split_keys, ids }) => {
                         let (derived, new_regions) = split(&region, &split_keys, &ids, !bugs.split_keeps_version)?;
                         for r in std::iter::once(&derived).chain(&new_regions) {
@@ -245,20 +247,20 @@ impl<S: Snapshot> ApplyContext<'_, S> {
         self.overlay.insert((cf, data_key), value);
     }
 
-    fn exec_write(&mut self, region: &Region, cmd: WriteCmd) -> RegionResult<WriteResult> {
+    fn exec_write(&mut self, region: &Region, cmd: WriteCmd, bugs: crate::mvcc::MvccBugs) -> RegionResult<WriteResult> {
         if let Some(key) = cmd.keys().into_iter().find(|k| !region.contains(k)) {
             return Err(RegionError::KeyNotInRegion {
-                key: key.to_vec(),
+                key,
                 region_id: region.id,
                 start_key: region.start_key.clone(),
                 end_key: region.end_key.clone(),
             });
         }
-        self.exec_write_anywhere(cmd)
+        self.exec_write_anywhere(region, cmd, bugs)
     }
 
     /// Executes a write without asking whether its keys are the region's.
-    fn exec_write_anywhere(&mut self, cmd: WriteCmd) -> RegionResult<WriteResult> {
+    fn exec_write_anywhere(&mut self, region: &Region, cmd: WriteCmd, bugs: crate::mvcc::MvccBugs) -> RegionResult<WriteResult> {
         match cmd {
             WriteCmd::Mutate(mutations) => {
                 for mutation in mutations {
@@ -277,6 +279,93 @@ impl<S: Snapshot> ApplyContext<'_, S> {
                     self.set(Cf::Default, data_key, new);
                 }
                 Ok(WriteResult::Cas { succeeded, previous })
+            }
+            WriteCmd::Txn(cmd) => {
+                let (lower, upper) = crate::mvcc::commands::txn_data_range(&region.start_key, &region.end_key);
+                let view = BatchView { snap: self.snap, overlay: &self.overlay };
+                let reader = crate::mvcc::MvccReader::with_bugs(&view, bugs);
+                let (txn, result) = crate::mvcc::commands::execute_write(&reader, (&lower, &upper), &cmd);
+                for modify in txn.modifies {
+                    match modify {
+                        crate::mvcc::Modify::Put { cf, key, value } => self.set(cf, keys::data_key(&key), Some(value)),
+                        crate::mvcc::Modify::Delete { cf, key } => self.set(cf, keys::data_key(&key), None),
+                    }
+                }
+                Ok(WriteResult::Txn(result))
+            }
+        }
+    }
+}
+
+/// The batch being applied seen over the snapshot it is applied to: what
+/// earlier commands of the batch wrote, else the snapshot.
+struct BatchView<'a, S> {
+    snap: &'a S,
+    overlay: &'a BTreeMap<(Cf, Vec<u8>), Option<Vec<u8>>>,
+}
+
+impl<S: Snapshot> ReadView for BatchView<'_, S> {
+    fn read(&self, cf: Cf, key: &[u8]) -> crate::engine::Result<Option<Vec<u8>>> {
+        match self.overlay.get(&(cf, key.to_vec())) {
+            Some(value) => Ok(value.clone()),
+            None => self.snap.get(cf, key),
+        }
+    }
+
+    fn range<'b>(&'b self, cf: Cf, start: &[u8], end: Option<&[u8]>, reverse: bool) -> Box<dyn Iterator<Item = crate::engine::Result<KvPair>> + 'b> {
+        let mut written: Vec<(Vec<u8>, Option<Vec<u8>>)> = self
+            .overlay
+            .range((cf, start.to_vec())..)
+            .take_while(|((c, k), _)| *c == cf && end.is_none_or(|end| k.as_slice() < end))
+            .map(|((_, k), v)| (k.clone(), v.clone()))
+            .collect();
+        if written.is_empty() {
+            return self.snap.iter(cf, start, end, reverse);
+        }
+        if reverse {
+            written.reverse();
+        }
+        Box::new(Merged { base: self.snap.iter(cf, start, end, reverse).peekable(), written: written.into_iter().peekable(), reverse })
+    }
+}
+
+/// Two ordered streams of the same range merged, the batch's writes winning
+/// over (and deletions hiding) the snapshot's pairs.
+struct Merged<'a> {
+    base: std::iter::Peekable<Box<dyn Iterator<Item = crate::engine::Result<KvPair>> + 'a>>,
+    written: std::iter::Peekable<std::vec::IntoIter<(Vec<u8>, Option<Vec<u8>>)>>,
+    reverse: bool,
+}
+
+impl Iterator for Merged<'_> {
+    type Item = crate::engine::Result<KvPair>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        loop {
+            let order = match (self.base.peek(), self.written.peek()) {
+                (None, None) => return None,
+                (Some(Err(_)), _) => return self.base.next(),
+                (Some(Ok(_)), None) => return self.base.next(),
+                (None, Some(_)) => std::cmp::Ordering::Greater,
+                (Some(Ok((b, _))), Some((w, _))) => {
+                    let order = b.cmp(w);
+                    if self.reverse {
+                        order.reverse()
+                    } else {
+                        order
+                    }
+                }
+            };
+            match order {
+                std::cmp::Ordering::Less => return self.base.next(),
+                std::cmp::Ordering::Equal => {
+                    self.base.next();
+                }
+                std::cmp::Ordering::Greater => {}
+            }
+            let (key, value) = self.written.next().expect("peeked");
+            if let Some(value) = value {
+                return Some(Ok((key, value)));
             }
         }
     }
@@ -361,6 +450,47 @@ mod tests {
         assert_eq!(out.results[1].2, Ok(WriteResult::Cas { succeeded: true, previous: Some(b"1".to_vec()) }));
         assert_eq!(out.results[2].2, Ok(WriteResult::Cas { succeeded: false, previous: Some(b"2".to_vec()) }));
         assert_eq!(engine_after(&out).await.snapshot().get(Cf::Default, &keys::data_key(&k("c"))).unwrap(), Some(b"2".to_vec()));
+    }
+
+    #[madsim::test]
+    async fn transactional_commands_see_earlier_commands_of_the_same_batch() {
+        use crate::proto::{KeyError, TxnMutation, TxnOp, TxnReply, TxnWrite};
+        let r = Region { start_key: vec![], end_key: vec![], ..region(1, 1) };
+        let engine = SimEngine::in_memory("kv");
+        let txn = |cmd: TxnWrite| write_entry(r.epoch, WriteCmd::Txn(cmd));
+        let prewrite = |key: &str, start_ts| TxnWrite::Prewrite {
+            mutations: vec![TxnMutation { key: key.as_bytes().to_vec(), op: TxnOp::Put(format!("v{start_ts}").into_bytes()) }],
+            primary: key.as_bytes().to_vec(),
+            start_ts,
+            ttl_ms: 1000,
+        };
+        let entries: Vec<Entry> = [
+            txn(prewrite("k", 10)),
+            txn(TxnWrite::Commit { keys: vec![b"k".to_vec()], start_ts: 10, commit_ts: 11 }),
+            // Started before the commit above (in this very batch): a conflict.
+            txn(prewrite("k", 9)),
+            txn(prewrite("k", 12)),
+            txn(TxnWrite::Rollback { keys: vec![b"k".to_vec()], start_ts: 12 }),
+        ]
+        .into_iter()
+        .enumerate()
+        .map(|(i, make)| make(6 + i as u64))
+        .collect();
+        let out = apply_entries(&r, state(5), &entries, &engine.snapshot());
+        let answers: Vec<_> = out.results.iter().map(|(_, _, r)| r.clone()).collect();
+        assert_eq!(answers[0], Ok(WriteResult::Txn(Ok(TxnReply::Done))));
+        assert_eq!(answers[1], Ok(WriteResult::Txn(Ok(TxnReply::Done))), "the commit found the lock written earlier in the batch");
+        assert!(matches!(&answers[2], Ok(WriteResult::Txn(Err(e))) if matches!(e[..], [KeyError::WriteConflict { conflict_commit_ts: 11, .. }])));
+        assert_eq!(answers[3], Ok(WriteResult::Txn(Ok(TxnReply::Done))));
+        assert_eq!(answers[4], Ok(WriteResult::Txn(Ok(TxnReply::Done))));
+        let after = engine_after(&out).await.snapshot();
+        let reader = crate::mvcc::MvccReader::new(&after);
+        assert_eq!(reader.get(b"k", 20), Ok(Some(b"v10".to_vec())), "txn 12 was rolled back, txn 9 never wrote");
+        assert_eq!(reader.load_lock(b"k"), None);
+    }
+
+    fn write_entry(epoch: RegionEpoch, cmd: WriteCmd) -> impl Fn(u64) -> Entry {
+        move |index| write(index, epoch, cmd.clone())
     }
 
     #[madsim::test]

@@ -15,6 +15,7 @@ pub use crate::proto::{ChangeKind, PeerChange};
 use serde::{Deserialize, Serialize};
 
 pub use crate::proto::{RegionError, RegionResult};
+pub use crate::proto::{TxnRead, TxnResult, TxnWrite};
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Mutation {
@@ -43,6 +44,9 @@ pub enum WriteCmd {
     /// Sets `key` (default CF) to `new` (None deletes) if its current value
     /// equals `expected` (None = absent).
     Cas { key: Vec<u8>, expected: Option<Vec<u8>>, new: Option<Vec<u8>> },
+    /// A Percolator command, decided at apply time by the `mvcc` module against
+    /// the state the entry is applied to (user keys; see `proto::txn`).
+    Txn(TxnWrite),
 }
 
 impl WriteCmd {
@@ -54,11 +58,12 @@ impl WriteCmd {
         WriteCmd::Mutate(vec![Mutation::Delete { cf: Cf::Default, key }])
     }
 
-    /// Every key the command writes.
-    pub fn keys(&self) -> Vec<&[u8]> {
+    /// Every (encoded) key the command names: what must lie in the region.
+    pub fn keys(&self) -> Vec<Vec<u8>> {
         match self {
-            WriteCmd::Mutate(mutations) => mutations.iter().map(Mutation::key).collect(),
-            WriteCmd::Cas { key, .. } => vec![key],
+            WriteCmd::Mutate(mutations) => mutations.iter().map(|m| m.key().to_vec()).collect(),
+            WriteCmd::Cas { key, .. } => vec![key.clone()],
+            WriteCmd::Txn(cmd) => cmd.keys().into_iter().map(crate::codec::keys::txn_key).collect(),
         }
     }
 }
@@ -67,6 +72,7 @@ impl WriteCmd {
 pub enum WriteResult {
     Done,
     Cas { succeeded: bool, previous: Option<Vec<u8>> },
+    Txn(TxnResult),
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -147,10 +153,27 @@ pub enum ReadCmd {
         end: Vec<u8>,
         limit: usize,
     },
+    /// An MVCC read (user keys), clipped to the region.
+    Txn(TxnRead),
+}
+
+impl ReadCmd {
+    /// The (encoded) keys that must lie in the region.
+    pub fn keys(&self) -> Vec<Vec<u8>> {
+        match self {
+            ReadCmd::Get { key } => vec![key.clone()],
+            ReadCmd::Scan { start, .. } => vec![start.clone()],
+            ReadCmd::Txn(TxnRead::Get { key, .. }) => vec![crate::codec::keys::txn_key(key)],
+            // A transactional scan is clipped to the region it reached (the
+            // client walks regions); a lock scan covers its region.
+            ReadCmd::Txn(TxnRead::Scan { .. } | TxnRead::ScanLocks { .. }) => vec![],
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum ReadResult {
     Value(Option<Vec<u8>>),
     Pairs(Vec<KvPair>),
+    Txn(TxnResult),
 }

@@ -101,6 +101,30 @@ pub struct PlantedBugs {
     /// A peer created by a message (uninitialized) forgets on restart the vote
     /// it gave: its hard state is read back as empty.
     pub uninitialized_vote_forgotten: bool,
+    /// Transactional reads ignore locks: they return the committed value
+    /// under another transaction's lock.
+    pub txn_reads_ignore_locks: bool,
+    /// Prewrite skips the write-conflict check (lost updates).
+    pub prewrite_skips_conflict_check: bool,
+    /// Commit of a key whose lock is gone succeeds whatever the write CF says,
+    /// a Rollback record included.
+    pub commit_ignores_rollback: bool,
+    /// Rolling back a key without a lock writes no Rollback record, so a late
+    /// prewrite of the rolled-back transaction succeeds.
+    pub rollback_leaves_no_record: bool,
+}
+
+#[cfg(madsim)]
+impl PlantedBugs {
+    /// The planted defects of the MVCC layer.
+    pub fn mvcc(&self) -> crate::mvcc::MvccBugs {
+        crate::mvcc::MvccBugs {
+            reads_ignore_locks: self.txn_reads_ignore_locks,
+            no_write_conflict_check: self.prewrite_skips_conflict_check,
+            commit_ignores_rollback: self.commit_ignores_rollback,
+            rollback_without_record: self.rollback_leaves_no_record,
+        }
+    }
 }
 
 impl Default for RaftStoreConfig {

@@ -230,12 +230,14 @@ impl<E: Engine> PeerFsm<E> {
     }
 
     pub fn propose_write(&mut self, cfg: &RaftStoreConfig, epoch: RegionEpoch, cmd: WriteCmd, callback: WriteCallback) {
-        if let Err(e) = self.check_request(epoch, (true, false), &cmd.keys(), cfg.max_pending_requests) {
+        let keys = cmd.keys();
+        let keys: Vec<&[u8]> = keys.iter().map(Vec::as_slice).collect();
+        if let Err(e) = self.check_request(epoch, (true, false), &keys, cfg.max_pending_requests) {
             let _ = callback.send(Err(e));
             return;
         }
         #[cfg(madsim)]
-        let is_cas = matches!(cmd, WriteCmd::Cas { .. });
+        let is_cas = matches!(cmd, WriteCmd::Cas { .. } | WriteCmd::Txn(_));
         let Some((index, term)) = self.propose(RaftCmd { region_id: self.region_id(), epoch, body: CmdBody::Write(cmd) }) else {
             let _ = callback.send(Err(self.not_leader()));
             return;
@@ -251,11 +253,9 @@ impl<E: Engine> PeerFsm<E> {
     }
 
     pub fn propose_read(&mut self, cfg: &RaftStoreConfig, events: &Events, epoch: RegionEpoch, cmd: ReadCmd, callback: ReadCallback) {
-        let key = match &cmd {
-            ReadCmd::Get { key } => key.clone(),
-            ReadCmd::Scan { start, .. } => start.clone(),
-        };
-        let checked = self.check_request(epoch, (true, false), &[&key], cfg.max_pending_requests);
+        let keys = cmd.keys();
+        let keys: Vec<&[u8]> = keys.iter().map(Vec::as_slice).collect();
+        let checked = self.check_request(epoch, (true, false), &keys, cfg.max_pending_requests);
         let id = self.next_read_id;
         #[cfg(madsim)]
         if cfg.bugs.follower_local_read && matches!(checked, Err(RegionError::NotLeader { .. })) {
@@ -478,10 +478,10 @@ impl<E: Engine> PeerFsm<E> {
             self.report_conf(ctx.events);
         }
         #[cfg(madsim)]
-        let scan_past_end = ctx.cfg.bugs.scan_ignores_region_end;
+        let (scan_past_end, mvcc_bugs) = (ctx.cfg.bugs.scan_ignores_region_end, ctx.cfg.bugs.mvcc());
         #[cfg(not(madsim))]
-        let scan_past_end = false;
-        self.serve_reads(ctx.kv_engine, scan_past_end);
+        let (scan_past_end, mvcc_bugs) = (false, crate::mvcc::MvccBugs::default());
+        self.serve_reads(ctx.kv_engine, scan_past_end, mvcc_bugs);
         if self.node.store().take_snapshot_request() {
             let storage = self.node.store();
             let applied = storage.apply_state.applied_index;
@@ -604,6 +604,7 @@ impl<E: Engine> PeerFsm<E> {
             split_keeps_version: ctx.cfg.bugs.split_keeps_version,
             empty_value_panics: ctx.cfg.bugs.empty_value_panics,
             spin_at_index_50: ctx.cfg.bugs.spin_in_apply,
+            mvcc: ctx.cfg.bugs.mvcc(),
         };
         #[cfg(not(madsim))]
         let bugs = apply::ApplyBugs::default();
@@ -695,7 +696,7 @@ impl<E: Engine> PeerFsm<E> {
 
     /// Serves the reads confirmed at an index this peer has applied, each from a
     /// kv snapshot taken now, paying read IO in the background.
-    fn serve_reads(&mut self, kv_engine: &E, #[cfg_attr(not(madsim), allow(unused_variables))] scan_past_end: bool) {
+    fn serve_reads(&mut self, kv_engine: &E, #[cfg_attr(not(madsim), allow(unused_variables))] scan_past_end: bool, mvcc_bugs: crate::mvcc::MvccBugs) {
         if self.applying_snapshot.is_some() {
             return;
         }
@@ -712,7 +713,7 @@ impl<E: Engine> PeerFsm<E> {
             // Planted bug: scans run on to the end of the key space.
             region.end_key.clear();
         }
-        super::read::serve(ready, region, kv_engine);
+        super::read::serve(ready, region, kv_engine, mvcc_bugs);
     }
 
     async fn start_snapshot_apply(&mut self, ctx: &PeerContext<'_, E>, snapshot: Snapshot) -> Result<(), Stopped> {

@@ -6,6 +6,7 @@ use super::router::ReadCallback;
 use crate::codec::keys;
 use crate::engine::{Cf, Engine, IoKind};
 use crate::meta::{Region, RegionEpoch};
+use crate::proto::TxnReply;
 use std::sync::Arc;
 
 pub struct PendingRead {
@@ -25,13 +26,13 @@ pub struct PendingRead {
 /// Serves `reads` (confirmed, and at an index applied) of `region` from one kv
 /// snapshot. A read admitted before a split that has since moved the region's
 /// bounds is refused with `EpochNotMatch`: the client must route it again.
-pub fn serve<E: Engine>(reads: impl IntoIterator<Item = PendingRead>, region: Region, kv_engine: &E) {
+pub fn serve<E: Engine>(reads: impl IntoIterator<Item = PendingRead>, region: Region, kv_engine: &E, bugs: crate::mvcc::MvccBugs) {
     let snap = Arc::new(kv_engine.snapshot());
     for read in reads {
         let (engine, snap, region) = (kv_engine.clone(), snap.clone(), region.clone());
         madsim::task::spawn(async move {
             let result = if region.epoch.version == read.epoch.version {
-                exec_read(&region, &read.cmd, &*snap)
+                exec_read(&region, &read.cmd, &*snap, bugs)
             } else {
                 Err(RegionError::EpochNotMatch {
                     message: format!("region {} split while the read waited ({} -> {})", region.id, read.epoch, region.epoch),
@@ -40,8 +41,9 @@ pub fn serve<E: Engine>(reads: impl IntoIterator<Item = PendingRead>, region: Re
             };
             let bytes = match &result {
                 Ok(ReadResult::Value(v)) => v.as_ref().map_or(0, Vec::len),
-                Ok(ReadResult::Pairs(pairs)) => pairs.iter().map(|(k, v)| k.len() + v.len()).sum(),
-                Err(_) => 0,
+                Ok(ReadResult::Pairs(pairs) | ReadResult::Txn(Ok(TxnReply::Pairs(pairs)))) => pairs.iter().map(|(k, v)| k.len() + v.len()).sum(),
+                Ok(ReadResult::Txn(Ok(TxnReply::Value(v)))) => v.as_ref().map_or(0, Vec::len),
+                Ok(ReadResult::Txn(_)) | Err(_) => 0,
             };
             engine.io(IoKind::Read, bytes).await;
             let _ = read.callback.send(result);
@@ -50,8 +52,13 @@ pub fn serve<E: Engine>(reads: impl IntoIterator<Item = PendingRead>, region: Re
 }
 
 /// Executes a read against a kv snapshot, clipped to the region.
-pub fn exec_read<S: crate::engine::Snapshot>(region: &Region, cmd: &ReadCmd, snap: &S) -> RegionResult<ReadResult> {
+pub fn exec_read<S: crate::engine::Snapshot>(region: &Region, cmd: &ReadCmd, snap: &S, bugs: crate::mvcc::MvccBugs) -> RegionResult<ReadResult> {
     match cmd {
+        ReadCmd::Txn(read) => {
+            let (lower, upper) = crate::mvcc::commands::txn_data_range(&region.start_key, &region.end_key);
+            let reader = crate::mvcc::MvccReader::with_bugs(snap, bugs);
+            Ok(ReadResult::Txn(crate::mvcc::commands::execute_read(&reader, (&lower, &upper), read)))
+        }
         ReadCmd::Get { key } => Ok(ReadResult::Value(snap.get(Cf::Default, &keys::data_key(key)).expect("kv read"))),
         ReadCmd::Scan { start, end, limit } => {
             let (_, region_end) = keys::region_data_range(&region.start_key, &region.end_key);

@@ -14,7 +14,7 @@ use crate::codec::keys;
 use crate::engine::Engine;
 use crate::meta::StoreId;
 use crate::pd_client::{PdClient, PdClientConfig};
-use crate::proto::{AdminReply, AdminRequest, KvRequest, RawReply, RawRequest, RpcRequest, RpcResponse, ServerError};
+use crate::proto::{AdminReply, AdminRequest, KvRequest, RawReply, RawRequest, RpcRequest, RpcResponse, ServerError, TxnCmd, TxnRead, TxnRequest, TxnResponse, TxnWrite};
 use crate::raftstore::store::StoreSetup;
 use crate::raftstore::{EventSink, Mutation, RaftStoreConfig, ReadCmd, ReadResult, Store, StoreHandle, WriteCmd, WriteResult};
 use crate::rpc::RpcClient;
@@ -139,6 +139,7 @@ struct Limits {
 async fn serve(handle: &StoreHandle, limits: Limits, payload: &[u8]) -> RpcResponse {
     match RpcRequest::decode(payload) {
         Ok(RpcRequest::Kv(request)) => RpcResponse::Kv(serve_kv(handle, limits, request).await),
+        Ok(RpcRequest::Txn(request)) => RpcResponse::Txn(serve_txn(handle, limits, request).await),
         Ok(RpcRequest::Admin(request)) => RpcResponse::Admin(serve_admin(handle, request).await),
         Ok(other) => RpcResponse::Rejected(ServerError::InvalidRequest(format!("a store does not serve {:?} requests", other.service()))),
         Err(e) => RpcResponse::Rejected(ServerError::Malformed(e)),
@@ -160,6 +161,89 @@ async fn serve_kv(handle: &StoreHandle, limits: Limits, mut request: KvRequest) 
         write => handle.write(region_id, epoch, write_cmd(write)).await.map(write_reply),
     };
     Ok(reply?)
+}
+
+/// A transactional request: a read served like a raw read, a write
+/// replicated as one command and decided when applied. Key errors travel as
+/// `ServerError::Key`.
+async fn serve_txn(handle: &StoreHandle, limits: Limits, request: TxnRequest) -> TxnResponse {
+    check_txn(&request.cmd, limits)?;
+    let (region_id, epoch) = (request.region_id, request.epoch);
+    let result = match request.cmd {
+        TxnCmd::Read(read) => match handle.read(region_id, epoch, ReadCmd::Txn(read)).await? {
+            ReadResult::Txn(result) => result,
+            other => return Err(ServerError::Malformed(format!("a transactional read answered {other:?}"))),
+        },
+        TxnCmd::Write(write) => match handle.write(region_id, epoch, WriteCmd::Txn(write)).await? {
+            WriteResult::Txn(result) => result,
+            other => return Err(ServerError::Malformed(format!("a transactional command answered {other:?}"))),
+        },
+    };
+    result.map_err(ServerError::Key)
+}
+
+/// Refuses transactional requests that can never succeed: no keys where keys
+/// are needed, a key twice in one command, a zero limit, a commit before its
+/// start, more bytes than one entry may carry.
+fn check_txn(cmd: &TxnCmd, limits: Limits) -> Result<(), ServerError> {
+    let invalid = |message: String| Err(ServerError::InvalidRequest(message));
+    let bytes = match cmd {
+        TxnCmd::Read(TxnRead::Get { key, .. }) => key.len(),
+        TxnCmd::Read(TxnRead::Scan { start, end, limit, .. }) => {
+            if *limit == 0 {
+                return invalid("scan limit must be positive".into());
+            }
+            start.len() + end.len()
+        }
+        TxnCmd::Read(TxnRead::ScanLocks { limit, .. }) => {
+            if *limit == 0 {
+                return invalid("lock scan limit must be positive".into());
+            }
+            0
+        }
+        TxnCmd::Write(write) => {
+            let keys = write.keys();
+            let distinct: std::collections::BTreeSet<&[u8]> = keys.iter().copied().collect();
+            if distinct.len() != keys.len() {
+                return invalid("a key appears twice in one transactional command".into());
+            }
+            match write {
+                TxnWrite::Prewrite { mutations, primary, .. } => {
+                    if mutations.is_empty() {
+                        return invalid("a prewrite needs at least one mutation".into());
+                    }
+                    primary.len()
+                        + mutations
+                            .iter()
+                            .map(|m| m.key.len() + if let crate::proto::TxnOp::Put(v) = &m.op { v.len() } else { 0 })
+                            .sum::<usize>()
+                }
+                TxnWrite::Commit { keys, start_ts, commit_ts } => {
+                    if keys.is_empty() {
+                        return invalid("a commit needs at least one key".into());
+                    }
+                    if commit_ts < start_ts {
+                        return invalid(format!("commit_ts {commit_ts} is before start_ts {start_ts}"));
+                    }
+                    keys.iter().map(Vec::len).sum()
+                }
+                TxnWrite::Rollback { keys, .. } => {
+                    if keys.is_empty() {
+                        return invalid("a rollback needs at least one key".into());
+                    }
+                    keys.iter().map(Vec::len).sum()
+                }
+                TxnWrite::ResolveLock { start_ts, commit_ts: Some(commit_ts) } if commit_ts < start_ts => {
+                    return invalid(format!("commit_ts {commit_ts} is before start_ts {start_ts}"));
+                }
+                other => other.keys().iter().map(|k| k.len()).sum(),
+            }
+        }
+    };
+    if bytes > limits.max_entry_bytes {
+        return invalid(format!("request carries {bytes} bytes, over the {}-byte limit", limits.max_entry_bytes));
+    }
+    Ok(())
 }
 
 async fn serve_admin(handle: &StoreHandle, request: AdminRequest) -> Result<AdminReply, ServerError> {
@@ -208,6 +292,7 @@ fn read_reply(result: ReadResult) -> RawReply {
     match result {
         ReadResult::Value(v) => RawReply::Value(v),
         ReadResult::Pairs(p) => RawReply::Pairs(p),
+        ReadResult::Txn(_) => unreachable!("a raw read answers raw results"),
     }
 }
 
@@ -215,6 +300,7 @@ fn write_reply(result: WriteResult) -> RawReply {
     match result {
         WriteResult::Done => RawReply::Done,
         WriteResult::Cas { succeeded, previous } => RawReply::Cas { succeeded, previous },
+        WriteResult::Txn(_) => unreachable!("a raw write answers raw results"),
     }
 }
 
