@@ -216,6 +216,13 @@ impl Cluster {
         RawClient::connect(local, self.addresses.clone(), source, cfg).await.expect("client binds")
     }
 
+    /// Connects a transactional client from inside a client node (its raw
+    /// routing on `local`, its TSO client on a port of its own).
+    pub async fn txn_client(&self, local: SocketAddr, cfg: ClientConfig, txn: simkv::client::TxnConfig) -> simkv::client::TxnClient {
+        let raw = self.raw_client(local, cfg).await;
+        simkv::client::TxnClient::new(raw, self.pd_client(local.ip()).await, txn)
+    }
+
     /// Kills the store's node and crashes its disks: unsynced writes may be lost.
     pub fn crash(&self, store_id: StoreId) {
         let slot = &self.stores[&store_id];

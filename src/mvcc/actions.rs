@@ -124,7 +124,13 @@ pub fn check_txn_status<S: ReadView + ?Sized>(reader: &MvccReader<S>, txn: &mut 
 /// Resolves `key`'s lock of transaction `start_ts` as its primary decided:
 /// commit it at `commit_ts`, or (`None`) roll it back. A key whose lock is
 /// another transaction's (or gone) is left as it is.
-pub fn resolve_lock<S: ReadView + ?Sized>(reader: &MvccReader<S>, txn: &mut MvccTxn, key: &[u8], start_ts: u64, commit_ts: Option<u64>) -> Result<(), KeyError> {
+pub fn resolve_lock<S: ReadView + ?Sized>(
+    reader: &MvccReader<S>,
+    txn: &mut MvccTxn,
+    key: &[u8],
+    start_ts: u64,
+    commit_ts: Option<u64>,
+) -> Result<(), KeyError> {
     if reader.load_lock(key).is_none_or(|l| l.start_ts != start_ts) {
         return Ok(());
     }
@@ -313,7 +319,10 @@ mod tests {
         assert_eq!(versions, vec![31, 21], "the version visible at 26 stays; older ones and the rollback go");
         assert_eq!(reader.get(b"k", 26), Ok(Some(b"2".to_vec())));
         assert_eq!(reader.writes(b"d", u64::MAX).count(), 0, "a delete at the safe point takes everything under it");
-        assert!(crate::engine::Snapshot::get(&snap, crate::engine::Cf::Default, &keys::data_key(&crate::mvcc::version_key(b"k", 10))).unwrap().is_none(), "its long value too");
+        assert!(
+            crate::engine::Snapshot::get(&snap, crate::engine::Cf::Default, &keys::data_key(&crate::mvcc::version_key(b"k", 10))).unwrap().is_none(),
+            "its long value too"
+        );
         assert!(reader.load_lock(b"k").is_some(), "locks are never collected");
     }
 

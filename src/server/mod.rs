@@ -14,7 +14,9 @@ use crate::codec::keys;
 use crate::engine::Engine;
 use crate::meta::StoreId;
 use crate::pd_client::{PdClient, PdClientConfig};
-use crate::proto::{AdminReply, AdminRequest, KvRequest, RawReply, RawRequest, RpcRequest, RpcResponse, ServerError, TxnCmd, TxnRead, TxnRequest, TxnResponse, TxnWrite};
+use crate::proto::{
+    AdminReply, AdminRequest, KvRequest, RawReply, RawRequest, RpcRequest, RpcResponse, ServerError, TxnCmd, TxnRead, TxnRequest, TxnResponse, TxnWrite,
+};
 use crate::raftstore::store::StoreSetup;
 use crate::raftstore::{EventSink, Mutation, RaftStoreConfig, ReadCmd, ReadResult, Store, StoreHandle, WriteCmd, WriteResult};
 use crate::rpc::RpcClient;
@@ -212,11 +214,7 @@ fn check_txn(cmd: &TxnCmd, limits: Limits) -> Result<(), ServerError> {
                     if mutations.is_empty() {
                         return invalid("a prewrite needs at least one mutation".into());
                     }
-                    primary.len()
-                        + mutations
-                            .iter()
-                            .map(|m| m.key.len() + if let crate::proto::TxnOp::Put(v) = &m.op { v.len() } else { 0 })
-                            .sum::<usize>()
+                    primary.len() + mutations.iter().map(|m| m.key.len() + if let crate::proto::TxnOp::Put(v) = &m.op { v.len() } else { 0 }).sum::<usize>()
                 }
                 TxnWrite::Commit { keys, start_ts, commit_ts } => {
                     if keys.is_empty() {
