@@ -10,6 +10,7 @@
 //! Porcupine's etcd logs, Porcupine's kv logs and Jepsen EDN register histories,
 //! and our own recordings are exported as EDN and as Porcupine logs.
 
+pub mod bank;
 pub mod formats;
 pub mod generate;
 pub mod txn;

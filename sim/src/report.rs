@@ -112,6 +112,9 @@ pub fn write_replay_of(dir: &Path, scenario_path: &str, report: &RunReport) -> s
     };
     write("plan.toml", &report.plan.to_toml())?;
     write("history.edn", &formats::to_edn(&report.history))?;
+    if !report.bank.is_empty() {
+        write("bank.edn", &crate::history::bank::to_edn(&report.bank))?;
+    }
     for (i, key) in report.history.keys().iter().enumerate() {
         if let Ok(log) = formats::to_porcupine_log(&report.history, key) {
             write(&format!("history-key{i}.porcupine.log"), &log)?;

@@ -53,7 +53,8 @@ pub struct RunStats {
 }
 
 impl RunStats {
-    fn of(history: &History, plan: &Plan, events: &[TimedEvent], simulated: Duration) -> RunStats {
+    fn of(history: &History, bank: &[crate::history::bank::BankOp], plan: &Plan, events: &[TimedEvent], simulated: Duration) -> RunStats {
+        use crate::history::bank::BankOutcome;
         let topology = crate::topology::Topology::from_events(events.iter().map(|e| &e.event));
         let placement = (1..=plan.swarm.stores)
             .map(|s| {
@@ -65,9 +66,10 @@ impl RunStats {
         RunStats {
             regions: topology.regions.len(),
             placement,
-            ops: history.ops.len(),
-            ok: history.ops.iter().filter(|o| !matches!(o.outcome, Outcome::Unknown | Outcome::Failed)).count(),
-            unknown: history.unknown_count(),
+            ops: history.ops.len() + bank.len(),
+            ok: history.ops.iter().filter(|o| !matches!(o.outcome, Outcome::Unknown | Outcome::Failed)).count()
+                + bank.iter().filter(|o| matches!(o.outcome, BankOutcome::Ok | BankOutcome::Read(_))).count(),
+            unknown: history.unknown_count() + bank.iter().filter(|o| matches!(o.outcome, BankOutcome::Info(_))).count(),
             faults: plan.faults.len(),
             events: events.len(),
             sim_millis: simulated.as_millis() as u64,
@@ -92,6 +94,8 @@ pub struct RunReport {
     pub digest: u64,
     /// Leader changes the stores reported: (simulated ms, store, region, term).
     pub leader_changes: Vec<(u64, u64, u64, u64)>,
+    /// The bank workload's transfers and reads (empty for other workloads).
+    pub bank: Vec<crate::history::bank::BankOp>,
 }
 
 fn leader_changes(events: &[TimedEvent]) -> Vec<(u64, u64, u64, u64)> {
@@ -262,12 +266,13 @@ fn run_with_progress(scenario: &Scenario, plan: &Plan, progress: Arc<std::sync::
     let mut failures = vec![Failure { checker: checker.into(), explanation }];
     let store_events: Vec<StoreEvent> = events.iter().map(|e| e.event.clone()).collect();
     let ts_calls = recorded.ts_calls.lock().unwrap().clone();
-    let (more, inconclusive) = check_recorded(scenario, &history, &store_events, &ts_calls, None);
+    let bank = std::mem::take(&mut *recorded.bank.lock().unwrap());
+    let (more, inconclusive) = check_recorded(scenario, &history, &store_events, &ts_calls, None, (&bank, plan.swarm.keys.max(2)));
     failures.extend(more);
-    let stats = RunStats::of(&history, plan, &events, panic.at.unwrap_or_default());
-    let digest = digest(&events, &timeline, &history);
+    let stats = RunStats::of(&history, &bank, plan, &events, panic.at.unwrap_or_default());
+    let digest = digest(&events, &timeline, &history, &bank);
     let leader_changes = leader_changes(&events);
-    RunReport { plan: plan.clone(), history, timeline, failures, inconclusive, stats, digest, leader_changes }
+    RunReport { plan: plan.clone(), history, timeline, failures, inconclusive, stats, digest, leader_changes, bank }
 }
 
 /// The checks over what a run recorded: linearizability, durability (only when
@@ -278,8 +283,16 @@ fn check_recorded(
     events: &[StoreEvent],
     ts_calls: &[tso::TsCall],
     logs: Option<&BTreeMap<u64, sequential::ClientLog>>,
+    bank: (&[crate::history::bank::BankOp], u64),
 ) -> (Vec<Failure>, Vec<Failure>) {
     let (mut failures, mut inconclusive) = (Vec::new(), Vec::new());
+    if scenario.checkers.bank && scenario.workload.kind == WorkloadKind::Bank {
+        let (ops, accounts) = bank;
+        let total = workload::bank::INITIAL_BALANCE * accounts as i64;
+        if let Some(e) = crate::checker::bank::check(ops, accounts, total) {
+            failures.push(Failure { checker: "bank".into(), explanation: e });
+        }
+    }
     if scenario.checkers.tso {
         if let Some(e) = tso::check(ts_calls) {
             failures.push(Failure { checker: "tso".into(), explanation: e });
@@ -325,9 +338,12 @@ fn check_recorded(
 }
 
 /// Fingerprint of the store events, the timeline and the history.
-fn digest(events: &[TimedEvent], timeline: &[String], history: &History) -> u64 {
+fn digest(events: &[TimedEvent], timeline: &[String], history: &History, bank: &[crate::history::bank::BankOp]) -> u64 {
     let events: String = events.iter().map(|e| format!("{:?} {:?}\n", e.at, e.event)).collect();
     let mut text = format!("{:016x}\n", fingerprint(events.as_bytes()));
+    bank.iter().for_each(|o| {
+        let _ = writeln!(text, "{o:?}");
+    });
     timeline.iter().for_each(|l| text.push_str(l));
     history.ops.iter().for_each(|o| {
         let _ = writeln!(text, "{o:?}");
@@ -344,6 +360,7 @@ async fn run_inner(
 ) -> RunReport {
     let swarm = plan.swarm.clone();
     let mut spec = ClusterSpec::new(swarm.stores as usize, swarm.regions as usize);
+    let mut txn = simkv::client::TxnConfig { lock_ttl_ms: scenario.workload.lock_ttl_ms, ..Default::default() };
     spec.events = events;
     spec.node_names = nodes;
     spec.replicas = scenario.cluster.replicas as usize;
@@ -369,7 +386,17 @@ async fn run_inner(
             Bug::RecreateRemovedPeer => spec.raftstore.bugs.recreate_removed_peer = true,
             Bug::LeaseKeptOnTransfer => spec.raftstore.bugs.lease_kept_on_transfer = true,
             Bug::UninitializedVoteForgotten => spec.raftstore.bugs.uninitialized_vote_forgotten = true,
+            Bug::TxnReadsIgnoreLocks => spec.raftstore.bugs.txn_reads_ignore_locks = true,
+            Bug::PrewriteSkipsConflictCheck => spec.raftstore.bugs.prewrite_skips_conflict_check = true,
+            Bug::CommitIgnoresRollback => spec.raftstore.bugs.commit_ignores_rollback = true,
+            Bug::RollbackLeavesNoRecord => spec.raftstore.bugs.rollback_leaves_no_record = true,
+            Bug::ResolveWithoutPrimary => txn.bugs.resolve_secondary_without_primary = true,
+            Bug::CommitLeavesLock => spec.raftstore.bugs.commit_leaves_lock = true,
         }
+    }
+    if scenario.workload.kind.is_transactional() {
+        // The workload's keys are transactional: pre-split that key space.
+        spec.split_keys = spec.split_keys.iter().map(|k| simkv::codec::keys::txn_key(simkv::codec::keys::decode_raw_key(k).expect("raw split key"))).collect();
     }
     spec.io = IoProfile { slowdown: swarm.disk_slowdown.max(1), ..IoProfile::ssd() };
     let baseline_io = spec.io.clone();
@@ -386,6 +413,7 @@ async fn run_inner(
         delete_percent: scenario.workload.delete_percent,
         scan_percent: scenario.workload.scan_percent,
         scan_problems: Mutex::new(Vec::new()),
+        txn,
     });
     shared.log(plan.swarm_line());
     let mut failures = Vec::new();
@@ -399,6 +427,11 @@ async fn run_inner(
     if swarm.raft_loss > 0.0 || swarm.raft_delay_ms > 0 || swarm.client_loss > 0.0 || swarm.client_delay_ms > 0 {
         shared.log(transport);
     }
+    if scenario.workload.kind == WorkloadKind::Bank {
+        if let Some(f) = open_bank(&shared).await {
+            failures.push(f);
+        }
+    }
     let mut clients = Vec::new();
     for c in 0..swarm.clients {
         let (node, local) = cluster.client_node();
@@ -407,10 +440,19 @@ async fn run_inner(
         let kind = scenario.workload.kind;
         clients.push(node.spawn(async move {
             let cfg = ClientConfig { rpc_timeout: Duration::from_secs(1), max_attempts: 8, ..ClientConfig::default() };
+            if kind.is_transactional() {
+                let client = shared.cluster.txn_client(local, cfg, shared.txn.clone()).await;
+                match kind {
+                    WorkloadKind::Bank => workload::bank::bank_client(&shared, &client, c).await,
+                    WorkloadKind::Register | WorkloadKind::Sequential => unreachable!("not transactional"),
+                }
+                return;
+            }
             let client = shared.cluster.raw_client(local, cfg).await;
             match kind {
                 WorkloadKind::Register => workload::register::register_client(&shared, &client, c).await,
                 WorkloadKind::Sequential => workload::sequential::sequential_client(&shared, &client, c).await,
+                WorkloadKind::Bank => unreachable!("transactional"),
             }
         }));
     }
@@ -450,6 +492,9 @@ async fn run_inner(
         }
     }
     failures.extend(workload::final_reads(&shared, &scenario, deadline).await);
+    if scenario.workload.kind.is_transactional() {
+        failures.extend(settle_transactions(&shared, &scenario, deadline).await);
+    }
     if let Some(task) = tso_client {
         let left = deadline.saturating_duration_since(Instant::now());
         if madsim::time::timeout(left, task).await.is_err() {
@@ -486,13 +531,126 @@ async fn run_inner(
     let timed = cluster.events();
     let events: Vec<StoreEvent> = timed.iter().map(|e| e.event.clone()).collect();
     let ts_calls = shared.recorded.ts_calls.lock().unwrap().clone();
-    let (more, inconclusive) = check_recorded(&scenario, &history, &events, &ts_calls, Some(&shared.logs.lock().unwrap()));
+    let bank = std::mem::take(&mut *shared.recorded.bank.lock().unwrap());
+    let (more, inconclusive) = check_recorded(&scenario, &history, &events, &ts_calls, Some(&shared.logs.lock().unwrap()), (&bank, swarm.keys.max(2)));
     failures.extend(more);
 
     let timeline = shared.recorded.timeline.lock().unwrap().clone();
-    let stats = RunStats::of(&history, &plan, &timed, shared.start.elapsed());
-    let digest = digest(&timed, &timeline, &history);
-    RunReport { plan, history, timeline, failures, inconclusive, stats, digest, leader_changes: leader_changes(&timed) }
+    let stats = RunStats::of(&history, &bank, &plan, &timed, shared.start.elapsed());
+    let digest = digest(&timed, &timeline, &history, &bank);
+    RunReport { plan, history, timeline, failures, inconclusive, stats, digest, leader_changes: leader_changes(&timed), bank }
+}
+
+/// Opens the bank's accounts before the clients start (and faults begin).
+async fn open_bank(shared: &Arc<Shared>) -> Option<Failure> {
+    let (node, local) = shared.cluster.client_node();
+    let s = shared.clone();
+    let task = node.spawn(async move {
+        let client = s.cluster.txn_client(local, ClientConfig::default(), s.txn.clone()).await;
+        workload::bank::open_accounts(&client, s.swarm.keys.max(2)).await
+    });
+    match task.await {
+        Ok(Ok(())) => None,
+        Ok(Err(e)) => Some(Failure { checker: "workload".into(), explanation: format!("the bank's accounts could not be opened: {e}") }),
+        Err(e) => Some(Failure { checker: "workload".into(), explanation: format!("opening the bank stopped: {e}") }),
+    }
+}
+
+/// After healing, for transactional workloads: the final snapshot read of
+/// the bank (recorded, so the bank checker sees it), a sweep that resolves
+/// the locks the clients left, then the lock check: no replica holds a lock.
+async fn settle_transactions(shared: &Arc<Shared>, scenario: &Scenario, deadline: Instant) -> Vec<Failure> {
+    let (node, local) = shared.cluster.client_node();
+    let (s, kind, check_locks) = (shared.clone(), scenario.workload.kind, scenario.checkers.locks);
+    let task = node.spawn(async move {
+        let cfg = ClientConfig { rpc_timeout: Duration::from_secs(1), max_attempts: 4, ..ClientConfig::default() };
+        let client = s.cluster.txn_client(local, cfg, s.txn.clone()).await;
+        let mut failures = Vec::new();
+        if kind == WorkloadKind::Bank {
+            let accounts = s.swarm.keys.max(2);
+            loop {
+                let invoke = workload::now_ns();
+                match workload::bank::read_all(&client, accounts).await {
+                    (start_ts, Ok(balances)) => {
+                        s.record_bank(crate::history::bank::BankOp {
+                            process: FINAL_PROCESS,
+                            call: crate::history::bank::BankCall::Read,
+                            outcome: crate::history::bank::BankOutcome::Read(balances),
+                            invoke,
+                            complete: Some(workload::now_ns()),
+                            start_ts,
+                            commit_ts: None,
+                        });
+                        break;
+                    }
+                    (_, Err(_)) if Instant::now() < deadline => sleep(Duration::from_millis(200)).await,
+                    (_, Err(e)) => {
+                        failures.push(Failure { checker: "liveness".into(), explanation: format!("the final read of the bank did not complete within the liveness phase: {e}") });
+                        break;
+                    }
+                }
+            }
+        }
+        // Sweeps settle every transaction the clients left (a second sweep
+        // catches a late prewrite that landed behind the first); then no
+        // replica may hold a lock.
+        loop {
+            let swept = async {
+                let now = client.timestamp().await?;
+                client.resolve_locks_in(now).await
+            };
+            let swept = swept.await;
+            let left = if check_locks { leftover_locks(&s.cluster) } else { vec![] };
+            if swept.is_ok() && left.is_empty() {
+                break;
+            }
+            if Instant::now() >= deadline {
+                match swept {
+                    Err(e) => failures.push(Failure { checker: "liveness".into(), explanation: format!("the lock sweep did not complete within the liveness phase: {e}") }),
+                    Ok(_) => {
+                        let shown: Vec<String> = left.iter().take(3).cloned().collect();
+                        failures.push(Failure {
+                            checker: "locks".into(),
+                            explanation: format!(
+                                "{} lock(s) outlived their transactions' resolution (the clients had stopped and sweeps had resolved every lock they found): {}",
+                                left.len(),
+                                shown.join("; ")
+                            ),
+                        });
+                    }
+                }
+                break;
+            }
+            sleep(Duration::from_millis(300)).await;
+        }
+        failures
+    });
+    task.await.unwrap_or_else(|e| vec![Failure { checker: "liveness".into(), explanation: format!("settling transactions stopped: {e}") }])
+}
+
+/// Every lock any replica holds, described.
+fn leftover_locks(cluster: &Cluster) -> Vec<String> {
+    let mut out = Vec::new();
+    for region in cluster.topology().regions_in_order() {
+        for peer in &region.peers {
+            for (cf, (key, value)) in cluster.region_data(peer.store_id, &region) {
+                if cf != simkv::engine::Cf::Lock {
+                    continue;
+                }
+                let user_key =
+                    simkv::codec::keys::decode_lock_key(&key).map(|k| String::from_utf8_lossy(&k).into_owned()).unwrap_or_else(|e| format!("{key:?} ({e})"));
+                let lock = simkv::mvcc::Lock::decode(&value);
+                out.push(format!(
+                    "store {} region {}: key {user_key:?} locked by transaction {} (primary {:?})",
+                    peer.store_id,
+                    region.id,
+                    lock.start_ts,
+                    String::from_utf8_lossy(&lock.primary)
+                ));
+            }
+        }
+    }
+    out
 }
 
 /// Waits until the regions the stores applied tile the key space, each fully

@@ -98,6 +98,17 @@ pub enum WorkloadKind {
     Register,
     /// Each client appends its own ordered items to its own key.
     Sequential,
+    /// Transactions move money between accounts (`keys` of them) and read
+    /// every account in one snapshot; the total never changes.
+    Bank,
+}
+
+impl WorkloadKind {
+    /// Whether the workload runs transactions (its keys live in the
+    /// transactional key space, which the cluster is pre-split on).
+    pub fn is_transactional(self) -> bool {
+        matches!(self, WorkloadKind::Bank)
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -118,6 +129,9 @@ pub struct Workload {
     /// Percent of register operations that scan a range of keys (crossing
     /// region boundaries). Fixed, not drawn.
     pub scan_percent: u64,
+    /// The TTL of transactions' locks, in milliseconds: how long others wait
+    /// before rolling a silent transaction back. Fixed, not drawn.
+    pub lock_ttl_ms: u64,
 }
 
 impl Default for Workload {
@@ -131,6 +145,7 @@ impl Default for Workload {
             cas_percent: Range::Fixed(30),
             delete_percent: 0,
             scan_percent: 0,
+            lock_ttl_ms: 3000,
         }
     }
 }
@@ -237,6 +252,11 @@ pub struct Checkers {
     /// there are enough regions) leads one: PD spread the data.
     pub spread: bool,
     pub sequential: bool,
+    /// Every snapshot read of the bank sees its total, no account negative.
+    pub bank: bool,
+    /// After the clients stop and a sweep resolves what they left, no
+    /// replica holds a lock.
+    pub locks: bool,
     /// Search steps the linearizability checker may take before the run is
     /// inconclusive (its own outcome, never a pass).
     pub linearizability_steps: u64,
@@ -257,6 +277,8 @@ impl Default for Checkers {
             tso: true,
             spread: false,
             sequential: true,
+            bank: true,
+            locks: true,
             linearizability_steps: 20_000_000,
             max_store_events: 5_000_000,
         }
@@ -282,6 +304,12 @@ pub enum Bug {
     RecreateRemovedPeer,
     LeaseKeptOnTransfer,
     UninitializedVoteForgotten,
+    TxnReadsIgnoreLocks,
+    PrewriteSkipsConflictCheck,
+    CommitIgnoresRollback,
+    RollbackLeavesNoRecord,
+    ResolveWithoutPrimary,
+    CommitLeavesLock,
 }
 
 /// A scenario that could not be loaded: where, and what is wrong.
@@ -370,6 +398,12 @@ impl Scenario {
         }
         if self.workload.clients.bounds().0 == 0 || self.workload.keys.bounds().0 == 0 {
             return Err(("clients", "`workload.clients` and `workload.keys` must be positive".into()));
+        }
+        if self.workload.kind == WorkloadKind::Bank && self.workload.keys.bounds().0 < 2 {
+            return Err(("keys", "the bank workload needs `workload.keys` (accounts) of at least 2".into()));
+        }
+        if self.workload.lock_ttl_ms == 0 {
+            return Err(("lock_ttl_ms", "`workload.lock_ttl_ms` must be positive".into()));
         }
         for (field, r) in [("raft_loss", self.nemesis.raft_loss), ("client_loss", self.nemesis.client_loss)] {
             let (a, b) = r.bounds();

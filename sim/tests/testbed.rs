@@ -126,6 +126,36 @@ fn clean_passes(bug_file: &str, seeds: std::ops::Range<u64>) {
 }
 
 #[test]
+fn planted_txn_reads_ignore_locks_is_caught() {
+    caught_and_clean("txn-reads-ignore-locks.toml", "bank", "every transfer whole or not at all");
+}
+
+#[test]
+fn planted_prewrite_skips_conflict_check_is_caught() {
+    caught_and_clean("prewrite-skips-conflict-check.toml", "bank", "every transfer whole or not at all");
+}
+
+#[test]
+fn planted_commit_ignores_rollback_is_caught() {
+    caught_and_clean("commit-ignores-rollback.toml", "bank", "every transfer whole or not at all");
+}
+
+#[test]
+fn planted_rollback_leaves_no_record_is_caught() {
+    caught_and_clean("rollback-leaves-no-record.toml", "bank", "every transfer whole or not at all");
+}
+
+#[test]
+fn planted_resolve_without_primary_is_caught() {
+    caught_and_clean("resolve-without-primary.toml", "bank", "every transfer whole or not at all");
+}
+
+#[test]
+fn planted_commit_leaves_lock_is_caught() {
+    caught_and_clean("commit-leaves-lock.toml", "locks", "outlived their transactions' resolution");
+}
+
+#[test]
 fn planted_follower_local_read_is_caught() {
     caught_and_clean("follower-local-read.toml", "linearizability", "");
 }
@@ -295,6 +325,7 @@ fn outcome_formats_are_pinned() {
         },
         digest: 0x0123_4567_89ab_cdef,
         leader_changes: vec![],
+        bank: vec![],
     };
     let pass = report::outcome_text("scenarios/basic.toml", &report);
     report.inconclusive.push(Failure { checker: "linearizability".into(), explanation: "the search ran out of its budget of 5 steps for keys [\"k\"]".into() });
@@ -352,6 +383,7 @@ fn timeline_html_is_pinned() {
         stats: RunStats { ops: 4, ok: 2, unknown: 1, faults: 1, events: 10, sim_millis: 2_000, regions: 1, placement: vec![] },
         digest: 0,
         leader_changes: vec![(50, 1, 100, 6), (1100, 3, 100, 7)],
+        bank: vec![],
     };
     insta::assert_snapshot!("timeline_html", simkv_sim::timeline_html::render("scenarios/basic.toml", &report));
 }

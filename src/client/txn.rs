@@ -67,7 +67,7 @@ pub enum TxnError {
     #[error("write conflict on {key:?}: aborted")]
     WriteConflict { key: Vec<u8> },
     /// A lock of another transaction stayed in the way past the wait limit.
-    #[error("key {:?} stayed locked by transaction {}", .0.key, .0.start_ts)]
+    #[error("key {:?} stayed locked by transaction {} (primary {:?})", String::from_utf8_lossy(&.0.key), .0.start_ts, String::from_utf8_lossy(&.0.primary))]
     LockNotResolved(LockInfo),
     /// The transaction did not commit (its locks were rolled back by others,
     /// or a step failed before the commit point). Nothing of it is visible.
@@ -164,36 +164,20 @@ impl TxnClient {
         Ok(out)
     }
 
-    /// Resolves every lock left in `[start, end)` of the transactional key
-    /// space by transactions that started at or before `max_ts` (after
-    /// clients stop: what a GC worker's lock sweep does). Returns how many
-    /// locks it resolved.
+    /// One sweep over the transactional key space: every lock left by a
+    /// transaction that started at or before `max_ts` is settled as its
+    /// primary says (after clients stop: what a GC worker's lock sweep does),
+    /// waiting for locks whose TTL has not run out. Returns how many locks it
+    /// resolved. A lock that lands after the sweep passed its region is left
+    /// for the next sweep.
     pub async fn resolve_locks_in(&self, max_ts: u64) -> Result<usize, TxnError> {
-        let mut cursor = keys::txn_key(b"");
-        let stop = vec![keys::TXN_PREFIX + 1];
         let mut resolved = 0;
-        while cursor < stop {
-            let scan = TxnCmd::Read(TxnRead::ScanLocks { max_ts, limit: 1024 });
-            let (result, region) = self.call(&cursor, |_| scan.clone()).await?;
-            let locks = match result {
-                Ok(TxnReply::Locks(locks)) => locks,
-                other => return Err(TxnError::Unexpected(format!("{other:?} to a lock scan"))),
-            };
-            if locks.is_empty() {
-                if region.end_key.is_empty() {
-                    break;
-                }
-                cursor = region.end_key;
-                continue;
+        for lock in self.scan_locks(max_ts).await? {
+            while !self.resolve(&lock).await? {
+                // Still alive: its TTL runs out soon.
+                madsim::time::sleep(Duration::from_millis(100)).await;
             }
-            for lock in locks {
-                if self.resolve(&lock).await? {
-                    resolved += 1;
-                } else {
-                    // Still alive: its TTL runs out soon.
-                    madsim::time::sleep(Duration::from_millis(100)).await;
-                }
-            }
+            resolved += 1;
         }
         Ok(resolved)
     }
@@ -233,10 +217,10 @@ impl TxnClient {
         for error in errors {
             match error {
                 KeyError::KeyIsLocked(lock) => {
+                    if madsim::time::Instant::now() >= deadline {
+                        return Err(TxnError::LockNotResolved(lock));
+                    }
                     if !self.resolve(&lock).await? {
-                        if madsim::time::Instant::now() >= deadline {
-                            return Err(TxnError::LockNotResolved(lock));
-                        }
                         waited = true;
                     }
                 }
@@ -244,11 +228,13 @@ impl TxnClient {
                 other => return Err(TxnError::Unexpected(other.to_string())),
             }
         }
-        if waited {
+        // Retry at once after resolving; back off while locks are alive, or
+        // when resolved locks keep coming back.
+        if waited || *attempt >= 2 {
             let backoff = Duration::from_millis(20u64 << (*attempt).min(5));
-            *attempt += 1;
             madsim::time::sleep(backoff).await;
         }
+        *attempt += 1;
         Ok(())
     }
 

@@ -67,7 +67,9 @@ pub fn commit<S: ReadView + ?Sized>(reader: &MvccReader<S>, txn: &mut MvccTxn, k
                 LockKind::Lock => WriteKind::Lock,
             };
             txn.put_write(key, commit_ts, &Write { kind, start_ts, short_value: lock.short_value });
-            txn.unlock(key);
+            if !reader.bugs.commit_leaves_lock {
+                txn.unlock(key);
+            }
             Ok(())
         }
         _ if reader.bugs.commit_ignores_rollback => Ok(()),

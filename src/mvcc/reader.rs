@@ -25,6 +25,8 @@ pub struct MvccBugs {
     /// Rolling back a key that holds no lock of the transaction writes no
     /// Rollback record, so a late prewrite succeeds.
     pub rollback_without_record: bool,
+    /// Commit writes the write record but leaves the lock in place.
+    pub commit_leaves_lock: bool,
 }
 
 /// What the write CF says about one transaction on one key.

@@ -112,6 +112,8 @@ pub struct PlantedBugs {
     /// Rolling back a key without a lock writes no Rollback record, so a late
     /// prewrite of the rolled-back transaction succeeds.
     pub rollback_leaves_no_record: bool,
+    /// Commit writes its record but leaves the transaction's lock behind.
+    pub commit_leaves_lock: bool,
 }
 
 #[cfg(madsim)]
@@ -123,6 +125,7 @@ impl PlantedBugs {
             no_write_conflict_check: self.prewrite_skips_conflict_check,
             commit_ignores_rollback: self.commit_ignores_rollback,
             rollback_without_record: self.rollback_leaves_no_record,
+            commit_leaves_lock: self.commit_leaves_lock,
         }
     }
 }

@@ -13,6 +13,7 @@
 //! | [`list_append`] | list-append transactions | snapshot isolation (or strong SI, serializable, strict serializable): no forbidden dependency cycle, aborted or intermediate read, lost update |
 //! | [`tso`] | timestamps clients got from PD | unique, and increasing in real-time order |
 
+pub mod bank;
 pub mod convergence;
 pub mod durability;
 pub mod linearizability;

@@ -6,6 +6,7 @@
 //! share: the run's shared state, how an operation is recorded, and the final
 //! reads after healing.
 
+pub mod bank;
 pub mod register;
 pub mod sequential;
 pub mod tso;
@@ -56,6 +57,10 @@ pub struct Recorded {
     pub in_flight: Mutex<BTreeMap<u64, Operation>>,
     /// Timestamps clients got from PD.
     pub ts_calls: Mutex<Vec<crate::checker::tso::TsCall>>,
+    /// The bank workload's transfers and reads. (An operation in flight at a
+    /// panic is left out: only reads are checked, and a transfer's outcome
+    /// then is unknown anyway.)
+    pub bank: Mutex<Vec<crate::history::bank::BankOp>>,
 }
 
 pub struct Shared {
@@ -74,6 +79,8 @@ pub struct Shared {
     /// Scans whose results were malformed (keys repeated, out of order, or
     /// outside the range asked for).
     pub scan_problems: Mutex<Vec<String>>,
+    /// How transactional clients are configured (planted client bugs included).
+    pub txn: simkv::client::TxnConfig,
 }
 
 impl Shared {
@@ -88,6 +95,10 @@ impl Shared {
     pub fn begin(&self, process: u64, key: &str, call: Call, invoke: u64) {
         let op = Operation { process, key: key.to_string(), call, outcome: Outcome::Unknown, invoke, complete: None };
         self.recorded.in_flight.lock().unwrap().insert(process, op);
+    }
+
+    pub fn record_bank(&self, op: crate::history::bank::BankOp) {
+        self.recorded.bank.lock().unwrap().push(op);
     }
 
     /// `process`'s operation returned (recorded, or dropped as not worth it).
