@@ -115,3 +115,88 @@ pub fn commit_ts_of(status: TxnStatus) -> Option<u64> {
         TxnStatus::RolledBack | TxnStatus::Alive { .. } => None,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::engine::{Engine, SimEngine, WriteBatch};
+    use crate::mvcc::Modify;
+    use crate::proto::{KeyError, TxnMutation, TxnOp};
+
+    async fn write(engine: &SimEngine, range: (&[u8], &[u8]), cmd: TxnWrite) -> TxnResult {
+        let snap = engine.snapshot();
+        let (txn, result) = execute_write(&MvccReader::new(&snap), range, &cmd);
+        let mut batch = WriteBatch::new();
+        for m in txn.modifies {
+            match m {
+                Modify::Put { cf, key, value } => batch.put(cf, keys::data_key(&key), value),
+                Modify::Delete { cf, key } => batch.delete(cf, keys::data_key(&key)),
+            }
+        }
+        engine.write(&batch, true).await.unwrap();
+        result
+    }
+
+    fn read(engine: &SimEngine, range: (&[u8], &[u8]), cmd: TxnRead) -> TxnResult {
+        let snap = engine.snapshot();
+        execute_read(&MvccReader::new(&snap), range, &cmd)
+    }
+
+    fn prewrite(keys: &[&str], op: TxnOp, start_ts: u64) -> TxnWrite {
+        TxnWrite::Prewrite {
+            mutations: keys.iter().map(|k| TxnMutation { key: k.as_bytes().to_vec(), op: op.clone() }).collect(),
+            primary: keys[0].as_bytes().to_vec(),
+            start_ts,
+            ttl_ms: 1000,
+        }
+    }
+
+    #[madsim::test]
+    async fn commands_are_all_or_nothing_and_region_wide_ones_stay_in_their_range() {
+        let e = SimEngine::in_memory("kv");
+        let all = txn_data_range(b"", b"");
+        let all = (all.0.as_slice(), all.1.as_slice());
+        assert_eq!(write(&e, all, prewrite(&["b"], TxnOp::Put(b"1".to_vec()), 10)).await, Ok(TxnReply::Done));
+        // One key locked by another transaction: nothing of the command is written.
+        let refused = write(&e, all, prewrite(&["a", "b", "c"], TxnOp::Put(b"2".to_vec()), 11)).await;
+        assert!(matches!(&refused, Err(errors) if matches!(&errors[..], [KeyError::KeyIsLocked(l)] if l.key == b"b")), "{refused:?}");
+        assert_eq!(read(&e, all, TxnRead::ScanLocks { max_ts: u64::MAX, limit: 10 }).map(|r| matches!(r, TxnReply::Locks(l) if l.len() == 1)), Ok(true));
+        // Transaction 20 locks a, c and e; a region [b, d) resolves only its own.
+        write(&e, all, prewrite(&["a", "c", "e"], TxnOp::Put(b"3".to_vec()), 20)).await.unwrap();
+        let middle = txn_data_range(&keys::txn_key(b"b"), &keys::txn_key(b"d"));
+        let middle = (middle.0.as_slice(), middle.1.as_slice());
+        write(&e, middle, TxnWrite::ResolveLock { start_ts: 20, commit_ts: Some(21) }).await.unwrap();
+        let locks = |max_ts| match read(&e, all, TxnRead::ScanLocks { max_ts, limit: 10 }) {
+            Ok(TxnReply::Locks(locks)) => locks.into_iter().map(|l| (String::from_utf8(l.key).unwrap(), l.start_ts)).collect::<Vec<_>>(),
+            other => panic!("{other:?}"),
+        };
+        assert_eq!(locks(u64::MAX), vec![("a".into(), 20), ("b".into(), 10), ("e".into(), 20)], "c was committed, the rest left");
+        assert_eq!(locks(15), vec![("b".into(), 10)], "only locks at or below max_ts");
+        assert_eq!(read(&e, middle, TxnRead::Get { key: b"c".to_vec(), ts: 25 }), Ok(TxnReply::Value(Some(b"3".to_vec()))));
+        assert!(
+            matches!(read(&e, all, TxnRead::Get { key: b"e".to_vec(), ts: 25 }), Err(e) if matches!(&e[..], [KeyError::KeyIsLocked(l)] if l.start_ts == 20))
+        );
+        // A scan is clipped to the region it is served by.
+        write(&e, all, TxnWrite::Rollback { keys: vec![b"b".to_vec()], start_ts: 10 }).await.unwrap();
+        let scanned = read(&e, middle, TxnRead::Scan { start: b"".to_vec(), end: b"".to_vec(), limit: 10, ts: 25, reverse: false });
+        assert_eq!(scanned, Ok(TxnReply::Pairs(vec![(b"c".to_vec(), b"3".to_vec())])));
+    }
+
+    #[madsim::test]
+    async fn a_read_lock_blocks_writers_not_readers_and_leaves_no_value() {
+        let e = SimEngine::in_memory("kv");
+        let all = txn_data_range(b"", b"");
+        let all = (all.0.as_slice(), all.1.as_slice());
+        write(&e, all, prewrite(&["k"], TxnOp::Put(b"v".to_vec()), 10)).await.unwrap();
+        write(&e, all, TxnWrite::Commit { keys: vec![b"k".to_vec()], start_ts: 10, commit_ts: 11 }).await.unwrap();
+        write(&e, all, prewrite(&["k"], TxnOp::Lock, 20)).await.unwrap();
+        assert_eq!(read(&e, all, TxnRead::Get { key: b"k".to_vec(), ts: 30 }), Ok(TxnReply::Value(Some(b"v".to_vec()))), "a read lock blocks no reader");
+        assert!(matches!(write(&e, all, prewrite(&["k"], TxnOp::Delete, 21)).await, Err(e) if matches!(e[..], [KeyError::KeyIsLocked(_)])));
+        write(&e, all, TxnWrite::Commit { keys: vec![b"k".to_vec()], start_ts: 20, commit_ts: 22 }).await.unwrap();
+        assert_eq!(read(&e, all, TxnRead::Get { key: b"k".to_vec(), ts: 30 }), Ok(TxnReply::Value(Some(b"v".to_vec()))), "a Lock record is skipped");
+        // But it is a write as far as conflicts go: a transaction that started before it meets it.
+        assert!(
+            matches!(write(&e, all, prewrite(&["k"], TxnOp::Delete, 21)).await, Err(e) if matches!(e[..], [KeyError::WriteConflict { conflict_commit_ts: 22, .. }]))
+        );
+    }
+}
