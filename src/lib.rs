@@ -16,5 +16,6 @@ pub mod proto;
 pub mod raftstore;
 pub mod rpc;
 pub mod server;
+pub mod table;
 pub mod trace;
 pub mod transport;

@@ -126,3 +126,64 @@ async fn locks_of_a_dead_client_are_resolved_by_readers() {
     .await
     .unwrap();
 }
+
+/// The table layer: a "people" table with a unique email and a non-unique
+/// age index, as a person would use it.
+#[madsim::test]
+async fn a_table_keeps_its_indexes_with_its_rows() {
+    use simkv::table::{create_table, open_table, Datum, IndexSchema, TableError, TableSchema};
+    let cluster = cluster(&["t"]);
+    wait_for_leaders(&cluster).await;
+    let (node, local) = cluster.client_node();
+    let c = cluster.clone();
+    node.spawn(async move {
+        let client = c.txn_client(local, ClientConfig::default(), TxnConfig::default()).await;
+        let schema = TableSchema {
+            id: 7,
+            name: "people".into(),
+            columns: vec!["name".into(), "email".into(), "age".into()],
+            indexes: vec![
+                IndexSchema { id: 1, name: "by_email".into(), column: 1, unique: true },
+                IndexSchema { id: 2, name: "by_age".into(), column: 2, unique: false },
+            ],
+        };
+        create_table(&client, &schema).await.unwrap();
+        assert!(matches!(create_table(&client, &schema).await, Err(TableError::TableExists(_))));
+        let people = open_table(&client, "people").await.unwrap();
+        assert_eq!(people, schema);
+        let person = |name: &str, email: &str, age: i64| vec![Datum::Text(name.into()), Datum::Text(email.into()), Datum::Int(age)];
+        let mut t = client.begin().await.unwrap();
+        people.insert(&mut t, 1, person("ann", "ann@x", 30)).await.unwrap();
+        people.insert(&mut t, 2, person("bob", "bob@x", 41)).await.unwrap();
+        people.insert(&mut t, 3, person("cat", "cat@x", 30)).await.unwrap();
+        assert!(
+            matches!(people.insert(&mut t, 4, person("dup", "bob@x", 50)).await, Err(TableError::DuplicateKey { holder: 2, .. })),
+            "seen in its own transaction"
+        );
+        assert!(matches!(people.insert(&mut t, 1, person("again", "a@y", 1)).await, Err(TableError::DuplicatePrimaryKey(1))));
+        t.commit().await.unwrap();
+        let t = client.begin().await.unwrap();
+        let thirty: Vec<i64> = people.find(&t, "by_age", &Datum::Int(30), 10).await.unwrap().into_iter().map(|(pk, _)| pk).collect();
+        assert_eq!(thirty, vec![1, 3], "a prefix seek over the non-unique index");
+        assert_eq!(people.get_by_unique(&t, "by_email", &Datum::Text("bob@x".into())).await.unwrap().map(|(pk, _)| pk), Some(2));
+        // Bob changes his email and age: the old entries go, the new ones come.
+        let mut t = client.begin().await.unwrap();
+        people.update(&mut t, 2, person("bob", "robert@x", 30)).await.unwrap();
+        assert!(people.delete(&mut t, 1).await.unwrap());
+        t.commit().await.unwrap();
+        let t = client.begin().await.unwrap();
+        assert_eq!(people.get_by_unique(&t, "by_email", &Datum::Text("bob@x".into())).await.unwrap(), None);
+        let thirty: Vec<i64> = people.find(&t, "by_age", &Datum::Int(30), 10).await.unwrap().into_iter().map(|(pk, _)| pk).collect();
+        assert_eq!(thirty, vec![2, 3]);
+        assert_eq!(people.index_entries(&t, "by_email").await.unwrap().into_iter().map(|(_, pk)| pk).collect::<Vec<_>>(), vec![3, 2], "cat@x < robert@x");
+        assert_eq!(people.scan(&t, 10).await.unwrap().into_iter().map(|(pk, _)| pk).collect::<Vec<_>>(), vec![2, 3]);
+        // Two transactions taking the same unique value: one aborts.
+        let (mut a, mut b) = (client.begin().await.unwrap(), client.begin().await.unwrap());
+        people.insert(&mut a, 10, person("x", "same@x", 1)).await.unwrap();
+        people.insert(&mut b, 11, person("y", "same@x", 2)).await.unwrap();
+        a.commit().await.unwrap();
+        assert!(matches!(b.commit().await, Err(TxnError::WriteConflict { .. })));
+    })
+    .await
+    .unwrap();
+}

@@ -104,9 +104,15 @@ fn decode_table_head<'a>(key: &'a [u8], sep: &[u8; 2], what: &'static str) -> Re
 /// `t{table}_i{index}{value}`: the unique index key, and the prefix of every
 /// non-unique entry with this value.
 pub fn index_prefix(table_id: i64, index_id: i64, value: &IndexValue) -> Vec<u8> {
+    let mut buf = index_space_prefix(table_id, index_id);
+    value.encode_into(&mut buf);
+    buf
+}
+
+/// `t{table}_i{index}`: the prefix of every entry of one index.
+pub fn index_space_prefix(table_id: i64, index_id: i64) -> Vec<u8> {
     let mut buf = table_prefix(table_id, INDEX_SEP);
     encode_i64(&mut buf, index_id);
-    value.encode_into(&mut buf);
     buf
 }
 
