@@ -115,6 +115,9 @@ pub fn write_replay_of(dir: &Path, scenario_path: &str, report: &RunReport) -> s
     if !report.bank.is_empty() {
         write("bank.edn", &crate::history::bank::to_edn(&report.bank))?;
     }
+    if !report.table.is_empty() {
+        write("table.edn", &crate::workload::table::to_edn(&report.table))?;
+    }
     for (i, key) in report.history.keys().iter().enumerate() {
         if let Ok(log) = formats::to_porcupine_log(&report.history, key) {
             write(&format!("history-key{i}.porcupine.log"), &log)?;

@@ -53,8 +53,16 @@ pub struct RunStats {
 }
 
 impl RunStats {
-    fn of(history: &History, bank: &[crate::history::bank::BankOp], plan: &Plan, events: &[TimedEvent], simulated: Duration) -> RunStats {
+    fn of(
+        history: &History,
+        txns: (&[crate::history::bank::BankOp], &[workload::table::TableOp]),
+        plan: &Plan,
+        events: &[TimedEvent],
+        simulated: Duration,
+    ) -> RunStats {
         use crate::history::bank::BankOutcome;
+        use workload::table::TableOutcome;
+        let (bank, table) = txns;
         let topology = crate::topology::Topology::from_events(events.iter().map(|e| &e.event));
         let placement = (1..=plan.swarm.stores)
             .map(|s| {
@@ -66,10 +74,13 @@ impl RunStats {
         RunStats {
             regions: topology.regions.len(),
             placement,
-            ops: history.ops.len() + bank.len(),
+            ops: history.ops.len() + bank.len() + table.len(),
             ok: history.ops.iter().filter(|o| !matches!(o.outcome, Outcome::Unknown | Outcome::Failed)).count()
-                + bank.iter().filter(|o| matches!(o.outcome, BankOutcome::Ok | BankOutcome::Read(_))).count(),
-            unknown: history.unknown_count() + bank.iter().filter(|o| matches!(o.outcome, BankOutcome::Info(_))).count(),
+                + bank.iter().filter(|o| matches!(o.outcome, BankOutcome::Ok | BankOutcome::Read(_))).count()
+                + table.iter().filter(|o| matches!(o.outcome, TableOutcome::Ok | TableOutcome::Checked { .. })).count(),
+            unknown: history.unknown_count()
+                + bank.iter().filter(|o| matches!(o.outcome, BankOutcome::Info(_))).count()
+                + table.iter().filter(|o| matches!(o.outcome, TableOutcome::Info(_))).count(),
             faults: plan.faults.len(),
             events: events.len(),
             sim_millis: simulated.as_millis() as u64,
@@ -96,6 +107,8 @@ pub struct RunReport {
     pub leader_changes: Vec<(u64, u64, u64, u64)>,
     /// The bank workload's transfers and reads (empty for other workloads).
     pub bank: Vec<crate::history::bank::BankOp>,
+    /// The table workload's changes and checks (empty for other workloads).
+    pub table: Vec<workload::table::TableOp>,
 }
 
 fn leader_changes(events: &[TimedEvent]) -> Vec<(u64, u64, u64, u64)> {
@@ -267,12 +280,13 @@ fn run_with_progress(scenario: &Scenario, plan: &Plan, progress: Arc<std::sync::
     let store_events: Vec<StoreEvent> = events.iter().map(|e| e.event.clone()).collect();
     let ts_calls = recorded.ts_calls.lock().unwrap().clone();
     let bank = std::mem::take(&mut *recorded.bank.lock().unwrap());
-    let (more, inconclusive) = check_recorded(scenario, &history, &store_events, &ts_calls, None, (&bank, plan.swarm.keys.max(2)));
+    let table = std::mem::take(&mut *recorded.table.lock().unwrap());
+    let (more, inconclusive) = check_recorded(scenario, &history, &store_events, &ts_calls, None, (&bank, plan.swarm.keys.max(2)), &table);
     failures.extend(more);
-    let stats = RunStats::of(&history, &bank, plan, &events, panic.at.unwrap_or_default());
-    let digest = digest(&events, &timeline, &history, &bank);
+    let stats = RunStats::of(&history, (&bank, &table), plan, &events, panic.at.unwrap_or_default());
+    let digest = digest(&events, &timeline, &history, &bank, &table);
     let leader_changes = leader_changes(&events);
-    RunReport { plan: plan.clone(), history, timeline, failures, inconclusive, stats, digest, leader_changes, bank }
+    RunReport { plan: plan.clone(), history, timeline, failures, inconclusive, stats, digest, leader_changes, bank, table }
 }
 
 /// The checks over what a run recorded: linearizability, durability (only when
@@ -284,8 +298,14 @@ fn check_recorded(
     ts_calls: &[tso::TsCall],
     logs: Option<&BTreeMap<u64, sequential::ClientLog>>,
     bank: (&[crate::history::bank::BankOp], u64),
+    table: &[workload::table::TableOp],
 ) -> (Vec<Failure>, Vec<Failure>) {
     let (mut failures, mut inconclusive) = (Vec::new(), Vec::new());
+    if scenario.checkers.table && scenario.workload.kind == WorkloadKind::Table {
+        if let Some(e) = workload::table::check_history(table) {
+            failures.push(Failure { checker: "table".into(), explanation: e });
+        }
+    }
     if scenario.checkers.bank && scenario.workload.kind == WorkloadKind::Bank {
         let (ops, accounts) = bank;
         let total = workload::bank::INITIAL_BALANCE * accounts as i64;
@@ -338,10 +358,13 @@ fn check_recorded(
 }
 
 /// Fingerprint of the store events, the timeline and the history.
-fn digest(events: &[TimedEvent], timeline: &[String], history: &History, bank: &[crate::history::bank::BankOp]) -> u64 {
+fn digest(events: &[TimedEvent], timeline: &[String], history: &History, bank: &[crate::history::bank::BankOp], table: &[workload::table::TableOp]) -> u64 {
     let events: String = events.iter().map(|e| format!("{:?} {:?}\n", e.at, e.event)).collect();
     let mut text = format!("{:016x}\n", fingerprint(events.as_bytes()));
     bank.iter().for_each(|o| {
+        let _ = writeln!(text, "{o:?}");
+    });
+    table.iter().for_each(|o| {
         let _ = writeln!(text, "{o:?}");
     });
     timeline.iter().for_each(|l| text.push_str(l));
@@ -427,8 +450,8 @@ async fn run_inner(
     if swarm.raft_loss > 0.0 || swarm.raft_delay_ms > 0 || swarm.client_loss > 0.0 || swarm.client_delay_ms > 0 {
         shared.log(transport);
     }
-    if scenario.workload.kind == WorkloadKind::Bank {
-        if let Some(f) = open_bank(&shared).await {
+    if scenario.workload.kind.is_transactional() {
+        if let Some(f) = open_bank(&shared, scenario.workload.kind).await {
             failures.push(f);
         }
     }
@@ -444,6 +467,7 @@ async fn run_inner(
                 let client = shared.cluster.txn_client(local, cfg, shared.txn.clone()).await;
                 match kind {
                     WorkloadKind::Bank => workload::bank::bank_client(&shared, &client, c).await,
+                    WorkloadKind::Table => workload::table::table_client(&shared, &client, c).await,
                     WorkloadKind::Register | WorkloadKind::Sequential => unreachable!("not transactional"),
                 }
                 return;
@@ -452,7 +476,7 @@ async fn run_inner(
             match kind {
                 WorkloadKind::Register => workload::register::register_client(&shared, &client, c).await,
                 WorkloadKind::Sequential => workload::sequential::sequential_client(&shared, &client, c).await,
-                WorkloadKind::Bank => unreachable!("transactional"),
+                WorkloadKind::Bank | WorkloadKind::Table => unreachable!("transactional"),
             }
         }));
     }
@@ -532,27 +556,33 @@ async fn run_inner(
     let events: Vec<StoreEvent> = timed.iter().map(|e| e.event.clone()).collect();
     let ts_calls = shared.recorded.ts_calls.lock().unwrap().clone();
     let bank = std::mem::take(&mut *shared.recorded.bank.lock().unwrap());
-    let (more, inconclusive) = check_recorded(&scenario, &history, &events, &ts_calls, Some(&shared.logs.lock().unwrap()), (&bank, swarm.keys.max(2)));
+    let table = std::mem::take(&mut *shared.recorded.table.lock().unwrap());
+    let (more, inconclusive) = check_recorded(&scenario, &history, &events, &ts_calls, Some(&shared.logs.lock().unwrap()), (&bank, swarm.keys.max(2)), &table);
     failures.extend(more);
 
     let timeline = shared.recorded.timeline.lock().unwrap().clone();
-    let stats = RunStats::of(&history, &bank, &plan, &timed, shared.start.elapsed());
-    let digest = digest(&timed, &timeline, &history, &bank);
-    RunReport { plan, history, timeline, failures, inconclusive, stats, digest, leader_changes: leader_changes(&timed), bank }
+    let stats = RunStats::of(&history, (&bank, &table), &plan, &timed, shared.start.elapsed());
+    let digest = digest(&timed, &timeline, &history, &bank, &table);
+    RunReport { plan, history, timeline, failures, inconclusive, stats, digest, leader_changes: leader_changes(&timed), bank, table }
 }
 
-/// Opens the bank's accounts before the clients start (and faults begin).
-async fn open_bank(shared: &Arc<Shared>) -> Option<Failure> {
+/// Sets a transactional workload up before the clients start (and faults
+/// begin): opens the bank's accounts, or creates the table.
+async fn open_bank(shared: &Arc<Shared>, kind: WorkloadKind) -> Option<Failure> {
     let (node, local) = shared.cluster.client_node();
     let s = shared.clone();
     let task = node.spawn(async move {
         let client = s.cluster.txn_client(local, ClientConfig::default(), s.txn.clone()).await;
-        workload::bank::open_accounts(&client, s.swarm.keys.max(2)).await
+        match kind {
+            WorkloadKind::Bank => workload::bank::open_accounts(&client, s.swarm.keys.max(2)).await.map_err(|e| e.to_string()),
+            WorkloadKind::Table => workload::table::create(&client).await.map_err(|e| e.to_string()),
+            WorkloadKind::Register | WorkloadKind::Sequential => Ok(()),
+        }
     });
     match task.await {
         Ok(Ok(())) => None,
-        Ok(Err(e)) => Some(Failure { checker: "workload".into(), explanation: format!("the bank's accounts could not be opened: {e}") }),
-        Err(e) => Some(Failure { checker: "workload".into(), explanation: format!("opening the bank stopped: {e}") }),
+        Ok(Err(e)) => Some(Failure { checker: "workload".into(), explanation: format!("the {kind:?} workload could not be set up: {e}") }),
+        Err(e) => Some(Failure { checker: "workload".into(), explanation: format!("setting the {kind:?} workload up stopped: {e}") }),
     }
 }
 
@@ -586,6 +616,24 @@ async fn settle_transactions(shared: &Arc<Shared>, scenario: &Scenario, deadline
                     (_, Err(_)) if Instant::now() < deadline => sleep(Duration::from_millis(200)).await,
                     (_, Err(e)) => {
                         failures.push(Failure { checker: "liveness".into(), explanation: format!("the final read of the bank did not complete within the liveness phase: {e}") });
+                        break;
+                    }
+                }
+            }
+        }
+        if kind == WorkloadKind::Table {
+            let people = workload::table::schema();
+            loop {
+                let invoke = workload::now_ns();
+                match workload::table::run_check(&client, &people).await {
+                    outcome @ workload::table::TableOutcome::Checked { .. } => {
+                        let complete = Some(workload::now_ns());
+                        s.record_table(workload::table::TableOp { process: FINAL_PROCESS, call: workload::table::TableCall::Check, outcome, invoke, complete });
+                        break;
+                    }
+                    _ if Instant::now() < deadline => sleep(Duration::from_millis(200)).await,
+                    other => {
+                        failures.push(Failure { checker: "liveness".into(), explanation: format!("the final check of the table did not complete within the liveness phase: {other:?}") });
                         break;
                     }
                 }

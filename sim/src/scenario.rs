@@ -101,13 +101,17 @@ pub enum WorkloadKind {
     /// Transactions move money between accounts (`keys` of them) and read
     /// every account in one snapshot; the total never changes.
     Bank,
+    /// Transactions insert, update and delete rows of a table with a unique
+    /// and a non-unique index (rows drawn from `keys`) and check the whole
+    /// table in one snapshot: rows and index entries agree.
+    Table,
 }
 
 impl WorkloadKind {
     /// Whether the workload runs transactions (its keys live in the
     /// transactional key space, which the cluster is pre-split on).
     pub fn is_transactional(self) -> bool {
-        matches!(self, WorkloadKind::Bank)
+        matches!(self, WorkloadKind::Bank | WorkloadKind::Table)
     }
 }
 
@@ -254,6 +258,8 @@ pub struct Checkers {
     pub sequential: bool,
     /// Every snapshot read of the bank sees its total, no account negative.
     pub bank: bool,
+    /// Every check of the table finds rows and index entries agreeing.
+    pub table: bool,
     /// After the clients stop and a sweep resolves what they left, no
     /// replica holds a lock.
     pub locks: bool,
@@ -278,6 +284,7 @@ impl Default for Checkers {
             spread: false,
             sequential: true,
             bank: true,
+            table: true,
             locks: true,
             linearizability_steps: 20_000_000,
             max_store_events: 5_000_000,

@@ -156,6 +156,11 @@ fn planted_commit_leaves_lock_is_caught() {
 }
 
 #[test]
+fn planted_table_lost_update_is_caught() {
+    caught_and_clean("table-lost-update.toml", "table", "rows and index entries must change together");
+}
+
+#[test]
 fn planted_follower_local_read_is_caught() {
     caught_and_clean("follower-local-read.toml", "linearizability", "");
 }
@@ -326,6 +331,7 @@ fn outcome_formats_are_pinned() {
         digest: 0x0123_4567_89ab_cdef,
         leader_changes: vec![],
         bank: vec![],
+        table: vec![],
     };
     let pass = report::outcome_text("scenarios/basic.toml", &report);
     report.inconclusive.push(Failure { checker: "linearizability".into(), explanation: "the search ran out of its budget of 5 steps for keys [\"k\"]".into() });
@@ -384,6 +390,7 @@ fn timeline_html_is_pinned() {
         digest: 0,
         leader_changes: vec![(50, 1, 100, 6), (1100, 3, 100, 7)],
         bank: vec![],
+        table: vec![],
     };
     insta::assert_snapshot!("timeline_html", simkv_sim::timeline_html::render("scenarios/basic.toml", &report));
 }

@@ -9,6 +9,7 @@
 pub mod bank;
 pub mod register;
 pub mod sequential;
+pub mod table;
 pub mod tso;
 
 use crate::checker::sequential::{self as sequential_check, ClientLog};
@@ -61,6 +62,8 @@ pub struct Recorded {
     /// panic is left out: only reads are checked, and a transfer's outcome
     /// then is unknown anyway.)
     pub bank: Mutex<Vec<crate::history::bank::BankOp>>,
+    /// The table workload's changes and checks.
+    pub table: Mutex<Vec<table::TableOp>>,
 }
 
 pub struct Shared {
@@ -95,6 +98,10 @@ impl Shared {
     pub fn begin(&self, process: u64, key: &str, call: Call, invoke: u64) {
         let op = Operation { process, key: key.to_string(), call, outcome: Outcome::Unknown, invoke, complete: None };
         self.recorded.in_flight.lock().unwrap().insert(process, op);
+    }
+
+    pub fn record_table(&self, op: table::TableOp) {
+        self.recorded.table.lock().unwrap().push(op);
     }
 
     pub fn record_bank(&self, op: crate::history::bank::BankOp) {

@@ -1,0 +1,236 @@
+//! The table workload: concurrent inserts, updates and deletes on a
+//! "people" table (a unique email index, a non-unique age index), each in a
+//! transaction, and consistency checks of the whole table in one snapshot:
+//! every row has exactly its index entries, no entry points to a missing row
+//! or to a row with another value, and unique values are unique.
+
+use super::{now_ns, think, Shared};
+use simkv::client::{Transaction, TxnClient, TxnError};
+use simkv::table::{self, Datum, IndexSchema, TableError, TableSchema};
+use std::collections::{BTreeMap, BTreeSet};
+use std::fmt::Write as _;
+use std::sync::atomic::Ordering;
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum TableCall {
+    Insert {
+        pk: i64,
+        email: String,
+        age: i64,
+    },
+    Update {
+        pk: i64,
+        email: String,
+        age: i64,
+    },
+    Delete {
+        pk: i64,
+    },
+    /// A consistency check of the whole table in one snapshot.
+    Check,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum TableOutcome {
+    Ok,
+    /// A check's findings (empty: consistent) and the rows it saw.
+    Checked {
+        problems: Vec<String>,
+        rows: usize,
+    },
+    Fail(String),
+    Info(String),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct TableOp {
+    pub process: u64,
+    pub call: TableCall,
+    pub outcome: TableOutcome,
+    pub invoke: u64,
+    pub complete: Option<u64>,
+}
+
+/// The workload's table.
+pub fn schema() -> TableSchema {
+    TableSchema {
+        id: 1,
+        name: "people".into(),
+        columns: vec!["email".into(), "age".into()],
+        indexes: vec![
+            IndexSchema { id: 1, name: "by_email".into(), column: 0, unique: true },
+            IndexSchema { id: 2, name: "by_age".into(), column: 1, unique: false },
+        ],
+    }
+}
+
+/// Creates the table; retried until it exists.
+pub async fn create(client: &TxnClient) -> Result<(), TableError> {
+    let mut last = None;
+    for _ in 0..30 {
+        match table::create_table(client, &schema()).await {
+            Ok(()) | Err(TableError::TableExists(_)) => return Ok(()),
+            Err(e) => last = Some(e),
+        }
+        madsim::time::sleep(std::time::Duration::from_millis(500)).await;
+    }
+    Err(last.expect("attempted"))
+}
+
+/// Checks the whole table in `txn`'s snapshot; returns the problems found
+/// and the number of rows.
+pub async fn check(txn: &Transaction<'_>, people: &TableSchema) -> Result<(Vec<String>, usize), TableError> {
+    let rows = people.scan(txn, usize::MAX).await?;
+    let by_pk: BTreeMap<i64, &Vec<Datum>> = rows.iter().map(|(pk, row)| (*pk, row)).collect();
+    let mut problems = Vec::new();
+    for index in &people.indexes {
+        let entries = people.index_entries(txn, &index.name).await?;
+        let found: BTreeMap<&[u8], i64> = entries.iter().map(|(k, pk)| (k.as_slice(), *pk)).collect();
+        let mut expected: BTreeMap<Vec<u8>, i64> = BTreeMap::new();
+        let mut values: BTreeMap<&Datum, Vec<i64>> = BTreeMap::new();
+        for (pk, row) in &rows {
+            expected.insert(people.entry_key(index, &row[index.column], *pk), *pk);
+            values.entry(&row[index.column]).or_default().push(*pk);
+        }
+        for (key, pk) in &found {
+            match by_pk.get(pk) {
+                None => problems.push(format!("index {} has an entry for row {pk}, which does not exist", index.name)),
+                Some(row) if expected.get(*key) != Some(pk) => {
+                    problems.push(format!("index {} has an entry for row {pk} that does not match its value {}", index.name, row[index.column]))
+                }
+                Some(_) => {}
+            }
+        }
+        for (key, pk) in &expected {
+            if found.get(key.as_slice()) != Some(pk) {
+                problems.push(format!("row {pk} ({}) has no entry in index {}", by_pk[pk][index.column], index.name));
+            }
+        }
+        if index.unique {
+            for (value, pks) in values.into_iter().filter(|(_, pks)| pks.len() > 1) {
+                problems.push(format!("rows {pks:?} share the value {value} of unique index {}", index.name));
+            }
+        }
+    }
+    Ok((problems, rows.len()))
+}
+
+/// One client: random inserts, updates, deletes and checks until the safety
+/// phase ends. A client whose commit has an unknown outcome continues as a
+/// new process.
+pub async fn table_client(shared: &Shared, client: &TxnClient, c: u64) {
+    use rand::Rng;
+    let rows = shared.swarm.keys.max(2) as i64;
+    let clients = shared.swarm.clients.max(1);
+    let people = schema();
+    let mut process = c;
+    while !shared.stop.load(Ordering::SeqCst) {
+        let (dice, pk, email, age, delete) = {
+            let mut rng = madsim::rand::thread_rng();
+            // Fewer emails than twice the rows: inserts and updates collide on them.
+            (rng.gen_range(0..100u64), rng.gen_range(0..rows), format!("e{}", rng.gen_range(0..rows * 2)), rng.gen_range(0..4i64), rng.gen_bool(0.3))
+        };
+        let invoke = now_ns();
+        let (call, outcome) = if dice < shared.swarm.read_percent {
+            (TableCall::Check, run_check(client, &people).await)
+        } else {
+            change(client, &people, pk, email, age, delete).await
+        };
+        let unknown = matches!(outcome, TableOutcome::Info(_));
+        let complete = (!unknown).then(now_ns);
+        shared.record_table(TableOp { process, call, outcome, invoke, complete });
+        if unknown {
+            process += clients;
+        }
+        think(shared).await;
+    }
+}
+
+/// A whole-table check in one snapshot.
+pub async fn run_check(client: &TxnClient, people: &TableSchema) -> TableOutcome {
+    let checked = async {
+        let txn = client.begin().await?;
+        check(&txn, people).await
+    };
+    match checked.await {
+        Ok((problems, rows)) => TableOutcome::Checked { problems, rows },
+        Err(e) => TableOutcome::Fail(e.to_string()),
+    }
+}
+
+/// Inserts row `pk` if it is absent; otherwise updates it, or deletes it.
+async fn change(client: &TxnClient, people: &TableSchema, pk: i64, email: String, age: i64, delete: bool) -> (TableCall, TableOutcome) {
+    let mut txn = match client.begin().await {
+        Ok(txn) => txn,
+        Err(e) => return (TableCall::Delete { pk }, TableOutcome::Fail(e.to_string())),
+    };
+    let row = vec![Datum::Text(email.clone()), Datum::Int(age)];
+    let exists = match people.get(&txn, pk).await {
+        Ok(row) => row.is_some(),
+        Err(e) => return (TableCall::Delete { pk }, TableOutcome::Fail(e.to_string())),
+    };
+    let (call, changed) = match (exists, delete) {
+        (false, _) => (TableCall::Insert { pk, email, age }, people.insert(&mut txn, pk, row).await),
+        (true, false) => (TableCall::Update { pk, email, age }, people.update(&mut txn, pk, row).await),
+        (true, true) => (TableCall::Delete { pk }, people.delete(&mut txn, pk).await.map(|_| ())),
+    };
+    if let Err(e) = changed {
+        return (call, TableOutcome::Fail(e.to_string()));
+    }
+    let outcome = match txn.commit().await {
+        Ok(_) => TableOutcome::Ok,
+        Err(e @ TxnError::Unknown(_)) => TableOutcome::Info(e.to_string()),
+        Err(e) => TableOutcome::Fail(e.to_string()),
+    };
+    (call, outcome)
+}
+
+/// The first check that found the table inconsistent, explained.
+pub fn check_history(ops: &[TableOp]) -> Option<String> {
+    let mut checks: Vec<&TableOp> = ops.iter().filter(|o| matches!(&o.outcome, TableOutcome::Checked { problems, .. } if !problems.is_empty())).collect();
+    checks.sort_by_key(|o| (o.invoke, o.process));
+    let op = checks.first()?;
+    let TableOutcome::Checked { problems, rows } = &op.outcome else { unreachable!() };
+    let mut text = format!(
+        "the check by process {} (invoked at {:.3}s) found the table inconsistent in one snapshot of {rows} rows (rows and index entries must change together): ",
+        op.process,
+        op.invoke as f64 / 1e9
+    );
+    text.push_str(&problems.iter().take(3).cloned().collect::<Vec<_>>().join("; "));
+    if problems.len() > 3 {
+        let _ = write!(text, "; and {} more", problems.len() - 3);
+    }
+    Some(text)
+}
+
+/// The history as Jepsen EDN, one invocation and one completion per operation.
+pub fn to_edn(ops: &[TableOp]) -> String {
+    let mut events: Vec<(u64, u8, usize)> = Vec::new();
+    for (i, op) in ops.iter().enumerate() {
+        events.push((op.invoke, 0, i));
+        events.push((op.complete.unwrap_or(op.invoke), 1, i));
+    }
+    events.sort();
+    let mut out = String::new();
+    for (time, phase, i) in events {
+        let op = &ops[i];
+        let (f, value) = match &op.call {
+            TableCall::Insert { pk, email, age } => ("insert", format!("{{:pk {pk}, :email {email:?}, :age {age}}}")),
+            TableCall::Update { pk, email, age } => ("update", format!("{{:pk {pk}, :email {email:?}, :age {age}}}")),
+            TableCall::Delete { pk } => ("delete", format!("{{:pk {pk}}}")),
+            TableCall::Check => ("check", "nil".into()),
+        };
+        let (kind, value, extra) = match (phase, &op.outcome) {
+            (0, _) => ("invoke", value, String::new()),
+            (_, TableOutcome::Ok) => ("ok", value, String::new()),
+            (_, TableOutcome::Checked { problems, rows }) => {
+                let problems: BTreeSet<&String> = problems.iter().collect();
+                ("ok", format!("{{:rows {rows}, :problems [{}]}}", problems.iter().map(|p| format!("{p:?}")).collect::<Vec<_>>().join(" ")), String::new())
+            }
+            (_, TableOutcome::Fail(why)) => ("fail", value, format!(", :error {why:?}")),
+            (_, TableOutcome::Info(why)) => ("info", value, format!(", :error {why:?}")),
+        };
+        let _ = writeln!(out, "{{:type :{kind}, :f :{f}, :value {value}, :process {}, :time {time}{extra}}}", op.process);
+    }
+    out
+}
