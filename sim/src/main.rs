@@ -168,7 +168,8 @@ mod cli {
             #[arg(long)]
             model: Option<String>,
         },
-        /// Measures the simulator (simulated seconds per wall second) and the
+        /// Measures the simulator (simulated seconds per wall second), the bank's
+        /// transactions (per simulated and wall second, abort rate) and the
         /// linearizability checker (corpus and generated histories, verdicts
         /// asserted) next to Porcupine's quoted timings.
         Bench {
@@ -180,6 +181,13 @@ mod cli {
             /// A scenario with many regions, timed next to `--scenario`.
             #[arg(long, default_value = "scenarios/many-regions.toml")]
             large_scenario: PathBuf,
+            /// The bank scenario whose transactions are counted (per simulated
+            /// and per wall second, and the abort rate), next to the raw
+            /// operations of `--baseline-scenario` in the same run.
+            #[arg(long, default_value = "scenarios/bank.toml")]
+            bank_scenario: PathBuf,
+            #[arg(long, default_value = "scenarios/basic.toml")]
+            baseline_scenario: PathBuf,
             /// The history corpus (with its MANIFEST.tsv) to time the checker on.
             #[arg(long, default_value = "sim/tests/corpus")]
             corpus: PathBuf,
@@ -344,8 +352,11 @@ mod cli {
                     0
                 }
                 Command::Check { file, max_steps, model } => check(&file, max_steps, model.as_deref()),
-                Command::Bench { seeds, scenario, large_scenario, corpus, runs } => {
-                    let (Ok(s), Ok(large)) = (load(&scenario), load(&large_scenario)) else { return 2 };
+                Command::Bench { seeds, scenario, large_scenario, bank_scenario, baseline_scenario, corpus, runs } => {
+                    let (Ok(s), Ok(large), Ok(bank), Ok(baseline)) = (load(&scenario), load(&large_scenario), load(&bank_scenario), load(&baseline_scenario))
+                    else {
+                        return 2;
+                    };
                     let (failed_small, small_rate) = bench::scenario(&s, seeds);
                     let (failed_large, large_rate) = bench::scenario(&large, seeds);
                     if seeds > 0 {
@@ -364,7 +375,20 @@ mod cli {
                         lease.mean_ms / read_index.mean_ms.max(1e-9),
                         lease.p99_ms / read_index.p99_ms.max(1e-9)
                     );
-                    let failed_runs = failed_small + failed_large + bench::list_append::run(100_000);
+                    let mut failed_bank = 0;
+                    if seeds > 0 {
+                        let measured = bench::bank(&bank, seeds);
+                        let raw = bench::ops_per_wall_second(&baseline, seeds);
+                        println!("{measured}");
+                        println!(
+                            "  {:.2}x the {:.1} raw operations per wall s of {} (a transaction is several raw round trips: begin, reads, prewrite, commit)",
+                            measured.committed as f64 / measured.wall_seconds.max(1e-9) / raw.max(1e-9),
+                            raw,
+                            baseline.name
+                        );
+                        failed_bank = measured.failed_runs;
+                    }
+                    let failed_runs = failed_small + failed_large + failed_bank + bench::list_append::run(100_000);
                     let wrong_verdicts = bench::checker::run(&corpus, runs);
                     i32::from(failed_runs + wrong_verdicts > 0)
                 }

@@ -216,3 +216,83 @@ pub fn read_latency(seed: u64, sim_seconds: u64, lease_reads: bool) -> ReadLaten
     let mean = latencies.iter().map(|d| ms(*d)).sum::<f64>() / latencies.len().max(1) as f64;
     ReadLatency { lease_reads, reads: latencies.len(), mean_ms: mean, p50_ms: at(0.5), p99_ms: at(0.99) }
 }
+
+/// What the bank benchmark measured over its seeds.
+#[derive(Debug, Clone, Default)]
+pub struct BankBench {
+    pub runs: usize,
+    pub failed_runs: usize,
+    /// Transactions that committed: transfers, and whole-bank reads.
+    pub committed: usize,
+    /// Transfers that reached their commit and were aborted (conflicts, locks
+    /// that stayed, rollbacks by others), and transfers that tried.
+    pub aborted: usize,
+    pub transfers_tried: usize,
+    pub unknown: usize,
+    /// The safety phases' simulated seconds (when clients run), and the
+    /// runs' wall seconds.
+    pub sim_seconds: f64,
+    pub wall_seconds: f64,
+}
+
+impl fmt::Display for BankBench {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "bank: {} runs ({} failed): {} committed transactions, {:.1} per simulated s, {:.1} per wall s; abort rate {:.1}% ({} of {} transfers), {} unknown",
+            self.runs,
+            self.failed_runs,
+            self.committed,
+            self.committed as f64 / self.sim_seconds.max(1e-9),
+            self.committed as f64 / self.wall_seconds.max(1e-9),
+            100.0 * self.aborted as f64 / (self.transfers_tried.max(1)) as f64,
+            self.aborted,
+            self.transfers_tried,
+            self.unknown
+        )
+    }
+}
+
+/// Runs `seeds` seeds of a bank scenario and counts its transactions: how
+/// many committed per simulated and per wall second, and how many aborted.
+pub fn bank(scenario: &crate::scenario::Scenario, seeds: u64) -> BankBench {
+    use crate::history::bank::{BankCall, BankOutcome};
+    let mut out = BankBench::default();
+    for seed in 0..seeds {
+        let plan = crate::nemesis::Plan::draw(scenario, seed);
+        let started = std::time::Instant::now();
+        let report = crate::run::run(scenario, &plan);
+        out.wall_seconds += started.elapsed().as_secs_f64();
+        out.sim_seconds += plan.safety_secs.unwrap_or(scenario.phases.safety_secs) as f64;
+        out.runs += 1;
+        out.failed_runs += usize::from(!report.passed());
+        for op in report.bank.iter().filter(|o| o.process != crate::workload::FINAL_PROCESS) {
+            match (&op.call, &op.outcome) {
+                (_, BankOutcome::Ok | BankOutcome::Read(_)) => out.committed += 1,
+                (_, BankOutcome::Info(_)) => out.unknown += 1,
+                // A transfer refused for want of money never tried to commit.
+                (BankCall::Transfer { .. }, BankOutcome::Fail(why)) if why.contains("less than") => continue,
+                (BankCall::Transfer { .. }, BankOutcome::Fail(_)) => out.aborted += 1,
+                (BankCall::Read, BankOutcome::Fail(_)) => {}
+            }
+            if matches!(op.call, BankCall::Transfer { .. }) {
+                out.transfers_tried += 1;
+            }
+        }
+    }
+    out
+}
+
+/// Completed operations per wall second over `seeds` seeds of `scenario`:
+/// the raw baseline the bank's transactions are put next to.
+pub fn ops_per_wall_second(scenario: &crate::scenario::Scenario, seeds: u64) -> f64 {
+    let (mut ops, mut wall) = (0usize, 0.0f64);
+    for seed in 0..seeds {
+        let plan = crate::nemesis::Plan::draw(scenario, seed);
+        let started = std::time::Instant::now();
+        let report = crate::run::run(scenario, &plan);
+        wall += started.elapsed().as_secs_f64();
+        ops += report.stats.ok;
+    }
+    ops as f64 / wall.max(1e-9)
+}
