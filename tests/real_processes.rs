@@ -157,6 +157,32 @@ fn pd_and_store_processes_split_serve_restart_and_grow() {
             let k = key(i);
             assert_eq!(eventually("get after the new store joined", || client.get(&k)).await, Some(expected), "key {i}");
         }
+
+        // Transactions over the real cluster, and the table CLI.
+        let raw = RawClient::connect(free_addr(), BTreeMap::new(), Box::new(PdRegions(pd_client(pd_addr).await)), ClientConfig::default()).await.unwrap();
+        let txns = simkv::client::TxnClient::new(raw, pd_client(pd_addr).await, simkv::client::TxnConfig::default());
+        let mut t = txns.begin().await.unwrap();
+        t.set(b"acct-a", b"70");
+        t.set(b"acct-b", b"30");
+        t.commit().await.unwrap();
+        let t = txns.begin().await.unwrap();
+        let total: i64 = t.scan(b"acct-", b"acct.", 10).await.unwrap().iter().map(|(_, v)| String::from_utf8_lossy(v).parse::<i64>().unwrap()).sum();
+        assert_eq!(total, 100);
+        let table = |args: &[&str]| {
+            let out = Command::new(env!("CARGO_BIN_EXE_simkv")).args(["table", "--pd", &pd_addr.to_string()]).args(args).env("RUST_LOG", "warn").output().unwrap();
+            (out.status.code(), String::from_utf8_lossy(&out.stdout).into_owned(), String::from_utf8_lossy(&out.stderr).into_owned())
+        };
+        let created = table(&["create", "people", "--columns", "name,email,age", "--unique", "email", "--index", "age"]);
+        assert_eq!(created.0, Some(0), "{created:?}");
+        for (pk, name, age) in [("1", "ann", "30"), ("2", "bob", "41"), ("3", "cat", "30")] {
+            let inserted = table(&["insert", "people", pk, name, &format!("{name}@example.com"), age]);
+            assert_eq!(inserted.0, Some(0), "{inserted:?}");
+        }
+        let found = table(&["find", "people", "age", "30"]);
+        assert_eq!(found.1, "1: name=\"ann\" email=\"ann@example.com\" age=30\n3: name=\"cat\" email=\"cat@example.com\" age=30\n", "{found:?}");
+        let duplicate = table(&["insert", "people", "4", "dan", "bob@example.com", "22"]);
+        assert_eq!(duplicate.0, Some(1));
+        assert!(duplicate.2.contains("duplicate value \"bob@example.com\" for unique index email (held by row 2)"), "{duplicate:?}");
     });
     drop(store_processes);
     drop(pd_process);
