@@ -169,7 +169,8 @@ fn pd_and_store_processes_split_serve_restart_and_grow() {
         let total: i64 = t.scan(b"acct-", b"acct.", 10).await.unwrap().iter().map(|(_, v)| String::from_utf8_lossy(v).parse::<i64>().unwrap()).sum();
         assert_eq!(total, 100);
         let table = |args: &[&str]| {
-            let out = Command::new(env!("CARGO_BIN_EXE_simkv")).args(["table", "--pd", &pd_addr.to_string()]).args(args).env("RUST_LOG", "warn").output().unwrap();
+            let out =
+                Command::new(env!("CARGO_BIN_EXE_simkv")).args(["table", "--pd", &pd_addr.to_string()]).args(args).env("RUST_LOG", "warn").output().unwrap();
             (out.status.code(), String::from_utf8_lossy(&out.stdout).into_owned(), String::from_utf8_lossy(&out.stderr).into_owned())
         };
         let created = table(&["create", "people", "--columns", "name,email,age", "--unique", "email", "--index", "age"]);

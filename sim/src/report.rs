@@ -115,6 +115,9 @@ pub fn write_replay_of(dir: &Path, scenario_path: &str, report: &RunReport) -> s
     if !report.bank.is_empty() {
         write("bank.edn", &crate::history::bank::to_edn(&report.bank))?;
     }
+    if !report.list_append.is_empty() {
+        write("list-append.edn", &crate::workload::list_append::to_edn(&report.list_append))?;
+    }
     if !report.table.is_empty() {
         write("table.edn", &crate::workload::table::to_edn(&report.table))?;
     }

@@ -55,14 +55,15 @@ pub struct RunStats {
 impl RunStats {
     fn of(
         history: &History,
-        txns: (&[crate::history::bank::BankOp], &[workload::table::TableOp]),
+        txns: (&[crate::history::bank::BankOp], &[workload::table::TableOp], &[workload::list_append::ListAppendOp]),
         plan: &Plan,
         events: &[TimedEvent],
         simulated: Duration,
     ) -> RunStats {
         use crate::history::bank::BankOutcome;
+        use crate::history::txn::TxnOutcome;
         use workload::table::TableOutcome;
-        let (bank, table) = txns;
+        let (bank, table, list_append) = txns;
         let topology = crate::topology::Topology::from_events(events.iter().map(|e| &e.event));
         let placement = (1..=plan.swarm.stores)
             .map(|s| {
@@ -74,13 +75,15 @@ impl RunStats {
         RunStats {
             regions: topology.regions.len(),
             placement,
-            ops: history.ops.len() + bank.len() + table.len(),
+            ops: history.ops.len() + bank.len() + table.len() + list_append.len(),
             ok: history.ops.iter().filter(|o| !matches!(o.outcome, Outcome::Unknown | Outcome::Failed)).count()
                 + bank.iter().filter(|o| matches!(o.outcome, BankOutcome::Ok | BankOutcome::Read(_))).count()
-                + table.iter().filter(|o| matches!(o.outcome, TableOutcome::Ok | TableOutcome::Checked { .. })).count(),
+                + table.iter().filter(|o| matches!(o.outcome, TableOutcome::Ok | TableOutcome::Checked { .. })).count()
+                + list_append.iter().filter(|o| o.outcome == TxnOutcome::Ok).count(),
             unknown: history.unknown_count()
                 + bank.iter().filter(|o| matches!(o.outcome, BankOutcome::Info(_))).count()
-                + table.iter().filter(|o| matches!(o.outcome, TableOutcome::Info(_))).count(),
+                + table.iter().filter(|o| matches!(o.outcome, TableOutcome::Info(_))).count()
+                + list_append.iter().filter(|o| o.outcome == TxnOutcome::Info).count(),
             faults: plan.faults.len(),
             events: events.len(),
             sim_millis: simulated.as_millis() as u64,
@@ -109,6 +112,8 @@ pub struct RunReport {
     pub bank: Vec<crate::history::bank::BankOp>,
     /// The table workload's changes and checks (empty for other workloads).
     pub table: Vec<workload::table::TableOp>,
+    /// The list-append workload's transactions (empty for other workloads).
+    pub list_append: Vec<workload::list_append::ListAppendOp>,
 }
 
 fn leader_changes(events: &[TimedEvent]) -> Vec<(u64, u64, u64, u64)> {
@@ -281,12 +286,15 @@ fn run_with_progress(scenario: &Scenario, plan: &Plan, progress: Arc<std::sync::
     let ts_calls = recorded.ts_calls.lock().unwrap().clone();
     let bank = std::mem::take(&mut *recorded.bank.lock().unwrap());
     let table = std::mem::take(&mut *recorded.table.lock().unwrap());
-    let (more, inconclusive) = check_recorded(scenario, &history, &store_events, &ts_calls, None, (&bank, plan.swarm.keys.max(2)), &table);
+    let list_append = std::mem::take(&mut *recorded.list_append.lock().unwrap());
+    let (more, inconclusive) = check_recorded(scenario, &history, &store_events, &ts_calls, None, (&bank, plan.swarm.keys.max(2)), &table, &list_append);
     failures.extend(more);
-    let stats = RunStats::of(&history, (&bank, &table), plan, &events, panic.at.unwrap_or_default());
-    let digest = digest(&events, &timeline, &history, &bank, &table);
+    let stats = RunStats::of(&history, (&bank, &table, &list_append), plan, &events, panic.at.unwrap_or_default());
+    let txns = Txns { bank, table, list_append };
+    let digest = digest(&events, &timeline, &history, &txns);
+    let Txns { bank, table, list_append } = txns;
     let leader_changes = leader_changes(&events);
-    RunReport { plan: plan.clone(), history, timeline, failures, inconclusive, stats, digest, leader_changes, bank, table }
+    RunReport { plan: plan.clone(), history, timeline, failures, inconclusive, stats, digest, leader_changes, bank, table, list_append }
 }
 
 /// The checks over what a run recorded: linearizability, durability (only when
@@ -299,8 +307,18 @@ fn check_recorded(
     logs: Option<&BTreeMap<u64, sequential::ClientLog>>,
     bank: (&[crate::history::bank::BankOp], u64),
     table: &[workload::table::TableOp],
+    list_append: &[workload::list_append::ListAppendOp],
 ) -> (Vec<Failure>, Vec<Failure>) {
     let (mut failures, mut inconclusive) = (Vec::new(), Vec::new());
+    if scenario.checkers.list_append && scenario.workload.kind == WorkloadKind::ListAppend {
+        let model = crate::checker::list_append::Model::parse(&scenario.checkers.list_append_model).expect("validated");
+        let report = crate::checker::list_append::check(&workload::list_append::history(list_append), model);
+        if !report.valid() {
+            let shown: Vec<String> = report.anomalies.iter().take(3).map(|a| format!("{}: {}", a.kind, a.explanation)).collect();
+            failures
+                .push(Failure { checker: "list-append".into(), explanation: format!("{} transactions are not {model}: {}", report.txns, shown.join("\n")) });
+        }
+    }
     if scenario.checkers.table && scenario.workload.kind == WorkloadKind::Table {
         if let Some(e) = workload::table::check_history(table) {
             failures.push(Failure { checker: "table".into(), explanation: e });
@@ -357,14 +375,25 @@ fn check_recorded(
     (failures, inconclusive)
 }
 
+/// The transactional workloads' records.
+struct Txns {
+    bank: Vec<crate::history::bank::BankOp>,
+    table: Vec<workload::table::TableOp>,
+    list_append: Vec<workload::list_append::ListAppendOp>,
+}
+
 /// Fingerprint of the store events, the timeline and the history.
-fn digest(events: &[TimedEvent], timeline: &[String], history: &History, bank: &[crate::history::bank::BankOp], table: &[workload::table::TableOp]) -> u64 {
+fn digest(events: &[TimedEvent], timeline: &[String], history: &History, txns: &Txns) -> u64 {
+    let Txns { bank, table, list_append } = txns;
     let events: String = events.iter().map(|e| format!("{:?} {:?}\n", e.at, e.event)).collect();
     let mut text = format!("{:016x}\n", fingerprint(events.as_bytes()));
     bank.iter().for_each(|o| {
         let _ = writeln!(text, "{o:?}");
     });
     table.iter().for_each(|o| {
+        let _ = writeln!(text, "{o:?}");
+    });
+    list_append.iter().for_each(|o| {
         let _ = writeln!(text, "{o:?}");
     });
     timeline.iter().for_each(|l| text.push_str(l));
@@ -415,6 +444,7 @@ async fn run_inner(
             Bug::RollbackLeavesNoRecord => spec.raftstore.bugs.rollback_leaves_no_record = true,
             Bug::ResolveWithoutPrimary => txn.bugs.resolve_secondary_without_primary = true,
             Bug::CommitLeavesLock => spec.raftstore.bugs.commit_leaves_lock = true,
+            Bug::StaleSnapshotReads => txn.bugs.stale_snapshot_reads = true,
         }
     }
     if scenario.workload.kind.is_transactional() {
@@ -468,6 +498,7 @@ async fn run_inner(
                 match kind {
                     WorkloadKind::Bank => workload::bank::bank_client(&shared, &client, c).await,
                     WorkloadKind::Table => workload::table::table_client(&shared, &client, c).await,
+                    WorkloadKind::ListAppend => workload::list_append::list_append_client(&shared, &client, c).await,
                     WorkloadKind::Register | WorkloadKind::Sequential => unreachable!("not transactional"),
                 }
                 return;
@@ -476,7 +507,7 @@ async fn run_inner(
             match kind {
                 WorkloadKind::Register => workload::register::register_client(&shared, &client, c).await,
                 WorkloadKind::Sequential => workload::sequential::sequential_client(&shared, &client, c).await,
-                WorkloadKind::Bank | WorkloadKind::Table => unreachable!("transactional"),
+                WorkloadKind::Bank | WorkloadKind::Table | WorkloadKind::ListAppend => unreachable!("transactional"),
             }
         }));
     }
@@ -557,13 +588,17 @@ async fn run_inner(
     let ts_calls = shared.recorded.ts_calls.lock().unwrap().clone();
     let bank = std::mem::take(&mut *shared.recorded.bank.lock().unwrap());
     let table = std::mem::take(&mut *shared.recorded.table.lock().unwrap());
-    let (more, inconclusive) = check_recorded(&scenario, &history, &events, &ts_calls, Some(&shared.logs.lock().unwrap()), (&bank, swarm.keys.max(2)), &table);
+    let list_append = std::mem::take(&mut *shared.recorded.list_append.lock().unwrap());
+    let (more, inconclusive) =
+        check_recorded(&scenario, &history, &events, &ts_calls, Some(&shared.logs.lock().unwrap()), (&bank, swarm.keys.max(2)), &table, &list_append);
     failures.extend(more);
 
     let timeline = shared.recorded.timeline.lock().unwrap().clone();
-    let stats = RunStats::of(&history, (&bank, &table), &plan, &timed, shared.start.elapsed());
-    let digest = digest(&timed, &timeline, &history, &bank, &table);
-    RunReport { plan, history, timeline, failures, inconclusive, stats, digest, leader_changes: leader_changes(&timed), bank, table }
+    let stats = RunStats::of(&history, (&bank, &table, &list_append), &plan, &timed, shared.start.elapsed());
+    let txns = Txns { bank, table, list_append };
+    let digest = digest(&timed, &timeline, &history, &txns);
+    let Txns { bank, table, list_append } = txns;
+    RunReport { plan, history, timeline, failures, inconclusive, stats, digest, leader_changes: leader_changes(&timed), bank, table, list_append }
 }
 
 /// Sets a transactional workload up before the clients start (and faults
@@ -576,7 +611,7 @@ async fn open_bank(shared: &Arc<Shared>, kind: WorkloadKind) -> Option<Failure> 
         match kind {
             WorkloadKind::Bank => workload::bank::open_accounts(&client, s.swarm.keys.max(2)).await.map_err(|e| e.to_string()),
             WorkloadKind::Table => workload::table::create(&client).await.map_err(|e| e.to_string()),
-            WorkloadKind::Register | WorkloadKind::Sequential => Ok(()),
+            WorkloadKind::Register | WorkloadKind::Sequential | WorkloadKind::ListAppend => Ok(()),
         }
     });
     match task.await {

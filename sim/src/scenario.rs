@@ -105,13 +105,16 @@ pub enum WorkloadKind {
     /// and a non-unique index (rows drawn from `keys`) and check the whole
     /// table in one snapshot: rows and index entries agree.
     Table,
+    /// Elle's list-append transactions over `keys` lists, checked for
+    /// strong snapshot isolation.
+    ListAppend,
 }
 
 impl WorkloadKind {
     /// Whether the workload runs transactions (its keys live in the
     /// transactional key space, which the cluster is pre-split on).
     pub fn is_transactional(self) -> bool {
-        matches!(self, WorkloadKind::Bank | WorkloadKind::Table)
+        matches!(self, WorkloadKind::Bank | WorkloadKind::Table | WorkloadKind::ListAppend)
     }
 }
 
@@ -260,6 +263,13 @@ pub struct Checkers {
     pub bank: bool,
     /// Every check of the table finds rows and index entries agreeing.
     pub table: bool,
+    /// The list-append history has no dependency cycle or other anomaly the
+    /// model forbids.
+    pub list_append: bool,
+    /// The model list-append histories are checked against:
+    /// "strong-snapshot-isolation" (what one TSO promises), or
+    /// "snapshot-isolation", "serializable", "strict-serializable".
+    pub list_append_model: String,
     /// After the clients stop and a sweep resolves what they left, no
     /// replica holds a lock.
     pub locks: bool,
@@ -285,6 +295,8 @@ impl Default for Checkers {
             sequential: true,
             bank: true,
             table: true,
+            list_append: true,
+            list_append_model: "strong-snapshot-isolation".into(),
             locks: true,
             linearizability_steps: 20_000_000,
             max_store_events: 5_000_000,
@@ -317,6 +329,7 @@ pub enum Bug {
     RollbackLeavesNoRecord,
     ResolveWithoutPrimary,
     CommitLeavesLock,
+    StaleSnapshotReads,
 }
 
 /// A scenario that could not be loaded: where, and what is wrong.
@@ -408,6 +421,15 @@ impl Scenario {
         }
         if self.workload.kind == WorkloadKind::Bank && self.workload.keys.bounds().0 < 2 {
             return Err(("keys", "the bank workload needs `workload.keys` (accounts) of at least 2".into()));
+        }
+        if crate::checker::list_append::Model::parse(&self.checkers.list_append_model).is_none() {
+            return Err((
+                "list_append_model",
+                format!(
+                    "`checkers.list_append_model` {:?} is not one of snapshot-isolation, strong-snapshot-isolation, serializable, strict-serializable",
+                    self.checkers.list_append_model
+                ),
+            ));
         }
         if self.workload.lock_ttl_ms == 0 {
             return Err(("lock_ttl_ms", "`workload.lock_ttl_ms` must be positive".into()));

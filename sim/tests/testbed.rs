@@ -161,6 +161,36 @@ fn planted_table_lost_update_is_caught() {
 }
 
 #[test]
+fn planted_stale_snapshot_reads_is_caught() {
+    caught_and_clean("stale-snapshot-reads.toml", "list-append", "are not strong-snapshot-isolation");
+}
+
+/// A list-append run's history, exported as Elle's EDN, reads back with the
+/// same verdict — and a history with a planted cycle is caught the same way.
+#[test]
+fn list_append_histories_export_as_edn_and_read_back() {
+    use simkv_sim::checker::list_append::{check, Model};
+    let scenario = Scenario::load(&root().join("scenarios/list-append.toml")).unwrap();
+    let report = run::run(&scenario, &Plan::draw(&scenario, 2));
+    assert!(report.passed(), "{}", describe(&report));
+    assert!(report.list_append.len() > 50, "only {} transactions", report.list_append.len());
+    let edn = simkv_sim::workload::list_append::to_edn(&report.list_append);
+    let parsed = simkv_sim::history::txn::parse(&edn).expect("our EDN reads back");
+    assert_eq!(parsed.txns.len(), report.list_append.len());
+    assert!(check(&parsed, Model::StrongSnapshotIsolation).valid());
+    // The same layout with a lost update: two transactions read the empty
+    // list and both append.
+    let bad = "{:type :invoke, :f :txn, :value [[:r 1 nil] [:append 1 5]], :process 0, :time 10}\n\
+               {:type :invoke, :f :txn, :value [[:r 1 nil] [:append 1 6]], :process 1, :time 11}\n\
+               {:type :ok, :f :txn, :value [[:r 1 []] [:append 1 5]], :process 0, :time 20}\n\
+               {:type :ok, :f :txn, :value [[:r 1 []] [:append 1 6]], :process 1, :time 21}\n\
+               {:type :invoke, :f :txn, :value [[:r 1 nil]], :process 2, :time 30}\n\
+               {:type :ok, :f :txn, :value [[:r 1 [5 6]]], :process 2, :time 40}\n";
+    let bad = check(&simkv_sim::history::txn::parse(bad).unwrap(), Model::StrongSnapshotIsolation);
+    assert!(bad.kinds().contains(&"lost-update"), "{:?}", bad.anomalies);
+}
+
+#[test]
 fn planted_follower_local_read_is_caught() {
     caught_and_clean("follower-local-read.toml", "linearizability", "");
 }
@@ -332,6 +362,7 @@ fn outcome_formats_are_pinned() {
         leader_changes: vec![],
         bank: vec![],
         table: vec![],
+        list_append: vec![],
     };
     let pass = report::outcome_text("scenarios/basic.toml", &report);
     report.inconclusive.push(Failure { checker: "linearizability".into(), explanation: "the search ran out of its budget of 5 steps for keys [\"k\"]".into() });
@@ -391,6 +422,7 @@ fn timeline_html_is_pinned() {
         leader_changes: vec![(50, 1, 100, 6), (1100, 3, 100, 7)],
         bank: vec![],
         table: vec![],
+        list_append: vec![],
     };
     insta::assert_snapshot!("timeline_html", simkv_sim::timeline_html::render("scenarios/basic.toml", &report));
 }

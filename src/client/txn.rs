@@ -58,6 +58,9 @@ impl Default for TxnConfig {
 pub struct TxnClientBugs {
     /// An expired lock is resolved as committed without asking its primary.
     pub resolve_secondary_without_primary: bool,
+    /// A transaction reads at a timestamp half a second older than its
+    /// start_ts (it still prewrites and checks conflicts at start_ts).
+    pub stale_snapshot_reads: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
@@ -344,8 +347,18 @@ impl Transaction<'_> {
         match self.writes.get(key) {
             Some(TxnOp::Put(v)) => Ok(Some(v.clone())),
             Some(TxnOp::Delete) => Ok(None),
-            Some(TxnOp::Lock) | None => self.client.get_at(key, self.start_ts).await,
+            Some(TxnOp::Lock) | None => self.client.get_at(key, self.read_ts()).await,
         }
+    }
+
+    /// The timestamp reads are served at: the start_ts.
+    fn read_ts(&self) -> u64 {
+        #[cfg(madsim)]
+        if self.client.cfg.bugs.stale_snapshot_reads {
+            // Planted bug: the snapshot is half a second old.
+            return self.start_ts.saturating_sub(500 << 18);
+        }
+        self.start_ts
     }
 
     /// Up to `limit` pairs in `[start, end)` (empty end: unbounded) as this
@@ -353,7 +366,7 @@ impl Transaction<'_> {
     pub async fn scan(&self, start: &[u8], end: &[u8], limit: usize) -> Result<Vec<(Vec<u8>, Vec<u8>)>, TxnError> {
         // Read enough of the snapshot that own deletions cannot starve the limit.
         let deletes = self.writes.values().filter(|op| matches!(op, TxnOp::Delete)).count();
-        let snapshot = self.client.scan_at(start, end, limit.saturating_add(deletes), self.start_ts).await?;
+        let snapshot = self.client.scan_at(start, end, limit.saturating_add(deletes), self.read_ts()).await?;
         let mut merged: BTreeMap<Vec<u8>, Vec<u8>> = snapshot.into_iter().collect();
         let in_range = |k: &[u8]| k >= start && (end.is_empty() || k < end);
         for (key, op) in self.writes.iter().filter(|(k, _)| in_range(k)) {

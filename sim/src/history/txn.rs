@@ -26,7 +26,7 @@ pub enum Mop {
     },
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum TxnOutcome {
     Ok,
     Fail,

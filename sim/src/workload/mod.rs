@@ -7,6 +7,7 @@
 //! reads after healing.
 
 pub mod bank;
+pub mod list_append;
 pub mod register;
 pub mod sequential;
 pub mod table;
@@ -64,6 +65,8 @@ pub struct Recorded {
     pub bank: Mutex<Vec<crate::history::bank::BankOp>>,
     /// The table workload's changes and checks.
     pub table: Mutex<Vec<table::TableOp>>,
+    /// The list-append workload's transactions.
+    pub list_append: Mutex<Vec<list_append::ListAppendOp>>,
 }
 
 pub struct Shared {
