@@ -12,6 +12,12 @@
 //! | [`regions`] | store events and PD's table after healing | regions tile the key space, none overlap on a store, each fully replicated, PD agrees |
 //! | [`list_append`] | list-append transactions | snapshot isolation (or strong SI, serializable, strict serializable): no forbidden dependency cycle, aborted or intermediate read, lost update |
 //! | [`tso`] | timestamps clients got from PD | unique, and increasing in real-time order |
+//! | [`bank`] | bank transfers and snapshot reads | every read sees the total; no account negative or missing |
+//!
+//! The table checker (`workload::table::check`, every row has exactly its
+//! index entries) and the lock checker (`run::settle_transactions`: no replica
+//! holds a lock once clients stopped and sweeps resolved theirs) live next to
+//! what they read.
 
 pub mod bank;
 pub mod convergence;
