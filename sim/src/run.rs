@@ -445,6 +445,7 @@ async fn run_inner(
             Bug::ResolveWithoutPrimary => txn.bugs.resolve_secondary_without_primary = true,
             Bug::CommitLeavesLock => spec.raftstore.bugs.commit_leaves_lock = true,
             Bug::StaleSnapshotReads => txn.bugs.stale_snapshot_reads = true,
+            Bug::GcDropsVisibleVersion => spec.raftstore.bugs.gc_drops_visible_version = true,
         }
     }
     if scenario.workload.kind.is_transactional() {
@@ -632,29 +633,7 @@ async fn settle_transactions(shared: &Arc<Shared>, scenario: &Scenario, deadline
         let client = s.cluster.txn_client(local, cfg, s.txn.clone()).await;
         let mut failures = Vec::new();
         if kind == WorkloadKind::Bank {
-            let accounts = s.swarm.keys.max(2);
-            loop {
-                let invoke = workload::now_ns();
-                match workload::bank::read_all(&client, accounts).await {
-                    (start_ts, Ok(balances)) => {
-                        s.record_bank(crate::history::bank::BankOp {
-                            process: FINAL_PROCESS,
-                            call: crate::history::bank::BankCall::Read,
-                            outcome: crate::history::bank::BankOutcome::Read(balances),
-                            invoke,
-                            complete: Some(workload::now_ns()),
-                            start_ts,
-                            commit_ts: None,
-                        });
-                        break;
-                    }
-                    (_, Err(_)) if Instant::now() < deadline => sleep(Duration::from_millis(200)).await,
-                    (_, Err(e)) => {
-                        failures.push(Failure { checker: "liveness".into(), explanation: format!("the final read of the bank did not complete within the liveness phase: {e}") });
-                        break;
-                    }
-                }
-            }
+            final_bank_read(&s, &client, deadline, &mut failures).await;
         }
         if kind == WorkloadKind::Table {
             let people = workload::table::schema();
@@ -706,9 +685,52 @@ async fn settle_transactions(shared: &Arc<Shared>, scenario: &Scenario, deadline
             }
             sleep(Duration::from_millis(300)).await;
         }
+        if kind == WorkloadKind::Bank && failures.is_empty() {
+            // Garbage collection at the present keeps what a read now sees:
+            // the bank is read again after it.
+            let collected = async {
+                let now = client.timestamp().await?;
+                client.gc(now).await
+            };
+            match collected.await {
+                Ok(_) => final_bank_read(&s, &client, deadline, &mut failures).await,
+                Err(e) => failures.push(Failure { checker: "liveness".into(), explanation: format!("garbage collection did not complete: {e}") }),
+            }
+        }
         failures
     });
     task.await.unwrap_or_else(|e| vec![Failure { checker: "liveness".into(), explanation: format!("settling transactions stopped: {e}") }])
+}
+
+/// A snapshot read of the whole bank after healing, recorded (as the final
+/// process) so the bank checker sees it.
+async fn final_bank_read(s: &Shared, client: &simkv::client::TxnClient, deadline: Instant, failures: &mut Vec<Failure>) {
+    let accounts = s.swarm.keys.max(2);
+    loop {
+        let invoke = workload::now_ns();
+        match workload::bank::read_all(client, accounts).await {
+            (start_ts, Ok(balances)) => {
+                s.record_bank(crate::history::bank::BankOp {
+                    process: FINAL_PROCESS,
+                    call: crate::history::bank::BankCall::Read,
+                    outcome: crate::history::bank::BankOutcome::Read(balances),
+                    invoke,
+                    complete: Some(workload::now_ns()),
+                    start_ts,
+                    commit_ts: None,
+                });
+                return;
+            }
+            (_, Err(_)) if Instant::now() < deadline => sleep(Duration::from_millis(200)).await,
+            (_, Err(e)) => {
+                failures.push(Failure {
+                    checker: "liveness".into(),
+                    explanation: format!("the final read of the bank did not complete within the liveness phase: {e}"),
+                });
+                return;
+            }
+        }
+    }
 }
 
 /// Every lock any replica holds, described.

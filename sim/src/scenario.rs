@@ -330,6 +330,7 @@ pub enum Bug {
     ResolveWithoutPrimary,
     CommitLeavesLock,
     StaleSnapshotReads,
+    GcDropsVisibleVersion,
 }
 
 /// A scenario that could not be loaded: where, and what is wrong.

@@ -191,6 +191,11 @@ fn list_append_histories_export_as_edn_and_read_back() {
 }
 
 #[test]
+fn planted_gc_drops_visible_version_is_caught() {
+    caught_and_clean("gc-drops-visible-version.toml", "bank", "found no balance for accounts");
+}
+
+#[test]
 fn planted_follower_local_read_is_caught() {
     caught_and_clean("follower-local-read.toml", "linearizability", "");
 }

@@ -185,6 +185,28 @@ impl TxnClient {
         Ok(resolved)
     }
 
+    /// Garbage-collects every region of the transactional key space at
+    /// `safe_point`: versions no read at or after it can see are dropped.
+    /// Returns how many regions it collected.
+    pub async fn gc(&self, safe_point: u64) -> Result<usize, TxnError> {
+        let mut cursor = keys::txn_key(b"");
+        let stop = vec![keys::TXN_PREFIX + 1];
+        let mut regions = 0;
+        while cursor < stop {
+            let gc = TxnCmd::Write(TxnWrite::Gc { safe_point });
+            let (result, region) = self.call(&cursor, |_| gc.clone()).await?;
+            if let Err(errors) = result {
+                return Err(TxnError::Unexpected(format!("gc: {}", errors.iter().map(|e| e.to_string()).collect::<Vec<_>>().join("; "))));
+            }
+            regions += 1;
+            if region.end_key.is_empty() {
+                break;
+            }
+            cursor = region.end_key;
+        }
+        Ok(regions)
+    }
+
     /// The locks left in the transactional key space by transactions that
     /// started at or before `max_ts`.
     pub async fn scan_locks(&self, max_ts: u64) -> Result<Vec<LockInfo>, TxnError> {

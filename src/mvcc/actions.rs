@@ -164,7 +164,7 @@ pub fn txn_heartbeat<S: ReadView + ?Sized>(reader: &MvccReader<S>, txn: &mut Mvc
 /// and Lock record below the safe point, and their long values. Locks are
 /// never touched.
 pub fn gc<S: ReadView + ?Sized>(reader: &MvccReader<S>, txn: &mut MvccTxn, key: &[u8], safe_point: u64) {
-    let mut kept_visible = false;
+    let mut kept_visible = reader.bugs.gc_drops_visible_version;
     for (commit_ts, write) in reader.writes(key, safe_point) {
         let drop_it = match write.kind {
             WriteKind::Rollback | WriteKind::Lock => true,

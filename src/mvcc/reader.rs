@@ -27,6 +27,8 @@ pub struct MvccBugs {
     pub rollback_without_record: bool,
     /// Commit writes the write record but leaves the lock in place.
     pub commit_leaves_lock: bool,
+    /// GC drops the version a read at the safe point sees, too.
+    pub gc_drops_visible_version: bool,
 }
 
 /// What the write CF says about one transaction on one key.

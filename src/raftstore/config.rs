@@ -114,6 +114,8 @@ pub struct PlantedBugs {
     pub rollback_leaves_no_record: bool,
     /// Commit writes its record but leaves the transaction's lock behind.
     pub commit_leaves_lock: bool,
+    /// GC drops the version a read at the safe point sees, too.
+    pub gc_drops_visible_version: bool,
 }
 
 #[cfg(madsim)]
@@ -126,6 +128,7 @@ impl PlantedBugs {
             commit_ignores_rollback: self.commit_ignores_rollback,
             rollback_without_record: self.rollback_leaves_no_record,
             commit_leaves_lock: self.commit_leaves_lock,
+            gc_drops_visible_version: self.gc_drops_visible_version,
         }
     }
 }
