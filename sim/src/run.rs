@@ -114,6 +114,33 @@ pub struct RunReport {
     pub table: Vec<workload::table::TableOp>,
     /// The list-append workload's transactions (empty for other workloads).
     pub list_append: Vec<workload::list_append::ListAppendOp>,
+    /// The store events a raft or membership failure names, for the timeline.
+    pub marks: Vec<Mark>,
+}
+
+/// One store event a failed check names.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Mark {
+    pub at_ms: u64,
+    pub store: u64,
+    /// The event as the store reported it.
+    pub what: String,
+}
+
+impl Mark {
+    /// The marks for the events at `positions` of `events`.
+    fn of(events: &[TimedEvent], positions: &[usize]) -> Vec<Mark> {
+        positions
+            .iter()
+            .filter_map(|&i| events.get(i))
+            .map(|e| {
+                let what = format!("{:?}", e.event);
+                let store = what.split("store_id: ").nth(1).and_then(|rest| rest.split(|c: char| !c.is_ascii_digit()).next()?.parse().ok()).unwrap_or(0);
+                let what: String = what.chars().take(300).collect();
+                Mark { at_ms: e.at.as_millis() as u64, store, what }
+            })
+            .collect()
+    }
 }
 
 fn leader_changes(events: &[TimedEvent]) -> Vec<(u64, u64, u64, u64)> {
@@ -287,14 +314,17 @@ fn run_with_progress(scenario: &Scenario, plan: &Plan, progress: Arc<std::sync::
     let bank = std::mem::take(&mut *recorded.bank.lock().unwrap());
     let table = std::mem::take(&mut *recorded.table.lock().unwrap());
     let list_append = std::mem::take(&mut *recorded.list_append.lock().unwrap());
-    let (more, inconclusive) = check_recorded(scenario, &history, &store_events, &ts_calls, None, (&bank, plan.swarm.keys.max(2)), &table, &list_append);
+    let mut marked = Vec::new();
+    let (more, inconclusive) =
+        check_recorded(scenario, &history, &store_events, &ts_calls, None, (&bank, plan.swarm.keys.max(2)), &table, &list_append, &mut marked);
+    let marks = Mark::of(&events, &marked);
     failures.extend(more);
     let stats = RunStats::of(&history, (&bank, &table, &list_append), plan, &events, panic.at.unwrap_or_default());
     let txns = Txns { bank, table, list_append };
     let digest = digest(&events, &timeline, &history, &txns);
     let Txns { bank, table, list_append } = txns;
     let leader_changes = leader_changes(&events);
-    RunReport { plan: plan.clone(), history, timeline, failures, inconclusive, stats, digest, leader_changes, bank, table, list_append }
+    RunReport { plan: plan.clone(), history, timeline, failures, inconclusive, stats, digest, leader_changes, bank, table, list_append, marks }
 }
 
 /// The checks over what a run recorded: linearizability, durability (only when
@@ -308,6 +338,7 @@ fn check_recorded(
     bank: (&[crate::history::bank::BankOp], u64),
     table: &[workload::table::TableOp],
     list_append: &[workload::list_append::ListAppendOp],
+    marks: &mut Vec<usize>,
 ) -> (Vec<Failure>, Vec<Failure>) {
     let (mut failures, mut inconclusive) = (Vec::new(), Vec::new());
     if scenario.checkers.list_append && scenario.workload.kind == WorkloadKind::ListAppend {
@@ -363,13 +394,15 @@ fn check_recorded(
         }
     }
     if scenario.checkers.raft {
-        if let Some(e) = raft_checker::check(events) {
+        if let Some((e, at)) = raft_checker::check_marked(events) {
             failures.push(Failure { checker: "raft".into(), explanation: e });
+            marks.extend(at);
         }
     }
     if scenario.checkers.membership {
-        if let Some(e) = crate::checker::membership::check(events) {
+        if let Some((e, at)) = crate::checker::membership::check_marked(events) {
             failures.push(Failure { checker: "membership".into(), explanation: e });
+            marks.extend(at);
         }
     }
     (failures, inconclusive)
@@ -590,8 +623,11 @@ async fn run_inner(
     let bank = std::mem::take(&mut *shared.recorded.bank.lock().unwrap());
     let table = std::mem::take(&mut *shared.recorded.table.lock().unwrap());
     let list_append = std::mem::take(&mut *shared.recorded.list_append.lock().unwrap());
+    let mut marked = Vec::new();
+    let logs = shared.logs.lock().unwrap().clone();
     let (more, inconclusive) =
-        check_recorded(&scenario, &history, &events, &ts_calls, Some(&shared.logs.lock().unwrap()), (&bank, swarm.keys.max(2)), &table, &list_append);
+        check_recorded(&scenario, &history, &events, &ts_calls, Some(&logs), (&bank, swarm.keys.max(2)), &table, &list_append, &mut marked);
+    let marks = Mark::of(&timed, &marked);
     failures.extend(more);
 
     let timeline = shared.recorded.timeline.lock().unwrap().clone();
@@ -599,7 +635,7 @@ async fn run_inner(
     let txns = Txns { bank, table, list_append };
     let digest = digest(&timed, &timeline, &history, &txns);
     let Txns { bank, table, list_append } = txns;
-    RunReport { plan, history, timeline, failures, inconclusive, stats, digest, leader_changes: leader_changes(&timed), bank, table, list_append }
+    RunReport { plan, history, timeline, failures, inconclusive, stats, digest, leader_changes: leader_changes(&timed), bank, table, list_append, marks }
 }
 
 /// Sets a transactional workload up before the clients start (and faults

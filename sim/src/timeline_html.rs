@@ -227,6 +227,27 @@ pub fn render(scenario_path: &str, report: &RunReport) -> String {
             );
         }
     }
+    // The exact events a raft or membership failure names: a red diamond on
+    // the store's lane at the moment the store reported it.
+    for mark in &report.marks {
+        if mark.store >= 1 && mark.store <= stores {
+            let (px, y) = (x(mark.at_ms as f64), lane_y(store_lane(mark.store)) + LANE / 2.0);
+            let _ = write!(
+                svg,
+                r##"<polygon points="{:.1},{:.1} {:.1},{:.1} {:.1},{:.1} {:.1},{:.1}" fill="#d50000" stroke="#000" stroke-width="0.5"><title>{:.3}s: offending event: {}</title></polygon>"##,
+                px,
+                y - 6.0,
+                px + 6.0,
+                y,
+                px,
+                y + 6.0,
+                px - 6.0,
+                y,
+                mark.at_ms as f64 / 1000.0,
+                escape(&mark.what)
+            );
+        }
+    }
     svg.push_str("</svg>");
 
     let plan = &report.plan;
@@ -252,6 +273,9 @@ pub fn render(scenario_path: &str, report: &RunReport) -> String {
     );
     if !bad_regions.is_empty() {
         let _ = writeln!(page, "<p class=\"fail\">Red ticks: leader changes of the regions the failure names.</p>");
+    }
+    if !report.marks.is_empty() {
+        let _ = writeln!(page, "<p class=\"fail\">Red diamonds: the {} store event(s) that broke a rule (a vote, an apply, a configuration in use, a lease read); hover for the event.</p>", report.marks.len());
     }
     for f in &report.failures {
         let _ = writeln!(page, "<h2 class=\"fail\">{}</h2><pre>{}</pre>", escape(&f.checker), escape(&f.explanation));

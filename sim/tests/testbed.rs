@@ -45,6 +45,29 @@ fn scenario_matrix_passes_and_is_deterministic() {
     assert!(failures.is_empty(), "{}", failures.join("\n"));
 }
 
+/// The transactional scenarios (bank, table, list-append under crashes,
+/// partitions, slow snapshot IO, splits and membership churn) over a wider
+/// fixed seed range than the matrix, each run twice with the same digest.
+#[test]
+fn transactional_scenarios_pass_a_seed_range_twice() {
+    let mut failures = Vec::new();
+    for name in ["bank-faults", "table", "list-append"] {
+        let scenario = Scenario::load(&root().join(format!("scenarios/{name}.toml"))).unwrap();
+        for seed in 3..9 {
+            let plan = Plan::draw(&scenario, seed);
+            let (first, second) = (run::run(&scenario, &plan), run::run(&scenario, &plan));
+            if !first.passed() {
+                failures.push(describe(&first));
+            }
+            if first.digest != second.digest {
+                failures.push(report::determinism_line(&first, &second));
+            }
+            assert!(first.stats.ok > 0, "{name} seed {seed} committed nothing");
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
+
 /// A cluster that starts with one region and a tiny split threshold ends with
 /// many, every one fully replicated, PD agreeing (the region checker), and the
 /// same seed gives the same run.
@@ -368,6 +391,7 @@ fn outcome_formats_are_pinned() {
         bank: vec![],
         table: vec![],
         list_append: vec![],
+        marks: vec![],
     };
     let pass = report::outcome_text("scenarios/basic.toml", &report);
     report.inconclusive.push(Failure { checker: "linearizability".into(), explanation: "the search ran out of its budget of 5 steps for keys [\"k\"]".into() });
@@ -428,6 +452,11 @@ fn timeline_html_is_pinned() {
         bank: vec![],
         table: vec![],
         list_append: vec![],
+        marks: vec![simkv_sim::run::Mark {
+            at_ms: 1150,
+            store: 3,
+            what: "Voted { store_id: 3, region_id: 100, peer_id: 103, term: 7, candidate: 101 }".into(),
+        }],
     };
     insta::assert_snapshot!("timeline_html", simkv_sim::timeline_html::render("scenarios/basic.toml", &report));
 }

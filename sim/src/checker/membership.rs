@@ -58,6 +58,12 @@ fn learn(store: StoreId, region: &Region, confs: &mut BTreeMap<(StoreId, RegionI
 /// Checks `events` (in the order they happened); `None` when every rule holds,
 /// otherwise every broken rule (the first few of each kind).
 pub fn check(events: &[StoreEvent]) -> Option<String> {
+    check_marked(events).map(|(text, _)| text)
+}
+
+/// [`check`], with the positions in `events` of the events that broke a rule
+/// (what the HTML timeline marks).
+pub fn check_marked(events: &[StoreEvent]) -> Option<(String, Vec<usize>)> {
     // Pass 1: every membership change that was committed (applied anywhere),
     // and every entry that was, by (region, index, term).
     let mut committed: BTreeMap<RegionId, BTreeSet<u64>> = BTreeMap::new();
@@ -75,9 +81,17 @@ pub fn check(events: &[StoreEvent]) -> Option<String> {
     let mut applied_cc: BTreeMap<(StoreId, RegionId), (BTreeSet<u64>, u64)> = BTreeMap::new();
     let mut dead: BTreeMap<StoreId, BTreeSet<PeerId>> = BTreeMap::new();
     let mut broken: BTreeMap<&'static str, Vec<String>> = BTreeMap::new();
-    let mut note = |rule: &'static str, text: String| broken.entry(rule).or_default().push(text);
+    let current = std::cell::Cell::new(0usize);
+    let mut marks: Vec<usize> = Vec::new();
+    let mut note = |rule: &'static str, text: String| {
+        broken.entry(rule).or_default().push(text);
+        if marks.last() != Some(&current.get()) {
+            marks.push(current.get());
+        }
+    };
 
-    for event in events {
+    for (at, event) in events.iter().enumerate() {
+        current.set(at);
         let alive = |store: StoreId, peer: PeerId, what: &str, note: &mut dyn FnMut(&'static str, String)| {
             if dead.get(&store).is_some_and(|d| d.contains(&peer)) {
                 note("no peer comes back from its tombstone", format!("store {store}: peer {peer} was destroyed, then {what}"));
@@ -159,7 +173,7 @@ pub fn check(events: &[StoreEvent]) -> Option<String> {
             let _ = writeln!(out, "    ... and {} more", cases.len() - 5);
         }
     }
-    Some(out.trim_end().to_string())
+    Some((out.trim_end().to_string(), marks))
 }
 
 #[cfg(test)]

@@ -41,6 +41,12 @@ struct ApplyProgress {
 /// Checks `events` (in the order they happened); `None` when every rule holds,
 /// otherwise a description of every broken rule (the first few of each kind).
 pub fn check(events: &[StoreEvent]) -> Option<String> {
+    check_marked(events).map(|(text, _)| text)
+}
+
+/// [`check`], with the positions in `events` of the events that broke a rule
+/// (what the HTML timeline marks).
+pub fn check_marked(events: &[StoreEvent]) -> Option<(String, Vec<usize>)> {
     let mut leaders: BTreeMap<(u64, u64), u64> = BTreeMap::new();
     // The newest term a leader was elected in, per region, and where.
     let mut newest_leader: BTreeMap<u64, (u64, u64)> = BTreeMap::new();
@@ -52,7 +58,9 @@ pub fn check(events: &[StoreEvent]) -> Option<String> {
     // Which split (parent region, index) created each region and peer id.
     let mut created_by: BTreeMap<(&'static str, u64), (u64, u64)> = BTreeMap::new();
     let mut problems = Vec::new();
-    for event in events {
+    let mut marks = Vec::new();
+    for (at, event) in events.iter().enumerate() {
+        let before = problems.len();
         match *event {
             StoreEvent::LeaseRead { store_id, region_id, term, .. } => {
                 if let Some(&(newer, by)) = newest_leader.get(&region_id).filter(|(t, _)| *t > term) {
@@ -178,6 +186,9 @@ pub fn check(events: &[StoreEvent]) -> Option<String> {
             }
             _ => {}
         }
+        if problems.len() > before {
+            marks.push(at);
+        }
     }
     if problems.is_empty() {
         return None;
@@ -189,7 +200,7 @@ pub fn check(events: &[StoreEvent]) -> Option<String> {
     if problems.len() > 5 {
         let _ = writeln!(out, "... and {} more", problems.len() - 5);
     }
-    Some(out.trim_end().to_string())
+    Some((out.trim_end().to_string(), marks))
 }
 
 #[cfg(test)]
