@@ -92,6 +92,104 @@ fn stores_named(what: &str, stores: u64) -> Vec<u64> {
 }
 
 /// The page for `report`.
+/// One operation drawn as a bar on its process's lane.
+struct Bar {
+    process: u64,
+    invoke: u64,
+    complete: Option<u64>,
+    colour: &'static str,
+    what: String,
+    title: String,
+    outlined: bool,
+}
+
+const OK: &str = "#43a047";
+const FAILED: &str = "#e53935";
+const UNKNOWN: &str = "#ff9800";
+
+/// Every operation of the run, register and transactional alike.
+fn bars(report: &RunReport, bad_key: Option<&str>) -> Vec<Bar> {
+    use crate::history::bank::{BankCall, BankOutcome};
+    use crate::history::txn::TxnOutcome;
+    use crate::workload::list_append::MicroOp;
+    use crate::workload::table::{TableCall, TableOutcome};
+    let window = |process: u64, invoke: u64, complete: Option<u64>| {
+        format!("process {process} [{:.6}s .. {}]", invoke as f64 / 1e9, complete.map_or("unknown".into(), |c| format!("{:.6}s", c as f64 / 1e9)))
+    };
+    let mut out = Vec::new();
+    for op in &report.history.ops {
+        let colour = match op.outcome {
+            Outcome::Failed => FAILED,
+            Outcome::Unknown => UNKNOWN,
+            Outcome::CasFailed => "#aed581",
+            _ => OK,
+        };
+        let what = match (&op.call, &op.outcome) {
+            (Call::Read, Outcome::Read(v)) => format!("{} = {}", op.key, v.as_deref().unwrap_or("nil")),
+            (Call::Read, _) => format!("read {}", op.key),
+            (Call::Write(v), _) => format!("{} := {v}", op.key),
+            (Call::Cas(from, to), _) => format!("{} {from}→{to}", op.key),
+            (Call::Delete, _) => format!("delete {}", op.key),
+            (other, _) => format!("{} {other:?}", op.key),
+        };
+        let title = format!("{} {:?} {:?}", window(op.process, op.invoke, op.complete), op.call, op.outcome);
+        out.push(Bar { process: op.process, invoke: op.invoke, complete: op.complete, colour, what, title, outlined: bad_key == Some(op.key.as_str()) });
+    }
+    for op in &report.bank {
+        let colour = match op.outcome {
+            BankOutcome::Ok | BankOutcome::Read(_) => OK,
+            BankOutcome::Fail(_) => FAILED,
+            BankOutcome::Info(_) => UNKNOWN,
+        };
+        let what = match (&op.call, &op.outcome) {
+            (BankCall::Transfer { from, to, amount }, _) => format!("{from}→{to} {amount}"),
+            (BankCall::Read, BankOutcome::Read(b)) => format!("read: total {}", b.values().sum::<i64>()),
+            (BankCall::Read, _) => "read".into(),
+        };
+        let title =
+            format!("{} {:?} {:?} start_ts {:?} commit_ts {:?}", window(op.process, op.invoke, op.complete), op.call, op.outcome, op.start_ts, op.commit_ts);
+        // A read that breaks the bank's invariant is outlined.
+        let total = crate::workload::bank::INITIAL_BALANCE * report.plan.swarm.keys.max(2) as i64;
+        let bad = matches!(&op.outcome, BankOutcome::Read(b) if b.values().sum::<i64>() != total || b.values().any(|v| *v < 0));
+        out.push(Bar { process: op.process, invoke: op.invoke, complete: op.complete, colour, what, title, outlined: bad });
+    }
+    for op in &report.table {
+        let (colour, bad) = match &op.outcome {
+            TableOutcome::Ok => (OK, false),
+            TableOutcome::Checked { problems, .. } => (if problems.is_empty() { OK } else { FAILED }, !problems.is_empty()),
+            TableOutcome::Fail(_) => (FAILED, false),
+            TableOutcome::Info(_) => (UNKNOWN, false),
+        };
+        let what = match &op.call {
+            TableCall::Insert { pk, .. } => format!("insert {pk}"),
+            TableCall::Update { pk, .. } => format!("update {pk}"),
+            TableCall::Delete { pk } => format!("delete {pk}"),
+            TableCall::Check => "check".into(),
+        };
+        let title = format!("{} {:?} {:?}", window(op.process, op.invoke, op.complete), op.call, op.outcome);
+        out.push(Bar { process: op.process, invoke: op.invoke, complete: op.complete, colour, what, title, outlined: bad });
+    }
+    for op in &report.list_append {
+        let colour = match op.outcome {
+            TxnOutcome::Ok => OK,
+            TxnOutcome::Fail => FAILED,
+            TxnOutcome::Info => UNKNOWN,
+        };
+        let what: Vec<String> = op
+            .mops
+            .iter()
+            .map(|m| match m {
+                MicroOp::Append { key, value } => format!("a{key}+{value}"),
+                MicroOp::Read { key, values: Some(vs) } => format!("r{key}={}", vs.len()),
+                MicroOp::Read { key, values: None } => format!("r{key}"),
+            })
+            .collect();
+        let title = format!("{} {:?} {:?} {}", window(op.process, op.invoke, op.complete), op.outcome, op.mops, op.error.as_deref().unwrap_or(""));
+        out.push(Bar { process: op.process, invoke: op.invoke, complete: op.complete, colour, what: what.join(" "), title, outlined: false });
+    }
+    out
+}
+
 pub fn render(scenario_path: &str, report: &RunReport) -> String {
     let end_ms = report.stats.sim_millis.max(report.history.ops.iter().filter_map(|o| o.complete).max().unwrap_or(0) / 1_000_000).max(1);
     let x = |ms: f64| LEFT + ms / end_ms as f64 * (WIDTH - LEFT - 10.0);
@@ -104,9 +202,11 @@ pub fn render(scenario_path: &str, report: &RunReport) -> String {
             p => (p, format!("process {p}")),
         }
     };
+    let bad_key = report.failures.iter().filter(|f| f.checker == "linearizability").find_map(|f| f.explanation.split('"').nth(1).map(str::to_string));
+    let bars = bars(report, bad_key.as_deref());
     let mut lanes: BTreeMap<u64, String> = BTreeMap::new();
-    for op in &report.history.ops {
-        let (id, name) = lane_of(op.process);
+    for bar in &bars {
+        let (id, name) = lane_of(bar.process);
         lanes.insert(id, name);
     }
     let lane_index: BTreeMap<u64, usize> = lanes.keys().enumerate().map(|(i, id)| (*id, i)).collect();
@@ -116,7 +216,6 @@ pub fn render(scenario_path: &str, report: &RunReport) -> String {
     let pd_lane = client_lanes + stores as usize + 1;
     // The nemesis lane (every fault) sits on top; the others follow it.
     let height = 40.0 + (pd_lane + 3) as f64 * LANE;
-    let bad_key = report.failures.iter().filter(|f| f.checker == "linearizability").find_map(|f| f.explanation.split('"').nth(1).map(str::to_string));
     // Regions a raft, region or membership failure names: their leader changes
     // are drawn red.
     let bad_regions: Vec<u64> = report
@@ -146,44 +245,23 @@ pub fn render(scenario_path: &str, report: &RunReport) -> String {
     }
     let _ = write!(svg, r#"<text x="4" y="{:.1}" font-weight="bold">pd</text>"#, lane_y(pd_lane) + 10.0);
     // Operations.
-    for op in &report.history.ops {
-        let (id, _) = lane_of(op.process);
+    for bar in &bars {
+        let (id, _) = lane_of(bar.process);
         let y = lane_y(lane_index[&id]) + 2.0;
-        let start = x(op.invoke as f64 / 1e6);
-        let stop = op.complete.map_or(x(end_ms as f64), |c| x(c as f64 / 1e6)).max(start + 1.5);
-        let colour = match op.outcome {
-            Outcome::Failed => "#e53935",
-            Outcome::Unknown => "#ff9800",
-            Outcome::CasFailed => "#aed581",
-            _ => "#43a047",
-        };
-        let what = match (&op.call, &op.outcome) {
-            (Call::Read, Outcome::Read(v)) => format!("{} = {}", op.key, v.as_deref().unwrap_or("nil")),
-            (Call::Read, _) => format!("read {}", op.key),
-            (Call::Write(v), _) => format!("{} := {v}", op.key),
-            (Call::Cas(from, to), _) => format!("{} {from}→{to}", op.key),
-            (Call::Delete, _) => format!("delete {}", op.key),
-            (other, _) => format!("{} {other:?}", op.key),
-        };
-        let outline = if bad_key.as_deref() == Some(op.key.as_str()) { r#" stroke="black" stroke-width="1.5""# } else { "" };
-        let title = format!(
-            "process {} [{:.6}s .. {}] {:?} {:?}",
-            op.process,
-            op.invoke as f64 / 1e9,
-            op.complete.map_or("unknown".into(), |c| format!("{:.6}s", c as f64 / 1e9)),
-            op.call,
-            op.outcome
-        );
+        let start = x(bar.invoke as f64 / 1e6);
+        let stop = bar.complete.map_or(x(end_ms as f64), |c| x(c as f64 / 1e6)).max(start + 1.5);
+        let outline = if bar.outlined { r#" stroke="black" stroke-width="1.5""# } else { "" };
         let _ = write!(
             svg,
-            r#"<rect x="{start:.1}" y="{y:.1}" width="{:.1}" height="{:.1}" fill="{colour}"{outline}><title>{} — {}</title></rect>"#,
+            r#"<rect x="{start:.1}" y="{y:.1}" width="{:.1}" height="{:.1}" fill="{}"{outline}><title>{} — {}</title></rect>"#,
             stop - start,
             LANE - 4.0,
-            escape(&title),
-            escape(&what)
+            bar.colour,
+            escape(&bar.title),
+            escape(&bar.what)
         );
-        if stop - start > 6.0 * what.len() as f64 {
-            let _ = write!(svg, r#"<text x="{:.1}" y="{:.1}" fill="white">{}</text>"#, start + 2.0, y + 9.0, escape(&what));
+        if stop - start > 6.0 * bar.what.len() as f64 {
+            let _ = write!(svg, r#"<text x="{:.1}" y="{:.1}" fill="white">{}</text>"#, start + 2.0, y + 9.0, escape(&bar.what));
         }
     }
     // Faults on the stores they touch (or PD), and leader changes.
