@@ -302,6 +302,18 @@ fn failing_seeds_shrink() {
         ("apply-skips-epoch-check.toml", 0, 8),
         ("split-keeps-version.toml", 0, 8),
         ("tso-window-not-persisted.toml", 0, 8),
+        ("conf-change-at-propose.toml", 0, 6),
+        ("two-pending-conf-changes.toml", 3, 6),
+        ("recreate-removed-peer.toml", 0, 6),
+        ("txn-reads-ignore-locks.toml", 0, 6),
+        ("prewrite-skips-conflict-check.toml", 0, 6),
+        ("commit-ignores-rollback.toml", 0, 6),
+        ("rollback-leaves-no-record.toml", 0, 6),
+        ("resolve-without-primary.toml", 0, 6),
+        ("commit-leaves-lock.toml", 0, 6),
+        ("gc-drops-visible-version.toml", 0, 6),
+        ("table-lost-update.toml", 0, 6),
+        ("stale-snapshot-reads.toml", 0, 6),
     ];
     for (bug, seed, runs) in bugs {
         let scenario = Scenario::load(&root().join("scenarios/bugs").join(bug)).unwrap();
