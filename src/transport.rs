@@ -169,7 +169,14 @@ pub struct LinkFaults {
     /// Extra delay drawn uniformly from this range; frames delayed differently
     /// overtake each other (reordering).
     pub delay_ms: (u64, u64),
+    /// Probability that a frame is delivered twice: the copy with a delay of
+    /// its own, up to [`DUPLICATE_LATE_MS`] later than any other (a late
+    /// duplicate).
+    pub duplicate: f64,
 }
+
+/// How much later than the delay range a duplicated frame's copy may arrive.
+pub const DUPLICATE_LATE_MS: u64 = 300;
 
 /// Faults the testbed injects into our transport, per kind of traffic. Only the
 /// simulated network honours them (draws come from the run's seed); one value is
@@ -357,6 +364,14 @@ mod net {
                 return Ok(());
             }
             let (lo, hi) = faults.delay_ms;
+            if faults.duplicate > 0.0 && rng.gen_bool(faults.duplicate.min(1.0)) {
+                let late = rng.gen_range(lo..=hi + super::DUPLICATE_LATE_MS);
+                let (endpoint, to, copy) = (self.endpoint.clone(), self.to, bytes.clone());
+                madsim::task::spawn(async move {
+                    madsim::time::sleep(std::time::Duration::from_millis(late)).await;
+                    let _ = endpoint.send_to_raw(to, TAG, Box::new(copy)).await;
+                });
+            }
             let delay = if hi > lo { rng.gen_range(lo..=hi) } else { lo };
             if delay == 0 {
                 return self.endpoint.send_to_raw(self.to, TAG, Box::new(bytes)).await;

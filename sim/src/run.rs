@@ -511,7 +511,7 @@ async fn run_inner(
     let safety = Duration::from_secs(plan.safety_secs.unwrap_or(scenario.phases.safety_secs));
     shared.log("safety phase begins".into());
     let transport = crate::nemesis::network::start(&cluster, &swarm);
-    if swarm.raft_loss > 0.0 || swarm.raft_delay_ms > 0 || swarm.client_loss > 0.0 || swarm.client_delay_ms > 0 {
+    if swarm.raft_loss > 0.0 || swarm.raft_duplicate > 0.0 || swarm.raft_delay_ms > 0 || swarm.client_loss > 0.0 || swarm.client_delay_ms > 0 {
         shared.log(transport);
     }
     if scenario.workload.kind.is_transactional() {

@@ -210,6 +210,10 @@ pub struct Nemesis {
     pub raft_delay_ms: Range<u64>,
     pub client_loss: Range<f64>,
     pub client_delay_ms: Range<u64>,
+    /// Probability that a raft message or snapshot chunk is delivered twice,
+    /// the copy possibly late. Client traffic is never duplicated: a client's
+    /// retries already repeat requests.
+    pub raft_duplicate: Range<f64>,
 }
 
 impl Default for Nemesis {
@@ -236,6 +240,7 @@ impl Default for Nemesis {
             raft_delay_ms: Range::Fixed(0),
             client_loss: Range::Fixed(0.0),
             client_delay_ms: Range::Fixed(0),
+            raft_duplicate: Range::Fixed(0.0),
         }
     }
 }
@@ -435,7 +440,7 @@ impl Scenario {
         if self.workload.lock_ttl_ms == 0 {
             return Err(("lock_ttl_ms", "`workload.lock_ttl_ms` must be positive".into()));
         }
-        for (field, r) in [("raft_loss", self.nemesis.raft_loss), ("client_loss", self.nemesis.client_loss)] {
+        for (field, r) in [("raft_loss", self.nemesis.raft_loss), ("client_loss", self.nemesis.client_loss), ("raft_duplicate", self.nemesis.raft_duplicate)] {
             let (a, b) = r.bounds();
             if !(0.0..=1.0).contains(&a) || !(0.0..=1.0).contains(&b) {
                 return Err((field, format!("`nemesis.{field}` is a probability: between 0 and 1")));

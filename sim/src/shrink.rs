@@ -157,9 +157,15 @@ impl Search<'_> {
                 p.faults.retain(|f| fault_stores(&f.fault).iter().all(|s| *s <= stores));
             });
         }
-        if best.swarm.raft_loss > 0.0 || best.swarm.raft_delay_ms > 0 || best.swarm.client_loss > 0.0 || best.swarm.client_delay_ms > 0 {
+        if best.swarm.raft_loss > 0.0
+            || best.swarm.raft_duplicate > 0.0
+            || best.swarm.raft_delay_ms > 0
+            || best.swarm.client_loss > 0.0
+            || best.swarm.client_delay_ms > 0
+        {
             with("no transport loss or delay", &|p| {
                 p.swarm.raft_loss = 0.0;
+                p.swarm.raft_duplicate = 0.0;
                 p.swarm.raft_delay_ms = 0;
                 p.swarm.client_loss = 0.0;
                 p.swarm.client_delay_ms = 0;

@@ -177,7 +177,7 @@ pub fn read_latency(seed: u64, sim_seconds: u64, lease_reads: bool) -> ReadLaten
         let mut spec = ClusterSpec::new(3, 1);
         spec.raftstore.lease_reads = lease_reads;
         let cluster = Arc::new(Cluster::start(spec));
-        let raft = simkv::transport::LinkFaults { loss: 0.0, delay_ms: (2, 2) };
+        let raft = simkv::transport::LinkFaults { loss: 0.0, delay_ms: (2, 2), duplicate: 0.0 };
         cluster.net_faults.set(simkv::transport::Traffic::Raft, raft);
         sleep(Duration::from_secs(3)).await;
         let deadline = madsim::time::Instant::now() + Duration::from_secs(sim_seconds);

@@ -51,6 +51,14 @@ pub struct Swarm {
     pub raft_delay_ms: u64,
     pub client_loss: f64,
     pub client_delay_ms: u64,
+    /// Probability that a raft message or snapshot chunk is delivered twice
+    /// (drawn after the schedule, so plans without it are unchanged).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub raft_duplicate: f64,
+}
+
+fn is_zero(v: &f64) -> bool {
+    *v == 0.0
 }
 
 /// One fault. Store ids are 1-based; `leader_of_region` is resolved when the fault
@@ -187,6 +195,7 @@ impl Plan {
             raft_delay_ms: d.range(n.raft_delay_ms),
             client_loss: d.range_f(n.client_loss),
             client_delay_ms: d.range(n.client_delay_ms),
+            raft_duplicate: 0.0,
         };
         let weights: [(u32, u8); 15] = [
             (n.partition_halves, 0),
@@ -264,6 +273,11 @@ impl Plan {
             faults.push(FaultEvent { at_ms: at, duration_ms, fault });
             at += d.range(n.interval_ms);
         }
+        let mut swarm = swarm;
+        // Drawn last: plans of scenarios without duplication stay as they were.
+        if n.raft_duplicate.bounds().1 > 0.0 {
+            swarm.raft_duplicate = d.range_f(n.raft_duplicate);
+        }
         Plan { scenario: scenario.name.clone(), seed, swarm, bugs: scenario.bugs.clone(), faults, safety_secs: None }
     }
 
@@ -288,6 +302,9 @@ impl Plan {
             s.stores, s.regions, s.raft_log_gc_count_limit, s.disk_slowdown, s.clients, s.keys, s.think_ms.0, s.think_ms.1,
             s.read_percent, s.cas_percent, s.raft_loss, s.raft_delay_ms, s.client_loss, s.client_delay_ms
         );
+        if s.raft_duplicate > 0.0 {
+            let _ = write!(line, " raft_duplicate={}", s.raft_duplicate);
+        }
         if !self.bugs.is_empty() {
             let _ = write!(line, " bugs={:?}", self.bugs);
         }

@@ -8,10 +8,11 @@ use crate::cluster::Cluster;
 use simkv::transport::{LinkFaults, Traffic};
 
 pub fn start(cluster: &Cluster, swarm: &Swarm) -> String {
-    cluster.net_faults.set(Traffic::Raft, LinkFaults { loss: swarm.raft_loss, delay_ms: (0, swarm.raft_delay_ms) });
-    cluster.net_faults.set(Traffic::Client, LinkFaults { loss: swarm.client_loss, delay_ms: (0, swarm.client_delay_ms) });
+    cluster.net_faults.set(Traffic::Raft, LinkFaults { loss: swarm.raft_loss, delay_ms: (0, swarm.raft_delay_ms), duplicate: swarm.raft_duplicate });
+    cluster.net_faults.set(Traffic::Client, LinkFaults { loss: swarm.client_loss, delay_ms: (0, swarm.client_delay_ms), duplicate: 0.0 });
+    let duplicate = if swarm.raft_duplicate > 0.0 { format!(" duplicate {}", swarm.raft_duplicate) } else { String::new() };
     format!(
-        "transport: raft loss {} delay 0..{}ms, client loss {} delay 0..{}ms",
+        "transport: raft loss {} delay 0..{}ms{duplicate}, client loss {} delay 0..{}ms",
         swarm.raft_loss, swarm.raft_delay_ms, swarm.client_loss, swarm.client_delay_ms
     )
 }
