@@ -315,14 +315,13 @@ fn run_with_progress(scenario: &Scenario, plan: &Plan, progress: Arc<std::sync::
     let table = std::mem::take(&mut *recorded.table.lock().unwrap());
     let list_append = std::mem::take(&mut *recorded.list_append.lock().unwrap());
     let mut marked = Vec::new();
-    let (more, inconclusive) =
-        check_recorded(scenario, &history, &store_events, &ts_calls, None, (&bank, plan.swarm.keys.max(2)), &table, &list_append, &mut marked);
+    let txns = Txns { bank, accounts: plan.swarm.keys.max(2), table, list_append };
+    let (more, inconclusive) = check_recorded(scenario, &history, &store_events, &ts_calls, None, &txns, &mut marked);
     let marks = Mark::of(&events, &marked);
     failures.extend(more);
-    let stats = RunStats::of(&history, (&bank, &table, &list_append), plan, &events, panic.at.unwrap_or_default());
-    let txns = Txns { bank, table, list_append };
+    let stats = RunStats::of(&history, (&txns.bank, &txns.table, &txns.list_append), plan, &events, panic.at.unwrap_or_default());
     let digest = digest(&events, &timeline, &history, &txns);
-    let Txns { bank, table, list_append } = txns;
+    let Txns { bank, table, list_append, .. } = txns;
     let leader_changes = leader_changes(&events);
     RunReport { plan: plan.clone(), history, timeline, failures, inconclusive, stats, digest, leader_changes, bank, table, list_append, marks }
 }
@@ -335,12 +334,12 @@ fn check_recorded(
     events: &[StoreEvent],
     ts_calls: &[tso::TsCall],
     logs: Option<&BTreeMap<u64, sequential::ClientLog>>,
-    bank: (&[crate::history::bank::BankOp], u64),
-    table: &[workload::table::TableOp],
-    list_append: &[workload::list_append::ListAppendOp],
+    txns: &Txns,
     marks: &mut Vec<usize>,
 ) -> (Vec<Failure>, Vec<Failure>) {
     let (mut failures, mut inconclusive) = (Vec::new(), Vec::new());
+    let (list_append, table) = (&txns.list_append, &txns.table);
+    let bank = (&txns.bank[..], txns.accounts);
     if scenario.checkers.list_append && scenario.workload.kind == WorkloadKind::ListAppend {
         let model = crate::checker::list_append::Model::parse(&scenario.checkers.list_append_model).expect("validated");
         let report = crate::checker::list_append::check(&workload::list_append::history(list_append), model);
@@ -411,13 +410,15 @@ fn check_recorded(
 /// The transactional workloads' records.
 struct Txns {
     bank: Vec<crate::history::bank::BankOp>,
+    /// How many accounts the bank has.
+    accounts: u64,
     table: Vec<workload::table::TableOp>,
     list_append: Vec<workload::list_append::ListAppendOp>,
 }
 
 /// Fingerprint of the store events, the timeline and the history.
 fn digest(events: &[TimedEvent], timeline: &[String], history: &History, txns: &Txns) -> u64 {
-    let Txns { bank, table, list_append } = txns;
+    let Txns { bank, table, list_append, .. } = txns;
     let events: String = events.iter().map(|e| format!("{:?} {:?}\n", e.at, e.event)).collect();
     let mut text = format!("{:016x}\n", fingerprint(events.as_bytes()));
     bank.iter().for_each(|o| {
@@ -625,16 +626,15 @@ async fn run_inner(
     let list_append = std::mem::take(&mut *shared.recorded.list_append.lock().unwrap());
     let mut marked = Vec::new();
     let logs = shared.logs.lock().unwrap().clone();
-    let (more, inconclusive) =
-        check_recorded(&scenario, &history, &events, &ts_calls, Some(&logs), (&bank, swarm.keys.max(2)), &table, &list_append, &mut marked);
+    let txns = Txns { bank, accounts: swarm.keys.max(2), table, list_append };
+    let (more, inconclusive) = check_recorded(&scenario, &history, &events, &ts_calls, Some(&logs), &txns, &mut marked);
     let marks = Mark::of(&timed, &marked);
     failures.extend(more);
 
     let timeline = shared.recorded.timeline.lock().unwrap().clone();
-    let stats = RunStats::of(&history, (&bank, &table, &list_append), &plan, &timed, shared.start.elapsed());
-    let txns = Txns { bank, table, list_append };
+    let stats = RunStats::of(&history, (&txns.bank, &txns.table, &txns.list_append), &plan, &timed, shared.start.elapsed());
     let digest = digest(&timed, &timeline, &history, &txns);
-    let Txns { bank, table, list_append } = txns;
+    let Txns { bank, table, list_append, .. } = txns;
     RunReport { plan, history, timeline, failures, inconclusive, stats, digest, leader_changes: leader_changes(&timed), bank, table, list_append, marks }
 }
 

@@ -308,7 +308,7 @@ impl<S: Snapshot> ReadView for BatchView<'_, S> {
     }
 
     fn range<'b>(&'b self, cf: Cf, start: &[u8], end: Option<&[u8]>, reverse: bool) -> Box<dyn Iterator<Item = crate::engine::Result<KvPair>> + 'b> {
-        let mut written: Vec<(Vec<u8>, Option<Vec<u8>>)> = self
+        let mut written: Vec<Written> = self
             .overlay
             .range((cf, start.to_vec())..)
             .take_while(|((c, k), _)| *c == cf && end.is_none_or(|end| k.as_slice() < end))
@@ -324,11 +324,14 @@ impl<S: Snapshot> ReadView for BatchView<'_, S> {
     }
 }
 
+/// A key the batch wrote, and its value (None: deleted).
+type Written = (Vec<u8>, Option<Vec<u8>>);
+
 /// Two ordered streams of the same range merged, the batch's writes winning
 /// over (and deletions hiding) the snapshot's pairs.
 struct Merged<'a> {
     base: std::iter::Peekable<Box<dyn Iterator<Item = crate::engine::Result<KvPair>> + 'a>>,
-    written: std::iter::Peekable<std::vec::IntoIter<(Vec<u8>, Option<Vec<u8>>)>>,
+    written: std::iter::Peekable<std::vec::IntoIter<Written>>,
     reverse: bool,
 }
 
