@@ -128,11 +128,18 @@ pub fn apply_entries_with<S: Snapshot>(region: &Region, mut apply_state: ApplySt
                     CmdBody::Write(write) => ctx.exec_write(&region, write, bugs.mvcc),
                     CmdBody::Admin(AdminCmd::BatchSplit { split_keys, ids }) => {
                         let (derived, new_regions) = split(&region, &split_keys, &ids, !bugs.split_keeps_version)?;
-                        for r in std::iter::once(&derived).chain(&new_regions) {
+                        let local = RegionLocalState { state: PeerState::Normal, region: derived.clone() };
+                        ctx.batch.put(Cf::Raft, keys::region_state_key(derived.id), state::encode(&local));
+                        for r in &new_regions {
+                            // A new region this store already knows (a snapshot made
+                            // it here first, or its peer here was since removed and
+                            // tombstoned) keeps its own, newer state: the split
+                            // must not set it back.
+                            if ctx.current(Cf::Raft, &keys::region_state_key(r.id)).is_some() {
+                                continue;
+                            }
                             let local = RegionLocalState { state: PeerState::Normal, region: r.clone() };
                             ctx.batch.put(Cf::Raft, keys::region_state_key(r.id), state::encode(&local));
-                        }
-                        for r in &new_regions {
                             let initial =
                                 ApplyState { applied_index: RAFT_INIT_LOG_INDEX, truncated_index: RAFT_INIT_LOG_INDEX, truncated_term: RAFT_INIT_LOG_TERM };
                             ctx.batch.put(Cf::Raft, keys::apply_state_key(r.id), state::encode(&initial));
@@ -518,6 +525,33 @@ mod tests {
         assert_eq!(after.get(Cf::Default, &keys::data_key(&k("c"))).unwrap(), Some(b"y".to_vec()));
         assert_eq!(after.get(Cf::Default, &keys::data_key(&k("d"))).unwrap(), None);
         assert_eq!(out.apply_state.applied_index, 9, "skipped entries are still applied (as no-ops)");
+    }
+
+    #[madsim::test]
+    async fn a_split_never_sets_back_a_new_region_this_store_already_knows() {
+        let r = region(1, 1);
+        let engine = SimEngine::in_memory("kv");
+        // Region 7 reached this store by a snapshot before the split that made it.
+        let newer = Region { id: 7, start_key: k("g"), end_key: k("m"), epoch: RegionEpoch::new(3, 4), peers: r.peers.clone() };
+        let mut before = crate::engine::WriteBatch::new();
+        before.put(Cf::Raft, keys::region_state_key(7), state::encode(&RegionLocalState { state: PeerState::Normal, region: newer.clone() }));
+        before.put(Cf::Raft, keys::apply_state_key(7), state::encode(&ApplyState { applied_index: 40, truncated_index: 40, truncated_term: 6 }));
+        engine.write(&before, true).await.unwrap();
+        let ids = |region_id| SplitIds { new_region_id: region_id, new_peer_ids: vec![region_id * 10 + 1, region_id * 10 + 2, region_id * 10 + 3] };
+        let split = entry(6, 2, r.epoch, CmdBody::Admin(AdminCmd::BatchSplit { split_keys: vec![k("d"), k("g")], ids: vec![ids(6), ids(7)] }));
+        let out = apply_entries(&r, state(5), &[split], &engine.snapshot());
+        assert!(matches!(&out.exec_results[..], [ExecResult::Split { new_regions, .. }] if new_regions.len() == 2));
+        let after = engine_after_on(&engine, &out).await.snapshot();
+        let local: RegionLocalState = state::decode(&after.get(Cf::Raft, &keys::region_state_key(7)).unwrap().unwrap(), "region state", "test");
+        assert_eq!(local.region, newer, "the snapshot's newer region stays");
+        let apply: ApplyState = state::decode(&after.get(Cf::Raft, &keys::apply_state_key(7)).unwrap().unwrap(), "apply state", "test");
+        assert_eq!(apply.applied_index, 40, "its apply state is not set back to the split's initial one");
+        assert!(after.get(Cf::Raft, &keys::region_state_key(6)).unwrap().is_some(), "the other new region is written");
+    }
+
+    async fn engine_after_on(engine: &SimEngine, output: &ApplyOutput) -> SimEngine {
+        engine.write(&output.batch, true).await.unwrap();
+        engine.clone()
     }
 
     #[test]

@@ -467,6 +467,16 @@ impl<E: Engine> Store<E> {
             // An uninitialized peer a message created: the split wins.
             self.peers.remove(&region.id);
         }
+        let known = engine_ok(self.kv_engine.snapshot().get(Cf::Raft, &keys::region_state_key(region.id)), "read region state")?;
+        if let Some(bytes) = known {
+            let local: RegionLocalState = state::decode(&bytes, "region state", self.kv_engine.name());
+            if matches!(local.state, PeerState::Tombstone { .. }) {
+                // Its peer here was removed after the split (the split was
+                // applied here late): it stays removed.
+                tracing::info!(store = self.store_id, region = region.id, "split made a region whose peer here is tombstoned");
+                return Ok(());
+            }
+        }
         let raft_state = initial_raft_state();
         let mut batch = WriteBatch::new();
         batch.put(Cf::Raft, keys::raft_state_key(region.id), state::encode(&raft_state));
