@@ -142,9 +142,12 @@ impl<E: Engine> PeerFsm<E> {
         self.peer_cache.insert(peer.id, peer);
     }
 
-    /// Starts an election at once.
+    /// Starts an election at once (not while writing a snapshot's data: see
+    /// [`PeerFsm::tick`]).
     pub fn campaign(&mut self) {
-        let _ = self.node.campaign();
+        if self.applying_snapshot.is_none() {
+            let _ = self.node.campaign();
+        }
     }
 
     pub fn region(&self) -> &Region {
@@ -431,6 +434,13 @@ impl<E: Engine> PeerFsm<E> {
             return;
         }
         self.silent_ticks = 0;
+        if msg.get_msg_type() == MessageType::MsgTimeoutNow && self.applying_snapshot.is_some() {
+            // A leader hands over leadership: campaigning now would read the
+            // entries the snapshot being written replaced (raft-rs's applied
+            // index lags it). The transfer fails; the leader keeps leading.
+            tracing::info!(region = self.region_id(), peer = self.peer.id, "refusing leadership while applying a snapshot");
+            return;
+        }
         let _ = self.node.step(msg);
     }
 
