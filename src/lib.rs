@@ -5,6 +5,7 @@
 //! [`codec`] is the ground floor, [`engine`] stands on them, and
 //! everything above reaches storage only through the [`engine::Engine`] trait.
 
+pub mod buggify;
 pub mod client;
 pub mod codec;
 pub mod engine;

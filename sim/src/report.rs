@@ -180,6 +180,9 @@ pub struct FuzzSummary {
     pub inconclusive_checks: Vec<FuzzFailure>,
     /// The build that ran the campaign (pass `build.commit` to `replay --found-by`).
     pub build: BuildInfo,
+    /// How often each buggify site fired across the campaign (coverage).
+    #[serde(skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub buggify: std::collections::BTreeMap<String, u64>,
 }
 
 impl FuzzSummary {
@@ -196,6 +199,9 @@ impl FuzzSummary {
         self.ops += report.stats.ops as u64;
         self.faults += report.stats.faults as u64;
         self.simulated_secs += report.stats.sim_millis as f64 / 1000.0;
+        for (site, n) in &report.buggify {
+            *self.buggify.entry(site.clone()).or_default() += n;
+        }
     }
 
     pub fn add_inconclusive(&mut self, scenario_path: &str, seed: u64, checker: &str, explanation: &str) {
@@ -211,7 +217,16 @@ impl FuzzSummary {
         format!(
             "fuzz: {} runs, {} passed, {} failed, {} inconclusive, {} skipped (time budget); {} ops, {} faults; {:.0} simulated s in {:.1} wall s ({:.1}x)",
             self.runs, self.passed, self.failed, self.inconclusive, self.skipped, self.ops, self.faults, self.simulated_secs, self.wall_secs, rate
-        )
+        ) + &self.coverage()
+    }
+
+    /// The buggify sites that fired, and how often ("" when none did).
+    fn coverage(&self) -> String {
+        if self.buggify.is_empty() {
+            return String::new();
+        }
+        let sites: Vec<String> = self.buggify.iter().map(|(site, n)| format!("{site} {n}")).collect();
+        format!("; buggify fired: {}", sites.join(", "))
     }
 
     pub fn to_json(&self) -> String {

@@ -116,6 +116,8 @@ pub struct RunReport {
     pub list_append: Vec<workload::list_append::ListAppendOp>,
     /// The store events a raft or membership failure names, for the timeline.
     pub marks: Vec<Mark>,
+    /// How often each enabled buggify site fired.
+    pub buggify: BTreeMap<String, u64>,
 }
 
 /// One store event a failed check names.
@@ -323,7 +325,8 @@ fn run_with_progress(scenario: &Scenario, plan: &Plan, progress: Arc<std::sync::
     let digest = digest(&events, &timeline, &history, &txns);
     let Txns { bank, table, list_append, .. } = txns;
     let leader_changes = leader_changes(&events);
-    RunReport { plan: plan.clone(), history, timeline, failures, inconclusive, stats, digest, leader_changes, bank, table, list_append, marks }
+    let buggify = simkv::buggify::uninstall().into_iter().map(|(site, n)| (site.name().to_string(), n)).collect();
+    RunReport { plan: plan.clone(), history, timeline, failures, inconclusive, stats, digest, leader_changes, bank, table, list_append, marks, buggify }
 }
 
 /// The checks over what a run recorded: linearizability, durability (only when
@@ -504,6 +507,7 @@ async fn run_inner(
         txn,
     });
     shared.log(plan.swarm_line());
+    install_buggify(&shared, &plan);
     let mut failures = Vec::new();
     // Let the regions elect leaders before load and faults begin.
     sleep(Duration::from_secs(3)).await;
@@ -635,7 +639,53 @@ async fn run_inner(
     let stats = RunStats::of(&history, (&txns.bank, &txns.table, &txns.list_append), &plan, &timed, shared.start.elapsed());
     let digest = digest(&timed, &timeline, &history, &txns);
     let Txns { bank, table, list_append, .. } = txns;
-    RunReport { plan, history, timeline, failures, inconclusive, stats, digest, leader_changes: leader_changes(&timed), bank, table, list_append, marks }
+    let buggify = simkv::buggify::uninstall().into_iter().map(|(site, n)| (site.name().to_string(), n)).collect();
+    RunReport {
+        plan,
+        history,
+        timeline,
+        failures,
+        inconclusive,
+        stats,
+        digest,
+        leader_changes: leader_changes(&timed),
+        bank,
+        table,
+        list_append,
+        marks,
+        buggify,
+    }
+}
+
+/// Enables the plan's buggify sites for this run, with the crash hook: a
+/// crash point kills its store (disks crashed: unsynced writes may be lost)
+/// and restarts it 1–3 s later, at most three times a run and only while
+/// the safety phase lasts.
+fn install_buggify(shared: &Arc<Shared>, plan: &Plan) {
+    if plan.buggify.is_empty() {
+        return;
+    }
+    let supervisor = madsim::runtime::Handle::current().create_node().name("buggify").build();
+    let crashes = std::cell::Cell::new(0u32);
+    let s = shared.clone();
+    let hook: simkv::buggify::CrashHook = Box::new(move |store, site| {
+        if s.stop.load(Ordering::SeqCst) || crashes.get() >= 3 {
+            return false;
+        }
+        crashes.set(crashes.get() + 1);
+        s.log(format!("buggify: crash point {site} kills store {store}"));
+        s.cluster.crash(store);
+        let s = s.clone();
+        supervisor.spawn(async move {
+            use rand::Rng;
+            let ms = madsim::rand::thread_rng().gen_range(1000..=3000);
+            sleep(Duration::from_millis(ms)).await;
+            s.log(format!("buggify: store {store} restarts"));
+            s.cluster.restart(store);
+        });
+        true
+    });
+    simkv::buggify::install(&plan.buggify, Some(hook));
 }
 
 /// Sets a transactional workload up before the clients start (and faults

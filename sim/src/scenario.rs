@@ -214,6 +214,14 @@ pub struct Nemesis {
     /// the copy possibly late. Client traffic is never duplicated: a client's
     /// retries already repeat requests.
     pub raft_duplicate: Range<f64>,
+    /// Buggify: the seed enables about half of the store's fault points
+    /// (`simkv::buggify::Site`: delays, dropped chunks, slow PD replies,
+    /// region-cache misses, early log GC, and crash points that kill a store
+    /// exactly between two steps, at most three a run, restarted 1–3 s later).
+    pub buggify: bool,
+    /// The sites buggify enables (all of them fixed, not drawn); empty: the
+    /// seed picks.
+    pub buggify_sites: Vec<simkv::buggify::Site>,
 }
 
 impl Default for Nemesis {
@@ -241,6 +249,8 @@ impl Default for Nemesis {
             client_loss: Range::Fixed(0.0),
             client_delay_ms: Range::Fixed(0),
             raft_duplicate: Range::Fixed(0.0),
+            buggify: false,
+            buggify_sites: Vec::new(),
         }
     }
 }

@@ -218,6 +218,15 @@ fn planted_gc_drops_visible_version_is_caught() {
     caught_and_clean("gc-drops-visible-version.toml", "bank", "found no balance for accounts");
 }
 
+/// A crash point lands where random kills seldom do: the unsynced-vote bug
+/// with no random kills at all, only the crash point after a granted vote.
+#[test]
+fn planted_unsynced_vote_is_caught_by_the_crash_point_alone() {
+    let scenario = Scenario::load(&root().join("scenarios/bugs/unsynced-vote-crash-point.toml")).unwrap();
+    assert_eq!(scenario.nemesis.crash_restart, 0, "no random kills");
+    caught_within("unsynced-vote-crash-point.toml", "raft", 200);
+}
+
 #[test]
 fn planted_follower_local_read_is_caught() {
     caught_and_clean("follower-local-read.toml", "linearizability", "");
@@ -404,6 +413,7 @@ fn outcome_formats_are_pinned() {
         table: vec![],
         list_append: vec![],
         marks: vec![],
+        buggify: Default::default(),
     };
     let pass = report::outcome_text("scenarios/basic.toml", &report);
     report.inconclusive.push(Failure { checker: "linearizability".into(), explanation: "the search ran out of its budget of 5 steps for keys [\"k\"]".into() });
@@ -469,6 +479,7 @@ fn timeline_html_is_pinned() {
             store: 3,
             what: "Voted { store_id: 3, region_id: 100, peer_id: 103, term: 7, candidate: 101 }".into(),
         }],
+        buggify: Default::default(),
     };
     insta::assert_snapshot!("timeline_html", simkv_sim::timeline_html::render("scenarios/basic.toml", &report));
 }

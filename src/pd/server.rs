@@ -440,6 +440,14 @@ pub async fn run_pd_node<E: Engine>(cfg: PdNodeConfig, engine: E) -> std::io::Re
             tracing::warn!("pd: storage closed; stopping");
             return Ok(());
         }
+        if crate::buggify::fires(crate::buggify::Site::SlowPdReply) {
+            let transport = transport.clone();
+            madsim::task::spawn(async move {
+                crate::buggify::delay_ms(100, 1000).await;
+                transport.send(from, &Frame::Response { id, payload: response.encode() });
+            });
+            continue;
+        }
         transport.send(from, &Frame::Response { id, payload: response.encode() });
     }
 }

@@ -55,6 +55,9 @@ pub struct Effects {
     pub pd_tasks: Vec<PdTask>,
     /// The peer applied its own removal: the store destroys it.
     pub destroy: bool,
+    /// A vote was granted among the messages (for the crash point after a
+    /// vote is sent).
+    pub voted: bool,
 }
 
 pub struct PeerFsm<E: Engine> {
@@ -409,6 +412,7 @@ impl<E: Engine> PeerFsm<E> {
     /// what every follower has, unless one lags by more than the limit: then it
     /// compacts anyway and the laggard catches up by snapshot.
     fn maybe_compact_log(&mut self, limit: u64) {
+        let limit = if crate::buggify::fires(crate::buggify::Site::ShrinkLogGc) { 1 } else { limit };
         let storage = self.node.store();
         let (applied, truncated) = (storage.apply_state.applied_index, storage.truncated_index());
         if applied < truncated + limit {
@@ -573,6 +577,7 @@ impl<E: Engine> PeerFsm<E> {
         for msg in messages {
             let to_id = msg.to;
             if msg.get_msg_type() == MessageType::MsgRequestVoteResponse && !msg.reject {
+                effects.voted = true;
                 events.emit(StoreEvent::Voted {
                     store_id: events.store_id,
                     region_id: self.region_id(),
@@ -639,7 +644,11 @@ impl<E: Engine> PeerFsm<E> {
                 write_epochs: applied.write_epochs,
             });
         }
+        if crate::buggify::fires(crate::buggify::Site::DelayApply) {
+            crate::buggify::delay_ms(10, 300).await;
+        }
         engine_ok(ctx.kv_engine.write(&output.batch, output.sync).await, "apply")?;
+        crate::buggify::crash_point(crate::buggify::Site::CrashAfterApply, ctx.store_id).await;
         self.node.mut_store().apply_state = output.apply_state;
         self.node.mut_store().region = output.region;
         for exec in output.exec_results {
@@ -662,6 +671,7 @@ impl<E: Engine> PeerFsm<E> {
                 ctx.events.emit(StoreEvent::LogCompacted { store_id: ctx.store_id, region_id, index });
             }
             ExecResult::Split { derived, new_regions, index } => {
+                crate::buggify::crash_point(crate::buggify::Site::CrashAfterSplitApply, ctx.store_id).await;
                 let regions: Vec<Region> = std::iter::once(derived).chain(new_regions.iter().cloned()).collect();
                 tracing::info!(store = ctx.store_id, region = self.region_id(), index, into = regions.len(), "region split");
                 ctx.events.emit(StoreEvent::Split { store_id: ctx.store_id, regions: regions.clone(), index });

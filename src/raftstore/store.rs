@@ -42,6 +42,8 @@ pub struct Store<E: Engine> {
     inbox: mpsc::Receiver<StoreMsg>,
     /// Raft messages of this loop iteration, batched by destination store.
     outgoing: BTreeMap<StoreId, Vec<RaftEnvelope>>,
+    /// Whether the messages about to be sent grant a vote.
+    outgoing_vote: bool,
     dirty: BTreeSet<RegionId>,
     ticks: u64,
     /// The PD worker, when the store runs with PD.
@@ -107,6 +109,7 @@ impl<E: Engine> Store<E> {
             tx: tx.clone(),
             inbox,
             outgoing: BTreeMap::new(),
+            outgoing_vote: false,
             dirty: BTreeSet::new(),
             ticks: 0,
             pd: pd.map(|pd| pd_worker::start(store_id, pd, tx.clone())),
@@ -217,6 +220,7 @@ impl<E: Engine> Store<E> {
             self.peers.insert(region_id, peer);
             self.route(region_id, result?).await?;
         }
+        let sent = !self.outgoing.is_empty();
         for (store_id, envelopes) in std::mem::take(&mut self.outgoing) {
             match self.addresses.get(&store_id) {
                 Some(&addr) => self.transport.send(addr, &Frame::Raft(envelopes)),
@@ -224,12 +228,19 @@ impl<E: Engine> Store<E> {
                 None => self.resolve(store_id),
             }
         }
+        if std::mem::take(&mut self.outgoing_vote) {
+            crate::buggify::crash_point(crate::buggify::Site::CrashAfterVote, self.store_id).await;
+        }
+        if sent {
+            crate::buggify::crash_point(crate::buggify::Site::CrashAfterSend, self.store_id).await;
+        }
         Ok(())
     }
 
     async fn handle(&mut self, msg: StoreMsg) -> Result<(), Stopped> {
         match msg {
             StoreMsg::Raft(envelope) => self.on_raft_message(envelope).await?,
+            StoreMsg::SnapshotChunk(_, _) if crate::buggify::fires(crate::buggify::Site::DropSnapshotChunk) => {}
             StoreMsg::SnapshotChunk(from, chunk) => {
                 if let Some(envelope) = self.chunks.add(from, chunk) {
                     self.on_raft_message(envelope).await?;
@@ -582,6 +593,7 @@ impl<E: Engine> Store<E> {
                 let _ = pd.unbounded_send(task);
             }
         }
+        self.outgoing_vote |= effects.voted;
         for envelope in effects.messages {
             self.outgoing.entry(envelope.to.store_id).or_default().push(envelope);
         }

@@ -125,6 +125,10 @@ pub struct Plan {
     /// A safety phase shorter than the scenario's (set by `shrink`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub safety_secs: Option<u64>,
+    /// The buggify sites this run enables (drawn last; empty unless the
+    /// scenario asks for buggify).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub buggify: Vec<simkv::buggify::Site>,
 }
 
 /// A small wrapper for drawing from the plan's own stream.
@@ -278,7 +282,12 @@ impl Plan {
         if n.raft_duplicate.bounds().1 > 0.0 {
             swarm.raft_duplicate = d.range_f(n.raft_duplicate);
         }
-        Plan { scenario: scenario.name.clone(), seed, swarm, bugs: scenario.bugs.clone(), faults, safety_secs: None }
+        let buggify = match (n.buggify, n.buggify_sites.is_empty()) {
+            (false, _) => Vec::new(),
+            (true, true) => simkv::buggify::ALL.into_iter().filter(|_| d.below(2) == 0).collect(),
+            (true, false) => n.buggify_sites.clone(),
+        };
+        Plan { scenario: scenario.name.clone(), seed, swarm, bugs: scenario.bugs.clone(), faults, safety_secs: None, buggify }
     }
 
     pub fn to_toml(&self) -> String {
@@ -304,6 +313,10 @@ impl Plan {
         );
         if s.raft_duplicate > 0.0 {
             let _ = write!(line, " raft_duplicate={}", s.raft_duplicate);
+        }
+        if !self.buggify.is_empty() {
+            let sites: Vec<&str> = self.buggify.iter().map(|s| s.name()).collect();
+            let _ = write!(line, " buggify=[{}]", sites.join(","));
         }
         if !self.bugs.is_empty() {
             let _ = write!(line, " bugs={:?}", self.bugs);

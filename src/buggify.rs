@@ -1,0 +1,178 @@
+//! Buggify: named fault points inside the store, as FoundationDB has them.
+//!
+//! A [`Site`] is a place in the code where something rare may be forced to
+//! happen: an apply delayed, a snapshot chunk dropped, a PD reply slowed, a
+//! region-cache entry forgotten, the log compacted early — or the store
+//! killed exactly there (a **crash point**: a random kill almost never lands
+//! in the millisecond between two writes; a crash point does).
+//!
+//! In simulation a run installs the sites its plan enabled, each with a
+//! probability per visit; every draw comes from the run's seed, and how often
+//! each site fired is reported with the run. A crash point calls the hook the
+//! testbed installed (it kills the store's node and crashes its disks, and
+//! restarts it later) and then never returns. In the real build every site is
+//! `false` and compiles away.
+
+use crate::meta::StoreId;
+use serde::{Deserialize, Serialize};
+use std::fmt;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Site {
+    /// Applying committed entries waits 10–300 ms before writing its batch.
+    DelayApply,
+    /// A received snapshot chunk is dropped (raft sends the snapshot again).
+    DropSnapshotChunk,
+    /// PD waits 100–1000 ms before answering a request.
+    SlowPdReply,
+    /// A client forgets the region it had cached and asks PD again.
+    RegionCacheMiss,
+    /// A leader compacts its log as if the GC limit were one entry.
+    ShrinkLogGc,
+    /// Crash point: right after a store sent a round of raft messages (votes
+    /// and acknowledgements included), before anything else is written.
+    CrashAfterSend,
+    /// Crash point: right after a store sent a round of raft messages that
+    /// grants a vote.
+    CrashAfterVote,
+    /// Crash point: after a kv apply batch is written, before the proposals
+    /// it answers are answered.
+    CrashAfterApply,
+    /// Crash point: after a split's apply batch, before the new regions'
+    /// peers are created.
+    CrashAfterSplitApply,
+}
+
+pub const ALL: [Site; 9] = [
+    Site::DelayApply,
+    Site::DropSnapshotChunk,
+    Site::SlowPdReply,
+    Site::RegionCacheMiss,
+    Site::ShrinkLogGc,
+    Site::CrashAfterSend,
+    Site::CrashAfterVote,
+    Site::CrashAfterApply,
+    Site::CrashAfterSplitApply,
+];
+
+impl Site {
+    /// The probability the site fires on one visit, once enabled: crash
+    /// points and sites visited on every ready are rare, the others less so.
+    pub fn per_visit(self) -> f64 {
+        match self {
+            Site::DelayApply => 0.01,
+            Site::DropSnapshotChunk => 0.1,
+            Site::SlowPdReply => 0.02,
+            Site::RegionCacheMiss => 0.05,
+            Site::ShrinkLogGc => 0.05,
+            Site::CrashAfterSend | Site::CrashAfterApply => 0.0005,
+            Site::CrashAfterVote => 0.2,
+            Site::CrashAfterSplitApply => 0.2,
+        }
+    }
+
+    pub fn is_crash_point(self) -> bool {
+        matches!(self, Site::CrashAfterSend | Site::CrashAfterVote | Site::CrashAfterApply | Site::CrashAfterSplitApply)
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Site::DelayApply => "delay-apply",
+            Site::DropSnapshotChunk => "drop-snapshot-chunk",
+            Site::SlowPdReply => "slow-pd-reply",
+            Site::RegionCacheMiss => "region-cache-miss",
+            Site::ShrinkLogGc => "shrink-log-gc",
+            Site::CrashAfterSend => "crash-after-send",
+            Site::CrashAfterVote => "crash-after-vote",
+            Site::CrashAfterApply => "crash-after-apply",
+            Site::CrashAfterSplitApply => "crash-after-split-apply",
+        }
+    }
+}
+
+impl fmt::Display for Site {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+#[cfg(madsim)]
+mod imp {
+    use super::Site;
+    use crate::meta::StoreId;
+    use std::cell::RefCell;
+    use std::collections::BTreeMap;
+
+    /// Kills and crashes a store (and arranges its restart); returns false if
+    /// the testbed declines (no more crashes this run).
+    pub type CrashHook = Box<dyn Fn(StoreId, Site) -> bool>;
+
+    struct State {
+        enabled: BTreeMap<Site, f64>,
+        fired: BTreeMap<Site, u64>,
+        crash: Option<CrashHook>,
+    }
+
+    thread_local! {
+        static STATE: RefCell<Option<State>> = const { RefCell::new(None) };
+    }
+
+    /// Enables `sites` for the run about to start on this thread.
+    pub fn install(sites: &[Site], crash: Option<CrashHook>) {
+        let enabled = sites.iter().map(|s| (*s, s.per_visit())).collect();
+        STATE.with(|s| *s.borrow_mut() = Some(State { enabled, fired: BTreeMap::new(), crash }));
+    }
+
+    /// Ends the run's buggify: how often each site fired.
+    pub fn uninstall() -> BTreeMap<Site, u64> {
+        STATE.with(|s| s.borrow_mut().take().map(|st| st.fired).unwrap_or_default())
+    }
+
+    pub fn fires(site: Site) -> bool {
+        use rand::Rng;
+        STATE.with(|s| {
+            let mut s = s.borrow_mut();
+            let Some(st) = s.as_mut() else { return false };
+            let Some(&p) = st.enabled.get(&site) else { return false };
+            if !madsim::rand::thread_rng().gen_bool(p) {
+                return false;
+            }
+            *st.fired.entry(site).or_default() += 1;
+            true
+        })
+    }
+
+    pub fn crash(store: StoreId, site: Site) -> bool {
+        STATE.with(|s| s.borrow().as_ref().and_then(|st| st.crash.as_ref()).is_some_and(|hook| hook(store, site)))
+    }
+}
+
+#[cfg(madsim)]
+pub use imp::{install, uninstall, CrashHook};
+
+/// Whether `site` fires on this visit.
+#[inline]
+pub fn fires(#[cfg_attr(not(madsim), allow(unused_variables))] site: Site) -> bool {
+    #[cfg(madsim)]
+    return imp::fires(site);
+    #[cfg(not(madsim))]
+    false
+}
+
+/// A crash point: if `site` fires, the store is killed here and this never
+/// returns (the node's tasks are dropped; its disks lose what was not synced).
+pub async fn crash_point(#[cfg_attr(not(madsim), allow(unused_variables))] site: Site, #[cfg_attr(not(madsim), allow(unused_variables))] store: StoreId) {
+    #[cfg(madsim)]
+    if imp::fires(site) && imp::crash(store, site) {
+        tracing::info!(store, %site, "crash point");
+        std::future::pending::<()>().await;
+    }
+}
+
+/// A random delay in `[lo, hi]` milliseconds from the run's seed.
+pub async fn delay_ms(lo: u64, hi: u64) {
+    use rand::Rng;
+    let ms = madsim::rand::thread_rng().gen_range(lo..=hi);
+    madsim::time::sleep(std::time::Duration::from_millis(ms)).await;
+}
