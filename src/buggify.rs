@@ -124,6 +124,16 @@ mod imp {
         STATE.with(|s| *s.borrow_mut() = Some(State { enabled, fired: BTreeMap::new(), crash }));
     }
 
+    /// Stops every site firing (the run's liveness phase: every fault heals),
+    /// keeping the counts.
+    pub fn quiesce() {
+        STATE.with(|s| {
+            if let Some(st) = s.borrow_mut().as_mut() {
+                st.enabled.clear();
+            }
+        });
+    }
+
     /// Ends the run's buggify: how often each site fired.
     pub fn uninstall() -> BTreeMap<Site, u64> {
         STATE.with(|s| s.borrow_mut().take().map(|st| st.fired).unwrap_or_default())
@@ -149,7 +159,7 @@ mod imp {
 }
 
 #[cfg(madsim)]
-pub use imp::{install, uninstall, CrashHook};
+pub use imp::{install, quiesce, uninstall, CrashHook};
 
 /// Whether `site` fires on this visit.
 #[inline]

@@ -571,6 +571,7 @@ async fn run_inner(
     nemesis.abort();
 
     // Liveness phase: heal everything; the cluster must converge in time.
+    simkv::buggify::quiesce();
     shared.nemesis.heal_all();
     shared.log("liveness phase begins: every fault healed".into());
     let deadline = Instant::now() + Duration::from_secs(scenario.phases.liveness_secs);
@@ -672,16 +673,19 @@ fn install_buggify(shared: &Arc<Shared>, plan: &Plan) {
         if s.stop.load(Ordering::SeqCst) || crashes.get() >= 3 {
             return false;
         }
+        if !s.nemesis.crash_point(store) {
+            return false;
+        }
         crashes.set(crashes.get() + 1);
         s.log(format!("buggify: crash point {site} kills store {store}"));
-        s.cluster.crash(store);
         let s = s.clone();
         supervisor.spawn(async move {
             use rand::Rng;
             let ms = madsim::rand::thread_rng().gen_range(1000..=3000);
             sleep(Duration::from_millis(ms)).await;
-            s.log(format!("buggify: store {store} restarts"));
-            s.cluster.restart(store);
+            if s.nemesis.restart_after_crash_point(store) {
+                s.log(format!("buggify: store {store} restarts"));
+            }
         });
         true
     });

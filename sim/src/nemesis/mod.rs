@@ -390,6 +390,29 @@ impl Nemesis {
     }
 
     /// A client node: isolating a store cuts it off from clients too.
+    /// A buggify crash point kills `store`: it is down as if a crash fault
+    /// had started (overlapping crash faults compose). False if it already is.
+    pub fn crash_point(&self, store: u64) -> bool {
+        let mut state = self.state.lock().unwrap();
+        if !state.down.insert(store) {
+            return false;
+        }
+        self.cluster.crash(store);
+        true
+    }
+
+    /// Restarts a store a crash point killed, unless something restarted
+    /// it already (a crash fault's end, or healing).
+    pub fn restart_after_crash_point(&self, store: u64) -> bool {
+        let mut state = self.state.lock().unwrap();
+        if !state.down.remove(&store) {
+            return false;
+        }
+        self.cluster.restart(store);
+        state.paused.remove(&store);
+        true
+    }
+
     pub fn add_client(&self, node: madsim::task::NodeId) {
         self.clients.lock().unwrap().push(node);
     }
