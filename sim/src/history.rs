@@ -11,6 +11,20 @@
 //! and our own recordings are exported as EDN and as Porcupine logs.
 
 pub mod bank;
+
+/// The invocations (phase 0) and completions (phase 1) of operations with
+/// these (invoke, complete) times, in time order, by index: how every
+/// transactional history is written as EDN. An operation that never
+/// completed gets its completion (Jepsen's `:info`) at its invocation.
+pub fn windows_in_order(windows: impl Iterator<Item = (u64, Option<u64>)>) -> Vec<(u64, u8, usize)> {
+    let mut events: Vec<(u64, u8, usize)> = Vec::new();
+    for (i, (invoke, complete)) in windows.enumerate() {
+        events.push((invoke, 0, i));
+        events.push((complete.unwrap_or(invoke), 1, i));
+    }
+    events.sort();
+    events
+}
 pub mod formats;
 pub mod generate;
 pub mod txn;

@@ -196,18 +196,10 @@ pub fn physical_ms(ts: u64) -> u64 {
 mod tests {
     use super::*;
     use crate::codec::keys;
-    use crate::engine::{Engine, SimEngine, WriteBatch};
-    use crate::mvcc::Modify;
+    use crate::engine::{Engine, SimEngine};
 
     async fn apply(engine: &SimEngine, txn: MvccTxn) {
-        let mut batch = WriteBatch::new();
-        for m in txn.modifies {
-            match m {
-                Modify::Put { cf, key, value } => batch.put(cf, keys::data_key(&key), value),
-                Modify::Delete { cf, key } => batch.delete(cf, keys::data_key(&key)),
-            }
-        }
-        engine.write(&batch, true).await.unwrap();
+        engine.write(&txn.into_write_batch(), true).await.unwrap();
     }
 
     /// Runs one command against the engine's current state and applies its writes.

@@ -119,21 +119,13 @@ pub fn commit_ts_of(status: TxnStatus) -> Option<u64> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::engine::{Engine, SimEngine, WriteBatch};
-    use crate::mvcc::Modify;
+    use crate::engine::{Engine, SimEngine};
     use crate::proto::{KeyError, TxnMutation, TxnOp};
 
     async fn write(engine: &SimEngine, range: (&[u8], &[u8]), cmd: TxnWrite) -> TxnResult {
         let snap = engine.snapshot();
         let (txn, result) = execute_write(&MvccReader::new(&snap), range, &cmd);
-        let mut batch = WriteBatch::new();
-        for m in txn.modifies {
-            match m {
-                Modify::Put { cf, key, value } => batch.put(cf, keys::data_key(&key), value),
-                Modify::Delete { cf, key } => batch.delete(cf, keys::data_key(&key)),
-            }
-        }
-        engine.write(&batch, true).await.unwrap();
+        engine.write(&txn.into_write_batch(), true).await.unwrap();
         result
     }
 

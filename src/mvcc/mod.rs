@@ -131,4 +131,16 @@ impl MvccTxn {
     pub fn delete_write(&mut self, key: &[u8], commit_ts: u64) {
         self.modifies.push(Modify::Delete { cf: Cf::Write, key: version_key(key, commit_ts) });
     }
+
+    /// The writes as one engine batch (engine keys: `z` + key).
+    pub fn into_write_batch(self) -> crate::engine::WriteBatch {
+        let mut batch = crate::engine::WriteBatch::new();
+        for m in self.modifies {
+            match m {
+                Modify::Put { cf, key, value } => batch.put(cf, keys::data_key(&key), value),
+                Modify::Delete { cf, key } => batch.delete(cf, keys::data_key(&key)),
+            }
+        }
+        batch
+    }
 }

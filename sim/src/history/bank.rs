@@ -45,12 +45,7 @@ pub struct BankOp {
 /// outcome never came back). Transfers carry `{:from :to :amount}`, reads a
 /// map of account to balance.
 pub fn to_edn(ops: &[BankOp]) -> String {
-    let mut events: Vec<(u64, u8, usize)> = Vec::new();
-    for (i, op) in ops.iter().enumerate() {
-        events.push((op.invoke, 0, i));
-        events.push((op.complete.unwrap_or(op.invoke), 1, i));
-    }
-    events.sort();
+    let events = crate::history::windows_in_order(ops.iter().map(|o| (o.invoke, o.complete)));
     let mut out = String::new();
     for (time, phase, i) in events {
         let op = &ops[i];

@@ -165,12 +165,7 @@ pub fn history(ops: &[ListAppendOp]) -> TxnHistory {
 
 /// The history as Elle's EDN: `:f :txn`, micro-ops as vectors.
 pub fn to_edn(ops: &[ListAppendOp]) -> String {
-    let mut events: Vec<(u64, u8, usize)> = Vec::new();
-    for (i, op) in ops.iter().enumerate() {
-        events.push((op.invoke, 0, i));
-        events.push((op.complete.unwrap_or(op.invoke), 1, i));
-    }
-    events.sort();
+    let events = crate::history::windows_in_order(ops.iter().map(|o| (o.invoke, o.complete)));
     let mut out = String::new();
     for (time, phase, i) in events {
         let op = &ops[i];

@@ -205,12 +205,7 @@ pub fn check_history(ops: &[TableOp]) -> Option<String> {
 
 /// The history as Jepsen EDN, one invocation and one completion per operation.
 pub fn to_edn(ops: &[TableOp]) -> String {
-    let mut events: Vec<(u64, u8, usize)> = Vec::new();
-    for (i, op) in ops.iter().enumerate() {
-        events.push((op.invoke, 0, i));
-        events.push((op.complete.unwrap_or(op.invoke), 1, i));
-    }
-    events.sort();
+    let events = crate::history::windows_in_order(ops.iter().map(|o| (o.invoke, o.complete)));
     let mut out = String::new();
     for (time, phase, i) in events {
         let op = &ops[i];
