@@ -171,6 +171,10 @@ impl Search<'_> {
                 p.swarm.client_delay_ms = 0;
             });
         }
+        // Buggify sites, one at a time (the last one enabled first).
+        if let Some(&site) = best.buggify.last() {
+            with(&format!("buggify without {site}"), &|p| p.buggify.retain(|s| *s != site));
+        }
         let safety = best.safety_secs.unwrap_or(self.scenario.phases.safety_secs);
         if safety > 2 {
             let shorter = (safety / 2).max(2);
