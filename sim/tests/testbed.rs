@@ -323,6 +323,7 @@ fn failing_seeds_shrink() {
         ("gc-drops-visible-version.toml", 0, 6),
         ("table-lost-update.toml", 0, 6),
         ("stale-snapshot-reads.toml", 0, 6),
+        ("unsynced-vote-crash-point.toml", 6, 6),
     ];
     for (bug, seed, runs) in bugs {
         let scenario = Scenario::load(&root().join("scenarios/bugs").join(bug)).unwrap();
