@@ -52,8 +52,12 @@ impl Step {
     /// another peer of the region).
     fn impossible(&self, region: &Region) -> bool {
         match self {
-            // (A removal may still be pending on that store: wait for it.)
-            Step::AddLearner(_) => false,
+            // A voter of the region on that store may still be on its way
+            // out: wait for it. A learner of another id stays (no operator
+            // of ours will remove it: one operator per region, and the one
+            // that added it was lost, e.g. with a PD restart) — the replica
+            // checker removes it once this operator gives up.
+            Step::AddLearner(p) => region.peer_on_store(p.store_id).is_some_and(|q| q.id != p.id && q.role == PeerRole::Learner),
             Step::Promote(p) => region.peer(p.id).is_none(),
             Step::Remove(_) => false,
             Step::TransferLeader { to_store } => region.peer_on_store(*to_store).is_none_or(|p| p.role != PeerRole::Voter),
@@ -338,6 +342,24 @@ mod tests {
         assert_eq!(decide(&r, &r.peers[2], &[], 3, &balanced), None, "store 3 leads the fewest");
         let busy = ClusterView { balance_allowed: false, ..v };
         assert_eq!(decide(&r, &r.peers[0], &[], 3, &busy), None);
+    }
+
+    /// PD restarted and lost the operator that had added learner 99 on
+    /// store 4; a new operator moving a replica to store 4 must give up, not
+    /// wait out its timeout, so that the replica checker removes the learner.
+    #[test]
+    fn an_add_to_a_store_holding_a_leftover_learner_fails_at_once() {
+        let with_leftover = region(vec![Peer::voter(11, 1), Peer::voter(12, 2), Peer::voter(13, 3), Peer { id: 99, store_id: 4, role: PeerRole::Learner }]);
+        let mut op = Decision::MoveReplica { from: Peer::voter(11, 1), store: 4 }.into_operator(1, Some(100), 60_000);
+        assert!(matches!(op.advance(&with_leftover, &Peer::voter(12, 2), &[], 10), Progress::Failed(_)));
+        assert_eq!(
+            decide(&with_leftover, &Peer::voter(12, 2), &[], 3, &view(&[1, 2, 3, 4], &[(1, 5), (2, 5), (3, 5), (4, 1)], &[])),
+            Some(Decision::RemoveLearner { peer: Peer { id: 99, store_id: 4, role: PeerRole::Learner } })
+        );
+        // A voter still on its way out of store 4 is waited for.
+        let leaving = region(vec![Peer::voter(11, 1), Peer::voter(12, 2), Peer::voter(13, 3), Peer::voter(98, 4)]);
+        let mut op = Decision::MoveReplica { from: Peer::voter(11, 1), store: 4 }.into_operator(1, Some(100), 60_000);
+        assert_eq!(op.advance(&leaving, &Peer::voter(12, 2), &[], 10), Progress::Waiting);
     }
 
     #[test]
