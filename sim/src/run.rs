@@ -136,10 +136,8 @@ impl Mark {
             .iter()
             .filter_map(|&i| events.get(i))
             .map(|e| {
-                let what = format!("{:?}", e.event);
-                let store = what.split("store_id: ").nth(1).and_then(|rest| rest.split(|c: char| !c.is_ascii_digit()).next()?.parse().ok()).unwrap_or(0);
-                let what: String = what.chars().take(300).collect();
-                Mark { at_ms: e.at.as_millis() as u64, store, what }
+                let what: String = format!("{:?}", e.event).chars().take(300).collect();
+                Mark { at_ms: e.at.as_millis() as u64, store: e.event.store_id(), what }
             })
             .collect()
     }
@@ -520,7 +518,7 @@ async fn run_inner(
         shared.log(transport);
     }
     if scenario.workload.kind.is_transactional() {
-        if let Some(f) = open_bank(&shared, scenario.workload.kind).await {
+        if let Some(f) = set_up_workload(&shared, scenario.workload.kind).await {
             failures.push(f);
         }
     }
@@ -694,7 +692,7 @@ fn install_buggify(shared: &Arc<Shared>, plan: &Plan) {
 
 /// Sets a transactional workload up before the clients start (and faults
 /// begin): opens the bank's accounts, or creates the table.
-async fn open_bank(shared: &Arc<Shared>, kind: WorkloadKind) -> Option<Failure> {
+async fn set_up_workload(shared: &Arc<Shared>, kind: WorkloadKind) -> Option<Failure> {
     let (node, local) = shared.cluster.client_node();
     let s = shared.clone();
     let task = node.spawn(async move {

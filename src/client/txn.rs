@@ -189,37 +189,37 @@ impl TxnClient {
     /// `safe_point`: versions no read at or after it can see are dropped.
     /// Returns how many regions it collected.
     pub async fn gc(&self, safe_point: u64) -> Result<usize, TxnError> {
-        let mut cursor = keys::txn_key(b"");
-        let stop = vec![keys::TXN_PREFIX + 1];
-        let mut regions = 0;
-        while cursor < stop {
-            let gc = TxnCmd::Write(TxnWrite::Gc { safe_point });
-            let (result, region) = self.call(&cursor, |_| gc.clone()).await?;
+        let results = self.each_region(TxnCmd::Write(TxnWrite::Gc { safe_point })).await?;
+        for result in &results {
             if let Err(errors) = result {
                 return Err(TxnError::Unexpected(format!("gc: {}", errors.iter().map(|e| e.to_string()).collect::<Vec<_>>().join("; "))));
             }
-            regions += 1;
-            if region.end_key.is_empty() {
-                break;
-            }
-            cursor = region.end_key;
         }
-        Ok(regions)
+        Ok(results.len())
     }
 
     /// The locks left in the transactional key space by transactions that
     /// started at or before `max_ts`.
     pub async fn scan_locks(&self, max_ts: u64) -> Result<Vec<LockInfo>, TxnError> {
-        let mut cursor = keys::txn_key(b"");
-        let stop = vec![keys::TXN_PREFIX + 1];
         let mut out = Vec::new();
-        while cursor < stop {
-            let scan = TxnCmd::Read(TxnRead::ScanLocks { max_ts, limit: usize::MAX });
-            let (result, region) = self.call(&cursor, |_| scan.clone()).await?;
+        for result in self.each_region(TxnCmd::Read(TxnRead::ScanLocks { max_ts, limit: usize::MAX })).await? {
             match result {
                 Ok(TxnReply::Locks(locks)) => out.extend(locks),
                 other => return Err(TxnError::Unexpected(format!("{other:?} to a lock scan"))),
             }
+        }
+        Ok(out)
+    }
+
+    /// Sends `cmd` to every region of the transactional key space, in key
+    /// order, following the regions as they are when each is reached.
+    async fn each_region(&self, cmd: TxnCmd) -> Result<Vec<TxnResult>, ClientError> {
+        let mut cursor = keys::txn_key(b"");
+        let stop = vec![keys::TXN_PREFIX + 1];
+        let mut out = Vec::new();
+        while cursor < stop {
+            let (result, region) = self.call(&cursor, |_| cmd.clone()).await?;
+            out.push(result);
             if region.end_key.is_empty() {
                 break;
             }
@@ -494,7 +494,4 @@ impl Transaction<'_> {
         }
         Ok(())
     }
-
-    /// Abandons the transaction (nothing was written yet).
-    pub fn rollback(self) {}
 }

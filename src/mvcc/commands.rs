@@ -3,7 +3,7 @@
 //! command's answer. A write command is all or nothing: if any key fails, it
 //! writes nothing and answers every failed key.
 
-use super::actions::{self, TxnStatus};
+use super::actions;
 use super::{MvccReader, MvccTxn};
 use crate::codec::keys;
 use crate::engine::ReadView;
@@ -104,15 +104,6 @@ pub fn execute_read<S: ReadView + ?Sized>(reader: &MvccReader<S>, range: (&[u8],
                 .map(|(key, lock)| LockInfo { key, primary: lock.primary, start_ts: lock.start_ts, ttl_ms: lock.ttl_ms })
                 .collect(),
         )),
-    }
-}
-
-/// The status a check answered, for callers that only need to know whether
-/// the transaction committed.
-pub fn commit_ts_of(status: TxnStatus) -> Option<u64> {
-    match status {
-        TxnStatus::Committed { commit_ts } => Some(commit_ts),
-        TxnStatus::RolledBack | TxnStatus::Alive { .. } => None,
     }
 }
 

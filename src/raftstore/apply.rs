@@ -256,7 +256,12 @@ impl<S: Snapshot> ApplyContext<'_, S> {
 
     fn exec_write(&mut self, region: &Region, cmd: WriteCmd, bugs: crate::mvcc::MvccBugs) -> RegionResult<WriteResult> {
         if let Some(key) = cmd.keys().into_iter().find(|k| !region.contains(k)) {
-            return Err(RegionError::KeyNotInRegion { key, region_id: region.id, start_key: region.start_key.clone(), end_key: region.end_key.clone() });
+            return Err(RegionError::KeyNotInRegion {
+                key: key.into_owned(),
+                region_id: region.id,
+                start_key: region.start_key.clone(),
+                end_key: region.end_key.clone(),
+            });
         }
         self.exec_write_anywhere(region, cmd, bugs)
     }

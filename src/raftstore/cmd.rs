@@ -13,6 +13,7 @@ use crate::meta::{RegionEpoch, RegionId};
 pub use crate::proto::pd::SplitIds;
 pub use crate::proto::{ChangeKind, PeerChange};
 use serde::{Deserialize, Serialize};
+use std::borrow::Cow;
 
 pub use crate::proto::{RegionError, RegionResult};
 pub use crate::proto::{TxnRead, TxnResult, TxnWrite};
@@ -59,11 +60,12 @@ impl WriteCmd {
     }
 
     /// Every (encoded) key the command names: what must lie in the region.
-    pub fn keys(&self) -> Vec<Vec<u8>> {
+    /// Raw keys are borrowed; transactional ones are encoded here.
+    pub fn keys(&self) -> Vec<Cow<'_, [u8]>> {
         match self {
-            WriteCmd::Mutate(mutations) => mutations.iter().map(|m| m.key().to_vec()).collect(),
-            WriteCmd::Cas { key, .. } => vec![key.clone()],
-            WriteCmd::Txn(cmd) => cmd.keys().into_iter().map(crate::codec::keys::txn_key).collect(),
+            WriteCmd::Mutate(mutations) => mutations.iter().map(|m| Cow::Borrowed(m.key())).collect(),
+            WriteCmd::Cas { key, .. } => vec![Cow::Borrowed(key.as_slice())],
+            WriteCmd::Txn(cmd) => cmd.keys().into_iter().map(|k| Cow::Owned(crate::codec::keys::txn_key(k))).collect(),
         }
     }
 }
@@ -159,11 +161,11 @@ pub enum ReadCmd {
 
 impl ReadCmd {
     /// The (encoded) keys that must lie in the region.
-    pub fn keys(&self) -> Vec<Vec<u8>> {
+    pub fn keys(&self) -> Vec<Cow<'_, [u8]>> {
         match self {
-            ReadCmd::Get { key } => vec![key.clone()],
-            ReadCmd::Scan { start, .. } => vec![start.clone()],
-            ReadCmd::Txn(TxnRead::Get { key, .. }) => vec![crate::codec::keys::txn_key(key)],
+            ReadCmd::Get { key } => vec![Cow::Borrowed(key.as_slice())],
+            ReadCmd::Scan { start, .. } => vec![Cow::Borrowed(start.as_slice())],
+            ReadCmd::Txn(TxnRead::Get { key, .. }) => vec![Cow::Owned(crate::codec::keys::txn_key(key))],
             // A transactional scan is clipped to the region it reached (the
             // client walks regions); a lock scan covers its region.
             ReadCmd::Txn(TxnRead::Scan { .. } | TxnRead::ScanLocks { .. }) => vec![],

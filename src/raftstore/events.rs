@@ -59,6 +59,30 @@ pub struct Events {
     sink: Option<EventSink>,
 }
 
+impl StoreEvent {
+    /// The store that reported the event.
+    pub fn store_id(&self) -> StoreId {
+        match self {
+            StoreEvent::BecameLeader { store_id, .. }
+            | StoreEvent::Applied { store_id, .. }
+            | StoreEvent::SnapshotGenerated { store_id, .. }
+            | StoreEvent::SnapshotApplying { store_id, .. }
+            | StoreEvent::SnapshotResumed { store_id, .. }
+            | StoreEvent::SnapshotApplied { store_id, .. }
+            | StoreEvent::SnapshotRejected { store_id, .. }
+            | StoreEvent::LogCompacted { store_id, .. }
+            | StoreEvent::LeaseRead { store_id, .. }
+            | StoreEvent::Voted { store_id, .. }
+            | StoreEvent::PeerCreated { store_id, .. }
+            | StoreEvent::PeerDestroyed { store_id, .. }
+            | StoreEvent::ConfChangeProposed { store_id, .. }
+            | StoreEvent::ConfChangeApplied { store_id, .. }
+            | StoreEvent::RaftConfig { store_id, .. }
+            | StoreEvent::Split { store_id, .. } => *store_id,
+        }
+    }
+}
+
 impl Events {
     pub fn new(store_id: StoreId, sink: Option<EventSink>) -> Events {
         Events { store_id, sink }

@@ -237,7 +237,7 @@ impl<E: Engine> PeerFsm<E> {
 
     pub fn propose_write(&mut self, cfg: &RaftStoreConfig, epoch: RegionEpoch, cmd: WriteCmd, callback: WriteCallback) {
         let keys = cmd.keys();
-        let keys: Vec<&[u8]> = keys.iter().map(Vec::as_slice).collect();
+        let keys: Vec<&[u8]> = keys.iter().map(|k| k.as_ref()).collect();
         if let Err(e) = self.check_request(epoch, (true, false), &keys, cfg.max_pending_requests) {
             let _ = callback.send(Err(e));
             return;
@@ -260,7 +260,7 @@ impl<E: Engine> PeerFsm<E> {
 
     pub fn propose_read(&mut self, cfg: &RaftStoreConfig, events: &Events, epoch: RegionEpoch, cmd: ReadCmd, callback: ReadCallback) {
         let keys = cmd.keys();
-        let keys: Vec<&[u8]> = keys.iter().map(Vec::as_slice).collect();
+        let keys: Vec<&[u8]> = keys.iter().map(|k| k.as_ref()).collect();
         let checked = self.check_request(epoch, (true, false), &keys, cfg.max_pending_requests);
         let id = self.next_read_id;
         #[cfg(madsim)]

@@ -87,7 +87,7 @@ pub async fn list_append_client(shared: &Shared, client: &TxnClient, c: u64) {
             Err(e) => (TxnOutcome::Info, Some(e.to_string())),
         };
         let complete = (outcome != TxnOutcome::Info).then(now_ns);
-        shared.recorded.list_append.lock().unwrap().push(ListAppendOp { process, mops, outcome, invoke, complete, error });
+        shared.record_list_append(ListAppendOp { process, mops, outcome, invoke, complete, error });
         if outcome == TxnOutcome::Info {
             process += clients;
         }

@@ -107,6 +107,10 @@ impl Shared {
         self.recorded.table.lock().unwrap().push(op);
     }
 
+    pub fn record_list_append(&self, op: list_append::ListAppendOp) {
+        self.recorded.list_append.lock().unwrap().push(op);
+    }
+
     pub fn record_bank(&self, op: crate::history::bank::BankOp) {
         self.recorded.bank.lock().unwrap().push(op);
     }
