@@ -29,7 +29,7 @@ pub mod sim;
 use std::future::Future;
 use thiserror::Error;
 
-pub use sim::{CrashReport, IoProfile, SimDisk, SimEngine};
+pub use sim::{CrashReport, Damage, IoProfile, SimDisk, SimEngine};
 
 /// A column family. The order here is the order of [`ALL_CFS`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize, serde::Deserialize)]
@@ -72,6 +72,9 @@ pub enum EngineError {
     Closed(String),
     #[error("engine IO error: {0}")]
     Io(String),
+    /// A stored value no longer matches its checksum.
+    #[error("{engine}: the {cf} value at key {key:?} fails its checksum")]
+    Corruption { engine: String, cf: &'static str, key: Vec<u8> },
 }
 
 pub type Result<T> = std::result::Result<T, EngineError>;
@@ -160,6 +163,16 @@ pub enum IoKind {
 pub type KvPair = (Vec<u8>, Vec<u8>);
 
 /// A consistent, read-only view of an engine at one moment.
+///
+/// **Failed reads.** A value the disk cannot give back intact (its checksum
+/// does not match, or its block cannot be read) does not come back as an
+/// error from `get` or `iter`: it reads as absent, and the snapshot remembers
+/// the failure in [`Snapshot::failure`]. Whatever is computed from a snapshot
+/// must be checked there before it leaves the store (a read's answer, an
+/// apply batch, a raft snapshot): if a read failed, the result is thrown away
+/// and the replica is repaired from its peers. This keeps the many readers
+/// above (MVCC, apply, split checks) free of error plumbing for a case that
+/// always ends the same way.
 pub trait Snapshot: Send + Sync + 'static {
     fn get(&self, cf: Cf, key: &[u8]) -> Result<Option<Vec<u8>>>;
 
@@ -170,6 +183,11 @@ pub trait Snapshot: Send + Sync + 'static {
     /// At most `limit` pairs of [`Snapshot::iter`].
     fn scan(&self, cf: Cf, start: &[u8], end: Option<&[u8]>, limit: usize, reverse: bool) -> Result<Vec<KvPair>> {
         self.iter(cf, start, end, reverse).take(limit).collect()
+    }
+
+    /// The first read of this snapshot that failed, if any (see above).
+    fn failure(&self) -> Option<EngineError> {
+        None
     }
 
     /// Bytes of keys and values in `[start, end)`: the split checker's measure.

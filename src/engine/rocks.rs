@@ -63,7 +63,7 @@ impl Engine for RocksEngine {
         // SAFETY: the snapshot borrows the DB, which `RocksSnapshot` keeps alive in
         // an `Arc` declared after it, so the snapshot is released first on drop.
         let snapshot = unsafe { std::mem::transmute::<SnapshotWithThreadMode<'_, DB>, SnapshotWithThreadMode<'static, DB>>(snapshot) };
-        RocksSnapshot { snapshot, engine: self.clone() }
+        RocksSnapshot { snapshot, engine: self.clone(), failure: std::sync::Mutex::new(None) }
     }
 
     async fn io(&self, _kind: IoKind, _bytes: usize) {}
@@ -74,13 +74,37 @@ pub struct RocksSnapshot {
     // Field order matters: fields drop in declaration order.
     snapshot: SnapshotWithThreadMode<'static, DB>,
     engine: RocksEngine,
+    /// The first read that failed (RocksDB verifies block checksums on every
+    /// read): see [`Snapshot::failure`].
+    failure: std::sync::Mutex<Option<EngineError>>,
+}
+
+impl RocksSnapshot {
+    /// Records a failed read; the caller reads it as absent.
+    fn failed(&self, cf: Cf, key: &[u8], err: rocksdb::Error) {
+        let err = match err.kind() {
+            rocksdb::ErrorKind::Corruption => EngineError::Corruption { engine: self.engine.name.to_string(), cf: cf.name(), key: key.to_vec() },
+            _ => io_error(err),
+        };
+        self.failure.lock().expect("failure mutex").get_or_insert(err);
+    }
 }
 
 impl Snapshot for RocksSnapshot {
     fn get(&self, cf: Cf, key: &[u8]) -> Result<Option<Vec<u8>>> {
         let mut options = ReadOptions::default();
         options.set_snapshot(&self.snapshot);
-        self.engine.db.get_cf_opt(self.engine.cf(cf), key, &options).map_err(io_error)
+        match self.engine.db.get_cf_opt(self.engine.cf(cf), key, &options) {
+            Ok(value) => Ok(value),
+            Err(e) => {
+                self.failed(cf, key, e);
+                Ok(None)
+            }
+        }
+    }
+
+    fn failure(&self) -> Option<EngineError> {
+        self.failure.lock().expect("failure mutex").clone()
     }
 
     fn iter<'a>(&'a self, cf: Cf, start: &[u8], end: Option<&[u8]>, reverse: bool) -> Box<dyn Iterator<Item = Result<KvPair>> + 'a> {
@@ -94,7 +118,14 @@ impl Snapshot for RocksSnapshot {
         }
         let mode = if reverse { IteratorMode::End } else { IteratorMode::From(start, Direction::Forward) };
         let iter = self.snapshot.iterator_cf_opt(self.engine.cf(cf), options, mode);
-        Box::new(iter.map(|item| item.map(|(k, v)| (k.into_vec(), v.into_vec())).map_err(io_error)))
+        let start = start.to_vec();
+        Box::new(iter.map_while(move |item| match item {
+            Ok((k, v)) => Some(Ok((k.into_vec(), v.into_vec()))),
+            Err(e) => {
+                self.failed(cf, &start, e);
+                None
+            }
+        }))
     }
 }
 

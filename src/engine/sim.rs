@@ -15,6 +15,27 @@
 //! for foreground IO and for snapshot IO, so a slow disk and slow snapshot IO are
 //! real faults that slow whoever touches the disk.
 //!
+//! Disk faults the testbed can inject, each modelled on what real disks and
+//! RocksDB do:
+//!
+//! * **bit flips** ([`Damage::BitFlip`]): a stored value changes under the
+//!   engine. Every value carries a checksum (RocksDB's block checksums), so a
+//!   read notices: the value reads as absent and the snapshot records a
+//!   [`EngineError::Corruption`] (see [`Snapshot::failure`]). The disk keeps
+//!   the mark beside the flipped value, which is exactly what a CRC32 over
+//!   the value would find: it catches every single-bit error.
+//! * **latent sector errors** ([`Damage::Unreadable`]): a value that cannot be
+//!   read back at all (an IO error), until it is written again.
+//! * **a failed fsync**: the sync returns an error, and, as Linux does, the
+//!   dirty pages it could not write are dropped from the writeback queue:
+//!   what was written since the last good sync stays readable until the next
+//!   crash but will never be durable; every later write fails until the disk
+//!   is reopened after a crash. A store must stop rather than go on.
+//! * **torn writes**: a crash may cut the first lost batch in the middle of
+//!   its write-ahead-log record. The record's checksum no longer matches and
+//!   recovery discards it, as RocksDB's WAL recovery does; the crash model
+//!   above (a prefix of whole batches) is what survives.
+//!
 //! Values are held in `imbl::OrdMap`s, persistent ordered maps whose clone is O(1),
 //! so a snapshot is a cheap copy of the current view.
 
@@ -26,7 +47,45 @@ use std::ops::Bound;
 use std::sync::{Arc, Mutex, MutexGuard};
 
 type CfMap = OrdMap<Vec<u8>, Vec<u8>>;
-type Cfs = [CfMap; ALL_CFS.len()];
+
+/// What the disk holds: the CFs, and the values it damaged.
+#[derive(Clone, Default)]
+struct Cfs {
+    maps: [CfMap; ALL_CFS.len()],
+    damaged: OrdMap<(Cf, Vec<u8>), Damage>,
+}
+
+impl std::ops::Index<usize> for Cfs {
+    type Output = CfMap;
+    fn index(&self, i: usize) -> &CfMap {
+        &self.maps[i]
+    }
+}
+
+impl std::ops::IndexMut<usize> for Cfs {
+    fn index_mut(&mut self, i: usize) -> &mut CfMap {
+        &mut self.maps[i]
+    }
+}
+
+/// How a stored value was damaged.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Damage {
+    /// One bit flipped: the checksum no longer matches.
+    BitFlip,
+    /// The block cannot be read (a latent sector error).
+    Unreadable,
+}
+
+/// Whether syncs still work.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum SyncHealth {
+    Healthy,
+    /// The next sync fails.
+    FailNext,
+    /// A sync failed: every write fails until a crash and reopen.
+    Failed,
+}
 
 /// Latency of simulated IO. All durations in microseconds; each operation draws its
 /// base latency uniformly from `[min, max]` and adds `per_kib_us` per KiB moved.
@@ -74,6 +133,9 @@ pub struct CrashReport {
     pub kept_batches: usize,
     /// Unsynced batches lost.
     pub lost_batches: usize,
+    /// The first lost batch was torn mid-record; recovery found the record's
+    /// checksum wrong and discarded it.
+    pub torn_record_discarded: bool,
 }
 
 /// Totals since the disk was created; for traces and benchmarks.
@@ -84,6 +146,9 @@ pub struct DiskStats {
     pub syncs: u64,
     pub crashes: u64,
     pub batches_lost: u64,
+    /// Torn write-ahead-log records found and discarded by recovery.
+    pub torn_records_discarded: u64,
+    pub failed_syncs: u64,
     pub io_time_us: u64,
 }
 
@@ -100,6 +165,9 @@ struct DiskState {
     /// Every IO waits until this moment (a stalled disk).
     stalled_until: Option<Instant>,
     stats: DiskStats,
+    sync_health: SyncHealth,
+    /// Whether reads verify checksums (off only for a planted bug).
+    verify_checksums: bool,
 }
 
 /// The simulated platter. Clone it freely: clones share one disk.
@@ -111,7 +179,7 @@ pub struct SimDisk {
 
 impl SimDisk {
     pub fn new(name: impl Into<String>, profile: IoProfile) -> Self {
-        let empty: Cfs = Default::default();
+        let empty = Cfs::default();
         SimDisk {
             name: name.into().into(),
             state: Arc::new(Mutex::new(DiskState {
@@ -122,6 +190,8 @@ impl SimDisk {
                 profile,
                 stalled_until: None,
                 stats: DiskStats::default(),
+                sync_health: SyncHealth::Healthy,
+                verify_checksums: true,
             })),
         }
     }
@@ -159,32 +229,110 @@ impl SimDisk {
     /// Crashes the disk, keeping the durable state plus the first `keep` unsynced
     /// batches (clamped to how many there are). Every open handle is fenced.
     pub fn crash_keeping(&self, keep: usize) -> CrashReport {
+        self.crash_tearing(keep, None)
+    }
+
+    /// As [`SimDisk::crash_keeping`]; `tear` cuts the first lost batch's
+    /// log record after that many mutations (see the module docs).
+    fn crash_tearing(&self, keep: usize, tear: Option<usize>) -> CrashReport {
         let mut state = self.lock();
         let keep = keep.min(state.unsynced.len());
         let mut survivor = state.durable.clone();
         for batch in &state.unsynced[..keep] {
             apply(&mut survivor, batch);
         }
-        let report = CrashReport { kept_batches: keep, lost_batches: state.unsynced.len() - keep };
+        let mut torn_record_discarded = false;
+        if let (Some(cut), Some(first_lost)) = (tear, state.unsynced.get(keep)) {
+            let record = WalRecord::of(first_lost);
+            let torn = WalRecord { mutations: record.mutations[..cut.min(record.mutations.len())].to_vec(), checksum: record.checksum };
+            match torn.recover() {
+                Some(batch) => apply(&mut survivor, &batch),
+                None => torn_record_discarded = true,
+            }
+        }
+        let report = CrashReport { kept_batches: keep, lost_batches: state.unsynced.len() - keep, torn_record_discarded };
         state.view = survivor.clone();
         state.durable = survivor;
         state.unsynced.clear();
         state.generation += 1;
         state.stats.crashes += 1;
         state.stats.batches_lost += report.lost_batches as u64;
+        state.stats.torn_records_discarded += torn_record_discarded as u64;
+        if state.sync_health == SyncHealth::Failed {
+            state.sync_health = SyncHealth::Healthy;
+        }
         report
     }
 
-    /// Crashes the disk, keeping a uniformly random prefix of the unsynced batches.
+    /// Crashes the disk, keeping a uniformly random prefix of the unsynced
+    /// batches; half the time the first lost batch is torn mid-record.
     pub fn crash(&self, rng: &mut impl Rng) -> CrashReport {
-        let unsynced = self.unsynced_batches();
-        self.crash_keeping(rng.gen_range(0..=unsynced))
+        let (unsynced, sizes) = {
+            let state = self.lock();
+            (state.unsynced.len(), state.unsynced.iter().map(WriteBatch::len).collect::<Vec<_>>())
+        };
+        let keep = rng.gen_range(0..=unsynced);
+        let tear = sizes.get(keep).filter(|&&n| n >= 2 && rng.gen_bool(0.5)).map(|&n| rng.gen_range(1..n));
+        self.crash_tearing(keep, tear)
+    }
+
+    /// Damages the value at `key` in `cf` (if there is one): flips bit `bit`
+    /// (modulo its length) or makes it unreadable, in what reads see and in
+    /// what a crash keeps. Writing the key again heals it.
+    pub fn damage(&self, cf: Cf, key: &[u8], damage: Damage, bit: usize) -> bool {
+        let mut state = self.lock();
+        let state = &mut *state;
+        let mut hit = false;
+        for cfs in [&mut state.view, &mut state.durable] {
+            let Some(value) = cfs[cf.index()].get_mut(key) else { continue };
+            if damage == Damage::BitFlip {
+                if value.is_empty() {
+                    continue;
+                }
+                let bit = bit % (value.len() * 8);
+                value[bit / 8] ^= 1 << (bit % 8);
+            }
+            cfs.damaged.insert((cf, key.to_vec()), damage);
+            hit = true;
+        }
+        hit
+    }
+
+    /// The `n`th key (modulo how many there are) holding a non-empty value in
+    /// `cfs`, in key order: a target for [`SimDisk::damage`].
+    pub fn nth_key(&self, cfs: &[Cf], n: u64) -> Option<(Cf, Vec<u8>)> {
+        let state = self.lock();
+        let candidates = |cf: Cf| state.view[cf.index()].iter().filter(|(_, v)| !v.is_empty()).map(move |(k, _)| (cf, k));
+        let total: usize = cfs.iter().map(|&cf| candidates(cf).count()).sum();
+        if total == 0 {
+            return None;
+        }
+        cfs.iter().flat_map(|&cf| candidates(cf)).nth((n % total as u64) as usize).map(|(cf, k)| (cf, k.clone()))
+    }
+
+    /// The damaged values the disk holds now (healed ones excluded).
+    pub fn damaged(&self) -> Vec<(Cf, Vec<u8>, Damage)> {
+        self.lock().view.damaged.iter().map(|((cf, k), d)| (*cf, k.clone(), *d)).collect()
+    }
+
+    /// The next sync fails (see the module docs).
+    pub fn fail_next_sync(&self) {
+        let mut state = self.lock();
+        if state.sync_health == SyncHealth::Healthy {
+            state.sync_health = SyncHealth::FailNext;
+        }
+    }
+
+    /// Planted bug: reads stop verifying checksums (a flipped value is served).
+    pub fn set_verify_checksums(&self, verify: bool) {
+        self.lock().verify_checksums = verify;
     }
 
     /// A read-only view of what the disk holds now (durable or not), without
     /// opening it: the testbed's way to inspect a running node's data.
     pub fn snapshot(&self) -> SimSnapshot {
-        SimSnapshot { cfs: self.lock().view.clone() }
+        let state = self.lock();
+        SimSnapshot::new(state.view.clone(), state.verify_checksums, &self.name)
     }
 
     /// A copy of the durable state, CF by CF: what the next crash would certainly keep.
@@ -198,9 +346,15 @@ fn apply(cfs: &mut Cfs, batch: &WriteBatch) {
         match mutation {
             Mutation::Put { cf, key, value } => {
                 cfs[cf.index()].insert(key.clone(), value.clone());
+                if !cfs.damaged.is_empty() {
+                    cfs.damaged.remove(&(*cf, key.clone()));
+                }
             }
             Mutation::Delete { cf, key } => {
                 cfs[cf.index()].remove(key);
+                if !cfs.damaged.is_empty() {
+                    cfs.damaged.remove(&(*cf, key.clone()));
+                }
             }
             Mutation::DeleteRange { cf, start, end } => {
                 let map = &mut cfs[cf.index()];
@@ -208,8 +362,57 @@ fn apply(cfs: &mut Cfs, batch: &WriteBatch) {
                 for key in doomed {
                     map.remove(&key);
                 }
+                if !cfs.damaged.is_empty() && start < end {
+                    let healed: Vec<(Cf, Vec<u8>)> = cfs.damaged.range((*cf, start.clone())..(*cf, end.clone())).map(|(k, _)| k.clone()).collect();
+                    for key in healed {
+                        cfs.damaged.remove(&key);
+                    }
+                }
             }
         }
+    }
+}
+
+/// A batch as its write-ahead-log record: the mutations and a checksum over
+/// all of them, written last.
+struct WalRecord {
+    mutations: Vec<Mutation>,
+    checksum: u64,
+}
+
+impl WalRecord {
+    fn of(batch: &WriteBatch) -> WalRecord {
+        WalRecord { mutations: batch.mutations().to_vec(), checksum: Self::checksum(batch.mutations()) }
+    }
+
+    fn checksum(mutations: &[Mutation]) -> u64 {
+        use std::hash::{Hash, Hasher};
+        // SipHash with fixed keys: the same everywhere, every run.
+        let mut h = std::collections::hash_map::DefaultHasher::new();
+        for m in mutations {
+            match m {
+                Mutation::Put { cf, key, value } => (0u8, cf, key, value).hash(&mut h),
+                Mutation::Delete { cf, key } => (1u8, cf, key).hash(&mut h),
+                Mutation::DeleteRange { cf, start, end } => (2u8, cf, start, end).hash(&mut h),
+            }
+        }
+        h.finish()
+    }
+
+    /// What recovery makes of the record: the batch if its checksum holds.
+    fn recover(&self) -> Option<WriteBatch> {
+        if Self::checksum(&self.mutations) != self.checksum {
+            return None;
+        }
+        let mut batch = WriteBatch::new();
+        for m in &self.mutations {
+            match m.clone() {
+                Mutation::Put { cf, key, value } => batch.put(cf, key, value),
+                Mutation::Delete { cf, key } => batch.delete(cf, key),
+                Mutation::DeleteRange { cf, start, end } => batch.delete_range(cf, start, end),
+            }
+        }
+        Some(batch)
     }
 }
 
@@ -271,6 +474,19 @@ impl Engine for SimEngine {
         // The node may have crashed while this write was waiting for the disk.
         let mut state = self.disk.lock();
         self.check_open(&state)?;
+        match state.sync_health {
+            SyncHealth::Failed => return Err(EngineError::Io(format!("{}: writes fail since an fsync failed", self.disk.name))),
+            SyncHealth::FailNext if sync => {
+                // The batch reaches the page cache; neither it nor the unsynced
+                // batches before it will ever reach the platter.
+                apply(&mut state.view, batch);
+                state.unsynced.clear();
+                state.sync_health = SyncHealth::Failed;
+                state.stats.failed_syncs += 1;
+                return Err(EngineError::Io(format!("{}: fsync failed", self.disk.name)));
+            }
+            _ => {}
+        }
         apply(&mut state.view, batch);
         if sync {
             state.durable = state.view.clone();
@@ -285,7 +501,7 @@ impl Engine for SimEngine {
     }
 
     fn snapshot(&self) -> SimSnapshot {
-        SimSnapshot { cfs: self.disk.lock().view.clone() }
+        self.disk.snapshot()
     }
 
     async fn io(&self, kind: IoKind, bytes: usize) {
@@ -299,15 +515,40 @@ impl Engine for SimEngine {
 /// A frozen copy of a [`SimEngine`]'s view.
 pub struct SimSnapshot {
     cfs: Cfs,
+    verify_checksums: bool,
+    disk: Arc<str>,
+    failure: Mutex<Option<EngineError>>,
 }
 
 fn bounds<'k>(start: &'k [u8], end: Option<&'k [u8]>) -> (Bound<&'k [u8]>, Bound<&'k [u8]>) {
     (Bound::Included(start), end.map_or(Bound::Unbounded, Bound::Excluded))
 }
 
+impl SimSnapshot {
+    fn new(cfs: Cfs, verify_checksums: bool, disk: &Arc<str>) -> SimSnapshot {
+        SimSnapshot { cfs, verify_checksums, disk: disk.clone(), failure: Mutex::new(None) }
+    }
+
+    /// Whether the value at `key` may be handed out; records the failure if not.
+    fn readable(&self, cf: Cf, key: &[u8]) -> bool {
+        let Some(damage) = self.cfs.damaged.get(&(cf, key.to_vec())) else { return true };
+        let error = match damage {
+            Damage::BitFlip if !self.verify_checksums => return true,
+            Damage::BitFlip => EngineError::Corruption { engine: self.disk.to_string(), cf: cf.name(), key: key.to_vec() },
+            Damage::Unreadable => EngineError::Io(format!("{}: latent sector error reading the {} value at key {key:?}", self.disk, cf.name())),
+        };
+        self.failure.lock().expect("failure mutex").get_or_insert(error);
+        false
+    }
+}
+
 impl Snapshot for SimSnapshot {
     fn get(&self, cf: Cf, key: &[u8]) -> Result<Option<Vec<u8>>> {
-        Ok(self.cfs[cf.index()].get(key).cloned())
+        let value = self.cfs[cf.index()].get(key);
+        if value.is_some() && !self.cfs.damaged.is_empty() && !self.readable(cf, key) {
+            return Ok(None);
+        }
+        Ok(value.cloned())
     }
 
     fn iter<'a>(&'a self, cf: Cf, start: &[u8], end: Option<&[u8]>, reverse: bool) -> Box<dyn Iterator<Item = Result<KvPair>> + 'a> {
@@ -315,12 +556,17 @@ impl Snapshot for SimSnapshot {
             return Box::new(std::iter::empty());
         }
         let range = self.cfs[cf.index()].range::<_, [u8]>(bounds(start, end));
-        let pairs = range.map(|(k, v)| Ok((k.clone(), v.clone())));
+        let check = !self.cfs.damaged.is_empty();
+        let pairs = range.filter(move |(k, _)| !check || self.readable(cf, k)).map(|(k, v)| Ok((k.clone(), v.clone())));
         if reverse {
             Box::new(pairs.rev())
         } else {
             Box::new(pairs)
         }
+    }
+
+    fn failure(&self) -> Option<EngineError> {
+        self.failure.lock().expect("failure mutex").clone()
     }
 }
 
@@ -473,5 +719,115 @@ mod tests {
         disk.crash_keeping(0);
         assert!(matches!(task.await.unwrap(), Err(EngineError::Closed(_))));
         assert_eq!(SimEngine::open(&disk).snapshot().get(Cf::Default, b"late").unwrap(), None);
+    }
+
+    /// A flipped bit is caught by the checksum: the value reads as absent and
+    /// the snapshot reports the corruption, in point reads and in scans;
+    /// writing the key again (or deleting its range) heals it; the damage is
+    /// on the platter, so a crash keeps it. With verification off (a planted
+    /// bug) the flipped value comes back as if it were good.
+    #[madsim::test]
+    async fn damaged_values_are_caught_on_read() {
+        let disk = SimDisk::new("store-9/kv", IoProfile::instant());
+        let engine = SimEngine::open(&disk);
+        let mut batch = WriteBatch::new();
+        for k in ["a", "b", "c"] {
+            batch.put(Cf::Default, k, "value");
+        }
+        engine.write(&batch, true).await.unwrap();
+        assert_eq!(disk.nth_key(&[Cf::Default], 4), Some((Cf::Default, b"b".to_vec())));
+        assert!(disk.damage(Cf::Default, b"b", Damage::BitFlip, 3));
+        assert!(!disk.damage(Cf::Default, b"absent", Damage::BitFlip, 3));
+
+        let snap = engine.snapshot();
+        assert_eq!(snap.get(Cf::Default, b"a").unwrap(), Some(b"value".to_vec()));
+        assert!(snap.failure().is_none(), "a good read is no failure");
+        assert_eq!(snap.get(Cf::Default, b"b").unwrap(), None);
+        assert!(matches!(snap.failure(), Some(EngineError::Corruption { ref key, .. }) if key == b"b"), "{:?}", snap.failure());
+        let scan = engine.snapshot();
+        let keys: Vec<Vec<u8>> = scan.scan(Cf::Default, b"", None, 10, true).unwrap().into_iter().map(|(k, _)| k).collect();
+        assert_eq!(keys, vec![b"c".to_vec(), b"a".to_vec()]);
+        assert!(scan.failure().is_some());
+
+        disk.set_verify_checksums(false);
+        let flipped = engine.snapshot().get(Cf::Default, b"b").unwrap().unwrap();
+        assert_ne!(flipped, b"value".to_vec(), "the bug serves the flipped value");
+        assert_eq!(flipped.iter().zip(b"value").map(|(x, y)| (x ^ y).count_ones()).sum::<u32>(), 1);
+        disk.set_verify_checksums(true);
+
+        disk.crash_keeping(0);
+        let engine = SimEngine::open(&disk);
+        assert_eq!(disk.damaged(), vec![(Cf::Default, b"b".to_vec(), Damage::BitFlip)], "damage is on the platter");
+        let mut heal = WriteBatch::new();
+        heal.put(Cf::Default, "b", "fresh");
+        engine.write(&heal, false).await.unwrap();
+        let snap = engine.snapshot();
+        assert_eq!(snap.get(Cf::Default, b"b").unwrap(), Some(b"fresh".to_vec()));
+        assert!(snap.failure().is_none());
+
+        // A latent sector error: an IO error, even without verification.
+        disk.set_verify_checksums(false);
+        assert!(disk.damage(Cf::Default, b"c", Damage::Unreadable, 0));
+        let snap = engine.snapshot();
+        assert_eq!(snap.get(Cf::Default, b"c").unwrap(), None);
+        assert!(matches!(snap.failure(), Some(EngineError::Io(_))));
+        let mut clear = WriteBatch::new();
+        clear.delete_range(Cf::Default, "b", "z");
+        engine.write(&clear, true).await.unwrap();
+        assert!(disk.damaged().is_empty(), "deleting the range heals it");
+    }
+
+    /// A failed fsync: the write errors, what it and the unsynced batches
+    /// before it wrote stays readable but never becomes durable, every later
+    /// write fails, and after a crash the disk holds what the last good sync
+    /// made durable and works again.
+    #[madsim::test]
+    async fn a_failed_sync_loses_what_it_did_not_write() {
+        let disk = SimDisk::new("store-9/raft", IoProfile::instant());
+        let engine = SimEngine::open(&disk);
+        engine.write(&put_one("synced"), true).await.unwrap();
+        engine.write(&put_one("unsynced"), false).await.unwrap();
+        disk.fail_next_sync();
+        engine.write(&put_one("plain"), false).await.unwrap();
+        assert!(matches!(engine.write(&put_one("doomed"), true).await, Err(EngineError::Io(_))));
+        assert_eq!(engine.snapshot().get(Cf::Raft, b"doomed").unwrap(), Some(b"v".to_vec()), "still in the page cache");
+        assert!(matches!(engine.write(&put_one("later"), true).await, Err(EngineError::Io(_))));
+        assert!(matches!(engine.write(&put_one("later"), false).await, Err(EngineError::Io(_))));
+        assert_eq!(disk.stats().failed_syncs, 1);
+        let report = disk.crash(&mut madsim::rand::thread_rng());
+        assert_eq!(report.kept_batches, 0);
+        let engine = SimEngine::open(&disk);
+        let left: Vec<Vec<u8>> = engine.snapshot().scan(Cf::Raft, b"", None, 10, false).unwrap().into_iter().map(|(k, _)| k).collect();
+        assert_eq!(left, vec![b"synced".to_vec()]);
+        engine.write(&put_one("after"), true).await.unwrap();
+    }
+
+    fn put_one(key: &str) -> WriteBatch {
+        let mut batch = WriteBatch::new();
+        batch.put(Cf::Raft, key, "v");
+        batch
+    }
+
+    /// A record torn anywhere inside fails its checksum and is discarded; a
+    /// whole record recovers as written.
+    #[madsim::test]
+    async fn torn_log_records_are_discarded() {
+        let mut batch = WriteBatch::new();
+        batch.put(Cf::Default, "x", "1");
+        batch.delete(Cf::Lock, "y");
+        batch.delete_range(Cf::Write, "a", "b");
+        let record = WalRecord::of(&batch);
+        assert_eq!(record.recover(), Some(batch.clone()));
+        for cut in 0..batch.len() {
+            let torn = WalRecord { mutations: record.mutations[..cut].to_vec(), checksum: record.checksum };
+            assert_eq!(torn.recover(), None, "cut after {cut}");
+        }
+        let disk = SimDisk::new("torn", IoProfile::instant());
+        let engine = SimEngine::open(&disk);
+        engine.write(&batch, false).await.unwrap();
+        let report = disk.crash_tearing(0, Some(1));
+        assert!(report.torn_record_discarded);
+        assert_eq!(SimEngine::open(&disk).snapshot().get(Cf::Default, b"x").unwrap(), None, "no half batch survives");
+        assert_eq!(disk.stats().torn_records_discarded, 1);
     }
 }
