@@ -17,6 +17,7 @@ pub mod proto;
 pub mod raftstore;
 pub mod rpc;
 pub mod server;
+pub mod supervisor;
 pub mod table;
 pub mod trace;
 pub mod transport;

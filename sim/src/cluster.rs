@@ -44,6 +44,9 @@ pub struct ClusterSpec {
     /// Names of the cluster's madsim nodes, filled as they are created: what a
     /// panic report calls the node that panicked.
     pub node_names: Arc<Mutex<BTreeMap<madsim::task::NodeId, String>>>,
+    /// Planted bug: the stores' kv disks hand out values without checking
+    /// their checksums.
+    pub skip_checksums: bool,
 }
 
 impl ClusterSpec {
@@ -59,6 +62,7 @@ impl ClusterSpec {
             io: IoProfile::ssd(),
             events: Arc::default(),
             node_names: Arc::default(),
+            skip_checksums: false,
         }
     }
 }
@@ -120,6 +124,7 @@ impl Cluster {
         for &id in &store_ids {
             let raft_disk = SimDisk::new(format!("store-{id}/raft"), spec.io.clone());
             let kv_disk = SimDisk::new(format!("store-{id}/kv"), spec.io.clone());
+            kv_disk.set_verify_checksums(!spec.skip_checksums);
             let (raft, kv, regions, events) = (raft_disk.clone(), kv_disk.clone(), regions.clone(), events.clone());
             let cfg = StoreNodeConfig {
                 store_id: id,

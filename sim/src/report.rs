@@ -73,6 +73,10 @@ pub fn outcome_text(scenario_path: &str, report: &RunReport) -> String {
             let stores: Vec<String> = s.placement.iter().map(|(store, held, led)| format!("store {store}: {held} regions, {led} leaders")).collect();
             let _ = writeln!(out, "  placement: {}", stores.join("; "));
         }
+        let stops = report.timeline.iter().filter(|l| l.contains("supervisor: store") && l.contains("stopped")).count();
+        if s.damaged + stops > 0 {
+            let _ = writeln!(out, "  disk: {} damaged replicas found, {} repaired by snapshot; {} stores stopped on a failed write", s.damaged, s.repaired, stops);
+        }
         return out;
     }
     let _ = writeln!(out, "FAIL {} seed {}", plan.scenario, plan.seed);

@@ -50,6 +50,9 @@ pub struct RunStats {
     pub regions: usize,
     /// Per store at the end: (store, regions it holds a replica of, regions it leads).
     pub placement: Vec<(StoreId, usize, usize)>,
+    /// Replicas found damaged (checksum or read failures) and repaired.
+    pub damaged: usize,
+    pub repaired: usize,
 }
 
 impl RunStats {
@@ -85,6 +88,8 @@ impl RunStats {
                 + table.iter().filter(|o| matches!(o.outcome, TableOutcome::Info(_))).count()
                 + list_append.iter().filter(|o| o.outcome == TxnOutcome::Info).count(),
             faults: plan.faults.len(),
+            damaged: events.iter().filter(|e| matches!(e.event, simkv::raftstore::StoreEvent::DataCorrupted { .. })).count(),
+            repaired: events.iter().filter(|e| matches!(e.event, simkv::raftstore::StoreEvent::DataRepaired { .. })).count(),
             events: events.len(),
             sim_millis: simulated.as_millis() as u64,
         }
@@ -323,6 +328,7 @@ fn run_with_progress(scenario: &Scenario, plan: &Plan, progress: Arc<std::sync::
     let digest = digest(&events, &timeline, &history, &txns);
     let Txns { bank, table, list_append, .. } = txns;
     let leader_changes = leader_changes(&events);
+    simkv::supervisor::uninstall();
     let buggify = simkv::buggify::uninstall().into_iter().map(|(site, n)| (site.name().to_string(), n)).collect();
     RunReport { plan: plan.clone(), history, timeline, failures, inconclusive, stats, digest, leader_changes, bank, table, list_append, marks, buggify }
 }
@@ -455,6 +461,7 @@ async fn run_inner(
     spec.raftstore.lease_reads = scenario.cluster.lease_reads;
     spec.raftstore.raft_log_gc_count_limit = swarm.raft_log_gc_count_limit;
     spec.raftstore.raft_log_gc_ticks = 3;
+    spec.raftstore.scrub_ticks = 30;
     for bug in &plan.bugs {
         match bug {
             Bug::FollowerLocalRead => spec.raftstore.bugs.follower_local_read = true,
@@ -481,6 +488,8 @@ async fn run_inner(
             Bug::CommitLeavesLock => spec.raftstore.bugs.commit_leaves_lock = true,
             Bug::StaleSnapshotReads => txn.bugs.stale_snapshot_reads = true,
             Bug::GcDropsVisibleVersion => spec.raftstore.bugs.gc_drops_visible_version = true,
+            Bug::SkipsChecksums => spec.skip_checksums = true,
+            Bug::AckAfterFailedFsync => spec.raftstore.bugs.ack_after_failed_fsync = true,
         }
     }
     if scenario.workload.kind.is_transactional() {
@@ -506,6 +515,7 @@ async fn run_inner(
     });
     shared.log(plan.swarm_line());
     install_buggify(&shared, &plan);
+    install_supervisor(&shared);
     let mut failures = Vec::new();
     // Let the regions elect leaders before load and faults begin.
     sleep(Duration::from_secs(3)).await;
@@ -638,6 +648,7 @@ async fn run_inner(
     let stats = RunStats::of(&history, (&txns.bank, &txns.table, &txns.list_append), &plan, &timed, shared.start.elapsed());
     let digest = digest(&timed, &timeline, &history, &txns);
     let Txns { bank, table, list_append, .. } = txns;
+    simkv::supervisor::uninstall();
     let buggify = simkv::buggify::uninstall().into_iter().map(|(site, n)| (site.name().to_string(), n)).collect();
     RunReport {
         plan,
@@ -688,6 +699,30 @@ fn install_buggify(shared: &Arc<Shared>, plan: &Plan) {
         true
     });
     simkv::buggify::install(&plan.buggify, Some(hook));
+}
+
+/// The supervisor a store calls when a disk write failed: the store's node
+/// is killed (its disks keep what was durable) and restarted 1–3 s later,
+/// as systemd would restart the process.
+fn install_supervisor(shared: &Arc<Shared>) {
+    let supervisor = madsim::runtime::Handle::current().create_node().name("supervisor").build();
+    let s = shared.clone();
+    simkv::supervisor::install(Box::new(move |store, reason| {
+        if !s.nemesis.crash_point(store) {
+            return false;
+        }
+        s.log(format!("supervisor: store {store} stopped ({reason})"));
+        let s = s.clone();
+        supervisor.spawn(async move {
+            use rand::Rng;
+            let ms = madsim::rand::thread_rng().gen_range(1000..=3000);
+            sleep(Duration::from_millis(ms)).await;
+            if s.nemesis.restart_after_crash_point(store) {
+                s.log(format!("supervisor: store {store} restarts"));
+            }
+        });
+        true
+    }));
 }
 
 /// Sets a transactional workload up before the clients start (and faults
@@ -897,7 +932,13 @@ async fn converge(cluster: &Cluster, deadline: Instant) -> Option<Failure> {
             .collect();
         let difference = convergence::check(&regions)?;
         if Instant::now() >= deadline {
-            return Some(Failure { checker: "convergence".into(), explanation: format!("the cluster did not converge after healing: {difference}") });
+            let mut explanation = format!("the cluster did not converge after healing: {difference}");
+            for (store, slot) in &cluster.stores {
+                for (cf, key, damage) in slot.kv_disk.damaged().into_iter().take(3) {
+                    let _ = write!(explanation, "\nstore {store} still holds a damaged value ({damage:?}) in the {} CF at {key:?}: never found, or never repaired", cf.name());
+                }
+            }
+            return Some(Failure { checker: "convergence".into(), explanation });
         }
         sleep(Duration::from_millis(500)).await;
     }

@@ -204,6 +204,16 @@ pub struct Nemesis {
     /// PD removes a region's replica and adds it back on the same store
     /// under a new peer id.
     pub remove_readd: u32,
+    /// One stored value on the run's "bad disk" (one store's kv disk, the
+    /// same all run, so damage stays on a minority of replicas) gets a bit
+    /// flipped; checksums must catch it and the replica be repaired.
+    pub corrupt_value: u32,
+    /// One stored value on the bad disk becomes unreadable (a latent sector
+    /// error) until it is written again.
+    pub latent_read_error: u32,
+    /// The next fsync on one store's raft or kv disk fails; the store must
+    /// stop rather than acknowledge what is not durable.
+    pub fail_sync: u32,
     /// Loss and delay in our transport for the whole safety phase; raft and
     /// client traffic are drawn separately.
     pub raft_loss: Range<f64>,
@@ -244,6 +254,9 @@ impl Default for Nemesis {
             membership_churn: 0,
             leader_transfer: 0,
             remove_readd: 0,
+            corrupt_value: 0,
+            latent_read_error: 0,
+            fail_sync: 0,
             raft_loss: Range::Fixed(0.0),
             raft_delay_ms: Range::Fixed(0),
             client_loss: Range::Fixed(0.0),
@@ -346,6 +359,11 @@ pub enum Bug {
     CommitLeavesLock,
     StaleSnapshotReads,
     GcDropsVisibleVersion,
+    /// Reads stop verifying checksums: a flipped value is served.
+    SkipsChecksums,
+    /// A failed raft-log write is ignored: the store acknowledges entries
+    /// and votes a crash then loses.
+    AckAfterFailedFsync,
 }
 
 /// A scenario that could not be loaded: where, and what is wrong.

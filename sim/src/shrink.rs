@@ -201,6 +201,7 @@ fn fault_stores(fault: &Fault) -> Vec<u64> {
         Fault::Bridge { left, bridge, right } => [left.clone(), vec![*bridge], right.clone()].concat(),
         Fault::MovePeer { from, to, .. } => vec![*from, *to],
         Fault::TransferLeader { to: store, .. } | Fault::RemoveReAdd { store, .. } => vec![*store],
+        Fault::CorruptValue { store } | Fault::LatentReadError { store } | Fault::FailSync { store, .. } => vec![*store],
         Fault::IsolateLeader { .. } | Fault::PdCrashRestart { .. } | Fault::IsolatePd => vec![],
     }
 }

@@ -35,6 +35,11 @@ pub enum RegionError {
     /// before it answered). It may or may not be applied; never retry blindly.
     #[error("outcome unknown: {reason}")]
     OutcomeUnknown { reason: String },
+    /// This replica's data failed a checksum (or could not be read); it
+    /// serves nothing until it is repaired from its peers. Retry: leadership
+    /// moves to a healthy replica.
+    #[error("region {region_id}: replica data is damaged and being repaired: {reason}")]
+    DataCorrupted { region_id: RegionId, reason: String },
 }
 
 impl RegionError {

@@ -41,6 +41,10 @@ pub struct RaftStoreConfig {
     /// A follower that hears nothing from its region this many ticks asks PD
     /// whether it was removed while away (and destroys itself if so).
     pub stale_peer_check_ticks: u64,
+    /// How often (in ticks) the store reads all its replicas' data to verify
+    /// checksums, so that damage nobody reads is found and repaired too
+    /// (0: never).
+    pub scrub_ticks: u64,
     /// Whether a leader with a valid lease serves reads without a ReadIndex
     /// round (see `raftstore::lease`).
     pub lease_reads: bool,
@@ -116,6 +120,9 @@ pub struct PlantedBugs {
     pub commit_leaves_lock: bool,
     /// GC drops the version a read at the safe point sees, too.
     pub gc_drops_visible_version: bool,
+    /// A failed raft-log write is ignored: raft is told the entries and the
+    /// vote are persisted, and acknowledges them.
+    pub ack_after_failed_fsync: bool,
 }
 
 #[cfg(madsim)]
@@ -155,6 +162,7 @@ impl Default for RaftStoreConfig {
             region_split_bytes: 96 << 20,
             pd_heartbeat_ticks: 10,
             stale_peer_check_ticks: 50,
+            scrub_ticks: 600,
             lease_reads: true,
             max_clock_drift_ms: 250,
             #[cfg(madsim)]

@@ -48,6 +48,11 @@ pub enum StoreEvent {
     RaftConfig { store_id: StoreId, region_id: RegionId, peer_id: PeerId, voters: Vec<PeerId>, outgoing: Vec<PeerId>, learners: Vec<PeerId> },
     /// A region split at apply time: `regions` are the results, the original first.
     Split { store_id: StoreId, regions: Vec<Region>, index: u64 },
+    /// A read of the replica's data failed its checksum (or could not be
+    /// read): it stops serving and applying and asks for a snapshot.
+    DataCorrupted { store_id: StoreId, region_id: RegionId, peer_id: PeerId, reason: String },
+    /// A damaged replica's data was replaced by a snapshot at `index`.
+    DataRepaired { store_id: StoreId, region_id: RegionId, peer_id: PeerId, index: u64 },
 }
 
 pub type EventSink = Arc<dyn Fn(&StoreEvent) + Send + Sync>;
@@ -78,7 +83,9 @@ impl StoreEvent {
             | StoreEvent::ConfChangeProposed { store_id, .. }
             | StoreEvent::ConfChangeApplied { store_id, .. }
             | StoreEvent::RaftConfig { store_id, .. }
-            | StoreEvent::Split { store_id, .. } => *store_id,
+            | StoreEvent::Split { store_id, .. }
+            | StoreEvent::DataCorrupted { store_id, .. }
+            | StoreEvent::DataRepaired { store_id, .. } => *store_id,
         }
     }
 }

@@ -23,7 +23,7 @@ use super::snapshot::{ReceiverState, SnapshotWorker};
 use super::state::{ApplyState, RaftLocalState};
 use super::storage::PeerStorage;
 use crate::codec::keys;
-use crate::engine::{Cf, Engine, WriteBatch};
+use crate::engine::{Cf, Engine, Snapshot as _, WriteBatch};
 use crate::meta::{Peer, PeerId, Region, RegionEpoch, RegionId, StoreId};
 use crate::transport::RaftEnvelope;
 use protobuf::Message as _;
@@ -93,6 +93,10 @@ pub struct PeerFsm<E: Engine> {
     /// acknowledged before the crash: it grants no vote (except to a leader
     /// transfer's candidate) until an election timeout has passed.
     pub no_votes_until: Option<madsim::time::Instant>,
+    /// Why this replica's data cannot be trusted (a read failed its
+    /// checksum): it serves nothing, applies nothing, never leads, and asks
+    /// the leader for a snapshot that replaces its data.
+    pub corrupt: Option<String>,
 }
 
 impl<E: Engine> PeerFsm<E> {
@@ -120,6 +124,7 @@ impl<E: Engine> PeerFsm<E> {
             reported_conf,
             silent_ticks: 0,
             no_votes_until: None,
+            corrupt: None,
         }
     }
 
@@ -184,6 +189,7 @@ impl<E: Engine> PeerFsm<E> {
             applying: self.applying_snapshot.is_some(),
             applied_index: self.applied_index(),
             truncated_index: self.node.store().truncated_index(),
+            repairing: self.corrupt.is_some(),
         }
     }
 
@@ -208,6 +214,9 @@ impl<E: Engine> PeerFsm<E> {
         }
         if !self.is_leader() {
             return Err(self.not_leader());
+        }
+        if let Some(reason) = &self.corrupt {
+            return Err(RegionError::DataCorrupted { region_id: region.id, reason: reason.clone() });
         }
         if self.applying_snapshot.is_some() {
             return Err(RegionError::ServerIsBusy { reason: format!("region {} is applying a snapshot", region.id) });
@@ -397,6 +406,10 @@ impl<E: Engine> PeerFsm<E> {
         if self.applying_snapshot.is_some() {
             return;
         }
+        if self.corrupt.is_some() {
+            self.tick_corrupt(cfg);
+            return;
+        }
         self.node.tick();
         if gc_due && self.is_leader() {
             self.maybe_compact_log(cfg.raft_log_gc_count_limit);
@@ -406,6 +419,37 @@ impl<E: Engine> PeerFsm<E> {
             // whoever leads when it is applied, or leads after).
             self.propose_conf_change(cfg, events, self.region().epoch, Vec::new(), None);
         }
+    }
+
+    /// A damaged replica: a leader hands leadership to the most up-to-date
+    /// voter (and keeps ticking to lead until then); a follower does not
+    /// tick (it must never campaign) and asks the leader for a snapshot of
+    /// at least its last log index, until raft takes the request.
+    fn tick_corrupt(&mut self, cfg: &RaftStoreConfig) {
+        if self.is_leader() {
+            self.node.tick();
+            if let Some(to) = self.best_transferee() {
+                self.transfer_leader(cfg, to);
+            }
+        } else if self.node.raft().pending_request_snapshot == raft::INVALID_INDEX {
+            let _ = self.node.request_snapshot();
+        }
+    }
+
+    /// A read of this replica's data failed its checksum (or could not be
+    /// read): stop trusting it until a snapshot from the leader replaces it.
+    pub fn found_corrupt(&mut self, events: &Events, reason: String) {
+        if self.corrupt.is_some() || !self.is_initialized() {
+            return;
+        }
+        tracing::warn!(store = events.store_id, region = self.region_id(), peer = self.peer.id, %reason, "replica data damaged: repairing from the leader");
+        events.emit(StoreEvent::DataCorrupted { store_id: events.store_id, region_id: self.region_id(), peer_id: self.peer.id, reason: reason.clone() });
+        self.lease.expire();
+        let error = RegionError::DataCorrupted { region_id: self.region_id(), reason: reason.clone() };
+        for read in self.reads.drain(..) {
+            let _ = read.callback.send(Err(error.clone()));
+        }
+        self.corrupt = Some(reason);
     }
 
     /// Proposes CompactLog once enough applied entries sit in the log. Compacts only
@@ -438,6 +482,9 @@ impl<E: Engine> PeerFsm<E> {
             return;
         }
         self.silent_ticks = 0;
+        if msg.get_msg_type() == MessageType::MsgTimeoutNow && self.corrupt.is_some() {
+            return; // a damaged replica never leads
+        }
         if msg.get_msg_type() == MessageType::MsgTimeoutNow && self.applying_snapshot.is_some() {
             // A leader hands over leadership: campaigning now would read the
             // entries the snapshot being written replaced (raft-rs's applied
@@ -479,7 +526,14 @@ impl<E: Engine> PeerFsm<E> {
                 let sync = !(ctx.cfg.bugs.unsynced_vote && ready.entries().is_empty());
                 #[cfg(not(madsim))]
                 let sync = true;
-                engine_ok(ctx.raft_engine.write(&batch, sync).await, "persist raft log")?;
+                let written = ctx.raft_engine.write(&batch, sync).await;
+                #[cfg(madsim)]
+                let written = match written {
+                    // Planted bug: carry on as if the write had made it.
+                    Err(crate::engine::EngineError::Io(_)) if ctx.cfg.bugs.ack_after_failed_fsync => Ok(()),
+                    other => other,
+                };
+                engine_ok(written, "persist raft log")?;
             }
             self.queue_messages(ready.take_persisted_messages(), &mut effects, ctx.events);
             let mut light = self.node.advance_append(ready);
@@ -495,7 +549,10 @@ impl<E: Engine> PeerFsm<E> {
         let (scan_past_end, mvcc_bugs) = (ctx.cfg.bugs.scan_ignores_region_end, ctx.cfg.bugs.mvcc());
         #[cfg(not(madsim))]
         let (scan_past_end, mvcc_bugs) = (false, crate::mvcc::MvccBugs::default());
-        self.serve_reads(ctx.kv_engine, scan_past_end, mvcc_bugs);
+        self.serve_reads(ctx, scan_past_end, mvcc_bugs);
+        if self.corrupt.is_some() && self.node.store().take_snapshot_request() {
+            self.node.store().cancel_generating();
+        }
         if self.node.store().take_snapshot_request() {
             let storage = self.node.store();
             let applied = storage.apply_state.applied_index;
@@ -613,6 +670,11 @@ impl<E: Engine> PeerFsm<E> {
             self.deferred_entries.extend(entries);
             return Ok(());
         }
+        if self.corrupt.is_some() {
+            // The snapshot asked for covers them (it is at least at the last
+            // log index when it was asked for).
+            return Ok(());
+        }
         #[cfg(madsim)]
         let bugs = apply::ApplyBugs {
             skip_epoch_check: ctx.cfg.bugs.apply_skips_epoch_check,
@@ -623,7 +685,14 @@ impl<E: Engine> PeerFsm<E> {
         };
         #[cfg(not(madsim))]
         let bugs = apply::ApplyBugs::default();
-        let mut output = apply::apply_entries_with(self.region(), self.node.store().apply_state, &entries, &ctx.kv_engine.snapshot(), bugs);
+        let snap = ctx.kv_engine.snapshot();
+        let mut output = apply::apply_entries_with(self.region(), self.node.store().apply_state, &entries, &snap, bugs);
+        if let Some(failure) = snap.failure() {
+            // The outcome was decided on data this disk cannot vouch for.
+            let first = entries.first().map_or(0, |e| e.index);
+            self.found_corrupt(ctx.events, format!("applying from index {first}: {failure}"));
+            return Ok(());
+        }
         let me = self.peer.id;
         if let Some(ExecResult::ChangePeer { region, .. }) =
             output.exec_results.iter().find(|e| matches!(e, ExecResult::ChangePeer { region, .. } if region.peer(me).is_none()))
@@ -716,8 +785,8 @@ impl<E: Engine> PeerFsm<E> {
 
     /// Serves the reads confirmed at an index this peer has applied, each from a
     /// kv snapshot taken now, paying read IO in the background.
-    fn serve_reads(&mut self, kv_engine: &E, #[cfg_attr(not(madsim), allow(unused_variables))] scan_past_end: bool, mvcc_bugs: crate::mvcc::MvccBugs) {
-        if self.applying_snapshot.is_some() {
+    fn serve_reads(&mut self, ctx: &PeerContext<'_, E>, #[cfg_attr(not(madsim), allow(unused_variables))] scan_past_end: bool, mvcc_bugs: crate::mvcc::MvccBugs) {
+        if self.applying_snapshot.is_some() || self.corrupt.is_some() {
             return;
         }
         let applied = self.applied_index();
@@ -733,7 +802,9 @@ impl<E: Engine> PeerFsm<E> {
             // Planted bug: scans run on to the end of the key space.
             region.end_key.clear();
         }
-        super::read::serve(ready, region, kv_engine, mvcc_bugs);
+        if let Err(failure) = super::read::serve(ready, region, ctx.kv_engine, mvcc_bugs) {
+            self.found_corrupt(ctx.events, format!("serving a read: {failure}"));
+        }
     }
 
     async fn start_snapshot_apply(&mut self, ctx: &PeerContext<'_, E>, snapshot: Snapshot) -> Result<(), Stopped> {
@@ -754,6 +825,10 @@ impl<E: Engine> PeerFsm<E> {
     /// back are applied.
     pub async fn on_snapshot_applied(&mut self, ctx: &PeerContext<'_, E>, index: u64) -> Result<Effects, Stopped> {
         self.applying_snapshot = None;
+        if let Some(reason) = self.corrupt.take() {
+            tracing::info!(store = ctx.store_id, region = self.region_id(), index, %reason, "damaged replica repaired by a snapshot");
+            ctx.events.emit(StoreEvent::DataRepaired { store_id: ctx.store_id, region_id: self.region_id(), peer_id: self.peer.id, index });
+        }
         self.node.mut_store().apply_state.applied_index = index;
         self.proposals.covered_by_snapshot(index, self.region_id());
         ctx.snapshots.finish_apply(self.region_id()).await?;
@@ -768,8 +843,8 @@ impl<E: Engine> PeerFsm<E> {
     /// count or the size the config allows. Returns the key to split at (the
     /// middle key), unless a split for this epoch was already asked for within
     /// `retry_ticks` ticks (`now` counts ticks).
-    pub fn check_split(&mut self, kv: &E, cfg: &RaftStoreConfig, now: u64, retry_ticks: u64) -> Option<Vec<u8>> {
-        if !self.is_leader() || self.applying_snapshot.is_some() || (cfg.region_split_keys == 0 && cfg.region_split_bytes == 0) {
+    pub fn check_split(&mut self, kv: &E, cfg: &RaftStoreConfig, events: &Events, now: u64, retry_ticks: u64) -> Option<Vec<u8>> {
+        if !self.is_leader() || self.applying_snapshot.is_some() || self.corrupt.is_some() || (cfg.region_split_keys == 0 && cfg.region_split_bytes == 0) {
             return None;
         }
         if let Some((epoch, at)) = self.split_asked {
@@ -777,7 +852,12 @@ impl<E: Engine> PeerFsm<E> {
                 return None;
             }
         }
-        let (bytes, count, middle) = super::split_check::measure(&kv.snapshot(), self.region());
+        let snap = kv.snapshot();
+        let (bytes, count, middle) = super::split_check::measure(&snap, self.region());
+        if let Some(failure) = snap.failure() {
+            self.found_corrupt(events, format!("checking for a split: {failure}"));
+            return None;
+        }
         self.approximate = (bytes, count);
         let over_keys = cfg.region_split_keys > 0 && count > cfg.region_split_keys;
         let over_bytes = cfg.region_split_bytes > 0 && bytes > cfg.region_split_bytes;

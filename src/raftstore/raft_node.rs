@@ -83,6 +83,12 @@ impl<E: Engine> RaftNode<E> {
     }
 
     /// Starts an election now (a new region's peer next to the old leader).
+    /// Asks the leader for a snapshot at least at this peer's last index
+    /// (a damaged replica's repair).
+    pub fn request_snapshot(&mut self) -> raft::Result<()> {
+        self.fenced(|raw| raw.request_snapshot())
+    }
+
     pub fn campaign(&mut self) -> raft::Result<()> {
         self.fenced(|raw| raw.campaign())
     }

@@ -4,10 +4,9 @@
 use super::cmd::{ReadCmd, ReadResult, RegionError, RegionResult};
 use super::router::ReadCallback;
 use crate::codec::keys;
-use crate::engine::{Cf, Engine, IoKind};
+use crate::engine::{Cf, Engine, EngineError, IoKind, Snapshot as _};
 use crate::meta::{Region, RegionEpoch};
 use crate::proto::TxnReply;
-use std::sync::Arc;
 
 pub struct PendingRead {
     pub id: u64,
@@ -26,19 +25,32 @@ pub struct PendingRead {
 /// Serves `reads` (confirmed, and at an index applied) of `region` from one kv
 /// snapshot. A read admitted before a split that has since moved the region's
 /// bounds is refused with `EpochNotMatch`: the client must route it again.
-pub fn serve<E: Engine>(reads: impl IntoIterator<Item = PendingRead>, region: Region, kv_engine: &E, bugs: crate::mvcc::MvccBugs) {
-    let snap = Arc::new(kv_engine.snapshot());
-    for read in reads {
-        let (engine, snap, region) = (kv_engine.clone(), snap.clone(), region.clone());
-        madsim::task::spawn(async move {
+/// If a read of the snapshot failed its checksum, no answer computed from it
+/// goes out: every read is refused with `DataCorrupted` and the failure is
+/// returned (the replica must be repaired).
+pub fn serve<E: Engine>(reads: impl IntoIterator<Item = PendingRead>, region: Region, kv_engine: &E, bugs: crate::mvcc::MvccBugs) -> Result<(), EngineError> {
+    let snap = kv_engine.snapshot();
+    let answers: Vec<(PendingRead, RegionResult<ReadResult>)> = reads
+        .into_iter()
+        .map(|read| {
             let result = if region.epoch.version == read.epoch.version {
-                exec_read(&region, &read.cmd, &*snap, bugs)
+                exec_read(&region, &read.cmd, &snap, bugs)
             } else {
                 Err(RegionError::EpochNotMatch {
                     message: format!("region {} split while the read waited ({} -> {})", region.id, read.epoch, region.epoch),
                     current_regions: vec![region.clone()],
                 })
             };
+            (read, result)
+        })
+        .collect();
+    let failure = snap.failure();
+    for (read, mut result) in answers {
+        if let Some(failure) = &failure {
+            result = Err(RegionError::DataCorrupted { region_id: region.id, reason: failure.to_string() });
+        }
+        let engine = kv_engine.clone();
+        madsim::task::spawn(async move {
             let bytes = match &result {
                 Ok(ReadResult::Value(v)) => v.as_ref().map_or(0, Vec::len),
                 Ok(ReadResult::Pairs(pairs) | ReadResult::Txn(Ok(TxnReply::Pairs(pairs)))) => pairs.iter().map(|(k, v)| k.len() + v.len()).sum(),
@@ -49,6 +61,7 @@ pub fn serve<E: Engine>(reads: impl IntoIterator<Item = PendingRead>, region: Re
             let _ = read.callback.send(result);
         });
     }
+    failure.map_or(Ok(()), Err)
 }
 
 /// Executes a read against a kv snapshot, clipped to the region.

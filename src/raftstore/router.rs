@@ -37,6 +37,11 @@ pub enum StoreMsg {
         bytes: usize,
         took: Duration,
     },
+    /// A background write failed: the store must stop (see [`Stopped`]).
+    DiskFailed(String),
+    /// A read of region `region_id`'s data failed its checksum (or could not
+    /// be read) in the background: the replica must be repaired.
+    Corrupted { region_id: RegionId, reason: String },
     /// The snapshot worker finished writing a received snapshot's data.
     SnapshotApplied {
         region_id: RegionId,
@@ -83,16 +88,22 @@ pub enum StoreMsg {
     },
 }
 
-/// The store loop has stopped because its engines were closed under it (the node
-/// crashed). Anything else that goes wrong with an engine panics the node.
+/// Why the store loop stops: its engines were closed under it (the node
+/// crashed), or a write failed (a failed fsync: nothing written since the last
+/// good sync can be trusted, so the store stops before it acknowledges
+/// anything, and starts again from what is durable).
 #[derive(Debug)]
-pub struct Stopped;
+pub enum Stopped {
+    Closed,
+    Failed(String),
+}
 
+/// Turns an engine error into a stop of the store loop.
 pub fn engine_ok<T>(result: Result<T, EngineError>, what: &str) -> Result<T, Stopped> {
     match result {
         Ok(v) => Ok(v),
-        Err(EngineError::Closed(_)) => Err(Stopped),
-        Err(e) => panic!("{what}: {e}"),
+        Err(EngineError::Closed(_)) => Err(Stopped::Closed),
+        Err(e) => Err(Stopped::Failed(format!("{what}: {e}"))),
     }
 }
 

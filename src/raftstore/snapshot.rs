@@ -125,6 +125,9 @@ pub struct ReceiverState {
     pub applying: bool,
     pub applied_index: u64,
     pub truncated_index: u64,
+    /// A damaged replica asked for this snapshot: one at its applied index
+    /// replaces its data and is not stale.
+    pub repairing: bool,
 }
 
 /// Refuses snapshots that are stale, that do not decode, that are for another
@@ -135,7 +138,8 @@ pub fn validate(receiver: &ReceiverState, snapshot: &Snapshot, overlaps: impl Fn
     if receiver.applying {
         return Err("another snapshot is being applied");
     }
-    if index <= receiver.applied_index || index <= receiver.truncated_index {
+    let stale = if receiver.repairing { index < receiver.applied_index } else { index <= receiver.applied_index || index <= receiver.truncated_index };
+    if stale {
         return Err("stale: at or below the applied index");
     }
     let Ok(data) = SnapshotData::decode(snapshot.get_data()) else {
@@ -182,6 +186,12 @@ impl<E: Engine> SnapshotWorker<E> {
                 }
                 cfs.push((cf.index() as u8, pairs));
             }
+            if let Some(failure) = snap.failure() {
+                // Never replicate what this disk cannot vouch for.
+                let reason = format!("generating a snapshot at index {index}: {failure}");
+                let _ = tx.send(StoreMsg::Corrupted { region_id: region.id, reason }).await;
+                return;
+            }
             let mut snapshot = Snapshot::default();
             snapshot.set_data(SnapshotData { region: region.clone(), cfs }.encode().into());
             let meta = snapshot.mut_metadata();
@@ -213,8 +223,10 @@ impl<E: Engine> SnapshotWorker<E> {
         madsim::task::spawn(async move {
             let start = Instant::now();
             let bytes = snapshot.get_data().len();
-            if write_data(&engine, data, state, chunk_bytes, clear).await.is_ok() {
-                let _ = tx.send(StoreMsg::SnapshotApplied { region_id, index, bytes, took: start.elapsed() }).await;
+            match write_data(&engine, data, state, chunk_bytes, clear).await {
+                Ok(()) => drop(tx.send(StoreMsg::SnapshotApplied { region_id, index, bytes, took: start.elapsed() }).await),
+                Err(EngineError::Closed(_)) => {}
+                Err(e) => drop(tx.send(StoreMsg::DiskFailed(format!("writing snapshot data of region {region_id}: {e}"))).await),
             }
         });
         Ok(())
@@ -345,7 +357,7 @@ mod tests {
     #[test]
     fn validation_refuses_stale_foreign_overlapping_and_concurrent_snapshots() {
         let region = Region { id: 3, start_key: vec![], end_key: vec![], epoch: RegionEpoch::new(1, 1), peers: vec![] };
-        let receiver = |applying| ReceiverState { region_id: 3, applying, applied_index: 10, truncated_index: 8 };
+        let receiver = |applying| ReceiverState { region_id: 3, applying, applied_index: 10, truncated_index: 8, repairing: false };
         let never = |_: &Region| false;
         assert_eq!(validate(&receiver(false), &snapshot_of(region.clone(), 11), never), Ok(()));
         assert!(validate(&receiver(false), &snapshot_of(region.clone(), 10), never).is_err());

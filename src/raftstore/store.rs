@@ -196,9 +196,16 @@ impl<E: Engine> Store<E> {
             }
         });
         while let Some(msg) = self.inbox.next().await {
-            if self.step_batch(msg).await.is_err() {
-                tracing::info!(store = self.store_id, "store loop stopped: engines closed");
-                return;
+            match self.step_batch(msg).await {
+                Ok(()) => {}
+                Err(Stopped::Closed) => {
+                    tracing::info!(store = self.store_id, "store loop stopped: engines closed");
+                    return;
+                }
+                Err(Stopped::Failed(reason)) => {
+                    crate::supervisor::fail_stop(self.store_id, &reason).await;
+                    return;
+                }
             }
         }
     }
@@ -247,6 +254,14 @@ impl<E: Engine> Store<E> {
                 }
             }
             StoreMsg::Tick => self.on_tick(),
+            StoreMsg::DiskFailed(reason) => return Err(Stopped::Failed(reason)),
+            StoreMsg::Corrupted { region_id, reason } => {
+                if let Some(peer) = self.peers.get_mut(&region_id) {
+                    peer.node.store().cancel_generating();
+                    peer.found_corrupt(&self.events, reason);
+                    self.dirty.insert(region_id);
+                }
+            }
             StoreMsg::Write { region_id, epoch, callback, .. } if self.split_since(region_id, epoch) => {
                 let _ = callback.send(Err(self.epoch_not_match_with_siblings(region_id, epoch)));
             }
@@ -435,13 +450,16 @@ impl<E: Engine> Store<E> {
         self.ticks += 1;
         let due = |every: u64| self.ticks.is_multiple_of(every.max(1));
         let (gc_due, split_due, heartbeat_due) = (due(self.cfg.raft_log_gc_ticks), due(self.cfg.split_check_ticks), due(self.cfg.pd_heartbeat_ticks));
+        if self.cfg.scrub_ticks > 0 && due(self.cfg.scrub_ticks) {
+            self.scrub();
+        }
         for (&region_id, peer) in self.peers.iter_mut() {
             crate::trace::working_on(self.store_id, region_id);
             peer.tick(&self.cfg, &self.events, gc_due);
             self.dirty.insert(region_id);
             let Some(pd) = &self.pd else { continue };
             if split_due {
-                if let Some(split_key) = peer.check_split(&self.kv_engine, &self.cfg, self.ticks, self.cfg.split_check_ticks * 5) {
+                if let Some(split_key) = peer.check_split(&self.kv_engine, &self.cfg, &self.events, self.ticks, self.cfg.split_check_ticks * 5) {
                     let _ = pd.unbounded_send(PdTask::AskSplit { region: peer.region().clone(), split_key });
                 }
             }
@@ -460,6 +478,27 @@ impl<E: Engine> Store<E> {
             let used_bytes = self.peers.values().map(|p| p.approximate.0).sum();
             let stats = StoreStats { capacity_bytes: 0, used_bytes, region_count: self.peers.len() as u64, applying_snapshots: applying, sending_snapshots: 0 };
             let _ = pd.unbounded_send(PdTask::StoreHeartbeat(stats));
+        }
+    }
+
+    /// Reads every initialized replica's data (all data CFs of its range)
+    /// and marks the replicas whose data fails its checksums, as a
+    /// background scrubber would. Charges no IO: it stands for a scan that
+    /// runs at low priority.
+    fn scrub(&mut self) {
+        for (&region_id, peer) in self.peers.iter_mut() {
+            if !peer.is_initialized() || peer.applying_snapshot.is_some() || peer.corrupt.is_some() {
+                continue;
+            }
+            let snap = self.kv_engine.snapshot();
+            let (start, end) = keys::region_data_range(&peer.region().start_key, &peer.region().end_key);
+            for cf in crate::engine::DATA_CFS {
+                for _ in snap.iter(cf, &start, Some(&end), false) {}
+            }
+            if let Some(failure) = snap.failure() {
+                peer.found_corrupt(&self.events, format!("scrubbing: {failure}"));
+                self.dirty.insert(region_id);
+            }
         }
     }
 

@@ -1,6 +1,7 @@
-//! Slow disk and slow snapshot IO windows: every disk operation of a store (or
-//! only snapshot generation and apply) takes `factor` times longer until the
-//! fault ends.
+//! Disk faults: slow disk and slow snapshot IO windows (every disk operation
+//! of a store, or only snapshot generation and apply, takes `factor` times
+//! longer until the fault ends); a damaged value (a flipped bit or an
+//! unreadable block) in a store's data; an fsync that fails.
 
 use super::{FaultState, Nemesis};
 use simkv::engine::IoProfile;
@@ -28,4 +29,27 @@ pub(super) fn set(n: &Nemesis, store: u64, profile: IoProfile) {
         slot.raft_disk.set_profile(profile.clone());
         slot.kv_disk.set_profile(profile);
     }
+}
+
+/// Damages one value of the store's data CFs, drawn from the run's seed.
+pub(super) fn damage(n: &Nemesis, store: u64, damage: simkv::engine::Damage) -> String {
+    use rand::Rng;
+    let Some(slot) = n.cluster.stores.get(&store) else { return format!("no store {store} to damage") };
+    let mut rng = madsim::rand::thread_rng();
+    let (pick, bit) = (rng.gen::<u64>(), rng.gen_range(0..4096usize));
+    match slot.kv_disk.nth_key(&simkv::engine::DATA_CFS, pick) {
+        Some((cf, key)) => {
+            slot.kv_disk.damage(cf, &key, damage, bit);
+            format!("{damage:?} in the {} CF of store {store} at key {}", cf.name(), String::from_utf8_lossy(&key))
+        }
+        None => format!("nothing stored on store {store} to damage yet"),
+    }
+}
+
+/// The next fsync on the store's raft (or kv) disk fails.
+pub(super) fn fail_sync(n: &Nemesis, store: u64, kv: bool) -> String {
+    let Some(slot) = n.cluster.stores.get(&store) else { return format!("no store {store}") };
+    let (disk, which) = if kv { (&slot.kv_disk, "kv") } else { (&slot.raft_disk, "raft") };
+    disk.fail_next_sync();
+    format!("the next fsync on store {store}'s {which} disk fails")
 }

@@ -101,6 +101,12 @@ pub enum Fault {
     /// PD removes the region's replica on `store`, then adds one back there
     /// under a new peer id.
     RemoveReAdd { region_index: u64, store: u64 },
+    /// One value on the store's kv disk gets a bit flipped.
+    CorruptValue { store: u64 },
+    /// One value on the store's kv disk becomes unreadable.
+    LatentReadError { store: u64 },
+    /// The next fsync on the store's raft disk (or kv disk) fails.
+    FailSync { store: u64, kv: bool },
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -201,7 +207,7 @@ impl Plan {
             client_delay_ms: d.range(n.client_delay_ms),
             raft_duplicate: 0.0,
         };
-        let weights: [(u32, u8); 15] = [
+        let weights: [(u32, u8); 18] = [
             (n.partition_halves, 0),
             (n.isolate_store, 1),
             (n.isolate_leader, 2),
@@ -217,7 +223,13 @@ impl Plan {
             (n.membership_churn, 12),
             (n.leader_transfer, 13),
             (n.remove_readd, 14),
+            (n.corrupt_value, 15),
+            (n.latent_read_error, 16),
+            (n.fail_sync, 17),
         ];
+        // Damage goes to one store all run (drawn when first needed, so plans
+        // without disk faults are as they were).
+        let mut bad_disk = None;
         let total: u64 = weights.iter().map(|(w, _)| *w as u64).sum();
         let mut faults = Vec::new();
         let safety_ms = scenario.phases.safety_secs * 1000;
@@ -272,6 +284,9 @@ impl Plan {
                     Fault::MovePeer { region_index: d.below(swarm.regions.max(8)), from, to }
                 }
                 13 => Fault::TransferLeader { region_index: d.below(swarm.regions.max(8)), to: d.store(s) },
+                15 => Fault::CorruptValue { store: *bad_disk.get_or_insert_with(|| d.store(s)) },
+                16 => Fault::LatentReadError { store: *bad_disk.get_or_insert_with(|| d.store(s)) },
+                17 => Fault::FailSync { store: d.store(s), kv: d.below(2) == 1 },
                 _ => Fault::RemoveReAdd { region_index: d.below(swarm.regions.max(8)), store: d.store(s) },
             };
             faults.push(FaultEvent { at_ms: at, duration_ms, fault });
@@ -445,6 +460,9 @@ impl Nemesis {
             (None, Fault::SlowSnapshotIo { store, factor }) => (vec![], disk::start_slow(self, &mut state, *store, *factor, true)),
             (None, Fault::PdCrashRestart { clock_back_ms }) => (vec![], crash::start_pd(self, &mut state, *clock_back_ms)),
             (None, Fault::MovePeer { .. } | Fault::TransferLeader { .. } | Fault::RemoveReAdd { .. }) => (vec![], membership::start(self, fault)),
+            (None, Fault::CorruptValue { store }) => (vec![], disk::damage(self, *store, simkv::engine::Damage::BitFlip)),
+            (None, Fault::LatentReadError { store }) => (vec![], disk::damage(self, *store, simkv::engine::Damage::Unreadable)),
+            (None, Fault::FailSync { store, kv }) => (vec![], disk::fail_sync(self, *store, *kv)),
             (None, other) => unreachable!("{other:?} is a partition"),
         };
         let net = madsim::net::NetSim::current();
@@ -517,7 +535,7 @@ mod tests {
     fn chaos() -> Scenario {
         Scenario::parse(
             "chaos.toml",
-            "[cluster]\nstores = [3, 5]\n[nemesis]\npartition_halves = 1\nisolate_store = 1\nisolate_leader = 1\nasymmetric = 1\nbridge = 1\nclog_link = 1\ncrash_restart = 1\npause = 1\nslow_disk = 1\nslow_snapshot_io = 1\npd_crash_restart = 1\nisolate_pd = 1\nmembership_churn = 1\nleader_transfer = 1\nremove_readd = 1\nraft_loss = [0.0, 0.1]\n",
+            "[cluster]\nstores = [3, 5]\n[nemesis]\npartition_halves = 1\nisolate_store = 1\nisolate_leader = 1\nasymmetric = 1\nbridge = 1\nclog_link = 1\ncrash_restart = 1\npause = 1\nslow_disk = 1\nslow_snapshot_io = 1\npd_crash_restart = 1\nisolate_pd = 1\nmembership_churn = 1\nleader_transfer = 1\nremove_readd = 1\ncorrupt_value = 1\nlatent_read_error = 1\nfail_sync = 1\nraft_loss = [0.0, 0.1]\n",
         )
         .unwrap()
     }
@@ -556,6 +574,7 @@ mod tests {
                         vec![*from, *to]
                     }
                     Fault::TransferLeader { to: store, .. } | Fault::RemoveReAdd { store, .. } => vec![*store],
+                    Fault::CorruptValue { store } | Fault::LatentReadError { store } | Fault::FailSync { store, .. } => vec![*store],
                 };
                 assert!(stores.iter().all(|s| (1..=plan.swarm.stores).contains(s)), "{f:?}");
             }
