@@ -28,9 +28,11 @@
 //!   read back at all (an IO error), until it is written again.
 //! * **a failed fsync**: the sync returns an error, and, as Linux does, the
 //!   dirty pages it could not write are dropped from the writeback queue:
-//!   what was written since the last good sync stays readable until the next
-//!   crash but will never be durable; every later write fails until the disk
-//!   is reopened after a crash. A store must stop rather than go on.
+//!   what was written since the last good sync stays readable (the page
+//!   cache) until the next crash but will never be durable. The device has
+//!   stopped persisting: later writes still reach the page cache, every later
+//!   sync fails, and a crash keeps only what the last good sync made durable.
+//!   A store must stop rather than go on.
 //! * **torn writes**: a crash may cut the first lost batch in the middle of
 //!   its write-ahead-log record. The record's checksum no longer matches and
 //!   recovery discards it, as RocksDB's WAL recovery does; the crash model
@@ -83,7 +85,7 @@ enum SyncHealth {
     Healthy,
     /// The next sync fails.
     FailNext,
-    /// A sync failed: every write fails until a crash and reopen.
+    /// A sync failed: nothing is persisted, every sync fails, until a crash.
     Failed,
 }
 
@@ -475,7 +477,11 @@ impl Engine for SimEngine {
         let mut state = self.disk.lock();
         self.check_open(&state)?;
         match state.sync_health {
-            SyncHealth::Failed => return Err(EngineError::Io(format!("{}: writes fail since an fsync failed", self.disk.name))),
+            SyncHealth::Failed => {
+                // The page cache still takes writes; nothing reaches the platter.
+                apply(&mut state.view, batch);
+                return if sync { Err(EngineError::Io(format!("{}: fsync failed (the disk stopped persisting)", self.disk.name))) } else { Ok(()) };
+            }
             SyncHealth::FailNext if sync => {
                 // The batch reaches the page cache; neither it nor the unsynced
                 // batches before it will ever reach the platter.
@@ -779,8 +785,8 @@ mod tests {
 
     /// A failed fsync: the write errors, what it and the unsynced batches
     /// before it wrote stays readable but never becomes durable, every later
-    /// write fails, and after a crash the disk holds what the last good sync
-    /// made durable and works again.
+    /// sync fails (plain writes reach the page cache only), and after a crash
+    /// the disk holds what the last good sync made durable and works again.
     #[madsim::test]
     async fn a_failed_sync_loses_what_it_did_not_write() {
         let disk = SimDisk::new("store-9/raft", IoProfile::instant());
@@ -792,7 +798,8 @@ mod tests {
         assert!(matches!(engine.write(&put_one("doomed"), true).await, Err(EngineError::Io(_))));
         assert_eq!(engine.snapshot().get(Cf::Raft, b"doomed").unwrap(), Some(b"v".to_vec()), "still in the page cache");
         assert!(matches!(engine.write(&put_one("later"), true).await, Err(EngineError::Io(_))));
-        assert!(matches!(engine.write(&put_one("later"), false).await, Err(EngineError::Io(_))));
+        engine.write(&put_one("cached"), false).await.unwrap();
+        assert_eq!(engine.snapshot().get(Cf::Raft, b"cached").unwrap(), Some(b"v".to_vec()));
         assert_eq!(disk.stats().failed_syncs, 1);
         let report = disk.crash(&mut madsim::rand::thread_rng());
         assert_eq!(report.kept_batches, 0);

@@ -60,6 +60,6 @@ pub use cmd::{Mutation, ReadCmd, ReadResult, RegionError, RegionResult, WriteCmd
 pub use config::PlantedBugs;
 pub use config::RaftStoreConfig;
 pub use events::{EventSink, StoreEvent};
-pub use router::{StoreHandle, StoreMsg};
+pub use router::{Stopped, StoreHandle, StoreMsg};
 pub use snapshot::SnapshotData;
 pub use store::Store;

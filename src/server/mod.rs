@@ -66,9 +66,16 @@ pub async fn run_store_node<E: Engine>(cfg: StoreNodeConfig, raft_engine: E, kv_
         pd: pd.clone(),
     })
     .await;
-    let Ok((store, handle)) = opened else {
-        tracing::warn!(store = cfg.store_id, "engines closed while opening the store");
-        return Ok(());
+    let (store, handle) = match opened {
+        Ok(opened) => opened,
+        Err(crate::raftstore::Stopped::Closed) => {
+            tracing::warn!(store = cfg.store_id, "engines closed while opening the store");
+            return Ok(());
+        }
+        Err(crate::raftstore::Stopped::Failed(reason)) => {
+            crate::supervisor::fail_stop(cfg.store_id, &reason).await;
+            return Ok(());
+        }
     };
     if let Some(pd) = pd {
         madsim::task::spawn(register_with_pd(pd, cfg.store_id, cfg.addr, store.regions()));
