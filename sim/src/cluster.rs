@@ -146,8 +146,10 @@ impl Cluster {
                     let (raft, kv, regions, cfg) = (raft.clone(), kv.clone(), regions.clone(), cfg.clone());
                     async move {
                         let (raft, kv) = (SimEngine::open(&raft), SimEngine::open(&kv));
-                        if bootstrap_store(&raft, &kv, id, &regions).await.is_err() {
-                            return;
+                        match bootstrap_store(&raft, &kv, id, &regions).await {
+                            Ok(_) => {}
+                            Err(simkv::engine::EngineError::Closed(_)) => return,
+                            Err(e) => return simkv::supervisor::fail_stop(id, &format!("bootstrap: {e}")).await,
                         }
                         if let Err(e) = run_store_node(cfg, raft, kv).await {
                             tracing::warn!(store = id, error = %e, "store node network failed");

@@ -240,30 +240,33 @@ impl<E: Engine> SnapshotWorker<E> {
     }
 
     /// Finishes a snapshot that a crash interrupted, before the peer starts.
-    /// Returns the snapshot's index and region if its data had to be written again.
-    pub async fn recover_pending(&self, region_id: RegionId) -> Result<Option<(u64, Region)>, Stopped> {
+    /// If its data had to be written again,
+    /// `resumed` hears of it as soon as the data is durable (a stop right
+    /// after must not hide it).
+    pub async fn recover_pending(&self, region_id: RegionId, resumed: impl FnOnce(u64, Region)) -> Result<(), Stopped> {
         let key = keys::pending_snapshot_key(region_id);
         let Some(bytes) = engine_ok(self.raft_engine.snapshot().get(Cf::Raft, &key), "read pending snapshot")? else {
-            return Ok(None);
+            return Ok(());
         };
         let snapshot = Snapshot::parse_from_bytes(&bytes).unwrap_or_else(|e| panic!("region {region_id}: corrupt pending snapshot: {e}"));
         let meta = snapshot.get_metadata();
         let apply_state: ApplyState = engine_ok(self.kv_engine.snapshot().get(Cf::Raft, &keys::apply_state_key(region_id)), "read apply state")?
             .map(|v| state::decode(&v, "apply state", self.kv_engine.name()))
             .unwrap_or_default();
-        let mut resumed = None;
-        if meta.index > apply_state.applied_index {
+        // Not written yet: the kv engine's state is behind the snapshot (a
+        // damaged replica's repair may bring a snapshot at its own applied
+        // index; its log was dropped up to it all the same).
+        if meta.index > apply_state.applied_index || apply_state.truncated_index < meta.index {
             tracing::info!(region = region_id, index = meta.index, "finishing interrupted snapshot");
             let data = SnapshotData::decode(snapshot.get_data()).expect("pending snapshot decodes");
             let region = data.region.clone();
             let state = ApplyState { applied_index: meta.index, truncated_index: meta.index, truncated_term: meta.term };
             engine_ok(write_data(&self.kv_engine, data, state, self.chunk_bytes, self.clear).await, "apply snapshot")?;
-            resumed = Some((meta.index, region));
+            resumed(meta.index, region);
         }
         let mut batch = WriteBatch::new();
         batch.delete(Cf::Raft, key);
-        engine_ok(self.raft_engine.write(&batch, true).await, "drop pending snapshot")?;
-        Ok(resumed)
+        engine_ok(self.raft_engine.write(&batch, true).await, "drop pending snapshot")
     }
 }
 

@@ -131,9 +131,8 @@ impl<E: Engine> Store<E> {
                 self.delete_raft_state(region_id).await?;
                 continue;
             }
-            if let Some((index, region)) = self.snapshots.recover_pending(region_id).await? {
-                self.events.emit(StoreEvent::SnapshotResumed { store_id: self.store_id, region_id, index, region });
-            }
+            let (events, store_id) = (&self.events, self.store_id);
+            self.snapshots.recover_pending(region_id, |index, region| events.emit(StoreEvent::SnapshotResumed { store_id, region_id, index, region })).await?;
             let kv = self.kv_engine.snapshot();
             let local: RegionLocalState = match engine_ok(kv.get(Cf::Raft, &keys::region_state_key(region_id)), "read region state")? {
                 Some(v) => state::decode(&v, "region state", self.kv_engine.name()),
