@@ -6,6 +6,7 @@
 //! everything above reaches storage only through the [`engine::Engine`] trait.
 
 pub mod buggify;
+pub mod clock;
 pub mod client;
 pub mod codec;
 pub mod engine;

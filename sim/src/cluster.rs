@@ -47,6 +47,8 @@ pub struct ClusterSpec {
     /// Planted bug: the stores' kv disks hand out values without checking
     /// their checksums.
     pub skip_checksums: bool,
+    /// Each store's clock rate, by store id order (missing: exact).
+    pub clock_rates: Vec<f64>,
 }
 
 impl ClusterSpec {
@@ -63,6 +65,7 @@ impl ClusterSpec {
             events: Arc::default(),
             node_names: Arc::default(),
             skip_checksums: false,
+            clock_rates: Vec::new(),
         }
     }
 }
@@ -80,6 +83,8 @@ pub struct StoreSlot {
     pub node: NodeHandle,
     pub raft_disk: SimDisk,
     pub kv_disk: SimDisk,
+    /// The store's clock (its rate can be changed while it runs).
+    pub clock: simkv::clock::Clock,
 }
 
 /// The PD node: its disk survives kills, and its clock can be moved.
@@ -126,11 +131,14 @@ impl Cluster {
             let kv_disk = SimDisk::new(format!("store-{id}/kv"), spec.io.clone());
             kv_disk.set_verify_checksums(!spec.skip_checksums);
             let (raft, kv, regions, events) = (raft_disk.clone(), kv_disk.clone(), regions.clone(), events.clone());
+            // Always a drifting clock (at rate 1 unless the run says otherwise),
+            // so that a fault can change its rate.
+            let clock = simkv::clock::Clock::drifting(spec.clock_rates.get(id as usize - 1).copied().unwrap_or(1.0));
             let cfg = StoreNodeConfig {
                 store_id: id,
                 addr: addresses[&id],
                 addresses: addresses.clone(),
-                raftstore: spec.raftstore.clone(),
+                raftstore: RaftStoreConfig { clock: clock.clone(), ..spec.raftstore.clone() },
                 events: Some(Arc::new(move |event: &StoreEvent| {
                     let at = madsim::time::TimeHandle::current().elapsed();
                     events.lock().unwrap().push(TimedEvent { at, event: event.clone() });
@@ -158,7 +166,7 @@ impl Cluster {
                 })
                 .build();
             spec.node_names.lock().unwrap().insert(node.id(), format!("store-{id}"));
-            stores.insert(id, StoreSlot { id, addr: addresses[&id], node, raft_disk, kv_disk });
+            stores.insert(id, StoreSlot { id, addr: addresses[&id], node, raft_disk, kv_disk, clock });
         }
         let pd = Self::start_pd(&spec, net_faults.clone());
         Cluster { spec, pd, initial_regions: regions, addresses, stores, events, net_faults, clients: Mutex::new(0) }

@@ -462,6 +462,7 @@ async fn run_inner(
     spec.raftstore.raft_log_gc_count_limit = swarm.raft_log_gc_count_limit;
     spec.raftstore.raft_log_gc_ticks = 3;
     spec.raftstore.scrub_ticks = 30;
+    spec.clock_rates = swarm.clock_rates.clone();
     for bug in &plan.bugs {
         match bug {
             Bug::FollowerLocalRead => spec.raftstore.bugs.follower_local_read = true,
@@ -489,6 +490,7 @@ async fn run_inner(
             Bug::StaleSnapshotReads => txn.bugs.stale_snapshot_reads = true,
             Bug::GcDropsVisibleVersion => spec.raftstore.bugs.gc_drops_visible_version = true,
             Bug::SkipsChecksums => spec.skip_checksums = true,
+            Bug::LeaseIgnoresDrift => spec.raftstore.bugs.lease_ignores_drift = true,
             Bug::AckAfterFailedFsync => spec.raftstore.bugs.ack_after_failed_fsync = true,
         }
     }

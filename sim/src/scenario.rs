@@ -214,6 +214,19 @@ pub struct Nemesis {
     /// The next fsync on one store's raft or kv disk fails; the store must
     /// stop rather than acknowledge what is not durable.
     pub fail_sync: u32,
+    /// How far each store's clock rate may be from true time (0.1: up to
+    /// 10% fast or slow), drawn per run; each store's clock then runs fast
+    /// or slow by that much (drawn per store). Must stay within the bound the
+    /// stores' leases assume unless `clock_drift_unsafe`.
+    pub clock_drift: Range<f64>,
+    /// Allows `clock_drift` beyond the stores' bound: lease reads may then be
+    /// stale, and the checkers must say so.
+    pub clock_drift_unsafe: bool,
+    /// The moment leases are for, built on purpose: a region's leader gets
+    /// the slowest clock the run's drift allows and every other store the
+    /// fastest, and the leader is cut off from the other stores (clients
+    /// still reach it) until the fault ends; then the drawn rates return.
+    pub slow_leader_cut_off: u32,
     /// Loss and delay in our transport for the whole safety phase; raft and
     /// client traffic are drawn separately.
     pub raft_loss: Range<f64>,
@@ -257,6 +270,9 @@ impl Default for Nemesis {
             corrupt_value: 0,
             latent_read_error: 0,
             fail_sync: 0,
+            clock_drift: Range::Fixed(0.0),
+            clock_drift_unsafe: false,
+            slow_leader_cut_off: 0,
             raft_loss: Range::Fixed(0.0),
             raft_delay_ms: Range::Fixed(0),
             client_loss: Range::Fixed(0.0),
@@ -359,6 +375,9 @@ pub enum Bug {
     CommitLeavesLock,
     StaleSnapshotReads,
     GcDropsVisibleVersion,
+    /// The leader lease lasts the whole election timeout, as if clocks never
+    /// drifted.
+    LeaseIgnoresDrift,
     /// Reads stop verifying checksums: a flipped value is served.
     SkipsChecksums,
     /// A failed raft-log write is ignored: the store acknowledges entries
@@ -467,6 +486,17 @@ impl Scenario {
         }
         if self.workload.lock_ttl_ms == 0 {
             return Err(("lock_ttl_ms", "`workload.lock_ttl_ms` must be positive".into()));
+        }
+        let (drift_lo, drift_hi) = self.nemesis.clock_drift.bounds();
+        if !(0.0..0.9).contains(&drift_lo) || !(0.0..0.9).contains(&drift_hi) || drift_lo > drift_hi {
+            return Err(("clock_drift", "`nemesis.clock_drift` is a relative rate error: between 0 and 0.9".into()));
+        }
+        let bound = simkv::raftstore::RaftStoreConfig::default().max_safe_clock_rate_error();
+        if drift_hi > bound && !self.nemesis.clock_drift_unsafe {
+            return Err((
+                "clock_drift",
+                format!("`nemesis.clock_drift` up to {drift_hi} is beyond the {bound:.3} the stores' leases are safe for; set `clock_drift_unsafe = true` to run it anyway"),
+            ));
         }
         for (field, r) in [("raft_loss", self.nemesis.raft_loss), ("client_loss", self.nemesis.client_loss), ("raft_duplicate", self.nemesis.raft_duplicate)] {
             let (a, b) = r.bounds();

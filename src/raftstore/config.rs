@@ -51,6 +51,9 @@ pub struct RaftStoreConfig {
     /// How far two stores' clocks may drift apart over one election timeout;
     /// the lease is this much shorter than the election timeout.
     pub max_clock_drift_ms: u64,
+    /// The store's clock: ticks and the lease read it (see `crate::clock`).
+    #[serde(skip)]
+    pub clock: crate::clock::Clock,
     /// Bugs planted on purpose so that the testbed can prove its checkers fail.
     /// Compiled only in simulation; a scenario switches them on.
     #[cfg(madsim)]
@@ -123,6 +126,8 @@ pub struct PlantedBugs {
     /// A failed raft-log write is ignored: raft is told the entries and the
     /// vote are persisted, and acknowledges them.
     pub ack_after_failed_fsync: bool,
+    /// The lease lasts the whole election timeout, ignoring clock drift.
+    pub lease_ignores_drift: bool,
 }
 
 #[cfg(madsim)]
@@ -165,6 +170,7 @@ impl Default for RaftStoreConfig {
             scrub_ticks: 600,
             lease_reads: true,
             max_clock_drift_ms: 250,
+            clock: crate::clock::Clock::exact(),
             #[cfg(madsim)]
             bugs: PlantedBugs::default(),
         }
@@ -183,7 +189,25 @@ impl RaftStoreConfig {
 
     /// How long a quorum's acknowledgement keeps a leader's lease.
     pub fn lease_duration(&self) -> Duration {
+        #[cfg(madsim)]
+        if self.bugs.lease_ignores_drift {
+            // Planted bug: the lease lasts the whole election timeout, as if
+            // every clock ran at the same rate.
+            return self.election_timeout();
+        }
         self.election_timeout().saturating_sub(Duration::from_millis(self.max_clock_drift_ms))
+    }
+
+    /// The largest relative clock-rate error (fast or slow, e.g. 0.1 for
+    /// ±10%) under which lease reads stay safe: a follower's clock running
+    /// fast must not end its election timeout before a leader whose clock
+    /// runs slow sees its lease end, i.e. `lease / (1 - x) <= timeout / (1 + x)`.
+    pub fn max_safe_clock_rate_error(&self) -> f64 {
+        let (e, l) = (self.election_timeout().as_secs_f64(), self.lease_duration().as_secs_f64());
+        if e + l == 0.0 {
+            return 0.0;
+        }
+        (e - l) / (e + l)
     }
 
     /// Checks the settings make sense together; says which one does not.

@@ -97,6 +97,8 @@ pub struct PeerFsm<E: Engine> {
     /// checksum): it serves nothing, applies nothing, never leads, and asks
     /// the leader for a snapshot that replaces its data.
     pub corrupt: Option<String>,
+    /// The store's clock: lease times are read on it.
+    clock: crate::clock::Clock,
 }
 
 impl<E: Engine> PeerFsm<E> {
@@ -125,6 +127,7 @@ impl<E: Engine> PeerFsm<E> {
             silent_ticks: 0,
             no_votes_until: None,
             corrupt: None,
+            clock: cfg.clock.clone(),
         }
     }
 
@@ -240,7 +243,7 @@ impl<E: Engine> PeerFsm<E> {
     /// The entry just appended: its (index, term), remembered as lease evidence.
     fn proposed(&mut self) -> Option<(u64, u64)> {
         let index = self.node.raft().raft_log.last_index();
-        self.lease_evidence.push_back((index, madsim::time::Instant::now()));
+        self.lease_evidence.push_back((index, self.clock.now()));
         Some((index, self.node.raft().term))
     }
 
@@ -294,7 +297,7 @@ impl<E: Engine> PeerFsm<E> {
             return;
         }
         self.node.read_index(id.to_be_bytes().to_vec());
-        let sent_at = Some(madsim::time::Instant::now());
+        let sent_at = Some(self.clock.now());
         self.reads.push_back(PendingRead { id, cmd, callback, read_index: None, epoch: self.region().epoch, sent_at });
     }
 
@@ -304,7 +307,7 @@ impl<E: Engine> PeerFsm<E> {
         let raft = self.node.raft();
         self.is_leader()
             && raft.raft_log.term(raft.raft_log.committed).ok() == Some(raft.term)
-            && self.lease.is_valid(madsim::time::Instant::now(), self.applied_index())
+            && self.lease.is_valid(self.clock.now(), self.applied_index())
     }
 
     /// Proposes a membership change (see [`conf_change`]). Refused with a typed
@@ -392,7 +395,7 @@ impl<E: Engine> PeerFsm<E> {
         #[cfg(not(madsim))]
         let keep_lease = false;
         if !keep_lease {
-            self.lease.suspect_transfer(madsim::time::Instant::now(), cfg.election_timeout() * 2);
+            self.lease.suspect_transfer(self.clock.now(), cfg.election_timeout() * 2);
         }
         self.node.transfer_leader(to);
         true
@@ -478,7 +481,7 @@ impl<E: Engine> PeerFsm<E> {
 
     pub fn step(&mut self, msg: Message) {
         let vote = matches!(msg.get_msg_type(), MessageType::MsgRequestVote | MessageType::MsgRequestPreVote);
-        if vote && msg.context.as_ref() != raft::CAMPAIGN_TRANSFER && self.no_votes_until.is_some_and(|t| madsim::time::Instant::now() < t) {
+        if vote && msg.context.as_ref() != raft::CAMPAIGN_TRANSFER && self.no_votes_until.is_some_and(|t| self.clock.now() < t) {
             return;
         }
         self.silent_ticks = 0;

@@ -169,7 +169,7 @@ impl<E: Engine> Store<E> {
             };
             crate::trace::working_on(self.store_id, region_id);
             let mut peer = PeerFsm::create(me, &self.cfg, self.raft_engine.clone(), local.region, raft_state, apply_state);
-            peer.no_votes_until = NO_VOTES_AFTER_RESTART.then(|| madsim::time::Instant::now() + self.cfg.election_timeout());
+            peer.no_votes_until = NO_VOTES_AFTER_RESTART.then(|| self.cfg.clock.now() + self.cfg.election_timeout());
             self.peers.insert(region_id, peer);
             self.dirty.insert(region_id);
         }
@@ -185,10 +185,10 @@ impl<E: Engine> Store<E> {
     /// Runs until the node stops: the loop, plus a task that ticks it.
     pub async fn run(mut self) {
         let mut ticker = self.tx.clone();
-        let tick = self.cfg.base_tick();
+        let (tick, clock) = (self.cfg.base_tick(), self.cfg.clock.clone());
         madsim::task::spawn(async move {
             loop {
-                madsim::time::sleep(tick).await;
+                clock.sleep(tick).await;
                 if ticker.send(StoreMsg::Tick).await.is_err() {
                     return;
                 }

@@ -55,6 +55,10 @@ pub struct Swarm {
     /// (drawn after the schedule, so plans without it are unchanged).
     #[serde(default, skip_serializing_if = "is_zero")]
     pub raft_duplicate: f64,
+    /// Each store's clock rate (local seconds per second), by store id
+    /// order; empty: exact clocks (drawn last).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub clock_rates: Vec<f64>,
 }
 
 fn is_zero(v: &f64) -> bool {
@@ -107,6 +111,9 @@ pub enum Fault {
     LatentReadError { store: u64 },
     /// The next fsync on the store's raft disk (or kv disk) fails.
     FailSync { store: u64, kv: bool },
+    /// The region's leader (when the fault starts) gets the slowest clock,
+    /// the other stores the fastest, and the leader is cut off from them.
+    SlowLeaderCutOff { region_index: u64 },
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -206,8 +213,9 @@ impl Plan {
             client_loss: d.range_f(n.client_loss),
             client_delay_ms: d.range(n.client_delay_ms),
             raft_duplicate: 0.0,
+            clock_rates: Vec::new(),
         };
-        let weights: [(u32, u8); 18] = [
+        let weights: [(u32, u8); 19] = [
             (n.partition_halves, 0),
             (n.isolate_store, 1),
             (n.isolate_leader, 2),
@@ -226,6 +234,7 @@ impl Plan {
             (n.corrupt_value, 15),
             (n.latent_read_error, 16),
             (n.fail_sync, 17),
+            (n.slow_leader_cut_off, 18),
         ];
         // Damage goes to one store all run (drawn when first needed, so plans
         // without disk faults are as they were).
@@ -287,6 +296,7 @@ impl Plan {
                 15 => Fault::CorruptValue { store: *bad_disk.get_or_insert_with(|| d.store(s)) },
                 16 => Fault::LatentReadError { store: *bad_disk.get_or_insert_with(|| d.store(s)) },
                 17 => Fault::FailSync { store: d.store(s), kv: d.below(2) == 1 },
+                18 => Fault::SlowLeaderCutOff { region_index: d.below(swarm.regions) },
                 _ => Fault::RemoveReAdd { region_index: d.below(swarm.regions.max(8)), store: d.store(s) },
             };
             faults.push(FaultEvent { at_ms: at, duration_ms, fault });
@@ -296,6 +306,12 @@ impl Plan {
         // Drawn last: plans of scenarios without duplication stay as they were.
         if n.raft_duplicate.bounds().1 > 0.0 {
             swarm.raft_duplicate = d.range_f(n.raft_duplicate);
+        }
+        if n.clock_drift.bounds().1 > 0.0 {
+            // Each clock as far off as the run allows, fast or slow: the
+            // pairs that matter (a fast follower, a slow leader) are common.
+            let x = d.range_f(n.clock_drift);
+            swarm.clock_rates = (0..swarm.stores).map(|_| if d.below(2) == 0 { 1.0 + x } else { 1.0 - x }).collect();
         }
         let buggify = match (n.buggify, n.buggify_sites.is_empty()) {
             (false, _) => Vec::new(),
@@ -328,6 +344,10 @@ impl Plan {
         );
         if s.raft_duplicate > 0.0 {
             let _ = write!(line, " raft_duplicate={}", s.raft_duplicate);
+        }
+        if !s.clock_rates.is_empty() {
+            let rates: Vec<String> = s.clock_rates.iter().map(|r| format!("{r:.3}")).collect();
+            let _ = write!(line, " clock_rates=[{}]", rates.join(","));
         }
         if !self.buggify.is_empty() {
             let sites: Vec<&str> = self.buggify.iter().map(|s| s.name()).collect();
@@ -379,6 +399,8 @@ pub struct Nemesis {
     /// The node the nemesis asks PD from (membership churn).
     admin_node: madsim::runtime::NodeHandle,
     admin_ip: std::net::IpAddr,
+    /// The clock rates the run drew, by store id order.
+    clock_rates: Vec<f64>,
 }
 
 /// Both directions between every node of `a` and every node of `b`.
@@ -401,7 +423,8 @@ impl Nemesis {
     pub fn new(cluster: std::sync::Arc<crate::cluster::Cluster>, baseline_io: simkv::engine::IoProfile) -> Self {
         let admin_ip = std::net::IpAddr::V4(std::net::Ipv4Addr::new(10, 0, 3, 1));
         let admin_node = madsim::runtime::Handle::current().create_node().name("nemesis").ip(admin_ip).build();
-        Nemesis { cluster, state: Default::default(), clients: Default::default(), baseline_io, admin_node, admin_ip }
+        let clock_rates = cluster.spec.clock_rates.clone();
+        Nemesis { cluster, state: Default::default(), clients: Default::default(), baseline_io, admin_node, admin_ip, clock_rates }
     }
 
     /// A client node: isolating a store cuts it off from clients too.
@@ -492,6 +515,7 @@ impl Nemesis {
             }
         }
         match fault {
+            Fault::SlowLeaderCutOff { .. } => self.restore_clocks(),
             Fault::CrashRestart { store } => crash::heal(self, &mut state, *store),
             Fault::PdCrashRestart { clock_back_ms } => crash::heal_pd(self, &mut state, *clock_back_ms),
             Fault::Pause { store } => pause::heal(self, &mut state, *store),
@@ -525,6 +549,14 @@ impl Nemesis {
             disk::set(self, store, self.baseline_io.clone());
         }
         network::heal(&self.cluster);
+        self.restore_clocks();
+    }
+
+    /// Every store's clock back at the rate the run drew for it.
+    fn restore_clocks(&self) {
+        for (i, slot) in self.cluster.stores.values().enumerate() {
+            slot.clock.set_rate(self.clock_rates.get(i).copied().unwrap_or(1.0));
+        }
     }
 }
 
@@ -568,7 +600,7 @@ mod tests {
                     }
                     Fault::Bridge { left, bridge, right } => [left.clone(), vec![*bridge], right.clone()].concat(),
                     Fault::SlowDisk { store, .. } | Fault::SlowSnapshotIo { store, .. } => vec![*store],
-                    Fault::IsolateLeader { .. } | Fault::PdCrashRestart { .. } | Fault::IsolatePd => vec![],
+                    Fault::IsolateLeader { .. } | Fault::PdCrashRestart { .. } | Fault::IsolatePd | Fault::SlowLeaderCutOff { .. } => vec![],
                     Fault::MovePeer { from, to, .. } => {
                         assert_ne!(from, to);
                         vec![*from, *to]

@@ -35,6 +35,19 @@ pub(super) fn links(n: &Nemesis, fault: &Fault) -> Option<(Vec<Link>, String)> {
             let links = n.nodes(from).into_iter().flat_map(|a| targets.iter().map(move |&b| (a, b))).collect();
             (links, format!("one-way: {from:?} cannot send to {to:?}, but hear from them"))
         }
+        Fault::SlowLeaderCutOff { region_index } => {
+            let topology = n.cluster.topology();
+            let regions = topology.regions_in_order();
+            let region = &regions[*region_index as usize % regions.len()];
+            let Some(leader) = topology.leader_of(region.id) else {
+                return Some((vec![], format!("slow the clock of region {}'s leader: none known", region.id)));
+            };
+            let x = n.clock_rates.iter().map(|r| (r - 1.0).abs()).fold(0.0, f64::max);
+            for slot in n.cluster.stores.values() {
+                slot.clock.set_rate(if slot.id == leader { 1.0 - x } else { 1.0 + x });
+            }
+            (between(&n.nodes(&[leader]), &n.nodes(&others(leader))), format!("store {leader}, leader of region {}, clock slow by {x:.3}, others fast, cut off from the other stores", region.id))
+        }
         Fault::IsolatePd => {
             let mut others = n.nodes(&all);
             others.extend(n.client_nodes());
