@@ -462,6 +462,7 @@ async fn run_inner(
     spec.raftstore.raft_log_gc_count_limit = swarm.raft_log_gc_count_limit;
     spec.raftstore.raft_log_gc_ticks = 3;
     spec.raftstore.scrub_ticks = 30;
+    spec.raftstore.snapshot_chunk_bytes = scenario.cluster.snapshot_chunk_bytes as usize;
     spec.clock_rates = swarm.clock_rates.clone();
     for bug in &plan.bugs {
         match bug {
@@ -491,6 +492,7 @@ async fn run_inner(
             Bug::GcDropsVisibleVersion => spec.raftstore.bugs.gc_drops_visible_version = true,
             Bug::SkipsChecksums => spec.skip_checksums = true,
             Bug::LeaseIgnoresDrift => spec.raftstore.bugs.lease_ignores_drift = true,
+            Bug::DuplicateChunkAppliedTwice => spec.raftstore.bugs.duplicate_chunk_applied_twice = true,
             Bug::AckAfterFailedFsync => spec.raftstore.bugs.ack_after_failed_fsync = true,
         }
     }

@@ -75,6 +75,9 @@ pub struct ClusterShape {
     /// Leaders with a valid lease serve reads without a ReadIndex round (off:
     /// every read takes ReadIndex). Fixed, not drawn.
     pub lease_reads: bool,
+    /// Snapshots travel in chunks of about this many bytes of pairs (small:
+    /// every snapshot is many chunks). Fixed, not drawn.
+    pub snapshot_chunk_bytes: u64,
 }
 
 impl Default for ClusterShape {
@@ -87,6 +90,7 @@ impl Default for ClusterShape {
             replicas: 3,
             split_region_keys: 0,
             lease_reads: true,
+            snapshot_chunk_bytes: 256 << 10,
         }
     }
 }
@@ -378,6 +382,9 @@ pub enum Bug {
     /// The leader lease lasts the whole election timeout, as if clocks never
     /// drifted.
     LeaseIgnoresDrift,
+    /// The snapshot receiver applies a chunk delivered twice twice, in place
+    /// of one still on its way.
+    DuplicateChunkAppliedTwice,
     /// Reads stop verifying checksums: a flipped value is served.
     SkipsChecksums,
     /// A failed raft-log write is ignored: the store acknowledges entries
@@ -465,6 +472,9 @@ impl Scenario {
         }
         if c.regions.bounds().0 < 1 || c.regions.bounds().1 > 64 {
             return Err(("regions", "`cluster.regions` must be between 1 and 64".into()));
+        }
+        if c.snapshot_chunk_bytes == 0 {
+            return Err(("snapshot_chunk_bytes", "`cluster.snapshot_chunk_bytes` must be positive".into()));
         }
         if c.raft_log_gc_count_limit.bounds().0 == 0 {
             return Err(("raft_log_gc_count_limit", "`cluster.raft_log_gc_count_limit` must be positive".into()));

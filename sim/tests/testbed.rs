@@ -205,6 +205,15 @@ fn planted_lease_ignores_drift_is_caught() {
     caught_and_clean("lease-ignores-drift.toml", "raft", "lease reads only while no newer leader exists");
 }
 
+/// A snapshot receiver that keeps chunks in arrival order and counts them:
+/// a duplicated chunk arriving early completes the snapshot without the
+/// chunk still on its way, and the replica silently lacks its keys. The
+/// correct receiver (slots by sequence number) passes the same seeds.
+#[test]
+fn planted_duplicate_chunk_applied_twice_is_caught() {
+    caught_and_clean("duplicate-chunk-applied-twice.toml", "linearizability", "not linearizable");
+}
+
 /// Drift beyond the bound the leases are built for (a scenario marked
 /// unsafe): the correct store's lease reads go stale and the checker sees it.
 #[test]
@@ -391,6 +400,7 @@ fn failing_seeds_shrink() {
         ("skips-checksums.toml", 2, 6),
         ("ack-after-failed-fsync.toml", 0, 6),
         ("lease-ignores-drift.toml", 6, 6),
+        ("duplicate-chunk-applied-twice.toml", 0, 6),
     ];
     for (bug, seed, runs) in bugs {
         let scenario = Scenario::load(&root().join("scenarios/bugs").join(bug)).unwrap();

@@ -128,6 +128,10 @@ pub struct PlantedBugs {
     pub ack_after_failed_fsync: bool,
     /// The lease lasts the whole election timeout, ignoring clock drift.
     pub lease_ignores_drift: bool,
+    /// The snapshot receiver keeps chunks in arrival order and counts them,
+    /// so a chunk delivered twice is applied twice in place of one not yet
+    /// arrived.
+    pub duplicate_chunk_applied_twice: bool,
 }
 
 #[cfg(madsim)]

@@ -22,6 +22,7 @@ use futures::SinkExt;
 use madsim::time::Instant;
 use protobuf::Message as _;
 use raft::eraftpb::Snapshot;
+use bincode::Options as _;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -42,19 +43,54 @@ impl SnapshotData {
     /// Decodes bytes from the network: a bad length prefix cannot make it allocate
     /// more than the bytes could hold.
     pub fn decode(bytes: &[u8]) -> Result<Self, bincode::Error> {
-        use bincode::Options;
-        bincode::options().with_fixint_encoding().allow_trailing_bytes().with_limit(bytes.len() as u64 * 2 + 1024).deserialize(bytes)
+        Self::options(bytes.len()).deserialize(bytes)
     }
+
+    /// bincode as `encode` writes it, bounded for `len` bytes of input.
+    fn options(len: usize) -> impl bincode::Options {
+        use bincode::Options;
+        bincode::options().with_fixint_encoding().allow_trailing_bytes().with_limit(len as u64 * 2 + 1024)
+    }
+}
+
+/// One chunk's payload. The first chunk carries the raft message (its
+/// snapshot's data emptied) and the region; every other chunk carries a run of
+/// one CF's pairs, at most about `chunk_bytes` of them, so a receiver could
+/// write each as it comes.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+struct ChunkPart {
+    header: Option<(Vec<u8>, Region)>,
+    cf: u8,
+    pairs: Vec<KvPair>,
 }
 
 /// Cuts a raft message carrying snapshot `(term, index)` into chunks.
 pub fn into_chunks(envelope: &RaftEnvelope, snapshot: (u64, u64), chunk_bytes: usize) -> Vec<SnapshotChunk> {
-    let pieces: Vec<&[u8]> = envelope.message.chunks(chunk_bytes.max(1)).collect();
-    let total = pieces.len() as u32;
-    pieces
+    let mut message = raft::eraftpb::Message::parse_from_bytes(&envelope.message).expect("our own raft message decodes");
+    let data = SnapshotData::decode(message.get_snapshot().get_data()).expect("our own snapshot data decodes");
+    message.mut_snapshot().set_data(Default::default());
+    let header = (message.write_to_bytes().expect("raft message encodes"), data.region);
+    let mut parts = vec![ChunkPart { header: Some(header), cf: 0, pairs: Vec::new() }];
+    for (cf, pairs) in data.cfs {
+        let mut part = ChunkPart { header: None, cf, pairs: Vec::new() };
+        let mut bytes = 0;
+        for (k, v) in pairs {
+            bytes += k.len() + v.len();
+            part.pairs.push((k, v));
+            if bytes >= chunk_bytes {
+                parts.push(std::mem::replace(&mut part, ChunkPart { header: None, cf, pairs: Vec::new() }));
+                bytes = 0;
+            }
+        }
+        if !part.pairs.is_empty() {
+            parts.push(part);
+        }
+    }
+    let total = parts.len() as u32;
+    parts
         .into_iter()
         .enumerate()
-        .map(|(seq, data)| SnapshotChunk {
+        .map(|(seq, part)| SnapshotChunk {
             region_id: envelope.region_id,
             from: envelope.from,
             to: envelope.to,
@@ -64,23 +100,55 @@ pub fn into_chunks(envelope: &RaftEnvelope, snapshot: (u64, u64), chunk_bytes: u
             snapshot,
             seq: seq as u32,
             total,
-            data: data.to_vec(),
+            data: bincode::serialize(&part).expect("chunk part serializes"),
         })
         .collect()
+}
+
+/// Rebuilds the raft message from its chunks' payloads, in order; None if a
+/// payload does not decode or the header is missing.
+fn reassemble(payloads: impl IntoIterator<Item = Vec<u8>>) -> Option<Vec<u8>> {
+    let mut header = None;
+    let mut cfs: Vec<(u8, Vec<KvPair>)> = Vec::new();
+    for payload in payloads {
+        let part: ChunkPart = SnapshotData::options(payload.len()).deserialize(&payload).ok()?;
+        if let Some(h) = part.header {
+            header = Some(h);
+        }
+        match cfs.last_mut() {
+            Some((cf, pairs)) if *cf == part.cf => pairs.extend(part.pairs),
+            _ if part.pairs.is_empty() => {}
+            _ => cfs.push((part.cf, part.pairs)),
+        }
+    }
+    let (message, region) = header?;
+    let mut message = raft::eraftpb::Message::parse_from_bytes(&message).ok()?;
+    message.mut_snapshot().set_data(SnapshotData { region, cfs }.encode().into());
+    message.write_to_bytes().ok()
 }
 
 /// Who sent a snapshot in chunks: sender, region and (term, index).
 type ChunkSource = (SocketAddr, RegionId, (u64, u64));
 
 /// Snapshots arriving in chunks, reassembled into the raft messages they were.
+/// A chunk delivered twice fills its slot twice, never two slots.
 pub struct ChunkAssembler {
     receiving: BTreeMap<ChunkSource, Vec<Option<Vec<u8>>>>,
     max_receiving: usize,
+    /// Planted bug (sim only): chunks are kept in arrival order and counted,
+    /// so a duplicate is applied twice and stands in for a chunk not yet come.
+    #[cfg(madsim)]
+    pub bug_duplicate_chunk_applied_twice: bool,
 }
 
 impl ChunkAssembler {
     pub fn new(max_receiving: usize) -> ChunkAssembler {
-        ChunkAssembler { receiving: BTreeMap::new(), max_receiving: max_receiving.max(1) }
+        ChunkAssembler {
+            receiving: BTreeMap::new(),
+            max_receiving: max_receiving.max(1),
+            #[cfg(madsim)]
+            bug_duplicate_chunk_applied_twice: false,
+        }
     }
 
     /// Adds a chunk; returns the whole message once its last chunk arrives.
@@ -100,12 +168,25 @@ impl ChunkAssembler {
         if parts.len() != chunk.total as usize {
             return None;
         }
-        parts[chunk.seq as usize] = Some(chunk.data);
+        #[cfg(madsim)]
+        let buggy = self.bug_duplicate_chunk_applied_twice;
+        #[cfg(not(madsim))]
+        let buggy = false;
+        if buggy {
+            // Arrival order, every chunk counted: the first empty slot takes it.
+            let free = parts.iter().position(Option::is_none).expect("completed snapshots are removed");
+            parts[free] = Some(chunk.data);
+        } else {
+            parts[chunk.seq as usize] = Some(chunk.data);
+        }
         if !parts.iter().all(Option::is_some) {
             return None;
         }
         let parts = self.receiving.remove(&key).expect("present");
-        let message = parts.into_iter().flatten().flatten().collect();
+        let Some(message) = reassemble(parts.into_iter().flatten()) else {
+            tracing::warn!(%from, region = chunk.region_id, "dropping a snapshot whose chunks do not reassemble");
+            return None;
+        };
         Some(RaftEnvelope {
             region_id: chunk.region_id,
             from: chunk.from,
@@ -305,7 +386,16 @@ mod tests {
     use super::*;
     use crate::meta::{Peer, RegionEpoch};
 
-    fn envelope(bytes: usize) -> RaftEnvelope {
+    /// A snapshot message for region 3 carrying `pairs` default-CF pairs and a
+    /// few lock-CF ones.
+    fn envelope(pairs: usize) -> RaftEnvelope {
+        let region = Region { id: 3, start_key: vec![], end_key: vec![], epoch: RegionEpoch::new(1, 1), peers: vec![] };
+        let default: Vec<KvPair> = (0..pairs).map(|i| (format!("k{i:04}").into_bytes(), vec![i as u8; 20])).collect();
+        let lock: Vec<KvPair> = (0..3).map(|i| (format!("l{i}").into_bytes(), b"lock".to_vec())).collect();
+        let mut message = raft::eraftpb::Message::default();
+        message.set_msg_type(raft::eraftpb::MessageType::MsgSnapshot);
+        message.mut_snapshot().set_data(SnapshotData { region, cfs: vec![(0, default), (1, lock)] }.encode().into());
+        message.mut_snapshot().mut_metadata().index = 40;
         RaftEnvelope {
             region_id: 3,
             from: Peer::voter(31, 1),
@@ -313,7 +403,7 @@ mod tests {
             epoch: RegionEpoch::new(1, 1),
             start_key: vec![],
             end_key: vec![],
-            message: (0..bytes).map(|i| i as u8).collect(),
+            message: message.write_to_bytes().unwrap(),
             tombstone: false,
         }
     }
@@ -322,18 +412,42 @@ mod tests {
         SocketAddr::from(([10, 0, 1, n], 20160))
     }
 
+    /// Chunks cut at pair boundaries reassemble into the very message, in any
+    /// arrival order, only when all have come, and a duplicate changes nothing.
     #[test]
     fn chunks_reassemble_in_any_order_and_only_when_complete() {
-        let whole = envelope(1000);
+        let whole = envelope(40);
         let mut chunks = into_chunks(&whole, (2, 40), 300);
-        assert_eq!(chunks.len(), 4);
+        assert_eq!(chunks.len(), 1 + 4 + 1, "a header, 40 pairs of 25 bytes in runs of 12, the lock CF");
         chunks.reverse();
         let mut assembler = ChunkAssembler::new(4);
         let last = chunks.pop().unwrap();
+        let duplicate = chunks[1].clone();
         for chunk in chunks {
             assert_eq!(assembler.add(addr(1), chunk), None);
         }
+        assert_eq!(assembler.add(addr(1), duplicate), None, "a duplicate does not complete the snapshot");
         assert_eq!(assembler.add(addr(1), last), Some(whole));
+    }
+
+    /// The planted bug: a duplicate takes the place of a chunk still on its
+    /// way, so the snapshot completes without it (and with the duplicate's
+    /// pairs twice).
+    #[cfg(madsim)]
+    #[test]
+    fn the_planted_bug_applies_a_duplicate_twice() {
+        let whole = envelope(40);
+        let mut chunks = into_chunks(&whole, (2, 40), 300);
+        let mut assembler = ChunkAssembler::new(4);
+        assembler.bug_duplicate_chunk_applied_twice = true;
+        let last = chunks.pop().unwrap();
+        let duplicate = chunks[1].clone();
+        for chunk in chunks {
+            assert_eq!(assembler.add(addr(1), chunk), None);
+        }
+        let broken = assembler.add(addr(1), duplicate).expect("the duplicate completed it");
+        assert_ne!(broken, whole);
+        drop(last);
     }
 
     #[test]
@@ -348,6 +462,13 @@ mod tests {
         }
         assert_eq!(assembler.receiving.len(), 2);
         assert!(!assembler.receiving.keys().any(|(from, _, _)| *from == addr(1)), "the oldest was forgotten");
+        // A chunk whose payload is garbage: the snapshot is dropped, not applied.
+        let mut garbage = into_chunks(&envelope(1), (3, 50), 1 << 20);
+        for chunk in &mut garbage {
+            chunk.data = vec![0xff; 7];
+        }
+        let mut fresh = ChunkAssembler::new(2);
+        assert!(garbage.into_iter().all(|c| fresh.add(addr(4), c).is_none()));
     }
 
     fn snapshot_of(region: Region, index: u64) -> Snapshot {

@@ -97,7 +97,15 @@ impl<E: Engine> Store<E> {
         );
         let mut store = Store {
             store_id,
-            chunks: ChunkAssembler::new(cfg.max_receiving_snapshots),
+            chunks: {
+                #[cfg_attr(not(madsim), allow(unused_mut))]
+                let mut chunks = ChunkAssembler::new(cfg.max_receiving_snapshots);
+                #[cfg(madsim)]
+                {
+                    chunks.bug_duplicate_chunk_applied_twice = cfg.bugs.duplicate_chunk_applied_twice;
+                }
+                chunks
+            },
             cfg,
             raft_engine,
             kv_engine,
