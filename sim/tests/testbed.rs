@@ -377,7 +377,7 @@ fn failing_seeds_shrink() {
         ("follower-local-read.toml", 1, 8),
         ("ack-before-commit.toml", 1, 8),
         ("unsynced-vote.toml", 36, 8),
-        ("snapshot-keeps-stale-keys.toml", 2, 8),
+        ("snapshot-keeps-stale-keys.toml", 3, 8),
         ("scan-ignores-region-end.toml", 0, 8),
         ("reapply-after-restart.toml", 0, 8),
         ("empty-value-panics.toml", 0, 25),
