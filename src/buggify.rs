@@ -2,8 +2,8 @@
 //!
 //! A [`Site`] is a place in the code where something rare may be forced to
 //! happen: an apply delayed, a snapshot chunk dropped, a PD reply slowed, a
-//! region-cache entry forgotten, the log compacted early — or the store
-//! killed exactly there (a **crash point**: a random kill almost never lands
+//! region-cache entry forgotten, the log compacted early, a raft-engine write
+//! failed, a round of messages reordered — or the store killed exactly there (a **crash point**: a random kill almost never lands
 //! in the millisecond between two writes; a crash point does).
 //!
 //! In simulation a run installs the sites its plan enabled, each with a
@@ -36,15 +36,30 @@ pub enum Site {
     /// Crash point: right after a store sent a round of raft messages that
     /// grants a vote.
     CrashAfterVote,
+    /// Crash point: right after a store sent a round of raft messages that
+    /// acknowledges appended entries.
+    CrashAfterAck,
     /// Crash point: after a kv apply batch is written, before the proposals
     /// it answers are answered.
     CrashAfterApply,
     /// Crash point: after a split's apply batch, before the new regions'
     /// peers are created.
     CrashAfterSplitApply,
+    /// A raft-engine write fails (as after a failed fsync): the store must
+    /// stop and restart from what is durable.
+    FailRaftWrite,
+    /// A round of raft messages to one store goes out in reverse order
+    /// (raft allows any order).
+    ReorderMessages,
+    /// Crash point: after a received snapshot's metadata is persisted on the
+    /// raft engine, before its region is marked applying on the kv engine.
+    CrashAfterSnapshotMeta,
+    /// Crash point: in the middle of destroying a peer, after its tombstone
+    /// is written and before its raft state is deleted.
+    CrashMidDestroy,
 }
 
-pub const ALL: [Site; 9] = [
+pub const ALL: [Site; 14] = [
     Site::DelayApply,
     Site::DropSnapshotChunk,
     Site::SlowPdReply,
@@ -54,6 +69,11 @@ pub const ALL: [Site; 9] = [
     Site::CrashAfterVote,
     Site::CrashAfterApply,
     Site::CrashAfterSplitApply,
+    Site::FailRaftWrite,
+    Site::ReorderMessages,
+    Site::CrashAfterSnapshotMeta,
+    Site::CrashMidDestroy,
+    Site::CrashAfterAck,
 ];
 
 impl Site {
@@ -68,12 +88,19 @@ impl Site {
             Site::ShrinkLogGc => 0.05,
             Site::CrashAfterSend | Site::CrashAfterApply => 0.0005,
             Site::CrashAfterVote => 0.2,
+            Site::CrashAfterAck => 0.01,
             Site::CrashAfterSplitApply => 0.2,
+            Site::FailRaftWrite => 0.0005,
+            Site::ReorderMessages => 0.05,
+            Site::CrashAfterSnapshotMeta | Site::CrashMidDestroy => 0.3,
         }
     }
 
     pub fn is_crash_point(self) -> bool {
-        matches!(self, Site::CrashAfterSend | Site::CrashAfterVote | Site::CrashAfterApply | Site::CrashAfterSplitApply)
+        matches!(
+            self,
+            Site::CrashAfterSend | Site::CrashAfterVote | Site::CrashAfterAck | Site::CrashAfterApply | Site::CrashAfterSplitApply | Site::CrashAfterSnapshotMeta | Site::CrashMidDestroy
+        )
     }
 
     pub fn name(self) -> &'static str {
@@ -85,8 +112,13 @@ impl Site {
             Site::ShrinkLogGc => "shrink-log-gc",
             Site::CrashAfterSend => "crash-after-send",
             Site::CrashAfterVote => "crash-after-vote",
+            Site::CrashAfterAck => "crash-after-ack",
             Site::CrashAfterApply => "crash-after-apply",
             Site::CrashAfterSplitApply => "crash-after-split-apply",
+            Site::FailRaftWrite => "fail-raft-write",
+            Site::ReorderMessages => "reorder-messages",
+            Site::CrashAfterSnapshotMeta => "crash-after-snapshot-meta",
+            Site::CrashMidDestroy => "crash-mid-destroy",
         }
     }
 }
@@ -174,9 +206,14 @@ pub fn fires(#[cfg_attr(not(madsim), allow(unused_variables))] site: Site) -> bo
 /// returns (the node's tasks are dropped; its disks lose what was not synced).
 pub async fn crash_point(#[cfg_attr(not(madsim), allow(unused_variables))] site: Site, #[cfg_attr(not(madsim), allow(unused_variables))] store: StoreId) {
     #[cfg(madsim)]
-    if imp::fires(site) && imp::crash(store, site) {
-        tracing::info!(store, %site, "crash point");
-        std::future::pending::<()>().await;
+    if imp::fires(site) {
+        // What the store handed to its transport leaves first (the outboxes
+        // are drained by tasks of their own): "after sending" means sent.
+        madsim::time::sleep(std::time::Duration::from_micros(20)).await;
+        if imp::crash(store, site) {
+            tracing::info!(store, %site, "crash point");
+            std::future::pending::<()>().await;
+        }
     }
 }
 

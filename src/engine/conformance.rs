@@ -5,8 +5,37 @@
 //! `RocksEngine` both do, so neither can drift from the other. The last check,
 //! [`matches_model`], drives a seeded random mix of operations against the engine
 //! and a `BTreeMap` model and compares every read.
+//!
+//! What an engine promises, and so all `SimEngine` may give the store (it
+//! must never promise more than RocksDB does):
+//!
+//! * a batch is applied whole or not at all, also across a crash (RocksDB's
+//!   WAL record checksums discard a torn last record; `SimEngine` models the
+//!   tear and the discard);
+//! * a batch written with `sync` is durable, with every batch before it,
+//!   once the write returns `Ok`; an unsynced batch may be lost by a crash,
+//!   with every batch after it (a suffix, never a gap);
+//! * a write that returns an error promises nothing about what reached the
+//!   disk (after a failed fsync not even the batches before it): the caller
+//!   must stop (`crate::supervisor`);
+//! * a value read back is the value written, or the read fails: a value whose
+//!   checksum does not match (RocksDB verifies block checksums on every read)
+//!   or that cannot be read reads as absent and is reported by
+//!   `Snapshot::failure`; a snapshot whose reads all succeeded reports none
+//!   (checked here for both engines).
 
 use super::{Cf, Engine, Snapshot, WriteBatch, ALL_CFS};
+
+/// Reads that succeed leave no failure on the snapshot, point reads and
+/// scans alike, present keys and absent ones.
+pub async fn good_reads_report_no_failure<E: Engine>(engine: E) {
+    engine.write(&put(Cf::Write, b"k", b"v"), true).await.unwrap();
+    let snap = engine.snapshot();
+    assert_eq!(snap.get(Cf::Write, b"k").unwrap(), Some(b"v".to_vec()));
+    assert_eq!(snap.get(Cf::Write, b"absent").unwrap(), None);
+    assert_eq!(snap.scan(Cf::Write, b"", None, 10, true).unwrap().len(), 1);
+    assert!(snap.failure().is_none(), "{:?}", snap.failure());
+}
 use rand_chacha::ChaCha8Rng;
 use rand_core::{Rng, SeedableRng};
 use std::collections::BTreeMap;
@@ -211,7 +240,7 @@ macro_rules! engine_conformance_tests {
         $crate::engine_conformance_tests!(@each $make;
             empty_engine_reads_nothing, empty_keys_and_values, batches_are_atomic,
             scans_are_ordered_in_every_cf, snapshots_are_isolated, large_values_round_trip,
-            delete_range_is_exact, matches_model);
+            delete_range_is_exact, good_reads_report_no_failure, matches_model);
     };
     (@each $make:expr; $($check:ident),*) => {
         $(

@@ -58,6 +58,9 @@ pub struct Effects {
     /// A vote was granted among the messages (for the crash point after a
     /// vote is sent).
     pub voted: bool,
+    /// Appended entries were acknowledged among the messages (for the crash
+    /// point after an acknowledgement is sent).
+    pub acked: bool,
 }
 
 pub struct PeerFsm<E: Engine> {
@@ -529,6 +532,9 @@ impl<E: Engine> PeerFsm<E> {
                 let sync = !(ctx.cfg.bugs.unsynced_vote && ready.entries().is_empty());
                 #[cfg(not(madsim))]
                 let sync = true;
+                if crate::buggify::fires(crate::buggify::Site::FailRaftWrite) {
+                    return Err(Stopped::Failed("persist raft log: buggify: the raft-engine write failed".into()));
+                }
                 let written = ctx.raft_engine.write(&batch, sync).await;
                 #[cfg(madsim)]
                 let written = match written {
@@ -636,6 +642,9 @@ impl<E: Engine> PeerFsm<E> {
     fn queue_messages(&mut self, messages: Vec<Message>, effects: &mut Effects, events: &Events) {
         for msg in messages {
             let to_id = msg.to;
+            if msg.get_msg_type() == MessageType::MsgAppendResponse && !msg.reject {
+                effects.acked = true;
+            }
             if msg.get_msg_type() == MessageType::MsgRequestVoteResponse && !msg.reject {
                 effects.voted = true;
                 events.emit(StoreEvent::Voted {

@@ -237,6 +237,7 @@ pub fn validate(receiver: &ReceiverState, snapshot: &Snapshot, overlaps: impl Fn
 
 /// Runs snapshot jobs in the background and reports to the store's mailbox.
 pub struct SnapshotWorker<E: Engine> {
+    store_id: crate::meta::StoreId,
     kv_engine: E,
     raft_engine: E,
     tx: mpsc::Sender<StoreMsg>,
@@ -248,8 +249,9 @@ pub struct SnapshotWorker<E: Engine> {
 }
 
 impl<E: Engine> SnapshotWorker<E> {
-    pub fn new(kv_engine: E, raft_engine: E, tx: mpsc::Sender<StoreMsg>, chunk_bytes: usize, batch_pairs: usize, clear: bool) -> Self {
-        SnapshotWorker { kv_engine, raft_engine, tx, chunk_bytes, batch_pairs, clear }
+    pub fn new(store_id: crate::meta::StoreId, engines: (E, E), tx: mpsc::Sender<StoreMsg>, chunk_bytes: usize, batch_pairs: usize, clear: bool) -> Self {
+        let (kv_engine, raft_engine) = engines;
+        SnapshotWorker { store_id, kv_engine, raft_engine, tx, chunk_bytes, batch_pairs, clear }
     }
 
     /// Builds a snapshot of `region` as applied at (`index`, `term`) from a kv
@@ -295,6 +297,7 @@ impl<E: Engine> SnapshotWorker<E> {
         storage.apply_snapshot_meta(&snapshot, data.region.clone(), &mut raft_batch);
         raft_batch.put(Cf::Raft, keys::pending_snapshot_key(region_id), snapshot.write_to_bytes().expect("snapshot encodes"));
         engine_ok(self.raft_engine.write(&raft_batch, true).await, "persist snapshot")?;
+        crate::buggify::crash_point(crate::buggify::Site::CrashAfterSnapshotMeta, self.store_id).await;
         let mut kv_batch = WriteBatch::new();
         let local = RegionLocalState { state: PeerState::Applying, region: data.region.clone() };
         kv_batch.put(Cf::Raft, keys::region_state_key(region_id), state::encode(&local));

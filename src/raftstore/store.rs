@@ -44,6 +44,8 @@ pub struct Store<E: Engine> {
     outgoing: BTreeMap<StoreId, Vec<RaftEnvelope>>,
     /// Whether the messages about to be sent grant a vote.
     outgoing_vote: bool,
+    /// The messages about to go out acknowledge appended entries.
+    outgoing_ack: bool,
     dirty: BTreeSet<RegionId>,
     ticks: u64,
     /// The PD worker, when the store runs with PD.
@@ -88,8 +90,8 @@ impl<E: Engine> Store<E> {
         cfg.validate().unwrap_or_else(|e| panic!("invalid raftstore config: {e}"));
         let (tx, inbox) = mpsc::channel(cfg.inbox_capacity);
         let snapshots = SnapshotWorker::new(
-            kv_engine.clone(),
-            raft_engine.clone(),
+            store_id,
+            (kv_engine.clone(), raft_engine.clone()),
             tx.clone(),
             cfg.snapshot_chunk_bytes,
             cfg.snapshot_batch_pairs,
@@ -118,6 +120,7 @@ impl<E: Engine> Store<E> {
             inbox,
             outgoing: BTreeMap::new(),
             outgoing_vote: false,
+            outgoing_ack: false,
             dirty: BTreeSet::new(),
             ticks: 0,
             pd: pd.map(|pd| pd_worker::start(store_id, pd, tx.clone())),
@@ -235,12 +238,18 @@ impl<E: Engine> Store<E> {
             self.route(region_id, result?).await?;
         }
         let sent = !self.outgoing.is_empty();
-        for (store_id, envelopes) in std::mem::take(&mut self.outgoing) {
+        for (store_id, mut envelopes) in std::mem::take(&mut self.outgoing) {
+            if envelopes.len() > 1 && crate::buggify::fires(crate::buggify::Site::ReorderMessages) {
+                envelopes.reverse();
+            }
             match self.addresses.get(&store_id) {
                 Some(&addr) => self.transport.send(addr, &Frame::Raft(envelopes)),
                 // Dropped (raft sends again); PD is asked where the store is.
                 None => self.resolve(store_id),
             }
+        }
+        if std::mem::take(&mut self.outgoing_ack) {
+            crate::buggify::crash_point(crate::buggify::Site::CrashAfterAck, self.store_id).await;
         }
         if std::mem::take(&mut self.outgoing_vote) {
             crate::buggify::crash_point(crate::buggify::Site::CrashAfterVote, self.store_id).await;
@@ -248,6 +257,7 @@ impl<E: Engine> Store<E> {
         if sent {
             crate::buggify::crash_point(crate::buggify::Site::CrashAfterSend, self.store_id).await;
         }
+
         Ok(())
     }
 
@@ -640,6 +650,7 @@ impl<E: Engine> Store<E> {
             }
         }
         self.outgoing_vote |= effects.voted;
+        self.outgoing_ack |= effects.acked;
         for envelope in effects.messages {
             self.outgoing.entry(envelope.to.store_id).or_default().push(envelope);
         }
@@ -671,6 +682,7 @@ impl<E: Engine> Store<E> {
             state::tombstone_into(&mut kv, &region, peer.peer.id, peer.is_initialized());
             engine_ok(self.kv_engine.write(&kv, true).await, "write tombstone")?;
         }
+        crate::buggify::crash_point(crate::buggify::Site::CrashMidDestroy, self.store_id).await;
         self.delete_raft_state(region_id).await?;
         peer.proposals.peer_destroyed(region_id);
         for read in peer.reads.drain(..) {
