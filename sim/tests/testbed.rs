@@ -396,7 +396,7 @@ fn failing_seeds_shrink() {
         ("gc-drops-visible-version.toml", 0, 6),
         ("table-lost-update.toml", 0, 6),
         ("stale-snapshot-reads.toml", 0, 6),
-        ("unsynced-vote-crash-point.toml", 6, 6),
+        ("unsynced-vote-crash-point.toml", 3, 6),
         ("skips-checksums.toml", 2, 6),
         ("ack-after-failed-fsync.toml", 0, 6),
         ("lease-ignores-drift.toml", 6, 6),
