@@ -136,10 +136,16 @@ impl<E: Engine> Store<E> {
         for (key, value) in states {
             let region_id = keys::decode_region_state_key(&key).unwrap_or_else(|e| panic!("bad region state key: {e}"));
             let local: RegionLocalState = state::decode(&value, "region state", self.kv_engine.name());
-            if let PeerState::Tombstone { .. } = local.state {
+            if let PeerState::Tombstone { peer_id } = local.state {
                 // A crash between the tombstone and the log's deletion leaves
-                // the log behind: finish the destroy.
+                // the log behind: finish the destroy, and say it is done (the
+                // crash came before the peer could).
+                let interrupted = engine_ok(self.raft_engine.snapshot().get(Cf::Raft, &keys::raft_state_key(region_id)), "read raft state")?.is_some();
                 self.delete_raft_state(region_id).await?;
+                if interrupted {
+                    tracing::info!(store = self.store_id, region = region_id, peer = peer_id, "finished destroying a peer a crash interrupted");
+                    self.events.emit(StoreEvent::PeerDestroyed { store_id: self.store_id, region_id, peer_id });
+                }
                 continue;
             }
             let (events, store_id) = (&self.events, self.store_id);
