@@ -385,6 +385,9 @@ pub enum Bug {
     /// The snapshot receiver applies a chunk delivered twice twice, in place
     /// of one still on its way.
     DuplicateChunkAppliedTwice,
+    /// The apply state is written before the data it covers, in a batch of
+    /// its own.
+    ApplyStateBeforeData,
     /// Reads stop verifying checksums: a flipped value is served.
     SkipsChecksums,
     /// A failed raft-log write is ignored: the store acknowledges entries

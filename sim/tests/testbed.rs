@@ -214,6 +214,15 @@ fn planted_duplicate_chunk_applied_twice_is_caught() {
     caught_and_clean("duplicate-chunk-applied-twice.toml", "linearizability", "not linearizable");
 }
 
+/// The apply state written before the data it covers, with no random kills:
+/// the crash point after an apply's first batch leaves a replica believing
+/// it applied what it never wrote, and the MVCC versions it lacks keep the
+/// replicas apart. The correct store, under the same crash point, passes.
+#[test]
+fn planted_apply_state_before_data_is_caught_by_the_crash_point() {
+    caught_and_clean("apply-state-before-data-crash-point.toml", "convergence", "differs");
+}
+
 /// Drift beyond the bound the leases are built for (a scenario marked
 /// unsafe): the correct store's lease reads go stale and the checker sees it.
 #[test]
@@ -401,6 +410,7 @@ fn failing_seeds_shrink() {
         ("ack-after-failed-fsync.toml", 0, 6),
         ("lease-ignores-drift.toml", 6, 6),
         ("duplicate-chunk-applied-twice.toml", 0, 6),
+        ("apply-state-before-data-crash-point.toml", 11, 6),
     ];
     for (bug, seed, runs) in bugs {
         let scenario = Scenario::load(&root().join("scenarios/bugs").join(bug)).unwrap();

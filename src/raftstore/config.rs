@@ -132,6 +132,10 @@ pub struct PlantedBugs {
     /// so a chunk delivered twice is applied twice in place of one not yet
     /// arrived.
     pub duplicate_chunk_applied_twice: bool,
+    /// An apply writes its apply state in a batch of its own before the data
+    /// it covers: a crash in between leaves the replica believing it applied
+    /// entries whose effects it never wrote.
+    pub apply_state_before_data: bool,
 }
 
 #[cfg(madsim)]

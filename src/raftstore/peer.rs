@@ -97,8 +97,8 @@ pub struct PeerFsm<E: Engine> {
     /// transfer's candidate) until an election timeout has passed.
     pub no_votes_until: Option<madsim::time::Instant>,
     /// Why this replica's data cannot be trusted (a read failed its
-    /// checksum): it serves nothing, applies nothing, never leads, and asks
-    /// the leader for a snapshot that replaces its data.
+    /// checksum): it serves nothing, applies nothing, hands on any leadership
+    /// it gets, and asks the leader for a snapshot that replaces its data.
     pub corrupt: Option<String>,
     /// The store's clock: lease times are read on it.
     clock: crate::clock::Clock,
@@ -428,12 +428,14 @@ impl<E: Engine> PeerFsm<E> {
     }
 
     /// A damaged replica: a leader hands leadership to the most up-to-date
-    /// voter (and keeps ticking to lead until then); a follower does not
-    /// tick (it must never campaign) and asks the leader for a snapshot of
-    /// at least its last log index, until raft takes the request.
+    /// voter (and keeps ticking to lead until then); a follower asks the
+    /// leader for a snapshot of at least its last log index, until raft
+    /// takes the request. Its raft log is intact, so it still votes and may
+    /// even be elected — when its log is the only one up to date, no other
+    /// voter can win — but then it only replicates and hands leadership on.
     fn tick_corrupt(&mut self, cfg: &RaftStoreConfig) {
+        self.node.tick();
         if self.is_leader() {
-            self.node.tick();
             if let Some(to) = self.best_transferee() {
                 self.transfer_leader(cfg, to);
             }
@@ -489,7 +491,7 @@ impl<E: Engine> PeerFsm<E> {
         }
         self.silent_ticks = 0;
         if msg.get_msg_type() == MessageType::MsgTimeoutNow && self.corrupt.is_some() {
-            return; // a damaged replica never leads
+            return; // no leadership handed to a damaged replica
         }
         if msg.get_msg_type() == MessageType::MsgTimeoutNow && self.applying_snapshot.is_some() {
             // A leader hands over leadership: campaigning now would read the
@@ -728,8 +730,21 @@ impl<E: Engine> PeerFsm<E> {
         if crate::buggify::fires(crate::buggify::Site::DelayApply) {
             crate::buggify::delay_ms(10, 300).await;
         }
-        engine_ok(ctx.kv_engine.write(&output.batch, output.sync).await, "apply")?;
-        crate::buggify::crash_point(crate::buggify::Site::CrashAfterApply, ctx.store_id).await;
+        #[cfg(madsim)]
+        let split_apply = ctx.cfg.bugs.apply_state_before_data;
+        #[cfg(not(madsim))]
+        let split_apply = false;
+        if split_apply {
+            // Planted bug: the apply state goes first, in a batch of its own;
+            // the data it covers follows.
+            let (state, data) = split_state_from_data(&output.batch);
+            engine_ok(ctx.kv_engine.write(&state, true).await, "apply state")?;
+            crate::buggify::crash_point(crate::buggify::Site::CrashAfterApply, ctx.store_id).await;
+            engine_ok(ctx.kv_engine.write(&data, true).await, "apply")?;
+        } else {
+            engine_ok(ctx.kv_engine.write(&output.batch, output.sync).await, "apply")?;
+            crate::buggify::crash_point(crate::buggify::Site::CrashAfterApply, ctx.store_id).await;
+        }
         self.node.mut_store().apply_state = output.apply_state;
         self.node.mut_store().region = output.region;
         for exec in output.exec_results {
@@ -916,6 +931,23 @@ impl<E: Engine> PeerFsm<E> {
             term: raft.term,
         })
     }
+}
+
+/// A batch's writes to the raft CF (apply and region state) and the rest.
+fn split_state_from_data(batch: &WriteBatch) -> (WriteBatch, WriteBatch) {
+    let (mut state, mut data) = (WriteBatch::new(), WriteBatch::new());
+    for m in batch.mutations() {
+        let into = match m {
+            crate::engine::Mutation::Put { cf: Cf::Raft, .. } | crate::engine::Mutation::Delete { cf: Cf::Raft, .. } | crate::engine::Mutation::DeleteRange { cf: Cf::Raft, .. } => &mut state,
+            _ => &mut data,
+        };
+        match m.clone() {
+            crate::engine::Mutation::Put { cf, key, value } => into.put(cf, key, value),
+            crate::engine::Mutation::Delete { cf, key } => into.delete(cf, key),
+            crate::engine::Mutation::DeleteRange { cf, start, end } => into.delete_range(cf, start, end),
+        }
+    }
+    (state, data)
 }
 
 #[cfg(test)]
