@@ -8,6 +8,8 @@
 //! shorter than the election timeout by the drift bound the store is
 //! configured with (`RaftStoreConfig::max_clock_drift_ms`), which is what
 //! keeps lease reads linearizable while real drift stays within that bound.
+//! PD reads its own clock for its timestamps' physical part, store-down
+//! detection and operator deadlines.
 //!
 //! In the real build the clock is the machine's. In simulation the testbed
 //! gives each store a clock running at its own rate (drawn from the run's

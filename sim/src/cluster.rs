@@ -175,7 +175,9 @@ impl Cluster {
     fn start_pd(spec: &ClusterSpec, net_faults: Arc<NetFaults>) -> PdSlot {
         let disk = SimDisk::new("pd", spec.io.clone());
         let clock_offset_ms: Arc<AtomicI64> = Arc::default();
-        let pd = PdConfig { max_replicas: spec.replicas, ..spec.pd.clone() };
+        // PD's clock rate follows the stores' in the run's list, when there is one.
+        let clock = simkv::clock::Clock::drifting(spec.clock_rates.get(spec.stores).copied().unwrap_or(1.0));
+        let pd = PdConfig { max_replicas: spec.replicas, clock, ..spec.pd.clone() };
         let cfg = PdNodeConfig { addr: pd_addr(), pd, clock_offset_ms: clock_offset_ms.clone(), net_faults: Some(net_faults) };
         let d = disk.clone();
         let node = Handle::current()

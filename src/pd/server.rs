@@ -45,6 +45,10 @@ pub struct PdConfig {
     /// so a restarted PD whose clock went back hands out smaller timestamps.
     #[cfg(madsim)]
     pub bug_tso_window_not_persisted: bool,
+    /// PD's clock: its timestamps' physical part, store down detection and
+    /// operator deadlines advance with it (see `crate::clock`).
+    #[serde(skip)]
+    pub clock: crate::clock::Clock,
 }
 
 impl Default for PdConfig {
@@ -61,6 +65,7 @@ impl Default for PdConfig {
             max_balance_operators: 2,
             #[cfg(madsim)]
             bug_tso_window_not_persisted: false,
+            clock: crate::clock::Clock::exact(),
         }
     }
 }
@@ -97,6 +102,9 @@ pub struct PdServer<E: Engine> {
     operators: BTreeMap<RegionId, Operator>,
     /// When this PD started (a store is not down before PD has waited for it).
     started_ms: u64,
+    /// Wall-clock milliseconds when PD opened and its clock's reading then:
+    /// time since advances as PD's clock does.
+    anchor: (u64, madsim::time::Instant),
     pub operator_stats: OperatorStats,
 }
 
@@ -129,7 +137,9 @@ impl<E: Engine> PdServer<E> {
         }
         tracing::info!(stores = stores.len(), bootstrapped, "pd opened");
         let started_ms = (clock_ms() as i64 + clock_offset_ms.load(Ordering::Relaxed)).max(0) as u64;
+        let anchor = (clock_ms(), cfg.clock.now());
         Ok(PdServer {
+            anchor,
             engine,
             cfg,
             clock_offset_ms,
@@ -146,7 +156,8 @@ impl<E: Engine> PdServer<E> {
 
     /// Wall-clock milliseconds as this node sees them.
     fn now_ms(&self) -> u64 {
-        (clock_ms() as i64 + self.clock_offset_ms.load(Ordering::Relaxed)).max(0) as u64
+        let since = self.cfg.clock.now().saturating_duration_since(self.anchor.1).as_millis() as i64;
+        (self.anchor.0 as i64 + since + self.clock_offset_ms.load(Ordering::Relaxed)).max(0) as u64
     }
 
     async fn persist(&self, key: &[u8], value: Vec<u8>) -> Result<(), PdError> {

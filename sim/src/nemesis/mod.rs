@@ -56,7 +56,7 @@ pub struct Swarm {
     #[serde(default, skip_serializing_if = "is_zero")]
     pub raft_duplicate: f64,
     /// Each store's clock rate (local seconds per second), by store id
-    /// order; empty: exact clocks (drawn last).
+    /// order, then PD's; empty: exact clocks (drawn last).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub clock_rates: Vec<f64>,
 }
@@ -311,7 +311,7 @@ impl Plan {
             // Each clock as far off as the run allows, fast or slow: the
             // pairs that matter (a fast follower, a slow leader) are common.
             let x = d.range_f(n.clock_drift);
-            swarm.clock_rates = (0..swarm.stores).map(|_| if d.below(2) == 0 { 1.0 + x } else { 1.0 - x }).collect();
+            swarm.clock_rates = (0..=swarm.stores).map(|_| if d.below(2) == 0 { 1.0 + x } else { 1.0 - x }).collect();
         }
         let buggify = match (n.buggify, n.buggify_sites.is_empty()) {
             (false, _) => Vec::new(),
