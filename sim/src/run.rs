@@ -687,21 +687,9 @@ fn install_buggify(shared: &Arc<Shared>, plan: &Plan) {
         if s.stop.load(Ordering::SeqCst) || crashes.get() >= 3 {
             return false;
         }
-        if !s.nemesis.crash_point(store) {
-            return false;
-        }
-        crashes.set(crashes.get() + 1);
-        s.log(format!("buggify: crash point {site} kills store {store}"));
-        let s = s.clone();
-        supervisor.spawn(async move {
-            use rand::Rng;
-            let ms = madsim::rand::thread_rng().gen_range(1000..=3000);
-            sleep(Duration::from_millis(ms)).await;
-            if s.nemesis.restart_after_crash_point(store) {
-                s.log(format!("buggify: store {store} restarts"));
-            }
-        });
-        true
+        let killed = kill_and_restart(&s, &supervisor, store, format!("buggify: crash point {site} kills store {store}"), "buggify");
+        crashes.set(crashes.get() + killed as u32);
+        killed
     });
     simkv::buggify::install(&plan.buggify, Some(hook));
 }
@@ -712,22 +700,26 @@ fn install_buggify(shared: &Arc<Shared>, plan: &Plan) {
 fn install_supervisor(shared: &Arc<Shared>) {
     let supervisor = madsim::runtime::Handle::current().create_node().name("supervisor").build();
     let s = shared.clone();
-    simkv::supervisor::install(Box::new(move |store, reason| {
-        if !s.nemesis.crash_point(store) {
-            return false;
+    simkv::supervisor::install(Box::new(move |store, reason| kill_and_restart(&s, &supervisor, store, format!("supervisor: store {store} stopped ({reason})"), "supervisor")));
+}
+
+/// Takes `store` down as a crash does (unless it is down already), logs
+/// `why`, and restarts it 1–3 s later from `node`; says whether it did.
+fn kill_and_restart(s: &Arc<Shared>, node: &madsim::runtime::NodeHandle, store: u64, why: String, who: &'static str) -> bool {
+    if !s.nemesis.crash_point(store) {
+        return false;
+    }
+    s.log(why);
+    let s = s.clone();
+    node.spawn(async move {
+        use rand::Rng;
+        let ms = madsim::rand::thread_rng().gen_range(1000..=3000);
+        sleep(Duration::from_millis(ms)).await;
+        if s.nemesis.restart_after_crash_point(store) {
+            s.log(format!("{who}: store {store} restarts"));
         }
-        s.log(format!("supervisor: store {store} stopped ({reason})"));
-        let s = s.clone();
-        supervisor.spawn(async move {
-            use rand::Rng;
-            let ms = madsim::rand::thread_rng().gen_range(1000..=3000);
-            sleep(Duration::from_millis(ms)).await;
-            if s.nemesis.restart_after_crash_point(store) {
-                s.log(format!("supervisor: store {store} restarts"));
-            }
-        });
-        true
-    }));
+    });
+    true
 }
 
 /// Sets a transactional workload up before the clients start (and faults

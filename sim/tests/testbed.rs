@@ -50,10 +50,19 @@ fn scenario_matrix_passes_and_is_deterministic() {
 /// fixed seed range than the matrix, each run twice with the same digest.
 #[test]
 fn transactional_scenarios_pass_a_seed_range_twice() {
+    let failures = seed_range_twice(&["bank-faults", "table", "list-append"], 3..9, &mut |name, seed, first| {
+        assert!(first.stats.ok > 0, "{name} seed {seed} committed nothing");
+    });
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
+
+/// Runs each named scenario over `seeds`, twice each; returns what failed or
+/// differed between the two runs, after showing `look` every first run.
+fn seed_range_twice(names: &[&str], seeds: std::ops::Range<u64>, look: &mut dyn FnMut(&str, u64, &RunReport)) -> Vec<String> {
     let mut failures = Vec::new();
-    for name in ["bank-faults", "table", "list-append"] {
+    for name in names {
         let scenario = Scenario::load(&root().join(format!("scenarios/{name}.toml"))).unwrap();
-        for seed in 3..9 {
+        for seed in seeds.clone() {
             let plan = Plan::draw(&scenario, seed);
             let (first, second) = (run::run(&scenario, &plan), run::run(&scenario, &plan));
             if !first.passed() {
@@ -62,10 +71,10 @@ fn transactional_scenarios_pass_a_seed_range_twice() {
             if first.digest != second.digest {
                 failures.push(report::determinism_line(&first, &second));
             }
-            assert!(first.stats.ok > 0, "{name} seed {seed} committed nothing");
+            look(name, seed, &first);
         }
     }
-    assert!(failures.is_empty(), "{}", failures.join("\n"));
+    failures
 }
 
 /// A cluster that starts with one region and a tiny split threshold ends with
@@ -174,24 +183,13 @@ fn planted_ack_after_failed_fsync_is_caught() {
 /// fault together.
 #[test]
 fn faults_v2_scenarios_pass_a_seed_range_twice() {
-    let (mut failures, mut repaired, mut stops) = (Vec::new(), 0, 0);
-    for name in ["disk-faults", "clock-drift", "swarm-v2"] {
-        let scenario = Scenario::load(&root().join(format!("scenarios/{name}.toml"))).unwrap();
-        for seed in 3..9 {
-            let plan = Plan::draw(&scenario, seed);
-            let (first, second) = (run::run(&scenario, &plan), run::run(&scenario, &plan));
-            if !first.passed() {
-                failures.push(describe(&first));
-            }
-            if first.digest != second.digest {
-                failures.push(report::determinism_line(&first, &second));
-            }
-            if name == "disk-faults" {
-                repaired += first.stats.repaired;
-                stops += first.timeline.iter().filter(|l| l.contains("supervisor: store") && l.contains("stopped")).count();
-            }
+    let (mut repaired, mut stops) = (0, 0);
+    let failures = seed_range_twice(&["disk-faults", "clock-drift", "swarm-v2"], 3..9, &mut |name, _, first| {
+        if name == "disk-faults" {
+            repaired += first.stats.repaired;
+            stops += first.timeline.iter().filter(|l| l.contains("supervisor: store") && l.contains("stopped")).count();
         }
-    }
+    });
     assert!(failures.is_empty(), "{}", failures.join("\n"));
     assert!(repaired > 0 && stops > 0, "the disk faults were exercised: {repaired} repairs, {stops} stops");
 }
@@ -386,7 +384,7 @@ fn failing_seeds_shrink() {
         ("follower-local-read.toml", 1, 8),
         ("ack-before-commit.toml", 1, 8),
         ("unsynced-vote.toml", 36, 8),
-        ("snapshot-keeps-stale-keys.toml", 3, 8),
+        ("snapshot-keeps-stale-keys.toml", 4, 8),
         ("scan-ignores-region-end.toml", 0, 8),
         ("reapply-after-restart.toml", 0, 8),
         ("empty-value-panics.toml", 0, 25),
@@ -409,7 +407,7 @@ fn failing_seeds_shrink() {
         ("skips-checksums.toml", 2, 6),
         ("ack-after-failed-fsync.toml", 0, 6),
         ("lease-ignores-drift.toml", 6, 6),
-        ("duplicate-chunk-applied-twice.toml", 0, 6),
+        ("duplicate-chunk-applied-twice.toml", 1, 6),
         ("apply-state-before-data-crash-point.toml", 11, 6),
     ];
     for (bug, seed, runs) in bugs {
