@@ -99,7 +99,13 @@ impl Site {
     pub fn is_crash_point(self) -> bool {
         matches!(
             self,
-            Site::CrashAfterSend | Site::CrashAfterVote | Site::CrashAfterAck | Site::CrashAfterApply | Site::CrashAfterSplitApply | Site::CrashAfterSnapshotMeta | Site::CrashMidDestroy
+            Site::CrashAfterSend
+                | Site::CrashAfterVote
+                | Site::CrashAfterAck
+                | Site::CrashAfterApply
+                | Site::CrashAfterSplitApply
+                | Site::CrashAfterSnapshotMeta
+                | Site::CrashMidDestroy
         )
     }
 

@@ -6,8 +6,8 @@
 //! everything above reaches storage only through the [`engine::Engine`] trait.
 
 pub mod buggify;
-pub mod clock;
 pub mod client;
+pub mod clock;
 pub mod codec;
 pub mod engine;
 pub mod meta;

@@ -75,7 +75,8 @@ pub fn outcome_text(scenario_path: &str, report: &RunReport) -> String {
         }
         let stops = report.timeline.iter().filter(|l| l.contains("supervisor: store") && l.contains("stopped")).count();
         if s.damaged + stops > 0 {
-            let _ = writeln!(out, "  disk: {} damaged replicas found, {} repaired by snapshot; {} stores stopped on a failed write", s.damaged, s.repaired, stops);
+            let _ =
+                writeln!(out, "  disk: {} damaged replicas found, {} repaired by snapshot; {} stores stopped on a failed write", s.damaged, s.repaired, stops);
         }
         return out;
     }

@@ -700,7 +700,9 @@ fn install_buggify(shared: &Arc<Shared>, plan: &Plan) {
 fn install_supervisor(shared: &Arc<Shared>) {
     let supervisor = madsim::runtime::Handle::current().create_node().name("supervisor").build();
     let s = shared.clone();
-    simkv::supervisor::install(Box::new(move |store, reason| kill_and_restart(&s, &supervisor, store, format!("supervisor: store {store} stopped ({reason})"), "supervisor")));
+    simkv::supervisor::install(Box::new(move |store, reason| {
+        kill_and_restart(&s, &supervisor, store, format!("supervisor: store {store} stopped ({reason})"), "supervisor")
+    }));
 }
 
 /// Takes `store` down as a crash does (unless it is down already), logs
@@ -932,7 +934,11 @@ async fn converge(cluster: &Cluster, deadline: Instant) -> Option<Failure> {
             let mut explanation = format!("the cluster did not converge after healing: {difference}");
             for (store, slot) in &cluster.stores {
                 for (cf, key, damage) in slot.kv_disk.damaged().into_iter().take(3) {
-                    let _ = write!(explanation, "\nstore {store} still holds a damaged value ({damage:?}) in the {} CF at {key:?}: never found, or never repaired", cf.name());
+                    let _ = write!(
+                        explanation,
+                        "\nstore {store} still holds a damaged value ({damage:?}) in the {} CF at {key:?}: never found, or never repaired",
+                        cf.name()
+                    );
                 }
             }
             return Some(Failure { checker: "convergence".into(), explanation });

@@ -308,9 +308,7 @@ impl<E: Engine> PeerFsm<E> {
     /// valid, and the leader has committed an entry of its own term.
     fn lease_valid(&self) -> bool {
         let raft = self.node.raft();
-        self.is_leader()
-            && raft.raft_log.term(raft.raft_log.committed).ok() == Some(raft.term)
-            && self.lease.is_valid(self.clock.now(), self.applied_index())
+        self.is_leader() && raft.raft_log.term(raft.raft_log.committed).ok() == Some(raft.term) && self.lease.is_valid(self.clock.now(), self.applied_index())
     }
 
     /// Proposes a membership change (see [`conf_change`]). Refused with a typed
@@ -812,7 +810,12 @@ impl<E: Engine> PeerFsm<E> {
 
     /// Serves the reads confirmed at an index this peer has applied, each from a
     /// kv snapshot taken now, paying read IO in the background.
-    fn serve_reads(&mut self, ctx: &PeerContext<'_, E>, #[cfg_attr(not(madsim), allow(unused_variables))] scan_past_end: bool, mvcc_bugs: crate::mvcc::MvccBugs) {
+    fn serve_reads(
+        &mut self,
+        ctx: &PeerContext<'_, E>,
+        #[cfg_attr(not(madsim), allow(unused_variables))] scan_past_end: bool,
+        mvcc_bugs: crate::mvcc::MvccBugs,
+    ) {
         if self.applying_snapshot.is_some() || self.corrupt.is_some() {
             return;
         }
@@ -938,7 +941,9 @@ fn split_state_from_data(batch: &WriteBatch) -> (WriteBatch, WriteBatch) {
     let (mut state, mut data) = (WriteBatch::new(), WriteBatch::new());
     for m in batch.mutations() {
         let into = match m {
-            crate::engine::Mutation::Put { cf: Cf::Raft, .. } | crate::engine::Mutation::Delete { cf: Cf::Raft, .. } | crate::engine::Mutation::DeleteRange { cf: Cf::Raft, .. } => &mut state,
+            crate::engine::Mutation::Put { cf: Cf::Raft, .. }
+            | crate::engine::Mutation::Delete { cf: Cf::Raft, .. }
+            | crate::engine::Mutation::DeleteRange { cf: Cf::Raft, .. } => &mut state,
             _ => &mut data,
         };
         match m.clone() {

@@ -41,7 +41,10 @@ pub enum StoreMsg {
     DiskFailed(String),
     /// A read of region `region_id`'s data failed its checksum (or could not
     /// be read) in the background: the replica must be repaired.
-    Corrupted { region_id: RegionId, reason: String },
+    Corrupted {
+        region_id: RegionId,
+        reason: String,
+    },
     /// The snapshot worker finished writing a received snapshot's data.
     SnapshotApplied {
         region_id: RegionId,

@@ -46,7 +46,10 @@ pub(super) fn links(n: &Nemesis, fault: &Fault) -> Option<(Vec<Link>, String)> {
             for slot in n.cluster.stores.values() {
                 slot.clock.set_rate(if slot.id == leader { 1.0 - x } else { 1.0 + x });
             }
-            (between(&n.nodes(&[leader]), &n.nodes(&others(leader))), format!("store {leader}, leader of region {}, clock slow by {x:.3}, others fast, cut off from the other stores", region.id))
+            (
+                between(&n.nodes(&[leader]), &n.nodes(&others(leader))),
+                format!("store {leader}, leader of region {}, clock slow by {x:.3}, others fast, cut off from the other stores", region.id),
+            )
         }
         Fault::IsolatePd => {
             let mut others = n.nodes(&all);
