@@ -388,6 +388,9 @@ pub enum Bug {
     /// The apply state is written before the data it covers, in a batch of
     /// its own.
     ApplyStateBeforeData,
+    /// Destroying a removed peer deletes its raft state before writing its
+    /// tombstone.
+    DestroyDeletesLogFirst,
     /// Reads stop verifying checksums: a flipped value is served.
     SkipsChecksums,
     /// A failed raft-log write is ignored: the store acknowledges entries

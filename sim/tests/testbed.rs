@@ -221,6 +221,15 @@ fn planted_apply_state_before_data_is_caught_by_the_crash_point() {
     caught_and_clean("apply-state-before-data-crash-point.toml", "convergence", "differs");
 }
 
+/// Destroying a removed peer with its raft state deleted before its
+/// tombstone, with no random kills: the crash point in the middle of a
+/// destroy leaves a region state with no raft state, and the store's own
+/// start-up check refuses it. The correct order passes the same seeds.
+#[test]
+fn planted_destroy_deletes_log_first_is_caught_by_the_crash_point() {
+    caught_and_clean("destroy-deletes-log-first-crash-point.toml", "panic", "raft state missing");
+}
+
 /// Drift beyond the bound the leases are built for (a scenario marked
 /// unsafe): the correct store's lease reads go stale and the checker sees it.
 #[test]
@@ -409,6 +418,7 @@ fn failing_seeds_shrink() {
         ("lease-ignores-drift.toml", 6, 6),
         ("duplicate-chunk-applied-twice.toml", 1, 6),
         ("apply-state-before-data-crash-point.toml", 11, 6),
+        ("destroy-deletes-log-first-crash-point.toml", 0, 6),
     ];
     for (bug, seed, runs) in bugs {
         let scenario = Scenario::load(&root().join("scenarios/bugs").join(bug)).unwrap();

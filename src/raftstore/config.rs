@@ -136,6 +136,10 @@ pub struct PlantedBugs {
     /// it covers: a crash in between leaves the replica believing it applied
     /// entries whose effects it never wrote.
     pub apply_state_before_data: bool,
+    /// Destroying a removed peer deletes its log and raft state before it
+    /// writes the tombstone: a crash in between leaves a region state with
+    /// no raft state behind it.
+    pub destroy_deletes_log_first: bool,
 }
 
 #[cfg(madsim)]

@@ -680,7 +680,18 @@ impl<E: Engine> Store<E> {
         let Some(mut peer) = self.peers.remove(&region_id) else {
             return Ok(());
         };
+        #[cfg(madsim)]
+        let log_first = self.cfg.bugs.destroy_deletes_log_first;
+        #[cfg(not(madsim))]
+        let log_first = false;
+        if log_first {
+            // Planted bug: the log and raft state go before the tombstone.
+            self.delete_raft_state(region_id).await?;
+        }
         if let Tombstone::Write(epoch) = tombstone {
+            if log_first {
+                crate::buggify::crash_point(crate::buggify::Site::CrashMidDestroy, self.store_id).await;
+            }
             let mut region = peer.region().clone();
             region.epoch.conf_ver = region.epoch.conf_ver.max(epoch.conf_ver);
             region.epoch.version = region.epoch.version.max(epoch.version);
@@ -688,8 +699,10 @@ impl<E: Engine> Store<E> {
             state::tombstone_into(&mut kv, &region, peer.peer.id, peer.is_initialized());
             engine_ok(self.kv_engine.write(&kv, true).await, "write tombstone")?;
         }
-        crate::buggify::crash_point(crate::buggify::Site::CrashMidDestroy, self.store_id).await;
-        self.delete_raft_state(region_id).await?;
+        if !log_first {
+            crate::buggify::crash_point(crate::buggify::Site::CrashMidDestroy, self.store_id).await;
+            self.delete_raft_state(region_id).await?;
+        }
         peer.proposals.peer_destroyed(region_id);
         for read in peer.reads.drain(..) {
             let _ = read.callback.send(Err(super::cmd::RegionError::RegionNotFound { region_id }));
