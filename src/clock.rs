@@ -98,7 +98,9 @@ impl Clock {
     }
 }
 
-#[cfg(test)]
+/// Simulation only: in the real build `madsim::time` is the machine's time,
+/// and these would sleep for real and race the scheduler.
+#[cfg(all(test, madsim))]
 mod tests {
     use super::*;
 

@@ -391,6 +391,9 @@ pub enum Bug {
     /// Destroying a removed peer deletes its raft state before writing its
     /// tombstone.
     DestroyDeletesLogFirst,
+    /// A received snapshot's region is marked applying before the snapshot
+    /// is persisted.
+    MarkApplyingFirst,
     /// Reads stop verifying checksums: a flipped value is served.
     SkipsChecksums,
     /// A failed raft-log write is ignored: the store acknowledges entries

@@ -140,6 +140,10 @@ pub struct PlantedBugs {
     /// writes the tombstone: a crash in between leaves a region state with
     /// no raft state behind it.
     pub destroy_deletes_log_first: bool,
+    /// A received snapshot's region is marked applying before the snapshot
+    /// itself is persisted: a crash in between leaves the mark with nothing
+    /// to apply.
+    pub mark_applying_first: bool,
 }
 
 #[cfg(madsim)]

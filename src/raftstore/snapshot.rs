@@ -246,12 +246,26 @@ pub struct SnapshotWorker<E: Engine> {
     /// Whether applying clears the region's old data first (always, unless a
     /// planted bug says not to).
     clear: bool,
+    /// Planted bug (sim only): the region is marked applying before the
+    /// snapshot is persisted.
+    #[cfg(madsim)]
+    pub bug_mark_applying_first: bool,
 }
 
 impl<E: Engine> SnapshotWorker<E> {
     pub fn new(store_id: crate::meta::StoreId, engines: (E, E), tx: mpsc::Sender<StoreMsg>, chunk_bytes: usize, batch_pairs: usize, clear: bool) -> Self {
         let (kv_engine, raft_engine) = engines;
-        SnapshotWorker { store_id, kv_engine, raft_engine, tx, chunk_bytes, batch_pairs, clear }
+        SnapshotWorker {
+            store_id,
+            kv_engine,
+            raft_engine,
+            tx,
+            chunk_bytes,
+            batch_pairs,
+            clear,
+            #[cfg(madsim)]
+            bug_mark_applying_first: false,
+        }
     }
 
     /// Builds a snapshot of `region` as applied at (`index`, `term`) from a kv
@@ -296,12 +310,24 @@ impl<E: Engine> SnapshotWorker<E> {
         let mut raft_batch = WriteBatch::new();
         storage.apply_snapshot_meta(&snapshot, data.region.clone(), &mut raft_batch);
         raft_batch.put(Cf::Raft, keys::pending_snapshot_key(region_id), snapshot.write_to_bytes().expect("snapshot encodes"));
-        engine_ok(self.raft_engine.write(&raft_batch, true).await, "persist snapshot")?;
-        crate::buggify::crash_point(crate::buggify::Site::CrashAfterSnapshotMeta, self.store_id).await;
         let mut kv_batch = WriteBatch::new();
         let local = RegionLocalState { state: PeerState::Applying, region: data.region.clone() };
         kv_batch.put(Cf::Raft, keys::region_state_key(region_id), state::encode(&local));
-        engine_ok(self.kv_engine.write(&kv_batch, true).await, "mark applying")?;
+        #[cfg(madsim)]
+        let mark_first = self.bug_mark_applying_first;
+        #[cfg(not(madsim))]
+        let mark_first = false;
+        if mark_first {
+            // Planted bug: the region is marked applying before the snapshot
+            // it is applying is kept anywhere.
+            engine_ok(self.kv_engine.write(&kv_batch, true).await, "mark applying")?;
+            crate::buggify::crash_point(crate::buggify::Site::CrashAfterSnapshotMeta, self.store_id).await;
+            engine_ok(self.raft_engine.write(&raft_batch, true).await, "persist snapshot")?;
+        } else {
+            engine_ok(self.raft_engine.write(&raft_batch, true).await, "persist snapshot")?;
+            crate::buggify::crash_point(crate::buggify::Site::CrashAfterSnapshotMeta, self.store_id).await;
+            engine_ok(self.kv_engine.write(&kv_batch, true).await, "mark applying")?;
+        }
         let (engine, mut tx, chunk_bytes, clear) = (self.kv_engine.clone(), self.tx.clone(), self.chunk_bytes, self.clear);
         let state = ApplyState { applied_index: index, ..storage.apply_state };
         madsim::task::spawn(async move {

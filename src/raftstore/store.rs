@@ -89,7 +89,8 @@ impl<E: Engine> Store<E> {
         let StoreSetup { store_id, cfg, raft_engine, kv_engine, transport, addresses, events, pd } = setup;
         cfg.validate().unwrap_or_else(|e| panic!("invalid raftstore config: {e}"));
         let (tx, inbox) = mpsc::channel(cfg.inbox_capacity);
-        let snapshots = SnapshotWorker::new(
+        #[cfg_attr(not(madsim), allow(unused_mut))]
+        let mut snapshots = SnapshotWorker::new(
             store_id,
             (kv_engine.clone(), raft_engine.clone()),
             tx.clone(),
@@ -97,6 +98,10 @@ impl<E: Engine> Store<E> {
             cfg.snapshot_batch_pairs,
             clears_on_snapshot(&cfg),
         );
+        #[cfg(madsim)]
+        {
+            snapshots.bug_mark_applying_first = cfg.bugs.mark_applying_first;
+        }
         let mut store = Store {
             store_id,
             chunks: {
@@ -155,6 +160,11 @@ impl<E: Engine> Store<E> {
                 Some(v) => state::decode(&v, "region state", self.kv_engine.name()),
                 None => local,
             };
+            if matches!(local.state, PeerState::Applying) {
+                // A snapshot being applied is kept until its data is written
+                // (and the region marked normal again), so this cannot be.
+                panic!("region {region_id}: its region state says a snapshot is being applied, but no snapshot is kept");
+            }
             let apply_state: ApplyState = state::decode(
                 &engine_ok(kv.get(Cf::Raft, &keys::apply_state_key(region_id)), "read apply state")?
                     .unwrap_or_else(|| panic!("region {region_id}: apply state missing")),
