@@ -230,6 +230,15 @@ fn planted_destroy_deletes_log_first_is_caught_by_the_crash_point() {
     caught_and_clean("destroy-deletes-log-first-crash-point.toml", "panic", "raft state missing");
 }
 
+/// A snapshot's region marked applying before the snapshot is kept, with no
+/// random kills: the crash point between the two writes leaves the mark with
+/// nothing to apply, and the store's start-up check refuses it. The correct
+/// order passes the same seeds.
+#[test]
+fn planted_mark_applying_first_is_caught_by_the_crash_point() {
+    caught_and_clean("mark-applying-first-crash-point.toml", "panic", "no snapshot is kept");
+}
+
 /// Drift beyond the bound the leases are built for (a scenario marked
 /// unsafe): the correct store's lease reads go stale and the checker sees it.
 #[test]
@@ -419,6 +428,7 @@ fn failing_seeds_shrink() {
         ("duplicate-chunk-applied-twice.toml", 1, 6),
         ("apply-state-before-data-crash-point.toml", 11, 6),
         ("destroy-deletes-log-first-crash-point.toml", 0, 6),
+        ("mark-applying-first-crash-point.toml", 0, 6),
     ];
     for (bug, seed, runs) in bugs {
         let scenario = Scenario::load(&root().join("scenarios/bugs").join(bug)).unwrap();
