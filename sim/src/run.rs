@@ -495,6 +495,7 @@ async fn run_inner(
             Bug::ApplyStateBeforeData => spec.raftstore.bugs.apply_state_before_data = true,
             Bug::DestroyDeletesLogFirst => spec.raftstore.bugs.destroy_deletes_log_first = true,
             Bug::MarkApplyingFirst => spec.raftstore.bugs.mark_applying_first = true,
+            Bug::SplitDefersApplyState => spec.raftstore.bugs.split_defers_apply_state = true,
             Bug::DuplicateChunkAppliedTwice => spec.raftstore.bugs.duplicate_chunk_applied_twice = true,
             Bug::AckAfterFailedFsync => spec.raftstore.bugs.ack_after_failed_fsync = true,
         }

@@ -394,6 +394,8 @@ pub enum Bug {
     /// A received snapshot's region is marked applying before the snapshot
     /// is persisted.
     MarkApplyingFirst,
+    /// A split's batch leaves the new regions' apply states out.
+    SplitDefersApplyState,
     /// Reads stop verifying checksums: a flipped value is served.
     SkipsChecksums,
     /// A failed raft-log write is ignored: the store acknowledges entries

@@ -239,6 +239,15 @@ fn planted_mark_applying_first_is_caught_by_the_crash_point() {
     caught_and_clean("mark-applying-first-crash-point.toml", "panic", "no snapshot is kept");
 }
 
+/// A split whose batch leaves the new regions' apply states for later, with
+/// no random kills: the crash point between a split's apply and the new
+/// peers' creation leaves a region state with no apply state, and the
+/// store's start-up check refuses it. The correct split passes the same seeds.
+#[test]
+fn planted_split_defers_apply_state_is_caught_by_the_crash_point() {
+    caught_and_clean("split-defers-apply-state-crash-point.toml", "panic", "apply state missing");
+}
+
 /// Drift beyond the bound the leases are built for (a scenario marked
 /// unsafe): the correct store's lease reads go stale and the checker sees it.
 #[test]
@@ -429,6 +438,7 @@ fn failing_seeds_shrink() {
         ("apply-state-before-data-crash-point.toml", 11, 6),
         ("destroy-deletes-log-first-crash-point.toml", 0, 6),
         ("mark-applying-first-crash-point.toml", 0, 6),
+        ("split-defers-apply-state-crash-point.toml", 0, 6),
     ];
     for (bug, seed, runs) in bugs {
         let scenario = Scenario::load(&root().join("scenarios/bugs").join(bug)).unwrap();

@@ -51,6 +51,9 @@ pub struct ApplyBugs {
     pub empty_value_panics: bool,
     /// Applying index 50 spins forever.
     pub spin_at_index_50: bool,
+    /// A split leaves the new regions' apply states out of its batch (they
+    /// are written when the new peers are created).
+    pub split_defers_apply_state: bool,
     /// Defects in the transactional commands.
     pub mvcc: crate::mvcc::MvccBugs,
 }
@@ -140,9 +143,11 @@ pub fn apply_entries_with<S: Snapshot>(region: &Region, mut apply_state: ApplySt
                             }
                             let local = RegionLocalState { state: PeerState::Normal, region: r.clone() };
                             ctx.batch.put(Cf::Raft, keys::region_state_key(r.id), state::encode(&local));
-                            let initial =
-                                ApplyState { applied_index: RAFT_INIT_LOG_INDEX, truncated_index: RAFT_INIT_LOG_INDEX, truncated_term: RAFT_INIT_LOG_TERM };
-                            ctx.batch.put(Cf::Raft, keys::apply_state_key(r.id), state::encode(&initial));
+                            if !bugs.split_defers_apply_state {
+                                let initial =
+                                    ApplyState { applied_index: RAFT_INIT_LOG_INDEX, truncated_index: RAFT_INIT_LOG_INDEX, truncated_term: RAFT_INIT_LOG_TERM };
+                                ctx.batch.put(Cf::Raft, keys::apply_state_key(r.id), state::encode(&initial));
+                            }
                         }
                         region = derived.clone();
                         exec_results.push(ExecResult::Split { derived, new_regions, index: entry.index });

@@ -144,6 +144,9 @@ pub struct PlantedBugs {
     /// itself is persisted: a crash in between leaves the mark with nothing
     /// to apply.
     pub mark_applying_first: bool,
+    /// A split's batch leaves the new regions' apply states out; they are
+    /// written when the new peers are created.
+    pub split_defers_apply_state: bool,
 }
 
 #[cfg(madsim)]

@@ -693,6 +693,7 @@ impl<E: Engine> PeerFsm<E> {
             split_keeps_version: ctx.cfg.bugs.split_keeps_version,
             empty_value_panics: ctx.cfg.bugs.empty_value_panics,
             spin_at_index_50: ctx.cfg.bugs.spin_in_apply,
+            split_defers_apply_state: ctx.cfg.bugs.split_defers_apply_state,
             mvcc: ctx.cfg.bugs.mvcc(),
         };
         #[cfg(not(madsim))]

@@ -565,6 +565,13 @@ impl<E: Engine> Store<E> {
         batch.put(Cf::Raft, keys::raft_state_key(region.id), state::encode(&raft_state));
         engine_ok(self.raft_engine.write(&batch, false).await, "write split raft state")?;
         let apply_state = ApplyState { applied_index: RAFT_INIT_LOG_INDEX, truncated_index: RAFT_INIT_LOG_INDEX, truncated_term: RAFT_INIT_LOG_TERM };
+        #[cfg(madsim)]
+        if self.cfg.bugs.split_defers_apply_state {
+            // Planted bug: the apply state the split's batch left out.
+            let mut kv = WriteBatch::new();
+            kv.put(Cf::Raft, keys::apply_state_key(region.id), state::encode(&apply_state));
+            engine_ok(self.kv_engine.write(&kv, true).await, "write split apply state")?;
+        }
         self.events.emit(StoreEvent::PeerCreated { store_id: self.store_id, region: region.clone(), peer_id: me.id, applied_index: apply_state.applied_index });
         crate::trace::working_on(self.store_id, region.id);
         let mut peer = PeerFsm::create(me, &self.cfg, self.raft_engine.clone(), region.clone(), raft_state, apply_state);
