@@ -99,6 +99,15 @@ pub enum Mutation {
     },
 }
 
+impl Mutation {
+    /// The column family it touches.
+    pub fn cf(&self) -> Cf {
+        match self {
+            Mutation::Put { cf, .. } | Mutation::Delete { cf, .. } | Mutation::DeleteRange { cf, .. } => *cf,
+        }
+    }
+}
+
 /// An ordered list of mutations applied atomically.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct WriteBatch {
@@ -127,6 +136,15 @@ impl WriteBatch {
         let (start, end) = (start.into(), end.into());
         self.size_bytes += start.len() + end.len();
         self.mutations.push(Mutation::DeleteRange { cf, start, end });
+    }
+
+    /// Appends one mutation as it is.
+    pub fn push(&mut self, mutation: Mutation) {
+        match mutation {
+            Mutation::Put { cf, key, value } => self.put(cf, key, value),
+            Mutation::Delete { cf, key } => self.delete(cf, key),
+            Mutation::DeleteRange { cf, start, end } => self.delete_range(cf, start, end),
+        }
     }
 
     pub fn mutations(&self) -> &[Mutation] {

@@ -407,13 +407,7 @@ impl WalRecord {
             return None;
         }
         let mut batch = WriteBatch::new();
-        for m in &self.mutations {
-            match m.clone() {
-                Mutation::Put { cf, key, value } => batch.put(cf, key, value),
-                Mutation::Delete { cf, key } => batch.delete(cf, key),
-                Mutation::DeleteRange { cf, start, end } => batch.delete_range(cf, start, end),
-            }
-        }
+        self.mutations.iter().cloned().for_each(|m| batch.push(m));
         Some(batch)
     }
 }

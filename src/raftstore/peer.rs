@@ -559,13 +559,12 @@ impl<E: Engine> PeerFsm<E> {
         #[cfg(not(madsim))]
         let (scan_past_end, mvcc_bugs) = (false, crate::mvcc::MvccBugs::default());
         self.serve_reads(ctx, scan_past_end, mvcc_bugs);
-        if self.corrupt.is_some() && self.node.store().take_snapshot_request() {
-            self.node.store().cancel_generating();
-        }
         if self.node.store().take_snapshot_request() {
             let storage = self.node.store();
             let applied = storage.apply_state.applied_index;
             match storage.term(applied) {
+                // Never replicate what this disk cannot vouch for.
+                Ok(_) if self.corrupt.is_some() => storage.cancel_generating(),
                 Ok(term) => {
                     tracing::info!(store = ctx.store_id, region = self.region_id(), index = applied, "generating snapshot");
                     ctx.snapshots.generate(storage.region.clone(), applied, term);
@@ -941,17 +940,8 @@ impl<E: Engine> PeerFsm<E> {
 fn split_state_from_data(batch: &WriteBatch) -> (WriteBatch, WriteBatch) {
     let (mut state, mut data) = (WriteBatch::new(), WriteBatch::new());
     for m in batch.mutations() {
-        let into = match m {
-            crate::engine::Mutation::Put { cf: Cf::Raft, .. }
-            | crate::engine::Mutation::Delete { cf: Cf::Raft, .. }
-            | crate::engine::Mutation::DeleteRange { cf: Cf::Raft, .. } => &mut state,
-            _ => &mut data,
-        };
-        match m.clone() {
-            crate::engine::Mutation::Put { cf, key, value } => into.put(cf, key, value),
-            crate::engine::Mutation::Delete { cf, key } => into.delete(cf, key),
-            crate::engine::Mutation::DeleteRange { cf, start, end } => into.delete_range(cf, start, end),
-        }
+        let into = if m.cf() == Cf::Raft { &mut state } else { &mut data };
+        into.push(m.clone());
     }
     (state, data)
 }
