@@ -117,7 +117,7 @@ pub fn store_addr(store_id: StoreId) -> SocketAddr {
 impl Cluster {
     /// Creates and starts every store node. Must run inside a madsim runtime.
     pub fn start(spec: ClusterSpec) -> Cluster {
-        simkv::trace::init_for_tests("warn");
+        simkv::trace::init_for_tests(simkv::trace::QUIET_SIM_FILTER);
         let handle = Handle::current();
         let store_ids: Vec<StoreId> = (1..=spec.stores as u64).collect();
         let mut next_id = 100;

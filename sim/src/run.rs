@@ -919,6 +919,7 @@ async fn settle_regions(cluster: &Arc<Cluster>, deadline: Instant, replicas: usi
 /// Waits until every region's replicas hold identical data, or the deadline.
 async fn converge(cluster: &Cluster, deadline: Instant) -> Option<Failure> {
     loop {
+        let applied = last_applied(cluster);
         let regions: Vec<convergence::RegionCopies> = cluster
             .topology()
             .regions_in_order()
@@ -928,7 +929,7 @@ async fn converge(cluster: &Cluster, deadline: Instant) -> Option<Failure> {
                 copies: region
                     .peers
                     .iter()
-                    .map(|p| (p.store_id, cluster.region_data(p.store_id, region), last_applied(cluster, p.store_id, region.id)))
+                    .map(|p| (p.store_id, cluster.region_data(p.store_id, region), applied.get(&(p.store_id, region.id)).copied()))
                     .collect(),
             })
             .collect();
@@ -950,12 +951,15 @@ async fn converge(cluster: &Cluster, deadline: Instant) -> Option<Failure> {
     }
 }
 
-/// The last index a store reported applying for a region.
-fn last_applied(cluster: &Cluster, store: StoreId, region: u64) -> Option<u64> {
-    cluster.events().iter().rev().find_map(|e| match e.event {
-        simkv::raftstore::StoreEvent::Applied { store_id, region_id, index, .. } if store_id == store && region_id == region => Some(index),
-        _ => None,
-    })
+/// The last index each store reported applying for each region.
+fn last_applied(cluster: &Cluster) -> BTreeMap<(StoreId, u64), u64> {
+    let mut applied = BTreeMap::new();
+    for e in cluster.events().iter() {
+        if let simkv::raftstore::StoreEvent::Applied { store_id, region_id, index, .. } = e.event {
+            applied.insert((store_id, region_id), index);
+        }
+    }
+    applied
 }
 
 /// Runs the plan's faults at their times, each healed when its duration ends.

@@ -32,7 +32,9 @@ pub struct Store<E: Engine> {
     cfg: RaftStoreConfig,
     raft_engine: E,
     kv_engine: E,
-    peers: BTreeMap<RegionId, PeerFsm<E>>,
+    /// Boxed: a peer is large (its raft state machine), and the map moves
+    /// values when it rebalances and when a peer is taken out for a ready.
+    peers: BTreeMap<RegionId, Box<PeerFsm<E>>>,
     addresses: BTreeMap<StoreId, SocketAddr>,
     transport: Transport,
     events: Events,
@@ -195,7 +197,7 @@ impl<E: Engine> Store<E> {
                 apply_state
             };
             crate::trace::working_on(self.store_id, region_id);
-            let mut peer = PeerFsm::create(me, &self.cfg, self.raft_engine.clone(), local.region, raft_state, apply_state);
+            let mut peer = Box::new(PeerFsm::create(me, &self.cfg, self.raft_engine.clone(), local.region, raft_state, apply_state));
             peer.no_votes_until = NO_VOTES_AFTER_RESTART.then(|| self.cfg.clock.now() + self.cfg.election_timeout());
             self.peers.insert(region_id, peer);
             self.dirty.insert(region_id);
@@ -574,7 +576,7 @@ impl<E: Engine> Store<E> {
         }
         self.events.emit(StoreEvent::PeerCreated { store_id: self.store_id, region: region.clone(), peer_id: me.id, applied_index: apply_state.applied_index });
         crate::trace::working_on(self.store_id, region.id);
-        let mut peer = PeerFsm::create(me, &self.cfg, self.raft_engine.clone(), region.clone(), raft_state, apply_state);
+        let mut peer = Box::new(PeerFsm::create(me, &self.cfg, self.raft_engine.clone(), region.clone(), raft_state, apply_state));
         if campaign {
             peer.campaign();
         }
@@ -644,7 +646,7 @@ impl<E: Engine> Store<E> {
         };
         #[cfg(madsim)]
         let raft_state = if self.cfg.bugs.uninitialized_vote_forgotten { RaftLocalState::default() } else { raft_state };
-        let peer = PeerFsm::uninitialized(envelope.to, envelope.region_id, &self.cfg, self.raft_engine.clone(), raft_state);
+        let peer = Box::new(PeerFsm::uninitialized(envelope.to, envelope.region_id, &self.cfg, self.raft_engine.clone(), raft_state));
         self.events.emit(StoreEvent::PeerCreated { store_id: self.store_id, region: peer.region().clone(), peer_id: envelope.to.id, applied_index: 0 });
         self.peers.insert(envelope.region_id, peer);
         self.dirty.insert(envelope.region_id);
