@@ -15,6 +15,7 @@ use simkv::rpc::RpcClient;
 use simkv::server::{run_store_node, StoreNodeConfig};
 use simkv::transport::NetFaults;
 use std::collections::BTreeMap;
+use std::fmt::Write as _;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::sync::atomic::AtomicI64;
 use std::sync::{Arc, Mutex};
@@ -309,7 +310,10 @@ impl Cluster {
 
     /// A fingerprint of everything the stores reported, with simulated times.
     pub fn digest(&self) -> u64 {
-        let text: String = self.events().iter().map(|e| format!("{:?} {:?}\n", e.at, e.event)).collect();
-        simkv::raftstore::events::fingerprint(text.as_bytes())
+        let mut hash = simkv::raftstore::events::Fingerprint::default();
+        for e in self.events.lock().unwrap().iter() {
+            let _ = writeln!(hash, "{:?} {:?}", e.at, e.event);
+        }
+        hash.0
     }
 }

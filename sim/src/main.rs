@@ -374,6 +374,22 @@ mod cli {
                             s.name
                         );
                     }
+                    if seeds > 0 {
+                        // Regions without traffic: what each adds per simulated
+                        // second and per tick (raft ticks, heartbeats, PD's).
+                        let (secs, many) = (120, large.cluster.regions.bounds().1.max(2) as usize);
+                        let (one, all) = (bench::idle_cluster(1, secs, 3), bench::idle_cluster(many, secs, 3));
+                        let per_region = (all - one).max(0.0) / (many - 1) as f64 / secs as f64;
+                        let ticks_per_sec = 1000.0 / simkv::raftstore::RaftStoreConfig::default().base_tick_ms as f64;
+                        println!(
+                            "idle regions: 5 stores, {secs} simulated s without clients: 1 region {:.3} wall s, {many} regions {:.3} wall s; each idle region adds {:.1} us of wall time per simulated s ({:.2} us per tick; {:.1}x simulated/wall for the {many})",
+                            one,
+                            all,
+                            per_region * 1e6,
+                            per_region * 1e6 / ticks_per_sec,
+                            secs as f64 / all.max(1e-9)
+                        );
+                    }
                     let (lease, read_index) = (bench::read_latency(1, 20, true), bench::read_latency(1, 20, false));
                     println!("read paths, same seed and load:\n  {lease}\n  {read_index}");
                     println!(
@@ -658,6 +674,7 @@ mod cli {
         summary.inconclusive_checks.sort_by(|a, b| (&a.scenario, a.seed, &a.checker).cmp(&(&b.scenario, b.seed, &b.checker)));
         bar.finish_and_clear();
         summary.wall_secs = started.elapsed().as_secs_f64();
+        summary.workers = jobs.max(1) as u64;
         println!("{}", summary.line());
         if let Some(path) = json {
             if let Err(e) = std::fs::write(&path, summary.to_json()) {

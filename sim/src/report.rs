@@ -180,6 +180,9 @@ pub struct FuzzSummary {
     pub faults: u64,
     pub simulated_secs: f64,
     pub wall_secs: f64,
+    /// Runs going at once (`--jobs`): the simulated seconds per wall second
+    /// of the campaign are over all of them.
+    pub workers: u64,
     pub failures: Vec<FuzzFailure>,
     /// The checks that could not decide, one entry each, with the replay command.
     pub inconclusive_checks: Vec<FuzzFailure>,
@@ -219,8 +222,9 @@ impl FuzzSummary {
 
     pub fn line(&self) -> String {
         let rate = if self.wall_secs > 0.0 { self.simulated_secs / self.wall_secs } else { 0.0 };
+        let workers = if self.workers > 1 { format!(" over {} workers, {:.1}x each", self.workers, rate / self.workers as f64) } else { String::new() };
         format!(
-            "fuzz: {} runs, {} passed, {} failed, {} inconclusive, {} skipped (time budget); {} ops, {} faults; {:.0} simulated s in {:.1} wall s ({:.1}x)",
+            "fuzz: {} runs, {} passed, {} failed, {} inconclusive, {} skipped (time budget); {} ops, {} faults; {:.0} simulated s in {:.1} wall s ({:.1}x{workers})",
             self.runs, self.passed, self.failed, self.inconclusive, self.skipped, self.ops, self.faults, self.simulated_secs, self.wall_secs, rate
         ) + &self.coverage()
     }

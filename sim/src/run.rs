@@ -24,7 +24,7 @@ use madsim::time::{sleep, Duration, Instant};
 use simkv::client::ClientConfig;
 use simkv::engine::IoProfile;
 use simkv::meta::StoreId;
-use simkv::raftstore::events::fingerprint;
+use simkv::raftstore::events::Fingerprint;
 use simkv::raftstore::StoreEvent;
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -426,8 +426,14 @@ struct Txns {
 /// Fingerprint of the store events, the timeline and the history.
 fn digest(events: &[TimedEvent], timeline: &[String], history: &History, txns: &Txns) -> u64 {
     let Txns { bank, table, list_append, .. } = txns;
-    let events: String = events.iter().map(|e| format!("{:?} {:?}\n", e.at, e.event)).collect();
-    let mut text = format!("{:016x}\n", fingerprint(events.as_bytes()));
+    // Written straight into the hash: the same bytes as formatting the text
+    // first, without building it.
+    let mut of_events = Fingerprint::default();
+    events.iter().for_each(|e| {
+        let _ = writeln!(of_events, "{:?} {:?}", e.at, e.event);
+    });
+    let mut text = Fingerprint::default();
+    let _ = writeln!(text, "{:016x}", of_events.0);
     bank.iter().for_each(|o| {
         let _ = writeln!(text, "{o:?}");
     });
@@ -437,11 +443,11 @@ fn digest(events: &[TimedEvent], timeline: &[String], history: &History, txns: &
     list_append.iter().for_each(|o| {
         let _ = writeln!(text, "{o:?}");
     });
-    timeline.iter().for_each(|l| text.push_str(l));
+    timeline.iter().for_each(|l| text.update(l.as_bytes()));
     history.ops.iter().for_each(|o| {
         let _ = writeln!(text, "{o:?}");
     });
-    fingerprint(text.as_bytes())
+    text.0
 }
 
 async fn run_inner(

@@ -105,10 +105,34 @@ impl Events {
 
 /// FNV-1a: a small, stable fingerprint (std's hasher is randomly keyed).
 pub fn fingerprint(bytes: &[u8]) -> u64 {
-    let mut hash = 0xcbf2_9ce4_8422_2325u64;
-    for &b in bytes {
-        hash ^= b as u64;
-        hash = hash.wrapping_mul(0x0100_0000_01b3);
+    let mut hash = Fingerprint::default();
+    hash.update(bytes);
+    hash.0
+}
+
+/// [`fingerprint`] computed as text is written into it: `write!` into it
+/// gives the fingerprint of the text without building the text.
+#[derive(Debug, Clone, Copy)]
+pub struct Fingerprint(pub u64);
+
+impl Default for Fingerprint {
+    fn default() -> Self {
+        Fingerprint(0xcbf2_9ce4_8422_2325)
     }
-    hash
+}
+
+impl Fingerprint {
+    pub fn update(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.0 ^= b as u64;
+            self.0 = self.0.wrapping_mul(0x0100_0000_01b3);
+        }
+    }
+}
+
+impl std::fmt::Write for Fingerprint {
+    fn write_str(&mut self, s: &str) -> std::fmt::Result {
+        self.update(s.as_bytes());
+        Ok(())
+    }
 }

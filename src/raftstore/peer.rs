@@ -906,6 +906,7 @@ impl<E: Engine> PeerFsm<E> {
         if let Some((index, term)) = self.propose(cmd) {
             // The new regions' peers campaign at once when it applies.
             self.lease.suspect_until_applied(index);
+            self.node.broadcast_commits_until(index);
             self.proposals.push(Proposal { index, term, callback: None });
         }
     }

@@ -107,6 +107,27 @@ pub fn raftstore_load(seed: u64, sim_seconds: u64, clients: usize) -> LoadReport
     LoadReport { seed, sim_seconds: (sim_seconds + 3) as f64, wall_seconds: wall.elapsed().as_secs_f64(), ops_ok, ops_failed, digest }
 }
 
+/// What regions without traffic cost: a 5-store cluster with `regions`
+/// regions and no clients, run for `sim_seconds` (start-up included); the
+/// wall seconds it took (median of `runs`). Wall time is read outside the
+/// simulation: inside it, even `std::time` is simulated.
+pub fn idle_cluster(regions: usize, sim_seconds: u64, runs: usize) -> f64 {
+    let mut walls: Vec<f64> = (0..runs.max(1))
+        .map(|seed| {
+            let runtime = madsim::runtime::Runtime::with_seed_and_config(seed as u64, madsim::Config::default());
+            let started = std::time::Instant::now();
+            runtime.block_on(async move {
+                let cluster = Cluster::start(ClusterSpec::new(5, regions));
+                sleep(Duration::from_secs(sim_seconds)).await;
+                drop(cluster);
+            });
+            started.elapsed().as_secs_f64()
+        })
+        .collect();
+    walls.sort_by(f64::total_cmp);
+    walls[walls.len() / 2]
+}
+
 /// `simkv-sim bench`: simulated seconds per wall second and seeds per hour for a
 /// scenario; returns how many runs failed.
 /// Runs `seeds` seeds of `scenario`; returns the failed runs and the simulated
