@@ -66,6 +66,18 @@ impl RaftEnvelope {
         }
     }
 
+    /// A store-liveness keepalive from store `from` to store `to`: it names
+    /// no region (region 0) and carries no message. See
+    /// `raftstore::hibernate`.
+    pub fn keepalive(from: crate::meta::StoreId, to: crate::meta::StoreId) -> RaftEnvelope {
+        let (from, to) = (Peer::voter(0, from), Peer::voter(0, to));
+        RaftEnvelope { region_id: 0, from, to, epoch: RegionEpoch::default(), start_key: vec![], end_key: vec![], message: vec![], tombstone: false }
+    }
+
+    pub fn is_keepalive(&self) -> bool {
+        self.region_id == 0
+    }
+
     /// A tombstone notice: `region` (the sender's, newer) no longer has `to`.
     pub fn tombstone(region: &crate::meta::Region, from: Peer, to: Peer) -> RaftEnvelope {
         RaftEnvelope { tombstone: true, ..RaftEnvelope::new(region, from, to, Vec::new()) }

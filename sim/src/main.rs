@@ -376,19 +376,23 @@ mod cli {
                     }
                     if seeds > 0 {
                         // Regions without traffic: what each adds per simulated
-                        // second and per tick (raft ticks, heartbeats, PD's).
+                        // second and per tick, hibernating (the default) and
+                        // kept awake, in the same run.
                         let (secs, many) = (120, large.cluster.regions.bounds().1.max(2) as usize);
-                        let (one, all) = (bench::idle_cluster(1, secs, 3), bench::idle_cluster(many, secs, 3));
-                        let per_region = (all - one).max(0.0) / (many - 1) as f64 / secs as f64;
                         let ticks_per_sec = 1000.0 / simkv::raftstore::RaftStoreConfig::default().base_tick_ms as f64;
-                        println!(
-                            "idle regions: 5 stores, {secs} simulated s without clients: 1 region {:.3} wall s, {many} regions {:.3} wall s; each idle region adds {:.1} us of wall time per simulated s ({:.2} us per tick; {:.1}x simulated/wall for the {many})",
-                            one,
-                            all,
-                            per_region * 1e6,
-                            per_region * 1e6 / ticks_per_sec,
-                            secs as f64 / all.max(1e-9)
-                        );
+                        let mut per_region = [0.0; 2];
+                        for (i, hibernate) in [true, false].into_iter().enumerate() {
+                            let (one, all) = (bench::idle_cluster(1, secs, 3, hibernate), bench::idle_cluster(many, secs, 3, hibernate));
+                            per_region[i] = (all - one).max(0.0) / (many - 1) as f64 / secs as f64;
+                            println!(
+                                "idle regions ({}): 5 stores, {secs} simulated s without clients: 1 region {one:.3} wall s, {many} regions {all:.3} wall s; each idle region adds {:.2} us of wall time per simulated s ({:.3} us per tick); {:.0}x simulated/wall for the {many}",
+                                if hibernate { "hibernating" } else { "kept awake" },
+                                per_region[i] * 1e6,
+                                per_region[i] * 1e6 / ticks_per_sec,
+                                secs as f64 / all.max(1e-9)
+                            );
+                        }
+                        println!("  an idle region costs {:.3}x what it costs kept awake", per_region[0] / per_region[1].max(1e-12));
                     }
                     let (lease, read_index) = (bench::read_latency(1, 20, true), bench::read_latency(1, 20, false));
                     println!("read paths, same seed and load:\n  {lease}\n  {read_index}");

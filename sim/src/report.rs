@@ -78,6 +78,9 @@ pub fn outcome_text(scenario_path: &str, report: &RunReport) -> String {
             let _ =
                 writeln!(out, "  disk: {} damaged replicas found, {} repaired by snapshot; {} stores stopped on a failed write", s.damaged, s.repaired, stops);
         }
+        if s.hibernated > 0 {
+            let _ = writeln!(out, "  hibernation: peers hibernated {} times and woke {} times", s.hibernated, s.woke);
+        }
         return out;
     }
     let _ = writeln!(out, "FAIL {} seed {}", plan.scenario, plan.seed);

@@ -53,6 +53,9 @@ pub struct RunStats {
     /// Replicas found damaged (checksum or read failures) and repaired.
     pub damaged: usize,
     pub repaired: usize,
+    /// Times a peer hibernated, and woke, over the run.
+    pub hibernated: usize,
+    pub woke: usize,
 }
 
 impl RunStats {
@@ -90,6 +93,8 @@ impl RunStats {
             faults: plan.faults.len(),
             damaged: events.iter().filter(|e| matches!(e.event, simkv::raftstore::StoreEvent::DataCorrupted { .. })).count(),
             repaired: events.iter().filter(|e| matches!(e.event, simkv::raftstore::StoreEvent::DataRepaired { .. })).count(),
+            hibernated: events.iter().filter(|e| matches!(e.event, simkv::raftstore::StoreEvent::Hibernated { .. })).count(),
+            woke: events.iter().filter(|e| matches!(e.event, simkv::raftstore::StoreEvent::Woke { .. })).count(),
             events: events.len(),
             sim_millis: simulated.as_millis() as u64,
         }

@@ -534,3 +534,113 @@ async fn damaged_data_is_refused_and_repaired() {
     }
     assert_replicas_converged(&cluster);
 }
+
+/// The last of `Hibernated` / `Woke` each peer reported: whether it
+/// hibernates now, per (store, region).
+fn hibernating(cluster: &Cluster) -> BTreeMap<(u64, u64), bool> {
+    let mut state = BTreeMap::new();
+    for e in cluster.events() {
+        match e.event {
+            StoreEvent::Hibernated { store_id, region_id, .. } => drop(state.insert((store_id, region_id), true)),
+            StoreEvent::Woke { store_id, region_id, .. } => drop(state.insert((store_id, region_id), false)),
+            _ => {}
+        }
+    }
+    state
+}
+
+/// Regions without traffic hibernate — every peer, leader and followers —
+/// and a write wakes only its own region, and is served at once.
+#[madsim::test]
+async fn idle_regions_hibernate_and_a_write_wakes_only_its_region() {
+    let mut spec = ClusterSpec::new(3, 4);
+    spec.pd.schedule = false;
+    let cluster = Arc::new(Cluster::start(spec));
+    wait_for_leaders(&cluster).await;
+    let (node, local) = cluster.client_node();
+    let c = cluster.clone();
+    node.spawn(async move {
+        let client = c.raw_client(local, ClientConfig::default()).await;
+        for i in (0..1000).step_by(50) {
+            client.put(&key(i), b"v").await.unwrap();
+        }
+        sleep(Duration::from_secs(5)).await;
+        let asleep = hibernating(&c);
+        let peers: usize = c.initial_regions.iter().map(|r| r.peers.len()).sum();
+        assert_eq!(asleep.values().filter(|h| **h).count(), peers, "every peer hibernates: {asleep:?}");
+        let woken_before = c.events().iter().filter(|e| matches!(e.event, StoreEvent::Woke { .. })).count();
+        let started = madsim::time::Instant::now();
+        client.put(&key(0), b"w").await.unwrap();
+        assert!(started.elapsed() < Duration::from_millis(100), "a write to a hibernating region waited {:?}", started.elapsed());
+        sleep(Duration::from_millis(300)).await;
+        let region = c.initial_regions.iter().find(|r| r.contains(&raw_key(&key(0)))).unwrap().id;
+        let woke: Vec<u64> = c.events()[..]
+            .iter()
+            .filter_map(|e| match e.event {
+                StoreEvent::Woke { region_id, .. } => Some(region_id),
+                _ => None,
+            })
+            .skip(woken_before)
+            .collect();
+        assert!(!woke.is_empty() && woke.iter().all(|r| *r == region), "only region {region} woke: {woke:?}");
+    })
+    .await
+    .unwrap();
+}
+
+/// A hibernating region whose leader's store is cut off: the followers
+/// stop hearing that store's keepalives, wake, and elect a leader, and the
+/// region serves writes again without the cut-off store.
+#[madsim::test]
+async fn hibernating_followers_replace_a_leader_that_is_cut_off() {
+    cut_off_hibernating_leader(false).await;
+}
+
+/// The same with the planted bug `hibernation_ignores_silence`: the test
+/// catches it (no follower takes over).
+#[test]
+fn planted_hibernation_ignores_silence_is_caught() {
+    let runtime = madsim::runtime::Runtime::with_seed_and_config(1, madsim::Config::default());
+    let caught = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| runtime.block_on(cut_off_hibernating_leader(true))));
+    let message = caught.expect_err("the bug goes unnoticed");
+    let message = message.downcast_ref::<String>().cloned().unwrap_or_default();
+    assert!(message.contains("a follower took over without any request"), "{message}");
+}
+
+async fn cut_off_hibernating_leader(bug: bool) {
+    let mut spec = ClusterSpec::new(3, 2);
+    spec.pd.schedule = false;
+    spec.raftstore.bugs.hibernation_ignores_silence = bug;
+    let cluster = Arc::new(Cluster::start(spec));
+    wait_for_leaders(&cluster).await;
+    let (node, local) = cluster.client_node();
+    let c = cluster.clone();
+    node.spawn(async move {
+        let client = c.raw_client(local, ClientConfig::default()).await;
+        client.put(&key(0), b"before").await.unwrap();
+        sleep(Duration::from_secs(5)).await;
+        let region = c.initial_regions.iter().find(|r| r.contains(&raw_key(&key(0)))).unwrap().id;
+        assert!(hibernating(&c).iter().filter(|((_, r), _)| *r == region).all(|(_, h)| *h), "the region hibernates");
+        let old = c.leader_of(region).unwrap();
+        c.isolate(old);
+        // No request comes (a request to a follower would wake it too): the
+        // followers must notice the silence themselves.
+        sleep(Duration::from_secs(5)).await;
+        let new = c.leader_of(region).unwrap();
+        assert_ne!(new, old, "a follower took over without any request");
+        // A write sent to the cut-off leader times out (its outcome unknown);
+        // the client tries again until a new leader takes it.
+        let started = madsim::time::Instant::now();
+        while let Err(e) = client.put(&key(0), b"after").await {
+            assert!(started.elapsed() < Duration::from_secs(10), "no leader took the write within 10 s: {e}");
+            sleep(Duration::from_millis(100)).await;
+        }
+        assert_eq!(client.get(&key(0)).await.unwrap(), Some(b"after".to_vec()));
+        let woke_by_silence =
+            c.events().iter().any(|e| matches!(e.event, StoreEvent::Woke { region_id, why, .. } if region_id == region && why == "leader's store silent"));
+        assert!(woke_by_silence, "a follower woke because the leader's store fell silent");
+        c.heal(old);
+    })
+    .await
+    .unwrap();
+}

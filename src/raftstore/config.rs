@@ -48,6 +48,11 @@ pub struct RaftStoreConfig {
     /// Whether a leader with a valid lease serves reads without a ReadIndex
     /// round (see `raftstore::lease`).
     pub lease_reads: bool,
+    /// A leader whose region has had nothing to do for this many ticks
+    /// hibernates it: it tells the followers, and none of them ticks or
+    /// heartbeats until something happens (see `raftstore::hibernate`).
+    /// 0: never.
+    pub hibernate_after_ticks: u64,
     /// How far two stores' clocks may drift apart over one election timeout;
     /// the lease is this much shorter than the election timeout.
     pub max_clock_drift_ms: u64,
@@ -65,6 +70,11 @@ pub struct RaftStoreConfig {
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct PlantedBugs {
+    /// A hibernating follower ignores that its leader's store fell silent:
+    /// a region whose leader is cut off stays leaderless until something
+    /// else wakes it (only a targeted test catches this: the scenarios'
+    /// faults all heal, and healing wakes the region).
+    pub hibernation_ignores_silence: bool,
     /// A follower answers reads from its own applied state, without ReadIndex.
     pub follower_local_read: bool,
     /// Puts and deletes are acknowledged when proposed, before raft commits them.
@@ -188,6 +198,7 @@ impl Default for RaftStoreConfig {
             stale_peer_check_ticks: 50,
             scrub_ticks: 600,
             lease_reads: true,
+            hibernate_after_ticks: 10,
             max_clock_drift_ms: 250,
             clock: crate::clock::Clock::exact(),
             #[cfg(madsim)]

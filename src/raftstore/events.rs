@@ -9,6 +9,11 @@ use std::time::Duration;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum StoreEvent {
+    /// A peer stopped ticking: its region had nothing to do (see
+    /// `raftstore::hibernate`); `leader` says whether it led it.
+    Hibernated { store_id: StoreId, region_id: RegionId, peer_id: PeerId, leader: bool },
+    /// A hibernating peer woke: `why` names what woke it.
+    Woke { store_id: StoreId, region_id: RegionId, peer_id: PeerId, why: &'static str },
     /// A peer became leader of its region at `term`.
     BecameLeader { store_id: StoreId, region_id: RegionId, peer_id: PeerId, term: u64 },
     /// A peer applied the entry at `index` (of `term`); `digest` fingerprints its
@@ -69,6 +74,8 @@ impl StoreEvent {
     pub fn store_id(&self) -> StoreId {
         match self {
             StoreEvent::BecameLeader { store_id, .. }
+            | StoreEvent::Hibernated { store_id, .. }
+            | StoreEvent::Woke { store_id, .. }
             | StoreEvent::Applied { store_id, .. }
             | StoreEvent::SnapshotGenerated { store_id, .. }
             | StoreEvent::SnapshotApplying { store_id, .. }

@@ -23,6 +23,7 @@
 //! * [`store`]: the loop, batching, ticks, routing, creating peers;
 //! * [`peer`]: one replica: admission, proposing, ready handling, reads;
 //! * [`raft_node`]: raft-rs's `RawNode`, fenced for determinism;
+//! * [`hibernate`]: idle regions stop ticking; store liveness wakes them;
 //! * [`proposal`]: the proposal queue and its stale rule;
 //! * [`apply`]: pure: committed entries in; write batch, answers, exec results out;
 //! * [`snapshot`]: generate, send in chunks, reassemble, validate, apply, resume;
@@ -32,8 +33,8 @@
 //! admin command (CompactLog) proposed by the leader when the applied log grows
 //! past a limit, and carried out by the peer as an exec result.
 //!
-//! Not implemented here (yet): membership changes, split and merge, leader leases
-//! (every read uses ReadIndex), and peers created on demand by messages.
+//! Regions without traffic hibernate (see [`hibernate`]). Not implemented:
+//! region merge.
 
 pub mod apply;
 pub mod bootstrap;
@@ -41,6 +42,7 @@ pub mod cmd;
 pub mod conf_change;
 pub mod config;
 pub mod events;
+pub mod hibernate;
 pub mod lease;
 pub mod pd_worker;
 pub mod peer;

@@ -102,6 +102,10 @@ pub struct PeerFsm<E: Engine> {
     pub corrupt: Option<String>,
     /// The store's clock: lease times are read on it.
     clock: crate::clock::Clock,
+    /// Not ticking: the region had nothing to do (see `raftstore::hibernate`).
+    pub hibernating: bool,
+    /// Ticks this leader's region has been settled since anything happened.
+    idle_ticks: u64,
 }
 
 impl<E: Engine> PeerFsm<E> {
@@ -131,6 +135,8 @@ impl<E: Engine> PeerFsm<E> {
             no_votes_until: None,
             corrupt: None,
             clock: cfg.clock.clone(),
+            hibernating: false,
+            idle_ticks: 0,
         }
     }
 
@@ -149,6 +155,104 @@ impl<E: Engine> PeerFsm<E> {
     /// Whether the peer holds its region's data (it knows the region's peers).
     pub fn is_initialized(&self) -> bool {
         !self.region().peers.is_empty()
+    }
+
+    /// A request or command for the region: it is not idle (a read served
+    /// on the lease changes no raft state), and a hibernating peer wakes.
+    pub fn touch(&mut self, events: &Events, why: &'static str) {
+        self.idle_ticks = 0;
+        self.wake(events, why);
+    }
+
+    /// A hibernating peer wakes (`why` says what, for the event). Raft
+    /// traffic wakes without making the region busy: heartbeats keep going
+    /// while a leader counts its settled ticks.
+    pub fn wake(&mut self, events: &Events, why: &'static str) {
+        if !self.hibernating {
+            return;
+        }
+        self.hibernating = false;
+        if self.is_leader() {
+            self.node.restart_quorum_check();
+        }
+        events.emit(StoreEvent::Woke { store_id: events.store_id, region_id: self.region_id(), peer_id: self.peer.id, why });
+    }
+
+    /// Whether this leader's region has nothing to do: nothing proposed,
+    /// read, being replicated, applied or changed, and every peer holds the
+    /// whole log.
+    fn settled(&self) -> bool {
+        let raft = self.node.raft();
+        let last = raft.raft_log.last_index();
+        self.is_leader()
+            && self.is_initialized()
+            && self.applying_snapshot.is_none()
+            && self.corrupt.is_none()
+            && self.proposals.is_empty()
+            && self.reads.is_empty()
+            && self.deferred_entries.is_empty()
+            && !self.region().is_joint()
+            && raft.raft_log.committed == last
+            && self.node.store().apply_state.applied_index == last
+            && raft.lead_transferee.is_none()
+            && !raft.has_pending_conf()
+            && raft.pending_read_count() == 0
+            && raft.ready_read_count() == 0
+            && !self.node.has_ready()
+            && raft.prs().iter().all(|(_, pr)| pr.matched == last)
+    }
+
+    /// Called on each tick of a leader that is awake: counts settled ticks,
+    /// and after `hibernate_after_ticks` of them hibernates, returning the
+    /// notices for its peers.
+    pub fn maybe_hibernate(&mut self, cfg: &RaftStoreConfig, events: &Events) -> Option<Vec<RaftEnvelope>> {
+        if cfg.hibernate_after_ticks == 0 || !self.settled() {
+            self.idle_ticks = 0;
+            return None;
+        }
+        self.idle_ticks += 1;
+        if self.idle_ticks < cfg.hibernate_after_ticks {
+            return None;
+        }
+        let raft = self.node.raft();
+        let (term, last) = (raft.term, raft.raft_log.last_index());
+        let notices = self
+            .region()
+            .peers
+            .iter()
+            .filter(|p| p.id != self.peer.id)
+            .map(|to| {
+                let mut msg = Message::default();
+                msg.set_msg_type(MessageType::MsgHeartbeat);
+                (msg.from, msg.to, msg.term, msg.commit) = (self.peer.id, to.id, term, last);
+                msg.context = super::hibernate::NOTICE.to_vec().into();
+                RaftEnvelope::new(self.region(), self.peer, *to, msg.write_to_bytes().expect("raft message encodes"))
+            })
+            .collect();
+        self.hibernating = true;
+        events.emit(StoreEvent::Hibernated { store_id: events.store_id, region_id: self.region_id(), peer_id: self.peer.id, leader: true });
+        Some(notices)
+    }
+
+    /// A follower took its leader's hibernation notice (already stepped as
+    /// the heartbeat it is): it hibernates if it follows that leader in
+    /// that term and has nothing left to commit.
+    pub fn took_notice(&mut self, from: Peer, term: u64, events: &Events) {
+        let raft = self.node.raft();
+        let follows = raft.state == StateRole::Follower && raft.leader_id == from.id && raft.term == term;
+        let caught_up = raft.raft_log.committed == raft.raft_log.last_index();
+        if !follows || !caught_up || !self.is_initialized() || self.applying_snapshot.is_some() || self.corrupt.is_some() || self.hibernating {
+            return;
+        }
+        self.hibernating = true;
+        self.idle_ticks = 0;
+        events.emit(StoreEvent::Hibernated { store_id: events.store_id, region_id: self.region_id(), peer_id: self.peer.id, leader: false });
+    }
+
+    /// The store of the leader this peer follows, if it knows one.
+    pub fn leader_store(&self) -> Option<crate::meta::StoreId> {
+        let leader = self.node.raft().leader_id;
+        self.region().peer(leader).or_else(|| self.peer_cache.get(&leader)).map(|p| p.store_id)
     }
 
     /// Remembers the sender of a message (see `peer_cache`).
@@ -445,6 +549,7 @@ impl<E: Engine> PeerFsm<E> {
     /// A read of this replica's data failed its checksum (or could not be
     /// read): stop trusting it until a snapshot from the leader replaces it.
     pub fn found_corrupt(&mut self, events: &Events, reason: String) {
+        self.touch(events, "damage found");
         if self.corrupt.is_some() || !self.is_initialized() {
             return;
         }
@@ -640,6 +745,9 @@ impl<E: Engine> PeerFsm<E> {
 
     fn queue_messages(&mut self, messages: Vec<Message>, effects: &mut Effects, events: &Events) {
         for msg in messages {
+            if msg.get_msg_type() == MessageType::MsgHeartbeatResponse && msg.context.as_ref() == super::hibernate::NOTICE {
+                continue; // a hibernating leader expects no answer
+            }
             let to_id = msg.to;
             if msg.get_msg_type() == MessageType::MsgAppendResponse && !msg.reject {
                 effects.acked = true;

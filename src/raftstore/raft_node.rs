@@ -83,6 +83,13 @@ impl<E: Engine> RaftNode<E> {
         out
     }
 
+    /// A leader waking from hibernation starts its quorum check afresh: it
+    /// did not tick while its followers stayed silent on purpose, so their
+    /// silence until now is no evidence against it.
+    pub fn restart_quorum_check(&mut self) {
+        self.raw.raft.election_elapsed = 0;
+    }
+
     /// A leader tells followers a new commit index with its next append or
     /// heartbeat (raft-rs's `skip_bcast_commit`, as TiKV runs it), not with
     /// an append round of its own: under load that round was a third of the

@@ -91,6 +91,30 @@ pub enum StoreMsg {
     },
 }
 
+impl StoreMsg {
+    /// The region a request or admin command is for: it wakes the region's
+    /// peer if it hibernates (raft messages decide for themselves: a
+    /// hibernation notice must not wake anyone).
+    pub fn wakes(&self) -> Option<(RegionId, &'static str)> {
+        match self {
+            StoreMsg::Write { region_id, .. } => Some((*region_id, "write")),
+            StoreMsg::Read { region_id, .. } => Some((*region_id, "read")),
+            StoreMsg::SplitIds { region_id, .. } | StoreMsg::AskSplit { region_id, .. } => Some((*region_id, "split")),
+            StoreMsg::ChangePeer { region_id, .. } => Some((*region_id, "membership change")),
+            StoreMsg::TransferLeader { region_id, .. } => Some((*region_id, "leader transfer")),
+            StoreMsg::Corrupted { region_id, .. } => Some((*region_id, "damage found")),
+            StoreMsg::Tombstone { region_id, .. } => Some((*region_id, "tombstone")),
+            StoreMsg::Raft(_)
+            | StoreMsg::SnapshotChunk(..)
+            | StoreMsg::Tick
+            | StoreMsg::SnapshotGenerated { .. }
+            | StoreMsg::DiskFailed(_)
+            | StoreMsg::SnapshotApplied { .. }
+            | StoreMsg::StoreAddress { .. } => None,
+        }
+    }
+}
+
 /// Why the store loop stops: its engines were closed under it (the node
 /// crashed), or a write failed (a failed fsync: nothing written since the last
 /// good sync can be trusted, so the store stops before it acknowledges

@@ -9,6 +9,7 @@
 
 use super::config::RaftStoreConfig;
 use super::events::{EventSink, Events, StoreEvent};
+use super::hibernate::{self, StoreLiveness};
 use super::pd_worker::{self, PdTask};
 use super::peer::{Effects, PeerContext, PeerFsm};
 use super::router::{engine_ok, Stopped, StoreHandle, StoreMsg};
@@ -54,6 +55,10 @@ pub struct Store<E: Engine> {
     pd: Option<futures::channel::mpsc::UnboundedSender<PdTask>>,
     /// Stores whose address PD is being asked for.
     resolving: BTreeSet<StoreId>,
+    /// When each other store was last heard from (see `hibernate`).
+    liveness: StoreLiveness,
+    /// Stores sent anything since the last keepalive round.
+    sent_this_round: BTreeSet<StoreId>,
 }
 
 /// The parts of a store a peer may use, borrowed apart from the peers.
@@ -132,6 +137,8 @@ impl<E: Engine> Store<E> {
             ticks: 0,
             pd: pd.map(|pd| pd_worker::start(store_id, pd, tx.clone())),
             resolving: BTreeSet::new(),
+            liveness: StoreLiveness::default(),
+            sent_this_round: BTreeSet::new(),
         };
         store.load_peers().await?;
         Ok((store, StoreHandle::new(tx)))
@@ -260,6 +267,7 @@ impl<E: Engine> Store<E> {
             if envelopes.len() > 1 && crate::buggify::fires(crate::buggify::Site::ReorderMessages) {
                 envelopes.reverse();
             }
+            self.sent_this_round.insert(store_id);
             match self.addresses.get(&store_id) {
                 Some(&addr) => self.transport.send(addr, &Frame::Raft(envelopes)),
                 // Dropped (raft sends again); PD is asked where the store is.
@@ -280,6 +288,11 @@ impl<E: Engine> Store<E> {
     }
 
     async fn handle(&mut self, msg: StoreMsg) -> Result<(), Stopped> {
+        if let Some((region_id, why)) = msg.wakes() {
+            if let Some(peer) = self.peers.get_mut(&region_id) {
+                peer.touch(&self.events, why);
+            }
+        }
         match msg {
             StoreMsg::Raft(envelope) => self.on_raft_message(envelope).await?,
             StoreMsg::SnapshotChunk(_, _) if crate::buggify::fires(crate::buggify::Site::DropSnapshotChunk) => {}
@@ -408,6 +421,11 @@ impl<E: Engine> Store<E> {
     }
 
     async fn on_raft_message(&mut self, envelope: RaftEnvelope) -> Result<(), Stopped> {
+        // Any envelope says its store is alive; a keepalive says nothing else.
+        self.liveness.heard(envelope.from.store_id, self.cfg.clock.now());
+        if envelope.is_keepalive() {
+            return Ok(());
+        }
         if envelope.tombstone {
             return self.on_tombstone_notice(&envelope).await;
         }
@@ -477,7 +495,15 @@ impl<E: Engine> Store<E> {
         crate::trace::working_on(self.store_id, region_id);
         let peer = self.peers.get_mut(&region_id).expect("checked above");
         peer.heard_from(envelope.from);
+        let notice = msg.get_msg_type() == MessageType::MsgHeartbeat && msg.context.as_ref() == hibernate::NOTICE;
+        let term = msg.term;
+        if !notice {
+            peer.wake(&self.events, "raft message");
+        }
         peer.step(msg);
+        if notice {
+            peer.took_notice(envelope.from, term, &self.events);
+        }
         self.dirty.insert(region_id);
     }
 
@@ -488,18 +514,40 @@ impl<E: Engine> Store<E> {
         if self.cfg.scrub_ticks > 0 && due(self.cfg.scrub_ticks) {
             self.scrub();
         }
+        let (now, leader_timeout) = (self.cfg.clock.now(), self.cfg.election_timeout());
+        // Stores hosting peers of this store's hibernating leaders: they get
+        // a keepalive each heartbeat round in which they got nothing else.
+        let mut keep_alive = BTreeSet::new();
         for (&region_id, peer) in self.peers.iter_mut() {
             crate::trace::working_on(self.store_id, region_id);
-            peer.tick(&self.cfg, &self.events, gc_due);
-            self.dirty.insert(region_id);
+            #[cfg(madsim)]
+            let heed_silence = !self.cfg.bugs.hibernation_ignores_silence;
+            #[cfg(not(madsim))]
+            let heed_silence = true;
+            if heed_silence && peer.hibernating && !peer.is_leader() && !peer.leader_store().is_some_and(|s| self.liveness.alive(s, now, leader_timeout)) {
+                peer.wake(&self.events, "leader's store silent");
+            }
+            if !peer.hibernating && peer.is_leader() {
+                for notice in peer.maybe_hibernate(&self.cfg, &self.events).into_iter().flatten() {
+                    self.outgoing.entry(notice.to.store_id).or_default().push(notice);
+                }
+            }
+            if peer.hibernating {
+                if peer.is_leader() {
+                    keep_alive.extend(peer.region().peers.iter().map(|p| p.store_id).filter(|&s| s != self.store_id));
+                }
+            } else {
+                peer.tick(&self.cfg, &self.events, gc_due);
+                self.dirty.insert(region_id);
+            }
             let Some(pd) = &self.pd else { continue };
-            if split_due {
+            if split_due && !peer.hibernating {
                 if let Some(split_key) = peer.check_split(&self.kv_engine, &self.cfg, &self.events, self.ticks, self.cfg.split_check_ticks * 5) {
                     let _ = pd.unbounded_send(PdTask::AskSplit { region: peer.region().clone(), split_key });
                 }
             }
             let check = self.cfg.stale_peer_check_ticks.max(1);
-            if !peer.is_leader() && peer.silent_ticks >= check && peer.silent_ticks.is_multiple_of(check) {
+            if !peer.is_leader() && !peer.hibernating && peer.silent_ticks >= check && peer.silent_ticks.is_multiple_of(check) {
                 let _ = pd.unbounded_send(PdTask::CheckStalePeer { peer: peer.peer, region_id, epoch: peer.region().epoch });
             }
             if heartbeat_due {
@@ -507,6 +555,14 @@ impl<E: Engine> Store<E> {
                     let _ = pd.unbounded_send(PdTask::RegionHeartbeat(hb));
                 }
             }
+        }
+        if self.ticks.is_multiple_of(self.cfg.heartbeat_ticks.max(1) as u64) {
+            for store in keep_alive {
+                if !self.sent_this_round.contains(&store) {
+                    self.outgoing.entry(store).or_default().push(RaftEnvelope::keepalive(self.store_id, store));
+                }
+            }
+            self.sent_this_round.clear();
         }
         if let (Some(pd), true) = (&self.pd, heartbeat_due) {
             let applying = self.peers.values().filter(|p| p.applying_snapshot.is_some()).count() as u64;

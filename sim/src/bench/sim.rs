@@ -111,13 +111,18 @@ pub fn raftstore_load(seed: u64, sim_seconds: u64, clients: usize) -> LoadReport
 /// regions and no clients, run for `sim_seconds` (start-up included); the
 /// wall seconds it took (median of `runs`). Wall time is read outside the
 /// simulation: inside it, even `std::time` is simulated.
-pub fn idle_cluster(regions: usize, sim_seconds: u64, runs: usize) -> f64 {
+/// `hibernate: false` keeps every region awake (`hibernate_after_ticks = 0`).
+pub fn idle_cluster(regions: usize, sim_seconds: u64, runs: usize, hibernate: bool) -> f64 {
     let mut walls: Vec<f64> = (0..runs.max(1))
         .map(|seed| {
             let runtime = madsim::runtime::Runtime::with_seed_and_config(seed as u64, madsim::Config::default());
             let started = std::time::Instant::now();
             runtime.block_on(async move {
-                let cluster = Cluster::start(ClusterSpec::new(5, regions));
+                let mut spec = ClusterSpec::new(5, regions);
+                if !hibernate {
+                    spec.raftstore.hibernate_after_ticks = 0;
+                }
+                let cluster = Cluster::start(spec);
                 sleep(Duration::from_secs(sim_seconds)).await;
                 drop(cluster);
             });
