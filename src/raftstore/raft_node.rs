@@ -192,7 +192,11 @@ pub fn raft_config(cfg: &RaftStoreConfig, peer_id: u64, applied: u64) -> raft::C
         skip_bcast_commit: true,
         // Not `batch_append` (one append per follower for a round's
         // proposals): with it on, many-regions seed 1 had a follower panic in
-        // raft-rs ("to_commit 27 is out of range [last_index 26]").
+        // raft-rs ("to_commit 27 is out of range [last_index 26]"). Likely
+        // raft-rs 0.7's `is_continuous_ents`, which calls any entries
+        // continuous with an append carrying none, so a batched append's
+        // entries may not follow its index, and the follower's
+        // `index + entries.len()` overshoots its log.
         ..Default::default()
     };
     config.validate().unwrap_or_else(|e| panic!("invalid raft config: {e}"));
