@@ -310,10 +310,16 @@ impl Cluster {
 
     /// A fingerprint of everything the stores reported, with simulated times.
     pub fn digest(&self) -> u64 {
-        let mut hash = simkv::raftstore::events::Fingerprint::default();
-        for e in self.events.lock().unwrap().iter() {
-            let _ = writeln!(hash, "{:?} {:?}", e.at, e.event);
-        }
-        hash.0
+        events_fingerprint(&self.events.lock().unwrap())
     }
+}
+
+/// A fingerprint of store events with their simulated times: each written
+/// as a line into the hash, without building the text.
+pub fn events_fingerprint(events: &[TimedEvent]) -> u64 {
+    let mut hash = simkv::raftstore::events::Fingerprint::default();
+    for e in events {
+        let _ = writeln!(hash, "{:?} {:?}", e.at, e.event);
+    }
+    hash.0
 }

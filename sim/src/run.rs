@@ -433,12 +433,8 @@ fn digest(events: &[TimedEvent], timeline: &[String], history: &History, txns: &
     let Txns { bank, table, list_append, .. } = txns;
     // Written straight into the hash: the same bytes as formatting the text
     // first, without building it.
-    let mut of_events = Fingerprint::default();
-    events.iter().for_each(|e| {
-        let _ = writeln!(of_events, "{:?} {:?}", e.at, e.event);
-    });
     let mut text = Fingerprint::default();
-    let _ = writeln!(text, "{:016x}", of_events.0);
+    let _ = writeln!(text, "{:016x}", crate::cluster::events_fingerprint(events));
     bank.iter().for_each(|o| {
         let _ = writeln!(text, "{o:?}");
     });

@@ -102,11 +102,13 @@ impl StoreMsg {
             StoreMsg::SplitIds { region_id, .. } | StoreMsg::AskSplit { region_id, .. } => Some((*region_id, "split")),
             StoreMsg::ChangePeer { region_id, .. } => Some((*region_id, "membership change")),
             StoreMsg::TransferLeader { region_id, .. } => Some((*region_id, "leader transfer")),
-            StoreMsg::Corrupted { region_id, .. } => Some((*region_id, "damage found")),
             StoreMsg::Tombstone { region_id, .. } => Some((*region_id, "tombstone")),
             StoreMsg::Raft(_)
             | StoreMsg::SnapshotChunk(..)
             | StoreMsg::Tick
+            // Found damage wakes the peer where it is marked (`found_corrupt`,
+            // which the scrubber calls too).
+            | StoreMsg::Corrupted { .. }
             | StoreMsg::SnapshotGenerated { .. }
             | StoreMsg::DiskFailed(_)
             | StoreMsg::SnapshotApplied { .. }

@@ -518,12 +518,12 @@ impl<E: Engine> Store<E> {
         // Stores hosting peers of this store's hibernating leaders: they get
         // a keepalive each heartbeat round in which they got nothing else.
         let mut keep_alive = BTreeSet::new();
+        #[cfg(madsim)]
+        let heed_silence = !self.cfg.bugs.hibernation_ignores_silence;
+        #[cfg(not(madsim))]
+        let heed_silence = true;
         for (&region_id, peer) in self.peers.iter_mut() {
             crate::trace::working_on(self.store_id, region_id);
-            #[cfg(madsim)]
-            let heed_silence = !self.cfg.bugs.hibernation_ignores_silence;
-            #[cfg(not(madsim))]
-            let heed_silence = true;
             if heed_silence && peer.hibernating && !peer.is_leader() && !peer.leader_store().is_some_and(|s| self.liveness.alive(s, now, leader_timeout)) {
                 peer.wake(&self.events, "leader's store silent");
             }
