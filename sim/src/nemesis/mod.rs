@@ -423,8 +423,16 @@ impl Nemesis {
     pub fn new(cluster: std::sync::Arc<crate::cluster::Cluster>, baseline_io: simkv::engine::IoProfile) -> Self {
         let admin_ip = std::net::IpAddr::V4(std::net::Ipv4Addr::new(10, 0, 3, 1));
         let admin_node = madsim::runtime::Handle::current().create_node().name("nemesis").ip(admin_ip).build();
+        cluster.spec.node_names.lock().unwrap().insert(admin_node.id(), "nemesis".into());
         let clock_rates = cluster.spec.clock_rates.clone();
         Nemesis { cluster, state: Default::default(), clients: Default::default(), baseline_io, admin_node, admin_ip, clock_rates }
+    }
+
+    /// Runs `task` on the nemesis's own node (the fault schedule and each
+    /// fault's heal timer), so that the end of a run stops it with the
+    /// cluster's nodes (see `run::teardown`).
+    pub fn spawn(&self, task: impl std::future::Future<Output = ()> + Send + 'static) -> madsim::task::JoinHandle<()> {
+        self.admin_node.spawn(task)
     }
 
     /// A client node: isolating a store cuts it off from clients too.
