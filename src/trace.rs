@@ -22,6 +22,13 @@ pub const DEFAULT_FILTER: &str = "warn";
 /// `replay`'s trace, keep them.
 pub const QUIET_SIM_FILTER: &str = "warn,madsim=error,madsim::sim::task=off";
 
+/// The filter for the testbed's command line (`run`, `fuzz`, `shrink`,
+/// `bench`) when `RUST_LOG` is unset: nothing. The stores' warnings there are
+/// the faults the nemesis injects on purpose ("replica data damaged", "a disk
+/// write failed"), thousands of them in a campaign; what a person needs of a
+/// run is its outcome, and a run's whole story is `replay`'s trace.
+pub const CLI_FILTER: &str = "off";
+
 /// Formats timestamps as `[  12.345678s]` of simulated time.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct SimulatedTime;

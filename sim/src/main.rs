@@ -70,8 +70,9 @@ mod cli {
 
     #[derive(Subcommand)]
     enum Command {
-        /// Runs one scenario with one seed and checks it. Exit 0 pass, 1 fail,
-        /// 2 bad input, 3 inconclusive (a check ran out of its budget).
+        /// Runs one scenario with one seed and checks it. Exit 0 pass, 1 a
+        /// checker failed, 2 bad input, 3 inconclusive (a check ran out of its
+        /// budget), 4 stalled (simulated time stopped for --stall-secs).
         Run {
             #[command(flatten)]
             one: OneRun,
@@ -79,8 +80,11 @@ mod cli {
             #[arg(long)]
             check_determinism: bool,
         },
-        /// Runs scenarios over a range of seeds; exits 1 if any run fails or
-        /// (unless --allow-inconclusive) any check was inconclusive.
+        /// Runs scenarios over a range of seeds: a progress bar (a line every
+        /// --progress-secs when stderr is not a terminal), a line per failing
+        /// run as it happens, then the summary and the failures in seed order.
+        /// Exit 0 every run passed, 1 some run failed (or, unless
+        /// --allow-inconclusive, was inconclusive), 2 bad input.
         Fuzz {
             /// A scenario file or a directory of them (`*.toml`, not recursive).
             #[arg(long, default_value = "scenarios")]
@@ -113,9 +117,19 @@ mod cli {
             /// command) and the campaign goes on without it.
             #[arg(long, default_value_t = 60)]
             stall_secs: u64,
+            /// Prints each failing run's whole report (every checker's
+            /// explanation) as it happens, instead of one line per run.
+            #[arg(long)]
+            verbose: bool,
+            /// When stderr is not a terminal (a CI log), prints a progress
+            /// line this often instead of a progress bar.
+            #[arg(long, default_value_t = 30)]
+            progress_secs: u64,
         },
         /// Runs one seed again with a debug trace, and writes the plan, the
-        /// history (EDN and Porcupine) and the trace to a folder.
+        /// history (EDN and Porcupine), the timeline (text and HTML) and the
+        /// trace to a folder. Exit codes as `run` (0 pass, 1 fail, 2 bad input
+        /// or the folder cannot be written, 3 inconclusive, 4 stalled).
         Replay {
             #[command(flatten)]
             one: OneRun,
@@ -129,7 +143,8 @@ mod cli {
         /// Shrinks a failing seed: the smallest plan (fewer faults, shorter faults,
         /// fewer clients, keys, regions and stores, no transport faults, a shorter
         /// safety phase) that still fails the same checker. Writes it as plan.toml
-        /// in --out, replayable with `run --schedule`.
+        /// in --out, replayable with `run --schedule`. Exit 0 a plan was written,
+        /// 2 bad input (including a seed that passes: nothing to shrink).
         Shrink {
             #[arg(long)]
             scenario: PathBuf,
@@ -152,18 +167,21 @@ mod cli {
             stall_secs: u64,
         },
         /// Prints the plan (swarm parameters and fault schedule) a seed yields, as
-        /// TOML that `run --schedule` accepts.
+        /// TOML that `run --schedule` accepts. Exit 0, or 2 bad input.
         Plan {
             #[arg(long)]
             scenario: PathBuf,
             #[arg(long)]
             seed: u64,
         },
-        /// Checks a history file for linearizability: Jepsen etcd logs (Porcupine's
-        /// test data or a raw jepsen.log), Porcupine kv logs, Jepsen / Knossos EDN
-        /// register histories (one op map per line, or one vector or list of
-        /// them). Exit 0 valid, 1 not, 2 unreadable, 3 inconclusive (the search
-        /// budget ran out).
+        /// Checks a history file. Two kinds, told apart by their content:
+        /// register / kv histories for linearizability (Jepsen etcd logs,
+        /// Porcupine's test data or a raw jepsen.log; Porcupine kv logs; Jepsen /
+        /// Knossos EDN, one op map per line or one vector or list of them), and
+        /// list-append transaction histories (Elle's EDN, `:f :txn`) for the
+        /// consistency model --model names. Exit 0 valid, 1 not (with the
+        /// explanation), 2 unreadable (names the line), 3 inconclusive (the
+        /// search budget ran out; register histories only).
         Check {
             file: PathBuf,
             /// Search steps allowed before giving up.
@@ -177,7 +195,8 @@ mod cli {
         /// Measures the simulator (simulated seconds per wall second), the bank's
         /// transactions (per simulated and wall second, abort rate) and the
         /// linearizability checker (corpus and generated histories, verdicts
-        /// asserted) next to Porcupine's quoted timings.
+        /// asserted) next to Porcupine's quoted timings. Exit 0, 1 a wrong
+        /// verdict or a failed run, 2 bad input.
         Bench {
             /// Seeds of the scenario to time (0: only the checker).
             #[arg(long, default_value_t = 3)]
@@ -201,8 +220,21 @@ mod cli {
             #[arg(long, default_value_t = 9)]
             runs: usize,
         },
+        /// Peak memory of a long campaign: runs the scenario's seeds 0..N one
+        /// after another in this process and prints the peak resident memory,
+        /// then goes on to 10×N runs and prints it again. A run that kept
+        /// memory after it ended would show as the second figure growing.
+        /// Exit 0, or 2 bad input.
+        BenchMemory {
+            #[arg(long, default_value = "scenarios/chaos.toml")]
+            scenario: PathBuf,
+            /// N: the first figure after N runs, the second after 10×N.
+            #[arg(long, default_value_t = 20)]
+            runs: u64,
+        },
         /// Drives a 5-store, 8-region cluster under client load for each seed and
         /// prints simulated seconds per wall second and raw ops per wall second.
+        /// Exit 0, or 1 a run failed.
         BenchRaftstore {
             #[arg(long, default_value_t = 1)]
             seed: u64,
@@ -275,7 +307,7 @@ mod cli {
                 // madsim warns once per run that std's HashMap seeds are not
                 // simulated; simkv never lets HashMap order reach behaviour.
                 Command::Replay { .. } => "simkv=debug,simkv_sim=debug,madsim=error",
-                _ => simkv::trace::QUIET_SIM_FILTER,
+                _ => simkv::trace::CLI_FILTER,
             }
         }
 
@@ -285,8 +317,8 @@ mod cli {
                     let Ok(s) = load(&scenario) else { return 2 };
                     let Ok(plan) = plan_for(&s, seed, &schedule) else { return 2 };
                     println!("{}", plan.swarm_line());
-                    let report = watched(&s, &plan, &scenario, stall_secs);
-                    let mut code = print_report(&scenario, &report);
+                    let report = watched(&s, &plan, &scenario, schedule.as_deref(), stall_secs);
+                    let mut code = print_report(&scenario, schedule.as_deref(), &report);
                     if check_determinism {
                         let again = run::run(&s, &plan);
                         println!("{}", report::determinism_line(&report, &again));
@@ -296,9 +328,31 @@ mod cli {
                     }
                     code
                 }
-                Command::Fuzz { scenarios, seeds, shard, time_budget, json, check_determinism, jobs, allow_inconclusive, stall_secs } => {
+                Command::Fuzz {
+                    scenarios,
+                    seeds,
+                    shard,
+                    time_budget,
+                    json,
+                    check_determinism,
+                    jobs,
+                    allow_inconclusive,
+                    stall_secs,
+                    verbose,
+                    progress_secs,
+                } => {
                     let jobs = jobs.unwrap_or_else(|| std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1));
-                    let options = FuzzOptions { shard, budget: time_budget, json, determinism: check_determinism, jobs, allow_inconclusive, stall_secs };
+                    let options = FuzzOptions {
+                        shard,
+                        budget: time_budget,
+                        json,
+                        determinism: check_determinism,
+                        jobs,
+                        allow_inconclusive,
+                        stall_secs,
+                        verbose,
+                        progress_secs,
+                    };
                     fuzz(&scenarios, seeds, options)
                 }
                 Command::Replay { one: OneRun { scenario, seed, schedule, stall_secs }, out, found_by } => {
@@ -308,8 +362,8 @@ mod cli {
                     let Ok(s) = load(&scenario) else { return 2 };
                     let Ok(plan) = plan_for(&s, seed, &schedule) else { return 2 };
                     println!("{}", plan.swarm_line());
-                    let report = watched(&s, &plan, &scenario, stall_secs);
-                    let code = print_report(&scenario, &report);
+                    let report = watched(&s, &plan, &scenario, schedule.as_deref(), stall_secs);
+                    let code = print_report(&scenario, schedule.as_deref(), &report);
                     match report::write_replay_of(&out, &scenario.display().to_string(), &report) {
                         Ok(mut files) => {
                             files.push(out.join("trace.log").display().to_string());
@@ -344,7 +398,7 @@ mod cli {
                                 scenario.display(),
                                 path.display()
                             );
-                            1
+                            0
                         }
                         Err(e) => {
                             eprintln!("error: {e}");
@@ -418,6 +472,27 @@ mod cli {
                     let wrong_verdicts = bench::checker::run(&corpus, runs);
                     i32::from(failed_runs + wrong_verdicts > 0)
                 }
+                Command::BenchMemory { scenario, runs } => {
+                    let Ok(s) = load(&scenario) else { return 2 };
+                    let mb = |b: Option<u64>| b.map_or(f64::NAN, |b| b as f64 / (1 << 20) as f64);
+                    let (started, mut failed) = (Instant::now(), 0);
+                    let mut peaks = Vec::new();
+                    for seed in 0..runs.max(1) * 10 {
+                        failed += usize::from(!run::run(&s, &Plan::draw(&s, seed)).passed());
+                        if seed + 1 == runs.max(1) || seed + 1 == runs.max(1) * 10 {
+                            let peak = mb(report::peak_rss_bytes());
+                            println!("{}: peak RSS {peak:.1} MB after {} runs ({:.0} wall s so far)", s.name, seed + 1, started.elapsed().as_secs_f64());
+                            peaks.push(peak);
+                        }
+                    }
+                    println!(
+                        "  {} runs peak at {:.2}x the memory of {} runs (1.00x: nothing kept between runs); {failed} runs failed",
+                        runs.max(1) * 10,
+                        peaks[1] / peaks[0],
+                        runs.max(1)
+                    );
+                    0
+                }
                 Command::BenchRaftstore { seed, seeds, sim_seconds, clients } => {
                     let mut total = bench::BenchTotals::default();
                     for s in seed..seed + seeds {
@@ -432,8 +507,20 @@ mod cli {
         }
     }
 
-    fn print_report(scenario: &Path, report: &RunReport) -> i32 {
-        print!("{}", report::outcome_text(&scenario.display().to_string(), report));
+    /// The command that replays a run: with the plan file when the run was
+    /// given one (`--schedule`), since the seed alone draws another plan.
+    fn replay_hint(scenario: &Path, seed: u64, schedule: Option<&Path>) -> String {
+        let command = report::replay_command(&scenario.display().to_string(), seed);
+        match schedule {
+            Some(plan) => format!("{command} --schedule {}", plan.display()),
+            None => command,
+        }
+    }
+
+    fn print_report(scenario: &Path, schedule: Option<&Path>, report: &RunReport) -> i32 {
+        let text = report::outcome_text(&scenario.display().to_string(), report);
+        let plain = report::replay_command(&scenario.display().to_string(), report.plan.seed);
+        print!("{}", text.replace(&plain, &replay_hint(scenario, report.plan.seed, schedule)));
         match report.outcome() {
             RunOutcome::Pass => 0,
             RunOutcome::Fail => 1,
@@ -485,11 +572,11 @@ mod cli {
 
     /// A run that gives up when its simulated time stops: the process exits 4
     /// with the stall and the replay command (the stuck thread cannot be stopped).
-    fn watched(s: &Scenario, plan: &Plan, scenario: &Path, stall_secs: u64) -> run::RunReport {
-        let (path, seed) = (scenario.display().to_string(), plan.seed);
+    fn watched(s: &Scenario, plan: &Plan, scenario: &Path, schedule: Option<&Path>, stall_secs: u64) -> run::RunReport {
+        let (path, seed, hint) = (scenario.display().to_string(), plan.seed, replay_hint(scenario, plan.seed, schedule));
         run::run_watched(s, plan, std::time::Duration::from_secs(stall_secs.max(1)), move |stall| {
             eprintln!("STALLED {path} seed {seed}: {stall}");
-            eprintln!("replay: {}", report::replay_command(&path, seed));
+            eprintln!("replay: {hint}");
             std::process::exit(4);
         })
     }
@@ -532,6 +619,8 @@ mod cli {
         jobs: usize,
         allow_inconclusive: bool,
         stall_secs: u64,
+        verbose: bool,
+        progress_secs: u64,
     }
 
     /// What the fuzz workers share.
@@ -547,6 +636,7 @@ mod cli {
         determinism: bool,
         stall: std::time::Duration,
         bar: ProgressBar,
+        verbose: bool,
     }
 
     impl Campaign {
@@ -600,7 +690,11 @@ mod cli {
                 }
                 summary.add(&report, nondeterministic);
                 if !report.passed() {
-                    c.bar.suspend(|| print!("{}", report::outcome_text(&path, &report)));
+                    if c.verbose {
+                        c.bar.suspend(|| print!("{}", report::outcome_text(&path, &report)));
+                    } else {
+                        c.bar.suspend(|| print!("{}", report::outcome_line(&path, &report)));
+                    }
                     for f in &report.failures {
                         summary.add_failure(&path, seed, &f.checker, &f.explanation);
                     }
@@ -616,7 +710,7 @@ mod cli {
     }
 
     fn fuzz(dir: &Path, seeds: (u64, u64), options: FuzzOptions) -> i32 {
-        let FuzzOptions { shard, budget, json, determinism, jobs, allow_inconclusive, stall_secs } = options;
+        let FuzzOptions { shard, budget, json, determinism, jobs, allow_inconclusive, stall_secs, verbose, progress_secs } = options;
         let scenarios: Vec<(PathBuf, Scenario)> = if dir.is_dir() {
             let mut paths: Vec<PathBuf> = match std::fs::read_dir(dir) {
                 Ok(entries) => entries.filter_map(|e| e.ok()).map(|e| e.path()).filter(|p| p.extension().is_some_and(|x| x == "toml")).collect(),
@@ -646,9 +740,12 @@ mod cli {
             runs = runs.into_iter().enumerate().filter(|(k, _)| *k as u64 % n == i).map(|(_, r)| r).collect();
         }
         let started = Instant::now();
-        let bar = ProgressBar::new(runs.len() as u64);
-        bar.set_style(ProgressStyle::with_template("{bar:40} {pos}/{len} runs, {msg} [{elapsed_precise}]").expect("template"));
         let total = runs.len();
+        // A bar on a terminal; elsewhere (CI logs) a plain line now and then.
+        let terminal = std::io::IsTerminal::is_terminal(&std::io::stderr());
+        let bar = if terminal { ProgressBar::new(total as u64) } else { ProgressBar::hidden() };
+        bar.set_length(total as u64);
+        bar.set_style(ProgressStyle::with_template("{bar:40} {pos}/{len} runs, {msg} [{elapsed_precise}]").expect("template"));
         // Each run is its own simulation on its own thread: runs are independent
         // and each is deterministic, so workers only change the wall time.
         let campaign = std::sync::Arc::new(Campaign {
@@ -662,14 +759,30 @@ mod cli {
             determinism,
             stall: std::time::Duration::from_secs(stall_secs.max(1)),
             bar: bar.clone(),
+            verbose,
         });
         for _ in 0..jobs.max(1) {
             spawn_worker(campaign.clone());
         }
         {
+            let every = std::time::Duration::from_secs(progress_secs.max(1));
             let mut finished = campaign.finished.0.lock().unwrap();
+            let mut last_line = Instant::now();
             while *finished < total {
-                finished = campaign.finished.1.wait(finished).unwrap();
+                let (guard, _) = campaign.finished.1.wait_timeout(finished, every).unwrap();
+                finished = guard;
+                if !terminal && last_line.elapsed() >= every && *finished < total {
+                    last_line = Instant::now();
+                    let (failed, inconclusive) = {
+                        let summary = campaign.summary.lock().unwrap();
+                        (summary.failed, summary.inconclusive)
+                    };
+                    eprintln!(
+                        "fuzz: {}/{total} runs, {failed} failed, {inconclusive} inconclusive, {:.0} s elapsed",
+                        *finished,
+                        started.elapsed().as_secs_f64()
+                    );
+                }
             }
         }
         let summary = std::mem::take(&mut *campaign.summary.lock().unwrap());
@@ -679,7 +792,9 @@ mod cli {
         bar.finish_and_clear();
         summary.wall_secs = started.elapsed().as_secs_f64();
         summary.workers = jobs.max(1) as u64;
+        summary.peak_rss_mb = report::peak_rss_bytes().map(|b| b as f64 / (1 << 20) as f64);
         println!("{}", summary.line());
+        print!("{}", summary.failures_text());
         if let Some(path) = json {
             if let Err(e) = std::fs::write(&path, summary.to_json()) {
                 eprintln!("error: {}: {e}", path.display());

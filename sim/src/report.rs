@@ -37,6 +37,26 @@ pub fn replay_command(scenario_path: &str, seed: u64) -> String {
     format!("cargo run --release -p simkv-sim -- replay --scenario {scenario_path} --seed {seed}")
 }
 
+/// One line (and the replay command) for a run that did not pass, as `fuzz`
+/// prints it while the campaign goes on: the checkers that failed, the first
+/// line of the first explanation. `run` or `replay` with the seed shows all.
+pub fn outcome_line(scenario_path: &str, report: &RunReport) -> String {
+    let (what, checks) = match report.outcome() {
+        RunOutcome::Pass => return String::new(),
+        RunOutcome::Fail => ("FAIL", &report.failures),
+        RunOutcome::Inconclusive => ("INCONCLUSIVE", &report.inconclusive),
+    };
+    let names: Vec<&str> = checks.iter().map(|f| f.checker.as_str()).collect();
+    let first = checks.first().and_then(|f| f.explanation.lines().next()).unwrap_or("").trim();
+    format!(
+        "{what} {} seed {}: {}: {first}\n  replay: {}\n",
+        report.plan.scenario,
+        report.plan.seed,
+        names.join(", "),
+        replay_command(scenario_path, report.plan.seed)
+    )
+}
+
 /// The text `run`, `replay` and `fuzz` print for one run.
 pub fn outcome_text(scenario_path: &str, report: &RunReport) -> String {
     let mut out = String::new();
@@ -119,7 +139,16 @@ pub fn write_replay_of(dir: &Path, scenario_path: &str, report: &RunReport) -> s
         Ok(())
     };
     write("plan.toml", &report.plan.to_toml())?;
-    write("history.edn", &formats::to_edn(&report.history))?;
+    // history.edn is the run's history as `check` reads it: the register
+    // operations, or for a list-append run (which records none) its
+    // transactions in Elle's layout, the same as list-append.edn. The bank
+    // and table workloads record no register operations: their histories
+    // are bank.edn and table.edn only.
+    if !report.history.ops.is_empty() {
+        write("history.edn", &formats::to_edn(&report.history))?;
+    } else if !report.list_append.is_empty() {
+        write("history.edn", &crate::workload::list_append::to_edn(&report.list_append))?;
+    }
     if !report.bank.is_empty() {
         write("bank.edn", &crate::history::bank::to_edn(&report.bank))?;
     }
@@ -194,6 +223,19 @@ pub struct FuzzSummary {
     /// How often each buggify site fired across the campaign (coverage).
     #[serde(skip_serializing_if = "std::collections::BTreeMap::is_empty")]
     pub buggify: std::collections::BTreeMap<String, u64>,
+    /// The process's peak resident memory when the campaign ended (MB), where
+    /// the system says it (`VmHWM` on Linux).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub peak_rss_mb: Option<f64>,
+}
+
+/// The process's peak resident set size so far, in bytes (Linux: `VmHWM` in
+/// `/proc/self/status`); `None` where the system does not say.
+pub fn peak_rss_bytes() -> Option<u64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+    let kb: u64 = line.trim_start_matches("VmHWM:").trim().trim_end_matches("kB").trim().parse().ok()?;
+    Some(kb * 1024)
 }
 
 impl FuzzSummary {
@@ -230,6 +272,22 @@ impl FuzzSummary {
             "fuzz: {} runs, {} passed, {} failed, {} inconclusive, {} skipped (time budget); {} ops, {} faults; {:.0} simulated s in {:.1} wall s ({:.1}x{workers})",
             self.runs, self.passed, self.failed, self.inconclusive, self.skipped, self.ops, self.faults, self.simulated_secs, self.wall_secs, rate
         ) + &self.coverage()
+            + &self.peak_rss_mb.map(|mb| format!("; peak RSS {mb:.0} MB")).unwrap_or_default()
+    }
+
+    /// The failed and inconclusive runs, one line each in seed order (then
+    /// scenario), with the first line of what failed and the replay command;
+    /// "" when there are none.
+    pub fn failures_text(&self) -> String {
+        let mut out = String::new();
+        let mut all: Vec<(&str, &FuzzFailure)> = self.failures.iter().map(|f| ("FAILED", f)).collect();
+        all.extend(self.inconclusive_checks.iter().map(|f| ("INCONCLUSIVE", f)));
+        all.sort_by(|(_, a), (_, b)| (a.seed, &a.scenario, &a.checker).cmp(&(b.seed, &b.scenario, &b.checker)));
+        for (what, f) in all {
+            let _ = writeln!(out, "{what} {} seed {}: {}: {}", f.scenario, f.seed, f.checker, f.explanation.lines().next().unwrap_or("").trim());
+            let _ = writeln!(out, "  replay: {}", f.replay);
+        }
+        out
     }
 
     /// The buggify sites that fired, and how often ("" when none did).

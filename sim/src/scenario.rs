@@ -10,11 +10,97 @@ use std::fmt;
 use std::path::Path;
 
 /// A number or an inclusive range the seed picks from.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
 #[serde(untagged)]
 pub enum Range<T> {
     Fixed(T),
     Between([T; 2]),
+}
+
+/// The numbers a [`Range`] holds, and how a TOML value becomes one (with a
+/// message that says what was expected when it cannot).
+pub trait RangeNumber: Copy + Sized {
+    /// What a person should write, for error messages.
+    const EXPECTED: &'static str;
+    fn from_i64(v: i64) -> Result<Self, String>;
+    fn from_f64(v: f64) -> Result<Self, String>;
+}
+
+impl RangeNumber for u64 {
+    const EXPECTED: &'static str = "a whole number (or a range [min, max] of them)";
+    fn from_i64(v: i64) -> Result<Self, String> {
+        u64::try_from(v).map_err(|_| format!("{v} is negative: expected {}", Self::EXPECTED))
+    }
+    fn from_f64(v: f64) -> Result<Self, String> {
+        Err(format!("{v} is not a whole number: expected {}", Self::EXPECTED))
+    }
+}
+
+impl RangeNumber for f64 {
+    const EXPECTED: &'static str = "a number (or a range [min, max] of them)";
+    fn from_i64(v: i64) -> Result<Self, String> {
+        Ok(v as f64)
+    }
+    fn from_f64(v: f64) -> Result<Self, String> {
+        Ok(v)
+    }
+}
+
+impl<'de, T: RangeNumber> Deserialize<'de> for Range<T> {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        use serde::de::{self, SeqAccess, Visitor};
+
+        struct RangeVisitor<T>(std::marker::PhantomData<T>);
+
+        /// One bound of a `[min, max]` range.
+        struct Bound<T>(T);
+
+        impl<'de, T: RangeNumber> Deserialize<'de> for Bound<T> {
+            fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+                deserializer.deserialize_any(RangeVisitor::<T>(std::marker::PhantomData)).and_then(|r| match r {
+                    Range::Fixed(v) => Ok(Bound(v)),
+                    Range::Between(_) => Err(de::Error::custom(format!("a range's bounds are numbers, not ranges: expected {}", T::EXPECTED))),
+                })
+            }
+        }
+
+        impl<'de, T: RangeNumber> Visitor<'de> for RangeVisitor<T> {
+            type Value = Range<T>;
+
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str(T::EXPECTED)
+            }
+
+            fn visit_i64<E: de::Error>(self, v: i64) -> Result<Self::Value, E> {
+                T::from_i64(v).map(Range::Fixed).map_err(E::custom)
+            }
+
+            fn visit_u64<E: de::Error>(self, v: u64) -> Result<Self::Value, E> {
+                let v = i64::try_from(v).map_err(|_| E::custom(format!("{v} is too large: expected {}", T::EXPECTED)))?;
+                self.visit_i64(v)
+            }
+
+            fn visit_f64<E: de::Error>(self, v: f64) -> Result<Self::Value, E> {
+                T::from_f64(v).map(Range::Fixed).map_err(E::custom)
+            }
+
+            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
+                let wrong = |n: usize| de::Error::custom(format!("a range has exactly two numbers [min, max], this one has {n}"));
+                let Some(Bound(lo)) = seq.next_element::<Bound<T>>()? else { return Err(wrong(0)) };
+                let Some(Bound(hi)) = seq.next_element::<Bound<T>>()? else { return Err(wrong(1)) };
+                let mut n = 2;
+                while seq.next_element::<de::IgnoredAny>()?.is_some() {
+                    n += 1;
+                }
+                if n != 2 {
+                    return Err(wrong(n));
+                }
+                Ok(Range::Between([lo, hi]))
+            }
+        }
+
+        deserializer.deserialize_any(RangeVisitor::<T>(std::marker::PhantomData))
+    }
 }
 
 impl<T: Copy + PartialOrd + fmt::Display> Range<T> {
@@ -427,8 +513,13 @@ impl Scenario {
     pub fn parse(file: &str, text: &str) -> Result<Scenario, ScenarioError> {
         let error = |line, message| ScenarioError { file: file.to_string(), line, message };
         let mut scenario: Scenario = toml::from_str(text).map_err(|e| {
-            let line = e.span().map(|span| text[..span.start.min(text.len())].matches('\n').count() + 1);
-            error(line, e.message().trim().to_string())
+            let at = e.span().map(|span| span.start.min(text.len()));
+            let line = at.map(|at| text[..at].matches('\n').count() + 1);
+            let message = e.message().trim().to_string();
+            match line.and_then(|line| key_path_at(text, line)) {
+                Some(key) => error(line, format!("`{key}`: {message}")),
+                None => error(line, message),
+            }
         })?;
         if scenario.name.is_empty() {
             scenario.name = Path::new(file).file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default();
@@ -537,8 +628,40 @@ impl Scenario {
         if self.nemesis.interval_ms.bounds().0 == 0 {
             return Err(("interval_ms", "`nemesis.interval_ms` must be positive".into()));
         }
+        if !self.nemesis.buggify_sites.is_empty() && !self.nemesis.buggify {
+            return Err((
+                "buggify_sites",
+                "`nemesis.buggify_sites` names sites but `nemesis.buggify` is off, so none would fire: add `buggify = true` (it then enables exactly these sites)"
+                    .into(),
+            ));
+        }
         Ok(())
     }
+}
+
+/// The dotted path (`section.key`) of the key set on 1-based `line`, or on
+/// the nearest line above it that sets one (a value may span lines), with
+/// the `[section]` it sits in.
+fn key_path_at(text: &str, line: usize) -> Option<String> {
+    let lines: Vec<&str> = text.lines().collect();
+    let upto = line.min(lines.len());
+    let (at, key) = lines[..upto].iter().enumerate().rev().find_map(|(i, l)| {
+        let l = l.trim_start();
+        let (key, _) = l.split_once('=')?;
+        let key = key.trim();
+        (!key.is_empty() && !l.starts_with('#') && key.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-' || c == '.'))
+            .then(|| (i, key.to_string()))
+    })?;
+    let section = lines[..at]
+        .iter()
+        .rev()
+        .map(|l| l.trim())
+        .find(|l| l.starts_with('[') && !l.starts_with("[["))
+        .map(|l| l.trim_matches(|c| c == '[' || c == ']').trim().to_string());
+    Some(match section {
+        Some(section) => format!("{section}.{key}"),
+        None => key,
+    })
 }
 
 /// The line on which `key` is set, if it is.
@@ -568,7 +691,27 @@ mod tests {
     fn errors_name_file_line_and_field() {
         let unknown = Scenario::parse("scenarios/bad.toml", "[cluster]\nstores = 3\nstorez = 4\n").unwrap_err();
         assert_eq!(unknown.line, Some(3));
-        assert!(unknown.to_string().starts_with("scenarios/bad.toml:3: unknown field `storez`"), "{unknown}");
+        assert!(unknown.to_string().starts_with("scenarios/bad.toml:3: `cluster.storez`: unknown field `storez`"), "{unknown}");
+        // Type and range errors name the field and say what was expected.
+        let cases = [
+            ("[workload]\nclients = 1.5\n", 2, "`workload.clients`: 1.5 is not a whole number: expected a whole number (or a range [min, max] of them)"),
+            ("[workload]\n\nclients = 99999999999999999999999\n", 3, "`workload.clients`: "),
+            ("[workload]\nclients = [1, \"x\"]\n", 2, "`workload.clients`: "),
+            ("[workload]\nclients = [1, 2, 3]\n", 2, "`workload.clients`: a range has exactly two numbers [min, max], this one has 3"),
+            ("[workload]\nclients = -2\n", 2, "`workload.clients`: -2 is negative"),
+            ("# top\n[cluster]\nstores = 3\n[nemesis]\nraft_loss = [0.1, true]\n", 5, "`nemesis.raft_loss`: "),
+            ("[cluster]\nreplicas = -1\n", 2, "`cluster.replicas`: "),
+            ("description = 7\n", 1, "`description`: "),
+        ];
+        for (text, line, start) in cases {
+            let e = Scenario::parse("bad.toml", text).unwrap_err();
+            assert_eq!(e.line, Some(line), "{text:?}: {e}");
+            assert!(e.message.starts_with(start), "{text:?}: {e}");
+        }
+        let sites = Scenario::parse("bad.toml", "[nemesis]\nbuggify_sites = [\"delay-apply\"]\n").unwrap_err();
+        assert_eq!(sites.line, Some(2), "{sites}");
+        assert!(sites.message.contains("buggify = true"), "{sites}");
+        Scenario::parse("ok.toml", "[nemesis]\nbuggify = true\nbuggify_sites = [\"delay-apply\"]\n").unwrap();
         let wrong_type = Scenario::parse("bad.toml", "[workload]\nclients = \"many\"\n").unwrap_err();
         assert_eq!(wrong_type.line, Some(2), "{wrong_type}");
         let empty_range = Scenario::parse("bad.toml", "[nemesis]\n\ninterval_ms = [500, 100]\n").unwrap_err();

@@ -757,7 +757,7 @@ fn a_stalling_run_shrinks() {
         .output()
         .expect("simkv-sim runs");
     let stdout = String::from_utf8_lossy(&out.stdout);
-    assert_eq!(out.status.code(), Some(1), "{stdout}");
+    assert_eq!(out.status.code(), Some(0), "a plan was written: {stdout}");
     assert!(stdout.contains("spin-in-apply seed 0, failing stall:"), "{stdout}");
     assert!(out_dir.join("plan.toml").exists());
 }
