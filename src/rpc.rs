@@ -24,9 +24,14 @@ pub enum RpcError {
     Timeout { addr: SocketAddr, after: Duration },
     #[error("undecodable response from {addr}: {reason}")]
     Undecodable { addr: SocketAddr, reason: String },
+    /// The request never left this node: `addr` refused the connection (or
+    /// did moments ago). Safe to retry, a write included.
+    #[error("{addr} is unreachable: the request was not sent")]
+    NotSent { addr: SocketAddr },
 }
 
-type Pending = Arc<Mutex<BTreeMap<u64, oneshot::Sender<Vec<u8>>>>>;
+/// A caller waiting for its response; `None` tells it the request was not sent.
+type Pending = Arc<Mutex<BTreeMap<u64, oneshot::Sender<Option<Vec<u8>>>>>>;
 
 /// One endpoint that calls services. Cheap to share behind an `Arc`.
 pub struct RpcClient {
@@ -55,11 +60,18 @@ impl RpcClient {
             while let Ok((frame, _from)) = receiver.recv().await {
                 if let Ok(Frame::Response { id, payload }) = frame {
                     if let Some(tx) = dispatch.lock().expect("pending lock").remove(&id) {
-                        let _ = tx.send(payload);
+                        let _ = tx.send(Some(payload));
                     }
                 }
             }
         });
+        // A request that could not leave fails at once instead of timing out.
+        let not_sent = Arc::downgrade(&pending);
+        transport.on_not_sent(Box::new(move |_to, id| {
+            if let Some(tx) = not_sent.upgrade().and_then(|p| p.lock().expect("pending lock").remove(&id)) {
+                let _ = tx.send(None);
+            }
+        }));
         Ok(RpcClient { transport, pending, next_id: Mutex::new(0) })
     }
 
@@ -80,7 +92,8 @@ impl RpcClient {
         let answer = madsim::time::timeout(timeout, rx).await;
         self.pending.lock().expect("pending lock").remove(&id);
         match answer {
-            Ok(Ok(payload)) => RpcResponse::decode(&payload).map_err(|reason| RpcError::Undecodable { addr, reason }),
+            Ok(Ok(Some(payload))) => RpcResponse::decode(&payload).map_err(|reason| RpcError::Undecodable { addr, reason }),
+            Ok(Ok(None)) => Err(RpcError::NotSent { addr }),
             _ => Err(RpcError::Timeout { addr, after: timeout }),
         }
     }

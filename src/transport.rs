@@ -218,13 +218,24 @@ impl NetFaults {
     }
 }
 
+/// A frame waiting to be sent: its kind, its bytes, and the request id when
+/// it is a request (so that a request that could not be sent at all can be
+/// failed at once, see [`Transport::on_not_sent`]).
+type Queued = (Traffic, Vec<u8>, Option<u64>);
+
 /// A destination's queue of frames waiting to be sent.
-type Outbox = mpsc::Sender<(Traffic, Vec<u8>)>;
+type Outbox = mpsc::Sender<Queued>;
+
+/// Told `(destination, request id)` of a request frame that never left this
+/// node (the destination refused the connection, or was found down moments
+/// ago): its caller need not wait out a timeout, and may retry elsewhere.
+pub type NotSentHook = Box<dyn Fn(SocketAddr, u64) + Send + Sync>;
 
 struct Inner {
     net: net::Net,
     outboxes: Mutex<BTreeMap<SocketAddr, Outbox>>,
     stats: TransportStats,
+    not_sent: Mutex<Vec<NotSentHook>>,
     #[cfg(madsim)]
     faults: Option<Arc<NetFaults>>,
 }
@@ -244,14 +255,16 @@ impl Transport {
     #[cfg(not(madsim))]
     pub async fn bind(addr: SocketAddr) -> io::Result<Self> {
         let net = net::Net::bind(addr).await?;
-        Ok(Transport { inner: Arc::new(Inner { net, outboxes: Mutex::new(BTreeMap::new()), stats: TransportStats::default() }) })
+        let inner = Inner { net, outboxes: Mutex::new(BTreeMap::new()), stats: TransportStats::default(), not_sent: Mutex::default() };
+        Ok(Transport { inner: Arc::new(inner) })
     }
 
     /// Binds a transport whose outgoing frames suffer `faults` (simulation only).
     #[cfg(madsim)]
     pub async fn bind_with_faults(addr: SocketAddr, faults: Option<Arc<NetFaults>>) -> io::Result<Self> {
         let net = net::Net::bind(addr).await?;
-        Ok(Transport { inner: Arc::new(Inner { net, outboxes: Mutex::new(BTreeMap::new()), stats: TransportStats::default(), faults }) })
+        let inner = Inner { net, outboxes: Mutex::new(BTreeMap::new()), stats: TransportStats::default(), not_sent: Mutex::default(), faults };
+        Ok(Transport { inner: Arc::new(inner) })
     }
 
     pub fn local_addr(&self) -> SocketAddr {
@@ -264,15 +277,26 @@ impl Transport {
 
     /// Queues `frame` for `to`. Never waits; a full outbox drops the frame.
     pub fn send(&self, to: SocketAddr, frame: &Frame) {
-        self.send_encoded(to, frame.traffic(), frame.encode());
+        let request = match frame {
+            Frame::Request { id, .. } => Some(*id),
+            _ => None,
+        };
+        self.send_encoded(to, frame.traffic(), frame.encode(), request);
     }
 
     /// Queues already-encoded bytes (tests use this to send garbage).
     pub fn send_bytes(&self, to: SocketAddr, bytes: Vec<u8>) {
-        self.send_encoded(to, Traffic::Client, bytes);
+        self.send_encoded(to, Traffic::Client, bytes, None);
     }
 
-    fn send_encoded(&self, to: SocketAddr, traffic: Traffic, bytes: Vec<u8>) {
+    /// Registers `hook` to hear of request frames that never left this node.
+    /// Only the real network knows this (a refused connection); the
+    /// simulated one, like UDP, never tells.
+    pub fn on_not_sent(&self, hook: NotSentHook) {
+        self.inner.not_sent.lock().expect("hooks lock").push(hook);
+    }
+
+    fn send_encoded(&self, to: SocketAddr, traffic: Traffic, bytes: Vec<u8>, request: Option<u64>) {
         let stats = &self.inner.stats;
         if bytes.len() > MAX_FRAME_BYTES {
             stats.dropped_oversized.fetch_add(1, Ordering::Relaxed);
@@ -281,7 +305,7 @@ impl Transport {
         }
         let mut outboxes = self.inner.outboxes.lock().expect("outbox lock");
         let outbox = outboxes.entry(to).or_insert_with(|| self.spawn_sender(to));
-        match outbox.try_send((traffic, bytes)) {
+        match outbox.try_send((traffic, bytes, request)) {
             Ok(()) => {
                 stats.sent.fetch_add(1, Ordering::Relaxed);
             }
@@ -291,18 +315,30 @@ impl Transport {
         }
     }
 
-    fn spawn_sender(&self, to: SocketAddr) -> mpsc::Sender<(Traffic, Vec<u8>)> {
-        let (tx, mut rx) = mpsc::channel::<(Traffic, Vec<u8>)>(OUTBOX_CAPACITY);
+    fn spawn_sender(&self, to: SocketAddr) -> Outbox {
+        let (tx, mut rx) = mpsc::channel::<Queued>(OUTBOX_CAPACITY);
         let inner = self.inner.clone();
         madsim::task::spawn(async move {
             let mut link = inner.net.link(to);
-            while let Some((traffic, bytes)) = rx.next().await {
+            while let Some((traffic, bytes, request)) = rx.next().await {
                 #[cfg(madsim)]
-                let sent = link.send(bytes, inner.faults.as_ref().map(|f| f.get(traffic)).unwrap_or_default()).await;
+                let sent = {
+                    let _ = request;
+                    link.send(bytes, inner.faults.as_ref().map(|f| f.get(traffic)).unwrap_or_default()).await
+                };
                 #[cfg(not(madsim))]
                 let sent = {
                     let _ = traffic;
-                    link.send(bytes).await
+                    match link.send(bytes).await {
+                        Err(net::SendError::NotSent(e)) => {
+                            if let Some(id) = request {
+                                inner.not_sent.lock().expect("hooks lock").iter().for_each(|hook| hook(to, id));
+                            }
+                            Err(e)
+                        }
+                        Err(net::SendError::MaybeSent(e)) => Err(e),
+                        Ok(()) => Ok(()),
+                    }
                 };
                 if let Err(e) = sent {
                     tracing::debug!(%to, error = %e, "send failed");
@@ -415,7 +451,22 @@ mod net {
     use tokio::net::{TcpListener, TcpStream};
 
     const CONNECT_TIMEOUT: Duration = Duration::from_secs(1);
+    /// After a failed connect, frames to that destination are dropped at
+    /// once (not sent) for this long before the next attempt: a dead node
+    /// costs its senders nothing, not a connect per frame.
+    const RECONNECT_AFTER: Duration = Duration::from_millis(200);
     const INCOMING_CAPACITY: usize = 4096;
+
+    /// Why a frame did not go out.
+    #[derive(Debug)]
+    pub enum SendError {
+        /// It never left this node: no connection could be made (refused,
+        /// timed out, or the destination was found down moments ago).
+        NotSent(io::Error),
+        /// The connection broke while or after writing it: it may have
+        /// arrived.
+        MaybeSent(io::Error),
+    }
 
     pub struct Net {
         addr: SocketAddr,
@@ -426,6 +477,8 @@ mod net {
         from: SocketAddr,
         to: SocketAddr,
         stream: Option<BufWriter<TcpStream>>,
+        /// No connect attempt before this instant (the last one failed).
+        down_until: Option<tokio::time::Instant>,
     }
 
     impl Net {
@@ -451,7 +504,7 @@ mod net {
         }
 
         pub fn link(&self, to: SocketAddr) -> Link {
-            Link { from: self.addr, to, stream: None }
+            Link { from: self.addr, to, stream: None, down_until: None }
         }
 
         pub async fn recv(&self) -> io::Result<(Vec<u8>, SocketAddr)> {
@@ -493,16 +546,30 @@ mod net {
 
     impl Link {
         /// Injected faults are a simulation feature; the real network has its own.
-        pub async fn send(&mut self, bytes: Vec<u8>) -> io::Result<()> {
+        pub async fn send(&mut self, bytes: Vec<u8>) -> Result<(), SendError> {
             if self.stream.is_none() {
-                let stream = tokio::time::timeout(CONNECT_TIMEOUT, TcpStream::connect(self.to))
-                    .await
-                    .map_err(|_| io::Error::new(io::ErrorKind::TimedOut, "connect timed out"))??;
-                stream.set_nodelay(true)?;
+                if self.down_until.is_some_and(|t| tokio::time::Instant::now() < t) {
+                    return Err(SendError::NotSent(io::Error::new(io::ErrorKind::ConnectionRefused, "destination down (a connect just failed)")));
+                }
+                let connected = match tokio::time::timeout(CONNECT_TIMEOUT, TcpStream::connect(self.to)).await {
+                    Ok(Ok(stream)) => Ok(stream),
+                    Ok(Err(e)) => Err(e),
+                    Err(_) => Err(io::Error::new(io::ErrorKind::TimedOut, "connect timed out")),
+                };
+                let stream = connected.map_err(|e| {
+                    self.down_until = Some(tokio::time::Instant::now() + RECONNECT_AFTER);
+                    SendError::NotSent(e)
+                })?;
+                self.down_until = None;
                 let mut stream = BufWriter::new(stream);
                 let me = self.from.to_string();
-                stream.write_u32(me.len() as u32).await?;
-                stream.write_all(me.as_bytes()).await?;
+                let hello: io::Result<()> = async {
+                    stream.get_ref().set_nodelay(true)?;
+                    stream.write_u32(me.len() as u32).await?;
+                    stream.write_all(me.as_bytes()).await
+                }
+                .await;
+                hello.map_err(SendError::NotSent)?;
                 self.stream = Some(stream);
             }
             let stream = self.stream.as_mut().expect("connected above");
@@ -515,7 +582,7 @@ mod net {
             if written.is_err() {
                 self.stream = None;
             }
-            written
+            written.map_err(SendError::MaybeSent)
         }
     }
 }

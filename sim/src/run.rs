@@ -21,6 +21,7 @@ use crate::scenario::{Bug, Scenario, WorkloadKind};
 use crate::workload::{self, Recorded, Shared, FINAL_PROCESS};
 use madsim::task::NodeId;
 use madsim::time::{sleep, Duration, Instant};
+use simkv::client::raw::Answered;
 use simkv::client::ClientConfig;
 use simkv::engine::IoProfile;
 use simkv::meta::StoreId;
@@ -128,6 +129,32 @@ pub struct RunReport {
     pub marks: Vec<Mark>,
     /// How often each enabled buggify site fired.
     pub buggify: BTreeMap<String, u64>,
+    /// The operations a failure's explanation names (the operation that
+    /// cannot be placed, and the others of its window), for the timeline.
+    pub named: Vec<NamedOp>,
+    /// Which store answered each register operation that got an answer, by
+    /// (process, invoke time).
+    pub served: BTreeMap<(u64, u64), Answered>,
+    /// When the client gave up waiting for each register operation whose
+    /// outcome is unknown, by (process, invoke time).
+    pub gave_up: BTreeMap<(u64, u64), u64>,
+}
+
+/// One history operation a failed check names.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct NamedOp {
+    pub process: u64,
+    pub invoke: u64,
+    /// The operation the failure is about (else one of its window).
+    pub culprit: bool,
+}
+
+/// What the checks found to point at, besides their explanations: the
+/// positions of offending store events, and the operations they name.
+#[derive(Default)]
+struct Pointers {
+    marks: Vec<usize>,
+    named: Vec<NamedOp>,
 }
 
 /// One store event a failed check names.
@@ -329,18 +356,37 @@ fn run_with_progress(scenario: &Scenario, plan: &Plan, progress: Arc<std::sync::
     let bank = std::mem::take(&mut *recorded.bank.lock().unwrap());
     let table = std::mem::take(&mut *recorded.table.lock().unwrap());
     let list_append = std::mem::take(&mut *recorded.list_append.lock().unwrap());
-    let mut marked = Vec::new();
-    let txns = Txns { bank, accounts: plan.swarm.keys.max(2), table, list_append };
-    let (more, inconclusive) = check_recorded(scenario, &history, &store_events, &ts_calls, None, &txns, &mut marked);
-    let marks = Mark::of(&events, &marked);
+    let mut pointers = Pointers::default();
+    let served = std::mem::take(&mut *recorded.served.lock().unwrap());
+    let txns = Txns { bank, accounts: plan.swarm.keys.max(2), table, list_append, served };
+    let (more, inconclusive) = check_recorded(scenario, &history, &store_events, &ts_calls, None, &txns, &mut pointers);
+    let marks = Mark::of(&events, &pointers.marks);
     failures.extend(more);
     let stats = RunStats::of(&history, (&txns.bank, &txns.table, &txns.list_append), plan, &events, panic.at.unwrap_or_default());
     let digest = digest(&events, &timeline, &history, &txns);
-    let Txns { bank, table, list_append, .. } = txns;
+    let Txns { bank, table, list_append, served, .. } = txns;
     let leader_changes = leader_changes(&events);
     simkv::supervisor::uninstall();
     let buggify = simkv::buggify::uninstall().into_iter().map(|(site, n)| (site.name().to_string(), n)).collect();
-    RunReport { plan: plan.clone(), history, timeline, failures, inconclusive, stats, digest, leader_changes, bank, table, list_append, marks, buggify }
+    let (named, gave_up) = (pointers.named, std::mem::take(&mut *recorded.gave_up.lock().unwrap()));
+    RunReport {
+        plan: plan.clone(),
+        history,
+        timeline,
+        failures,
+        inconclusive,
+        stats,
+        digest,
+        leader_changes,
+        bank,
+        table,
+        list_append,
+        marks,
+        buggify,
+        named,
+        served,
+        gave_up,
+    }
 }
 
 /// A task of the main node that stops when its handle goes, however the
@@ -377,7 +423,7 @@ fn check_recorded(
     ts_calls: &[tso::TsCall],
     logs: Option<&BTreeMap<u64, sequential::ClientLog>>,
     txns: &Txns,
-    marks: &mut Vec<usize>,
+    pointers: &mut Pointers,
 ) -> (Vec<Failure>, Vec<Failure>) {
     let (mut failures, mut inconclusive) = (Vec::new(), Vec::new());
     let (list_append, table) = (&txns.list_append, &txns.table);
@@ -412,7 +458,13 @@ fn check_recorded(
         match linearizability::check_with_limit(history, scenario.checkers.linearizability_steps) {
             linearizability::Verdict::Linearizable => {}
             linearizability::Verdict::NotLinearizable(v) => {
-                failures.push(Failure { checker: "linearizability".into(), explanation: linearizability::explain(history, &v) })
+                let mut explanation = linearizability::explain(history, &v);
+                if let Some(a) = txns.served.get(&(v.blocked.process, v.blocked.invoke)) {
+                    let peer = a.peer.map_or_else(|| "no peer of it".to_string(), |p| format!("peer {p}"));
+                    let _ = write!(explanation, "\nThe operation that cannot be placed was answered by store {} ({peer} of region {}).", a.store, a.region);
+                }
+                pointers.named.extend(v.window.iter().map(|o| NamedOp { process: o.process, invoke: o.invoke, culprit: *o == v.blocked }));
+                failures.push(Failure { checker: "linearizability".into(), explanation })
             }
             linearizability::Verdict::Inconclusive { keys, steps } => inconclusive.push(Failure {
                 checker: "linearizability".into(),
@@ -437,13 +489,13 @@ fn check_recorded(
     if scenario.checkers.raft {
         if let Some((e, at)) = raft_checker::check_marked(events) {
             failures.push(Failure { checker: "raft".into(), explanation: e });
-            marks.extend(at);
+            pointers.marks.extend(at);
         }
     }
     if scenario.checkers.membership {
         if let Some((e, at)) = crate::checker::membership::check_marked(events) {
             failures.push(Failure { checker: "membership".into(), explanation: e });
-            marks.extend(at);
+            pointers.marks.extend(at);
         }
     }
     (failures, inconclusive)
@@ -456,6 +508,9 @@ struct Txns {
     accounts: u64,
     table: Vec<workload::table::TableOp>,
     list_append: Vec<workload::list_append::ListAppendOp>,
+    /// Not a transactional record: who answered each register operation,
+    /// which the linearizability explanation names.
+    served: BTreeMap<(u64, u64), Answered>,
 }
 
 /// Fingerprint of the store events, the timeline and the history.
@@ -681,17 +736,19 @@ async fn run_inner(
     let bank = std::mem::take(&mut *shared.recorded.bank.lock().unwrap());
     let table = std::mem::take(&mut *shared.recorded.table.lock().unwrap());
     let list_append = std::mem::take(&mut *shared.recorded.list_append.lock().unwrap());
-    let mut marked = Vec::new();
+    let mut pointers = Pointers::default();
     let logs = shared.logs.lock().unwrap().clone();
-    let txns = Txns { bank, accounts: swarm.keys.max(2), table, list_append };
-    let (more, inconclusive) = check_recorded(&scenario, &history, &events, &ts_calls, Some(&logs), &txns, &mut marked);
-    let marks = Mark::of(&timed, &marked);
+    let served = std::mem::take(&mut *shared.recorded.served.lock().unwrap());
+    let txns = Txns { bank, accounts: swarm.keys.max(2), table, list_append, served };
+    let (more, inconclusive) = check_recorded(&scenario, &history, &events, &ts_calls, Some(&logs), &txns, &mut pointers);
+    let marks = Mark::of(&timed, &pointers.marks);
     failures.extend(more);
 
     let timeline = shared.recorded.timeline.lock().unwrap().clone();
     let stats = RunStats::of(&history, (&txns.bank, &txns.table, &txns.list_append), &plan, &timed, shared.start.elapsed());
     let digest = digest(&timed, &timeline, &history, &txns);
-    let Txns { bank, table, list_append, .. } = txns;
+    let Txns { bank, table, list_append, served, .. } = txns;
+    let gave_up = std::mem::take(&mut *shared.recorded.gave_up.lock().unwrap());
     simkv::supervisor::uninstall();
     let buggify = simkv::buggify::uninstall().into_iter().map(|(site, n)| (site.name().to_string(), n)).collect();
     RunReport {
@@ -708,6 +765,9 @@ async fn run_inner(
         list_append,
         marks,
         buggify,
+        named: pointers.named,
+        served,
+        gave_up,
     }
 }
 

@@ -1,23 +1,30 @@
-//! `timeline.html`: a run drawn as one self-contained page (inline SVG, no
-//! scripts, nothing fetched), for a person to open in a browser.
+//! `timeline.html`: a run drawn as one self-contained page (inline SVG and
+//! one line of script that scrolls to the failure; nothing fetched), for a
+//! person to open in a browser.
 //!
-//! Time runs left to right. A lane per client process shows each operation as
-//! a bar from invocation to completion, coloured by outcome (ok green, a failed
-//! compare light green, failed red, unknown orange to the end of the run) and
-//! labelled with its key and value when it is wide enough. A nemesis lane on
-//! top shows every fault with its description. A lane per store (and
-//! one for PD) shows the faults that touched it as spans and leader changes as
-//! ticks. Every bar and tick has a tooltip with the whole of it. A failed
-//! checker's explanation heads the page; for a linearizability failure the
-//! operations of the key in question are outlined.
+//! Time runs left to right and the drawing takes the window's width. A lane
+//! per client shows each of its operations as a bar from invocation to
+//! completion (a client that met an unknown outcome goes on as a new process,
+//! as Jepsen's do: the lane's label lists its process ids, the names the
+//! checkers' explanations use), coloured by outcome (ok green, a failed
+//! compare light green, failed red, unknown orange until the client stopped
+//! waiting and went on) and labelled with its key and value when it is wide
+//! enough. A nemesis lane on top shows every fault with its description. A
+//! lane per store (and one for PD) shows the faults that touched it as spans
+//! and leader changes as ticks. Every bar and tick has a tooltip in user
+//! terms (key, value, outcome, the store that answered). A failed checker's
+//! explanation heads the page; the operations it names stand out — the one
+//! that cannot be placed in magenta under a marker, the others of its window
+//! outlined — and the page opens scrolled to it.
 
 use crate::history::{Call, Outcome};
 use crate::run::RunReport;
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 
+/// The drawing's own width; the page scales it to the window.
 const WIDTH: f64 = 1600.0;
-const LEFT: f64 = 140.0;
+const LEFT: f64 = 190.0;
 const LANE: f64 = 16.0;
 
 fn escape(text: &str) -> String {
@@ -100,22 +107,67 @@ struct Bar {
     colour: &'static str,
     what: String,
     title: String,
+    /// Named by a failure: one of the window around it.
     outlined: bool,
+    /// Named by a failure as the operation it is about.
+    culprit: bool,
+}
+
+/// The lane a process's operations are drawn on: its client's (a client
+/// goes on as process `p + clients` after an unknown outcome), the final
+/// reads', or the scans'.
+fn lane_of(process: u64, clients: u64) -> u64 {
+    use crate::workload::{FINAL_PROCESS, SCAN_PROCESS};
+    match process {
+        p if p >= SCAN_PROCESS => u64::MAX - 1,
+        p if p >= FINAL_PROCESS => u64::MAX - 2,
+        p => p % clients.max(1),
+    }
+}
+
+/// What a register operation did, in words.
+fn register_words(op: &crate::history::Operation) -> String {
+    let value = |v: &Option<String>| v.as_deref().map_or("nothing (absent)".to_string(), |v| format!("{v:?}"));
+    match (&op.call, &op.outcome) {
+        (Call::Read, Outcome::Read(v)) => format!("read of {:?} returned {}", op.key, value(v)),
+        (Call::Read, Outcome::Failed) => format!("read of {:?} failed", op.key),
+        (Call::Read, _) => format!("read of {:?}, no answer", op.key),
+        (Call::Write(v), Outcome::Failed) => format!("write of {v:?} to {:?} failed (did not happen)", op.key),
+        (Call::Write(v), Outcome::Unknown) => format!("write of {v:?} to {:?}, outcome unknown (the client gave up waiting)", op.key),
+        (Call::Write(v), _) => format!("write of {v:?} to {:?} acknowledged", op.key),
+        (Call::Cas(from, to), Outcome::CasOk) => format!("compare-and-set of {:?} from {from:?} to {to:?} succeeded", op.key),
+        (Call::Cas(from, to), Outcome::CasFailed) => format!("compare-and-set of {:?} from {from:?} to {to:?} found another value", op.key),
+        (Call::Cas(from, to), Outcome::Unknown) => format!("compare-and-set of {:?} from {from:?} to {to:?}, outcome unknown", op.key),
+        (Call::Cas(from, to), _) => format!("compare-and-set of {:?} from {from:?} to {to:?} failed (did not happen)", op.key),
+        (Call::Delete, Outcome::Unknown) => format!("delete of {:?}, outcome unknown", op.key),
+        (Call::Delete, Outcome::Failed) => format!("delete of {:?} failed (did not happen)", op.key),
+        (Call::Delete, _) => format!("delete of {:?} acknowledged", op.key),
+        (other, outcome) => format!("{other} on {:?}: {outcome}", op.key),
+    }
 }
 
 const OK: &str = "#43a047";
 const FAILED: &str = "#e53935";
 const UNKNOWN: &str = "#ff9800";
+/// The operation a failure is about.
+const CULPRIT: &str = "#d500f9";
 
 /// Every operation of the run, register and transactional alike.
-fn bars(report: &RunReport, bad_key: Option<&str>) -> Vec<Bar> {
+fn bars(report: &RunReport) -> Vec<Bar> {
     use crate::history::bank::{BankCall, BankOutcome};
     use crate::history::txn::TxnOutcome;
     use crate::workload::list_append::MicroOp;
     use crate::workload::table::{TableCall, TableOutcome};
+    let clients = report.plan.swarm.clients;
     let window = |process: u64, invoke: u64, complete: Option<u64>| {
-        format!("process {process} [{:.6}s .. {}]", invoke as f64 / 1e9, complete.map_or("unknown".into(), |c| format!("{:.6}s", c as f64 / 1e9)))
+        let who = match lane_of(process, clients) {
+            l if l == u64::MAX - 2 => format!("process {process} (the final reads)"),
+            l if l == u64::MAX - 1 => format!("process {process} (a scan)"),
+            l => format!("process {process} (client {l})"),
+        };
+        format!("{who}, {:.6}s .. {}", invoke as f64 / 1e9, complete.map_or("(no answer)".into(), |c| format!("{:.6}s", c as f64 / 1e9)))
     };
+    let named: BTreeMap<(u64, u64), bool> = report.named.iter().map(|n| ((n.process, n.invoke), n.culprit)).collect();
     let mut out = Vec::new();
     for op in &report.history.ops {
         let colour = match op.outcome {
@@ -132,8 +184,21 @@ fn bars(report: &RunReport, bad_key: Option<&str>) -> Vec<Bar> {
             (Call::Delete, _) => format!("delete {}", op.key),
             (other, _) => format!("{} {other:?}", op.key),
         };
-        let title = format!("{} {:?} {:?}", window(op.process, op.invoke, op.complete), op.call, op.outcome);
-        out.push(Bar { process: op.process, invoke: op.invoke, complete: op.complete, colour, what, title, outlined: bad_key == Some(op.key.as_str()) });
+        let served = report.served.get(&(op.process, op.invoke)).map_or(String::new(), |a| {
+            format!("; answered by store {}{} of region {}", a.store, a.peer.map_or(String::new(), |p| format!(" (peer {p})")), a.region)
+        });
+        let title = format!("{}{served}; {}", register_words(op), window(op.process, op.invoke, op.complete));
+        let name = named.get(&(op.process, op.invoke)).copied();
+        out.push(Bar {
+            process: op.process,
+            invoke: op.invoke,
+            complete: op.complete,
+            colour,
+            what,
+            title,
+            outlined: name.is_some(),
+            culprit: name == Some(true),
+        });
     }
     for op in &report.bank {
         let colour = match op.outcome {
@@ -146,12 +211,16 @@ fn bars(report: &RunReport, bad_key: Option<&str>) -> Vec<Bar> {
             (BankCall::Read, BankOutcome::Read(b)) => format!("read: total {}", b.values().sum::<i64>()),
             (BankCall::Read, _) => "read".into(),
         };
-        let title =
-            format!("{} {:?} {:?} start_ts {:?} commit_ts {:?}", window(op.process, op.invoke, op.complete), op.call, op.outcome, op.start_ts, op.commit_ts);
-        // A read that breaks the bank's invariant is outlined.
+        let words = match (&op.call, &op.outcome) {
+            (BankCall::Transfer { from, to, amount }, o) => format!("transfer of {amount} from account {from} to {to}: {o:?}"),
+            (BankCall::Read, BankOutcome::Read(b)) => format!("read of every account: total {} ({b:?})", b.values().sum::<i64>()),
+            (BankCall::Read, o) => format!("read of every account: {o:?}"),
+        };
+        let title = format!("{words}; start_ts {:?}, commit_ts {:?}; {}", op.start_ts, op.commit_ts, window(op.process, op.invoke, op.complete));
+        // A read that breaks the bank's invariant is the culprit.
         let total = crate::workload::bank::INITIAL_BALANCE * report.plan.swarm.keys.max(2) as i64;
         let bad = matches!(&op.outcome, BankOutcome::Read(b) if b.values().sum::<i64>() != total || b.values().any(|v| *v < 0));
-        out.push(Bar { process: op.process, invoke: op.invoke, complete: op.complete, colour, what, title, outlined: bad });
+        out.push(Bar { process: op.process, invoke: op.invoke, complete: op.complete, colour, what, title, outlined: bad, culprit: bad });
     }
     for op in &report.table {
         let (colour, bad) = match &op.outcome {
@@ -166,8 +235,8 @@ fn bars(report: &RunReport, bad_key: Option<&str>) -> Vec<Bar> {
             TableCall::Delete { pk } => format!("delete {pk}"),
             TableCall::Check => "check".into(),
         };
-        let title = format!("{} {:?} {:?}", window(op.process, op.invoke, op.complete), op.call, op.outcome);
-        out.push(Bar { process: op.process, invoke: op.invoke, complete: op.complete, colour, what, title, outlined: bad });
+        let title = format!("{:?}: {:?}; {}", op.call, op.outcome, window(op.process, op.invoke, op.complete));
+        out.push(Bar { process: op.process, invoke: op.invoke, complete: op.complete, colour, what, title, outlined: bad, culprit: bad });
     }
     for op in &report.list_append {
         let colour = match op.outcome {
@@ -184,8 +253,9 @@ fn bars(report: &RunReport, bad_key: Option<&str>) -> Vec<Bar> {
                 MicroOp::Read { key, values: None } => format!("r{key}"),
             })
             .collect();
-        let title = format!("{} {:?} {:?} {}", window(op.process, op.invoke, op.complete), op.outcome, op.mops, op.error.as_deref().unwrap_or(""));
-        out.push(Bar { process: op.process, invoke: op.invoke, complete: op.complete, colour, what: what.join(" "), title, outlined: false });
+        let title =
+            format!("transaction {:?}: {:?} {}; {}", op.mops, op.outcome, op.error.as_deref().unwrap_or(""), window(op.process, op.invoke, op.complete));
+        out.push(Bar { process: op.process, invoke: op.invoke, complete: op.complete, colour, what: what.join(" "), title, outlined: false, culprit: false });
     }
     out
 }
@@ -193,23 +263,46 @@ fn bars(report: &RunReport, bad_key: Option<&str>) -> Vec<Bar> {
 pub fn render(scenario_path: &str, report: &RunReport) -> String {
     let end_ms = report.stats.sim_millis.max(report.history.ops.iter().filter_map(|o| o.complete).max().unwrap_or(0) / 1_000_000).max(1);
     let x = |ms: f64| LEFT + ms / end_ms as f64 * (WIDTH - LEFT - 10.0);
-    // Lanes: client processes (scans' per-key reads and the final reads folded
-    // into one lane each), then stores, then PD.
-    let lane_of = |process: u64| -> (u64, String) {
-        match process {
-            p if p >= 2_000_000 => (u64::MAX - 1, "scans".into()),
-            p if p >= 1_000_000 => (u64::MAX - 2, "final reads".into()),
-            p => (p, format!("process {p}")),
-        }
-    };
-    let bad_key = report.failures.iter().filter(|f| f.checker == "linearizability").find_map(|f| f.explanation.split('"').nth(1).map(str::to_string));
-    let bars = bars(report, bad_key.as_deref());
-    let mut lanes: BTreeMap<u64, String> = BTreeMap::new();
+    // Lanes: one per client (its processes listed), then the final reads and
+    // the scans, then stores, then PD.
+    let clients = report.plan.swarm.clients;
+    let mut bars = bars(report);
+    bars.sort_by_key(|b| (lane_of(b.process, clients), b.invoke));
+    let mut processes: BTreeMap<u64, Vec<u64>> = BTreeMap::new();
     for bar in &bars {
-        let (id, name) = lane_of(bar.process);
-        lanes.insert(id, name);
+        let seen = processes.entry(lane_of(bar.process, clients)).or_default();
+        if !seen.contains(&bar.process) {
+            seen.push(bar.process);
+        }
     }
+    let lanes: BTreeMap<u64, String> = processes
+        .iter()
+        .map(|(&lane, ps)| {
+            let name = match lane {
+                l if l == u64::MAX - 2 => format!("process {} (final reads)", ps[0]),
+                l if l == u64::MAX - 1 => "scans (one process per key)".to_string(),
+                l => {
+                    let listed: Vec<String> = ps.iter().map(u64::to_string).collect();
+                    let listed = if listed.len() > 4 { format!("{},…", listed[..3].join(",")) } else { listed.join(",") };
+                    format!("client {l} (process {listed})")
+                }
+            };
+            (lane, name)
+        })
+        .collect();
     let lane_index: BTreeMap<u64, usize> = lanes.keys().enumerate().map(|(i, id)| (*id, i)).collect();
+    // An operation without an answer ends where its client stopped waiting
+    // for it: when the client's next operation began (else the run's end).
+    let ends: Vec<u64> = (0..bars.len())
+        .map(|i| {
+            let bar = &bars[i];
+            let gave_up = report.gave_up.get(&(bar.process, bar.invoke)).map(|t| t / 1_000_000);
+            bar.complete.map(|c| c / 1_000_000).or(gave_up).unwrap_or_else(|| {
+                let next = bars.get(i + 1).filter(|n| lane_of(n.process, clients) == lane_of(bar.process, clients));
+                next.map_or(end_ms, |n| n.invoke / 1_000_000)
+            })
+        })
+        .collect();
     let stores = report.plan.swarm.stores;
     let client_lanes = lanes.len();
     let store_lane = |store: u64| client_lanes + store as usize; // one spacer lane before stores
@@ -228,7 +321,7 @@ pub fn render(scenario_path: &str, report: &RunReport) -> String {
         .collect();
 
     let mut svg = String::new();
-    let _ = write!(svg, r#"<svg xmlns="http://www.w3.org/2000/svg" width="{WIDTH}" height="{height}" font-family="monospace" font-size="9">"#);
+    let _ = write!(svg, r#"<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {WIDTH} {height}" width="100%" font-family="monospace" font-size="9">"#);
     // Time axis, a tick a second.
     for s in 0..=end_ms / 1000 {
         let px = x((s * 1000) as f64);
@@ -244,22 +337,44 @@ pub fn render(scenario_path: &str, report: &RunReport) -> String {
         let _ = write!(svg, r#"<text x="4" y="{:.1}" font-weight="bold">store {store}</text>"#, lane_y(store_lane(store)) + 10.0);
     }
     let _ = write!(svg, r#"<text x="4" y="{:.1}" font-weight="bold">pd</text>"#, lane_y(pd_lane) + 10.0);
-    // Operations.
-    for bar in &bars {
-        let (id, _) = lane_of(bar.process);
-        let y = lane_y(lane_index[&id]) + 2.0;
+    // Operations; the ones a failure names last, on top.
+    let order: Vec<usize> = (0..bars.len()).filter(|&i| !bars[i].outlined).chain((0..bars.len()).filter(|&i| bars[i].outlined)).collect();
+    let mut culprit_drawn = false;
+    for i in order {
+        let bar = &bars[i];
+        let y = lane_y(lane_index[&lane_of(bar.process, clients)]) + 2.0;
         let start = x(bar.invoke as f64 / 1e6);
-        let stop = bar.complete.map_or(x(end_ms as f64), |c| x(c as f64 / 1e6)).max(start + 1.5);
-        let outline = if bar.outlined { r#" stroke="black" stroke-width="1.5""# } else { "" };
+        // Named operations are at least a few pixels wide, whatever their length.
+        let least = if bar.outlined { 5.0 } else { 1.5 };
+        let stop = x(ends[i] as f64).max(start + least);
+        let (fill, outline) = match (bar.culprit, bar.outlined) {
+            (true, _) => (CULPRIT, r#" stroke="black" stroke-width="2""#),
+            (false, true) => (bar.colour, r##" stroke="#6a1b9a" stroke-width="2""##),
+            _ => (bar.colour, ""),
+        };
+        let id = if bar.culprit && !culprit_drawn { r#" id="culprit""# } else { "" };
         let _ = write!(
             svg,
-            r#"<rect x="{start:.1}" y="{y:.1}" width="{:.1}" height="{:.1}" fill="{}"{outline}><title>{} — {}</title></rect>"#,
+            r#"<rect{id} x="{start:.1}" y="{y:.1}" width="{:.1}" height="{:.1}" fill="{fill}"{outline}><title>{}</title></rect>"#,
             stop - start,
             LANE - 4.0,
-            bar.colour,
             escape(&bar.title),
-            escape(&bar.what)
         );
+        if bar.culprit {
+            // A marker above it, so it is found at a glance.
+            let mid = (start + stop) / 2.0;
+            let _ = write!(
+                svg,
+                r##"<polygon points="{:.1},{:.1} {:.1},{:.1} {mid:.1},{:.1}" fill="{CULPRIT}" stroke="black" stroke-width="0.5"><title>{}</title></polygon>"##,
+                mid - 6.0,
+                y - 9.0,
+                mid + 6.0,
+                y - 9.0,
+                y - 1.0,
+                escape(&bar.title)
+            );
+            culprit_drawn = true;
+        }
         if stop - start > 6.0 * bar.what.len() as f64 {
             let _ = write!(svg, r#"<text x="{:.1}" y="{:.1}" fill="white">{}</text>"#, start + 2.0, y + 9.0, escape(&bar.what));
         }
@@ -310,9 +425,12 @@ pub fn render(scenario_path: &str, report: &RunReport) -> String {
     for mark in &report.marks {
         if mark.store >= 1 && mark.store <= stores {
             let (px, y) = (x(mark.at_ms as f64), lane_y(store_lane(mark.store)) + LANE / 2.0);
+            // Without an operation to point at, the page opens at the first mark.
+            let id = if culprit_drawn { "" } else { r#" id="culprit""# };
+            culprit_drawn = true;
             let _ = write!(
                 svg,
-                r##"<polygon points="{:.1},{:.1} {:.1},{:.1} {:.1},{:.1} {:.1},{:.1}" fill="#d50000" stroke="#000" stroke-width="0.5"><title>{:.3}s: offending event: {}</title></polygon>"##,
+                r##"<polygon{id} points="{:.1},{:.1} {:.1},{:.1} {:.1},{:.1} {:.1},{:.1}" fill="#d50000" stroke="#000" stroke-width="0.5"><title>{:.3}s: offending event: {}</title></polygon>"##,
                 px,
                 y - 6.0,
                 px + 6.0,
@@ -340,9 +458,15 @@ pub fn render(scenario_path: &str, report: &RunReport) -> String {
         format!("<span class=\"fail\">failed: {}</span>", escape(&report.failures.iter().map(|f| f.checker.as_str()).collect::<Vec<_>>().join(", ")))
     };
     let _ = write!(page, "<h1>{} seed {} — {verdict}</h1>\n<p>{}</p>\n", escape(scenario_path), plan.seed, escape(&plan.swarm_line()));
+    if bars.iter().any(|b| b.culprit) {
+        let _ = writeln!(
+            page,
+            "<p class=\"fail\">Magenta under a marker: the operation the failure is about (the page opens scrolled to it); outlined in purple: the other operations the explanation names.</p>"
+        );
+    }
     let _ = writeln!(
         page,
-        "<p>{} operations ({} unknown), {} faults, {} regions, {:.1} simulated s. Green: ok; light green: a compare that failed; red: failed; orange: unknown. Purple: faults; blue ticks: a store becomes a region's leader. Hover for details.</p>",
+        "<p>{} operations ({} unknown), {} faults, {} regions, {:.1} simulated s. Green: ok; light green: a compare that found another value; red: failed (did not happen); orange: unknown (until the client gave up waiting). Purple: faults; blue ticks: a store becomes a region's leader. Hover for details.</p>",
         report.stats.ops,
         report.stats.unknown,
         report.stats.faults,
@@ -356,16 +480,52 @@ pub fn render(scenario_path: &str, report: &RunReport) -> String {
         let _ = writeln!(page, "<p class=\"fail\">Red diamonds: the {} store event(s) that broke a rule (a vote, an apply, a configuration in use, a lease read); hover for the event.</p>", report.marks.len());
     }
     for f in &report.failures {
-        let _ = writeln!(page, "<h2 class=\"fail\">{}</h2><pre>{}</pre>", escape(&f.checker), escape(&f.explanation));
+        let _ = writeln!(page, "<h2 class=\"fail\">{}</h2><pre>{}</pre>", escape(&f.checker), escape(&with_lanes(&f.explanation, clients)));
     }
     page.push_str(&svg);
+    if culprit_drawn {
+        page.push_str("\n<script>document.getElementById('culprit').scrollIntoView({block: 'center', inline: 'center'});</script>");
+    }
     page.push_str("\n</body></html>\n");
     page
+}
+
+/// `text` with every "process N" followed by the lane it is drawn on
+/// ("process 33 (client 3)", "process 1000000 (final reads)"), so an
+/// explanation names what the lane labels say.
+fn with_lanes(text: &str, clients: u64) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(at) = rest.find("process ") {
+        let (head, tail) = rest.split_at(at + "process ".len());
+        out.push_str(head);
+        let digits: String = tail.chars().take_while(char::is_ascii_digit).collect();
+        rest = &tail[digits.len()..];
+        out.push_str(&digits);
+        if let Ok(p) = digits.parse::<u64>() {
+            let _ = match lane_of(p, clients) {
+                l if l == u64::MAX - 2 => write!(out, " (final reads)"),
+                l if l == u64::MAX - 1 => write!(out, " (a scan)"),
+                l => write!(out, " (client {l})"),
+            };
+        }
+    }
+    out.push_str(rest);
+    out
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn explanations_name_the_lanes() {
+        let text = "[1s .. 2s] process 33 key \"k\": read\n[3s .. never] process 1000000 key \"k\": read; process 2000004 too";
+        assert_eq!(
+            with_lanes(text, 5),
+            "[1s .. 2s] process 33 (client 3) key \"k\": read\n[3s .. never] process 1000000 (final reads) key \"k\": read; process 2000004 (a scan) too"
+        );
+    }
 
     #[test]
     fn faults_are_parsed_with_the_stores_they_touch() {

@@ -70,6 +70,12 @@ fn after_failure(cache: &mut RegionCache, region: &Region, store: StoreId, failu
                 Next::Backoff
             }
         }
+        AttemptError::Rpc(RpcError::NotSent { .. }) => {
+            // The store refused the connection: it is down, and the request
+            // never left, so even a write may go to the next replica at once.
+            cache.suspect(region, store);
+            Next::Retry
+        }
         AttemptError::NoRegion { .. } => Next::Backoff,
         AttemptError::Rpc(RpcError::Undecodable { .. }) => {
             Next::Stop(if is_write { ClientError::Unknown(failure) } else { ClientError::UnexpectedReply(failure.to_string()) })
@@ -102,9 +108,20 @@ fn after_failure(cache: &mut RegionCache, region: &Region, store: StoreId, failu
     }
 }
 
+/// Who answered a request: the region (at the epoch the client sent), the
+/// store, and the region's peer on it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Answered {
+    pub region: crate::meta::RegionId,
+    pub store: StoreId,
+    pub peer: Option<crate::meta::PeerId>,
+}
+
 pub struct RawClient {
     cfg: ClientConfig,
     rpc: RpcClient,
+    /// Who answered the last request that got an answer.
+    last_answered: Mutex<Option<Answered>>,
     /// Store addresses: those given at connect, and those learned from the
     /// region source for stores that joined later.
     addresses: Mutex<BTreeMap<StoreId, SocketAddr>>,
@@ -124,11 +141,18 @@ impl RawClient {
         let rpc = RpcClient::bind_with_faults(local, cfg.net_faults.clone()).await?;
         #[cfg(not(madsim))]
         let rpc = RpcClient::bind(local).await?;
-        Ok(RawClient { cfg, rpc, addresses: Mutex::new(addresses), cache: Mutex::new(RegionCache::default()), source })
+        Ok(RawClient { cfg, rpc, last_answered: Mutex::new(None), addresses: Mutex::new(addresses), cache: Mutex::new(RegionCache::default()), source })
     }
 
     pub fn transport(&self) -> &Transport {
         self.rpc.transport()
+    }
+
+    /// Which store (and peer) answered the last request that got an answer,
+    /// so a caller can say who served a result (a stale read's culprit);
+    /// taken, so the next call says nothing until another answer comes.
+    pub fn take_answered(&self) -> Option<Answered> {
+        self.last_answered.lock().expect("answered lock").take()
     }
 
     pub async fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, ClientError> {
@@ -198,8 +222,16 @@ impl RawClient {
                 return Ok(region);
             }
         }
-        let region = self.source.region_by_key(key).await?.ok_or_else(|| ClientError::NoRegion { key: key.to_vec() })?;
-        self.cache.lock().expect("cache lock").update(region.clone());
+        let (region, leader) = self.source.region_by_key(key).await?.ok_or_else(|| ClientError::NoRegion { key: key.to_vec() })?;
+        let mut cache = self.cache.lock().expect("cache lock");
+        cache.update(region.clone());
+        // The source's leader is a first guess; a belief the cache already
+        // holds (learned from the stores themselves) is newer.
+        if let Some(store) = leader.filter(|&s| region.peer_on_store(s).is_some()) {
+            if cache.leader(region.id).is_none() {
+                cache.set_leader(region.id, store);
+            }
+        }
         Ok(region)
     }
 
@@ -272,6 +304,8 @@ impl RawClient {
             let failure = match self.send(store, &request).await.and_then(|response| extract(store, response)) {
                 Ok(reply) => {
                     self.cache.lock().expect("cache lock").set_leader(region.id, store);
+                    let peer = region.peer_on_store(store).map(|p| p.id);
+                    *self.last_answered.lock().expect("answered lock") = Some(Answered { region: region.id, store, peer });
                     return Ok((reply, region));
                 }
                 Err(failure) => failure,

@@ -13,10 +13,15 @@ use crate::proto::PdError;
 use futures::future::BoxFuture;
 use std::collections::BTreeMap;
 
+/// A region as a source knows it, with the store it believes leads it.
+pub type Located = (Region, Option<StoreId>);
+
 /// Where the cache learns regions it does not hold.
 pub trait RegionSource: Send + Sync {
-    /// The region holding encoded key `key`, as the source knows it now.
-    fn region_by_key<'a>(&'a self, key: &'a [u8]) -> BoxFuture<'a, Result<Option<Region>, ClientError>>;
+    /// The region holding encoded key `key`, as the source knows it now, and
+    /// its leader's store if the source knows one (PD does: the leader that
+    /// last reported the region), so a client's first attempt goes there.
+    fn region_by_key<'a>(&'a self, key: &'a [u8]) -> BoxFuture<'a, Result<Option<Located>, ClientError>>;
 
     /// Where a store the client has no address for listens (a store that
     /// joined after the client started), if the source knows.
@@ -29,8 +34,8 @@ pub trait RegionSource: Send + Sync {
 pub struct StaticRegions(pub Vec<Region>);
 
 impl RegionSource for StaticRegions {
-    fn region_by_key<'a>(&'a self, key: &'a [u8]) -> BoxFuture<'a, Result<Option<Region>, ClientError>> {
-        Box::pin(async move { Ok(self.0.iter().find(|r| r.contains(key)).cloned()) })
+    fn region_by_key<'a>(&'a self, key: &'a [u8]) -> BoxFuture<'a, Result<Option<Located>, ClientError>> {
+        Box::pin(async move { Ok(self.0.iter().find(|r| r.contains(key)).map(|r| (r.clone(), None))) })
     }
 }
 
@@ -38,10 +43,10 @@ impl RegionSource for StaticRegions {
 pub struct PdRegions(pub PdClient);
 
 impl RegionSource for PdRegions {
-    fn region_by_key<'a>(&'a self, key: &'a [u8]) -> BoxFuture<'a, Result<Option<Region>, ClientError>> {
+    fn region_by_key<'a>(&'a self, key: &'a [u8]) -> BoxFuture<'a, Result<Option<Located>, ClientError>> {
         Box::pin(async move {
             match self.0.region_by_key(key).await {
-                Ok((region, _leader)) => Ok(Some(region)),
+                Ok((region, leader)) => Ok(Some((region, leader.map(|p| p.store_id)))),
                 Err(PdClientError::Pd(PdError::RegionNotFound(_))) => Ok(None),
                 Err(e) => Err(ClientError::Pd(e)),
             }
@@ -158,7 +163,7 @@ pub(crate) mod tests {
     #[madsim::test]
     async fn a_static_source_finds_the_region_of_a_key() {
         let source = StaticRegions(vec![region(1, "", "m", 1), region(2, "m", "", 1)]);
-        assert_eq!(source.region_by_key(b"q").await.unwrap().map(|r| r.id), Some(2));
-        assert_eq!(source.region_by_key(b"").await.unwrap().map(|r| r.id), Some(1));
+        assert_eq!(source.region_by_key(b"q").await.unwrap().map(|(r, _)| r.id), Some(2));
+        assert_eq!(source.region_by_key(b"").await.unwrap().map(|(r, _)| r.id), Some(1));
     }
 }

@@ -28,7 +28,7 @@ pub fn check(regions: &[RegionCopies]) -> Option<String> {
                     let encoded = simkv::codec::keys::origin_key(k).unwrap_or(k);
                     let user = simkv::codec::keys::decode_raw_key(encoded).unwrap_or(encoded);
                     let cf = if *cf == Cf::Default { String::new() } else { format!("[{}] ", cf.name()) };
-                    format!("{cf}{} = {}", String::from_utf8_lossy(user), String::from_utf8_lossy(v))
+                    format!("{cf}{} = {}", user.escape_ascii(), v.escape_ascii())
                 })
                 .unwrap_or_else(|| "(end)".into())
         };

@@ -40,7 +40,7 @@ pub(super) fn damage(n: &Nemesis, store: u64, damage: simkv::engine::Damage) -> 
     match slot.kv_disk.nth_key(&simkv::engine::DATA_CFS, pick) {
         Some((cf, key)) => {
             slot.kv_disk.damage(cf, &key, damage, bit);
-            format!("{damage:?} in the {} CF of store {store} at key {}", cf.name(), String::from_utf8_lossy(&key))
+            format!("{damage:?} in the {} CF of store {store} at key {}", cf.name(), key.escape_ascii())
         }
         None => format!("nothing stored on store {store} to damage yet"),
     }

@@ -67,6 +67,13 @@ pub struct Recorded {
     pub table: Mutex<Vec<table::TableOp>>,
     /// The list-append workload's transactions.
     pub list_append: Mutex<Vec<list_append::ListAppendOp>>,
+    /// Which store answered each register operation that got an answer, by
+    /// (process, invoke time): explanations and the timeline name it.
+    pub served: Mutex<BTreeMap<(u64, u64), simkv::client::raw::Answered>>,
+    /// When the client gave up waiting for each register operation whose
+    /// outcome is unknown, by (process, invoke time): the timeline ends its
+    /// bar there.
+    pub gave_up: Mutex<BTreeMap<(u64, u64), u64>>,
 }
 
 pub struct Shared {
@@ -115,6 +122,13 @@ impl Shared {
         self.recorded.bank.lock().unwrap().push(op);
     }
 
+    /// Notes which store answered `process`'s operation invoked at `invoke`.
+    pub fn note_served(&self, process: u64, invoke: u64, answered: Option<simkv::client::raw::Answered>) {
+        if let Some(answered) = answered {
+            self.recorded.served.lock().unwrap().insert((process, invoke), answered);
+        }
+    }
+
     /// `process`'s operation returned (recorded, or dropped as not worth it).
     pub fn end(&self, process: u64) {
         self.recorded.in_flight.lock().unwrap().remove(&process);
@@ -129,6 +143,9 @@ pub fn record(shared: &Shared, process: u64, key: &str, call: Call, invoke: u64,
         return;
     }
     let complete = (outcome != Outcome::Unknown).then(now_ns);
+    if complete.is_none() {
+        shared.recorded.gave_up.lock().unwrap().insert((process, invoke), now_ns());
+    }
     let seen = match (&call, &outcome) {
         (Call::Write(v), Outcome::Done) | (Call::Cas(_, v), Outcome::CasOk) | (_, Outcome::Read(Some(v))) => Some(v.clone()),
         _ => None,
@@ -198,6 +215,7 @@ pub async fn final_reads(shared: &Arc<Shared>, scenario: &Scenario, deadline: In
                 }
             };
             if let Some((invoke, value)) = read {
+                shared2.note_served(process, invoke, client.take_answered());
                 record(&shared2, process, key, Call::Read, invoke, Some(Outcome::Read(value.clone())));
                 if key.contains("-s") {
                     let client_id: u64 = key.rsplit("-s").next().and_then(|c| c.parse().ok()).unwrap_or(u64::MAX);

@@ -70,6 +70,7 @@ pub async fn register_client(shared: &Shared, client: &RawClient, c: u64) {
             (Call::Write(value), outcome)
         };
         let unknown = outcome == Some(Outcome::Unknown);
+        shared.note_served(process, invoke, client.take_answered());
         record(shared, process, &key, call, invoke, outcome);
         if unknown {
             process += clients;
