@@ -178,14 +178,23 @@ mod real {
         let schema = open_table(&client, &name).await.map_err(|e| e.to_string())?;
         let row = |values: &[String]| values.iter().map(|v| datum(v)).collect::<Vec<_>>();
         let mut txn = client.begin().await.map_err(|e| e.to_string())?;
+        // What a change did, said once it has committed.
+        let mut done = None;
         match action {
             TableAction::Create { .. } => unreachable!("handled above"),
-            TableAction::Insert { pk, values, .. } => schema.insert(&mut txn, pk, row(&values)).await.map_err(|e| e.to_string())?,
-            TableAction::Update { pk, values, .. } => schema.update(&mut txn, pk, row(&values)).await.map_err(|e| e.to_string())?,
+            TableAction::Insert { pk, values, .. } => {
+                schema.insert(&mut txn, pk, row(&values)).await.map_err(|e| e.to_string())?;
+                done = Some(format!("inserted row {pk} into {name}"));
+            }
+            TableAction::Update { pk, values, .. } => {
+                schema.update(&mut txn, pk, row(&values)).await.map_err(|e| e.to_string())?;
+                done = Some(format!("updated row {pk} of {name}"));
+            }
             TableAction::Delete { pk, .. } => {
                 if !schema.delete(&mut txn, pk).await.map_err(|e| e.to_string())? {
                     return Err(format!("no row with primary key {pk}"));
                 }
+                done = Some(format!("deleted row {pk} from {name}"));
             }
             TableAction::Get { pk, .. } => match schema.get(&txn, pk).await.map_err(|e| e.to_string())? {
                 Some(row) => print_row(&schema, pk, &row),
@@ -203,7 +212,9 @@ mod real {
             }
         }
         let commit_ts = txn.commit().await.map_err(|e| e.to_string())?;
-        tracing::debug!(commit_ts, "committed");
+        if let Some(done) = done {
+            println!("{done} (committed at ts {commit_ts})");
+        }
         Ok(())
     }
 
