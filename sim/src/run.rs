@@ -349,7 +349,14 @@ fn run_with_progress(scenario: &Scenario, plan: &Plan, progress: Arc<std::sync::
     let mut timeline = recorded.timeline.lock().unwrap().clone();
     timeline.push(format!("panic: {explanation}"));
     // An event storm is stopped by a panic of the testbed's own (see run_inner).
-    let checker = if panic.message.starts_with(EVENT_STORM) { "event-storm" } else { "panic" };
+    // A broken fault model is the testbed's failure, never the store's.
+    let checker = if panic.message.starts_with(EVENT_STORM) {
+        "event-storm"
+    } else if panic.message.starts_with(simkv::engine::sim::FAULT_MODEL_BROKEN) {
+        "testbed-fault-model"
+    } else {
+        "panic"
+    };
     let mut failures = vec![Failure { checker: checker.into(), explanation }];
     let store_events: Vec<StoreEvent> = events.iter().map(|e| e.event.clone()).collect();
     let ts_calls = recorded.ts_calls.lock().unwrap().clone();

@@ -170,6 +170,9 @@ struct DiskState {
     sync_health: SyncHealth,
     /// Whether reads verify checksums (off only for a planted bug).
     verify_checksums: bool,
+    /// A deliberately broken crash model (kept batches skip the first
+    /// unsynced one), to show [`survivor_is_a_prefix`] catches it.
+    broken_crash_model: bool,
 }
 
 /// The simulated platter. Clone it freely: clones share one disk.
@@ -194,6 +197,7 @@ impl SimDisk {
                 stats: DiskStats::default(),
                 sync_health: SyncHealth::Healthy,
                 verify_checksums: true,
+                broken_crash_model: false,
             })),
         }
     }
@@ -240,7 +244,9 @@ impl SimDisk {
         let mut state = self.lock();
         let keep = keep.min(state.unsynced.len());
         let mut survivor = state.durable.clone();
-        for batch in &state.unsynced[..keep] {
+        // The broken model keeps later batches without the first one.
+        let skip = usize::from(state.broken_crash_model && keep >= 2);
+        for batch in &state.unsynced[skip..keep] {
             apply(&mut survivor, batch);
         }
         let mut torn_record_discarded = false;
@@ -251,6 +257,13 @@ impl SimDisk {
                 Some(batch) => apply(&mut survivor, &batch),
                 None => torn_record_discarded = true,
             }
+        }
+        // The testbed checks its own fault model: whatever a crash keeps is
+        // what was durable plus a prefix of the batches written since the
+        // last sync. A model that keeps anything else would blame the store
+        // for the testbed's bug; it stops the run as the testbed's fault.
+        if let Err(what) = survivor_is_a_prefix(&state.durable, &state.unsynced, &survivor) {
+            panic!("{FAULT_MODEL_BROKEN}: disk {} after a crash: {what}", self.name);
         }
         let report = CrashReport { kept_batches: keep, lost_batches: state.unsynced.len() - keep, torn_record_discarded };
         state.view = survivor.clone();
@@ -325,6 +338,14 @@ impl SimDisk {
         }
     }
 
+    /// Breaks this disk's crash model on purpose (a crash keeps later
+    /// unsynced batches without the first), for the test that shows the
+    /// fault model's self-check catching it.
+    #[doc(hidden)]
+    pub fn break_crash_model(&self) {
+        self.lock().broken_crash_model = true;
+    }
+
     /// Planted bug: reads stop verifying checksums (a flipped value is served).
     pub fn set_verify_checksums(&self, verify: bool) {
         self.lock().verify_checksums = verify;
@@ -341,6 +362,39 @@ impl SimDisk {
     pub fn durable_contents(&self, cf: Cf) -> Vec<KvPair> {
         self.lock().durable[cf.index()].iter().map(|(k, v)| (k.clone(), v.clone())).collect()
     }
+}
+
+/// What a panic of the testbed's own fault model starts with, so a run
+/// reports it as the testbed's failure, never the store's.
+pub const FAULT_MODEL_BROKEN: &str = "testbed fault model broken";
+
+/// `Ok(k)` when `survivor` is `durable` with the first `k` of `unsynced`
+/// applied (a torn record discarded counts as not kept), else what is wrong.
+fn survivor_is_a_prefix(durable: &Cfs, unsynced: &[WriteBatch], survivor: &Cfs) -> std::result::Result<usize, String> {
+    let same = |a: &Cfs, b: &Cfs| a.maps == b.maps;
+    let mut candidate = durable.clone();
+    for k in 0..=unsynced.len() {
+        if same(&candidate, survivor) {
+            return Ok(k);
+        }
+        if let Some(batch) = unsynced.get(k) {
+            apply(&mut candidate, batch);
+        }
+    }
+    let differing: Vec<String> = ALL_CFS
+        .iter()
+        .filter_map(|cf| {
+            let (kept, full) = (&survivor[cf.index()], &candidate[cf.index()]);
+            let key = kept.keys().chain(full.keys()).find(|k| kept.get(*k) != full.get(*k) && durable[cf.index()].get(*k) != kept.get(*k))?;
+            Some(format!("{} key {}", cf.name(), key.escape_ascii()))
+        })
+        .take(3)
+        .collect();
+    Err(format!(
+        "what survived is not the durable state plus a prefix of the {} batches written since the last sync (first differences: {})",
+        unsynced.len(),
+        if differing.is_empty() { "none found by key".into() } else { differing.join(", ") }
+    ))
 }
 
 fn apply(cfs: &mut Cfs, batch: &WriteBatch) {
@@ -586,6 +640,35 @@ mod tests {
             apply(&mut cfs, batch);
         }
         cfs[Cf::Default.index()].iter().map(|(k, v)| (k.clone(), v.clone())).collect()
+    }
+
+    /// The fault model checks itself at every crash: a model broken on
+    /// purpose (a crash that keeps the second unsynced batch without the
+    /// first) stops with the testbed's own failure, not a store's.
+    #[madsim::test]
+    async fn a_broken_crash_model_is_caught_by_its_self_check() {
+        let write_three = |disk: &SimDisk| {
+            let engine = SimEngine::open(disk);
+            async move {
+                for key in ["a", "b", "c"] {
+                    let mut batch = WriteBatch::new();
+                    batch.put(Cf::Default, key, "v");
+                    engine.write(&batch, false).await.unwrap();
+                }
+            }
+        };
+        let sound = SimDisk::new("sound", IoProfile::instant());
+        write_three(&sound).await;
+        assert_eq!(sound.crash_keeping(2).kept_batches, 2, "the real model passes its own check");
+        let broken = SimDisk::new("broken", IoProfile::instant());
+        write_three(&broken).await;
+        broken.break_crash_model();
+        let caught = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| broken.crash_keeping(2))).expect_err("the self-check stops the crash");
+        let message = caught.downcast_ref::<String>().cloned().unwrap_or_default();
+        assert!(message.starts_with(FAULT_MODEL_BROKEN), "{message}");
+        assert!(message.contains("disk broken after a crash") && message.contains("not the durable state plus a prefix of the 3 batches"), "{message}");
+        // One crash keeping nothing, or everything, is a prefix under any model.
+        assert_eq!(survivor_is_a_prefix(&Cfs::default(), &[], &Cfs::default()), Ok(0));
     }
 
     /// Over 1,000 crash points drawn by [`SimDisk::crash`] itself: synced data
