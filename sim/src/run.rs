@@ -138,6 +138,9 @@ pub struct RunReport {
     /// When the client gave up waiting for each register operation whose
     /// outcome is unknown, by (process, invoke time).
     pub gave_up: BTreeMap<(u64, u64), u64>,
+    /// The timestamp workload's requests (the TSO checker also takes the
+    /// transactions' timestamps, from `bank`).
+    pub ts_calls: Vec<tso::TsCall>,
 }
 
 /// One history operation a failed check names.
@@ -393,6 +396,7 @@ fn run_with_progress(scenario: &Scenario, plan: &Plan, progress: Arc<std::sync::
         named,
         served,
         gave_up,
+        ts_calls,
     }
 }
 
@@ -457,7 +461,11 @@ fn check_recorded(
         }
     }
     if scenario.checkers.tso {
-        if let Some(e) = tso::check(ts_calls) {
+        // Every consumer's timestamps: the timestamp workload's requests and
+        // the transactions' start and commit timestamps.
+        let mut all = ts_calls.to_vec();
+        all.extend(tso::of_bank(&txns.bank));
+        if let Some(e) = tso::check(&all) {
             failures.push(Failure { checker: "tso".into(), explanation: e });
         }
     }
@@ -597,6 +605,7 @@ async fn run_inner(
             Bug::SplitDefersApplyState => spec.raftstore.bugs.split_defers_apply_state = true,
             Bug::DuplicateChunkAppliedTwice => spec.raftstore.bugs.duplicate_chunk_applied_twice = true,
             Bug::AckAfterFailedFsync => spec.raftstore.bugs.ack_after_failed_fsync = true,
+            Bug::StartTsReused => txn.bugs.start_ts_reused = true,
         }
     }
     if scenario.workload.kind.is_transactional() {
@@ -775,6 +784,7 @@ async fn run_inner(
         named: pointers.named,
         served,
         gave_up,
+        ts_calls,
     }
 }
 

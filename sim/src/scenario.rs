@@ -487,6 +487,9 @@ pub enum Bug {
     /// A failed raft-log write is ignored: the store acknowledges entries
     /// and votes a crash then loses.
     AckAfterFailedFsync,
+    /// (client) A transaction begins at the start_ts its client used less
+    /// than 50 ms before, without asking PD.
+    StartTsReused,
 }
 
 /// A scenario that could not be loaded: where, and what is wrong.

@@ -451,6 +451,27 @@ fn failing_seeds_shrink() {
     }
 }
 
+/// A transactional client that reuses a recent start_ts instead of asking
+/// PD: the bank's snapshots stay whole, so only the timestamp rule sees it,
+/// and only since the TSO checker takes every transaction's timestamps. On
+/// the same seeds, the check as it was (the timestamp workload's requests
+/// alone) passes, and no other checker fails.
+#[test]
+fn planted_start_ts_reused_is_caught_only_with_every_consumers_timestamps() {
+    use simkv_sim::checker::tso;
+    let scenario = Scenario::load(&root().join("scenarios/bugs/start-ts-reused.toml")).unwrap();
+    let mut caught = 0;
+    for seed in 0..5 {
+        let report = run::run(&scenario, &Plan::draw(&scenario, seed));
+        let failed: Vec<&str> = report.failures.iter().map(|f| f.checker.as_str()).collect();
+        assert!(failed.iter().all(|&c| c == "tso"), "seed {seed}: only the timestamp rule may see it: {}", describe(&report));
+        assert_eq!(tso::check(&report.ts_calls), None, "seed {seed}: the timestamp workload's requests alone show nothing");
+        caught += usize::from(failed == ["tso"]);
+    }
+    assert!(caught >= 4, "caught in {caught} of 5 seeds");
+    clean_passes("start-ts-reused.toml", 0..5);
+}
+
 /// A membership change handed to raft-rs when proposed: the membership
 /// checker names the apply-time rule.
 #[test]
@@ -534,6 +555,7 @@ fn outcome_formats_are_pinned() {
         named: vec![],
         served: Default::default(),
         gave_up: Default::default(),
+        ts_calls: vec![],
     };
     let pass = report::outcome_text("scenarios/basic.toml", &report);
     report.inconclusive.push(Failure { checker: "linearizability".into(), explanation: "the search ran out of its budget of 5 steps for keys [\"k\"]".into() });
@@ -608,6 +630,7 @@ fn timeline_html_is_pinned() {
         served: [((1, 1000 * 1_000_000), simkv::client::raw::Answered { region: 100, store: 2, peer: Some(102) })].into_iter().collect(),
         // The unknown compare: its client stopped waiting at 1.6 s.
         gave_up: [((1, 1300 * 1_000_000), 1600 * 1_000_000)].into_iter().collect(),
+        ts_calls: vec![],
     };
     insta::assert_snapshot!("timeline_html", simkv_sim::timeline_html::render("scenarios/basic.toml", &report));
 }

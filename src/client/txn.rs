@@ -61,6 +61,12 @@ pub struct TxnClientBugs {
     /// A transaction reads at a timestamp half a second older than its
     /// start_ts (it still prewrites and checks conflicts at start_ts).
     pub stale_snapshot_reads: bool,
+    /// A transaction begins at the start_ts its client used less than 50 ms
+    /// before, instead of asking PD (a round trip saved): two transactions
+    /// share a timestamp, and the second reads a snapshot older than its
+    /// beginning. A bank's snapshots stay consistent, so only the timestamp
+    /// rule sees it.
+    pub start_ts_reused: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
@@ -102,11 +108,20 @@ pub struct TxnClient {
     raw: RawClient,
     pd: PdClient,
     cfg: TxnConfig,
+    /// The last start_ts and when it was taken (for a planted bug).
+    #[cfg(madsim)]
+    last_start: std::sync::Mutex<Option<(madsim::time::Instant, u64)>>,
 }
 
 impl TxnClient {
     pub fn new(raw: RawClient, pd: PdClient, cfg: TxnConfig) -> TxnClient {
-        TxnClient { raw, pd, cfg }
+        TxnClient {
+            raw,
+            pd,
+            cfg,
+            #[cfg(madsim)]
+            last_start: std::sync::Mutex::new(None),
+        }
     }
 
     pub fn raw(&self) -> &RawClient {
@@ -115,6 +130,17 @@ impl TxnClient {
 
     /// A transaction reading at a fresh start_ts.
     pub async fn begin(&self) -> Result<Transaction<'_>, TxnError> {
+        #[cfg(madsim)]
+        if self.cfg.bugs.start_ts_reused {
+            let now = madsim::time::Instant::now();
+            let recent = *self.last_start.lock().expect("last start lock");
+            if let Some((_, ts)) = recent.filter(|(at, _)| now.duration_since(*at) < Duration::from_millis(50)) {
+                return Ok(Transaction { client: self, start_ts: ts, writes: BTreeMap::new() });
+            }
+            let start_ts = self.timestamp().await?;
+            *self.last_start.lock().expect("last start lock") = Some((madsim::time::Instant::now(), start_ts));
+            return Ok(Transaction { client: self, start_ts, writes: BTreeMap::new() });
+        }
         let start_ts = self.timestamp().await?;
         Ok(Transaction { client: self, start_ts, writes: BTreeMap::new() })
     }

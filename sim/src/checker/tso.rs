@@ -1,15 +1,58 @@
-//! Timestamps: every timestamp a client got from PD is unique, and one obtained
-//! after another returned (in simulated real time) is larger — across PD
-//! crashes, restarts and clocks set back.
+//! Timestamps: every timestamp any consumer got from PD is unique, and one
+//! obtained after another returned (in simulated real time) is larger —
+//! across PD crashes, restarts and clocks set back, and across consumers: the
+//! timestamp workload's own requests, and every transaction's start_ts and
+//! commit_ts (a transaction's timestamps are known to have been obtained
+//! within the transaction's own window, which is what the check uses for
+//! them: wider than the request itself, so never a false alarm).
 
-/// One timestamp request that returned: invoke and return (simulated ns), and
-/// the timestamp.
+/// Who used a timestamp.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TsUse {
+    /// The timestamp workload asked PD for it.
+    Request,
+    /// A transaction began at it.
+    StartTs,
+    /// A transaction committed at it.
+    CommitTs,
+}
+
+/// One timestamp a consumer got: within invoke and return (simulated ns).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct TsCall {
     pub client: u64,
     pub invoke: u64,
     pub complete: u64,
     pub ts: u64,
+    pub used_as: TsUse,
+}
+
+impl TsCall {
+    fn who(&self) -> String {
+        match self.used_as {
+            TsUse::Request => format!("client {}", self.client),
+            TsUse::StartTs => format!("process {} (a transaction's start_ts)", self.client),
+            TsUse::CommitTs => format!("process {} (a transaction's commit_ts)", self.client),
+        }
+    }
+}
+
+/// Every timestamp the bank's transactions used: start_ts and commit_ts,
+/// each within its transaction's window (an unknown outcome's window never
+/// ends). A read-only transaction commits at its start_ts: counted once.
+pub fn of_bank(ops: &[crate::history::bank::BankOp]) -> Vec<TsCall> {
+    let mut out = Vec::new();
+    for op in ops {
+        let complete = op.complete.unwrap_or(u64::MAX);
+        let call = |ts, used_as| TsCall { client: op.process, invoke: op.invoke, complete, ts, used_as };
+        if let Some(ts) = op.start_ts {
+            out.push(call(ts, TsUse::StartTs));
+        }
+        if let Some(ts) = op.commit_ts.filter(|&c| Some(c) != op.start_ts) {
+            out.push(call(ts, TsUse::CommitTs));
+        }
+    }
+    out
 }
 
 /// `None` when the rule holds; otherwise the first violation found.
@@ -32,11 +75,11 @@ pub fn check(calls: &[TsCall]) -> Option<String> {
         if let Some(before) = largest {
             if call.ts <= before.ts {
                 return Some(format!(
-                    "timestamps went backwards: client {} got {} at {:.6}s, after client {} had got {} at {:.6}s",
-                    call.client,
+                    "timestamps went backwards: {} got {} at {:.6}s, after {} had got {} at {:.6}s",
+                    call.who(),
                     call.ts,
                     call.invoke as f64 / 1e9,
-                    before.client,
+                    before.who(),
                     before.ts,
                     before.complete as f64 / 1e9
                 ));
@@ -45,7 +88,7 @@ pub fn check(calls: &[TsCall]) -> Option<String> {
     }
     let mut seen: Vec<&TsCall> = calls.iter().collect();
     seen.sort_by_key(|c| c.ts);
-    seen.windows(2).find(|w| w[0].ts == w[1].ts).map(|w| format!("timestamp {} was handed out twice (clients {} and {})", w[0].ts, w[0].client, w[1].client))
+    seen.windows(2).find(|w| w[0].ts == w[1].ts).map(|w| format!("timestamp {} was handed out twice ({} and {})", w[0].ts, w[0].who(), w[1].who()))
 }
 
 #[cfg(test)]
@@ -53,7 +96,7 @@ mod tests {
     use super::*;
 
     fn call(client: u64, invoke: u64, complete: u64, ts: u64) -> TsCall {
-        TsCall { client, invoke, complete, ts }
+        TsCall { client, invoke, complete, ts, used_as: TsUse::Request }
     }
 
     #[test]
@@ -67,5 +110,28 @@ mod tests {
         let back = check(&[call(1, 0, 10, 500), call(2, 20, 30, 400)]).unwrap();
         assert_eq!(back, "timestamps went backwards: client 2 got 400 at 0.000000s, after client 1 had got 500 at 0.000000s");
         assert!(check(&[call(1, 0, 10, 5), call(2, 5, 15, 5)]).unwrap().contains("handed out twice"));
+    }
+
+    #[test]
+    fn transactions_timestamps_count_within_their_windows() {
+        use crate::history::bank::{BankCall, BankOp, BankOutcome};
+        let op = |process, invoke, complete, start_ts, commit_ts| BankOp {
+            process,
+            call: BankCall::Transfer { from: 0, to: 1, amount: 1 },
+            outcome: BankOutcome::Ok,
+            invoke,
+            complete,
+            start_ts,
+            commit_ts,
+        };
+        // A read-only transaction (commit_ts = start_ts) counts once.
+        let read = op(1, 0, Some(10), Some(5), Some(5));
+        assert_eq!(of_bank(std::slice::from_ref(&read)).len(), 1);
+        // A commit_ts another consumer also got is caught, whoever they are.
+        let mut calls = of_bank(&[read, op(2, 20, Some(30), Some(21), Some(22))]);
+        calls.push(call(9, 25, 26, 22));
+        assert_eq!(check(&calls).unwrap(), "timestamp 22 was handed out twice (process 2 (a transaction's commit_ts) and client 9)");
+        // An unknown outcome's window never ends: only uniqueness binds it.
+        assert_eq!(check(&of_bank(&[op(3, 0, None, Some(50), Some(51)), op(4, 100, Some(110), Some(40), None)])), None);
     }
 }

@@ -2,7 +2,7 @@
 //! one it gets with its invoke and return times (for the TSO checker).
 
 use super::{now_ns, Shared};
-use crate::checker::tso::TsCall;
+use crate::checker::tso::{TsCall, TsUse};
 use madsim::time::{sleep, Duration};
 use std::sync::atomic::Ordering;
 
@@ -19,7 +19,7 @@ pub async fn tso_client(shared: &Shared, pd: &simkv::pd_client::PdClient, client
             let complete = now_ns();
             // A batch is the `count` timestamps ending at `ts`.
             let mut calls = shared.recorded.ts_calls.lock().unwrap();
-            calls.extend((0..count as u64).map(|i| TsCall { client, invoke, complete, ts: ts - i }));
+            calls.extend((0..count as u64).map(|i| TsCall { client, invoke, complete, ts: ts - i, used_as: TsUse::Request }));
         }
         sleep(Duration::from_millis(pause)).await;
     }
