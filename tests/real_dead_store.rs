@@ -13,25 +13,15 @@
 //! Compiled only in the real build (`RUSTFLAGS="" cargo test -p simkv`).
 #![cfg(not(madsim))]
 
+mod common;
+
+use common::{free_addr, Process};
+
 use std::collections::BTreeMap;
-use std::net::{SocketAddr, TcpListener};
+use std::net::SocketAddr;
 use std::path::Path;
-use std::process::{Child, Command};
+use std::process::Command;
 use std::time::{Duration, Instant};
-
-fn free_addr() -> SocketAddr {
-    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap()
-}
-
-/// A child process killed when dropped.
-struct Process(Child);
-
-impl Drop for Process {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
 
 fn simkv(args: &[String]) -> Process {
     Process(Command::new(env!("CARGO_BIN_EXE_simkv")).args(args).env("RUST_LOG", "error").spawn().expect("simkv starts"))

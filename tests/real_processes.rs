@@ -10,29 +10,19 @@
 //! Compiled only in the real build (`RUSTFLAGS="" cargo test -p simkv`).
 #![cfg(not(madsim))]
 
+mod common;
+
+use common::{free_addr, Process};
+
 use simkv::client::{ClientConfig, ClientError, PdRegions, RawClient};
 use simkv::pd_client::{PdClient, PdClientConfig};
 use simkv::rpc::RpcClient;
 use std::collections::BTreeMap;
-use std::net::{SocketAddr, TcpListener};
+use std::net::SocketAddr;
 use std::path::Path;
-use std::process::{Child, Command};
+use std::process::Command;
 use std::sync::Arc;
 use std::time::Duration;
-
-fn free_addr() -> SocketAddr {
-    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap()
-}
-
-/// A child process killed when dropped.
-struct Process(Child);
-
-impl Drop for Process {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
 
 fn simkv(args: &[String]) -> Process {
     Process(Command::new(env!("CARGO_BIN_EXE_simkv")).args(args).env("RUST_LOG", "warn").spawn().expect("simkv starts"))
