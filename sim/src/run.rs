@@ -465,6 +465,7 @@ fn check_recorded(
         // the transactions' start and commit timestamps.
         let mut all = ts_calls.to_vec();
         all.extend(tso::of_bank(&txns.bank));
+        all.extend(tso::of_list_append(&txns.list_append));
         if let Some(e) = tso::check(&all) {
             failures.push(Failure { checker: "tso".into(), explanation: e });
         }

@@ -1,8 +1,8 @@
 //! Timestamps: every timestamp any consumer got from PD is unique, and one
 //! obtained after another returned (in simulated real time) is larger —
 //! across PD crashes, restarts and clocks set back, and across consumers: the
-//! timestamp workload's own requests, and every transaction's start_ts and
-//! commit_ts (a transaction's timestamps are known to have been obtained
+//! timestamp workload's own requests, and every bank and list-append
+//! transaction's start_ts and commit_ts (a transaction's timestamps are known to have been obtained
 //! within the transaction's own window, which is what the check uses for
 //! them: wider than the request itself, so never a false alarm).
 
@@ -37,22 +37,36 @@ impl TsCall {
     }
 }
 
-/// Every timestamp the bank's transactions used: start_ts and commit_ts,
-/// each within its transaction's window (an unknown outcome's window never
-/// ends). A read-only transaction commits at its start_ts: counted once.
-pub fn of_bank(ops: &[crate::history::bank::BankOp]) -> Vec<TsCall> {
+/// One transaction's timestamps: process, invoke, complete (None: never
+/// known), start_ts and commit_ts as far as they are known.
+pub type TxnTimestamps = (u64, u64, Option<u64>, Option<u64>, Option<u64>);
+
+/// Every timestamp transactions used: start_ts and commit_ts, each within
+/// its transaction's window (an unknown outcome's window never ends). A
+/// read-only transaction commits at its start_ts: counted once.
+pub fn of_transactions(txns: impl IntoIterator<Item = TxnTimestamps>) -> Vec<TsCall> {
     let mut out = Vec::new();
-    for op in ops {
-        let complete = op.complete.unwrap_or(u64::MAX);
-        let call = |ts, used_as| TsCall { client: op.process, invoke: op.invoke, complete, ts, used_as };
-        if let Some(ts) = op.start_ts {
+    for (process, invoke, complete, start_ts, commit_ts) in txns {
+        let complete = complete.unwrap_or(u64::MAX);
+        let call = |ts, used_as| TsCall { client: process, invoke, complete, ts, used_as };
+        if let Some(ts) = start_ts {
             out.push(call(ts, TsUse::StartTs));
         }
-        if let Some(ts) = op.commit_ts.filter(|&c| Some(c) != op.start_ts) {
+        if let Some(ts) = commit_ts.filter(|&c| Some(c) != start_ts) {
             out.push(call(ts, TsUse::CommitTs));
         }
     }
     out
+}
+
+/// The bank's transfers' and reads' timestamps.
+pub fn of_bank(ops: &[crate::history::bank::BankOp]) -> Vec<TsCall> {
+    of_transactions(ops.iter().map(|o| (o.process, o.invoke, o.complete, o.start_ts, o.commit_ts)))
+}
+
+/// The list-append transactions' timestamps.
+pub fn of_list_append(ops: &[crate::workload::list_append::ListAppendOp]) -> Vec<TsCall> {
+    of_transactions(ops.iter().map(|o| (o.process, o.invoke, o.complete, o.start_ts, o.commit_ts)))
 }
 
 /// `None` when the rule holds; otherwise the first violation found.

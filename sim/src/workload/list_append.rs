@@ -38,6 +38,9 @@ pub struct ListAppendOp {
     pub complete: Option<u64>,
     /// Why the transaction failed or is unknown.
     pub error: Option<String>,
+    /// The timestamps it used, when known (for the TSO checker).
+    pub start_ts: Option<u64>,
+    pub commit_ts: Option<u64>,
 }
 
 /// The key of list `k` of `n`, spread over the pre-split key space.
@@ -80,14 +83,14 @@ pub async fn list_append_client(shared: &Shared, client: &TxnClient, c: u64) {
                 .collect()
         };
         let invoke = now_ns();
-        let (mops, result) = run(client, keys, planned).await;
-        let (outcome, error) = match result {
-            Ok(()) => (TxnOutcome::Ok, None),
-            Err(e) if e.is_definite() => (TxnOutcome::Fail, Some(e.to_string())),
-            Err(e) => (TxnOutcome::Info, Some(e.to_string())),
+        let (mops, start_ts, result) = run(client, keys, planned).await;
+        let (outcome, error, commit_ts) = match result {
+            Ok(commit_ts) => (TxnOutcome::Ok, None, Some(commit_ts)),
+            Err(e) if e.is_definite() => (TxnOutcome::Fail, Some(e.to_string()), None),
+            Err(e) => (TxnOutcome::Info, Some(e.to_string()), None),
         };
         let complete = (outcome != TxnOutcome::Info).then(now_ns);
-        shared.record_list_append(ListAppendOp { process, mops, outcome, invoke, complete, error });
+        shared.record_list_append(ListAppendOp { process, mops, outcome, invoke, complete, error, start_ts, commit_ts });
         if outcome == TxnOutcome::Info {
             process += clients;
         }
@@ -96,12 +99,13 @@ pub async fn list_append_client(shared: &Shared, client: &TxnClient, c: u64) {
 }
 
 /// Runs the micro-ops in one transaction; returns them with what the reads
-/// saw.
-async fn run(client: &TxnClient, keys: u64, planned: Vec<MicroOp>) -> (Vec<MicroOp>, Result<(), TxnError>) {
+/// saw, the start_ts (if it began) and the commit_ts (if it committed).
+async fn run(client: &TxnClient, keys: u64, planned: Vec<MicroOp>) -> (Vec<MicroOp>, Option<u64>, Result<u64, TxnError>) {
     let mut txn = match client.begin().await {
         Ok(txn) => txn,
-        Err(e) => return (planned, Err(e)),
+        Err(e) => return (planned, None, Err(e)),
     };
+    let start_ts = Some(txn.start_ts());
     let mut done = Vec::with_capacity(planned.len());
     for (i, mop) in planned.iter().enumerate() {
         let step = async {
@@ -123,11 +127,11 @@ async fn run(client: &TxnClient, keys: u64, planned: Vec<MicroOp>) -> (Vec<Micro
             Ok(mop) => done.push(mop),
             Err(e) => {
                 done.extend(planned[i..].iter().cloned());
-                return (done, Err(e));
+                return (done, start_ts, Err(e));
             }
         }
     }
-    (done, txn.commit().await.map(|_| ()))
+    (done, start_ts, txn.commit().await)
 }
 
 /// The recorded transactions as a history the checker reads: keys and values
