@@ -57,9 +57,12 @@ pub enum Site {
     /// Crash point: in the middle of destroying a peer, after its tombstone
     /// is written and before its raft state is deleted.
     CrashMidDestroy,
+    /// A region heartbeat waits 1–4 s before it is sent: PD receives it
+    /// after newer ones of the same region (heartbeats out of order).
+    LateRegionHeartbeat,
 }
 
-pub const ALL: [Site; 14] = [
+pub const ALL: [Site; 15] = [
     Site::DelayApply,
     Site::DropSnapshotChunk,
     Site::SlowPdReply,
@@ -74,6 +77,7 @@ pub const ALL: [Site; 14] = [
     Site::CrashAfterSnapshotMeta,
     Site::CrashMidDestroy,
     Site::CrashAfterAck,
+    Site::LateRegionHeartbeat,
 ];
 
 impl Site {
@@ -93,6 +97,7 @@ impl Site {
             Site::FailRaftWrite => 0.0005,
             Site::ReorderMessages => 0.05,
             Site::CrashAfterSnapshotMeta | Site::CrashMidDestroy => 0.3,
+            Site::LateRegionHeartbeat => 0.05,
         }
     }
 
@@ -125,6 +130,7 @@ impl Site {
             Site::ReorderMessages => "reorder-messages",
             Site::CrashAfterSnapshotMeta => "crash-after-snapshot-meta",
             Site::CrashMidDestroy => "crash-mid-destroy",
+            Site::LateRegionHeartbeat => "late-region-heartbeat",
         }
     }
 }

@@ -42,6 +42,8 @@ pub struct ClusterSpec {
     /// Where the stores' events are recorded (shared with whoever started the
     /// cluster, so they outlive it).
     pub events: Arc<Mutex<Vec<TimedEvent>>>,
+    /// Where PD's events are recorded, with simulated times.
+    pub pd_events: Arc<Mutex<Vec<crate::checker::pd::TimedPdEvent>>>,
     /// Names of the cluster's madsim nodes, filled as they are created: what a
     /// panic report calls the node that panicked.
     pub node_names: Arc<Mutex<BTreeMap<madsim::task::NodeId, String>>>,
@@ -64,11 +66,17 @@ impl ClusterSpec {
             pd: PdConfig::default(),
             io: IoProfile::ssd(),
             events: Arc::default(),
+            pd_events: Arc::default(),
             node_names: Arc::default(),
             skip_checksums: false,
             clock_rates: Vec::new(),
         }
     }
+}
+
+/// Records PD's events into `events` with their simulated times.
+fn pd_sink(events: Arc<Mutex<Vec<crate::checker::pd::TimedPdEvent>>>) -> simkv::pd::PdEventSink {
+    Arc::new(move |event: &simkv::pd::PdEvent| events.lock().unwrap().push((madsim::time::TimeHandle::current().elapsed(), event.clone())))
 }
 
 /// A recorded store event with the simulated time it happened at.
@@ -179,7 +187,13 @@ impl Cluster {
         // PD's clock rate follows the stores' in the run's list, when there is one.
         let clock = simkv::clock::Clock::drifting(spec.clock_rates.get(spec.stores).copied().unwrap_or(1.0));
         let pd = PdConfig { max_replicas: spec.replicas, clock, ..spec.pd.clone() };
-        let cfg = PdNodeConfig { addr: pd_addr(), pd, clock_offset_ms: clock_offset_ms.clone(), net_faults: Some(net_faults) };
+        let cfg = PdNodeConfig {
+            addr: pd_addr(),
+            pd,
+            clock_offset_ms: clock_offset_ms.clone(),
+            net_faults: Some(net_faults),
+            events: Some(pd_sink(spec.pd_events.clone())),
+        };
         let d = disk.clone();
         let node = Handle::current()
             .create_node()

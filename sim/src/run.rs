@@ -368,7 +368,8 @@ fn run_with_progress(scenario: &Scenario, plan: &Plan, progress: Arc<std::sync::
     let list_append = std::mem::take(&mut *recorded.list_append.lock().unwrap());
     let mut pointers = Pointers::default();
     let served = std::mem::take(&mut *recorded.served.lock().unwrap());
-    let txns = Txns { bank, accounts: plan.swarm.keys.max(2), table, list_append, served };
+    let pd_events = std::mem::take(&mut *recorded.pd_events.lock().unwrap());
+    let txns = Txns { bank, accounts: plan.swarm.keys.max(2), table, list_append, served, pd_events };
     let (more, inconclusive) = check_recorded(scenario, &history, &store_events, &ts_calls, None, &txns, &mut pointers);
     let marks = Mark::of(&events, &pointers.marks);
     failures.extend(more);
@@ -470,6 +471,11 @@ fn check_recorded(
             failures.push(Failure { checker: "tso".into(), explanation: e });
         }
     }
+    if scenario.checkers.pd {
+        if let Some(e) = crate::checker::pd::check(&txns.pd_events) {
+            failures.push(Failure { checker: "pd".into(), explanation: e });
+        }
+    }
     if scenario.checkers.linearizability {
         match linearizability::check_with_limit(history, scenario.checkers.linearizability_steps) {
             linearizability::Verdict::Linearizable => {}
@@ -527,11 +533,13 @@ struct Txns {
     /// Not a transactional record: who answered each register operation,
     /// which the linearizability explanation names.
     served: BTreeMap<(u64, u64), Answered>,
+    /// Nor this: what PD handed out and accepted.
+    pd_events: Vec<crate::checker::pd::TimedPdEvent>,
 }
 
 /// Fingerprint of the store events, the timeline and the history.
 fn digest(events: &[TimedEvent], timeline: &[String], history: &History, txns: &Txns) -> u64 {
-    let Txns { bank, table, list_append, .. } = txns;
+    let Txns { bank, table, list_append, pd_events, .. } = txns;
     // Written straight into the hash: the same bytes as formatting the text
     // first, without building it.
     let mut text = Fingerprint::default();
@@ -543,6 +551,9 @@ fn digest(events: &[TimedEvent], timeline: &[String], history: &History, txns: &
         let _ = writeln!(text, "{o:?}");
     });
     list_append.iter().for_each(|o| {
+        let _ = writeln!(text, "{o:?}");
+    });
+    pd_events.iter().for_each(|o| {
         let _ = writeln!(text, "{o:?}");
     });
     timeline.iter().for_each(|l| text.update(l.as_bytes()));
@@ -563,6 +574,7 @@ async fn run_inner(
     let mut spec = ClusterSpec::new(swarm.stores as usize, swarm.regions as usize);
     let mut txn = simkv::client::TxnConfig { lock_ttl_ms: scenario.workload.lock_ttl_ms, ..Default::default() };
     spec.events = events;
+    spec.pd_events = recorded.pd_events.clone();
     spec.node_names = nodes;
     spec.replicas = scenario.cluster.replicas as usize;
     spec.raftstore.region_split_keys = scenario.cluster.split_region_keys;
@@ -607,6 +619,7 @@ async fn run_inner(
             Bug::DuplicateChunkAppliedTwice => spec.raftstore.bugs.duplicate_chunk_applied_twice = true,
             Bug::AckAfterFailedFsync => spec.raftstore.bugs.ack_after_failed_fsync = true,
             Bug::StartTsReused => txn.bugs.start_ts_reused = true,
+            Bug::PdAcceptsStaleHeartbeat => spec.pd.bug_accepts_stale_heartbeat = true,
         }
     }
     if scenario.workload.kind.is_transactional() {
@@ -756,7 +769,8 @@ async fn run_inner(
     let mut pointers = Pointers::default();
     let logs = shared.logs.lock().unwrap().clone();
     let served = std::mem::take(&mut *shared.recorded.served.lock().unwrap());
-    let txns = Txns { bank, accounts: swarm.keys.max(2), table, list_append, served };
+    let pd_events = std::mem::take(&mut *shared.recorded.pd_events.lock().unwrap());
+    let txns = Txns { bank, accounts: swarm.keys.max(2), table, list_append, served, pd_events };
     let (more, inconclusive) = check_recorded(&scenario, &history, &events, &ts_calls, Some(&logs), &txns, &mut pointers);
     let marks = Mark::of(&timed, &pointers.marks);
     failures.extend(more);

@@ -389,6 +389,9 @@ pub struct Checkers {
     pub regions: bool,
     /// Timestamps from PD are unique and increase in real-time order.
     pub tso: bool,
+    /// PD's own events: timestamps and ids handed out once, in increasing
+    /// order; its view of regions never goes back within a lifetime.
+    pub pd: bool,
     /// After healing, every store holds a replica of some region and (when
     /// there are enough regions) leads one: PD spread the data.
     pub spread: bool,
@@ -425,6 +428,7 @@ impl Default for Checkers {
             membership: true,
             regions: true,
             tso: true,
+            pd: true,
             spread: false,
             sequential: true,
             bank: true,
@@ -490,6 +494,9 @@ pub enum Bug {
     /// (client) A transaction begins at the start_ts its client used less
     /// than 50 ms before, without asking PD.
     StartTsReused,
+    /// (PD) A region report older than what PD knows (a late heartbeat) is
+    /// taken anyway, and PD routes by it.
+    PdAcceptsStaleHeartbeat,
 }
 
 /// A scenario that could not be loaded: where, and what is wrong.

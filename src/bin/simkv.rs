@@ -279,7 +279,7 @@ mod real {
                             return 1;
                         }
                     };
-                    let cfg = PdNodeConfig { addr, pd: PdConfig::default(), clock_offset_ms: Default::default() };
+                    let cfg = PdNodeConfig { addr, pd: PdConfig::default(), clock_offset_ms: Default::default(), events: None };
                     match run_pd_node(cfg, engine).await {
                         Ok(()) => 0,
                         Err(e) => {

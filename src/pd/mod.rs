@@ -14,12 +14,18 @@
 //! leaders) and hands its leader one step at a time in the heartbeat reply.
 //! Operators live in memory: a restarted PD starts over from heartbeats.
 //!
+//! What PD hands out and accepts is reported as [`events`] (timestamps, ids,
+//! accepted region reports, routing answers, operators), so the testbed can
+//! hold the control plane to its promises.
+//!
 //! `pd` uses `meta`, `proto`, `engine` and `transport`, never `raftstore`.
 
 pub mod alloc;
+pub mod events;
 pub mod routing;
 pub mod schedule;
 pub mod server;
 pub mod tso;
 
+pub use events::{PdEvent, PdEventSink, ReportKind};
 pub use server::{run_pd_node, PdConfig, PdNodeConfig, PdServer};

@@ -57,6 +57,22 @@ impl RoutingTable {
         Ok(())
     }
 
+    /// Planted bug (simulation only): [`RoutingTable::learn`] without its
+    /// checks: any report replaces what PD knows of its region and whatever
+    /// it overlaps, however old it is.
+    #[cfg(madsim)]
+    pub fn learn_unchecked(&mut self, entry: RegionEntry) -> Result<(), PdError> {
+        let region = &entry.region;
+        let overlapping: Vec<RegionId> = self.regions.values().filter(|e| e.region.id != region.id && e.region.overlaps(region)).map(|e| e.region.id).collect();
+        for id in overlapping {
+            self.remove(id);
+        }
+        self.remove(region.id);
+        self.by_start.insert(region.start_key.clone(), region.id);
+        self.regions.insert(region.id, entry);
+        Ok(())
+    }
+
     fn remove(&mut self, id: RegionId) {
         if let Some(old) = self.regions.remove(&id) {
             self.by_start.remove(&old.region.start_key);

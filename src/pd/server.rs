@@ -1,6 +1,7 @@
 //! The PD node: its state, how it answers each request, and its network loop.
 
 use super::alloc::{self, IdAlloc};
+use super::events::{PdEvent, PdEventSink, ReportKind};
 use super::routing::{RegionEntry, RoutingTable};
 use super::schedule::{self, ClusterView, Decision, Operator, Progress};
 use super::tso::{self, Tso};
@@ -45,6 +46,10 @@ pub struct PdConfig {
     /// so a restarted PD whose clock went back hands out smaller timestamps.
     #[cfg(madsim)]
     pub bug_tso_window_not_persisted: bool,
+    /// Planted bug (simulation only): a region report older than what PD
+    /// knows (a late heartbeat) is taken anyway, and PD routes by it.
+    #[cfg(madsim)]
+    pub bug_accepts_stale_heartbeat: bool,
     /// PD's clock: its timestamps' physical part, store down detection and
     /// operator deadlines advance with it (see `crate::clock`).
     #[serde(skip)]
@@ -65,6 +70,8 @@ impl Default for PdConfig {
             max_balance_operators: 2,
             #[cfg(madsim)]
             bug_tso_window_not_persisted: false,
+            #[cfg(madsim)]
+            bug_accepts_stale_heartbeat: false,
             clock: crate::clock::Clock::exact(),
         }
     }
@@ -80,6 +87,8 @@ pub struct PdNodeConfig {
     pub clock_offset_ms: Arc<AtomicI64>,
     #[cfg(madsim)]
     pub net_faults: Option<Arc<crate::transport::NetFaults>>,
+    /// Where PD's events go (the testbed's checkers), if anywhere.
+    pub events: Option<PdEventSink>,
 }
 
 /// A store as PD knows it.
@@ -106,6 +115,9 @@ pub struct PdServer<E: Engine> {
     /// time since advances as PD's clock does.
     anchor: (u64, madsim::time::Instant),
     pub operator_stats: OperatorStats,
+    events: Option<PdEventSink>,
+    /// Who sent the request being answered (named in timestamp events).
+    requester: Option<SocketAddr>,
 }
 
 /// How PD's operators ended, by kind.
@@ -151,7 +163,55 @@ impl<E: Engine> PdServer<E> {
             operators: BTreeMap::new(),
             started_ms,
             operator_stats: OperatorStats::default(),
+            events: None,
+            requester: None,
         })
+    }
+
+    /// Reports PD's events to `sink` from now on, starting with this opening.
+    pub fn set_events(&mut self, sink: PdEventSink) {
+        sink(&PdEvent::Opened { ts_floor: self.tso.floor() });
+        self.events = Some(sink);
+    }
+
+    fn emit(&self, event: impl FnOnce() -> PdEvent) {
+        if let Some(sink) = &self.events {
+            sink(&event());
+        }
+    }
+
+    /// Takes `entry` into the routing table, reporting it if it was taken (a
+    /// report of an older leader of the same epoch is dropped silently).
+    fn learn(&mut self, entry: RegionEntry, via: ReportKind) -> Result<(), PdError> {
+        let (id, term) = (entry.region.id, entry.term);
+        #[cfg(madsim)]
+        if self.cfg.bug_accepts_stale_heartbeat {
+            self.routing.learn_unchecked(entry)?;
+        } else {
+            self.routing.learn(entry)?;
+        }
+        #[cfg(not(madsim))]
+        self.routing.learn(entry)?;
+        if let Some(now) = self.routing.by_id(id).filter(|e| e.term == term) {
+            let (region, leader) = (now.region.clone(), now.leader);
+            self.emit(|| PdEvent::RegionAccepted { region, leader, term, via });
+        }
+        Ok(())
+    }
+
+    /// Answers a routing question with `entry`, reporting it.
+    fn routed(&self, entry: &RegionEntry) -> (Region, Option<Peer>) {
+        let (region, leader) = (entry.region.clone(), entry.leader);
+        self.emit(|| PdEvent::Routed { region: region.clone(), leader, to: self.requester });
+        (region, leader)
+    }
+
+    /// [`PdServer::handle`] for a request that came from `from`.
+    pub async fn handle_from(&mut self, request: PdRequest, from: SocketAddr) -> PdResponse {
+        self.requester = Some(from);
+        let response = self.handle(request).await;
+        self.requester = None;
+        response
     }
 
     /// Wall-clock milliseconds as this node sees them.
@@ -175,7 +235,10 @@ impl<E: Engine> PdServer<E> {
         match request {
             PdRequest::Tso { count } => loop {
                 match self.tso.next(self.now_ms(), count as u64, self.cfg.tso_window_ms) {
-                    tso::Next::Ready(ts) => return Ok(PdReply::Ts(ts)),
+                    tso::Next::Ready(ts) => {
+                        self.emit(|| PdEvent::TsHandedOut { last: ts, count: count.max(1), to: self.requester });
+                        return Ok(PdReply::Ts(ts));
+                    }
                     tso::Next::Save(until) => {
                         #[cfg(madsim)]
                         let skip = self.cfg.bug_tso_window_not_persisted;
@@ -203,7 +266,7 @@ impl<E: Engine> PdServer<E> {
                 self.put_store(store, addr).await?;
                 self.persist(BOOTSTRAP_KEY, bincode::serialize(&region).expect("regions serialize")).await?;
                 self.bootstrapped = true;
-                self.routing.learn(RegionEntry { region, leader: None, term: 0, approximate_size: 0, approximate_keys: 0 })?;
+                self.learn(RegionEntry { region, leader: None, term: 0, approximate_size: 0, approximate_keys: 0 }, ReportKind::Bootstrap)?;
                 Ok(PdReply::Done)
             }
             PdRequest::PutStore { store, addr } => {
@@ -229,21 +292,20 @@ impl<E: Engine> PdServer<E> {
                     approximate_size: hb.approximate_size,
                     approximate_keys: hb.approximate_keys,
                 };
-                self.routing.learn(entry)?;
+                self.learn(entry, ReportKind::Heartbeat)?;
                 Ok(PdReply::Heartbeat(self.schedule(&hb.region, &hb.leader, &hb.pending_peers).await?))
             }
-            PdRequest::RegionByKey { key } => self
-                .routing
-                .by_key(&key)
-                .map(|e| PdReply::Region { region: e.region.clone(), leader: e.leader })
-                .ok_or_else(|| PdError::RegionNotFound(format!("key {key:?}"))),
-            PdRequest::RegionById { region_id } => self
-                .routing
-                .by_id(region_id)
-                .map(|e| PdReply::Region { region: e.region.clone(), leader: e.leader })
-                .ok_or_else(|| PdError::RegionNotFound(format!("id {region_id}"))),
+            PdRequest::RegionByKey { key } => {
+                let (region, leader) = self.routing.by_key(&key).map(|e| self.routed(e)).ok_or_else(|| PdError::RegionNotFound(format!("key {key:?}")))?;
+                Ok(PdReply::Region { region, leader })
+            }
+            PdRequest::RegionById { region_id } => {
+                let (region, leader) =
+                    self.routing.by_id(region_id).map(|e| self.routed(e)).ok_or_else(|| PdError::RegionNotFound(format!("id {region_id}")))?;
+                Ok(PdReply::Region { region, leader })
+            }
             PdRequest::ScanRegions { start, limit } => {
-                Ok(PdReply::Regions(self.routing.scan(&start, limit.max(1) as usize).into_iter().map(|e| (e.region.clone(), e.leader)).collect()))
+                Ok(PdReply::Regions(self.routing.scan(&start, limit.max(1) as usize).into_iter().map(|e| self.routed(e)).collect()))
             }
             PdRequest::AskSplit { region, split_count } => {
                 if split_count == 0 || split_count > 64 {
@@ -271,7 +333,7 @@ impl<E: Engine> PdServer<E> {
             PdRequest::ReportSplit { regions } => {
                 for region in regions {
                     // A region PD already knows at a newer epoch stays as it is.
-                    match self.routing.learn(RegionEntry { region, leader: None, term: 0, approximate_size: 0, approximate_keys: 0 }) {
+                    match self.learn(RegionEntry { region, leader: None, term: 0, approximate_size: 0, approximate_keys: 0 }, ReportKind::SplitReport) {
                         Ok(()) | Err(PdError::StaleRegion { .. }) => {}
                         Err(e) => return Err(e),
                     }
@@ -295,12 +357,16 @@ impl<E: Engine> PdServer<E> {
                 Progress::Finished => {
                     tracing::info!(region = region.id, kind = op.kind, "operator finished");
                     *self.operator_stats.finished.entry(op.kind).or_default() += 1;
+                    let kind = op.kind;
                     self.operators.remove(&region.id);
+                    self.emit(|| PdEvent::OperatorEnded { region_id: region.id, kind, finished: true });
                 }
                 Progress::Failed(why) => {
                     tracing::info!(region = region.id, kind = op.kind, why, "operator failed");
                     *self.operator_stats.failed.entry(op.kind).or_default() += 1;
+                    let kind = op.kind;
                     self.operators.remove(&region.id);
+                    self.emit(|| PdEvent::OperatorEnded { region_id: region.id, kind, finished: false });
                     return Ok(None);
                 }
             }
@@ -315,6 +381,7 @@ impl<E: Engine> PdServer<E> {
         };
         let mut op = decision.into_operator(region.id, new_peer_id, now + self.cfg.operator_timeout_ms);
         tracing::info!(region = region.id, ?decision, "operator started");
+        self.emit(|| PdEvent::OperatorStarted { region_id: region.id, what: format!("{decision:?}") });
         let first = op.advance(region, leader, pending, now);
         self.operators.insert(region.id, op);
         Ok(match first {
@@ -351,6 +418,7 @@ impl<E: Engine> PdServer<E> {
         };
         let deadline = self.now_ms() + self.cfg.operator_timeout_ms;
         tracing::info!(region = region_id, ?decision, "operator added by request");
+        self.emit(|| PdEvent::OperatorStarted { region_id, what: format!("{decision:?} (asked for)") });
         self.operators.insert(region_id, decision.into_operator(region_id, new_peer_id, deadline));
         Ok(PdReply::Done)
     }
@@ -392,7 +460,10 @@ impl<E: Engine> PdServer<E> {
     async fn alloc_ids(&mut self, count: u64) -> Result<u64, PdError> {
         loop {
             match self.ids.next(count, self.cfg.id_step) {
-                alloc::Next::Ready(first) => return Ok(first),
+                alloc::Next::Ready(first) => {
+                    self.emit(|| PdEvent::IdsHandedOut { first, count });
+                    return Ok(first);
+                }
                 alloc::Next::Save(end) => {
                     self.persist(ID_KEY, end.to_be_bytes().to_vec()).await?;
                     self.ids.saved(end);
@@ -437,13 +508,16 @@ pub async fn run_pd_node<E: Engine>(cfg: PdNodeConfig, engine: E) -> std::io::Re
         tracing::warn!("pd: engine closed while opening");
         return Ok(());
     };
+    if let Some(sink) = cfg.events.clone() {
+        pd.set_events(sink);
+    }
     loop {
         let (frame, from) = transport.recv().await?;
         let Ok(Frame::Request { id, payload }) = frame else {
             continue;
         };
         let response = match RpcRequest::decode(&payload) {
-            Ok(RpcRequest::Pd(request)) => RpcResponse::Pd(pd.handle(request).await),
+            Ok(RpcRequest::Pd(request)) => RpcResponse::Pd(pd.handle_from(request, from).await),
             Ok(other) => RpcResponse::Rejected(ServerError::InvalidRequest(format!("PD does not serve {:?} requests", other.service()))),
             Err(e) => RpcResponse::Rejected(ServerError::Malformed(e)),
         };

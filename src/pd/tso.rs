@@ -43,6 +43,11 @@ impl Tso {
         Tso { physical: saved_until, logical: 0, saved_until }
     }
 
+    /// Every timestamp handed out from now on is above this one.
+    pub fn floor(&self) -> u64 {
+        compose(self.physical, self.logical)
+    }
+
     /// `count` timestamps at wall time `now_ms`; `window_ms` is how far ahead a
     /// new bound is saved.
     pub fn next(&mut self, now_ms: u64, count: u64, window_ms: u64) -> Next {

@@ -60,6 +60,10 @@ pub fn start(store_id: StoreId, pd: PdClient, store: mpsc::Sender<StoreMsg>) -> 
                     }
                     PdTask::RegionHeartbeat(hb) => {
                         let region_id = hb.region.id;
+                        if crate::buggify::fires(crate::buggify::Site::LateRegionHeartbeat) {
+                            // Newer heartbeats of the region overtake this one.
+                            crate::buggify::delay_ms(1000, 4000).await;
+                        }
                         match pd.region_heartbeat(hb).await {
                             Ok(Some(RegionCommand::ChangePeer { epoch, changes })) => {
                                 let _ = store.send(StoreMsg::ChangePeer { region_id, epoch, changes, callback: None }).await;

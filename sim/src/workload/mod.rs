@@ -74,6 +74,8 @@ pub struct Recorded {
     /// outcome is unknown, by (process, invoke time): the timeline ends its
     /// bar there.
     pub gave_up: Mutex<BTreeMap<(u64, u64), u64>>,
+    /// What PD handed out and accepted, with simulated times.
+    pub pd_events: Arc<Mutex<Vec<crate::checker::pd::TimedPdEvent>>>,
 }
 
 pub struct Shared {
