@@ -60,9 +60,12 @@ pub enum Site {
     /// A region heartbeat waits 1–4 s before it is sent: PD receives it
     /// after newer ones of the same region (heartbeats out of order).
     LateRegionHeartbeat,
+    /// A leader holds back applying a committed split for 1–3 s while its
+    /// followers apply it on time (the store goes on serving meanwhile).
+    LateSplitApply,
 }
 
-pub const ALL: [Site; 15] = [
+pub const ALL: [Site; 16] = [
     Site::DelayApply,
     Site::DropSnapshotChunk,
     Site::SlowPdReply,
@@ -78,6 +81,7 @@ pub const ALL: [Site; 15] = [
     Site::CrashMidDestroy,
     Site::CrashAfterAck,
     Site::LateRegionHeartbeat,
+    Site::LateSplitApply,
 ];
 
 impl Site {
@@ -98,6 +102,7 @@ impl Site {
             Site::ReorderMessages => 0.05,
             Site::CrashAfterSnapshotMeta | Site::CrashMidDestroy => 0.3,
             Site::LateRegionHeartbeat => 0.05,
+            Site::LateSplitApply => 0.5,
         }
     }
 
@@ -131,6 +136,7 @@ impl Site {
             Site::CrashAfterSnapshotMeta => "crash-after-snapshot-meta",
             Site::CrashMidDestroy => "crash-mid-destroy",
             Site::LateRegionHeartbeat => "late-region-heartbeat",
+            Site::LateSplitApply => "late-split-apply",
         }
     }
 }
@@ -197,6 +203,10 @@ mod imp {
         })
     }
 
+    pub fn enabled(site: Site) -> bool {
+        STATE.with(|s| s.borrow().as_ref().is_some_and(|st| st.enabled.contains_key(&site)))
+    }
+
     pub fn crash(store: StoreId, site: Site) -> bool {
         STATE.with(|s| s.borrow().as_ref().and_then(|st| st.crash.as_ref()).is_some_and(|hook| hook(store, site)))
     }
@@ -212,6 +222,22 @@ pub fn fires(#[cfg_attr(not(madsim), allow(unused_variables))] site: Site) -> bo
     return imp::fires(site);
     #[cfg(not(madsim))]
     false
+}
+
+/// Whether `site` is on in this run (no draw: for sites whose visit costs
+/// something to recognize).
+#[inline]
+pub fn enabled(#[cfg_attr(not(madsim), allow(unused_variables))] site: Site) -> bool {
+    #[cfg(madsim)]
+    return imp::enabled(site);
+    #[cfg(not(madsim))]
+    false
+}
+
+/// A random draw in `[lo, hi]` from the run's seed.
+pub fn draw_ms(lo: u64, hi: u64) -> u64 {
+    use rand::Rng;
+    madsim::rand::thread_rng().gen_range(lo..=hi)
 }
 
 /// A crash point: if `site` fires, the store is killed here and this never

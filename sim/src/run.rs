@@ -620,6 +620,8 @@ async fn run_inner(
             Bug::AckAfterFailedFsync => spec.raftstore.bugs.ack_after_failed_fsync = true,
             Bug::StartTsReused => txn.bugs.start_ts_reused = true,
             Bug::PdAcceptsStaleHeartbeat => spec.pd.bug_accepts_stale_heartbeat = true,
+            Bug::LeaseReadIgnoresSplit => spec.raftstore.bugs.lease_read_ignores_split = true,
+            Bug::LeaseRenewedByOneFollower => spec.raftstore.bugs.lease_renewed_by_one_follower = true,
         }
     }
     if scenario.workload.kind.is_transactional() {

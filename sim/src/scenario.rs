@@ -317,6 +317,11 @@ pub struct Nemesis {
     /// fastest, and the leader is cut off from the other stores (clients
     /// still reach it) until the fault ends; then the drawn rates return.
     pub slow_leader_cut_off: u32,
+    /// A shape no random partition builds: a region's leader and exactly one
+    /// of its followers on one side, every other store on the other (clients
+    /// reach both). With five replicas the leader keeps a follower's answers
+    /// but no quorum, while the other side can elect.
+    pub leader_with_one_follower: u32,
     /// Loss and delay in our transport for the whole safety phase; raft and
     /// client traffic are drawn separately.
     pub raft_loss: Range<f64>,
@@ -363,6 +368,7 @@ impl Default for Nemesis {
             clock_drift: Range::Fixed(0.0),
             clock_drift_unsafe: false,
             slow_leader_cut_off: 0,
+            leader_with_one_follower: 0,
             raft_loss: Range::Fixed(0.0),
             raft_delay_ms: Range::Fixed(0),
             client_loss: Range::Fixed(0.0),
@@ -497,6 +503,11 @@ pub enum Bug {
     /// (PD) A region report older than what PD knows (a late heartbeat) is
     /// taken anyway, and PD routes by it.
     PdAcceptsStaleHeartbeat,
+    /// The leader serves lease reads from what it has applied and a split
+    /// does not suspend its lease.
+    LeaseReadIgnoresSplit,
+    /// Any one follower's heartbeat answer renews the leader's lease.
+    LeaseRenewedByOneFollower,
 }
 
 /// A scenario that could not be loaded: where, and what is wrong.

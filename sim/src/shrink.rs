@@ -202,7 +202,11 @@ fn fault_stores(fault: &Fault) -> Vec<u64> {
         Fault::MovePeer { from, to, .. } => vec![*from, *to],
         Fault::TransferLeader { to: store, .. } | Fault::RemoveReAdd { store, .. } => vec![*store],
         Fault::CorruptValue { store } | Fault::LatentReadError { store } | Fault::FailSync { store, .. } => vec![*store],
-        Fault::IsolateLeader { .. } | Fault::PdCrashRestart { .. } | Fault::IsolatePd | Fault::SlowLeaderCutOff { .. } => vec![],
+        Fault::IsolateLeader { .. }
+        | Fault::PdCrashRestart { .. }
+        | Fault::IsolatePd
+        | Fault::SlowLeaderCutOff { .. }
+        | Fault::LeaderWithOneFollower { .. } => vec![],
     }
 }
 

@@ -157,6 +157,17 @@ pub struct PlantedBugs {
     /// A split's batch leaves the new regions' apply states out; they are
     /// written when the new peers are created.
     pub split_defers_apply_state: bool,
+    /// The leader serves lease reads from what it has applied, as TiKV's
+    /// local reader does, without waiting for what it knows is committed —
+    /// and a split does not suspend its lease. Safe within one region (an
+    /// acknowledged write is applied on the leader before it is
+    /// acknowledged), not across a split the leader has not applied yet
+    /// while the new region's peers, elsewhere, have.
+    pub lease_read_ignores_split: bool,
+    /// Any one follower's heartbeat answer renews the leader's lease, as if
+    /// it were a quorum's. With three replicas one follower is a quorum;
+    /// with five it is not.
+    pub lease_renewed_by_one_follower: bool,
 }
 
 #[cfg(madsim)]

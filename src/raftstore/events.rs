@@ -35,7 +35,10 @@ pub enum StoreEvent {
     LogCompacted { store_id: StoreId, region_id: RegionId, index: u64 },
     /// A leader of `term` admitted a read to be served on its lease, without
     /// a ReadIndex round.
-    LeaseRead { store_id: StoreId, region_id: RegionId, peer_id: PeerId, term: u64 },
+    LeaseRead { store_id: StoreId, region_id: RegionId, peer_id: PeerId, term: u64, read_id: u64 },
+    /// The lease read `read_id` (admitted as [`StoreEvent::LeaseRead`]) is
+    /// answered now from the region's state at `version`.
+    LeaseServed { store_id: StoreId, region_id: RegionId, peer_id: PeerId, read_id: u64, version: u64 },
     /// A peer granted its vote in `term` to `candidate` (sent after the vote was
     /// persisted). Pre-votes are not votes.
     Voted { store_id: StoreId, region_id: RegionId, peer_id: PeerId, term: u64, candidate: PeerId },
@@ -84,6 +87,7 @@ impl StoreEvent {
             | StoreEvent::SnapshotRejected { store_id, .. }
             | StoreEvent::LogCompacted { store_id, .. }
             | StoreEvent::LeaseRead { store_id, .. }
+            | StoreEvent::LeaseServed { store_id, .. }
             | StoreEvent::Voted { store_id, .. }
             | StoreEvent::PeerCreated { store_id, .. }
             | StoreEvent::PeerDestroyed { store_id, .. }

@@ -73,6 +73,9 @@ pub struct PeerFsm<E: Engine> {
     /// peer refuses proposals, holds back committed entries and does not tick.
     pub applying_snapshot: Option<u64>,
     deferred_entries: Vec<Entry>,
+    /// Committed entries are held back (in `deferred_entries`) until then:
+    /// the buggify site that makes a leader apply a split late.
+    split_held_until: Option<madsim::time::Instant>,
     last_role: StateRole,
     last_leader: u64,
     /// The region's size and key count at the last split check.
@@ -123,6 +126,7 @@ impl<E: Engine> PeerFsm<E> {
             next_read_id: 1,
             applying_snapshot: None,
             deferred_entries: Vec::new(),
+            split_held_until: None,
             last_role: StateRole::Follower,
             last_leader: raft::INVALID_ID,
             approximate: (0, 0),
@@ -397,9 +401,15 @@ impl<E: Engine> PeerFsm<E> {
         if cfg.lease_reads && self.lease_valid() {
             // No other leader can exist yet: everything committed is the
             // latest state; serve once it is applied.
-            let committed = self.node.raft().raft_log.committed;
+            #[cfg_attr(not(madsim), allow(unused_mut))]
+            let mut committed = self.node.raft().raft_log.committed;
+            #[cfg(madsim)]
+            if cfg.bugs.lease_read_ignores_split {
+                // Planted bug: serve from what is applied already.
+                committed = self.applied_index();
+            }
             let term = self.node.raft().term;
-            events.emit(StoreEvent::LeaseRead { store_id: events.store_id, region_id: self.region_id(), peer_id: self.peer.id, term });
+            events.emit(StoreEvent::LeaseRead { store_id: events.store_id, region_id: self.region_id(), peer_id: self.peer.id, term, read_id: id });
             self.reads.push_back(PendingRead { id, cmd, callback, read_index: Some(committed), epoch: self.region().epoch, sent_at: None });
             return;
         }
@@ -587,7 +597,12 @@ impl<E: Engine> PeerFsm<E> {
         }
     }
 
-    pub fn step(&mut self, msg: Message) {
+    pub fn step(&mut self, #[cfg_attr(not(madsim), allow(unused_variables))] cfg: &RaftStoreConfig, msg: Message) {
+        #[cfg(madsim)]
+        if cfg.bugs.lease_renewed_by_one_follower && msg.get_msg_type() == MessageType::MsgHeartbeatResponse && self.is_leader() {
+            // Planted bug: one follower's answer is taken for a quorum's.
+            self.lease.renew(self.clock.now(), self.applied_index());
+        }
         let vote = matches!(msg.get_msg_type(), MessageType::MsgRequestVote | MessageType::MsgRequestPreVote);
         if vote && msg.context.as_ref() != raft::CAMPAIGN_TRANSFER && self.no_votes_until.is_some_and(|t| self.clock.now() < t) {
             return;
@@ -610,6 +625,12 @@ impl<E: Engine> PeerFsm<E> {
     /// reads and starts a snapshot raft asked for.
     pub async fn handle_ready(&mut self, ctx: &PeerContext<'_, E>) -> Result<Effects, Stopped> {
         let mut effects = Effects::default();
+        if self.split_held_until.is_some_and(|until| self.clock.now() >= until) {
+            self.split_held_until = None;
+            let held = std::mem::take(&mut self.deferred_entries);
+            self.apply_committed(ctx, held, &mut effects).await?;
+            self.node.advance_apply_to(self.applied_index());
+        }
         if self.node.has_ready() {
             let mut ready = self.node.ready();
             self.observe_role(ctx.events);
@@ -785,7 +806,14 @@ impl<E: Engine> PeerFsm<E> {
         if entries.is_empty() {
             return Ok(());
         }
-        if self.applying_snapshot.is_some() {
+        if self.applying_snapshot.is_some() || self.split_held_until.is_some() {
+            self.deferred_entries.extend(entries);
+            return Ok(());
+        }
+        let late_split = crate::buggify::Site::LateSplitApply;
+        if self.is_leader() && crate::buggify::enabled(late_split) && entries.iter().any(is_split) && crate::buggify::fires(late_split) {
+            // The leader applies the split late; its followers, on time.
+            self.split_held_until = Some(self.clock.now() + std::time::Duration::from_millis(crate::buggify::draw_ms(1000, 3000)));
             self.deferred_entries.extend(entries);
             return Ok(());
         }
@@ -935,6 +963,11 @@ impl<E: Engine> PeerFsm<E> {
         }
         #[cfg_attr(not(madsim), allow(unused_mut))]
         let mut region = self.region().clone();
+        for read in ready.iter().filter(|r| r.sent_at.is_none() && r.epoch.version == region.epoch.version) {
+            // Served on the lease: from this state, as it is now.
+            let (store_id, region_id, peer_id, read_id, version) = (ctx.store_id, region.id, self.peer.id, read.id, region.epoch.version);
+            ctx.events.emit(StoreEvent::LeaseServed { store_id, region_id, peer_id, read_id, version });
+        }
         #[cfg(madsim)]
         if scan_past_end {
             // Planted bug: scans run on to the end of the key space.
@@ -947,6 +980,10 @@ impl<E: Engine> PeerFsm<E> {
 
     async fn start_snapshot_apply(&mut self, ctx: &PeerContext<'_, E>, snapshot: Snapshot) -> Result<(), Stopped> {
         let index = snapshot.get_metadata().index;
+        if self.split_held_until.take().is_some() {
+            // Entries held back (a split applied late) that the snapshot covers.
+            self.deferred_entries.retain(|e| e.index > index);
+        }
         ctx.snapshots.start_apply(self.node.mut_store(), snapshot).await?;
         self.applying_snapshot = Some(index);
         ctx.events.emit(StoreEvent::SnapshotApplying { store_id: ctx.store_id, region_id: self.region_id(), index, region: self.region().clone() });
@@ -1006,14 +1043,26 @@ impl<E: Engine> PeerFsm<E> {
 
     /// Proposes a split with the ids PD gave, if this peer still leads the
     /// region at the epoch the ids were asked for.
-    pub fn propose_split(&mut self, epoch: RegionEpoch, split_keys: Vec<Vec<u8>>, ids: Vec<super::cmd::SplitIds>) {
+    pub fn propose_split(
+        &mut self,
+        #[cfg_attr(not(madsim), allow(unused_variables))] cfg: &RaftStoreConfig,
+        epoch: RegionEpoch,
+        split_keys: Vec<Vec<u8>>,
+        ids: Vec<super::cmd::SplitIds>,
+    ) {
         if !self.is_leader() || self.region().epoch != epoch || self.applying_snapshot.is_some() {
             return;
         }
         let cmd = RaftCmd { region_id: self.region_id(), epoch, body: CmdBody::Admin(AdminCmd::BatchSplit { split_keys, ids }) };
         if let Some((index, term)) = self.propose(cmd) {
             // The new regions' peers campaign at once when it applies.
-            self.lease.suspect_until_applied(index);
+            #[cfg(madsim)]
+            let suspect = !cfg.bugs.lease_read_ignores_split;
+            #[cfg(not(madsim))]
+            let suspect = true;
+            if suspect {
+                self.lease.suspect_until_applied(index);
+            }
             self.node.broadcast_commits_until(index);
             self.proposals.push(Proposal { index, term, callback: None });
         }
@@ -1046,6 +1095,13 @@ impl<E: Engine> PeerFsm<E> {
 }
 
 /// A batch's writes to the raft CF (apply and region state) and the rest.
+/// Whether `entry` is a split command.
+fn is_split(entry: &Entry) -> bool {
+    entry.get_entry_type() == raft::eraftpb::EntryType::EntryNormal
+        && !entry.data.is_empty()
+        && RaftCmd::decode(&entry.data).is_ok_and(|cmd| matches!(cmd.body, CmdBody::Admin(AdminCmd::BatchSplit { .. })))
+}
+
 fn split_state_from_data(batch: &WriteBatch) -> (WriteBatch, WriteBatch) {
     let (mut state, mut data) = (WriteBatch::new(), WriteBatch::new());
     for m in batch.mutations() {

@@ -335,7 +335,7 @@ impl<E: Engine> Store<E> {
             StoreMsg::SplitIds { region_id, epoch, split_keys, ids } => {
                 if let Some(peer) = self.peers.get_mut(&region_id) {
                     crate::trace::working_on(self.store_id, region_id);
-                    peer.propose_split(epoch, split_keys, ids);
+                    peer.propose_split(&self.cfg, epoch, split_keys, ids);
                     self.dirty.insert(region_id);
                 }
             }
@@ -500,7 +500,7 @@ impl<E: Engine> Store<E> {
         if !notice {
             peer.wake(&self.events, "raft message");
         }
-        peer.step(msg);
+        peer.step(&self.cfg, msg);
         if notice {
             peer.took_notice(envelope.from, term, &self.events);
         }

@@ -4,6 +4,12 @@
 //! - **election safety**: at most one leader per term per region;
 //! - **lease safety**: a leader serves a read on its lease (without a ReadIndex
 //!   round) only while no leader of a newer term has been elected;
+//! - **lease safety across splits**: a lease read is answered from a region's
+//!   state at version `v` only if no region at a later version covering some
+//!   of the same keys (split off it since) had elected a leader before the
+//!   read was admitted — that leader may have acknowledged writes the read
+//!   would miss. Regions are related by key range, not by id: after a split
+//!   the keys have another region;
 //! - **one vote per term**: a peer grants its vote in a region's term to one
 //!   candidate only, across restarts (a vote forgotten in a crash and given again
 //!   is a bug even when it does not produce two leaders);
@@ -63,6 +69,7 @@ pub fn check_marked(events: &[StoreEvent]) -> Option<(String, Vec<usize>)> {
         let before = problems.len();
         match *event {
             StoreEvent::LeaseRead { store_id, region_id, term, .. } => {
+                // (Across splits: see `lease_across_splits`.)
                 if let Some(&(newer, by)) = newest_leader.get(&region_id).filter(|(t, _)| *t > term) {
                     problems.push(format!(
                         "lease reads only while no newer leader exists: store {store_id} served a read of region {region_id} on its term-{term} lease after store {by} became leader in term {newer} (a read that may miss that leader's writes)"
@@ -190,6 +197,10 @@ pub fn check_marked(events: &[StoreEvent]) -> Option<(String, Vec<usize>)> {
             marks.push(at);
         }
     }
+    for (at, problem) in lease_across_splits(events) {
+        problems.push(problem);
+        marks.push(at);
+    }
     if problems.is_empty() {
         return None;
     }
@@ -201,6 +212,71 @@ pub fn check_marked(events: &[StoreEvent]) -> Option<(String, Vec<usize>)> {
         let _ = writeln!(out, "... and {} more", problems.len() - 5);
     }
     Some((out.trim_end().to_string(), marks))
+}
+
+/// The lease-across-splits rule (see the module docs): each broken case
+/// with the position of the read's answer in `events`.
+fn lease_across_splits(events: &[StoreEvent]) -> Vec<(usize, String)> {
+    use simkv::meta::Region;
+    // Each store's view of each region: keys and version, as last reported.
+    let mut regions: BTreeMap<(u64, u64), Region> = BTreeMap::new();
+    // Every election, with the region as the new leader's store knew it.
+    let mut elected: Vec<(usize, u64, Region)> = Vec::new();
+    // Where each lease read was admitted, by (store, region, read id).
+    let mut admitted: BTreeMap<(u64, u64, u64), usize> = BTreeMap::new();
+    let mut problems = Vec::new();
+    for (at, event) in events.iter().enumerate() {
+        match event {
+            StoreEvent::PeerCreated { store_id, region, .. }
+            | StoreEvent::ConfChangeApplied { store_id, region, .. }
+            | StoreEvent::SnapshotApplied { store_id, region, .. }
+            | StoreEvent::SnapshotResumed { store_id, region, .. } => {
+                regions.insert((*store_id, region.id), region.clone());
+            }
+            StoreEvent::Split { store_id, regions: split, .. } => {
+                for r in split {
+                    regions.insert((*store_id, r.id), r.clone());
+                }
+            }
+            StoreEvent::PeerDestroyed { store_id, region_id, .. } => {
+                regions.remove(&(*store_id, *region_id));
+            }
+            StoreEvent::BecameLeader { store_id, region_id, .. } => {
+                if let Some(region) = regions.get(&(*store_id, *region_id)) {
+                    elected.push((at, *store_id, region.clone()));
+                }
+            }
+            StoreEvent::LeaseRead { store_id, region_id, read_id, .. } => {
+                admitted.insert((*store_id, *region_id, *read_id), at);
+            }
+            StoreEvent::LeaseServed { store_id, region_id, read_id, version, .. } => {
+                let (Some(since), Some(reader)) = (admitted.remove(&(*store_id, *region_id, *read_id)), regions.get(&(*store_id, *region_id))) else {
+                    continue;
+                };
+                let newer = elected.iter().find(|(when, _, r)| *when < since && r.id != reader.id && r.epoch.version > *version && r.overlaps(reader));
+                if let Some((_, leader_store, newer)) = newer {
+                    problems.push((
+                        at,
+                        format!(
+                            "lease reads across splits: store {store_id} answered a lease read from region {region_id} at version {version} (keys {}), admitted after region {} at version {} (keys {}, split off it since) had elected a leader on store {leader_store}: the read may miss that leader's writes",
+                            key_range(reader),
+                            newer.id,
+                            newer.epoch.version,
+                            key_range(newer)
+                        ),
+                    ));
+                }
+            }
+            _ => {}
+        }
+    }
+    problems
+}
+
+/// `[start, end)` of a region, keys escaped.
+fn key_range(region: &simkv::meta::Region) -> String {
+    let end = if region.end_key.is_empty() { "end".to_string() } else { region.end_key.escape_ascii().to_string() };
+    format!("[{}, {end})", region.start_key.escape_ascii())
 }
 
 #[cfg(test)]
@@ -222,6 +298,36 @@ mod tests {
     }
 
     #[test]
+    fn a_lease_read_missing_a_split_off_regions_leader_is_caught() {
+        use simkv::meta::{Peer, Region, RegionEpoch};
+        let region = |id, start: &str, end: &str, version| Region {
+            id,
+            start_key: start.into(),
+            end_key: end.into(),
+            epoch: RegionEpoch::new(1, version),
+            peers: vec![Peer::voter(id * 10, 1)],
+        };
+        let created = |store_id, r: Region| StoreEvent::PeerCreated { store_id, peer_id: r.id * 10 + store_id, region: r, applied_index: 5 };
+        let setup = vec![
+            created(1, region(1, "", "", 1)),
+            created(2, region(1, "", "", 1)),
+            StoreEvent::Split { store_id: 2, regions: vec![region(1, "", "m", 2), region(2, "m", "", 2)], index: 9 },
+            created(2, region(2, "m", "", 2)),
+        ];
+        let elected = StoreEvent::BecameLeader { store_id: 2, region_id: 2, peer_id: 22, term: 6 };
+        let admitted = StoreEvent::LeaseRead { store_id: 1, region_id: 1, peer_id: 11, term: 5, read_id: 7 };
+        let served = StoreEvent::LeaseServed { store_id: 1, region_id: 1, peer_id: 11, read_id: 7, version: 1 };
+        let mut late = setup.clone();
+        late.extend([elected.clone(), admitted.clone(), served.clone()]);
+        let text = check(&late).unwrap();
+        assert!(text.starts_with("lease reads across splits: store 1 answered a lease read from region 1 at version 1 (keys [, end)), admitted after region 2 at version 2 (keys [m, end)"), "{text}");
+        // Admitted before the new region had a leader: concurrent with its writes.
+        let mut early = setup;
+        early.extend([admitted, elected, served]);
+        assert_eq!(check(&early), None);
+    }
+
+    #[test]
     fn two_leaders_in_one_term_are_caught() {
         let explanation = check(&[leader(1, 6), leader(3, 6)]).unwrap();
         assert_eq!(explanation, "election safety: region 1 has two leaders in term 6: store 1 and store 3");
@@ -229,7 +335,7 @@ mod tests {
 
     #[test]
     fn a_lease_read_after_a_newer_leader_is_caught() {
-        let read = |store_id, term| StoreEvent::LeaseRead { store_id, region_id: 1, peer_id: store_id, term };
+        let read = |store_id, term| StoreEvent::LeaseRead { store_id, region_id: 1, peer_id: store_id, term, read_id: 0 };
         assert_eq!(check(&[leader(1, 6), read(1, 6), leader(2, 7), read(2, 7)]), None);
         let explanation = check(&[leader(1, 6), leader(2, 7), read(1, 6)]).unwrap();
         assert_eq!(

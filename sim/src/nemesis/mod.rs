@@ -114,6 +114,9 @@ pub enum Fault {
     /// The region's leader (when the fault starts) gets the slowest clock,
     /// the other stores the fastest, and the leader is cut off from them.
     SlowLeaderCutOff { region_index: u64 },
+    /// The region's leader (when the fault starts) and one of its followers
+    /// (the lowest store id) are cut off from every other store.
+    LeaderWithOneFollower { region_index: u64 },
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -215,7 +218,7 @@ impl Plan {
             raft_duplicate: 0.0,
             clock_rates: Vec::new(),
         };
-        let weights: [(u32, u8); 19] = [
+        let weights: [(u32, u8); 20] = [
             (n.partition_halves, 0),
             (n.isolate_store, 1),
             (n.isolate_leader, 2),
@@ -235,6 +238,7 @@ impl Plan {
             (n.latent_read_error, 16),
             (n.fail_sync, 17),
             (n.slow_leader_cut_off, 18),
+            (n.leader_with_one_follower, 19),
         ];
         // Damage goes to one store all run (drawn when first needed, so plans
         // without disk faults are as they were).
@@ -297,6 +301,7 @@ impl Plan {
                 16 => Fault::LatentReadError { store: *bad_disk.get_or_insert_with(|| d.store(s)) },
                 17 => Fault::FailSync { store: d.store(s), kv: d.below(2) == 1 },
                 18 => Fault::SlowLeaderCutOff { region_index: d.below(swarm.regions) },
+                19 => Fault::LeaderWithOneFollower { region_index: d.below(swarm.regions) },
                 _ => Fault::RemoveReAdd { region_index: d.below(swarm.regions.max(8)), store: d.store(s) },
             };
             faults.push(FaultEvent { at_ms: at, duration_ms, fault });
@@ -608,7 +613,11 @@ mod tests {
                     }
                     Fault::Bridge { left, bridge, right } => [left.clone(), vec![*bridge], right.clone()].concat(),
                     Fault::SlowDisk { store, .. } | Fault::SlowSnapshotIo { store, .. } => vec![*store],
-                    Fault::IsolateLeader { .. } | Fault::PdCrashRestart { .. } | Fault::IsolatePd | Fault::SlowLeaderCutOff { .. } => vec![],
+                    Fault::IsolateLeader { .. }
+                    | Fault::PdCrashRestart { .. }
+                    | Fault::IsolatePd
+                    | Fault::SlowLeaderCutOff { .. }
+                    | Fault::LeaderWithOneFollower { .. } => vec![],
                     Fault::MovePeer { from, to, .. } => {
                         assert_ne!(from, to);
                         vec![*from, *to]

@@ -51,6 +51,22 @@ pub(super) fn links(n: &Nemesis, fault: &Fault) -> Option<(Vec<Link>, String)> {
                 format!("store {leader}, leader of region {}, clock slow by {x:.3}, others fast, cut off from the other stores", region.id),
             )
         }
+        Fault::LeaderWithOneFollower { region_index } => {
+            let topology = n.cluster.topology();
+            let regions = topology.regions_in_order();
+            let region = &regions[*region_index as usize % regions.len()];
+            let Some(leader) = topology.leader_of(region.id) else {
+                return Some((vec![], format!("cut region {}'s leader off with one follower: no leader known", region.id)));
+            };
+            let follower = region.peers.iter().map(|p| p.store_id).filter(|&s| s != leader).min();
+            let side: Vec<u64> = std::iter::once(leader).chain(follower).collect();
+            let rest: Vec<u64> = all.iter().copied().filter(|s| !side.contains(s)).collect();
+            let what = match follower {
+                Some(f) => format!("store {leader}, leader of region {}, with its follower on store {f}, cut off from {rest:?}", region.id),
+                None => format!("store {leader}, leader of region {} (no follower), cut off from {rest:?}", region.id),
+            };
+            (between(&n.nodes(&side), &n.nodes(&rest)), what)
+        }
         Fault::IsolatePd => {
             let mut others = n.nodes(&all);
             others.extend(n.client_nodes());
