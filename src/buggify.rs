@@ -57,9 +57,10 @@ pub enum Site {
     /// Crash point: in the middle of destroying a peer, after its tombstone
     /// is written and before its raft state is deleted.
     CrashMidDestroy,
-    /// A region heartbeat waits 1–4 s before it is sent: PD receives it
-    /// after newer ones of the same region (heartbeats out of order).
-    LateRegionHeartbeat,
+    /// A region heartbeat or split report waits 1–4 s before it is sent: PD
+    /// receives it after newer ones of the same region (reports out of
+    /// order), and lags behind the stores meanwhile.
+    LateRegionReport,
     /// A leader holds back applying a committed split for 1–3 s while its
     /// followers apply it on time (the store goes on serving meanwhile).
     LateSplitApply,
@@ -80,7 +81,7 @@ pub const ALL: [Site; 16] = [
     Site::CrashAfterSnapshotMeta,
     Site::CrashMidDestroy,
     Site::CrashAfterAck,
-    Site::LateRegionHeartbeat,
+    Site::LateRegionReport,
     Site::LateSplitApply,
 ];
 
@@ -101,7 +102,7 @@ impl Site {
             Site::FailRaftWrite => 0.0005,
             Site::ReorderMessages => 0.05,
             Site::CrashAfterSnapshotMeta | Site::CrashMidDestroy => 0.3,
-            Site::LateRegionHeartbeat => 0.05,
+            Site::LateRegionReport => 0.05,
             Site::LateSplitApply => 0.5,
         }
     }
@@ -135,7 +136,7 @@ impl Site {
             Site::ReorderMessages => "reorder-messages",
             Site::CrashAfterSnapshotMeta => "crash-after-snapshot-meta",
             Site::CrashMidDestroy => "crash-mid-destroy",
-            Site::LateRegionHeartbeat => "late-region-heartbeat",
+            Site::LateRegionReport => "late-region-report",
             Site::LateSplitApply => "late-split-apply",
         }
     }

@@ -44,6 +44,11 @@ pub struct ClusterSpec {
     pub events: Arc<Mutex<Vec<TimedEvent>>>,
     /// Where PD's events are recorded, with simulated times.
     pub pd_events: Arc<Mutex<Vec<crate::checker::pd::TimedPdEvent>>>,
+    /// Each client's routing, watched as it goes (the region-cache rule).
+    pub routing: Arc<Mutex<BTreeMap<u64, crate::checker::routing::Watch>>>,
+    /// Planted bug: clients' region caches take every region they are told
+    /// of, however old.
+    pub cache_takes_older_regions: bool,
     /// Names of the cluster's madsim nodes, filled as they are created: what a
     /// panic report calls the node that panicked.
     pub node_names: Arc<Mutex<BTreeMap<madsim::task::NodeId, String>>>,
@@ -67,6 +72,8 @@ impl ClusterSpec {
             io: IoProfile::ssd(),
             events: Arc::default(),
             pd_events: Arc::default(),
+            routing: Arc::default(),
+            cache_takes_older_regions: false,
             node_names: Arc::default(),
             skip_checksums: false,
             clock_rates: Vec::new(),
@@ -245,7 +252,20 @@ impl Cluster {
     pub async fn raw_client(&self, local: SocketAddr, mut cfg: ClientConfig) -> RawClient {
         cfg.net_faults = Some(self.net_faults.clone());
         let source = Box::new(PdRegions(self.pd_client(local.ip()).await));
-        RawClient::connect(local, self.addresses.clone(), source, cfg).await.expect("client binds")
+        let mut client = RawClient::connect(local, self.addresses.clone(), source, cfg).await.expect("client binds");
+        // Clients are numbered by their address (10.0.2.n).
+        let (n, routing) = (
+            match local.ip() {
+                IpAddr::V4(ip) => u64::from(ip.octets()[3]),
+                IpAddr::V6(_) => 0,
+            },
+            self.spec.routing.clone(),
+        );
+        client.observe(Arc::new(move |event| routing.lock().unwrap().entry(n).or_default().observe(n, event)));
+        if self.spec.cache_takes_older_regions {
+            client.plant_cache_takes_older_regions();
+        }
+        client
     }
 
     /// Connects a transactional client from inside a client node (its raw

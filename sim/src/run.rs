@@ -369,7 +369,8 @@ fn run_with_progress(scenario: &Scenario, plan: &Plan, progress: Arc<std::sync::
     let mut pointers = Pointers::default();
     let served = std::mem::take(&mut *recorded.served.lock().unwrap());
     let pd_events = std::mem::take(&mut *recorded.pd_events.lock().unwrap());
-    let txns = Txns { bank, accounts: plan.swarm.keys.max(2), table, list_append, served, pd_events };
+    let routing = std::mem::take(&mut *recorded.routing.lock().unwrap());
+    let txns = Txns { bank, accounts: plan.swarm.keys.max(2), table, list_append, served, pd_events, routing };
     let (more, inconclusive) = check_recorded(scenario, &history, &store_events, &ts_calls, None, &txns, &mut pointers);
     let marks = Mark::of(&events, &pointers.marks);
     failures.extend(more);
@@ -471,6 +472,11 @@ fn check_recorded(
             failures.push(Failure { checker: "tso".into(), explanation: e });
         }
     }
+    if scenario.checkers.routing {
+        if let Some(e) = crate::checker::routing::check(&txns.routing) {
+            failures.push(Failure { checker: "routing".into(), explanation: e });
+        }
+    }
     if scenario.checkers.pd {
         if let Some(e) = crate::checker::pd::check(&txns.pd_events) {
             failures.push(Failure { checker: "pd".into(), explanation: e });
@@ -535,6 +541,8 @@ struct Txns {
     served: BTreeMap<(u64, u64), Answered>,
     /// Nor this: what PD handed out and accepted.
     pd_events: Vec<crate::checker::pd::TimedPdEvent>,
+    /// Nor this: each client's routing, as watched.
+    routing: BTreeMap<u64, crate::checker::routing::Watch>,
 }
 
 /// Fingerprint of the store events, the timeline and the history.
@@ -575,6 +583,7 @@ async fn run_inner(
     let mut txn = simkv::client::TxnConfig { lock_ttl_ms: scenario.workload.lock_ttl_ms, ..Default::default() };
     spec.events = events;
     spec.pd_events = recorded.pd_events.clone();
+    spec.routing = recorded.routing.clone();
     spec.node_names = nodes;
     spec.replicas = scenario.cluster.replicas as usize;
     spec.raftstore.region_split_keys = scenario.cluster.split_region_keys;
@@ -622,6 +631,7 @@ async fn run_inner(
             Bug::PdAcceptsStaleHeartbeat => spec.pd.bug_accepts_stale_heartbeat = true,
             Bug::LeaseReadIgnoresSplit => spec.raftstore.bugs.lease_read_ignores_split = true,
             Bug::LeaseRenewedByOneFollower => spec.raftstore.bugs.lease_renewed_by_one_follower = true,
+            Bug::CacheTakesOlderRegions => spec.cache_takes_older_regions = true,
         }
     }
     if scenario.workload.kind.is_transactional() {
@@ -772,7 +782,8 @@ async fn run_inner(
     let logs = shared.logs.lock().unwrap().clone();
     let served = std::mem::take(&mut *shared.recorded.served.lock().unwrap());
     let pd_events = std::mem::take(&mut *shared.recorded.pd_events.lock().unwrap());
-    let txns = Txns { bank, accounts: swarm.keys.max(2), table, list_append, served, pd_events };
+    let routing = std::mem::take(&mut *shared.recorded.routing.lock().unwrap());
+    let txns = Txns { bank, accounts: swarm.keys.max(2), table, list_append, served, pd_events, routing };
     let (more, inconclusive) = check_recorded(&scenario, &history, &events, &ts_calls, Some(&logs), &txns, &mut pointers);
     let marks = Mark::of(&timed, &pointers.marks);
     failures.extend(more);

@@ -398,6 +398,9 @@ pub struct Checkers {
     /// PD's own events: timestamps and ids handed out once, in increasing
     /// order; its view of regions never goes back within a lifetime.
     pub pd: bool,
+    /// A client never sends a request for a region older than one it has
+    /// learned.
+    pub routing: bool,
     /// After healing, every store holds a replica of some region and (when
     /// there are enough regions) leads one: PD spread the data.
     pub spread: bool,
@@ -435,6 +438,7 @@ impl Default for Checkers {
             regions: true,
             tso: true,
             pd: true,
+            routing: true,
             spread: false,
             sequential: true,
             bank: true,
@@ -508,6 +512,9 @@ pub enum Bug {
     LeaseReadIgnoresSplit,
     /// Any one follower's heartbeat answer renews the leader's lease.
     LeaseRenewedByOneFollower,
+    /// (client) The region cache takes every region it is told of, however
+    /// old, and routes by it.
+    CacheTakesOlderRegions,
 }
 
 /// A scenario that could not be loaded: where, and what is wrong.

@@ -24,10 +24,17 @@ impl Topology {
     /// Folds `events` (in the order they happened) into a topology.
     pub fn from_events<'a>(events: impl IntoIterator<Item = &'a StoreEvent>) -> Topology {
         let mut t = Topology::default();
+        // Peers destroyed and not created again since: a split this store
+        // applies late does not bring them back (their tombstone wins).
+        let mut removed: std::collections::BTreeSet<(StoreId, RegionId)> = Default::default();
         for event in events {
             match event {
-                StoreEvent::PeerCreated { region, store_id, .. }
-                | StoreEvent::ConfChangeApplied { region, store_id, .. }
+                StoreEvent::PeerCreated { region, store_id, .. } => {
+                    removed.remove(&(*store_id, region.id));
+                    t.learn(region);
+                    t.learn_on(*store_id, region);
+                }
+                StoreEvent::ConfChangeApplied { region, store_id, .. }
                 | StoreEvent::SnapshotApplied { region, store_id, .. }
                 | StoreEvent::SnapshotResumed { region, store_id, .. } => {
                     t.learn(region);
@@ -35,9 +42,12 @@ impl Topology {
                 }
                 StoreEvent::Split { regions, store_id, .. } => regions.iter().for_each(|r| {
                     t.learn(r);
-                    t.learn_on(*store_id, r);
+                    if !removed.contains(&(*store_id, r.id)) {
+                        t.learn_on(*store_id, r);
+                    }
                 }),
                 StoreEvent::PeerDestroyed { store_id, region_id, .. } => {
+                    removed.insert((*store_id, *region_id));
                     if let Some(regions) = t.stores.get_mut(store_id) {
                         regions.remove(region_id);
                     }
@@ -136,5 +146,24 @@ mod tests {
         let t = Topology::from_events(&[created(1), created(2), StoreEvent::ConfChangeApplied { store_id: 1, region: after.clone(), index: 9 }]);
         assert!(!t.stores[&1].contains_key(&1));
         assert_eq!(t.regions[&1], after);
+    }
+
+    /// A store that applies a split late, after the new region's peer there
+    /// was created by a message, removed and destroyed, does not hold it
+    /// again: its tombstone wins (chaos-v2 seed 136, with late-split-apply).
+    #[test]
+    fn a_late_split_does_not_bring_back_a_destroyed_peer() {
+        let new = region(2, "m", "", 2, &[1, 2, 3]);
+        let events = [
+            StoreEvent::PeerCreated { store_id: 3, peer_id: 23, region: new.clone(), applied_index: 5 },
+            StoreEvent::PeerDestroyed { store_id: 3, region_id: 2, peer_id: 23 },
+            StoreEvent::Split { store_id: 3, regions: vec![region(1, "", "m", 2, &[1, 2, 3]), new.clone()], index: 9 },
+        ];
+        let t = Topology::from_events(&events);
+        assert!(!t.stores[&3].contains_key(&2) && t.stores[&3].contains_key(&1));
+        // Created again (a new replica): held again.
+        let mut again = events.to_vec();
+        again.push(StoreEvent::PeerCreated { store_id: 3, peer_id: 33, region: new, applied_index: 5 });
+        assert!(Topology::from_events(&again).stores[&3].contains_key(&2));
     }
 }

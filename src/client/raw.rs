@@ -4,7 +4,7 @@
 //! (`codec::keys::raw_key`), the form regions are bounded by.
 
 use super::error::{AttemptError, ClientError};
-use super::region_cache::{RegionCache, RegionSource};
+use super::region_cache::{RegionCache, RegionSource, RoutingEvent, RoutingObserver};
 use crate::codec::keys;
 use crate::meta::{Region, StoreId};
 use crate::proto::{KvRequest, RawReply, RawRequest, RegionError, RpcRequest, RpcResponse, ServerError};
@@ -127,6 +127,7 @@ pub struct RawClient {
     addresses: Mutex<BTreeMap<StoreId, SocketAddr>>,
     cache: Mutex<RegionCache>,
     source: Box<dyn RegionSource>,
+    observer: Option<RoutingObserver>,
 }
 
 impl RawClient {
@@ -141,7 +142,28 @@ impl RawClient {
         let rpc = RpcClient::bind_with_faults(local, cfg.net_faults.clone()).await?;
         #[cfg(not(madsim))]
         let rpc = RpcClient::bind(local).await?;
-        Ok(RawClient { cfg, rpc, last_answered: Mutex::new(None), addresses: Mutex::new(addresses), cache: Mutex::new(RegionCache::default()), source })
+        Ok(RawClient {
+            cfg,
+            rpc,
+            last_answered: Mutex::new(None),
+            addresses: Mutex::new(addresses),
+            cache: Mutex::new(RegionCache::default()),
+            source,
+            observer: None,
+        })
+    }
+
+    /// Reports what the client learns and sends to `observer` from now on.
+    pub fn observe(&mut self, observer: RoutingObserver) {
+        self.cache.get_mut().expect("cache lock").observer = Some(observer.clone());
+        self.observer = Some(observer);
+    }
+
+    /// Planted bug (simulation only): the region cache takes every region it
+    /// is told of, however old.
+    #[cfg(madsim)]
+    pub fn plant_cache_takes_older_regions(&mut self) {
+        self.cache.get_mut().expect("cache lock").takes_older_regions = true;
     }
 
     pub fn transport(&self) -> &Transport {
@@ -225,6 +247,15 @@ impl RawClient {
         let (region, leader) = self.source.region_by_key(key).await?.ok_or_else(|| ClientError::NoRegion { key: key.to_vec() })?;
         let mut cache = self.cache.lock().expect("cache lock");
         cache.update(region.clone());
+        // What the cache now holds for the key: the source's answer, unless
+        // the client has seen newer (the source lags behind); then the newest
+        // region the client saw for the key, which the store will correct.
+        #[cfg(madsim)]
+        let takes_older = cache.takes_older_regions;
+        #[cfg(not(madsim))]
+        let takes_older = false;
+        let region = if takes_older { Some(region) } else { cache.locate(key).or_else(|| cache.newest_seen(key)) };
+        let region = region.ok_or_else(|| ClientError::NoRegion { key: key.to_vec() })?;
         // The source's leader is a first guess; a belief the cache already
         // holds (learned from the stores themselves) is newer.
         if let Some(store) = leader.filter(|&s| region.peer_on_store(s).is_some()) {
@@ -300,6 +331,9 @@ impl RawClient {
             };
             let store = self.target(&region, attempt);
             let request = build(&region);
+            if let Some(observer) = &self.observer {
+                observer(&RoutingEvent::Sent { region: region.clone(), store });
+            }
             tracing::debug!(region = region.id, store, attempt, ?request, "client request");
             let failure = match self.send(store, &request).await.and_then(|response| extract(store, response)) {
                 Ok(reply) => {

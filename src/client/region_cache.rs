@@ -16,6 +16,19 @@ use std::collections::BTreeMap;
 /// A region as a source knows it, with the store it believes leads it.
 pub type Located = (Region, Option<StoreId>);
 
+/// What a client learned and did with its routing, for whoever watches it
+/// (the testbed's region-cache rule).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RoutingEvent {
+    /// The client was told of `region` (by the source, or by a store's
+    /// `EpochNotMatch`), whether or not its cache took it.
+    Learned(Region),
+    /// The client sent a request for `region` (at its epoch) to `store`.
+    Sent { region: Region, store: StoreId },
+}
+
+pub type RoutingObserver = std::sync::Arc<dyn Fn(&RoutingEvent) + Send + Sync>;
+
 /// Where the cache learns regions it does not hold.
 pub trait RegionSource: Send + Sync {
     /// The region holding encoded key `key`, as the source knows it now, and
@@ -64,12 +77,27 @@ pub struct RegionCache {
     regions: BTreeMap<Vec<u8>, Region>,
     /// Which store we believe leads each region.
     leaders: BTreeMap<RegionId, StoreId>,
+    /// The newest descriptor of each region ever learned, kept when the
+    /// region is dropped from `regions`: a source that lags behind (PD
+    /// learns from heartbeats) can never take the cache back to an older
+    /// epoch than the client already saw.
+    seen: BTreeMap<RegionId, Region>,
+    pub observer: Option<RoutingObserver>,
+    /// Planted bug (simulation only): every region learned is taken, however
+    /// old, and replaces what it overlaps.
+    #[cfg(madsim)]
+    pub takes_older_regions: bool,
 }
 
 impl RegionCache {
     /// The cached region holding `key`, if any.
     pub fn locate(&self, key: &[u8]) -> Option<Region> {
         self.regions.range(..=key.to_vec()).next_back().map(|(_, r)| r.clone()).filter(|r| r.contains(key))
+    }
+
+    /// The newest region ever learned that holds `key`, cached or not.
+    pub fn newest_seen(&self, key: &[u8]) -> Option<Region> {
+        self.seen.values().filter(|r| r.contains(key)).max_by_key(|r| (r.epoch.version, r.epoch.conf_ver)).cloned()
     }
 
     pub fn leader(&self, region_id: RegionId) -> Option<StoreId> {
@@ -98,21 +126,34 @@ impl RegionCache {
         self.leaders.remove(&region_id);
     }
 
-    /// Learns `region` unless what the cache holds is newer: the same region at
-    /// a later epoch, or an overlapping region at a later version (it came from
-    /// a later split). Otherwise it replaces its older self and every region
-    /// it overlaps.
-    pub fn update(&mut self, region: Region) {
-        let stale = self.regions.values().any(|r| {
+    /// Whether `region` is older than what the client has seen: the same
+    /// region at a later epoch, or an overlapping region at a later version
+    /// (it came from a later split).
+    pub fn is_stale(&self, region: &Region) -> bool {
+        self.regions.values().chain(self.seen.values()).any(|r| {
             if r.id == region.id {
                 region.epoch.is_stale_against(&r.epoch)
             } else {
-                r.overlaps(&region) && region.epoch.version < r.epoch.version
+                r.overlaps(region) && region.epoch.version < r.epoch.version
             }
-        });
+        })
+    }
+
+    /// Learns `region` unless the client has seen newer (see
+    /// [`RegionCache::is_stale`]). Otherwise it replaces its older self and
+    /// every region it overlaps.
+    pub fn update(&mut self, region: Region) {
+        if let Some(observer) = &self.observer {
+            observer(&RoutingEvent::Learned(region.clone()));
+        }
+        #[cfg(madsim)]
+        let stale = !self.takes_older_regions && self.is_stale(&region);
+        #[cfg(not(madsim))]
+        let stale = self.is_stale(&region);
         if stale {
             return;
         }
+        self.seen.insert(region.id, region.clone());
         let replaced: Vec<RegionId> = self.regions.values().filter(|r| r.id != region.id && r.overlaps(&region)).map(|r| r.id).collect();
         for id in replaced {
             self.invalidate(id);
@@ -146,6 +187,23 @@ pub(crate) mod tests {
         cache.update(left.clone());
         cache.update(old);
         assert_eq!((cache.locate(b"a"), cache.locate(b"z")), (Some(left), Some(right)), "a stale answer never evicts newer halves");
+    }
+
+    #[test]
+    fn a_region_older_than_one_seen_is_refused_even_after_invalidation() {
+        let mut cache = RegionCache::default();
+        let (old, new) = (region(1, "", "", 1), region(1, "", "m", 2));
+        cache.update(new.clone());
+        cache.invalidate(1);
+        assert_eq!(cache.locate(b"a"), None);
+        // A source lagging behind answers with the region before its split.
+        cache.update(old);
+        assert_eq!(cache.locate(b"a"), None, "an older epoch than one seen is never taken back");
+        assert_eq!(cache.newest_seen(b"a"), Some(new.clone()), "the newest seen is what the client sends instead");
+        cache.update(region(2, "m", "", 2));
+        assert!(cache.is_stale(&region(3, "", "z", 1)), "older than region 2's split, which it overlaps");
+        cache.update(new.clone());
+        assert_eq!(cache.locate(b"a"), Some(new));
     }
 
     #[test]

@@ -54,13 +54,16 @@ pub fn start(store_id: StoreId, pd: PdClient, store: mpsc::Sender<StoreMsg>) -> 
                         Err(e) => tracing::debug!(store = store_id, region = region.id, error = %e, "ask split failed"),
                     },
                     PdTask::ReportSplit { regions } => {
+                        if crate::buggify::fires(crate::buggify::Site::LateRegionReport) {
+                            crate::buggify::delay_ms(1000, 4000).await;
+                        }
                         if let Err(e) = pd.report_split(regions).await {
                             tracing::debug!(store = store_id, error = %e, "report split failed");
                         }
                     }
                     PdTask::RegionHeartbeat(hb) => {
                         let region_id = hb.region.id;
-                        if crate::buggify::fires(crate::buggify::Site::LateRegionHeartbeat) {
+                        if crate::buggify::fires(crate::buggify::Site::LateRegionReport) {
                             // Newer heartbeats of the region overtake this one.
                             crate::buggify::delay_ms(1000, 4000).await;
                         }

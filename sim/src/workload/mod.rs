@@ -76,6 +76,8 @@ pub struct Recorded {
     pub gave_up: Mutex<BTreeMap<(u64, u64), u64>>,
     /// What PD handed out and accepted, with simulated times.
     pub pd_events: Arc<Mutex<Vec<crate::checker::pd::TimedPdEvent>>>,
+    /// Each client's routing, watched as it goes.
+    pub routing: Arc<Mutex<BTreeMap<u64, crate::checker::routing::Watch>>>,
 }
 
 pub struct Shared {

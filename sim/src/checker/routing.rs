@@ -1,0 +1,112 @@
+//! The region-cache rule, from what each client reports of its routing
+//! ([`RoutingEvent`]s): **a client never sends a request for a region older
+//! than one it has already learned** — not the same region at an older
+//! epoch, nor a region overlapping one it learned at a later version (split
+//! off it since). The source a client asks (PD) learns from heartbeats and may
+//! lag behind what a store already told the client; a request routed by the
+//! older answer costs a round trip at best and, for a store that kept the old
+//! layout, reaches the wrong peer.
+//!
+//! Checked as the run goes ([`Watch`], one per client, keeps only the newest
+//! region of each id it learned and the first few broken cases), so a long
+//! run does not keep every request.
+
+use simkv::client::region_cache::RoutingEvent;
+use simkv::meta::{Region, RegionId};
+use std::collections::BTreeMap;
+
+/// One client's view: the newest region of each id it learned, and what it
+/// did wrong.
+#[derive(Debug, Default)]
+pub struct Watch {
+    learned: BTreeMap<RegionId, Region>,
+    pub problems: Vec<String>,
+    /// Broken cases past the first few (not kept).
+    pub more: usize,
+}
+
+impl Watch {
+    pub fn observe(&mut self, client: u64, event: &RoutingEvent) {
+        match event {
+            RoutingEvent::Learned(region) => {
+                if self.learned.get(&region.id).is_none_or(|known| known.epoch.is_stale_against(&region.epoch)) {
+                    self.learned.insert(region.id, region.clone());
+                }
+            }
+            RoutingEvent::Sent { region, store } => {
+                let newer = self.learned.values().find(|r| {
+                    if r.id == region.id {
+                        region.epoch.is_stale_against(&r.epoch)
+                    } else {
+                        r.overlaps(region) && region.epoch.version < r.epoch.version
+                    }
+                });
+                if let Some(newer) = newer {
+                    if self.problems.len() < 3 {
+                        self.problems.push(format!(
+                            "a client routes by the newest region it knows: client {client} sent store {store} a request for region {} at {}, after learning region {} at {}",
+                            region.id, region.epoch, newer.id, newer.epoch
+                        ));
+                    } else {
+                        self.more += 1;
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Checks every client's events (each in the order it happened); `None` when
+/// the rule holds.
+pub fn check(clients: &BTreeMap<u64, Watch>) -> Option<String> {
+    let problems: Vec<&String> = clients.values().flat_map(|w| &w.problems).collect();
+    if problems.is_empty() {
+        return None;
+    }
+    let more: usize = clients.values().map(|w| w.more).sum::<usize>() + problems.len().saturating_sub(3);
+    let mut text = problems.iter().take(3).map(|p| p.as_str()).collect::<Vec<_>>().join("\n");
+    if more > 0 {
+        text.push_str(&format!("\n... and {more} more"));
+    }
+    Some(text)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use simkv::meta::{Peer, RegionEpoch};
+
+    fn region(id: RegionId, start: &str, end: &str, version: u64) -> Region {
+        Region { id, start_key: start.into(), end_key: end.into(), epoch: RegionEpoch::new(1, version), peers: vec![Peer::voter(id * 10, 1)] }
+    }
+
+    fn run(events: &[RoutingEvent]) -> Option<String> {
+        let mut watch = Watch::default();
+        events.iter().for_each(|e| watch.observe(7, e));
+        check(&BTreeMap::from([(7, watch)]))
+    }
+
+    #[test]
+    fn routing_by_the_newest_region_passes_and_by_an_older_one_is_caught() {
+        let sent = |r: Region| RoutingEvent::Sent { region: r, store: 2 };
+        let whole = region(1, "", "", 1);
+        let (left, right) = (region(1, "", "m", 2), region(2, "m", "", 2));
+        let clean = [
+            RoutingEvent::Learned(whole.clone()),
+            sent(whole.clone()),
+            RoutingEvent::Learned(left.clone()),
+            RoutingEvent::Learned(right.clone()),
+            sent(left.clone()),
+            sent(right),
+        ];
+        assert_eq!(run(&clean), None);
+        // Learned the split, then sent by the region before it.
+        let text = run(&[RoutingEvent::Learned(left.clone()), sent(whole.clone())]).unwrap();
+        assert_eq!(text, "a client routes by the newest region it knows: client 7 sent store 2 a request for region 1 at conf_ver=1 version=1, after learning region 1 at conf_ver=1 version=2");
+        // Another region, split off it since, covers some of the same keys.
+        let text = run(&[RoutingEvent::Learned(region(2, "m", "", 2)), sent(region(3, "a", "z", 1))]).unwrap();
+        assert!(text.contains("after learning region 2"), "{text}");
+        // An older region learned after a newer one changes nothing.
+        assert!(run(&[RoutingEvent::Learned(left), RoutingEvent::Learned(whole.clone()), sent(whole)]).is_some());
+    }
+}
