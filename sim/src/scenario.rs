@@ -398,8 +398,8 @@ pub struct Checkers {
     /// PD's own events: timestamps and ids handed out once, in increasing
     /// order; its view of regions never goes back within a lifetime.
     pub pd: bool,
-    /// A client never sends a request for a region older than one it has
-    /// learned.
+    /// A client never routes a key by a region older than one it has learned
+    /// for that key.
     pub routing: bool,
     /// After healing, every store holds a replica of some region and (when
     /// there are enough regions) leads one: PD spread the data.

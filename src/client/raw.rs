@@ -332,7 +332,7 @@ impl RawClient {
             let store = self.target(&region, attempt);
             let request = build(&region);
             if let Some(observer) = &self.observer {
-                observer(&RoutingEvent::Sent { region: region.clone(), store });
+                observer(&RoutingEvent::Sent { region: region.clone(), store, key: key.to_vec() });
             }
             tracing::debug!(region = region.id, store, attempt, ?request, "client request");
             let failure = match self.send(store, &request).await.and_then(|response| extract(store, response)) {

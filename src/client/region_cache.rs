@@ -23,8 +23,9 @@ pub enum RoutingEvent {
     /// The client was told of `region` (by the source, or by a store's
     /// `EpochNotMatch`), whether or not its cache took it.
     Learned(Region),
-    /// The client sent a request for `region` (at its epoch) to `store`.
-    Sent { region: Region, store: StoreId },
+    /// The client sent a request for encoded key `key`, routed by `region`
+    /// (at its epoch), to `store`.
+    Sent { region: Region, store: StoreId, key: Vec<u8> },
 }
 
 pub type RoutingObserver = std::sync::Arc<dyn Fn(&RoutingEvent) + Send + Sync>;

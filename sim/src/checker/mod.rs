@@ -12,7 +12,7 @@
 //! | [`regions`] | store events and PD's table after healing | regions tile the key space, none overlap on a store, each fully replicated, PD agrees |
 //! | [`list_append`] | list-append transactions | snapshot isolation (or strong SI, serializable, strict serializable): no forbidden dependency cycle, aborted or intermediate read, lost update |
 //! | [`tso`] | timestamps clients got from PD | unique, and increasing in real-time order |
-//! | [`routing`] | each client's routing events | a client never sends a request for a region older than one it learned |
+//! | [`routing`] | each client's routing events | a client never routes a key by a region older than one it learned for that key |
 //! | [`pd`] | PD's events | every timestamp and id handed out once, in increasing order, restarts included; within a PD lifetime, the regions it takes and routes by never go back to an older epoch or leader |
 //! | [`bank`] | bank transfers and snapshot reads | every read sees the total; no account negative or missing |
 //!

@@ -1,8 +1,9 @@
 //! The region-cache rule, from what each client reports of its routing
-//! ([`RoutingEvent`]s): **a client never sends a request for a region older
-//! than one it has already learned** — not the same region at an older
-//! epoch, nor a region overlapping one it learned at a later version (split
-//! off it since). The source a client asks (PD) learns from heartbeats and may
+//! ([`RoutingEvent`]s): **a client never routes a key by a region older than
+//! one it has already learned for that key** — not the same region at an
+//! older epoch, nor a region at a lower version than another it learned that
+//! holds the key (split off it since). (A key no newer region is known for
+//! may be routed by an old descriptor: the store corrects it.) The source a client asks (PD) learns from heartbeats and may
 //! lag behind what a store already told the client; a request routed by the
 //! older answer costs a round trip at best and, for a store that kept the old
 //! layout, reaches the wrong peer.
@@ -33,19 +34,23 @@ impl Watch {
                     self.learned.insert(region.id, region.clone());
                 }
             }
-            RoutingEvent::Sent { region, store } => {
+            RoutingEvent::Sent { region, store, key } => {
                 let newer = self.learned.values().find(|r| {
                     if r.id == region.id {
                         region.epoch.is_stale_against(&r.epoch)
                     } else {
-                        r.overlaps(region) && region.epoch.version < r.epoch.version
+                        r.contains(key) && region.epoch.version < r.epoch.version
                     }
                 });
                 if let Some(newer) = newer {
                     if self.problems.len() < 3 {
                         self.problems.push(format!(
-                            "a client routes by the newest region it knows: client {client} sent store {store} a request for region {} at {}, after learning region {} at {}",
-                            region.id, region.epoch, newer.id, newer.epoch
+                            "a client routes by the newest region it knows: client {client} sent store {store} a request for key {} by region {} at {}, after learning region {} at {}",
+                            key.escape_ascii(),
+                            region.id,
+                            region.epoch,
+                            newer.id,
+                            newer.epoch
                         ));
                     } else {
                         self.more += 1;
@@ -88,7 +93,7 @@ mod tests {
 
     #[test]
     fn routing_by_the_newest_region_passes_and_by_an_older_one_is_caught() {
-        let sent = |r: Region| RoutingEvent::Sent { region: r, store: 2 };
+        let sent = |r: Region| RoutingEvent::Sent { key: if r.start_key.is_empty() { b"a".to_vec() } else { r.start_key.clone() }, region: r, store: 2 };
         let whole = region(1, "", "", 1);
         let (left, right) = (region(1, "", "m", 2), region(2, "m", "", 2));
         let clean = [
@@ -102,10 +107,14 @@ mod tests {
         assert_eq!(run(&clean), None);
         // Learned the split, then sent by the region before it.
         let text = run(&[RoutingEvent::Learned(left.clone()), sent(whole.clone())]).unwrap();
-        assert_eq!(text, "a client routes by the newest region it knows: client 7 sent store 2 a request for region 1 at conf_ver=1 version=1, after learning region 1 at conf_ver=1 version=2");
-        // Another region, split off it since, covers some of the same keys.
-        let text = run(&[RoutingEvent::Learned(region(2, "m", "", 2)), sent(region(3, "a", "z", 1))]).unwrap();
-        assert!(text.contains("after learning region 2"), "{text}");
+        assert_eq!(text, "a client routes by the newest region it knows: client 7 sent store 2 a request for key a by region 1 at conf_ver=1 version=1, after learning region 1 at conf_ver=1 version=2");
+        // Another region, split off it since, holds the key.
+        let in_new = RoutingEvent::Sent { region: region(3, "a", "z", 1), store: 2, key: b"q".to_vec() };
+        let text = run(&[RoutingEvent::Learned(region(2, "m", "", 2)), in_new]).unwrap();
+        assert!(text.contains("key q by region 3") && text.contains("after learning region 2"), "{text}");
+        // A key no newer region is known for may go by the old descriptor.
+        let outside = RoutingEvent::Sent { region: region(3, "a", "z", 1), store: 2, key: b"b".to_vec() };
+        assert_eq!(run(&[RoutingEvent::Learned(region(2, "m", "", 2)), outside]), None);
         // An older region learned after a newer one changes nothing.
         assert!(run(&[RoutingEvent::Learned(left), RoutingEvent::Learned(whole.clone()), sent(whole)]).is_some());
     }
