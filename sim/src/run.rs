@@ -908,9 +908,10 @@ async fn settle_transactions(shared: &Arc<Shared>, scenario: &Scenario, deadline
             loop {
                 let invoke = workload::now_ns();
                 match workload::table::run_check(&client, &people).await {
-                    outcome @ workload::table::TableOutcome::Checked { .. } => {
+                    (outcome @ workload::table::TableOutcome::Checked { .. }, start_ts) => {
                         let complete = Some(workload::now_ns());
-                        s.record_table(workload::table::TableOp { process: FINAL_PROCESS, call: workload::table::TableCall::Check, outcome, invoke, complete });
+                        let call = workload::table::TableCall::Check;
+                        s.record_table(workload::table::TableOp { process: FINAL_PROCESS, call, outcome, invoke, complete, start_ts, commit_ts: None });
                         break;
                     }
                     _ if Instant::now() < deadline => sleep(Duration::from_millis(200)).await,

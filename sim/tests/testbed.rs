@@ -285,9 +285,18 @@ fn planted_commit_leaves_lock_is_caught() {
     caught_and_clean("commit-leaves-lock.toml", "locks", "outlived their transactions' resolution");
 }
 
+/// Lost updates leave rows and index entries apart; the explanation names
+/// the transactions that changed the row up to the check, each with its
+/// start and commit timestamps placed against the check's snapshot (two
+/// updates whose lifetimes overlap and both committed: the lost update).
 #[test]
 fn planted_table_lost_update_is_caught() {
     caught_and_clean("table-lost-update.toml", "table", "rows and index entries must change together");
+    let scenario = Scenario::load(&root().join("scenarios/bugs/table-lost-update.toml")).unwrap();
+    let report = run::run(&scenario, &Plan::draw(&scenario, 0));
+    let text = &report.failures.iter().find(|f| f.checker == "table").expect("caught at seed 0").explanation;
+    assert!(text.contains("The check's snapshot is at ts ") && text.contains("was changed, up to the check's end, by"), "{text}");
+    assert!(text.matches(", before the snapshot").count() >= 2 && text.contains("update to ("), "two updates committed before the snapshot: {text}");
 }
 
 #[test]

@@ -33,10 +33,12 @@ pub enum TableCall {
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub enum TableOutcome {
     Ok,
-    /// A check's findings (empty: consistent) and the rows it saw.
+    /// A check's findings (empty: consistent), the rows it saw, and the
+    /// primary keys its findings are about.
     Checked {
         problems: Vec<String>,
         rows: usize,
+        involved: Vec<i64>,
     },
     Fail(String),
     Info(String),
@@ -49,6 +51,10 @@ pub struct TableOp {
     pub outcome: TableOutcome,
     pub invoke: u64,
     pub complete: Option<u64>,
+    /// The transaction's start timestamp (a check's snapshot), once it had one.
+    pub start_ts: Option<u64>,
+    /// Its commit timestamp, when it committed.
+    pub commit_ts: Option<u64>,
 }
 
 /// The workload's table.
@@ -79,10 +85,11 @@ pub async fn create(client: &TxnClient) -> Result<(), TableError> {
 
 /// Checks the whole table in `txn`'s snapshot; returns the problems found
 /// and the number of rows.
-pub async fn check(txn: &Transaction<'_>, people: &TableSchema) -> Result<(Vec<String>, usize), TableError> {
+pub async fn check(txn: &Transaction<'_>, people: &TableSchema) -> Result<(Vec<String>, usize, Vec<i64>), TableError> {
     let rows = people.scan(txn, usize::MAX).await?;
     let by_pk: BTreeMap<i64, &Vec<Datum>> = rows.iter().map(|(pk, row)| (*pk, row)).collect();
     let mut problems = Vec::new();
+    let mut involved = BTreeSet::new();
     for index in &people.indexes {
         let entries = people.index_entries(txn, &index.name).await?;
         let found: BTreeMap<&[u8], i64> = entries.iter().map(|(k, pk)| (k.as_slice(), *pk)).collect();
@@ -94,8 +101,12 @@ pub async fn check(txn: &Transaction<'_>, people: &TableSchema) -> Result<(Vec<S
         }
         for (key, pk) in &found {
             match by_pk.get(pk) {
-                None => problems.push(format!("index {} has an entry for row {pk}, which does not exist", index.name)),
+                None => {
+                    involved.insert(*pk);
+                    problems.push(format!("index {} has an entry for row {pk}, which does not exist", index.name));
+                }
                 Some(row) if expected.get(*key) != Some(pk) => {
+                    involved.insert(*pk);
                     problems.push(format!("index {} has an entry for row {pk} that does not match its value {}", index.name, row[index.column]))
                 }
                 Some(_) => {}
@@ -103,16 +114,18 @@ pub async fn check(txn: &Transaction<'_>, people: &TableSchema) -> Result<(Vec<S
         }
         for (key, pk) in &expected {
             if found.get(key.as_slice()) != Some(pk) {
+                involved.insert(*pk);
                 problems.push(format!("row {pk} ({}) has no entry in index {}", by_pk[pk][index.column], index.name));
             }
         }
         if index.unique {
             for (value, pks) in values.into_iter().filter(|(_, pks)| pks.len() > 1) {
+                involved.extend(pks.iter().copied());
                 problems.push(format!("rows {pks:?} share the value {value} of unique index {}", index.name));
             }
         }
     }
-    Ok((problems, rows.len()))
+    Ok((problems, rows.len(), involved.into_iter().collect()))
 }
 
 /// One client: random inserts, updates, deletes and checks until the safety
@@ -131,14 +144,15 @@ pub async fn table_client(shared: &Shared, client: &TxnClient, c: u64) {
             (rng.gen_range(0..100u64), rng.gen_range(0..rows), format!("e{}", rng.gen_range(0..rows * 2)), rng.gen_range(0..4i64), rng.gen_bool(0.3))
         };
         let invoke = now_ns();
-        let (call, outcome) = if dice < shared.swarm.read_percent {
-            (TableCall::Check, run_check(client, &people).await)
+        let (call, outcome, start_ts, commit_ts) = if dice < shared.swarm.read_percent {
+            let (outcome, start_ts) = run_check(client, &people).await;
+            (TableCall::Check, outcome, start_ts, None)
         } else {
             change(client, &people, pk, email, age, delete).await
         };
         let unknown = matches!(outcome, TableOutcome::Info(_));
         let complete = (!unknown).then(now_ns);
-        shared.record_table(TableOp { process, call, outcome, invoke, complete });
+        shared.record_table(TableOp { process, call, outcome, invoke, complete, start_ts, commit_ts });
         if unknown {
             process += clients;
         }
@@ -146,28 +160,37 @@ pub async fn table_client(shared: &Shared, client: &TxnClient, c: u64) {
     }
 }
 
-/// A whole-table check in one snapshot.
-pub async fn run_check(client: &TxnClient, people: &TableSchema) -> TableOutcome {
-    let checked = async {
-        let txn = client.begin().await?;
-        check(&txn, people).await
+/// A whole-table check in one snapshot; with the snapshot's timestamp.
+pub async fn run_check(client: &TxnClient, people: &TableSchema) -> (TableOutcome, Option<u64>) {
+    let txn = match client.begin().await {
+        Ok(txn) => txn,
+        Err(e) => return (TableOutcome::Fail(e.to_string()), None),
     };
-    match checked.await {
-        Ok((problems, rows)) => TableOutcome::Checked { problems, rows },
+    let outcome = match check(&txn, people).await {
+        Ok((problems, rows, involved)) => TableOutcome::Checked { problems, rows, involved },
         Err(e) => TableOutcome::Fail(e.to_string()),
-    }
+    };
+    (outcome, Some(txn.start_ts()))
 }
 
 /// Inserts row `pk` if it is absent; otherwise updates it, or deletes it.
-async fn change(client: &TxnClient, people: &TableSchema, pk: i64, email: String, age: i64, delete: bool) -> (TableCall, TableOutcome) {
+async fn change(
+    client: &TxnClient,
+    people: &TableSchema,
+    pk: i64,
+    email: String,
+    age: i64,
+    delete: bool,
+) -> (TableCall, TableOutcome, Option<u64>, Option<u64>) {
     let mut txn = match client.begin().await {
         Ok(txn) => txn,
-        Err(e) => return (TableCall::Delete { pk }, TableOutcome::Fail(e.to_string())),
+        Err(e) => return (TableCall::Delete { pk }, TableOutcome::Fail(e.to_string()), None, None),
     };
+    let start_ts = Some(txn.start_ts());
     let row = vec![Datum::Text(email.clone()), Datum::Int(age)];
     let exists = match people.get(&txn, pk).await {
         Ok(row) => row.is_some(),
-        Err(e) => return (TableCall::Delete { pk }, TableOutcome::Fail(e.to_string())),
+        Err(e) => return (TableCall::Delete { pk }, TableOutcome::Fail(e.to_string()), start_ts, None),
     };
     let (call, changed) = match (exists, delete) {
         (false, _) => (TableCall::Insert { pk, email, age }, people.insert(&mut txn, pk, row).await),
@@ -175,14 +198,14 @@ async fn change(client: &TxnClient, people: &TableSchema, pk: i64, email: String
         (true, true) => (TableCall::Delete { pk }, people.delete(&mut txn, pk).await.map(|_| ())),
     };
     if let Err(e) = changed {
-        return (call, TableOutcome::Fail(e.to_string()));
+        return (call, TableOutcome::Fail(e.to_string()), start_ts, None);
     }
-    let outcome = match txn.commit().await {
-        Ok(_) => TableOutcome::Ok,
-        Err(e @ TxnError::Unknown(_)) => TableOutcome::Info(e.to_string()),
-        Err(e) => TableOutcome::Fail(e.to_string()),
+    let (outcome, commit_ts) = match txn.commit().await {
+        Ok(ts) => (TableOutcome::Ok, Some(ts)),
+        Err(e @ TxnError::Unknown(_)) => (TableOutcome::Info(e.to_string()), None),
+        Err(e) => (TableOutcome::Fail(e.to_string()), None),
     };
-    (call, outcome)
+    (call, outcome, start_ts, commit_ts)
 }
 
 /// The first check that found the table inconsistent, explained.
@@ -190,7 +213,7 @@ pub fn check_history(ops: &[TableOp]) -> Option<String> {
     let mut checks: Vec<&TableOp> = ops.iter().filter(|o| matches!(&o.outcome, TableOutcome::Checked { problems, .. } if !problems.is_empty())).collect();
     checks.sort_by_key(|o| (o.invoke, o.process));
     let op = checks.first()?;
-    let TableOutcome::Checked { problems, rows } = &op.outcome else { unreachable!() };
+    let TableOutcome::Checked { problems, rows, involved } = &op.outcome else { unreachable!() };
     let mut text = format!(
         "the check by process {} (invoked at {:.3}s) found the table inconsistent in one snapshot of {rows} rows (rows and index entries must change together): ",
         op.process,
@@ -200,7 +223,55 @@ pub fn check_history(ops: &[TableOp]) -> Option<String> {
     if problems.len() > 3 {
         let _ = write!(text, "; and {} more", problems.len() - 3);
     }
+    text.push_str(&changes_of(ops, op, involved));
     Some(text)
+}
+
+/// What changed `rows` up to the end of `check` (the last few transactions
+/// of each, in invocation order), each placed against the check's snapshot:
+/// a transaction committed before it whose row and index entries are not
+/// all visible is the one the store half applied.
+fn changes_of(ops: &[TableOp], check: &TableOp, rows: &[i64]) -> String {
+    let snapshot = check.start_ts;
+    let until = check.complete.unwrap_or(check.invoke);
+    let mut text = String::new();
+    if let Some(s) = snapshot {
+        let _ = write!(text, "\nThe check's snapshot is at ts {s}.");
+    }
+    for &pk in rows.iter().take(3) {
+        let mut changes: Vec<&TableOp> = ops
+            .iter()
+            .filter(|o| o.invoke <= until)
+            .filter(|o| match &o.call {
+                TableCall::Insert { pk: p, .. } | TableCall::Update { pk: p, .. } | TableCall::Delete { pk: p } => *p == pk,
+                TableCall::Check => false,
+            })
+            .collect();
+        changes.sort_by_key(|o| (o.invoke, o.process));
+        let skipped = changes.len().saturating_sub(4);
+        let _ = write!(
+            text,
+            "\nRow {pk} was changed, up to the check's end, by{}:",
+            if skipped > 0 { format!(" (the last 4 of {})", changes.len()) } else { String::new() }
+        );
+        for o in &changes[skipped..] {
+            let what = match &o.call {
+                TableCall::Insert { email, age, .. } => format!("insert ({email}, {age})"),
+                TableCall::Update { email, age, .. } => format!("update to ({email}, {age})"),
+                _ => "delete".to_string(),
+            };
+            let start = o.start_ts.map_or_else(|| "no start ts".to_string(), |t| format!("start ts {t}"));
+            let end = match (&o.outcome, o.commit_ts, snapshot) {
+                (TableOutcome::Ok, Some(c), Some(s)) => format!("committed at ts {c}, {} the snapshot", if c <= s { "before" } else { "after" }),
+                (TableOutcome::Ok, Some(c), None) => format!("committed at ts {c}"),
+                (TableOutcome::Info(_), ..) => "outcome unknown".to_string(),
+                (TableOutcome::Fail(why), ..) => format!("failed: {why}"),
+                _ => "?".to_string(),
+            };
+            let _ = write!(text, "\n  process {} at {:.3}s: {what}, {start}, {end}", o.process, o.invoke as f64 / 1e9);
+        }
+    }
+    text
 }
 
 /// The history as Jepsen EDN, one invocation and one completion per operation.
@@ -218,7 +289,7 @@ pub fn to_edn(ops: &[TableOp]) -> String {
         let (kind, value, extra) = match (phase, &op.outcome) {
             (0, _) => ("invoke", value, String::new()),
             (_, TableOutcome::Ok) => ("ok", value, String::new()),
-            (_, TableOutcome::Checked { problems, rows }) => {
+            (_, TableOutcome::Checked { problems, rows, .. }) => {
                 let problems: BTreeSet<&String> = problems.iter().collect();
                 ("ok", format!("{{:rows {rows}, :problems [{}]}}", problems.iter().map(|p| format!("{p:?}")).collect::<Vec<_>>().join(" ")), String::new())
             }

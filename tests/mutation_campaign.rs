@@ -1,0 +1,60 @@
+//! The short fuzz campaign `.ci/mutants` runs against each mutant that
+//! cargo-mutants makes of the store. cargo-mutants runs the tests of the
+//! package it mutates (this one), so this program builds the testbed from the
+//! same (mutated) tree and runs `simkv-sim fuzz` over every scenario named:
+//! the mutant is caught when any run fails (a stall included).
+//!
+//! Not part of `cargo test` (`test = false` in `Cargo.toml`); run by name:
+//!
+//! ```text
+//! SIMKV_MUTANTS_SCENARIOS=scenarios/split.toml,scenarios/chaos.toml SIMKV_MUTANTS_SEEDS=0..30 \
+//!   cargo test --release --test mutation_campaign
+//! ```
+//!
+//! Scenario paths are relative to the repository root. The testbed is built
+//! into `$CARGO_TARGET_DIR-campaign` (the outer build holds the target
+//! directory's lock while this runs). Exit 0 when every run passed, 1 when
+//! one failed (printed), 2 for bad input or a build that failed.
+
+use std::process::{Command, ExitCode};
+
+fn main() -> ExitCode {
+    let root = env!("CARGO_MANIFEST_DIR");
+    let Ok(list) = std::env::var("SIMKV_MUTANTS_SCENARIOS") else {
+        eprintln!("error: SIMKV_MUTANTS_SCENARIOS is not set (comma-separated scenario files, relative to the repository root)");
+        return ExitCode::from(2);
+    };
+    let seeds = std::env::var("SIMKV_MUTANTS_SEEDS").unwrap_or_else(|_| "0..30".into());
+    let target = format!("{}-campaign", std::env::var("CARGO_TARGET_DIR").unwrap_or_else(|_| format!("{root}/target")));
+    let built = Command::new(env!("CARGO")).args(["build", "--release", "-q", "-p", "simkv-sim"]).env("CARGO_TARGET_DIR", &target).current_dir(root).status();
+    if !built.is_ok_and(|s| s.success()) {
+        eprintln!("error: the testbed did not build");
+        return ExitCode::from(2);
+    }
+    let bin = format!("{target}/release/simkv-sim");
+    for scenario in list.split(',').map(str::trim).filter(|s| !s.is_empty()) {
+        let out = Command::new(&bin)
+            .args(["fuzz", "--scenarios", scenario, "--seeds", &seeds, "--stall-secs", "60", "--allow-inconclusive"])
+            .current_dir(root)
+            .output();
+        let Ok(out) = out else {
+            eprintln!("error: could not run {bin}");
+            return ExitCode::from(2);
+        };
+        let text = String::from_utf8_lossy(&out.stdout);
+        match out.status.code() {
+            Some(0) => println!("{scenario}: every run passed"),
+            Some(1) => {
+                let first = text.lines().find(|l| l.starts_with("FAIL")).unwrap_or("a run failed");
+                println!("caught: {first}");
+                return ExitCode::from(1);
+            }
+            other => {
+                eprintln!("error: fuzz of {scenario} exited {other:?}: {}", String::from_utf8_lossy(&out.stderr));
+                return ExitCode::from(2);
+            }
+        }
+    }
+    println!("not caught");
+    ExitCode::SUCCESS
+}
