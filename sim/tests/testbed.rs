@@ -148,6 +148,41 @@ fn caught_and_clean(bug_file: &str, checker: &str, needle: &str) {
     clean_passes(bug_file, 0..seed + 1);
 }
 
+/// In how many of `seeds` the planted bug of `bug_file` is caught; no
+/// checker but `checker` ever fails, every caught seed passes with the
+/// scenario made `blind` (that checker off), and every seed passes without
+/// the bug.
+fn caught_only_by(bug_file: &str, checker: &str, seeds: std::ops::Range<u64>, blind: impl Fn(&mut Scenario)) -> usize {
+    let scenario = Scenario::load(&root().join("scenarios/bugs").join(bug_file)).unwrap();
+    let mut without = scenario.clone();
+    blind(&mut without);
+    let mut caught = 0;
+    for seed in seeds.clone() {
+        let plan = Plan::draw(&scenario, seed);
+        let report = run::run(&scenario, &plan);
+        assert!(report.failures.iter().all(|f| f.checker == checker), "seed {seed}: only the {checker} checker may see it: {}", describe(&report));
+        if !report.passed() {
+            caught += 1;
+            let blind = run::run(&without, &plan);
+            assert!(blind.passed(), "seed {seed}: without the {checker} checker nothing fails: {}", describe(&blind));
+        }
+    }
+    clean_passes(bug_file, seeds);
+    caught
+}
+
+/// In how many of `seeds` the planted bug of `bug_file` is caught with the
+/// scenario's buggify sites, and with the same scenario without them (its
+/// random faults alone).
+fn caught_with_and_without_sites(bug_file: &str, seeds: std::ops::Range<u64>) -> (usize, usize) {
+    let with_sites = Scenario::load(&root().join("scenarios/bugs").join(bug_file)).unwrap();
+    let mut random = with_sites.clone();
+    random.nemesis.buggify = false;
+    random.nemesis.buggify_sites.clear();
+    let caught = |scenario: &Scenario| seeds.clone().filter(|&seed| !run::run(scenario, &Plan::draw(scenario, seed)).passed()).count();
+    (caught(&with_sites), caught(&random))
+}
+
 fn clean_passes(bug_file: &str, seeds: std::ops::Range<u64>) {
     let mut scenario = Scenario::load(&root().join("scenarios/bugs").join(bug_file)).unwrap();
     scenario.bugs.clear();
@@ -489,21 +524,8 @@ fn planted_start_ts_reused_is_caught_only_with_every_consumers_timestamps() {
 /// pass; without the bug, they pass with it on.
 #[test]
 fn planted_pd_accepts_stale_heartbeat_is_caught_only_by_the_pd_checker() {
-    let scenario = Scenario::load(&root().join("scenarios/bugs/pd-accepts-stale-heartbeat.toml")).unwrap();
-    let mut blind = scenario.clone();
-    blind.checkers.pd = false;
-    let mut caught = 0;
-    for seed in 0..5 {
-        let plan = Plan::draw(&scenario, seed);
-        let report = run::run(&scenario, &plan);
-        let failed: Vec<&str> = report.failures.iter().map(|f| f.checker.as_str()).collect();
-        assert!(failed.iter().all(|&c| c == "pd"), "seed {seed}: only the PD checker may see it: {}", describe(&report));
-        caught += usize::from(failed == ["pd"] && report.failures[0].explanation.contains("PD's view never goes back"));
-        let without = run::run(&blind, &plan);
-        assert!(without.passed(), "seed {seed}: without the PD checker nothing fails: {}", describe(&without));
-    }
+    let caught = caught_only_by("pd-accepts-stale-heartbeat.toml", "pd", 0..5, |s| s.checkers.pd = false);
     assert!(caught >= 4, "caught in {caught} of 5 seeds");
-    clean_passes("pd-accepts-stale-heartbeat.toml", 0..5);
 }
 
 /// The window the stale-heartbeat bug needs (a heartbeat overtaken by newer
@@ -513,12 +535,7 @@ fn planted_pd_accepts_stale_heartbeat_is_caught_only_by_the_pd_checker() {
 /// 100 of seeds 0..100 with the site and 18 without; the test runs 0..12.)
 #[test]
 fn the_late_region_report_site_opens_the_stale_heartbeat_window() {
-    let with_site = Scenario::load(&root().join("scenarios/bugs/pd-accepts-stale-heartbeat.toml")).unwrap();
-    let mut random = with_site.clone();
-    random.nemesis.buggify = false;
-    random.nemesis.buggify_sites.clear();
-    let caught = |scenario: &Scenario| (0..12).filter(|&seed| !run::run(scenario, &Plan::draw(scenario, seed)).passed()).count();
-    let (site, without) = (caught(&with_site), caught(&random));
+    let (site, without) = caught_with_and_without_sites("pd-accepts-stale-heartbeat.toml", 0..12);
     assert!(site >= 10 && site >= 2 * without.max(1), "caught with the site in {site} of 12 seeds, without it in {without}");
 }
 
@@ -574,12 +591,7 @@ fn planted_lease_read_ignores_split_is_caught_by_the_lease_rule_by_key_range() {
 /// builds measured 75 of seeds 0..100 with the site, 0 without.)
 #[test]
 fn the_late_split_apply_site_opens_the_lease_across_split_window() {
-    let with_site = Scenario::load(&root().join("scenarios/bugs/lease-read-ignores-split.toml")).unwrap();
-    let mut random = with_site.clone();
-    random.nemesis.buggify = false;
-    random.nemesis.buggify_sites.clear();
-    let caught = |scenario: &Scenario| (0..13).filter(|&seed| !run::run(scenario, &Plan::draw(scenario, seed)).passed()).count();
-    let (site, without) = (caught(&with_site), caught(&random));
+    let (site, without) = caught_with_and_without_sites("lease-read-ignores-split.toml", 0..13);
     assert!(site >= 3 && without == 0, "caught with the site in {site} of 13 seeds, without it in {without}");
 }
 
@@ -620,23 +632,8 @@ fn the_leader_with_one_follower_shape_catches_a_lease_renewed_by_one_follower() 
 /// with the routing checker off, 0.)
 #[test]
 fn planted_cache_takes_older_regions_is_caught_only_by_the_routing_checker() {
-    let scenario = Scenario::load(&root().join("scenarios/bugs/cache-takes-older-regions.toml")).unwrap();
-    let mut blind = scenario.clone();
-    blind.checkers.routing = false;
-    let mut caught = 0;
-    for seed in 0..12 {
-        let plan = Plan::draw(&scenario, seed);
-        let report = run::run(&scenario, &plan);
-        let failed: Vec<&str> = report.failures.iter().map(|f| f.checker.as_str()).collect();
-        assert!(failed.iter().all(|&c| c == "routing"), "seed {seed}: only the routing checker may see it: {}", describe(&report));
-        caught += usize::from(!failed.is_empty());
-        if !failed.is_empty() {
-            let without = run::run(&blind, &plan);
-            assert!(without.passed(), "seed {seed}: without the routing checker nothing fails: {}", describe(&without));
-        }
-    }
+    let caught = caught_only_by("cache-takes-older-regions.toml", "routing", 0..12, |s| s.checkers.routing = false);
     assert!(caught >= 2, "caught in {caught} of 12 seeds");
-    clean_passes("cache-takes-older-regions.toml", 0..12);
 }
 
 /// A membership change handed to raft-rs when proposed: the membership

@@ -38,7 +38,7 @@ impl RoutingTable {
                 return Ok(());
             }
         }
-        let overlapping: Vec<RegionId> = self.regions.values().filter(|e| e.region.id != region.id && e.region.overlaps(region)).map(|e| e.region.id).collect();
+        let overlapping = self.overlapping(region);
         for id in &overlapping {
             let other = &self.regions[id].region;
             if other.epoch.version > region.epoch.version {
@@ -48,13 +48,23 @@ impl RoutingTable {
                 });
             }
         }
+        self.replace(entry, overlapping);
+        Ok(())
+    }
+
+    /// The other regions that cover some of `region`'s keys.
+    fn overlapping(&self, region: &Region) -> Vec<RegionId> {
+        self.regions.values().filter(|e| e.region.id != region.id && e.region.overlaps(region)).map(|e| e.region.id).collect()
+    }
+
+    /// Puts `entry` in place of its older self and the regions `overlapping` it.
+    fn replace(&mut self, entry: RegionEntry, overlapping: Vec<RegionId>) {
         for id in overlapping {
             self.remove(id);
         }
-        self.remove(region.id);
-        self.by_start.insert(region.start_key.clone(), region.id);
-        self.regions.insert(region.id, entry);
-        Ok(())
+        self.remove(entry.region.id);
+        self.by_start.insert(entry.region.start_key.clone(), entry.region.id);
+        self.regions.insert(entry.region.id, entry);
     }
 
     /// Planted bug (simulation only): [`RoutingTable::learn`] without its
@@ -63,13 +73,8 @@ impl RoutingTable {
     #[cfg(madsim)]
     pub fn learn_unchecked(&mut self, entry: RegionEntry) -> Result<(), PdError> {
         let region = &entry.region;
-        let overlapping: Vec<RegionId> = self.regions.values().filter(|e| e.region.id != region.id && e.region.overlaps(region)).map(|e| e.region.id).collect();
-        for id in overlapping {
-            self.remove(id);
-        }
-        self.remove(region.id);
-        self.by_start.insert(region.start_key.clone(), region.id);
-        self.regions.insert(region.id, entry);
+        let overlapping = self.overlapping(region);
+        self.replace(entry, overlapping);
         Ok(())
     }
 

@@ -21,10 +21,8 @@ pub(super) fn links(n: &Nemesis, fault: &Fault) -> Option<(Vec<Link>, String)> {
         }
         Fault::IsolateStore { store } => (isolate(*store), format!("isolate store {store}")),
         Fault::IsolateLeader { region_index } => {
-            let topology = n.cluster.topology();
-            let regions = topology.regions_in_order();
-            let region = &regions[*region_index as usize % regions.len()];
-            match topology.leader_of(region.id) {
+            let (region, leader) = region_and_leader(n, *region_index);
+            match leader {
                 Some(leader) => (isolate(leader), format!("isolate store {leader}, leader of region {}", region.id)),
                 None => (vec![], format!("isolate the leader of region {}: none known", region.id)),
             }
@@ -36,10 +34,8 @@ pub(super) fn links(n: &Nemesis, fault: &Fault) -> Option<(Vec<Link>, String)> {
             (links, format!("one-way: {from:?} cannot send to {to:?}, but hear from them"))
         }
         Fault::SlowLeaderCutOff { region_index } => {
-            let topology = n.cluster.topology();
-            let regions = topology.regions_in_order();
-            let region = &regions[*region_index as usize % regions.len()];
-            let Some(leader) = topology.leader_of(region.id) else {
+            let (region, leader) = region_and_leader(n, *region_index);
+            let Some(leader) = leader else {
                 return Some((vec![], format!("slow the clock of region {}'s leader: none known", region.id)));
             };
             let x = n.clock_rates.iter().map(|r| (r - 1.0).abs()).fold(0.0, f64::max);
@@ -52,10 +48,8 @@ pub(super) fn links(n: &Nemesis, fault: &Fault) -> Option<(Vec<Link>, String)> {
             )
         }
         Fault::LeaderWithOneFollower { region_index } => {
-            let topology = n.cluster.topology();
-            let regions = topology.regions_in_order();
-            let region = &regions[*region_index as usize % regions.len()];
-            let Some(leader) = topology.leader_of(region.id) else {
+            let (region, leader) = region_and_leader(n, *region_index);
+            let Some(leader) = leader else {
                 return Some((vec![], format!("cut region {}'s leader off with one follower: no leader known", region.id)));
             };
             let follower = region.peers.iter().map(|p| p.store_id).filter(|&s| s != leader).min();
@@ -77,4 +71,14 @@ pub(super) fn links(n: &Nemesis, fault: &Fault) -> Option<(Vec<Link>, String)> {
         }
         _ => return None,
     })
+}
+
+/// The region a fault names by index (in key order, wrapping around) and the
+/// store that leads it now, if one is known.
+fn region_and_leader(n: &Nemesis, region_index: u64) -> (simkv::meta::Region, Option<u64>) {
+    let topology = n.cluster.topology();
+    let regions = topology.regions_in_order();
+    let region = regions[region_index as usize % regions.len()].clone();
+    let leader = topology.leader_of(region.id);
+    (region, leader)
 }
