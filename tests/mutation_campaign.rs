@@ -11,7 +11,9 @@
 //!   cargo test --release --test mutation_campaign
 //! ```
 //!
-//! Scenario paths are relative to the repository root. The testbed is built
+//! Scenario paths are relative to the repository root; a planted bug's
+//! scenario (`scenarios/bugs/`) runs without its bug, as the shape built to
+//! open that bug's window. The testbed is built
 //! into `$CARGO_TARGET_DIR-campaign` (the outer build holds the target
 //! directory's lock while this runs). Exit 0 when every run passed, 1 when
 //! one failed (printed), 2 for bad input or a build that failed.
@@ -33,10 +35,21 @@ fn main() -> ExitCode {
     }
     let bin = format!("{target}/release/simkv-sim");
     for scenario in list.split(',').map(str::trim).filter(|s| !s.is_empty()) {
-        let out = Command::new(&bin)
-            .args(["fuzz", "--scenarios", scenario, "--seeds", &seeds, "--stall-secs", "60", "--allow-inconclusive"])
-            .current_dir(root)
-            .output();
+        // A planted bug's scenario is the shape built to open its window:
+        // run it without the bug.
+        let Ok(text) = std::fs::read_to_string(format!("{root}/{scenario}")) else {
+            eprintln!("error: cannot read {scenario}");
+            return ExitCode::from(2);
+        };
+        let clean: String = text.lines().filter(|l| !l.trim_start().starts_with("bugs")).map(|l| format!("{l}\n")).collect();
+        let name = std::path::Path::new(scenario).file_name().map_or("scenario.toml".into(), |n| n.to_string_lossy().into_owned());
+        let file = format!("{target}/campaign-{name}");
+        if std::fs::write(&file, clean).is_err() {
+            eprintln!("error: cannot write {file}");
+            return ExitCode::from(2);
+        }
+        let out =
+            Command::new(&bin).args(["fuzz", "--scenarios", &file, "--seeds", &seeds, "--stall-secs", "60", "--allow-inconclusive"]).current_dir(root).output();
         let Ok(out) = out else {
             eprintln!("error: could not run {bin}");
             return ExitCode::from(2);
