@@ -64,9 +64,14 @@ pub enum Site {
     /// A leader holds back applying a committed split for 1–3 s while its
     /// followers apply it on time (the store goes on serving meanwhile).
     LateSplitApply,
+    /// A leader that starts handing leadership over hears its region's raft
+    /// messages 200–800 ms late for 2 s: the answers to its ReadIndex rounds
+    /// and proposals arrive after the new leader may have been elected and
+    /// taken writes (the old leader hears of it just as late).
+    ReadIndexAcrossTransfer,
 }
 
-pub const ALL: [Site; 16] = [
+pub const ALL: [Site; 17] = [
     Site::DelayApply,
     Site::DropSnapshotChunk,
     Site::SlowPdReply,
@@ -83,6 +88,7 @@ pub const ALL: [Site; 16] = [
     Site::CrashAfterAck,
     Site::LateRegionReport,
     Site::LateSplitApply,
+    Site::ReadIndexAcrossTransfer,
 ];
 
 impl Site {
@@ -104,6 +110,7 @@ impl Site {
             Site::CrashAfterSnapshotMeta | Site::CrashMidDestroy => 0.3,
             Site::LateRegionReport => 0.05,
             Site::LateSplitApply => 0.5,
+            Site::ReadIndexAcrossTransfer => 0.5,
         }
     }
 
@@ -138,6 +145,7 @@ impl Site {
             Site::CrashMidDestroy => "crash-mid-destroy",
             Site::LateRegionReport => "late-region-report",
             Site::LateSplitApply => "late-split-apply",
+            Site::ReadIndexAcrossTransfer => "read-index-across-transfer",
         }
     }
 }

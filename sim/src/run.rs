@@ -610,6 +610,7 @@ async fn run_inner(
             Bug::TwoPendingConfChanges => spec.raftstore.bugs.two_pending_conf_changes = true,
             Bug::RecreateRemovedPeer => spec.raftstore.bugs.recreate_removed_peer = true,
             Bug::LeaseKeptOnTransfer => spec.raftstore.bugs.lease_kept_on_transfer = true,
+            Bug::LeaseRenewedAcrossTransfer => spec.raftstore.bugs.lease_renewed_across_transfer = true,
             Bug::UninitializedVoteForgotten => spec.raftstore.bugs.uninitialized_vote_forgotten = true,
             Bug::TxnReadsIgnoreLocks => spec.raftstore.bugs.txn_reads_ignore_locks = true,
             Bug::PrewriteSkipsConflictCheck => spec.raftstore.bugs.prewrite_skips_conflict_check = true,

@@ -470,6 +470,9 @@ pub enum Bug {
     TwoPendingConfChanges,
     RecreateRemovedPeer,
     LeaseKeptOnTransfer,
+    /// A leader transfer voids the lease, but evidence gathered before the
+    /// transfer could have finished renews it again.
+    LeaseRenewedAcrossTransfer,
     UninitializedVoteForgotten,
     TxnReadsIgnoreLocks,
     PrewriteSkipsConflictCheck,

@@ -595,6 +595,20 @@ fn the_late_split_apply_site_opens_the_lease_across_split_window() {
     assert!(site >= 3 && without == 0, "caught with the site in {site} of 13 seeds, without it in {without}");
 }
 
+/// Evidence gathered before a leader transfer could have finished renewing
+/// the voided lease matters only when it comes back after the new leader was
+/// elected and before the old one hears of it. The buggify site
+/// `read-index-across-transfer` (a transferring leader hears its region's
+/// messages 200-800 ms late) opens that window; the same scenario's one-way
+/// partitions and slow links alone rarely do. (Release builds measured 28 of
+/// seeds 0..100 with the site, 2 without, 0 without the bug.)
+#[test]
+fn the_read_index_across_transfer_site_opens_the_renewed_lease_window() {
+    let (site, without) = caught_with_and_without_sites("lease-renewed-across-transfer.toml", 0..20);
+    assert!(site >= 3 && without == 0, "caught with the site in {site} of 20 seeds, without it in {without}");
+    clean_passes("lease-renewed-across-transfer.toml", 0..10);
+}
+
 /// One follower's heartbeat answer renewing the lease is harmless with three
 /// replicas and a stale read with five, once a leader is left with exactly
 /// one follower: the fault `leader_with_one_follower` builds that shape; the

@@ -115,6 +115,10 @@ pub struct PlantedBugs {
     /// A leader transfer leaves the leader's lease as it was, so the old leader
     /// may serve reads locally after the new one has taken writes.
     pub lease_kept_on_transfer: bool,
+    /// A leader transfer voids the lease, but evidence gathered before the
+    /// transfer could have finished (answers to rounds sent before or during
+    /// it) renews it again.
+    pub lease_renewed_across_transfer: bool,
     /// A peer created by a message (uninitialized) forgets on restart the vote
     /// it gave: its hard state is read back as empty.
     pub uninitialized_vote_forgotten: bool,

@@ -76,6 +76,10 @@ pub struct PeerFsm<E: Engine> {
     /// Committed entries are held back (in `deferred_entries`) until then:
     /// the buggify site that makes a leader apply a split late.
     split_held_until: Option<madsim::time::Instant>,
+    /// Until then this region's raft messages reach the store late by the
+    /// given delay: the buggify site that makes a transferring leader hear
+    /// the answers to what it sent after the new leader may have been elected.
+    hears_late: Option<(madsim::time::Instant, std::time::Duration)>,
     last_role: StateRole,
     last_leader: u64,
     /// The region's size and key count at the last split check.
@@ -127,6 +131,7 @@ impl<E: Engine> PeerFsm<E> {
             applying_snapshot: None,
             deferred_entries: Vec::new(),
             split_held_until: None,
+            hears_late: None,
             last_role: StateRole::Follower,
             last_leader: raft::INVALID_ID,
             approximate: (0, 0),
@@ -506,14 +511,28 @@ impl<E: Engine> PeerFsm<E> {
             return false;
         }
         #[cfg(madsim)]
-        let keep_lease = cfg.bugs.lease_kept_on_transfer;
+        let (keep_lease, evidence_counts) = (cfg.bugs.lease_kept_on_transfer, cfg.bugs.lease_renewed_across_transfer);
         #[cfg(not(madsim))]
-        let keep_lease = false;
-        if !keep_lease {
+        let (keep_lease, evidence_counts) = (false, false);
+        if evidence_counts {
+            // Planted bug: the lease is voided, but evidence gathered before
+            // the transfer could have finished renews it again.
+            self.lease.expire();
+        } else if !keep_lease {
             self.lease.suspect_transfer(self.clock.now(), cfg.election_timeout() * 2);
+        }
+        if crate::buggify::fires(crate::buggify::Site::ReadIndexAcrossTransfer) {
+            let delay = std::time::Duration::from_millis(crate::buggify::draw_ms(200, 800));
+            self.hears_late = Some((madsim::time::Instant::now() + std::time::Duration::from_secs(2), delay));
         }
         self.node.transfer_leader(to);
         true
+    }
+
+    /// How late this region's raft messages reach the store now, if a
+    /// buggify site holds them back (see `hears_late`).
+    pub fn hears_late(&self) -> Option<std::time::Duration> {
+        self.hears_late.filter(|(until, _)| madsim::time::Instant::now() < *until).map(|(_, delay)| delay)
     }
 
     /// One base tick. A peer writing a snapshot's data does not tick: raft-rs's

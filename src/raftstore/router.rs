@@ -16,6 +16,9 @@ pub type ReadCallback = oneshot::Sender<RegionResult<ReadResult>>;
 /// What the store loop reacts to.
 pub enum StoreMsg {
     Raft(RaftEnvelope),
+    /// A raft message the network held back (the buggify site
+    /// `read-index-across-transfer`), delivered now.
+    HeldRaft(RaftEnvelope),
     SnapshotChunk(SocketAddr, SnapshotChunk),
     Tick,
     Write {
@@ -104,6 +107,7 @@ impl StoreMsg {
             StoreMsg::TransferLeader { region_id, .. } => Some((*region_id, "leader transfer")),
             StoreMsg::Tombstone { region_id, .. } => Some((*region_id, "tombstone")),
             StoreMsg::Raft(_)
+            | StoreMsg::HeldRaft(_)
             | StoreMsg::SnapshotChunk(..)
             | StoreMsg::Tick
             // Found damage wakes the peer where it is marked (`found_corrupt`,

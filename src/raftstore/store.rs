@@ -294,7 +294,17 @@ impl<E: Engine> Store<E> {
             }
         }
         match msg {
-            StoreMsg::Raft(envelope) => self.on_raft_message(envelope).await?,
+            StoreMsg::Raft(envelope) => match self.peers.get(&envelope.region_id).and_then(|peer| peer.hears_late()) {
+                Some(delay) => {
+                    let mut tx = self.tx.clone();
+                    madsim::task::spawn(async move {
+                        madsim::time::sleep(delay).await;
+                        let _ = tx.send(StoreMsg::HeldRaft(envelope)).await;
+                    });
+                }
+                None => self.on_raft_message(envelope).await?,
+            },
+            StoreMsg::HeldRaft(envelope) => self.on_raft_message(envelope).await?,
             StoreMsg::SnapshotChunk(_, _) if crate::buggify::fires(crate::buggify::Site::DropSnapshotChunk) => {}
             StoreMsg::SnapshotChunk(from, chunk) => {
                 if let Some(envelope) = self.chunks.add(from, chunk) {
