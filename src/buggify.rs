@@ -69,9 +69,16 @@ pub enum Site {
     /// and proposals arrive after the new leader may have been elected and
     /// taken writes (the old leader hears of it just as late).
     ReadIndexAcrossTransfer,
+    /// Crash point (PD): right after PD answered a timestamp request that
+    /// opened a new time window; the testbed restarts it 0.2–1 s later with
+    /// its clock set back by up to 2 s.
+    CrashPdAfterTso,
 }
 
-pub const ALL: [Site; 17] = [
+/// The id a PD crash point passes to the crash hook (stores count from 1).
+pub const PD: StoreId = 0;
+
+pub const ALL: [Site; 18] = [
     Site::DelayApply,
     Site::DropSnapshotChunk,
     Site::SlowPdReply,
@@ -89,6 +96,7 @@ pub const ALL: [Site; 17] = [
     Site::LateRegionReport,
     Site::LateSplitApply,
     Site::ReadIndexAcrossTransfer,
+    Site::CrashPdAfterTso,
 ];
 
 impl Site {
@@ -111,6 +119,7 @@ impl Site {
             Site::LateRegionReport => 0.05,
             Site::LateSplitApply => 0.5,
             Site::ReadIndexAcrossTransfer => 0.5,
+            Site::CrashPdAfterTso => 0.2,
         }
     }
 
@@ -124,6 +133,7 @@ impl Site {
                 | Site::CrashAfterSplitApply
                 | Site::CrashAfterSnapshotMeta
                 | Site::CrashMidDestroy
+                | Site::CrashPdAfterTso
         )
     }
 
@@ -146,6 +156,7 @@ impl Site {
             Site::LateRegionReport => "late-region-report",
             Site::LateSplitApply => "late-split-apply",
             Site::ReadIndexAcrossTransfer => "read-index-across-transfer",
+            Site::CrashPdAfterTso => "crash-pd-after-tso",
         }
     }
 }

@@ -605,6 +605,7 @@ async fn run_inner(
             Bug::ApplySkipsEpochCheck => spec.raftstore.bugs.apply_skips_epoch_check = true,
             Bug::SplitKeepsVersion => spec.raftstore.bugs.split_keeps_version = true,
             Bug::TsoWindowNotPersisted => spec.pd.bug_tso_window_not_persisted = true,
+            Bug::TsoAnsweredBeforeSave => spec.pd.bug_tso_answered_before_save = true,
             Bug::SpinInApply => spec.raftstore.bugs.spin_in_apply = true,
             Bug::ConfChangeAtPropose => spec.raftstore.bugs.conf_change_at_propose = true,
             Bug::TwoPendingConfChanges => spec.raftstore.bugs.two_pending_conf_changes = true,
@@ -833,7 +834,11 @@ fn install_buggify(shared: &Arc<Shared>, plan: &Plan) {
         if s.stop.load(Ordering::SeqCst) || crashes.get() >= 3 {
             return false;
         }
-        let killed = kill_and_restart(&s, &supervisor, store, format!("buggify: crash point {site} kills store {store}"), "buggify");
+        let killed = if store == simkv::buggify::PD {
+            kill_and_restart_pd(&s, &supervisor, format!("buggify: crash point {site} kills pd"))
+        } else {
+            kill_and_restart(&s, &supervisor, store, format!("buggify: crash point {site} kills store {store}"), "buggify")
+        };
         crashes.set(crashes.get() + killed as u32);
         killed
     });
@@ -866,6 +871,26 @@ fn kill_and_restart(s: &Arc<Shared>, node: &madsim::runtime::NodeHandle, store: 
         sleep(Duration::from_millis(ms)).await;
         if s.nemesis.restart_after_crash_point(store) {
             s.log(format!("{who}: store {store} restarts"));
+        }
+    });
+    true
+}
+
+/// Takes PD down as a crash does (unless it is down already), logs `why`,
+/// and restarts it 0.2–1 s later from `node` with its clock set back by up to
+/// 2 s (as the fault `pd_crash_restart` may); says whether it did.
+fn kill_and_restart_pd(s: &Arc<Shared>, node: &madsim::runtime::NodeHandle, why: String) -> bool {
+    if !s.nemesis.crash_point_pd() {
+        return false;
+    }
+    s.log(why);
+    let s = s.clone();
+    node.spawn(async move {
+        use rand::Rng;
+        let (ms, back) = { let mut rng = madsim::rand::thread_rng(); (rng.gen_range(200..=1000), rng.gen_range(0..=2000)) };
+        sleep(Duration::from_millis(ms)).await;
+        if s.nemesis.restart_pd_after_crash_point(back) {
+            s.log(format!("buggify: pd restarts, its clock {back} ms behind"));
         }
     });
     true

@@ -465,6 +465,9 @@ pub enum Bug {
     ApplySkipsEpochCheck,
     SplitKeepsVersion,
     TsoWindowNotPersisted,
+    /// (PD) A new time window is saved after the timestamp that opened it
+    /// was sent, not before.
+    TsoAnsweredBeforeSave,
     SpinInApply,
     ConfChangeAtPropose,
     TwoPendingConfChanges,

@@ -46,6 +46,11 @@ pub struct PdConfig {
     /// so a restarted PD whose clock went back hands out smaller timestamps.
     #[cfg(madsim)]
     pub bug_tso_window_not_persisted: bool,
+    /// Planted bug (simulation only): a new time window is saved after the
+    /// timestamp that opened it was sent, not before, so a crash in between
+    /// loses it.
+    #[cfg(madsim)]
+    pub bug_tso_answered_before_save: bool,
     /// Planted bug (simulation only): a region report older than what PD
     /// knows (a late heartbeat) is taken anyway, and PD routes by it.
     #[cfg(madsim)]
@@ -70,6 +75,8 @@ impl Default for PdConfig {
             max_balance_operators: 2,
             #[cfg(madsim)]
             bug_tso_window_not_persisted: false,
+            #[cfg(madsim)]
+            bug_tso_answered_before_save: false,
             #[cfg(madsim)]
             bug_accepts_stale_heartbeat: false,
             clock: crate::clock::Clock::exact(),
@@ -104,6 +111,10 @@ pub struct PdServer<E: Engine> {
     cfg: PdConfig,
     clock_offset_ms: Arc<AtomicI64>,
     tso: Tso,
+    /// The answer being sent opened a new time window (a PD crash point).
+    window_moved: bool,
+    /// A window bound to save once the answer is out (a planted bug).
+    unsaved_window: Option<u64>,
     ids: IdAlloc,
     bootstrapped: bool,
     stores: BTreeMap<StoreId, StoreRecord>,
@@ -156,6 +167,8 @@ impl<E: Engine> PdServer<E> {
             cfg,
             clock_offset_ms,
             tso,
+            window_moved: false,
+            unsaved_window: None,
             ids,
             bootstrapped,
             stores,
@@ -241,13 +254,17 @@ impl<E: Engine> PdServer<E> {
                     }
                     tso::Next::Save(until) => {
                         #[cfg(madsim)]
-                        let skip = self.cfg.bug_tso_window_not_persisted;
+                        let (skip, later) = (self.cfg.bug_tso_window_not_persisted, self.cfg.bug_tso_answered_before_save);
                         #[cfg(not(madsim))]
-                        let skip = false;
-                        if !skip {
+                        let (skip, later) = (false, false);
+                        if later {
+                            // Planted bug: the window is saved after the answer goes out.
+                            self.unsaved_window = Some(until);
+                        } else if !skip {
                             self.persist(TSO_KEY, until.to_be_bytes().to_vec()).await?;
                         }
                         self.tso.saved(until);
+                        self.window_moved = true;
                     }
                 }
             },
@@ -531,9 +548,20 @@ pub async fn run_pd_node<E: Engine>(cfg: PdNodeConfig, engine: E) -> std::io::Re
                 crate::buggify::delay_ms(100, 1000).await;
                 transport.send(from, &Frame::Response { id, payload: response.encode() });
             });
-            continue;
+        } else {
+            transport.send(from, &Frame::Response { id, payload: response.encode() });
         }
-        transport.send(from, &Frame::Response { id, payload: response.encode() });
+        if std::mem::take(&mut pd.window_moved) {
+            // The answer is on its way: a crash now races its client against
+            // PD's restart.
+            crate::buggify::crash_point(crate::buggify::Site::CrashPdAfterTso, crate::buggify::PD).await;
+        }
+        if let Some(until) = pd.unsaved_window.take() {
+            if pd.persist(TSO_KEY, until.to_be_bytes().to_vec()).await.is_err() {
+                tracing::warn!("pd: storage closed; stopping");
+                return Ok(());
+            }
+        }
     }
 }
 
