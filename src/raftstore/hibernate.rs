@@ -4,7 +4,10 @@
 //! regions per store most of them idle, that is most of a store's work. As
 //! TiKV does, a leader whose region has been settled for
 //! `hibernate_after_ticks` ticks — nothing proposed, read, replicated,
-//! applied or being changed, and every peer holding the whole log — tells its
+//! applied or being changed, every peer holding the whole log, and a split
+//! check caught up with what it applied (a hibernating leader is not checked,
+//! so a region written past its threshold and then left idle would never
+//! split) — tells its
 //! peers so with a **notice** (a raft heartbeat carrying [`NOTICE`] as its
 //! context: the followers' raft-rs takes it as the heartbeat it is, so their
 //! commit index is the leader's last index) and stops ticking. A follower that

@@ -87,6 +87,10 @@ pub struct PeerFsm<E: Engine> {
     /// The region epoch a split was last asked for (no second ask until the
     /// epoch changes or the ask is forgotten).
     split_asked: Option<(RegionEpoch, u64)>,
+    /// The applied index at the last split check that found the region
+    /// under its thresholds: a leader hibernates only once it is caught up
+    /// (a region written past its threshold and then idle must still split).
+    split_checked_index: u64,
     /// Peers this one heard from: an uninitialized peer knows no region yet,
     /// and answers whoever wrote to it.
     peer_cache: std::collections::BTreeMap<u64, Peer>,
@@ -136,6 +140,7 @@ impl<E: Engine> PeerFsm<E> {
             last_leader: raft::INVALID_ID,
             approximate: (0, 0),
             split_asked: None,
+            split_checked_index: 0,
             peer_cache: std::collections::BTreeMap::new(),
             lease: Lease::new(cfg.lease_duration()),
             lease_evidence: VecDeque::new(),
@@ -215,7 +220,8 @@ impl<E: Engine> PeerFsm<E> {
     /// and after `hibernate_after_ticks` of them hibernates, returning the
     /// notices for its peers.
     pub fn maybe_hibernate(&mut self, cfg: &RaftStoreConfig, events: &Events) -> Option<Vec<RaftEnvelope>> {
-        if cfg.hibernate_after_ticks == 0 || !self.settled() {
+        let split_unchecked = (cfg.region_split_keys > 0 || cfg.region_split_bytes > 0) && self.split_checked_index < self.applied_index();
+        if cfg.hibernate_after_ticks == 0 || !self.settled() || split_unchecked {
             self.idle_ticks = 0;
             return None;
         }
@@ -1055,6 +1061,9 @@ impl<E: Engine> PeerFsm<E> {
         self.approximate = (bytes, count);
         let over_keys = cfg.region_split_keys > 0 && count > cfg.region_split_keys;
         let over_bytes = cfg.region_split_bytes > 0 && bytes > cfg.region_split_bytes;
+        if !over_keys && !over_bytes {
+            self.split_checked_index = self.applied_index();
+        }
         let middle = middle.filter(|_| over_keys || over_bytes)?;
         self.split_asked = Some((self.region().epoch, now));
         Some(middle)
