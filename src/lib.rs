@@ -14,6 +14,7 @@ pub mod meta;
 pub mod mvcc;
 pub mod pd;
 pub mod pd_client;
+pub mod planted;
 pub mod proto;
 pub mod raftstore;
 pub mod rpc;

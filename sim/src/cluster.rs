@@ -10,6 +10,7 @@ use simkv::engine::{Cf, IoProfile, KvPair, SimDisk, SimEngine, Snapshot as _, DA
 use simkv::meta::{presplit_regions, Region, StoreId};
 use simkv::pd::{run_pd_node, PdConfig, PdNodeConfig};
 use simkv::pd_client::{PdClient, PdClientConfig};
+use simkv::planted::{Bug, Bugs};
 use simkv::raftstore::{bootstrap_store, RaftStoreConfig, StoreEvent};
 use simkv::rpc::RpcClient;
 use simkv::server::{run_store_node, StoreNodeConfig};
@@ -46,15 +47,12 @@ pub struct ClusterSpec {
     pub pd_events: Arc<Mutex<Vec<crate::checker::pd::TimedPdEvent>>>,
     /// Each client's routing, watched as it goes (the region-cache rule).
     pub routing: Arc<Mutex<BTreeMap<u64, crate::checker::routing::Watch>>>,
-    /// Planted bug: clients' region caches take every region they are told
-    /// of, however old.
-    pub cache_takes_older_regions: bool,
     /// Names of the cluster's madsim nodes, filled as they are created: what a
     /// panic report calls the node that panicked.
     pub node_names: Arc<Mutex<BTreeMap<madsim::task::NodeId, String>>>,
-    /// Planted bug: the stores' kv disks hand out values without checking
-    /// their checksums.
-    pub skip_checksums: bool,
+    /// The planted bugs of the run: every store, PD, client and disk gets
+    /// them.
+    pub bugs: Bugs,
     /// Each store's clock rate, by store id order (missing: exact).
     pub clock_rates: Vec<f64>,
 }
@@ -73,9 +71,8 @@ impl ClusterSpec {
             events: Arc::default(),
             pd_events: Arc::default(),
             routing: Arc::default(),
-            cache_takes_older_regions: false,
             node_names: Arc::default(),
-            skip_checksums: false,
+            bugs: Bugs::NONE,
             clock_rates: Vec::new(),
         }
     }
@@ -145,7 +142,7 @@ impl Cluster {
         for &id in &store_ids {
             let raft_disk = SimDisk::new(format!("store-{id}/raft"), spec.io.clone());
             let kv_disk = SimDisk::new(format!("store-{id}/kv"), spec.io.clone());
-            kv_disk.set_verify_checksums(!spec.skip_checksums);
+            kv_disk.set_verify_checksums(!spec.bugs.on(Bug::SkipsChecksums));
             let (raft, kv, regions, events) = (raft_disk.clone(), kv_disk.clone(), regions.clone(), events.clone());
             // Always a drifting clock (at rate 1 unless the run says otherwise),
             // so that a fault can change its rate.
@@ -154,7 +151,7 @@ impl Cluster {
                 store_id: id,
                 addr: addresses[&id],
                 addresses: addresses.clone(),
-                raftstore: RaftStoreConfig { clock: clock.clone(), ..spec.raftstore.clone() },
+                raftstore: RaftStoreConfig { clock: clock.clone(), bugs: spec.bugs, ..spec.raftstore.clone() },
                 events: Some(Arc::new(move |event: &StoreEvent| {
                     let at = madsim::time::TimeHandle::current().elapsed();
                     events.lock().unwrap().push(TimedEvent { at, event: event.clone() });
@@ -193,7 +190,7 @@ impl Cluster {
         let clock_offset_ms: Arc<AtomicI64> = Arc::default();
         // PD's clock rate follows the stores' in the run's list, when there is one.
         let clock = simkv::clock::Clock::drifting(spec.clock_rates.get(spec.stores).copied().unwrap_or(1.0));
-        let pd = PdConfig { max_replicas: spec.replicas, clock, ..spec.pd.clone() };
+        let pd = PdConfig { max_replicas: spec.replicas, clock, bugs: spec.bugs, ..spec.pd.clone() };
         let cfg = PdNodeConfig {
             addr: pd_addr(),
             pd,
@@ -251,6 +248,7 @@ impl Cluster {
     /// Connects a raw client from inside a client node.
     pub async fn raw_client(&self, local: SocketAddr, mut cfg: ClientConfig) -> RawClient {
         cfg.net_faults = Some(self.net_faults.clone());
+        cfg.bugs = self.spec.bugs;
         let source = Box::new(PdRegions(self.pd_client(local.ip()).await));
         let mut client = RawClient::connect(local, self.addresses.clone(), source, cfg).await.expect("client binds");
         // Clients are numbered by their address (10.0.2.n).
@@ -262,9 +260,6 @@ impl Cluster {
             self.spec.routing.clone(),
         );
         client.observe(Arc::new(move |event| routing.lock().unwrap().entry(n).or_default().observe(n, event)));
-        if self.spec.cache_takes_older_regions {
-            client.plant_cache_takes_older_regions();
-        }
         client
     }
 
@@ -272,6 +267,7 @@ impl Cluster {
     /// routing on `local`, its TSO client on a port of its own).
     pub async fn txn_client(&self, local: SocketAddr, cfg: ClientConfig, txn: simkv::client::TxnConfig) -> simkv::client::TxnClient {
         let raw = self.raw_client(local, cfg).await;
+        let txn = simkv::client::TxnConfig { bugs: self.spec.bugs, ..txn };
         simkv::client::TxnClient::new(raw, self.pd_client(local.ip()).await, txn)
     }
 

@@ -17,7 +17,7 @@ use crate::cluster::{Cluster, ClusterSpec, TimedEvent};
 use crate::history::{Call, Clock, History, Initial, Outcome};
 use crate::nemesis::{Nemesis, Plan};
 use crate::panics;
-use crate::scenario::{Bug, Scenario, WorkloadKind};
+use crate::scenario::{Scenario, WorkloadKind};
 use crate::workload::{self, Recorded, Shared, FINAL_PROCESS};
 use madsim::task::NodeId;
 use madsim::time::{sleep, Duration, Instant};
@@ -580,7 +580,7 @@ async fn run_inner(
 ) -> RunReport {
     let swarm = plan.swarm.clone();
     let mut spec = ClusterSpec::new(swarm.stores as usize, swarm.regions as usize);
-    let mut txn = simkv::client::TxnConfig { lock_ttl_ms: scenario.workload.lock_ttl_ms, ..Default::default() };
+    let txn = simkv::client::TxnConfig { lock_ttl_ms: scenario.workload.lock_ttl_ms, ..Default::default() };
     spec.events = events;
     spec.pd_events = recorded.pd_events.clone();
     spec.routing = recorded.routing.clone();
@@ -593,49 +593,7 @@ async fn run_inner(
     spec.raftstore.scrub_ticks = 30;
     spec.raftstore.snapshot_chunk_bytes = scenario.cluster.snapshot_chunk_bytes as usize;
     spec.clock_rates = swarm.clock_rates.clone();
-    for bug in &plan.bugs {
-        match bug {
-            Bug::FollowerLocalRead => spec.raftstore.bugs.follower_local_read = true,
-            Bug::AckBeforeCommit => spec.raftstore.bugs.ack_before_commit = true,
-            Bug::UnsyncedVote => spec.raftstore.bugs.unsynced_vote = true,
-            Bug::SnapshotKeepsStaleKeys => spec.raftstore.bugs.snapshot_keeps_stale_keys = true,
-            Bug::ScanIgnoresRegionEnd => spec.raftstore.bugs.scan_ignores_region_end = true,
-            Bug::ReapplyAfterRestart => spec.raftstore.bugs.reapply_after_restart = true,
-            Bug::EmptyValuePanics => spec.raftstore.bugs.empty_value_panics = true,
-            Bug::ApplySkipsEpochCheck => spec.raftstore.bugs.apply_skips_epoch_check = true,
-            Bug::SplitKeepsVersion => spec.raftstore.bugs.split_keeps_version = true,
-            Bug::TsoWindowNotPersisted => spec.pd.bug_tso_window_not_persisted = true,
-            Bug::TsoAnsweredBeforeSave => spec.pd.bug_tso_answered_before_save = true,
-            Bug::SpinInApply => spec.raftstore.bugs.spin_in_apply = true,
-            Bug::ConfChangeAtPropose => spec.raftstore.bugs.conf_change_at_propose = true,
-            Bug::TwoPendingConfChanges => spec.raftstore.bugs.two_pending_conf_changes = true,
-            Bug::RecreateRemovedPeer => spec.raftstore.bugs.recreate_removed_peer = true,
-            Bug::LeaseKeptOnTransfer => spec.raftstore.bugs.lease_kept_on_transfer = true,
-            Bug::LeaseRenewedAcrossTransfer => spec.raftstore.bugs.lease_renewed_across_transfer = true,
-            Bug::UninitializedVoteForgotten => spec.raftstore.bugs.uninitialized_vote_forgotten = true,
-            Bug::TxnReadsIgnoreLocks => spec.raftstore.bugs.txn_reads_ignore_locks = true,
-            Bug::PrewriteSkipsConflictCheck => spec.raftstore.bugs.prewrite_skips_conflict_check = true,
-            Bug::CommitIgnoresRollback => spec.raftstore.bugs.commit_ignores_rollback = true,
-            Bug::RollbackLeavesNoRecord => spec.raftstore.bugs.rollback_leaves_no_record = true,
-            Bug::ResolveWithoutPrimary => txn.bugs.resolve_secondary_without_primary = true,
-            Bug::CommitLeavesLock => spec.raftstore.bugs.commit_leaves_lock = true,
-            Bug::StaleSnapshotReads => txn.bugs.stale_snapshot_reads = true,
-            Bug::GcDropsVisibleVersion => spec.raftstore.bugs.gc_drops_visible_version = true,
-            Bug::SkipsChecksums => spec.skip_checksums = true,
-            Bug::LeaseIgnoresDrift => spec.raftstore.bugs.lease_ignores_drift = true,
-            Bug::ApplyStateBeforeData => spec.raftstore.bugs.apply_state_before_data = true,
-            Bug::DestroyDeletesLogFirst => spec.raftstore.bugs.destroy_deletes_log_first = true,
-            Bug::MarkApplyingFirst => spec.raftstore.bugs.mark_applying_first = true,
-            Bug::SplitDefersApplyState => spec.raftstore.bugs.split_defers_apply_state = true,
-            Bug::DuplicateChunkAppliedTwice => spec.raftstore.bugs.duplicate_chunk_applied_twice = true,
-            Bug::AckAfterFailedFsync => spec.raftstore.bugs.ack_after_failed_fsync = true,
-            Bug::StartTsReused => txn.bugs.start_ts_reused = true,
-            Bug::PdAcceptsStaleHeartbeat => spec.pd.bug_accepts_stale_heartbeat = true,
-            Bug::LeaseReadIgnoresSplit => spec.raftstore.bugs.lease_read_ignores_split = true,
-            Bug::LeaseRenewedByOneFollower => spec.raftstore.bugs.lease_renewed_by_one_follower = true,
-            Bug::CacheTakesOlderRegions => spec.cache_takes_older_regions = true,
-        }
-    }
+    spec.bugs = plan.bugs.iter().copied().collect();
     if scenario.workload.kind.is_transactional() {
         // The workload's keys are transactional: pre-split that key space.
         spec.split_keys = spec.split_keys.iter().map(|k| simkv::codec::keys::txn_key(simkv::codec::keys::decode_raw_key(k).expect("raw split key"))).collect();
@@ -887,7 +845,10 @@ fn kill_and_restart_pd(s: &Arc<Shared>, node: &madsim::runtime::NodeHandle, why:
     let s = s.clone();
     node.spawn(async move {
         use rand::Rng;
-        let (ms, back) = { let mut rng = madsim::rand::thread_rng(); (rng.gen_range(200..=1000), rng.gen_range(0..=2000)) };
+        let (ms, back) = {
+            let mut rng = madsim::rand::thread_rng();
+            (rng.gen_range(200..=1000), rng.gen_range(0..=2000))
+        };
         sleep(Duration::from_millis(ms)).await;
         if s.nemesis.restart_pd_after_crash_point(back) {
             s.log(format!("buggify: pd restarts, its clock {back} ms behind"));

@@ -452,76 +452,8 @@ impl Default for Checkers {
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum Bug {
-    FollowerLocalRead,
-    AckBeforeCommit,
-    UnsyncedVote,
-    SnapshotKeepsStaleKeys,
-    ScanIgnoresRegionEnd,
-    ReapplyAfterRestart,
-    EmptyValuePanics,
-    ApplySkipsEpochCheck,
-    SplitKeepsVersion,
-    TsoWindowNotPersisted,
-    /// (PD) A new time window is saved after the timestamp that opened it
-    /// was sent, not before.
-    TsoAnsweredBeforeSave,
-    SpinInApply,
-    ConfChangeAtPropose,
-    TwoPendingConfChanges,
-    RecreateRemovedPeer,
-    LeaseKeptOnTransfer,
-    /// A leader transfer voids the lease, but evidence gathered before the
-    /// transfer could have finished renews it again.
-    LeaseRenewedAcrossTransfer,
-    UninitializedVoteForgotten,
-    TxnReadsIgnoreLocks,
-    PrewriteSkipsConflictCheck,
-    CommitIgnoresRollback,
-    RollbackLeavesNoRecord,
-    ResolveWithoutPrimary,
-    CommitLeavesLock,
-    StaleSnapshotReads,
-    GcDropsVisibleVersion,
-    /// The leader lease lasts the whole election timeout, as if clocks never
-    /// drifted.
-    LeaseIgnoresDrift,
-    /// The snapshot receiver applies a chunk delivered twice twice, in place
-    /// of one still on its way.
-    DuplicateChunkAppliedTwice,
-    /// The apply state is written before the data it covers, in a batch of
-    /// its own.
-    ApplyStateBeforeData,
-    /// Destroying a removed peer deletes its raft state before writing its
-    /// tombstone.
-    DestroyDeletesLogFirst,
-    /// A received snapshot's region is marked applying before the snapshot
-    /// is persisted.
-    MarkApplyingFirst,
-    /// A split's batch leaves the new regions' apply states out.
-    SplitDefersApplyState,
-    /// Reads stop verifying checksums: a flipped value is served.
-    SkipsChecksums,
-    /// A failed raft-log write is ignored: the store acknowledges entries
-    /// and votes a crash then loses.
-    AckAfterFailedFsync,
-    /// (client) A transaction begins at the start_ts its client used less
-    /// than 50 ms before, without asking PD.
-    StartTsReused,
-    /// (PD) A region report older than what PD knows (a late heartbeat) is
-    /// taken anyway, and PD routes by it.
-    PdAcceptsStaleHeartbeat,
-    /// The leader serves lease reads from what it has applied and a split
-    /// does not suspend its lease.
-    LeaseReadIgnoresSplit,
-    /// Any one follower's heartbeat answer renews the leader's lease.
-    LeaseRenewedByOneFollower,
-    /// (client) The region cache takes every region it is told of, however
-    /// old, and routes by it.
-    CacheTakesOlderRegions,
-}
+/// Planted bugs are the store's own (`simkv::planted`): a scenario names them.
+pub use simkv::planted::Bug;
 
 /// A scenario that could not be loaded: where, and what is wrong.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -167,7 +167,9 @@ fn vote_request(region: &Region, to: Peer, candidate: u64, term: u64) -> simkv::
 /// raft checker says of the run.
 async fn uninitialized_vote_across_a_restart(forget: bool) -> Option<String> {
     let mut spec = ClusterSpec::new(4, 1);
-    spec.raftstore.bugs.uninitialized_vote_forgotten = forget;
+    if forget {
+        spec.bugs = simkv::planted::Bugs::NONE.with(simkv::planted::Bug::UninitializedVoteForgotten);
+    }
     let cluster = Arc::new(Cluster::start(spec));
     let region = cluster.initial_regions[0].clone();
     assert!(region.peer_on_store(4).is_none());

@@ -610,7 +610,9 @@ fn planted_hibernation_ignores_silence_is_caught() {
 async fn cut_off_hibernating_leader(bug: bool) {
     let mut spec = ClusterSpec::new(3, 2);
     spec.pd.schedule = false;
-    spec.raftstore.bugs.hibernation_ignores_silence = bug;
+    if bug {
+        spec.bugs = simkv::planted::Bugs::NONE.with(simkv::planted::Bug::HibernationIgnoresSilence);
+    }
     let cluster = Arc::new(Cluster::start(spec));
     wait_for_leaders(&cluster).await;
     let (node, local) = cluster.client_node();

@@ -323,7 +323,7 @@ fn planted_commit_leaves_lock_is_caught() {
 /// Lost updates leave rows and index entries apart; the explanation names
 /// the transactions that changed the row up to the check, each with its
 /// start and commit timestamps placed against the check's snapshot (two
-/// updates whose lifetimes overlap and both committed: the lost update).
+/// changes whose lifetimes overlap and both committed: the lost update).
 #[test]
 fn planted_table_lost_update_is_caught() {
     caught_and_clean("table-lost-update.toml", "table", "rows and index entries must change together");
@@ -331,7 +331,8 @@ fn planted_table_lost_update_is_caught() {
     let report = run::run(&scenario, &Plan::draw(&scenario, 0));
     let text = &report.failures.iter().find(|f| f.checker == "table").expect("caught at seed 0").explanation;
     assert!(text.contains("The check's snapshot is at ts ") && text.contains("was changed, up to the check's end, by"), "{text}");
-    assert!(text.matches(", before the snapshot").count() >= 2 && text.contains("update to ("), "two updates committed before the snapshot: {text}");
+    let changes = text.matches("update to (").count() + text.matches("insert (").count();
+    assert!(text.matches(", before the snapshot").count() >= 2 && changes >= 2, "two changes committed before the snapshot: {text}");
 }
 
 #[test]
@@ -600,19 +601,19 @@ fn the_late_split_apply_site_opens_the_lease_across_split_window() {
 /// elected and before the old one hears of it. The buggify site
 /// `read-index-across-transfer` (a transferring leader hears its region's
 /// messages 200-800 ms late) opens that window; the same scenario's one-way
-/// partitions and slow links alone rarely do. (Release builds measured 28 of
-/// seeds 0..100 with the site, 2 without, 0 without the bug.)
+/// partitions and slow links alone rarely do. (Release builds measured 26 of
+/// seeds 0..100 with the site, 1 without, 0 without the bug.)
 #[test]
 fn the_read_index_across_transfer_site_opens_the_renewed_lease_window() {
-    let (site, without) = caught_with_and_without_sites("lease-renewed-across-transfer.toml", 0..20);
-    assert!(site >= 3 && without == 0, "caught with the site in {site} of 20 seeds, without it in {without}");
+    let (site, without) = caught_with_and_without_sites("lease-renewed-across-transfer.toml", 0..30);
+    assert!(site >= 4 && site >= 3 * without.max(1), "caught with the site in {site} of 30 seeds, without it in {without}");
     clean_passes("lease-renewed-across-transfer.toml", 0..10);
 }
 
 /// A time window saved after the timestamp that opened it went out is lost
 /// only by a crash in the few milliseconds between the two: the crash point
 /// `crash-pd-after-tso` kills PD there; the scenario's random PD crashes
-/// alone do not. (Release builds measured 66 of seeds 0..100 with the crash
+/// alone do not. (Release builds measured 64 of seeds 0..100 with the crash
 /// point, 0 without it, 0 without the bug.)
 #[test]
 fn the_pd_crash_point_after_a_new_window_catches_a_window_saved_after_the_answer() {

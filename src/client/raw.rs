@@ -30,6 +30,8 @@ pub struct ClientConfig {
     /// Faults injected into this client's outgoing requests (simulation only).
     #[cfg(madsim)]
     pub net_faults: Option<Arc<NetFaults>>,
+    /// Planted bugs (`crate::planted`): none outside simulation.
+    pub bugs: crate::planted::Bugs,
 }
 
 impl Default for ClientConfig {
@@ -41,6 +43,7 @@ impl Default for ClientConfig {
             backoff_max: Duration::from_millis(1000),
             #[cfg(madsim)]
             net_faults: None,
+            bugs: crate::planted::Bugs::NONE,
         }
     }
 }
@@ -142,28 +145,15 @@ impl RawClient {
         let rpc = RpcClient::bind_with_faults(local, cfg.net_faults.clone()).await?;
         #[cfg(not(madsim))]
         let rpc = RpcClient::bind(local).await?;
-        Ok(RawClient {
-            cfg,
-            rpc,
-            last_answered: Mutex::new(None),
-            addresses: Mutex::new(addresses),
-            cache: Mutex::new(RegionCache::default()),
-            source,
-            observer: None,
-        })
+        let mut cache = RegionCache::default();
+        cache.bugs = cfg.bugs;
+        Ok(RawClient { cfg, rpc, last_answered: Mutex::new(None), addresses: Mutex::new(addresses), cache: Mutex::new(cache), source, observer: None })
     }
 
     /// Reports what the client learns and sends to `observer` from now on.
     pub fn observe(&mut self, observer: RoutingObserver) {
         self.cache.get_mut().expect("cache lock").observer = Some(observer.clone());
         self.observer = Some(observer);
-    }
-
-    /// Planted bug (simulation only): the region cache takes every region it
-    /// is told of, however old.
-    #[cfg(madsim)]
-    pub fn plant_cache_takes_older_regions(&mut self) {
-        self.cache.get_mut().expect("cache lock").takes_older_regions = true;
     }
 
     pub fn transport(&self) -> &Transport {
@@ -250,11 +240,8 @@ impl RawClient {
         // What the cache now holds for the key: the source's answer, unless
         // the client has seen newer (the source lags behind); then the newest
         // region the client saw for the key, which the store will correct.
-        #[cfg(madsim)]
-        let takes_older = cache.takes_older_regions;
-        #[cfg(not(madsim))]
-        let takes_older = false;
-        let region = if takes_older { Some(region) } else { cache.locate(key).or_else(|| cache.newest_seen(key)) };
+        let region =
+            if cache.bugs.on(crate::planted::Bug::CacheTakesOlderRegions) { Some(region) } else { cache.locate(key).or_else(|| cache.newest_seen(key)) };
         let region = region.ok_or_else(|| ClientError::NoRegion { key: key.to_vec() })?;
         // The source's leader is a first guess; a belief the cache already
         // holds (learned from the stores themselves) is newer.

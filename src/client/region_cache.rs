@@ -84,10 +84,8 @@ pub struct RegionCache {
     /// epoch than the client already saw.
     seen: BTreeMap<RegionId, Region>,
     pub observer: Option<RoutingObserver>,
-    /// Planted bug (simulation only): every region learned is taken, however
-    /// old, and replaces what it overlaps.
-    #[cfg(madsim)]
-    pub takes_older_regions: bool,
+    /// Planted bugs (`crate::planted`): none outside simulation.
+    pub bugs: crate::planted::Bugs,
 }
 
 impl RegionCache {
@@ -147,10 +145,7 @@ impl RegionCache {
         if let Some(observer) = &self.observer {
             observer(&RoutingEvent::Learned(region.clone()));
         }
-        #[cfg(madsim)]
-        let stale = !self.takes_older_regions && self.is_stale(&region);
-        #[cfg(not(madsim))]
-        let stale = self.is_stale(&region);
+        let stale = !self.bugs.on(crate::planted::Bug::CacheTakesOlderRegions) && self.is_stale(&region);
         if stale {
             return;
         }

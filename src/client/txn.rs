@@ -21,6 +21,7 @@ use super::raw::RawClient;
 use crate::codec::keys;
 use crate::meta::{Region, StoreId};
 use crate::pd_client::{PdClient, PdClientError};
+use crate::planted::Bug;
 use crate::proto::{
     KeyError, LockInfo, RpcRequest, RpcResponse, ServerError, TxnCmd, TxnMutation, TxnOp, TxnRead, TxnReply, TxnRequest, TxnResult, TxnStatus, TxnWrite,
 };
@@ -36,37 +37,14 @@ pub struct TxnConfig {
     /// How long a read or prewrite waits for other transactions' locks in
     /// all before it gives up (`LockNotResolved`).
     pub max_lock_wait: Duration,
-    /// Defects planted on purpose (simulation only).
-    #[cfg(madsim)]
-    pub bugs: TxnClientBugs,
+    /// Planted bugs (`crate::planted`): none outside simulation.
+    pub bugs: crate::planted::Bugs,
 }
 
 impl Default for TxnConfig {
     fn default() -> Self {
-        TxnConfig {
-            lock_ttl_ms: 3000,
-            max_lock_wait: Duration::from_secs(10),
-            #[cfg(madsim)]
-            bugs: TxnClientBugs::default(),
-        }
+        TxnConfig { lock_ttl_ms: 3000, max_lock_wait: Duration::from_secs(10), bugs: crate::planted::Bugs::NONE }
     }
-}
-
-/// Defects of the client the testbed can plant.
-#[cfg(madsim)]
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct TxnClientBugs {
-    /// An expired lock is resolved as committed without asking its primary.
-    pub resolve_secondary_without_primary: bool,
-    /// A transaction reads at a timestamp half a second older than its
-    /// start_ts (it still prewrites and checks conflicts at start_ts).
-    pub stale_snapshot_reads: bool,
-    /// A transaction begins at the start_ts its client used less than 50 ms
-    /// before, instead of asking PD (a round trip saved): two transactions
-    /// share a timestamp, and the second reads a snapshot older than its
-    /// beginning. A bank's snapshots stay consistent, so only the timestamp
-    /// rule sees it.
-    pub start_ts_reused: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
@@ -109,19 +87,12 @@ pub struct TxnClient {
     pd: PdClient,
     cfg: TxnConfig,
     /// The last start_ts and when it was taken (for a planted bug).
-    #[cfg(madsim)]
     last_start: std::sync::Mutex<Option<(madsim::time::Instant, u64)>>,
 }
 
 impl TxnClient {
     pub fn new(raw: RawClient, pd: PdClient, cfg: TxnConfig) -> TxnClient {
-        TxnClient {
-            raw,
-            pd,
-            cfg,
-            #[cfg(madsim)]
-            last_start: std::sync::Mutex::new(None),
-        }
+        TxnClient { raw, pd, cfg, last_start: std::sync::Mutex::new(None) }
     }
 
     pub fn raw(&self) -> &RawClient {
@@ -130,8 +101,7 @@ impl TxnClient {
 
     /// A transaction reading at a fresh start_ts.
     pub async fn begin(&self) -> Result<Transaction<'_>, TxnError> {
-        #[cfg(madsim)]
-        if self.cfg.bugs.start_ts_reused {
+        if self.cfg.bugs.on(Bug::StartTsReused) {
             let now = madsim::time::Instant::now();
             let recent = *self.last_start.lock().expect("last start lock");
             if let Some((_, ts)) = recent.filter(|(at, _)| now.duration_since(*at) < Duration::from_millis(50)) {
@@ -295,8 +265,7 @@ impl TxnClient {
     /// Returns false if the transaction is still alive (wait, then retry).
     async fn resolve(&self, lock: &LockInfo) -> Result<bool, TxnError> {
         let current_ts = self.timestamp().await?;
-        #[cfg(madsim)]
-        if self.cfg.bugs.resolve_secondary_without_primary
+        if self.cfg.bugs.on(Bug::ResolveWithoutPrimary)
             && crate::mvcc::actions::physical_ms(lock.start_ts) + lock.ttl_ms <= crate::mvcc::actions::physical_ms(current_ts)
         {
             // Planted bug: an expired lock is taken for a committed one.
@@ -401,8 +370,7 @@ impl Transaction<'_> {
 
     /// The timestamp reads are served at: the start_ts.
     fn read_ts(&self) -> u64 {
-        #[cfg(madsim)]
-        if self.client.cfg.bugs.stale_snapshot_reads {
+        if self.client.cfg.bugs.on(Bug::StaleSnapshotReads) {
             // Planted bug: the snapshot is half a second old.
             return self.start_ts.saturating_sub(500 << 18);
         }

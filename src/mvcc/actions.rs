@@ -5,6 +5,7 @@
 use super::reader::CommitRecord;
 use super::{Lock, LockKind, MvccReader, MvccTxn, Write, WriteKind, SHORT_VALUE_MAX};
 use crate::engine::ReadView;
+use crate::planted::Bug;
 pub use crate::proto::TxnOp as Op;
 pub use crate::proto::TxnStatus;
 use crate::proto::{KeyError, LockInfo};
@@ -30,7 +31,7 @@ pub fn prewrite<S: ReadView + ?Sized>(
         return Err(KeyError::KeyIsLocked(LockInfo { key: key.to_vec(), primary: lock.primary, start_ts: lock.start_ts, ttl_ms: lock.ttl_ms }));
     }
     for (commit_ts, write) in reader.writes(key, u64::MAX) {
-        if commit_ts < start_ts || reader.bugs.no_write_conflict_check {
+        if commit_ts < start_ts || reader.bugs.on(Bug::PrewriteSkipsConflictCheck) {
             break;
         }
         if write.kind == WriteKind::Rollback && write.start_ts != start_ts {
@@ -67,12 +68,12 @@ pub fn commit<S: ReadView + ?Sized>(reader: &MvccReader<S>, txn: &mut MvccTxn, k
                 LockKind::Lock => WriteKind::Lock,
             };
             txn.put_write(key, commit_ts, &Write { kind, start_ts, short_value: lock.short_value });
-            if !reader.bugs.commit_leaves_lock {
+            if !reader.bugs.on(Bug::CommitLeavesLock) {
                 txn.unlock(key);
             }
             Ok(())
         }
-        _ if reader.bugs.commit_ignores_rollback => Ok(()),
+        _ if reader.bugs.on(Bug::CommitIgnoresRollback) => Ok(()),
         _ => match reader.commit_record(key, start_ts) {
             CommitRecord::Committed { .. } => Ok(()),
             CommitRecord::RolledBack | CommitRecord::None => Err(KeyError::TxnNotFound { key: key.to_vec(), start_ts }),
@@ -97,7 +98,7 @@ pub fn rollback<S: ReadView + ?Sized>(reader: &MvccReader<S>, txn: &mut MvccTxn,
             }
             txn.unlock(key);
         }
-        None if reader.bugs.rollback_without_record => return Ok(()),
+        None if reader.bugs.on(Bug::RollbackLeavesNoRecord) => return Ok(()),
         None => {}
     }
     txn.put_write(key, start_ts, &Write { kind: WriteKind::Rollback, start_ts, short_value: None });
@@ -164,7 +165,7 @@ pub fn txn_heartbeat<S: ReadView + ?Sized>(reader: &MvccReader<S>, txn: &mut Mvc
 /// and Lock record below the safe point, and their long values. Locks are
 /// never touched.
 pub fn gc<S: ReadView + ?Sized>(reader: &MvccReader<S>, txn: &mut MvccTxn, key: &[u8], safe_point: u64) {
-    let mut kept_visible = reader.bugs.gc_drops_visible_version;
+    let mut kept_visible = reader.bugs.on(Bug::GcDropsVisibleVersion);
     for (commit_ts, write) in reader.writes(key, safe_point) {
         let drop_it = match write.kind {
             WriteKind::Rollback | WriteKind::Lock => true,

@@ -23,7 +23,7 @@ use crate::engine::Cf;
 use serde::{Deserialize, Serialize};
 
 pub use actions::{Op, TxnStatus};
-pub use reader::{MvccBugs, MvccReader};
+pub use reader::MvccReader;
 
 /// Values up to this many bytes live in the lock and write records themselves.
 pub const SHORT_VALUE_MAX: usize = 255;

@@ -4,31 +4,13 @@
 use super::{version_key, Lock, LockKind, Write, WriteKind};
 use crate::codec::keys;
 use crate::engine::{Cf, KvPair, ReadView};
+use crate::planted::{Bug, Bugs};
 use crate::proto::{KeyError, LockInfo};
 
 pub struct MvccReader<'a, S: ReadView + ?Sized> {
     snap: &'a S,
-    pub bugs: MvccBugs,
-}
-
-/// Defects the testbed can plant in MVCC (set only in simulation; always off
-/// in a real build).
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct MvccBugs {
-    /// Reads return the committed value under another transaction's lock.
-    pub reads_ignore_locks: bool,
-    /// Prewrite skips the write-conflict check.
-    pub no_write_conflict_check: bool,
-    /// Commit of a key whose lock is gone answers success whatever the write
-    /// CF says (a Rollback record included).
-    pub commit_ignores_rollback: bool,
-    /// Rolling back a key that holds no lock of the transaction writes no
-    /// Rollback record, so a late prewrite succeeds.
-    pub rollback_without_record: bool,
-    /// Commit writes the write record but leaves the lock in place.
-    pub commit_leaves_lock: bool,
-    /// GC drops the version a read at the safe point sees, too.
-    pub gc_drops_visible_version: bool,
+    /// Planted bugs (`crate::planted`): none outside simulation.
+    pub bugs: Bugs,
 }
 
 /// What the write CF says about one transaction on one key.
@@ -41,10 +23,10 @@ pub enum CommitRecord {
 
 impl<'a, S: ReadView + ?Sized> MvccReader<'a, S> {
     pub fn new(snap: &'a S) -> Self {
-        MvccReader { snap, bugs: MvccBugs::default() }
+        MvccReader { snap, bugs: Bugs::NONE }
     }
 
-    pub fn with_bugs(snap: &'a S, bugs: MvccBugs) -> Self {
+    pub fn with_bugs(snap: &'a S, bugs: Bugs) -> Self {
         MvccReader { snap, bugs }
     }
 
@@ -100,7 +82,7 @@ impl<'a, S: ReadView + ?Sized> MvccReader<'a, S> {
     /// `key` as of `read_ts`: blocked by another transaction's lock at or
     /// below `read_ts` (`KeyIsLocked`), else the newest Put or Delete.
     pub fn get(&self, key: &[u8], read_ts: u64) -> Result<Option<Vec<u8>>, KeyError> {
-        if let Some(lock) = self.load_lock(key).filter(|_| !self.bugs.reads_ignore_locks) {
+        if let Some(lock) = self.load_lock(key).filter(|_| !self.bugs.on(Bug::TxnReadsIgnoreLocks)) {
             check_lock(key, &lock, read_ts)?;
         }
         Ok(match self.data_write(key, read_ts) {
@@ -130,7 +112,7 @@ impl<'a, S: ReadView + ?Sized> MvccReader<'a, S> {
     /// the transactional key space, e.g. a region's range clipped to it).
     pub fn scan_data_range(&self, lower: &[u8], upper: &[u8], limit: usize, read_ts: u64, reverse: bool) -> Result<Vec<KvPair>, KeyError> {
         let (lower, upper) = (lower.to_vec(), upper.to_vec());
-        if !self.bugs.reads_ignore_locks {
+        if !self.bugs.on(Bug::TxnReadsIgnoreLocks) {
             for (key, lock) in self.locks(&lower, &upper) {
                 check_lock(&key, &lock, read_ts)?;
             }

@@ -70,7 +70,6 @@ impl RoutingTable {
     /// Planted bug (simulation only): [`RoutingTable::learn`] without its
     /// checks: any report replaces what PD knows of its region and whatever
     /// it overlaps, however old it is.
-    #[cfg(madsim)]
     pub fn learn_unchecked(&mut self, entry: RegionEntry) -> Result<(), PdError> {
         let region = &entry.region;
         let overlapping = self.overlapping(region);

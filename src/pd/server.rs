@@ -7,6 +7,7 @@ use super::schedule::{self, ClusterView, Decision, Operator, Progress};
 use super::tso::{self, Tso};
 use crate::engine::{Cf, Engine, EngineError, Snapshot as _, WriteBatch};
 use crate::meta::{Peer, PeerRole, Region, RegionId, StoreId};
+use crate::planted::Bug;
 use crate::proto::pd::{OperatorRequest, RegionCommand, SplitIds, StoreStats};
 use crate::proto::{PdError, PdReply, PdRequest, PdResponse, RpcRequest, RpcResponse, ServerError};
 use crate::transport::{Frame, Transport};
@@ -42,19 +43,9 @@ pub struct PdConfig {
     pub operator_timeout_ms: u64,
     /// Balance operators (region moves, leader transfers) in flight at once.
     pub max_balance_operators: usize,
-    /// Planted bug (simulation only): the timestamp window is never persisted,
-    /// so a restarted PD whose clock went back hands out smaller timestamps.
-    #[cfg(madsim)]
-    pub bug_tso_window_not_persisted: bool,
-    /// Planted bug (simulation only): a new time window is saved after the
-    /// timestamp that opened it was sent, not before, so a crash in between
-    /// loses it.
-    #[cfg(madsim)]
-    pub bug_tso_answered_before_save: bool,
-    /// Planted bug (simulation only): a region report older than what PD
-    /// knows (a late heartbeat) is taken anyway, and PD routes by it.
-    #[cfg(madsim)]
-    pub bug_accepts_stale_heartbeat: bool,
+    /// Planted bugs (`crate::planted`): none outside simulation.
+    #[serde(skip)]
+    pub bugs: crate::planted::Bugs,
     /// PD's clock: its timestamps' physical part, store down detection and
     /// operator deadlines advance with it (see `crate::clock`).
     #[serde(skip)]
@@ -73,12 +64,7 @@ impl Default for PdConfig {
             store_unreachable_ms: 5_000,
             operator_timeout_ms: 60_000,
             max_balance_operators: 2,
-            #[cfg(madsim)]
-            bug_tso_window_not_persisted: false,
-            #[cfg(madsim)]
-            bug_tso_answered_before_save: false,
-            #[cfg(madsim)]
-            bug_accepts_stale_heartbeat: false,
+            bugs: crate::planted::Bugs::NONE,
             clock: crate::clock::Clock::exact(),
         }
     }
@@ -197,14 +183,11 @@ impl<E: Engine> PdServer<E> {
     /// report of an older leader of the same epoch is dropped silently).
     fn learn(&mut self, entry: RegionEntry, via: ReportKind) -> Result<(), PdError> {
         let (id, term) = (entry.region.id, entry.term);
-        #[cfg(madsim)]
-        if self.cfg.bug_accepts_stale_heartbeat {
+        if self.cfg.bugs.on(Bug::PdAcceptsStaleHeartbeat) {
             self.routing.learn_unchecked(entry)?;
         } else {
             self.routing.learn(entry)?;
         }
-        #[cfg(not(madsim))]
-        self.routing.learn(entry)?;
         if let Some(now) = self.routing.by_id(id).filter(|e| e.term == term) {
             let (region, leader) = (now.region.clone(), now.leader);
             self.emit(|| PdEvent::RegionAccepted { region, leader, term, via });
@@ -253,10 +236,7 @@ impl<E: Engine> PdServer<E> {
                         return Ok(PdReply::Ts(ts));
                     }
                     tso::Next::Save(until) => {
-                        #[cfg(madsim)]
-                        let (skip, later) = (self.cfg.bug_tso_window_not_persisted, self.cfg.bug_tso_answered_before_save);
-                        #[cfg(not(madsim))]
-                        let (skip, later) = (false, false);
+                        let (skip, later) = (self.cfg.bugs.on(Bug::TsoWindowNotPersisted), self.cfg.bugs.on(Bug::TsoAnsweredBeforeSave));
                         if later {
                             // Planted bug: the window is saved after the answer goes out.
                             self.unsaved_window = Some(until);

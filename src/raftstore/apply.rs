@@ -21,6 +21,7 @@ use super::state::{self, ApplyState, PeerState, RegionLocalState, RAFT_INIT_LOG_
 use crate::codec::keys;
 use crate::engine::{Cf, KvPair, ReadView, Snapshot, WriteBatch};
 use crate::meta::{Peer, Region, RegionEpoch};
+use crate::planted::{Bug, Bugs};
 use protobuf::Message as _;
 use raft::eraftpb::{ConfChangeV2, Entry, EntryType};
 use std::collections::BTreeMap;
@@ -37,25 +38,6 @@ pub enum ExecResult {
     /// (its state is in the batch); the peer hands `changes` to raft-rs, and
     /// only then does the raft configuration change.
     ChangePeer { region: Region, changes: Vec<PeerChange>, index: u64 },
-}
-
-/// Defects the testbed can plant in apply (simulation only; always off in a
-/// real build).
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct ApplyBugs {
-    /// Commands are applied without checking their epoch.
-    pub skip_epoch_check: bool,
-    /// A split leaves `version` where it was.
-    pub split_keeps_version: bool,
-    /// A put of an empty value panics the applying node.
-    pub empty_value_panics: bool,
-    /// Applying index 50 spins forever.
-    pub spin_at_index_50: bool,
-    /// A split leaves the new regions' apply states out of its batch (they
-    /// are written when the new peers are created).
-    pub split_defers_apply_state: bool,
-    /// Defects in the transactional commands.
-    pub mvcc: crate::mvcc::MvccBugs,
 }
 
 /// One applied entry, for the `Applied` event.
@@ -86,11 +68,11 @@ pub struct ApplyOutput {
 
 /// Applies `entries` (consecutive, starting right after `apply_state`'s index).
 pub fn apply_entries<S: Snapshot>(region: &Region, apply_state: ApplyState, entries: &[Entry], snap: &S) -> ApplyOutput {
-    apply_entries_with(region, apply_state, entries, snap, ApplyBugs::default())
+    apply_entries_with(region, apply_state, entries, snap, Bugs::NONE)
 }
 
 /// [`apply_entries`], with planted defects.
-pub fn apply_entries_with<S: Snapshot>(region: &Region, mut apply_state: ApplyState, entries: &[Entry], snap: &S, bugs: ApplyBugs) -> ApplyOutput {
+pub fn apply_entries_with<S: Snapshot>(region: &Region, mut apply_state: ApplyState, entries: &[Entry], snap: &S, bugs: Bugs) -> ApplyOutput {
     let mut region = region.clone();
     let mut ctx = ApplyContext { snap, overlay: BTreeMap::new(), batch: WriteBatch::new() };
     let mut results = Vec::with_capacity(entries.len());
@@ -99,7 +81,7 @@ pub fn apply_entries_with<S: Snapshot>(region: &Region, mut apply_state: ApplySt
     for entry in entries {
         assert_eq!(entry.index, apply_state.applied_index + 1, "region {}: applying index {} after {}", region.id, entry.index, apply_state.applied_index);
         apply_state.applied_index = entry.index;
-        if bugs.spin_at_index_50 && entry.index == 50 {
+        if bugs.on(Bug::SpinInApply) && entry.index == 50 {
             loop {
                 std::hint::spin_loop();
             }
@@ -119,18 +101,18 @@ pub fn apply_entries_with<S: Snapshot>(region: &Region, mut apply_state: ApplySt
                 if matches!(cmd.body, CmdBody::Write(_)) {
                     write_epochs = Some((cmd.epoch, region.epoch));
                 }
-                let checked = if bugs.skip_epoch_check { Ok(()) } else { check_epoch(&region, &cmd) };
+                let checked = if bugs.on(Bug::ApplySkipsEpochCheck) { Ok(()) } else { check_epoch(&region, &cmd) };
                 checked.and_then(|()| match cmd.body {
                     CmdBody::Write(WriteCmd::Mutate(mutations))
-                        if bugs.empty_value_panics && mutations.iter().any(|m| matches!(m, Mutation::Put { value, .. } if value.is_empty())) =>
+                        if bugs.on(Bug::EmptyValuePanics) && mutations.iter().any(|m| matches!(m, Mutation::Put { value, .. } if value.is_empty())) =>
                     {
                         let key = mutations.iter().map(Mutation::key).next().unwrap_or_default();
                         panic!("apply: put of an empty value to {:?} at index {}", String::from_utf8_lossy(key), entry.index)
                     }
-                    CmdBody::Write(write) if bugs.skip_epoch_check => ctx.exec_write_anywhere(&region, write, bugs.mvcc),
-                    CmdBody::Write(write) => ctx.exec_write(&region, write, bugs.mvcc),
+                    CmdBody::Write(write) if bugs.on(Bug::ApplySkipsEpochCheck) => ctx.exec_write_anywhere(&region, write, bugs),
+                    CmdBody::Write(write) => ctx.exec_write(&region, write, bugs),
                     CmdBody::Admin(AdminCmd::BatchSplit { split_keys, ids }) => {
-                        let (derived, new_regions) = split(&region, &split_keys, &ids, !bugs.split_keeps_version)?;
+                        let (derived, new_regions) = split(&region, &split_keys, &ids, !bugs.on(Bug::SplitKeepsVersion))?;
                         let local = RegionLocalState { state: PeerState::Normal, region: derived.clone() };
                         ctx.batch.put(Cf::Raft, keys::region_state_key(derived.id), state::encode(&local));
                         for r in &new_regions {
@@ -143,7 +125,7 @@ pub fn apply_entries_with<S: Snapshot>(region: &Region, mut apply_state: ApplySt
                             }
                             let local = RegionLocalState { state: PeerState::Normal, region: r.clone() };
                             ctx.batch.put(Cf::Raft, keys::region_state_key(r.id), state::encode(&local));
-                            if !bugs.split_defers_apply_state {
+                            if !bugs.on(Bug::SplitDefersApplyState) {
                                 let initial =
                                     ApplyState { applied_index: RAFT_INIT_LOG_INDEX, truncated_index: RAFT_INIT_LOG_INDEX, truncated_term: RAFT_INIT_LOG_TERM };
                                 ctx.batch.put(Cf::Raft, keys::apply_state_key(r.id), state::encode(&initial));
@@ -259,7 +241,7 @@ impl<S: Snapshot> ApplyContext<'_, S> {
         self.overlay.insert((cf, data_key), value);
     }
 
-    fn exec_write(&mut self, region: &Region, cmd: WriteCmd, bugs: crate::mvcc::MvccBugs) -> RegionResult<WriteResult> {
+    fn exec_write(&mut self, region: &Region, cmd: WriteCmd, bugs: Bugs) -> RegionResult<WriteResult> {
         if let Some(key) = cmd.keys().into_iter().find(|k| !region.contains(k)) {
             return Err(RegionError::KeyNotInRegion {
                 key: key.into_owned(),
@@ -272,7 +254,7 @@ impl<S: Snapshot> ApplyContext<'_, S> {
     }
 
     /// Executes a write without asking whether its keys are the region's.
-    fn exec_write_anywhere(&mut self, region: &Region, cmd: WriteCmd, bugs: crate::mvcc::MvccBugs) -> RegionResult<WriteResult> {
+    fn exec_write_anywhere(&mut self, region: &Region, cmd: WriteCmd, bugs: Bugs) -> RegionResult<WriteResult> {
         match cmd {
             WriteCmd::Mutate(mutations) => {
                 for mutation in mutations {

@@ -58,8 +58,6 @@ pub mod store;
 
 pub use bootstrap::bootstrap_store;
 pub use cmd::{Mutation, ReadCmd, ReadResult, RegionError, RegionResult, WriteCmd, WriteResult};
-#[cfg(madsim)]
-pub use config::PlantedBugs;
 pub use config::RaftStoreConfig;
 pub use events::{EventSink, StoreEvent};
 pub use router::{Stopped, StoreHandle, StoreMsg};

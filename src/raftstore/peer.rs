@@ -25,6 +25,7 @@ use super::storage::PeerStorage;
 use crate::codec::keys;
 use crate::engine::{Cf, Engine, Snapshot as _, WriteBatch};
 use crate::meta::{Peer, PeerId, Region, RegionEpoch, RegionId, StoreId};
+use crate::planted::Bug;
 use crate::transport::RaftEnvelope;
 use protobuf::Message as _;
 use raft::eraftpb::{Entry, Message, MessageType, Snapshot};
@@ -376,16 +377,13 @@ impl<E: Engine> PeerFsm<E> {
             let _ = callback.send(Err(e));
             return;
         }
-        #[cfg(madsim)]
         let is_cas = matches!(cmd, WriteCmd::Cas { .. } | WriteCmd::Txn(_));
         let Some((index, term)) = self.propose(RaftCmd { region_id: self.region_id(), epoch, body: CmdBody::Write(cmd) }) else {
             let _ = callback.send(Err(self.not_leader()));
             return;
         };
-        #[cfg_attr(not(madsim), allow(unused_mut))]
         let mut callback = Some(callback);
-        #[cfg(madsim)]
-        if cfg.bugs.ack_before_commit && !is_cas {
+        if cfg.bugs.on(Bug::AckBeforeCommit) && !is_cas {
             // Planted bug: the client hears "done" before a quorum has the entry.
             let _ = callback.take().expect("not yet used").send(Ok(super::cmd::WriteResult::Done));
         }
@@ -397,8 +395,7 @@ impl<E: Engine> PeerFsm<E> {
         let keys: Vec<&[u8]> = keys.iter().map(|k| k.as_ref()).collect();
         let checked = self.check_request(epoch, (true, false), &keys, cfg.max_pending_requests);
         let id = self.next_read_id;
-        #[cfg(madsim)]
-        if cfg.bugs.follower_local_read && matches!(checked, Err(RegionError::NotLeader { .. })) {
+        if cfg.bugs.on(Bug::FollowerLocalRead) && matches!(checked, Err(RegionError::NotLeader { .. })) {
             // Planted bug: serve from local state as soon as possible.
             self.next_read_id += 1;
             self.reads.push_back(PendingRead { id, cmd, callback, read_index: Some(0), epoch: self.region().epoch, sent_at: None });
@@ -412,10 +409,8 @@ impl<E: Engine> PeerFsm<E> {
         if cfg.lease_reads && self.lease_valid() {
             // No other leader can exist yet: everything committed is the
             // latest state; serve once it is applied.
-            #[cfg_attr(not(madsim), allow(unused_mut))]
             let mut committed = self.node.raft().raft_log.committed;
-            #[cfg(madsim)]
-            if cfg.bugs.lease_read_ignores_split {
+            if cfg.bugs.on(Bug::LeaseReadIgnoresSplit) {
                 // Planted bug: serve from what is applied already.
                 committed = self.applied_index();
             }
@@ -457,10 +452,7 @@ impl<E: Engine> PeerFsm<E> {
             return reply(callback, Err(e));
         }
         let region_id = self.region_id();
-        #[cfg(madsim)]
-        let two_pending = cfg.bugs.two_pending_conf_changes;
-        #[cfg(not(madsim))]
-        let two_pending = false;
+        let two_pending = cfg.bugs.on(Bug::TwoPendingConfChanges);
         let raft = self.node.raft();
         if raft.has_pending_conf() && !two_pending {
             let (pending_index, applied_index) = (raft.pending_conf_index, raft.raft_log.applied);
@@ -479,7 +471,6 @@ impl<E: Engine> PeerFsm<E> {
         }
         let cmd = RaftCmd { region_id, epoch: self.region().epoch, body: CmdBody::Admin(AdminCmd::ChangePeer { changes: changes.clone() }) };
         let cc = conf_change::to_conf_change_v2(&changes, cmd.encode());
-        #[cfg(madsim)]
         if two_pending {
             // Planted bug: raft-rs's own one-at-a-time guard is bypassed too.
             self.node.forget_pending_conf();
@@ -491,8 +482,7 @@ impl<E: Engine> PeerFsm<E> {
         let (index, term) = self.proposed().expect("appended");
         self.lease.suspect_until_applied(index);
         events.emit(StoreEvent::ConfChangeProposed { store_id: events.store_id, region_id, peer_id: self.peer.id, index, term });
-        #[cfg(madsim)]
-        if cfg.bugs.conf_change_at_propose {
+        if cfg.bugs.on(Bug::ConfChangeAtPropose) {
             // Planted bug: the configuration changes before the entry is even committed.
             let _ = self.node.apply_conf_change(&cc);
         }
@@ -516,10 +506,7 @@ impl<E: Engine> PeerFsm<E> {
         if !self.is_leader() || to == self.peer.id || !self.region().voter_ids().contains(&to) || self.region().is_joint() {
             return false;
         }
-        #[cfg(madsim)]
-        let (keep_lease, evidence_counts) = (cfg.bugs.lease_kept_on_transfer, cfg.bugs.lease_renewed_across_transfer);
-        #[cfg(not(madsim))]
-        let (keep_lease, evidence_counts) = (false, false);
+        let (keep_lease, evidence_counts) = (cfg.bugs.on(Bug::LeaseKeptOnTransfer), cfg.bugs.on(Bug::LeaseRenewedAcrossTransfer));
         if evidence_counts {
             // Planted bug: the lease is voided, but evidence gathered before
             // the transfer could have finished renews it again.
@@ -622,9 +609,8 @@ impl<E: Engine> PeerFsm<E> {
         }
     }
 
-    pub fn step(&mut self, #[cfg_attr(not(madsim), allow(unused_variables))] cfg: &RaftStoreConfig, msg: Message) {
-        #[cfg(madsim)]
-        if cfg.bugs.lease_renewed_by_one_follower && msg.get_msg_type() == MessageType::MsgHeartbeatResponse && self.is_leader() {
+    pub fn step(&mut self, cfg: &RaftStoreConfig, msg: Message) {
+        if cfg.bugs.on(Bug::LeaseRenewedByOneFollower) && msg.get_msg_type() == MessageType::MsgHeartbeatResponse && self.is_leader() {
             // Planted bug: one follower's answer is taken for a quorum's.
             self.lease.renew(self.clock.now(), self.applied_index());
         }
@@ -679,18 +665,14 @@ impl<E: Engine> PeerFsm<E> {
             if !ready.entries().is_empty() || ready.hs().is_some() {
                 let mut batch = WriteBatch::new();
                 self.node.mut_store().append(ready.entries(), ready.hs(), &mut batch);
-                #[cfg(madsim)]
-                let sync = !(ctx.cfg.bugs.unsynced_vote && ready.entries().is_empty());
-                #[cfg(not(madsim))]
-                let sync = true;
+                let sync = !(ctx.cfg.bugs.on(Bug::UnsyncedVote) && ready.entries().is_empty());
                 if crate::buggify::fires(crate::buggify::Site::FailRaftWrite) {
                     return Err(Stopped::Failed("persist raft log: buggify: the raft-engine write failed".into()));
                 }
                 let written = ctx.raft_engine.write(&batch, sync).await;
-                #[cfg(madsim)]
                 let written = match written {
                     // Planted bug: carry on as if the write had made it.
-                    Err(crate::engine::EngineError::Io(_)) if ctx.cfg.bugs.ack_after_failed_fsync => Ok(()),
+                    Err(crate::engine::EngineError::Io(_)) if ctx.cfg.bugs.on(Bug::AckAfterFailedFsync) => Ok(()),
                     other => other,
                 };
                 engine_ok(written, "persist raft log")?;
@@ -705,11 +687,7 @@ impl<E: Engine> PeerFsm<E> {
             self.renew_lease_by_commits();
             self.report_conf(ctx.events);
         }
-        #[cfg(madsim)]
-        let (scan_past_end, mvcc_bugs) = (ctx.cfg.bugs.scan_ignores_region_end, ctx.cfg.bugs.mvcc());
-        #[cfg(not(madsim))]
-        let (scan_past_end, mvcc_bugs) = (false, crate::mvcc::MvccBugs::default());
-        self.serve_reads(ctx, scan_past_end, mvcc_bugs);
+        self.serve_reads(ctx);
         if self.node.store().take_snapshot_request() {
             let storage = self.node.store();
             let applied = storage.apply_state.applied_index;
@@ -847,19 +825,8 @@ impl<E: Engine> PeerFsm<E> {
             // log index when it was asked for).
             return Ok(());
         }
-        #[cfg(madsim)]
-        let bugs = apply::ApplyBugs {
-            skip_epoch_check: ctx.cfg.bugs.apply_skips_epoch_check,
-            split_keeps_version: ctx.cfg.bugs.split_keeps_version,
-            empty_value_panics: ctx.cfg.bugs.empty_value_panics,
-            spin_at_index_50: ctx.cfg.bugs.spin_in_apply,
-            split_defers_apply_state: ctx.cfg.bugs.split_defers_apply_state,
-            mvcc: ctx.cfg.bugs.mvcc(),
-        };
-        #[cfg(not(madsim))]
-        let bugs = apply::ApplyBugs::default();
         let snap = ctx.kv_engine.snapshot();
-        let mut output = apply::apply_entries_with(self.region(), self.node.store().apply_state, &entries, &snap, bugs);
+        let mut output = apply::apply_entries_with(self.region(), self.node.store().apply_state, &entries, &snap, ctx.cfg.bugs);
         if let Some(failure) = snap.failure() {
             // The outcome was decided on data this disk cannot vouch for.
             let first = entries.first().map_or(0, |e| e.index);
@@ -889,10 +856,7 @@ impl<E: Engine> PeerFsm<E> {
         if crate::buggify::fires(crate::buggify::Site::DelayApply) {
             crate::buggify::delay_ms(10, 300).await;
         }
-        #[cfg(madsim)]
-        let split_apply = ctx.cfg.bugs.apply_state_before_data;
-        #[cfg(not(madsim))]
-        let split_apply = false;
+        let split_apply = ctx.cfg.bugs.on(Bug::ApplyStateBeforeData);
         if split_apply {
             // Planted bug: the apply state goes first, in a batch of its own;
             // the data it covers follows.
@@ -939,10 +903,7 @@ impl<E: Engine> PeerFsm<E> {
             }
             ExecResult::ChangePeer { region, changes, index } => {
                 let cc = conf_change::to_conf_change_v2(&changes, Vec::new());
-                #[cfg(madsim)]
-                let applied_at_propose = ctx.cfg.bugs.conf_change_at_propose;
-                #[cfg(not(madsim))]
-                let applied_at_propose = false;
+                let applied_at_propose = ctx.cfg.bugs.on(Bug::ConfChangeAtPropose);
                 match self.node.apply_conf_change(&cc) {
                     Ok(conf) => {
                         let mut voters = conf.voters.clone();
@@ -971,12 +932,7 @@ impl<E: Engine> PeerFsm<E> {
 
     /// Serves the reads confirmed at an index this peer has applied, each from a
     /// kv snapshot taken now, paying read IO in the background.
-    fn serve_reads(
-        &mut self,
-        ctx: &PeerContext<'_, E>,
-        #[cfg_attr(not(madsim), allow(unused_variables))] scan_past_end: bool,
-        mvcc_bugs: crate::mvcc::MvccBugs,
-    ) {
+    fn serve_reads(&mut self, ctx: &PeerContext<'_, E>) {
         if self.applying_snapshot.is_some() || self.corrupt.is_some() {
             return;
         }
@@ -986,19 +942,17 @@ impl<E: Engine> PeerFsm<E> {
         if ready.is_empty() {
             return;
         }
-        #[cfg_attr(not(madsim), allow(unused_mut))]
         let mut region = self.region().clone();
         for read in ready.iter().filter(|r| r.sent_at.is_none() && r.epoch.version == region.epoch.version) {
             // Served on the lease: from this state, as it is now.
             let (store_id, region_id, peer_id, read_id, version) = (ctx.store_id, region.id, self.peer.id, read.id, region.epoch.version);
             ctx.events.emit(StoreEvent::LeaseServed { store_id, region_id, peer_id, read_id, version });
         }
-        #[cfg(madsim)]
-        if scan_past_end {
+        if ctx.cfg.bugs.on(Bug::ScanIgnoresRegionEnd) {
             // Planted bug: scans run on to the end of the key space.
             region.end_key.clear();
         }
-        if let Err(failure) = super::read::serve(ready, region, ctx.kv_engine, mvcc_bugs) {
+        if let Err(failure) = super::read::serve(ready, region, ctx.kv_engine, ctx.cfg.bugs) {
             self.found_corrupt(ctx.events, format!("serving a read: {failure}"));
         }
     }
@@ -1071,23 +1025,14 @@ impl<E: Engine> PeerFsm<E> {
 
     /// Proposes a split with the ids PD gave, if this peer still leads the
     /// region at the epoch the ids were asked for.
-    pub fn propose_split(
-        &mut self,
-        #[cfg_attr(not(madsim), allow(unused_variables))] cfg: &RaftStoreConfig,
-        epoch: RegionEpoch,
-        split_keys: Vec<Vec<u8>>,
-        ids: Vec<super::cmd::SplitIds>,
-    ) {
+    pub fn propose_split(&mut self, cfg: &RaftStoreConfig, epoch: RegionEpoch, split_keys: Vec<Vec<u8>>, ids: Vec<super::cmd::SplitIds>) {
         if !self.is_leader() || self.region().epoch != epoch || self.applying_snapshot.is_some() {
             return;
         }
         let cmd = RaftCmd { region_id: self.region_id(), epoch, body: CmdBody::Admin(AdminCmd::BatchSplit { split_keys, ids }) };
         if let Some((index, term)) = self.propose(cmd) {
             // The new regions' peers campaign at once when it applies.
-            #[cfg(madsim)]
-            let suspect = !cfg.bugs.lease_read_ignores_split;
-            #[cfg(not(madsim))]
-            let suspect = true;
+            let suspect = !cfg.bugs.on(Bug::LeaseReadIgnoresSplit);
             if suspect {
                 self.lease.suspect_until_applied(index);
             }

@@ -160,7 +160,6 @@ impl<E: Engine> RaftNode<E> {
     }
 
     /// Planted bug support: forgets that a membership change is pending.
-    #[cfg(madsim)]
     pub fn forget_pending_conf(&mut self) {
         self.fenced(|raw| raw.raft.pending_conf_index = 0)
     }

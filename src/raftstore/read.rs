@@ -28,7 +28,7 @@ pub struct PendingRead {
 /// If a read of the snapshot failed its checksum, no answer computed from it
 /// goes out: every read is refused with `DataCorrupted` and the failure is
 /// returned (the replica must be repaired).
-pub fn serve<E: Engine>(reads: impl IntoIterator<Item = PendingRead>, region: Region, kv_engine: &E, bugs: crate::mvcc::MvccBugs) -> Result<(), EngineError> {
+pub fn serve<E: Engine>(reads: impl IntoIterator<Item = PendingRead>, region: Region, kv_engine: &E, bugs: crate::planted::Bugs) -> Result<(), EngineError> {
     let snap = kv_engine.snapshot();
     let answers: Vec<(PendingRead, RegionResult<ReadResult>)> = reads
         .into_iter()
@@ -65,7 +65,7 @@ pub fn serve<E: Engine>(reads: impl IntoIterator<Item = PendingRead>, region: Re
 }
 
 /// Executes a read against a kv snapshot, clipped to the region.
-pub fn exec_read<S: crate::engine::Snapshot>(region: &Region, cmd: &ReadCmd, snap: &S, bugs: crate::mvcc::MvccBugs) -> RegionResult<ReadResult> {
+pub fn exec_read<S: crate::engine::Snapshot>(region: &Region, cmd: &ReadCmd, snap: &S, bugs: crate::planted::Bugs) -> RegionResult<ReadResult> {
     match cmd {
         ReadCmd::Txn(read) => {
             let (lower, upper) = crate::mvcc::commands::txn_data_range(&region.start_key, &region.end_key);

@@ -16,6 +16,7 @@ use super::storage::{conf_state_of, PeerStorage};
 use crate::codec::keys;
 use crate::engine::{Cf, Engine, EngineError, IoKind, KvPair, Snapshot as _, WriteBatch, DATA_CFS};
 use crate::meta::{Region, RegionId};
+use crate::planted::{Bug, Bugs};
 use crate::transport::{RaftEnvelope, SnapshotChunk};
 use bincode::Options as _;
 use futures::channel::mpsc;
@@ -135,20 +136,18 @@ type ChunkSource = (SocketAddr, RegionId, (u64, u64));
 pub struct ChunkAssembler {
     receiving: BTreeMap<ChunkSource, Vec<Option<Vec<u8>>>>,
     max_receiving: usize,
-    /// Planted bug (sim only): chunks are kept in arrival order and counted,
-    /// so a duplicate is applied twice and stands in for a chunk not yet come.
-    #[cfg(madsim)]
-    pub bug_duplicate_chunk_applied_twice: bool,
+    /// Planted bugs (`crate::planted`): none outside simulation.
+    pub bugs: Bugs,
 }
 
 impl ChunkAssembler {
     pub fn new(max_receiving: usize) -> ChunkAssembler {
-        ChunkAssembler {
-            receiving: BTreeMap::new(),
-            max_receiving: max_receiving.max(1),
-            #[cfg(madsim)]
-            bug_duplicate_chunk_applied_twice: false,
-        }
+        ChunkAssembler { receiving: BTreeMap::new(), max_receiving: max_receiving.max(1), bugs: Bugs::NONE }
+    }
+
+    pub fn with_bugs(mut self, bugs: Bugs) -> ChunkAssembler {
+        self.bugs = bugs;
+        self
     }
 
     /// Adds a chunk; returns the whole message once its last chunk arrives.
@@ -168,11 +167,7 @@ impl ChunkAssembler {
         if parts.len() != chunk.total as usize {
             return None;
         }
-        #[cfg(madsim)]
-        let buggy = self.bug_duplicate_chunk_applied_twice;
-        #[cfg(not(madsim))]
-        let buggy = false;
-        if buggy {
+        if self.bugs.on(Bug::DuplicateChunkAppliedTwice) {
             // Arrival order, every chunk counted: the first empty slot takes it.
             let free = parts.iter().position(Option::is_none).expect("completed snapshots are removed");
             parts[free] = Some(chunk.data);
@@ -246,26 +241,14 @@ pub struct SnapshotWorker<E: Engine> {
     /// Whether applying clears the region's old data first (always, unless a
     /// planted bug says not to).
     clear: bool,
-    /// Planted bug (sim only): the region is marked applying before the
-    /// snapshot is persisted.
-    #[cfg(madsim)]
-    pub bug_mark_applying_first: bool,
+    /// Planted bugs (`crate::planted`): none outside simulation.
+    bugs: Bugs,
 }
 
 impl<E: Engine> SnapshotWorker<E> {
-    pub fn new(store_id: crate::meta::StoreId, engines: (E, E), tx: mpsc::Sender<StoreMsg>, chunk_bytes: usize, batch_pairs: usize, clear: bool) -> Self {
+    pub fn new(store_id: crate::meta::StoreId, engines: (E, E), tx: mpsc::Sender<StoreMsg>, chunk_bytes: usize, batch_pairs: usize, bugs: Bugs) -> Self {
         let (kv_engine, raft_engine) = engines;
-        SnapshotWorker {
-            store_id,
-            kv_engine,
-            raft_engine,
-            tx,
-            chunk_bytes,
-            batch_pairs,
-            clear,
-            #[cfg(madsim)]
-            bug_mark_applying_first: false,
-        }
+        SnapshotWorker { store_id, kv_engine, raft_engine, tx, chunk_bytes, batch_pairs, clear: !bugs.on(Bug::SnapshotKeepsStaleKeys), bugs }
     }
 
     /// Builds a snapshot of `region` as applied at (`index`, `term`) from a kv
@@ -313,11 +296,7 @@ impl<E: Engine> SnapshotWorker<E> {
         let mut kv_batch = WriteBatch::new();
         let local = RegionLocalState { state: PeerState::Applying, region: data.region.clone() };
         kv_batch.put(Cf::Raft, keys::region_state_key(region_id), state::encode(&local));
-        #[cfg(madsim)]
-        let mark_first = self.bug_mark_applying_first;
-        #[cfg(not(madsim))]
-        let mark_first = false;
-        if mark_first {
+        if self.bugs.on(Bug::MarkApplyingFirst) {
             // Planted bug: the region is marked applying before the snapshot
             // it is applying is kept anywhere.
             engine_ok(self.kv_engine.write(&kv_batch, true).await, "mark applying")?;
@@ -468,7 +447,7 @@ mod tests {
         let whole = envelope(40);
         let mut chunks = into_chunks(&whole, (2, 40), 300);
         let mut assembler = ChunkAssembler::new(4);
-        assembler.bug_duplicate_chunk_applied_twice = true;
+        assembler.bugs = Bugs::NONE.with(Bug::DuplicateChunkAppliedTwice);
         let last = chunks.pop().unwrap();
         let duplicate = chunks[1].clone();
         for chunk in chunks {

@@ -19,6 +19,7 @@ use crate::codec::keys;
 use crate::engine::{Cf, Engine, Snapshot as _, WriteBatch};
 use crate::meta::{Region, RegionId, StoreId};
 use crate::pd_client::PdClient;
+use crate::planted::Bug;
 use crate::proto::pd::StoreStats;
 use crate::transport::{Frame, RaftEnvelope, SnapshotChunk, Transport};
 use futures::channel::mpsc;
@@ -96,30 +97,11 @@ impl<E: Engine> Store<E> {
         let StoreSetup { store_id, cfg, raft_engine, kv_engine, transport, addresses, events, pd } = setup;
         cfg.validate().unwrap_or_else(|e| panic!("invalid raftstore config: {e}"));
         let (tx, inbox) = mpsc::channel(cfg.inbox_capacity);
-        #[cfg_attr(not(madsim), allow(unused_mut))]
-        let mut snapshots = SnapshotWorker::new(
-            store_id,
-            (kv_engine.clone(), raft_engine.clone()),
-            tx.clone(),
-            cfg.snapshot_chunk_bytes,
-            cfg.snapshot_batch_pairs,
-            clears_on_snapshot(&cfg),
-        );
-        #[cfg(madsim)]
-        {
-            snapshots.bug_mark_applying_first = cfg.bugs.mark_applying_first;
-        }
+        let snapshots =
+            SnapshotWorker::new(store_id, (kv_engine.clone(), raft_engine.clone()), tx.clone(), cfg.snapshot_chunk_bytes, cfg.snapshot_batch_pairs, cfg.bugs);
         let mut store = Store {
             store_id,
-            chunks: {
-                #[cfg_attr(not(madsim), allow(unused_mut))]
-                let mut chunks = ChunkAssembler::new(cfg.max_receiving_snapshots);
-                #[cfg(madsim)]
-                {
-                    chunks.bug_duplicate_chunk_applied_twice = cfg.bugs.duplicate_chunk_applied_twice;
-                }
-                chunks
-            },
+            chunks: ChunkAssembler::new(cfg.max_receiving_snapshots).with_bugs(cfg.bugs),
             cfg,
             raft_engine,
             kv_engine,
@@ -196,8 +178,7 @@ impl<E: Engine> Store<E> {
                 peer_id: me.id,
                 applied_index: apply_state.applied_index,
             });
-            #[cfg(madsim)]
-            let apply_state = if self.cfg.bugs.reapply_after_restart {
+            let apply_state = if self.cfg.bugs.on(Bug::ReapplyAfterRestart) {
                 // Planted bug: forget what was applied since the last compaction.
                 ApplyState { applied_index: apply_state.truncated_index, ..apply_state }
             } else {
@@ -528,10 +509,7 @@ impl<E: Engine> Store<E> {
         // Stores hosting peers of this store's hibernating leaders: they get
         // a keepalive each heartbeat round in which they got nothing else.
         let mut keep_alive = BTreeSet::new();
-        #[cfg(madsim)]
-        let heed_silence = !self.cfg.bugs.hibernation_ignores_silence;
-        #[cfg(not(madsim))]
-        let heed_silence = true;
+        let heed_silence = !self.cfg.bugs.on(Bug::HibernationIgnoresSilence);
         for (&region_id, peer) in self.peers.iter_mut() {
             crate::trace::working_on(self.store_id, region_id);
             if heed_silence && peer.hibernating && !peer.is_leader() && !peer.leader_store().is_some_and(|s| self.liveness.alive(s, now, leader_timeout)) {
@@ -633,8 +611,7 @@ impl<E: Engine> Store<E> {
         batch.put(Cf::Raft, keys::raft_state_key(region.id), state::encode(&raft_state));
         engine_ok(self.raft_engine.write(&batch, false).await, "write split raft state")?;
         let apply_state = ApplyState { applied_index: RAFT_INIT_LOG_INDEX, truncated_index: RAFT_INIT_LOG_INDEX, truncated_term: RAFT_INIT_LOG_TERM };
-        #[cfg(madsim)]
-        if self.cfg.bugs.split_defers_apply_state {
+        if self.cfg.bugs.on(Bug::SplitDefersApplyState) {
             // Planted bug: the apply state the split's batch left out.
             let mut kv = WriteBatch::new();
             kv.put(Cf::Raft, keys::apply_state_key(region.id), state::encode(&apply_state));
@@ -660,10 +637,7 @@ impl<E: Engine> Store<E> {
     /// the region yet, and will create the peer itself: the split wins).
     /// The region's tombstone, if any, must allow it (see `PeerState::Tombstone`).
     fn maybe_create_peer(&mut self, envelope: &RaftEnvelope, msg: &Message) -> bool {
-        #[cfg(madsim)]
-        let recreate = self.cfg.bugs.recreate_removed_peer;
-        #[cfg(not(madsim))]
-        let recreate = false;
+        let recreate = self.cfg.bugs.on(Bug::RecreateRemovedPeer);
         let initial = match msg.get_msg_type() {
             MessageType::MsgRequestVote | MessageType::MsgRequestPreVote => true,
             MessageType::MsgHeartbeat => msg.commit == 0,
@@ -710,8 +684,7 @@ impl<E: Engine> Store<E> {
             Ok(_) => RaftLocalState::default(),
             Err(_) => return false,
         };
-        #[cfg(madsim)]
-        let raft_state = if self.cfg.bugs.uninitialized_vote_forgotten { RaftLocalState::default() } else { raft_state };
+        let raft_state = if self.cfg.bugs.on(Bug::UninitializedVoteForgotten) { RaftLocalState::default() } else { raft_state };
         let peer = Box::new(PeerFsm::uninitialized(envelope.to, envelope.region_id, &self.cfg, self.raft_engine.clone(), raft_state));
         self.events.emit(StoreEvent::PeerCreated { store_id: self.store_id, region: peer.region().clone(), peer_id: envelope.to.id, applied_index: 0 });
         self.peers.insert(envelope.region_id, peer);
@@ -765,10 +738,7 @@ impl<E: Engine> Store<E> {
         let Some(mut peer) = self.peers.remove(&region_id) else {
             return Ok(());
         };
-        #[cfg(madsim)]
-        let log_first = self.cfg.bugs.destroy_deletes_log_first;
-        #[cfg(not(madsim))]
-        let log_first = false;
+        let log_first = self.cfg.bugs.on(Bug::DestroyDeletesLogFirst);
         if log_first {
             // Planted bug: the log and raft state go before the tombstone.
             self.delete_raft_state(region_id).await?;
@@ -840,16 +810,4 @@ const NO_VOTES_AFTER_RESTART: bool = true;
 /// The raft state every new replica starts from (bootstrap and split alike).
 pub fn initial_raft_state() -> RaftLocalState {
     RaftLocalState { term: RAFT_INIT_LOG_TERM, vote: 0, commit: RAFT_INIT_LOG_INDEX, last_index: RAFT_INIT_LOG_INDEX }
-}
-
-/// Whether applying a snapshot clears the region's old data first (always,
-/// unless the planted bug `snapshot_keeps_stale_keys` is on).
-fn clears_on_snapshot(cfg: &RaftStoreConfig) -> bool {
-    #[cfg(madsim)]
-    return !cfg.bugs.snapshot_keeps_stale_keys;
-    #[cfg(not(madsim))]
-    {
-        let _ = cfg;
-        true
-    }
 }
