@@ -19,6 +19,7 @@ mod clog;
 mod crash;
 #[cfg(madsim)]
 mod disk;
+mod kinds;
 #[cfg(madsim)]
 mod membership;
 #[cfg(madsim)]
@@ -27,6 +28,8 @@ pub mod network;
 mod partition;
 #[cfg(madsim)]
 mod pause;
+
+pub use kinds::FaultKind;
 
 use crate::scenario::{Bug, Range, Scenario};
 use rand_chacha::ChaCha8Rng;
@@ -218,28 +221,7 @@ impl Plan {
             raft_duplicate: 0.0,
             clock_rates: Vec::new(),
         };
-        let weights: [(u32, u8); 20] = [
-            (n.partition_halves, 0),
-            (n.isolate_store, 1),
-            (n.isolate_leader, 2),
-            (n.asymmetric, 3),
-            (n.bridge, 4),
-            (n.clog_link, 5),
-            (n.crash_restart, 6),
-            (n.pause, 7),
-            (n.slow_disk, 8),
-            (n.slow_snapshot_io, 9),
-            (n.pd_crash_restart, 10),
-            (n.isolate_pd, 11),
-            (n.membership_churn, 12),
-            (n.leader_transfer, 13),
-            (n.remove_readd, 14),
-            (n.corrupt_value, 15),
-            (n.latent_read_error, 16),
-            (n.fail_sync, 17),
-            (n.slow_leader_cut_off, 18),
-            (n.leader_with_one_follower, 19),
-        ];
+        let weights: Vec<(u32, FaultKind)> = FaultKind::ALL.iter().map(|&kind| (kind.weight(n), kind)).collect();
         // Damage goes to one store all run (drawn when first needed, so plans
         // without disk faults are as they were).
         let mut bad_disk = None;
@@ -255,55 +237,8 @@ impl Plan {
                 pick = pick.saturating_sub(*w as u64);
                 hit
             });
-            let s = swarm.stores;
-            let fault = match kind.map(|k| k.1).unwrap_or(0) {
-                0 => {
-                    let all = d.shuffled(s);
-                    let mut side = all[..(1 + d.below(s - 1)) as usize].to_vec();
-                    side.sort();
-                    Fault::PartitionHalves { side }
-                }
-                1 => Fault::IsolateStore { store: d.store(s) },
-                2 => Fault::IsolateLeader { region_index: d.below(swarm.regions) },
-                3 => {
-                    let all = d.shuffled(s);
-                    let cut = (1 + d.below(s - 1)) as usize;
-                    let (mut from, mut to) = (all[..cut].to_vec(), all[cut..].to_vec());
-                    from.sort();
-                    to.sort();
-                    Fault::Asymmetric { from, to }
-                }
-                4 => {
-                    let all = d.shuffled(s);
-                    let bridge = all[0];
-                    let split = 1 + (s as usize - 1) / 2;
-                    let (mut left, mut right) = (all[1..split].to_vec(), all[split..].to_vec());
-                    left.sort();
-                    right.sort();
-                    Fault::Bridge { left, bridge, right }
-                }
-                5 => {
-                    let (from, to) = d.two_stores(s);
-                    Fault::ClogLink { from, to }
-                }
-                6 => Fault::CrashRestart { store: d.store(s) },
-                7 => Fault::Pause { store: d.store(s) },
-                8 => Fault::SlowDisk { store: d.store(s), factor: 10 + d.below(90) },
-                9 => Fault::SlowSnapshotIo { store: d.store(s), factor: 100 + d.below(900) },
-                10 => Fault::PdCrashRestart { clock_back_ms: d.below(2001) },
-                11 => Fault::IsolatePd,
-                12 => {
-                    let (from, to) = d.two_stores(s);
-                    Fault::MovePeer { region_index: d.below(swarm.regions.max(8)), from, to }
-                }
-                13 => Fault::TransferLeader { region_index: d.below(swarm.regions.max(8)), to: d.store(s) },
-                15 => Fault::CorruptValue { store: *bad_disk.get_or_insert_with(|| d.store(s)) },
-                16 => Fault::LatentReadError { store: *bad_disk.get_or_insert_with(|| d.store(s)) },
-                17 => Fault::FailSync { store: d.store(s), kv: d.below(2) == 1 },
-                18 => Fault::SlowLeaderCutOff { region_index: d.below(swarm.regions) },
-                19 => Fault::LeaderWithOneFollower { region_index: d.below(swarm.regions) },
-                _ => Fault::RemoveReAdd { region_index: d.below(swarm.regions.max(8)), store: d.store(s) },
-            };
+            let kind = kind.map_or(FaultKind::ALL[0], |k| k.1);
+            let fault = kind.draw(&mut d, &swarm, &mut bad_disk);
             faults.push(FaultEvent { at_ms: at, duration_ms, fault });
             at += d.range(n.interval_ms);
         }
@@ -554,7 +489,22 @@ impl Nemesis {
             Fault::PdCrashRestart { clock_back_ms } => crash::heal_pd(self, &mut state, *clock_back_ms),
             Fault::Pause { store } => pause::heal(self, &mut state, *store),
             Fault::SlowDisk { store, .. } | Fault::SlowSnapshotIo { store, .. } => disk::heal(self, &mut state, *store),
-            _ => {}
+            // Partitions heal with their links (above); membership changes,
+            // damage and failed syncs are done once started.
+            Fault::PartitionHalves { .. }
+            | Fault::IsolateStore { .. }
+            | Fault::IsolateLeader { .. }
+            | Fault::Asymmetric { .. }
+            | Fault::Bridge { .. }
+            | Fault::ClogLink { .. }
+            | Fault::IsolatePd
+            | Fault::LeaderWithOneFollower { .. }
+            | Fault::MovePeer { .. }
+            | Fault::TransferLeader { .. }
+            | Fault::RemoveReAdd { .. }
+            | Fault::CorruptValue { .. }
+            | Fault::LatentReadError { .. }
+            | Fault::FailSync { .. } => {}
         }
         true
     }
@@ -621,31 +571,14 @@ mod tests {
             let plan = Plan::draw(&chaos(), seed);
             for f in &plan.faults {
                 assert!(f.at_ms + f.duration_ms <= 20_000);
-                let stores: Vec<u64> = match &f.fault {
-                    Fault::PartitionHalves { side } => side.clone(),
-                    Fault::IsolateStore { store } | Fault::CrashRestart { store } | Fault::Pause { store } => vec![*store],
-                    Fault::ClogLink { from, to } => {
-                        assert_ne!(from, to);
-                        vec![*from, *to]
-                    }
+                match &f.fault {
+                    Fault::ClogLink { from, to } | Fault::MovePeer { from, to, .. } => assert_ne!(from, to),
                     Fault::Asymmetric { from, to } => {
-                        assert!(!from.is_empty() && !to.is_empty() && from.iter().all(|s| !to.contains(s)), "{f:?}");
-                        [from.clone(), to.clone()].concat()
+                        assert!(!from.is_empty() && !to.is_empty() && from.iter().all(|s| !to.contains(s)), "{f:?}")
                     }
-                    Fault::Bridge { left, bridge, right } => [left.clone(), vec![*bridge], right.clone()].concat(),
-                    Fault::SlowDisk { store, .. } | Fault::SlowSnapshotIo { store, .. } => vec![*store],
-                    Fault::IsolateLeader { .. }
-                    | Fault::PdCrashRestart { .. }
-                    | Fault::IsolatePd
-                    | Fault::SlowLeaderCutOff { .. }
-                    | Fault::LeaderWithOneFollower { .. } => vec![],
-                    Fault::MovePeer { from, to, .. } => {
-                        assert_ne!(from, to);
-                        vec![*from, *to]
-                    }
-                    Fault::TransferLeader { to: store, .. } | Fault::RemoveReAdd { store, .. } => vec![*store],
-                    Fault::CorruptValue { store } | Fault::LatentReadError { store } | Fault::FailSync { store, .. } => vec![*store],
-                };
+                    _ => {}
+                }
+                let stores = f.fault.stores();
                 assert!(stores.iter().all(|s| (1..=plan.swarm.stores).contains(s)), "{f:?}");
             }
         }
