@@ -122,3 +122,55 @@ fn a_readme_example_that_lies_is_caught() {
     assert!(examples(unannotated).unwrap_err().contains("without `# exit N`"));
     let _ = std::fs::remove_dir_all(&scratch);
 }
+
+/// The `toml` blocks of a Markdown file: (line of the block's first line, text).
+fn toml_blocks(doc: &str) -> Vec<(usize, String)> {
+    let (mut out, mut current): (Vec<(usize, String)>, Option<(usize, String)>) = (Vec::new(), None);
+    for (i, line) in doc.lines().enumerate() {
+        match (&mut current, line.trim()) {
+            (None, "```toml") => current = Some((i + 2, String::new())),
+            (Some(_), "```") => out.extend(current.take()),
+            (Some((_, text)), _) => {
+                text.push_str(line);
+                text.push('\n');
+            }
+            (None, _) => {}
+        }
+    }
+    out
+}
+
+/// The scenario examples in the README and in `scenarios/README.md` are
+/// scenarios the testbed accepts, so the format they document cannot drift
+/// from the one it reads.
+#[test]
+fn the_documented_scenario_examples_parse() {
+    for doc in ["README.md", "scenarios/README.md"] {
+        let text = std::fs::read_to_string(root().join(doc)).unwrap();
+        let blocks = toml_blocks(&text);
+        assert!(!blocks.is_empty(), "{doc} documents the scenario format");
+        for (line, block) in blocks {
+            if let Err(e) = simkv_sim::scenario::Scenario::parse(&format!("{doc}:{line}"), &block) {
+                panic!("{doc}, the example at line {line}: {e}");
+            }
+        }
+    }
+    assert!(simkv_sim::scenario::Scenario::parse("bad.toml", "[cluster]\nstorez = 3\n").is_err(), "the check can fail");
+}
+
+/// Every planted bug's scenario has its row in `scenarios/bugs/README.md`.
+#[test]
+fn every_planted_bug_is_in_the_bug_table() {
+    let table = std::fs::read_to_string(root().join("scenarios/bugs/README.md")).unwrap();
+    for entry in std::fs::read_dir(root().join("scenarios/bugs")).unwrap() {
+        let path = entry.unwrap().path();
+        if path.extension().is_some_and(|e| e == "toml") {
+            let scenario = simkv_sim::scenario::Scenario::load(&path).unwrap();
+            for bug in &scenario.bugs {
+                let name = serde_json::to_string(bug).unwrap();
+                let row = format!("| `{}` |", name.trim_matches('"'));
+                assert!(table.contains(&row), "{} plants {name}, which scenarios/bugs/README.md has no row for", path.display());
+            }
+        }
+    }
+}
