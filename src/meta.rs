@@ -16,6 +16,20 @@ pub type PeerId = u64;
 /// A timestamp from PD's TSO: `(physical_ms << 18) + logical`.
 pub type Ts = u64;
 
+/// How many low bits of a [`Ts`] count logical ticks within one millisecond.
+pub const TS_LOGICAL_BITS: u32 = 18;
+
+/// The timestamp of logical tick `logical` within millisecond `physical_ms`.
+pub fn compose_ts(physical_ms: u64, logical: u64) -> Ts {
+    physical_ms << TS_LOGICAL_BITS | logical
+}
+
+/// The millisecond of PD's clock a timestamp was handed out in (lock TTLs
+/// are measured against it).
+pub fn physical_ms(ts: Ts) -> u64 {
+    ts >> TS_LOGICAL_BITS
+}
+
 /// Version of a region's shape; see the module docs.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 pub struct RegionEpoch {

@@ -265,9 +265,7 @@ impl TxnClient {
     /// Returns false if the transaction is still alive (wait, then retry).
     async fn resolve(&self, lock: &LockInfo) -> Result<bool, TxnError> {
         let current_ts = self.timestamp().await?;
-        if self.cfg.bugs.on(Bug::ResolveWithoutPrimary)
-            && crate::mvcc::actions::physical_ms(lock.start_ts) + lock.ttl_ms <= crate::mvcc::actions::physical_ms(current_ts)
-        {
+        if self.cfg.bugs.on(Bug::ResolveWithoutPrimary) && crate::meta::physical_ms(lock.start_ts) + lock.ttl_ms <= crate::meta::physical_ms(current_ts) {
             // Planted bug: an expired lock is taken for a committed one.
             self.resolve_region(lock, Some(current_ts)).await?;
             return Ok(true);

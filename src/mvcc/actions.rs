@@ -5,6 +5,7 @@
 use super::reader::CommitRecord;
 use super::{Lock, LockKind, MvccReader, MvccTxn, Write, WriteKind, SHORT_VALUE_MAX};
 use crate::engine::ReadView;
+use crate::meta::physical_ms;
 use crate::planted::Bug;
 pub use crate::proto::TxnOp as Op;
 pub use crate::proto::TxnStatus;
@@ -186,11 +187,6 @@ pub fn gc<S: ReadView + ?Sized>(reader: &MvccReader<S>, txn: &mut MvccTxn, key: 
             }
         }
     }
-}
-
-/// The physical milliseconds of a TSO timestamp.
-pub fn physical_ms(ts: u64) -> u64 {
-    ts >> 18
 }
 
 #[cfg(test)]

@@ -49,7 +49,7 @@ pub fn execute_write<S: ReadView + ?Sized>(reader: &MvccReader<S>, range: (&[u8]
             TxnReply::Done
         }
         TxnWrite::CheckTxnStatus { primary, start_ts, current_ts } => {
-            TxnReply::Status(actions::check_txn_status(reader, &mut txn, primary, *start_ts, actions::physical_ms(*current_ts)))
+            TxnReply::Status(actions::check_txn_status(reader, &mut txn, primary, *start_ts, crate::meta::physical_ms(*current_ts)))
         }
         TxnWrite::ResolveLock { start_ts, commit_ts } => {
             for (key, lock) in reader.locks(range.0, range.1) {

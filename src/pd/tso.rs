@@ -8,16 +8,9 @@
 
 use serde::{Deserialize, Serialize};
 
-pub const LOGICAL_BITS: u32 = 18;
+pub use crate::meta::{compose_ts as compose, physical_ms as physical, TS_LOGICAL_BITS as LOGICAL_BITS};
+
 pub const MAX_LOGICAL: u64 = 1 << LOGICAL_BITS;
-
-pub fn compose(physical_ms: u64, logical: u64) -> u64 {
-    physical_ms << LOGICAL_BITS | logical
-}
-
-pub fn physical(ts: u64) -> u64 {
-    ts >> LOGICAL_BITS
-}
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Tso {
