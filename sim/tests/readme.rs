@@ -125,7 +125,8 @@ fn a_readme_example_that_lies_is_caught() {
 
 /// The `toml` blocks of a Markdown file: (line of the block's first line, text).
 fn toml_blocks(doc: &str) -> Vec<(usize, String)> {
-    let (mut out, mut current): (Vec<(usize, String)>, Option<(usize, String)>) = (Vec::new(), None);
+    let mut out = Vec::new();
+    let mut current: Option<(usize, String)> = None;
     for (i, line) in doc.lines().enumerate() {
         match (&mut current, line.trim()) {
             (None, "```toml") => current = Some((i + 2, String::new())),
