@@ -514,6 +514,11 @@ fn check_recorded(
             }
         }
     }
+    if scenario.checkers.lease_path && scenario.cluster.lease_reads {
+        if let Some(e) = crate::checker::lease_path::check(history, events) {
+            failures.push(Failure { checker: "lease-path".into(), explanation: e });
+        }
+    }
     if scenario.checkers.raft {
         if let Some((e, at)) = raft_checker::check_marked(events) {
             failures.push(Failure { checker: "raft".into(), explanation: e });

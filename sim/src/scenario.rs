@@ -404,6 +404,9 @@ pub struct Checkers {
     /// After healing, every store holds a replica of some region and (when
     /// there are enough regions) leads one: PD spread the data.
     pub spread: bool,
+    /// Leaders serve most reads on their lease (a promise of speed, for
+    /// healthy clusters only; off by default).
+    pub lease_path: bool,
     pub sequential: bool,
     /// Every snapshot read of the bank sees its total, no account negative.
     pub bank: bool,
@@ -440,6 +443,7 @@ impl Default for Checkers {
             pd: true,
             routing: true,
             spread: false,
+            lease_path: false,
             sequential: true,
             bank: true,
             table: true,

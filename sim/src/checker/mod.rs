@@ -24,6 +24,7 @@
 pub mod bank;
 pub mod convergence;
 pub mod durability;
+pub mod lease_path;
 pub mod linearizability;
 pub mod list_append;
 pub mod membership;
