@@ -171,12 +171,14 @@ fn the_store_knows_nothing_of_its_tester() {
 
 /// In `sim/`, checkers read histories and events, never store internals:
 /// from the store they may name its vocabulary (`meta`, `codec`), the data
-/// types replicas are compared in (`engine`), and what it reports (store,
-/// PD and routing events, and PD's timestamp layout).
+/// replicas hold (`engine`'s pairs, `mvcc`'s lock record, which the lock
+/// checker reads), and what it reports (store, PD and routing events, and
+/// PD's timestamp layout).
 #[test]
 fn checkers_read_histories_and_events_not_store_internals() {
     let allowed: &[(&str, &[&str])] = &[
-        ("simkv::", &["meta", "codec", "engine", "raftstore", "pd", "client"]),
+        ("simkv::", &["meta", "codec", "engine", "mvcc", "raftstore", "pd", "client"]),
+        ("simkv::mvcc::", &["Lock"]),
         ("simkv::raftstore::", &["StoreEvent", "events"]),
         ("simkv::pd::", &["PdEvent", "ReportKind", "events", "tso"]),
         ("simkv::client::", &["region_cache"]),

@@ -32,12 +32,7 @@ use std::fmt::Write as _;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
-/// A checker that failed, with what a person needs to act on it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Failure {
-    pub checker: String,
-    pub explanation: String,
-}
+pub use crate::checker::Failure;
 
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct RunStats {
@@ -451,7 +446,7 @@ fn check_recorded(
         }
     }
     if scenario.checkers.table && scenario.workload.kind == WorkloadKind::Table {
-        if let Some(e) = workload::table::check_history(table) {
+        if let Some(e) = crate::checker::table::check(table) {
             failures.push(Failure { checker: "table".into(), explanation: e });
         }
     }
@@ -908,7 +903,10 @@ async fn settle_transactions(shared: &Arc<Shared>, scenario: &Scenario, deadline
                     }
                     _ if Instant::now() < deadline => sleep(Duration::from_millis(200)).await,
                     other => {
-                        failures.push(Failure { checker: "liveness".into(), explanation: format!("the final check of the table did not complete within the liveness phase: {other:?}") });
+                        failures.push(Failure {
+                            checker: "liveness".into(),
+                            explanation: format!("the final check of the table did not complete within the liveness phase: {other:?}"),
+                        });
                         break;
                     }
                 }
@@ -923,24 +921,15 @@ async fn settle_transactions(shared: &Arc<Shared>, scenario: &Scenario, deadline
                 client.resolve_locks_in(now).await
             };
             let swept = swept.await;
-            let left = if check_locks { leftover_locks(&s.cluster) } else { vec![] };
+            let left = if check_locks { crate::checker::locks::held(&lock_cfs(&s.cluster)) } else { vec![] };
             if swept.is_ok() && left.is_empty() {
                 break;
             }
             if Instant::now() >= deadline {
                 match swept {
-                    Err(e) => failures.push(Failure { checker: "liveness".into(), explanation: format!("the lock sweep did not complete within the liveness phase: {e}") }),
-                    Ok(_) => {
-                        let shown: Vec<String> = left.iter().take(3).cloned().collect();
-                        failures.push(Failure {
-                            checker: "locks".into(),
-                            explanation: format!(
-                                "{} lock(s) outlived their transactions' resolution (the clients had stopped and sweeps had resolved every lock they found): {}",
-                                left.len(),
-                                shown.join("; ")
-                            ),
-                        });
-                    }
+                    Err(e) => failures
+                        .push(Failure { checker: "liveness".into(), explanation: format!("the lock sweep did not complete within the liveness phase: {e}") }),
+                    Ok(_) => failures.push(Failure { checker: "locks".into(), explanation: crate::checker::locks::explain(&left) }),
                 }
                 break;
             }
@@ -964,10 +953,8 @@ async fn settle_transactions(shared: &Arc<Shared>, scenario: &Scenario, deadline
             };
             match collected {
                 Ok(_) => final_bank_read(&s, &client, deadline, &mut failures).await,
-                Err(e) => failures.push(Failure {
-                    checker: "liveness".into(),
-                    explanation: format!("garbage collection did not complete within the liveness phase: {e}"),
-                }),
+                Err(e) => failures
+                    .push(Failure { checker: "liveness".into(), explanation: format!("garbage collection did not complete within the liveness phase: {e}") }),
             }
         }
         failures
@@ -1006,26 +993,14 @@ async fn final_bank_read(s: &Shared, client: &simkv::client::TxnClient, deadline
     }
 }
 
-/// Every lock any replica holds, described.
-fn leftover_locks(cluster: &Cluster) -> Vec<String> {
+/// Every replica's lock CF, for the lock checker.
+fn lock_cfs(cluster: &Cluster) -> Vec<crate::checker::locks::Replica> {
     let mut out = Vec::new();
     for region in cluster.topology().regions_in_order() {
         for peer in &region.peers {
-            for (cf, (key, value)) in cluster.region_data(peer.store_id, &region) {
-                if cf != simkv::engine::Cf::Lock {
-                    continue;
-                }
-                let user_key =
-                    simkv::codec::keys::decode_lock_key(&key).map(|k| String::from_utf8_lossy(&k).into_owned()).unwrap_or_else(|e| format!("{key:?} ({e})"));
-                let lock = simkv::mvcc::Lock::decode(&value);
-                out.push(format!(
-                    "store {} region {}: key {user_key:?} locked by transaction {} (primary {:?})",
-                    peer.store_id,
-                    region.id,
-                    lock.start_ts,
-                    String::from_utf8_lossy(&lock.primary)
-                ));
-            }
+            let locks =
+                cluster.region_data(peer.store_id, &region).into_iter().filter(|(cf, _)| *cf == simkv::engine::Cf::Lock).map(|(_, pair)| pair).collect();
+            out.push(crate::checker::locks::Replica { store_id: peer.store_id, region_id: region.id, locks });
         }
     }
     out

@@ -917,7 +917,11 @@ fn inconclusive_is_its_own_outcome() {
     let dir = std::env::temp_dir().join(format!("simkv-inconclusive-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let file = dir.join("tiny-budget.toml");
-    let text = std::fs::read_to_string(root().join("scenarios/basic.toml")).unwrap() + "\n[checkers]\nlinearizability_steps = 1\n";
+    let basic = std::fs::read_to_string(root().join("scenarios/basic.toml")).unwrap();
+    let text = match basic.contains("[checkers]") {
+        true => basic.replace("[checkers]", "[checkers]\nlinearizability_steps = 1"),
+        false => basic + "\n[checkers]\nlinearizability_steps = 1\n",
+    };
     std::fs::write(&file, &text).unwrap();
     let scenario = Scenario::load(&file).unwrap();
     let report = run::run(&scenario, &Plan::draw(&scenario, 0));

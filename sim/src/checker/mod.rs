@@ -15,11 +15,16 @@
 //! | [`routing`] | each client's routing events | a client never routes a key by a region older than one it learned for that key |
 //! | [`pd`] | PD's events | every timestamp and id handed out once, in increasing order, restarts included; within a PD lifetime, the regions it takes and routes by never go back to an older epoch or leader |
 //! | [`bank`] | bank transfers and snapshot reads | every read sees the total; no account negative or missing |
-//!
-//! The table checker (`workload::table::check`, every row has exactly its
-//! index entries) and the lock checker (`run::settle_transactions`: no replica
-//! holds a lock once clients stopped and sweeps resolved theirs) live next to
-//! what they read.
+//! | [`table`] | whole-table checks in one snapshot | every row has exactly its index entries; unique values unique |
+//! | [`locks`] | every replica's lock CF after the sweeps | no lock outlives its transaction's resolution |
+//! | [`lease_path`] | completed reads and lease-read events | on a healthy cluster, most reads are served on a lease (a promise of speed) |
+
+/// A checker that failed, with what a person needs to act on it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Failure {
+    pub checker: String,
+    pub explanation: String,
+}
 
 pub mod bank;
 pub mod convergence;
@@ -27,10 +32,12 @@ pub mod durability;
 pub mod lease_path;
 pub mod linearizability;
 pub mod list_append;
+pub mod locks;
 pub mod membership;
 pub mod pd;
 pub mod raft;
 pub mod regions;
 pub mod routing;
 pub mod sequential;
+pub mod table;
 pub mod tso;

@@ -14,10 +14,10 @@ pub mod table;
 pub mod tso;
 
 use crate::checker::sequential::{self as sequential_check, ClientLog};
+use crate::checker::Failure;
 use crate::cluster::Cluster;
 use crate::history::{Call, Operation, Outcome};
 use crate::nemesis::{Nemesis, Swarm};
-use crate::run::Failure;
 use crate::scenario::{Scenario, WorkloadKind};
 use madsim::time::{sleep, Duration, Instant};
 use simkv::client::ClientConfig;
