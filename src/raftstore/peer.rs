@@ -868,6 +868,20 @@ impl<E: Engine> PeerFsm<E> {
             engine_ok(ctx.kv_engine.write(&output.batch, output.sync).await, "apply")?;
             crate::buggify::crash_point(crate::buggify::Site::CrashAfterApply, ctx.store_id).await;
         }
+        let (before, after) = (self.region().epoch, output.region.epoch);
+        assert!(
+            after.conf_ver >= before.conf_ver && after.version >= before.version,
+            "region {}: applying entries up to {} moved the epoch back, {before:?} -> {after:?}",
+            self.region_id(),
+            output.apply_state.applied_index
+        );
+        let committed = self.node.raft().raft_log.committed;
+        assert!(
+            output.apply_state.applied_index <= committed,
+            "region {}: applied index {} past the commit index {committed}",
+            self.region_id(),
+            output.apply_state.applied_index
+        );
         self.node.mut_store().apply_state = output.apply_state;
         self.node.mut_store().region = output.region;
         for exec in output.exec_results {

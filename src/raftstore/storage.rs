@@ -96,10 +96,26 @@ impl<E: Engine> PeerStorage<E> {
         }
         if let Some(hs) = hard_state {
             assert!(hs.term >= self.raft_state.term, "region {}: term regression {} -> {}", self.region_id, self.raft_state.term, hs.term);
+            let voted = self.raft_state.vote != raft::INVALID_ID;
+            assert!(
+                hs.term > self.raft_state.term || !voted || hs.vote == self.raft_state.vote,
+                "region {}: the vote of term {} changed from {} to {}",
+                self.region_id,
+                hs.term,
+                self.raft_state.vote,
+                hs.vote
+            );
             self.raft_state.term = hs.term;
             self.raft_state.vote = hs.vote;
             self.raft_state.commit = hs.commit;
         }
+        assert!(
+            self.raft_state.commit <= self.raft_state.last_index,
+            "region {}: commit index {} past the last index {}",
+            self.region_id,
+            self.raft_state.commit,
+            self.raft_state.last_index
+        );
         batch.put(Cf::Raft, keys::raft_state_key(self.region_id), super::state::encode(&self.raft_state));
     }
 
