@@ -506,12 +506,11 @@ impl<E: Engine> PeerFsm<E> {
         if !self.is_leader() || to == self.peer.id || !self.region().voter_ids().contains(&to) || self.region().is_joint() {
             return false;
         }
-        let (keep_lease, evidence_counts) = (cfg.bugs.on(Bug::LeaseKeptOnTransfer), cfg.bugs.on(Bug::LeaseRenewedAcrossTransfer));
-        if evidence_counts {
+        if cfg.bugs.on(Bug::LeaseRenewedAcrossTransfer) {
             // Planted bug: the lease is voided, but evidence gathered before
             // the transfer could have finished renews it again.
             self.lease.expire();
-        } else if !keep_lease {
+        } else if !cfg.bugs.on(Bug::LeaseKeptOnTransfer) {
             self.lease.suspect_transfer(self.clock.now(), cfg.election_timeout() * 2);
         }
         if crate::buggify::fires(crate::buggify::Site::ReadIndexAcrossTransfer) {

@@ -137,7 +137,7 @@ pub struct ChunkAssembler {
     receiving: BTreeMap<ChunkSource, Vec<Option<Vec<u8>>>>,
     max_receiving: usize,
     /// Planted bugs (`crate::planted`): none outside simulation.
-    pub bugs: Bugs,
+    bugs: Bugs,
 }
 
 impl ChunkAssembler {
@@ -238,17 +238,20 @@ pub struct SnapshotWorker<E: Engine> {
     tx: mpsc::Sender<StoreMsg>,
     chunk_bytes: usize,
     batch_pairs: usize,
-    /// Whether applying clears the region's old data first (always, unless a
-    /// planted bug says not to).
-    clear: bool,
     /// Planted bugs (`crate::planted`): none outside simulation.
     bugs: Bugs,
 }
 
 impl<E: Engine> SnapshotWorker<E> {
+    /// Whether applying clears the region's old data first (always, unless a
+    /// planted bug says not to).
+    fn clears(&self) -> bool {
+        !self.bugs.on(Bug::SnapshotKeepsStaleKeys)
+    }
+
     pub fn new(store_id: crate::meta::StoreId, engines: (E, E), tx: mpsc::Sender<StoreMsg>, chunk_bytes: usize, batch_pairs: usize, bugs: Bugs) -> Self {
         let (kv_engine, raft_engine) = engines;
-        SnapshotWorker { store_id, kv_engine, raft_engine, tx, chunk_bytes, batch_pairs, clear: !bugs.on(Bug::SnapshotKeepsStaleKeys), bugs }
+        SnapshotWorker { store_id, kv_engine, raft_engine, tx, chunk_bytes, batch_pairs, bugs }
     }
 
     /// Builds a snapshot of `region` as applied at (`index`, `term`) from a kv
@@ -307,7 +310,7 @@ impl<E: Engine> SnapshotWorker<E> {
             crate::buggify::crash_point(crate::buggify::Site::CrashAfterSnapshotMeta, self.store_id).await;
             engine_ok(self.kv_engine.write(&kv_batch, true).await, "mark applying")?;
         }
-        let (engine, mut tx, chunk_bytes, clear) = (self.kv_engine.clone(), self.tx.clone(), self.chunk_bytes, self.clear);
+        let (engine, mut tx, chunk_bytes, clear) = (self.kv_engine.clone(), self.tx.clone(), self.chunk_bytes, self.clears());
         let state = ApplyState { applied_index: index, ..storage.apply_state };
         madsim::task::spawn(async move {
             let start = Instant::now();
@@ -350,7 +353,7 @@ impl<E: Engine> SnapshotWorker<E> {
             let data = SnapshotData::decode(snapshot.get_data()).expect("pending snapshot decodes");
             let region = data.region.clone();
             let state = ApplyState { applied_index: meta.index, truncated_index: meta.index, truncated_term: meta.term };
-            engine_ok(write_data(&self.kv_engine, data, state, self.chunk_bytes, self.clear).await, "apply snapshot")?;
+            engine_ok(write_data(&self.kv_engine, data, state, self.chunk_bytes, self.clears()).await, "apply snapshot")?;
             resumed(meta.index, region);
         }
         let mut batch = WriteBatch::new();
@@ -446,8 +449,7 @@ mod tests {
     fn the_planted_bug_applies_a_duplicate_twice() {
         let whole = envelope(40);
         let mut chunks = into_chunks(&whole, (2, 40), 300);
-        let mut assembler = ChunkAssembler::new(4);
-        assembler.bugs = Bugs::NONE.with(Bug::DuplicateChunkAppliedTwice);
+        let mut assembler = ChunkAssembler::new(4).with_bugs(Bugs::NONE.with(Bug::DuplicateChunkAppliedTwice));
         let last = chunks.pop().unwrap();
         let duplicate = chunks[1].clone();
         for chunk in chunks {

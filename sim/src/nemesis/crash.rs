@@ -21,15 +21,29 @@ pub(super) fn heal(n: &Nemesis, state: &mut FaultState, store: u64) {
 }
 
 pub(super) fn start_pd(n: &Nemesis, state: &mut FaultState, clock_back_ms: u64) -> String {
-    if !state.pd_down {
-        state.pd_down = true;
-        n.cluster.crash_pd();
-    }
+    crash_pd(n, state);
     format!("crash pd (it comes back with its clock {clock_back_ms} ms behind)")
 }
 
 pub(super) fn heal_pd(n: &Nemesis, state: &mut FaultState, clock_back_ms: u64) {
-    if std::mem::take(&mut state.pd_down) {
-        n.cluster.restart_pd(-(clock_back_ms as i64));
+    restart_pd(n, state, clock_back_ms);
+}
+
+/// Crashes PD unless it is down already; says whether it did.
+pub(super) fn crash_pd(n: &Nemesis, state: &mut FaultState) -> bool {
+    if std::mem::replace(&mut state.pd_down, true) {
+        return false;
     }
+    n.cluster.crash_pd();
+    true
+}
+
+/// Restarts PD, its clock `clock_back_ms` behind, unless it is up already;
+/// says whether it did.
+pub(super) fn restart_pd(n: &Nemesis, state: &mut FaultState, clock_back_ms: u64) -> bool {
+    if !std::mem::take(&mut state.pd_down) {
+        return false;
+    }
+    n.cluster.restart_pd(-(clock_back_ms as i64));
+    true
 }

@@ -389,23 +389,13 @@ impl Nemesis {
 
     /// PD reached a crash point: crash it unless it is down already.
     pub fn crash_point_pd(&self) -> bool {
-        let mut state = self.state.lock().unwrap();
-        if std::mem::replace(&mut state.pd_down, true) {
-            return false;
-        }
-        self.cluster.crash_pd();
-        true
+        crash::crash_pd(self, &mut self.state.lock().unwrap())
     }
 
     /// Restarts PD after a crash point, its clock `clock_back_ms` behind,
     /// unless something restarted it already.
     pub fn restart_pd_after_crash_point(&self, clock_back_ms: u64) -> bool {
-        let mut state = self.state.lock().unwrap();
-        if !std::mem::take(&mut state.pd_down) {
-            return false;
-        }
-        self.cluster.restart_pd(-(clock_back_ms as i64));
-        true
+        crash::restart_pd(self, &mut self.state.lock().unwrap(), clock_back_ms)
     }
 
     /// Restarts a store a crash point killed, unless something restarted
