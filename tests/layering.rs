@@ -172,8 +172,8 @@ fn the_store_knows_nothing_of_its_tester() {
 /// In `sim/`, checkers read histories and events, never store internals:
 /// from the store they may name its vocabulary (`meta`, `codec`), the data
 /// replicas hold (`engine`'s pairs, `mvcc`'s lock record, which the lock
-/// checker reads), and what it reports (store, PD and routing events, and
-/// PD's timestamp layout).
+/// checker reads), and what it reports (store, PD and routing events, which
+/// store answered a client, and PD's timestamp layout).
 #[test]
 fn checkers_read_histories_and_events_not_store_internals() {
     let allowed: &[(&str, &[&str])] = &[
@@ -181,7 +181,8 @@ fn checkers_read_histories_and_events_not_store_internals() {
         ("simkv::mvcc::", &["Lock"]),
         ("simkv::raftstore::", &["StoreEvent", "events"]),
         ("simkv::pd::", &["PdEvent", "ReportKind", "events", "tso"]),
-        ("simkv::client::", &["region_cache"]),
+        ("simkv::client::", &["region_cache", "raw"]),
+        ("simkv::client::raw::", &["Answered"]),
         ("simkv::client::region_cache::", &["RoutingEvent"]),
     ];
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("sim/src/checker");
@@ -195,4 +196,21 @@ fn checkers_read_histories_and_events_not_store_internals() {
         }
     }
     assert!(broken.is_empty(), "{}", broken.join("\n"));
+}
+
+/// Every checker with a `Rule` is in the registry the run goes through: a
+/// checker written and never listed would never run.
+#[test]
+fn every_checker_rule_is_registered() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("sim/src/checker");
+    let registry = code(&dir.join("registry.rs"));
+    let mut missing = Vec::new();
+    for file in rust_files(&dir) {
+        let module = file.file_stem().unwrap().to_string_lossy().to_string();
+        if code(&file).contains("pub struct Rule;") && !registry.contains(&format!("&super::{module}::Rule,")) {
+            missing.push(module);
+        }
+    }
+    assert!(missing.is_empty(), "checkers with a Rule missing from registry::ALL: {missing:?}");
+    assert!(registry.matches("::Rule,").count() >= 12, "the registry lists the checkers");
 }

@@ -152,7 +152,7 @@ mod cli {
             seed: u64,
             /// The checker that must keep failing (default: the first that fails).
             #[arg(long)]
-            checker: Option<String>,
+            checker: Option<simkv_sim::checker::Checker>,
             #[arg(long, default_value = "replay-out")]
             out: PathBuf,
             /// Stops trying smaller plans after this many wall-clock seconds.
@@ -384,7 +384,7 @@ mod cli {
                         stall: std::time::Duration::from_secs(stall_secs.max(1)),
                     };
                     let mut log = |line: &str| println!("{line}");
-                    match simkv_sim::shrink::shrink(&s, Plan::draw(&s, seed), checker.as_deref(), budget, &mut log) {
+                    match simkv_sim::shrink::shrink(&s, Plan::draw(&s, seed), checker, budget, &mut log) {
                         Ok(shrunk) => {
                             println!("{} seed {seed}, failing {}: {} -> {} in {} runs", s.name, shrunk.checker, shrunk.original, shrunk.shrunk, shrunk.runs);
                             let path = out.join("plan.toml");
@@ -696,10 +696,10 @@ mod cli {
                         c.bar.suspend(|| print!("{}", report::outcome_line(&path, &report)));
                     }
                     for f in &report.failures {
-                        summary.add_failure(&path, seed, &f.checker, &f.explanation);
+                        summary.add_failure(&path, seed, f.checker.as_str(), &f.explanation);
                     }
                     for f in &report.inconclusive {
-                        summary.add_inconclusive(&path, seed, &f.checker, &f.explanation);
+                        summary.add_inconclusive(&path, seed, f.checker.as_str(), &f.explanation);
                     }
                 }
                 c.bar.set_message(format!("{} failed, {} inconclusive", summary.failed, summary.inconclusive));
