@@ -1100,3 +1100,7 @@ fn split_state_from_data(batch: &WriteBatch) -> (WriteBatch, WriteBatch) {
 #[cfg(test)]
 #[path = "peer_tests.rs"]
 mod tests;
+
+#[cfg(test)]
+#[path = "pipeline_tests.rs"]
+mod pipeline_tests;
