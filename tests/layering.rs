@@ -214,3 +214,11 @@ fn every_checker_rule_is_registered() {
     assert!(missing.is_empty(), "checkers with a Rule missing from registry::ALL: {missing:?}");
     assert!(registry.matches("::Rule,").count() >= 12, "the registry lists the checkers");
 }
+
+/// The peer decides; the store does the IO (`raftstore/ready.rs`): the peer
+/// awaits nothing, so what it persists and sends is what it returns.
+#[test]
+fn the_peer_does_no_io() {
+    let text = code(&src().join("raftstore/peer.rs"));
+    assert!(!text.contains(".await") && !text.contains("async fn"), "raftstore/peer.rs awaits: its IO belongs in raftstore/ready.rs");
+}

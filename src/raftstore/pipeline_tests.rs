@@ -197,7 +197,7 @@ impl Group {
                     events: &node.events,
                 };
                 let before = self.trace.lock().unwrap().len();
-                let effects = node.peer.handle_ready(&ctx).await.expect("no disk fails here");
+                let effects = crate::raftstore::ready::handle_ready(&mut node.peer, &ctx).await.expect("no disk fails here");
                 let mut trace = self.trace.lock().unwrap();
                 for envelope in &effects.messages {
                     trace.push(format!("  store {} sends {}", node.store_id, describe_message(envelope)));
