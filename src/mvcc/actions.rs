@@ -429,12 +429,18 @@ mod tests {
             ]
         }
 
+        /// A committed version: (commit_ts, value; `None` a delete).
+        type Version = (u64, Option<Vec<u8>>);
+
+        /// A lock left behind: (start_ts, value, primary key, the primary's
+        /// commit_ts if it committed).
+        type Left = (u64, Option<Vec<u8>>, usize, Option<u64>);
+
         /// The model: committed versions per key, and the locks left behind.
         #[derive(Default)]
         struct Model {
-            versions: BTreeMap<usize, Vec<(u64, Option<Vec<u8>>)>>,
-            /// key -> (start_ts, value, primary key, the primary's commit_ts if it committed)
-            locks: BTreeMap<usize, (u64, Option<Vec<u8>>, usize, Option<u64>)>,
+            versions: BTreeMap<usize, Vec<Version>>,
+            locks: BTreeMap<usize, Left>,
             ts: u64,
             gc_floor: u64,
         }
