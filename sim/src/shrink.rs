@@ -9,7 +9,7 @@
 //! ordinary plan: the result replays with `run --schedule plan.toml`.
 
 use crate::checker::Checker;
-use crate::nemesis::{Fault, Plan};
+use crate::nemesis::Plan;
 use crate::run::{self, RunReport};
 use crate::scenario::Scenario;
 use std::time::{Duration, Instant};
@@ -155,7 +155,7 @@ impl Search<'_> {
             with("one store fewer", &|p| {
                 p.swarm.stores -= 1;
                 let stores = p.swarm.stores;
-                p.faults.retain(|f| fault_stores(&f.fault).iter().all(|s| *s <= stores));
+                p.faults.retain(|f| f.fault.stores().iter().all(|s| *s <= stores));
             });
         }
         if best.swarm.raft_loss > 0.0
@@ -188,28 +188,6 @@ impl Search<'_> {
     }
 }
 
-/// The stores a fault names (for dropping faults on a store that is gone).
-fn fault_stores(fault: &Fault) -> Vec<u64> {
-    match fault {
-        Fault::PartitionHalves { side } => side.clone(),
-        Fault::IsolateStore { store }
-        | Fault::CrashRestart { store }
-        | Fault::Pause { store }
-        | Fault::SlowDisk { store, .. }
-        | Fault::SlowSnapshotIo { store, .. } => vec![*store],
-        Fault::Asymmetric { from, to } => [from.clone(), to.clone()].concat(),
-        Fault::ClogLink { from, to } => vec![*from, *to],
-        Fault::Bridge { left, bridge, right } => [left.clone(), vec![*bridge], right.clone()].concat(),
-        Fault::MovePeer { from, to, .. } => vec![*from, *to],
-        Fault::TransferLeader { to: store, .. } | Fault::RemoveReAdd { store, .. } => vec![*store],
-        Fault::CorruptValue { store } | Fault::LatentReadError { store } | Fault::FailSync { store, .. } => vec![*store],
-        Fault::IsolateLeader { .. }
-        | Fault::PdCrashRestart { .. }
-        | Fault::IsolatePd
-        | Fault::SlowLeaderCutOff { .. }
-        | Fault::LeaderWithOneFollower { .. } => vec![],
-    }
-}
 
 /// Shrinks `plan`, which must fail `checker` (or, if `None`, any checker: the
 /// first that fails is the one kept failing).
