@@ -188,7 +188,6 @@ impl Search<'_> {
     }
 }
 
-
 /// Shrinks `plan`, which must fail `checker` (or, if `None`, any checker: the
 /// first that fails is the one kept failing).
 pub fn shrink(scenario: &Scenario, plan: Plan, checker: Option<Checker>, budget: Budget, log: &mut dyn FnMut(&str)) -> Result<Shrunk, String> {
