@@ -341,44 +341,16 @@ mod tests {
     /// newest version at or below it is seen.
     mod model {
         use super::*;
-        use crate::engine::{Cf, KvPair, Mutation};
+        use crate::engine::mem::MemSnapshot;
         use proptest::prelude::*;
         use std::collections::BTreeMap;
 
-        /// The engine as a sorted map: enough for a reader.
-        #[derive(Default)]
-        struct Mem(BTreeMap<(Cf, Vec<u8>), Vec<u8>>);
-
-        impl ReadView for Mem {
-            fn read(&self, cf: Cf, key: &[u8]) -> crate::engine::Result<Option<Vec<u8>>> {
-                Ok(self.0.get(&(cf, key.to_vec())).cloned())
-            }
-
-            fn range<'a>(&'a self, cf: Cf, start: &[u8], end: Option<&[u8]>, reverse: bool) -> Box<dyn Iterator<Item = crate::engine::Result<KvPair>> + 'a> {
-                let end = end.map(|e| e.to_vec());
-                let items = self.0.range((cf, start.to_vec())..).take_while(move |((c, k), _)| *c == cf && end.as_ref().is_none_or(|e| k < e));
-                let items: Vec<_> = items.map(|((_, k), v)| Ok((k.clone(), v.clone()))).collect();
-                if reverse {
-                    Box::new(items.into_iter().rev())
-                } else {
-                    Box::new(items.into_iter())
-                }
-            }
-        }
-
-        impl Mem {
-            fn run<T>(&mut self, f: impl FnOnce(&MvccReader<Mem>, &mut MvccTxn) -> T) -> T {
-                let mut txn = MvccTxn::default();
-                let out = f(&MvccReader::new(self), &mut txn);
-                for m in txn.into_write_batch().mutations() {
-                    match m {
-                        Mutation::Put { cf, key, value } => drop(self.0.insert((*cf, key.clone()), value.clone())),
-                        Mutation::Delete { cf, key } => drop(self.0.remove(&(*cf, key.clone()))),
-                        Mutation::DeleteRange { .. } => unreachable!("transactions delete keys one by one"),
-                    }
-                }
-                out
-            }
+        /// The engine as a sorted map, taking each command's writes at once.
+        fn run<T>(mem: &mut MemSnapshot, f: impl FnOnce(&MvccReader<MemSnapshot>, &mut MvccTxn) -> T) -> T {
+            let mut txn = MvccTxn::default();
+            let out = f(&MvccReader::new(mem), &mut txn);
+            mem.write(&txn.into_write_batch());
+            out
         }
 
         #[derive(Debug, Clone)]
@@ -460,7 +432,7 @@ mod tests {
             }
         }
 
-        fn transaction(mem: &mut Mem, m: &mut Model, keys: &[(usize, Option<usize>)], fate: &Fate) -> Result<(), TestCaseError> {
+        fn transaction(mem: &mut MemSnapshot, m: &mut Model, keys: &[(usize, Option<usize>)], fate: &Fate) -> Result<(), TestCaseError> {
             let mut seen = std::collections::BTreeSet::new();
             let keys: Vec<(usize, Option<Vec<u8>>)> = keys.iter().filter(|(k, _)| seen.insert(*k)).map(|(k, v)| (*k, v.and_then(value))).collect();
             let start_ts = m.next_ts();
@@ -468,12 +440,12 @@ mod tests {
             let mut written = Vec::new();
             for (k, v) in &keys {
                 let op = v.clone().map_or(Op::Delete, Op::Put);
-                match mem.run(|r, t| prewrite(r, t, KEYS[*k], op, KEYS[primary], start_ts, 1)) {
+                match run(mem, |r, t| prewrite(r, t, KEYS[*k], op, KEYS[primary], start_ts, 1)) {
                     Ok(()) => written.push(*k),
                     Err(KeyError::KeyIsLocked(l)) => {
                         prop_assert_eq!(Some(l.start_ts), m.locks.get(k).map(|l| l.0), "locked by whom the model says");
                         for w in &written {
-                            mem.run(|r, t| rollback(r, t, KEYS[*w], start_ts)).unwrap();
+                            run(mem, |r, t| rollback(r, t, KEYS[*w], start_ts)).unwrap();
                         }
                         return Ok(());
                     }
@@ -484,22 +456,22 @@ mod tests {
                 Fate::Commit => {
                     let commit_ts = m.next_ts();
                     for (k, v) in &keys {
-                        mem.run(|r, t| commit(r, t, KEYS[*k], start_ts, commit_ts)).unwrap();
+                        run(mem, |r, t| commit(r, t, KEYS[*k], start_ts, commit_ts)).unwrap();
                         m.versions.entry(*k).or_default().push((commit_ts, v.clone()));
                     }
                 }
                 Fate::Rollback => {
                     for (k, _) in &keys {
-                        mem.run(|r, t| rollback(r, t, KEYS[*k], start_ts)).unwrap();
+                        run(mem, |r, t| rollback(r, t, KEYS[*k], start_ts)).unwrap();
                     }
-                    let late = mem.run(|r, t| commit(r, t, KEYS[primary], start_ts, start_ts + 1));
+                    let late = run(mem, |r, t| commit(r, t, KEYS[primary], start_ts, start_ts + 1));
                     prop_assert!(matches!(late, Err(KeyError::TxnNotFound { .. })), "a rolled-back transaction cannot commit: {:?}", late);
                 }
                 Fate::Abandon | Fate::PrimaryOnly => {
                     let mut primary_commit = None;
                     if matches!(fate, Fate::PrimaryOnly) {
                         let commit_ts = m.next_ts();
-                        mem.run(|r, t| commit(r, t, KEYS[primary], start_ts, commit_ts)).unwrap();
+                        run(mem, |r, t| commit(r, t, KEYS[primary], start_ts, commit_ts)).unwrap();
                         m.versions.entry(primary).or_default().push((commit_ts, keys[0].1.clone()));
                         primary_commit = Some(commit_ts);
                     }
@@ -513,9 +485,9 @@ mod tests {
 
         /// What a reader does with locks it meets: asks the primary, then
         /// commits or rolls back the lock as the primary decided.
-        fn resolve(mem: &mut Mem, m: &mut Model) -> Result<(), TestCaseError> {
+        fn resolve(mem: &mut MemSnapshot, m: &mut Model) -> Result<(), TestCaseError> {
             for (k, (start_ts, v, primary, primary_commit)) in std::mem::take(&mut m.locks) {
-                let status = mem.run(|r, t| check_txn_status(r, t, KEYS[primary], start_ts, u64::MAX));
+                let status = run(mem, |r, t| check_txn_status(r, t, KEYS[primary], start_ts, u64::MAX));
                 let commit_ts = match (status, primary_commit) {
                     (TxnStatus::Committed { commit_ts }, Some(expected)) => {
                         prop_assert_eq!(commit_ts, expected);
@@ -524,7 +496,7 @@ mod tests {
                     (TxnStatus::RolledBack, None) => None,
                     (status, expected) => return Err(TestCaseError::fail(format!("primary says {status:?}, the model {expected:?}"))),
                 };
-                mem.run(|r, t| resolve_lock(r, t, KEYS[k], start_ts, commit_ts)).unwrap();
+                run(mem, |r, t| resolve_lock(r, t, KEYS[k], start_ts, commit_ts)).unwrap();
                 if let Some(commit_ts) = commit_ts {
                     let versions = m.versions.entry(k).or_default();
                     versions.push((commit_ts, v));
@@ -537,7 +509,7 @@ mod tests {
         proptest! {
             #[test]
             fn percolator_commands_agree_with_a_model(steps in proptest::collection::vec(step(), 1..60)) {
-                let (mut mem, mut m) = (Mem::default(), Model::default());
+                let (mut mem, mut m) = (MemSnapshot::default(), Model::default());
                 for step in steps {
                     match step {
                         Step::Txn { keys, fate } => transaction(&mut mem, &mut m, &keys, &fate)?,
@@ -547,7 +519,7 @@ mod tests {
                             let ceiling = m.locks.values().map(|l| l.0 - 1).min().unwrap_or(m.ts).min(m.ts);
                             let safe_point = m.gc_floor.max(m.gc_floor + (ceiling.saturating_sub(m.gc_floor)) * fraction as u64 / 255);
                             for key in KEYS {
-                                mem.run(|r, t| gc(r, t, key, safe_point));
+                                run(&mut mem, |r, t| gc(r, t, key, safe_point));
                             }
                             m.gc_floor = safe_point;
                         }

@@ -581,41 +581,8 @@ mod tests {
     /// with a plain map; later entries of a batch see what earlier ones wrote.
     mod model {
         use super::*;
-        use crate::engine::{KvPair, Mutation as DiskMutation};
+        use crate::engine::mem::MemSnapshot;
         use proptest::prelude::*;
-
-        /// The kv engine as a sorted map.
-        #[derive(Default, Clone)]
-        struct Mem(BTreeMap<(Cf, Vec<u8>), Vec<u8>>);
-
-        impl Snapshot for Mem {
-            fn get(&self, cf: Cf, key: &[u8]) -> crate::engine::Result<Option<Vec<u8>>> {
-                Ok(self.0.get(&(cf, key.to_vec())).cloned())
-            }
-
-            fn iter<'a>(&'a self, cf: Cf, start: &[u8], end: Option<&[u8]>, reverse: bool) -> Box<dyn Iterator<Item = crate::engine::Result<KvPair>> + 'a> {
-                let end = end.map(|e| e.to_vec());
-                let items = self.0.range((cf, start.to_vec())..).take_while(move |((c, k), _)| *c == cf && end.as_ref().is_none_or(|e| k < e));
-                let items: Vec<_> = items.map(|((_, k), v)| Ok((k.clone(), v.clone()))).collect();
-                if reverse {
-                    Box::new(items.into_iter().rev())
-                } else {
-                    Box::new(items.into_iter())
-                }
-            }
-        }
-
-        impl Mem {
-            fn write(&mut self, batch: &WriteBatch) {
-                for m in batch.mutations() {
-                    match m {
-                        DiskMutation::Put { cf, key, value } => drop(self.0.insert((*cf, key.clone()), value.clone())),
-                        DiskMutation::Delete { cf, key } => drop(self.0.remove(&(*cf, key.clone()))),
-                        DiskMutation::DeleteRange { .. } => unreachable!("no range deletes here"),
-                    }
-                }
-            }
-        }
 
         #[derive(Debug, Clone)]
         enum Op {
@@ -650,7 +617,7 @@ mod tests {
             #[test]
             fn applying_agrees_with_a_map(ops in proptest::collection::vec(op(), 1..40), cuts in proptest::collection::vec(1..6usize, 1..40)) {
                 let r = region(3, 2);
-                let mut mem = Mem::default();
+                let mut mem = MemSnapshot::default();
                 let mut model: BTreeMap<Vec<u8>, Vec<u8>> = BTreeMap::new();
                 let mut apply_state = state(5);
                 let entries: Vec<(Entry, Op, u8)> = ops.into_iter().enumerate().map(|(i, (op, epoch))| {
