@@ -3,14 +3,14 @@
 //! Three nodes, each a `RawNode` over raft-rs's `MemStorage`, ticking every
 //! 100 ms as the store's peers do, exchanging protobuf-encoded messages as
 //! datagrams over madsim's network, while the leader proposes a 64-byte entry
-//! every 10 ms (about what `chaos`'s clients commit). No engine, no apply, no
+//! every 20 ms (about the writes `chaos`'s clients commit). No engine, no apply, no
 //! PD, no checks: whatever the store's runs cost beyond this is the store's
 //! and the testbed's. `bench` prints each scenario's simulated seconds per
 //! wall second as a share of this one, measured in the same run.
 
 use futures::FutureExt;
 use madsim::net::Endpoint;
-use madsim::time::{interval, sleep, Duration, Instant};
+use madsim::time::{interval, sleep, Duration};
 use protobuf::Message as _;
 use raft::eraftpb::Message;
 use raft::storage::MemStorage;
@@ -70,16 +70,18 @@ async fn node(id: u64, sim_seconds: u64) -> u64 {
             let _ = tx.unbounded_send(Message::parse_from_bytes(&bytes).expect("a raft message"));
         }
     });
-    let end = Instant::now() + Duration::from_secs(sim_seconds);
-    let (mut ticks, mut proposals) = (interval(Duration::from_millis(100)), interval(Duration::from_millis(10)));
+    let (mut ticks, mut proposals) = (interval(Duration::from_millis(100)), interval(Duration::from_millis(20)));
+    // One timer for the end, not one per turn of the loop.
+    let end = sleep(Duration::from_secs(sim_seconds)).fuse();
+    futures::pin_mut!(end);
     let mut committed = 0u64;
-    while Instant::now() < end {
+    loop {
         use futures::StreamExt;
         futures::select_biased! {
             msg = rx.next() => if let Some(msg) = msg { let _ = raft.step(msg); },
             _ = ticks.tick().fuse() => { raft.tick(); }
             _ = proposals.tick().fuse() => if raft.raft.state == raft::StateRole::Leader { let _ = raft.propose(vec![], vec![7; 64]); },
-            _ = sleep(end.saturating_duration_since(Instant::now())).fuse() => break,
+            _ = end => break,
         }
         if !raft.has_ready() {
             continue;
@@ -117,10 +119,11 @@ async fn send(endpoint: &Endpoint, messages: Vec<Message>) {
 mod tests {
     #[test]
     fn the_bare_group_elects_and_commits() {
-        // About one entry per 10 ms once a leader is up: a group that did not
+        // About one entry per 20 ms once a leader is up: a group that did not
         // work would make the ceiling meaningless.
         let (rate, committed) = super::bare_raft(5, 1);
-        assert!(committed > 300, "{committed} entries committed in 5 simulated s");
+        println!("bare raft-rs group: {rate:.0} simulated s per wall s, {committed} entries");
+        assert!(committed > 150, "{committed} entries committed in 5 simulated s");
         assert!(rate > 0.0);
     }
 }
