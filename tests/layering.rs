@@ -172,8 +172,8 @@ fn the_store_knows_nothing_of_its_tester() {
 /// In `sim/`, checkers read histories and events, never store internals:
 /// from the store they may name its vocabulary (`meta`, `codec`), the data
 /// replicas hold (`engine`'s pairs, `mvcc`'s lock record, which the lock
-/// checker reads), and what it reports (store, PD and routing events, and
-/// PD's timestamp layout).
+/// checker reads), and what it reports (store, PD and routing events, which
+/// store answered a client, and PD's timestamp layout).
 #[test]
 fn checkers_read_histories_and_events_not_store_internals() {
     let allowed: &[(&str, &[&str])] = &[
@@ -181,7 +181,8 @@ fn checkers_read_histories_and_events_not_store_internals() {
         ("simkv::mvcc::", &["Lock"]),
         ("simkv::raftstore::", &["StoreEvent", "events"]),
         ("simkv::pd::", &["PdEvent", "ReportKind", "events", "tso"]),
-        ("simkv::client::", &["region_cache"]),
+        ("simkv::client::", &["region_cache", "raw"]),
+        ("simkv::client::raw::", &["Answered"]),
         ("simkv::client::region_cache::", &["RoutingEvent"]),
     ];
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("sim/src/checker");
@@ -192,6 +193,61 @@ fn checkers_read_histories_and_events_not_store_internals() {
             for name in names_after(&text, prefix).into_iter().filter(|n| !names.contains(&n.as_str())) {
                 broken.push(format!("{} uses {prefix}{name}", file.file_name().unwrap().to_string_lossy()));
             }
+        }
+    }
+    assert!(broken.is_empty(), "{}", broken.join("\n"));
+}
+
+/// Every checker with a `Rule` is in the registry the run goes through: a
+/// checker written and never listed would never run.
+#[test]
+fn every_checker_rule_is_registered() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("sim/src/checker");
+    let registry = code(&dir.join("registry.rs"));
+    let mut missing = Vec::new();
+    for file in rust_files(&dir) {
+        let module = file.file_stem().unwrap().to_string_lossy().to_string();
+        if code(&file).contains("pub struct Rule;") && !registry.contains(&format!("&super::{module}::Rule,")) {
+            missing.push(module);
+        }
+    }
+    assert!(missing.is_empty(), "checkers with a Rule missing from registry::ALL: {missing:?}");
+    assert!(registry.matches("::Rule,").count() >= 12, "the registry lists the checkers");
+}
+
+/// The peer decides; the store does the IO (`raftstore/ready.rs`): the peer
+/// awaits nothing, so what it persists and sends is what it returns.
+#[test]
+fn the_peer_does_no_io() {
+    let text = code(&src().join("raftstore/peer.rs"));
+    assert!(!text.contains(".await") && !text.contains("async fn"), "raftstore/peer.rs awaits: its IO belongs in raftstore/ready.rs");
+}
+
+/// DESIGN's determinism rules, as far as text can show them: no hash-ordered
+/// collections in the store (their order could reach a message or a
+/// decision), and no wall clock, OS thread or unseeded randomness anywhere in
+/// `src/` or `sim/src/` except where named below, each outside the simulation.
+#[test]
+fn determinism_rules_hold_in_the_code() {
+    let sim = Path::new(env!("CARGO_MANIFEST_DIR")).join("sim/src");
+    // Lookup tables only, never iterated, in checkers that run after the simulation.
+    let hash_allowed = ["sim/src/checker/linearizability.rs", "sim/src/checker/list_append.rs"];
+    // Outside the simulation: the real build's clocks (under `cfg(not(madsim))`),
+    // the stall watchdog and the shrinker's watched runs (OS threads watching a
+    // run from outside), the CLI's jobs and progress, the benchmarks' wall time.
+    let wall_allowed = ["src/pd/server.rs", "src/trace.rs", "sim/src/run/watch.rs", "sim/src/shrink.rs", "sim/src/main.rs", "sim/src/bench/"];
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let mut broken = Vec::new();
+    for file in rust_files(&src()).into_iter().chain(rust_files(&sim)) {
+        let name = file.strip_prefix(root).unwrap().to_string_lossy().to_string();
+        let text = code(&file);
+        if (text.contains("HashMap") || text.contains("HashSet")) && !hash_allowed.contains(&name.as_str()) {
+            broken.push(format!("{name}: HashMap/HashSet (use BTreeMap/BTreeSet, or sort first)"));
+        }
+        let wall = ["std::time::Instant", "std::time::{", "SystemTime", "std::thread"].iter().filter(|w| text.contains(**w)).count();
+        let unseeded = text.replace("madsim::rand::thread_rng", "").contains("thread_rng") || text.contains("rand::rng()");
+        if (wall > 0 || unseeded) && !wall_allowed.iter().any(|a| name.starts_with(a)) {
+            broken.push(format!("{name}: wall clock, OS thread or unseeded randomness inside the simulation"));
         }
     }
     assert!(broken.is_empty(), "{}", broken.join("\n"));

@@ -152,7 +152,7 @@ mod cli {
             seed: u64,
             /// The checker that must keep failing (default: the first that fails).
             #[arg(long)]
-            checker: Option<String>,
+            checker: Option<simkv_sim::checker::Checker>,
             #[arg(long, default_value = "replay-out")]
             out: PathBuf,
             /// Stops trying smaller plans after this many wall-clock seconds.
@@ -384,7 +384,7 @@ mod cli {
                         stall: std::time::Duration::from_secs(stall_secs.max(1)),
                     };
                     let mut log = |line: &str| println!("{line}");
-                    match simkv_sim::shrink::shrink(&s, Plan::draw(&s, seed), checker.as_deref(), budget, &mut log) {
+                    match simkv_sim::shrink::shrink(&s, Plan::draw(&s, seed), checker, budget, &mut log) {
                         Ok(shrunk) => {
                             println!("{} seed {seed}, failing {}: {} -> {} in {} runs", s.name, shrunk.checker, shrunk.original, shrunk.shrunk, shrunk.runs);
                             let path = out.join("plan.toml");
@@ -427,6 +427,28 @@ mod cli {
                             small_rate,
                             s.name
                         );
+                        // The ceiling, in the same run: raft-rs alone in madsim.
+                        let (ceiling, committed) = bench::ceiling::bare_raft(60, 3);
+                        println!(
+                            "ceiling: a bare 3-node raft-rs group in madsim (no store, no checks; {committed} entries committed in 60 s) runs {ceiling:.0} simulated s per wall s; {} is {:.3}x of it, {} {:.3}x (goals: 1,000 and 400 on one core)",
+                            s.name,
+                            small_rate / ceiling.max(1e-9),
+                            large.name,
+                            large_rate / ceiling.max(1e-9)
+                        );
+                        // The main command's rate: one seed of every scenario.
+                        let main = std::path::Path::new("scenarios");
+                        if let Ok(all) = simkv_sim::scenario::Scenario::load_dir(main) {
+                            let started = Instant::now();
+                            let failed_main = all.iter().filter(|sc| !run::run(sc, &Plan::draw(sc, 0)).passed()).count();
+                            let wall = started.elapsed().as_secs_f64();
+                            println!(
+                                "main command (fuzz every scenario in {}/): {} runs in {wall:.1} wall s = {:.0} runs per hour on one core ({failed_main} failed)",
+                                main.display(),
+                                all.len(),
+                                3600.0 * all.len() as f64 / wall.max(1e-9)
+                            );
+                        }
                     }
                     if seeds > 0 {
                         // Regions without traffic: what each adds per simulated
@@ -696,10 +718,10 @@ mod cli {
                         c.bar.suspend(|| print!("{}", report::outcome_line(&path, &report)));
                     }
                     for f in &report.failures {
-                        summary.add_failure(&path, seed, &f.checker, &f.explanation);
+                        summary.add_failure(&path, seed, f.checker.as_str(), &f.explanation);
                     }
                     for f in &report.inconclusive {
-                        summary.add_inconclusive(&path, seed, &f.checker, &f.explanation);
+                        summary.add_inconclusive(&path, seed, f.checker.as_str(), &f.explanation);
                     }
                 }
                 c.bar.set_message(format!("{} failed, {} inconclusive", summary.failed, summary.inconclusive));

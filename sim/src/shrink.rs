@@ -8,7 +8,8 @@
 //! run budget is spent or the wall-clock budget is. Every candidate is an
 //! ordinary plan: the result replays with `run --schedule plan.toml`.
 
-use crate::nemesis::{Fault, Plan};
+use crate::checker::Checker;
+use crate::nemesis::Plan;
 use crate::run::{self, RunReport};
 use crate::scenario::Scenario;
 use std::time::{Duration, Instant};
@@ -34,7 +35,7 @@ impl std::fmt::Display for Size {
 }
 
 pub struct Shrunk {
-    pub checker: String,
+    pub checker: Checker,
     pub original: Size,
     pub shrunk: Size,
     pub plan: Plan,
@@ -53,22 +54,22 @@ pub struct Budget {
 /// One run, watched, on a thread of its own: the checkers that failed and its
 /// size. A run whose simulated time stops for `stall` of wall time fails the
 /// `stall` checker; its thread spins on until the process ends (as in `fuzz`).
-fn watched_run(scenario: &Scenario, plan: &Plan, stall: Duration) -> (Vec<String>, Size) {
+fn watched_run(scenario: &Scenario, plan: &Plan, stall: Duration) -> (Vec<Checker>, Size) {
     let (tx, rx) = std::sync::mpsc::channel();
     let (scenario, plan) = (scenario.clone(), plan.clone());
     let faults = plan.faults.len();
     let stalled = tx.clone();
     std::thread::spawn(move || {
-        let on_stall = move |s: run::Stall| drop(stalled.send((vec!["stall".to_string()], Size { faults, ops: 0, sim_millis: s.sim_ms })));
+        let on_stall = move |s: run::Stall| drop(stalled.send((vec![Checker::Stall], Size { faults, ops: 0, sim_millis: s.sim_ms })));
         let report = run::run_watched(&scenario, &plan, stall, on_stall);
-        let _ = tx.send((report.failures.iter().map(|f| f.checker.clone()).collect(), Size::of(&report)));
+        let _ = tx.send((report.failures.iter().map(|f| f.checker).collect(), Size::of(&report)));
     });
     rx.recv().expect("a run ends or stalls")
 }
 
 struct Search<'a> {
     scenario: &'a Scenario,
-    checker: String,
+    checker: Checker,
     budget: Budget,
     started: Instant,
     runs: usize,
@@ -154,7 +155,7 @@ impl Search<'_> {
             with("one store fewer", &|p| {
                 p.swarm.stores -= 1;
                 let stores = p.swarm.stores;
-                p.faults.retain(|f| fault_stores(&f.fault).iter().all(|s| *s <= stores));
+                p.faults.retain(|f| f.fault.stores().iter().all(|s| *s <= stores));
             });
         }
         if best.swarm.raft_loss > 0.0
@@ -187,37 +188,14 @@ impl Search<'_> {
     }
 }
 
-/// The stores a fault names (for dropping faults on a store that is gone).
-fn fault_stores(fault: &Fault) -> Vec<u64> {
-    match fault {
-        Fault::PartitionHalves { side } => side.clone(),
-        Fault::IsolateStore { store }
-        | Fault::CrashRestart { store }
-        | Fault::Pause { store }
-        | Fault::SlowDisk { store, .. }
-        | Fault::SlowSnapshotIo { store, .. } => vec![*store],
-        Fault::Asymmetric { from, to } => [from.clone(), to.clone()].concat(),
-        Fault::ClogLink { from, to } => vec![*from, *to],
-        Fault::Bridge { left, bridge, right } => [left.clone(), vec![*bridge], right.clone()].concat(),
-        Fault::MovePeer { from, to, .. } => vec![*from, *to],
-        Fault::TransferLeader { to: store, .. } | Fault::RemoveReAdd { store, .. } => vec![*store],
-        Fault::CorruptValue { store } | Fault::LatentReadError { store } | Fault::FailSync { store, .. } => vec![*store],
-        Fault::IsolateLeader { .. }
-        | Fault::PdCrashRestart { .. }
-        | Fault::IsolatePd
-        | Fault::SlowLeaderCutOff { .. }
-        | Fault::LeaderWithOneFollower { .. } => vec![],
-    }
-}
-
 /// Shrinks `plan`, which must fail `checker` (or, if `None`, any checker: the
 /// first that fails is the one kept failing).
-pub fn shrink(scenario: &Scenario, plan: Plan, checker: Option<&str>, budget: Budget, log: &mut dyn FnMut(&str)) -> Result<Shrunk, String> {
+pub fn shrink(scenario: &Scenario, plan: Plan, checker: Option<Checker>, budget: Budget, log: &mut dyn FnMut(&str)) -> Result<Shrunk, String> {
     let (failed, original) = watched_run(scenario, &plan, budget.stall);
     let checker = match checker {
-        Some(c) if failed.iter().any(|f| f == c) => c.to_string(),
+        Some(c) if failed.contains(&c) => c,
         Some(c) => return Err(format!("seed {} does not fail the {c} checker; it {}", plan.seed, if failed.is_empty() { "passes" } else { "fails others" })),
-        None => failed.first().cloned().ok_or_else(|| format!("seed {} passes: nothing to shrink", plan.seed))?,
+        None => failed.first().copied().ok_or_else(|| format!("seed {} passes: nothing to shrink", plan.seed))?,
     };
     log(&format!("shrinking {} seed {} failing {checker}: {original}", scenario.name, plan.seed));
     let mut search = Search { scenario, checker, budget, started: Instant::now(), runs: 1, best: plan, best_size: original, log };

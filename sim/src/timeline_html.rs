@@ -17,6 +17,7 @@
 //! that cannot be placed in magenta under a marker, the others of its window
 //! outlined — and the page opens scrolled to it.
 
+use crate::checker::Checker;
 use crate::history::{Call, Outcome};
 use crate::run::RunReport;
 use std::collections::BTreeMap;
@@ -314,7 +315,7 @@ pub fn render(scenario_path: &str, report: &RunReport) -> String {
     let bad_regions: Vec<u64> = report
         .failures
         .iter()
-        .filter(|f| matches!(f.checker.as_str(), "raft" | "regions" | "membership"))
+        .filter(|f| matches!(f.checker, Checker::Raft | Checker::Regions | Checker::Membership))
         .flat_map(|f| {
             f.explanation.split("region ").skip(1).filter_map(|rest| rest.split(|c: char| !c.is_ascii_digit()).next()?.parse().ok()).collect::<Vec<u64>>()
         })
@@ -480,7 +481,7 @@ pub fn render(scenario_path: &str, report: &RunReport) -> String {
         let _ = writeln!(page, "<p class=\"fail\">Red diamonds: the {} store event(s) that broke a rule (a vote, an apply, a configuration in use, a lease read); hover for the event.</p>", report.marks.len());
     }
     for f in &report.failures {
-        let _ = writeln!(page, "<h2 class=\"fail\">{}</h2><pre>{}</pre>", escape(&f.checker), escape(&with_lanes(&f.explanation, clients)));
+        let _ = writeln!(page, "<h2 class=\"fail\">{}</h2><pre>{}</pre>", escape(f.checker.as_str()), escape(&with_lanes(&f.explanation, clients)));
     }
     page.push_str(&svg);
     if culprit_drawn {

@@ -3,6 +3,7 @@
 //! outputs (fault plans, CLI formats).
 #![cfg(madsim)]
 
+use simkv_sim::checker::Checker;
 use simkv_sim::nemesis::Plan;
 use simkv_sim::report;
 use simkv_sim::run::{self, Failure, RunReport, RunStats};
@@ -749,14 +750,14 @@ fn outcome_formats_are_pinned() {
         ts_calls: vec![],
     };
     let pass = report::outcome_text("scenarios/basic.toml", &report);
-    report.inconclusive.push(Failure { checker: "linearizability".into(), explanation: "the search ran out of its budget of 5 steps for keys [\"k\"]".into() });
+    report.inconclusive.push(Failure { checker: Checker::Linearizability, explanation: "the search ran out of its budget of 5 steps for keys [\"k\"]".into() });
     let inconclusive = report::outcome_text("scenarios/basic.toml", &report);
     let mut undecided = report::FuzzSummary::default();
     undecided.add(&report, false);
     undecided.add_inconclusive("scenarios/basic.toml", 7, "linearizability", "the search ran out of its budget");
     assert_eq!((undecided.passed, undecided.failed, undecided.inconclusive), (0, 0, 1), "inconclusive is its own outcome");
     report.inconclusive.clear();
-    report.failures.push(Failure { checker: "convergence".into(), explanation: "the cluster did not converge after healing:\nregion 1000 differs".into() });
+    report.failures.push(Failure { checker: Checker::Convergence, explanation: "the cluster did not converge after healing:\nregion 1000 differs".into() });
     let fail = report::outcome_text("scenarios/basic.toml", &report);
     let mut summary = report::FuzzSummary::default();
     summary.add(&report, true);
@@ -799,7 +800,7 @@ fn timeline_html_is_pinned() {
             "   1.500s fault #0 healed".into(),
             "   1.700s liveness phase begins: every fault healed".into(),
         ],
-        failures: vec![Failure { checker: "linearizability".into(), explanation: "key \"k\" is not linearizable.".into() }],
+        failures: vec![Failure { checker: Checker::Linearizability, explanation: "key \"k\" is not linearizable.".into() }],
         inconclusive: vec![],
         stats: RunStats { ops: 4, ok: 2, unknown: 1, faults: 1, events: 10, sim_millis: 2_000, regions: 1, placement: vec![], ..Default::default() },
         digest: 0,

@@ -22,6 +22,8 @@
 //! external SST files (snapshots are applied as ordinary write batches).
 
 pub mod conformance;
+#[cfg(test)]
+pub mod mem;
 #[cfg(not(madsim))]
 pub mod rocks;
 pub mod sim;

@@ -331,4 +331,209 @@ mod tests {
         run(&e, |r, t| commit(r, t, b"q", ts(2000), ts(2001))).await.unwrap();
         assert_eq!(run(&e, |r, t| check_txn_status(r, t, b"q", ts(2000), 9000)).await, TxnStatus::Committed { commit_ts: ts(2001) });
     }
+
+    /// A model-based test: random transactions over four keys (puts, deletes,
+    /// long values), committed, rolled back, or abandoned — with no decision,
+    /// or with only the primary committed — then resolved from the primary as
+    /// a reader would, and garbage collection below every live lock. After
+    /// each step, reads at random timestamps agree with a model of committed
+    /// versions: a lock at or below the read timestamp blocks, otherwise the
+    /// newest version at or below it is seen.
+    mod model {
+        use super::*;
+        use crate::engine::mem::MemSnapshot;
+        use proptest::prelude::*;
+        use std::collections::BTreeMap;
+
+        /// The engine as a sorted map, taking each command's writes at once.
+        fn run<T>(mem: &mut MemSnapshot, f: impl FnOnce(&MvccReader<MemSnapshot>, &mut MvccTxn) -> T) -> T {
+            let mut txn = MvccTxn::default();
+            let out = f(&MvccReader::new(mem), &mut txn);
+            mem.write(&txn.into_write_batch());
+            out
+        }
+
+        #[derive(Debug, Clone)]
+        enum Fate {
+            Commit,
+            Rollback,
+            /// The client died before deciding.
+            Abandon,
+            /// The client died after committing the primary only.
+            PrimaryOnly,
+        }
+
+        #[derive(Debug, Clone)]
+        enum Step {
+            Txn {
+                keys: Vec<(usize, Option<usize>)>,
+                fate: Fate,
+            },
+            /// Every abandoned transaction resolved from its primary.
+            Resolve,
+            /// GC at this fraction of the way from the last safe point to now.
+            Gc(u8),
+            Read {
+                key: usize,
+                back: u8,
+            },
+        }
+
+        const KEYS: [&[u8]; 4] = [b"a", b"b", b"c", b"d"];
+
+        fn value(n: usize) -> Option<Vec<u8>> {
+            // Some values are long (kept in the default CF), one in five a delete.
+            match n % 5 {
+                0 => None,
+                1 => Some(vec![b'L'; SHORT_VALUE_MAX + 1 + n]),
+                _ => Some(format!("v{n}").into_bytes()),
+            }
+        }
+
+        fn step() -> impl Strategy<Value = Step> {
+            let fate = prop_oneof![4 => Just(Fate::Commit), 2 => Just(Fate::Rollback), 1 => Just(Fate::Abandon), 1 => Just(Fate::PrimaryOnly)];
+            let keys = proptest::collection::vec((0..4usize, proptest::option::of(0..100usize)), 1..4);
+            prop_oneof![
+                5 => (keys, fate).prop_map(|(keys, fate)| Step::Txn { keys, fate }),
+                1 => Just(Step::Resolve),
+                1 => any::<u8>().prop_map(Step::Gc),
+                4 => (0..4usize, any::<u8>()).prop_map(|(key, back)| Step::Read { key, back }),
+            ]
+        }
+
+        /// A committed version: (commit_ts, value; `None` a delete).
+        type Version = (u64, Option<Vec<u8>>);
+
+        /// A lock left behind: (start_ts, value, primary key, the primary's
+        /// commit_ts if it committed).
+        type Left = (u64, Option<Vec<u8>>, usize, Option<u64>);
+
+        /// The model: committed versions per key, and the locks left behind.
+        #[derive(Default)]
+        struct Model {
+            versions: BTreeMap<usize, Vec<Version>>,
+            locks: BTreeMap<usize, Left>,
+            ts: u64,
+            gc_floor: u64,
+        }
+
+        impl Model {
+            fn next_ts(&mut self) -> u64 {
+                self.ts += 1;
+                self.ts
+            }
+
+            fn read(&self, key: usize, ts: u64) -> Result<Option<Vec<u8>>, u64> {
+                if let Some((start_ts, ..)) = self.locks.get(&key).filter(|l| l.0 <= ts) {
+                    return Err(*start_ts);
+                }
+                let versions = self.versions.get(&key).map(Vec::as_slice).unwrap_or_default();
+                Ok(versions.iter().rev().find(|(c, _)| *c <= ts).and_then(|(_, v)| v.clone()))
+            }
+        }
+
+        fn transaction(mem: &mut MemSnapshot, m: &mut Model, keys: &[(usize, Option<usize>)], fate: &Fate) -> Result<(), TestCaseError> {
+            let mut seen = std::collections::BTreeSet::new();
+            let keys: Vec<(usize, Option<Vec<u8>>)> = keys.iter().filter(|(k, _)| seen.insert(*k)).map(|(k, v)| (*k, v.and_then(value))).collect();
+            let start_ts = m.next_ts();
+            let primary = keys[0].0;
+            let mut written = Vec::new();
+            for (k, v) in &keys {
+                let op = v.clone().map_or(Op::Delete, Op::Put);
+                match run(mem, |r, t| prewrite(r, t, KEYS[*k], op, KEYS[primary], start_ts, 1)) {
+                    Ok(()) => written.push(*k),
+                    Err(KeyError::KeyIsLocked(l)) => {
+                        prop_assert_eq!(Some(l.start_ts), m.locks.get(k).map(|l| l.0), "locked by whom the model says");
+                        for w in &written {
+                            run(mem, |r, t| rollback(r, t, KEYS[*w], start_ts)).unwrap();
+                        }
+                        return Ok(());
+                    }
+                    Err(e) => return Err(TestCaseError::fail(format!("prewrite of a fresh transaction failed: {e:?}"))),
+                }
+            }
+            match fate {
+                Fate::Commit => {
+                    let commit_ts = m.next_ts();
+                    for (k, v) in &keys {
+                        run(mem, |r, t| commit(r, t, KEYS[*k], start_ts, commit_ts)).unwrap();
+                        m.versions.entry(*k).or_default().push((commit_ts, v.clone()));
+                    }
+                }
+                Fate::Rollback => {
+                    for (k, _) in &keys {
+                        run(mem, |r, t| rollback(r, t, KEYS[*k], start_ts)).unwrap();
+                    }
+                    let late = run(mem, |r, t| commit(r, t, KEYS[primary], start_ts, start_ts + 1));
+                    prop_assert!(matches!(late, Err(KeyError::TxnNotFound { .. })), "a rolled-back transaction cannot commit: {:?}", late);
+                }
+                Fate::Abandon | Fate::PrimaryOnly => {
+                    let mut primary_commit = None;
+                    if matches!(fate, Fate::PrimaryOnly) {
+                        let commit_ts = m.next_ts();
+                        run(mem, |r, t| commit(r, t, KEYS[primary], start_ts, commit_ts)).unwrap();
+                        m.versions.entry(primary).or_default().push((commit_ts, keys[0].1.clone()));
+                        primary_commit = Some(commit_ts);
+                    }
+                    for (k, v) in keys.iter().filter(|(k, _)| primary_commit.is_none() || *k != primary) {
+                        m.locks.insert(*k, (start_ts, v.clone(), primary, primary_commit));
+                    }
+                }
+            }
+            Ok(())
+        }
+
+        /// What a reader does with locks it meets: asks the primary, then
+        /// commits or rolls back the lock as the primary decided.
+        fn resolve(mem: &mut MemSnapshot, m: &mut Model) -> Result<(), TestCaseError> {
+            for (k, (start_ts, v, primary, primary_commit)) in std::mem::take(&mut m.locks) {
+                let status = run(mem, |r, t| check_txn_status(r, t, KEYS[primary], start_ts, u64::MAX));
+                let commit_ts = match (status, primary_commit) {
+                    (TxnStatus::Committed { commit_ts }, Some(expected)) => {
+                        prop_assert_eq!(commit_ts, expected);
+                        Some(commit_ts)
+                    }
+                    (TxnStatus::RolledBack, None) => None,
+                    (status, expected) => return Err(TestCaseError::fail(format!("primary says {status:?}, the model {expected:?}"))),
+                };
+                run(mem, |r, t| resolve_lock(r, t, KEYS[k], start_ts, commit_ts)).unwrap();
+                if let Some(commit_ts) = commit_ts {
+                    let versions = m.versions.entry(k).or_default();
+                    versions.push((commit_ts, v));
+                    versions.sort_by_key(|(c, _)| *c);
+                }
+            }
+            Ok(())
+        }
+
+        proptest! {
+            #[test]
+            fn percolator_commands_agree_with_a_model(steps in proptest::collection::vec(step(), 1..60)) {
+                let (mut mem, mut m) = (MemSnapshot::default(), Model::default());
+                for step in steps {
+                    match step {
+                        Step::Txn { keys, fate } => transaction(&mut mem, &mut m, &keys, &fate)?,
+                        Step::Resolve => resolve(&mut mem, &mut m)?,
+                        Step::Gc(fraction) => {
+                            // Below every live lock, as a safe point is.
+                            let ceiling = m.locks.values().map(|l| l.0 - 1).min().unwrap_or(m.ts).min(m.ts);
+                            let safe_point = m.gc_floor.max(m.gc_floor + (ceiling.saturating_sub(m.gc_floor)) * fraction as u64 / 255);
+                            for key in KEYS {
+                                run(&mut mem, |r, t| gc(r, t, key, safe_point));
+                            }
+                            m.gc_floor = safe_point;
+                        }
+                        Step::Read { key, back } => {
+                            let ts = m.ts.saturating_sub(back as u64 % 8).max(m.gc_floor);
+                            let got = MvccReader::new(&mem).get(KEYS[key], ts);
+                            match m.read(key, ts) {
+                                Ok(expected) => prop_assert_eq!(got, Ok(expected), "key {} at {}", key, ts),
+                                Err(start_ts) => prop_assert!(matches!(&got, Err(KeyError::KeyIsLocked(l)) if l.start_ts == start_ts), "key {} at {}: {:?}", key, ts, got),
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
 }

@@ -573,4 +573,120 @@ mod tests {
         let engine = SimEngine::in_memory("kv");
         apply_entries(&r, state(5), &[write(7, r.epoch, WriteCmd::delete(k("c")))], &engine.snapshot());
     }
+
+    /// A model-based test: random writes and compare-and-sets, some carrying
+    /// a stale epoch or a key outside the region, applied in random batches
+    /// (as readies deliver them), each batch against the state the batches
+    /// before it wrote. The answers, the applied index and the data agree
+    /// with a plain map; later entries of a batch see what earlier ones wrote.
+    mod model {
+        use super::*;
+        use crate::engine::mem::MemSnapshot;
+        use proptest::prelude::*;
+
+        #[derive(Debug, Clone)]
+        enum Op {
+            Put(u8, u8),
+            Delete(u8),
+            /// key, expected (None: absent), new (None: delete)
+            Cas(u8, Option<u8>, Option<u8>),
+        }
+
+        fn op() -> impl Strategy<Value = (Op, u8)> {
+            // Keys 'a'..='n': the region is [b, m), so some fall outside.
+            let key = 0..14u8;
+            let small = || proptest::option::of(0..4u8);
+            let op = prop_oneof![
+                3 => (key.clone(), 0..4u8).prop_map(|(k, v)| Op::Put(k, v)),
+                1 => key.clone().prop_map(Op::Delete),
+                3 => (key, small(), small()).prop_map(|(k, e, n)| Op::Cas(k, e, n)),
+            ];
+            // The epoch: 0 current, 1 an older version (stale), 2 another conf_ver (fine for data).
+            (op, prop_oneof![6 => Just(0u8), 1 => Just(1u8), 1 => Just(2u8)])
+        }
+
+        fn key(k: u8) -> Vec<u8> {
+            keys::raw_key(&[b'a' + k])
+        }
+
+        fn val(v: u8) -> Vec<u8> {
+            format!("v{v}").into_bytes()
+        }
+
+        proptest! {
+            #[test]
+            fn applying_agrees_with_a_map(ops in proptest::collection::vec(op(), 1..40), cuts in proptest::collection::vec(1..6usize, 1..40)) {
+                let r = region(3, 2);
+                let mut mem = MemSnapshot::default();
+                let mut model: BTreeMap<Vec<u8>, Vec<u8>> = BTreeMap::new();
+                let mut apply_state = state(5);
+                let entries: Vec<(Entry, Op, u8)> = ops.into_iter().enumerate().map(|(i, (op, epoch))| {
+                    let epoch_of = match epoch {
+                        0 => r.epoch,
+                        1 => RegionEpoch::new(r.epoch.conf_ver, r.epoch.version - 1),
+                        _ => RegionEpoch::new(r.epoch.conf_ver + 1, r.epoch.version),
+                    };
+                    let cmd = match &op {
+                        Op::Put(k, v) => WriteCmd::Mutate(vec![Mutation::Put { cf: Cf::Default, key: key(*k), value: val(*v) }]),
+                        Op::Delete(k) => WriteCmd::delete(key(*k)),
+                        Op::Cas(k, e, n) => WriteCmd::Cas { key: key(*k), expected: e.map(val), new: n.map(val) },
+                    };
+                    (write(6 + i as u64, epoch_of, cmd), op, epoch)
+                }).collect();
+                let mut at = 0;
+                for cut in cuts.iter().cycle() {
+                    if at == entries.len() {
+                        break;
+                    }
+                    let batch = &entries[at..(at + cut).min(entries.len())];
+                    at += batch.len();
+                    let raft_entries: Vec<Entry> = batch.iter().map(|(e, _, _)| e.clone()).collect();
+                    let out = apply_entries(&r, apply_state, &raft_entries, &mem);
+                    prop_assert_eq!(out.apply_state.applied_index, raft_entries.last().unwrap().index);
+                    prop_assert_eq!(out.results.len(), batch.len());
+                    for ((entry, op, epoch), (index, _, result)) in batch.iter().zip(&out.results) {
+                        prop_assert_eq!(entry.index, *index);
+                        let k = match op { Op::Put(k, _) | Op::Delete(k) | Op::Cas(k, _, _) => key(*k) };
+                        if *epoch == 1 {
+                            prop_assert!(matches!(result, Err(RegionError::EpochNotMatch { .. })), "stale epoch: {:?}", result);
+                            continue;
+                        }
+                        if !r.contains(&k) {
+                            prop_assert!(matches!(result, Err(RegionError::KeyNotInRegion { .. })), "outside: {:?}", result);
+                            continue;
+                        }
+                        let expected = match op {
+                            Op::Put(_, v) => {
+                                model.insert(k, val(*v));
+                                WriteResult::Done
+                            }
+                            Op::Delete(_) => {
+                                model.remove(&k);
+                                WriteResult::Done
+                            }
+                            Op::Cas(_, e, n) => {
+                                let previous = model.get(&k).cloned();
+                                let succeeded = previous == e.map(val);
+                                if succeeded {
+                                    match n {
+                                        Some(n) => drop(model.insert(k, val(*n))),
+                                        None => drop(model.remove(&k)),
+                                    }
+                                }
+                                WriteResult::Cas { succeeded, previous }
+                            }
+                        };
+                        prop_assert_eq!(result, &Ok(expected), "entry {}", entry.index);
+                    }
+                    mem.write(&out.batch);
+                    apply_state = out.apply_state;
+                    let stored: ApplyState = state::decode(&mem.get(Cf::Raft, &keys::apply_state_key(1)).unwrap().unwrap(), "apply state", "mem");
+                    prop_assert_eq!(stored, apply_state, "the apply state travels with the data");
+                }
+                let data: BTreeMap<Vec<u8>, Vec<u8>> = mem.0.iter().filter(|((cf, _), _)| *cf == Cf::Default).map(|((_, k), v)| (k.clone(), v.clone())).collect();
+                let expected: BTreeMap<Vec<u8>, Vec<u8>> = model.into_iter().map(|(k, v)| (keys::data_key(&k), v)).collect();
+                prop_assert_eq!(data, expected);
+            }
+        }
+    }
 }

@@ -74,6 +74,11 @@ pub fn change_peers(region: &Region, changes: &[PeerChange]) -> Result<Region, S
     if next.voter_ids().is_empty() {
         return Err("the change would leave no voter".into());
     }
+    if joint && !next.is_joint() {
+        // raft-rs enters joint consensus for any several changes; a region
+        // whose roles show no joint state would never leave it.
+        return Err("several changes at once must move a voter (a joint change): change learners one at a time".into());
+    }
     next.epoch.conf_ver += changes.len() as u64;
     Ok(next)
 }
@@ -162,6 +167,9 @@ mod tests {
         assert!(err(&[change(ChangeKind::Remove, 14, 4)]).contains("not a member"));
         assert!(err(&[change(ChangeKind::AddLearner, 14, 4), change(ChangeKind::Remove, 11, 1)]).contains("demote it before removing"));
         assert!(err(&[change(ChangeKind::AddLearner, 14, 4), change(ChangeKind::AddVoter, 15, 4)]).contains("named twice"));
+        // Found by the model test below: two learner changes at once would put
+        // raft-rs in joint consensus that the region's roles do not show.
+        assert!(err(&[change(ChangeKind::AddLearner, 14, 4), change(ChangeKind::AddLearner, 15, 5)]).contains("change learners one at a time"));
         let one = region(vec![Peer::voter(11, 1)]);
         assert!(change_peers(&one, &[change(ChangeKind::Remove, 11, 1)]).unwrap_err().contains("no voter"));
     }
@@ -173,5 +181,68 @@ mod tests {
         assert_eq!(cc.get_context(), &[7]);
         assert!(to_conf_change_v2(&[], vec![]).leave_joint());
         assert_eq!(to_conf_change_v2(&[change(ChangeKind::Remove, 11, 1)], vec![]).enter_joint(), None);
+    }
+
+    /// A model-based test: random sequences of changes (good and bad) go
+    /// through [`change_peers`]; every change it accepts is also applied to
+    /// raft-rs's own configuration through [`to_conf_change_v2`], and the two
+    /// must agree on voters, outgoing voters, learners and learners-next after
+    /// every step. Along the way: `conf_ver` only grows, no store holds two
+    /// peers, a voter always remains, and a joint configuration is entered
+    /// only by several changes and left only by the empty one.
+    mod model {
+        use super::*;
+        use proptest::prelude::*;
+        use raft::eraftpb::ConfState;
+        use raft::storage::MemStorage;
+        use raft::{Config, RawNode};
+
+        fn change_strategy() -> impl Strategy<Value = Vec<PeerChange>> {
+            let one = (0..3u8, 1..6u64).prop_map(|(kind, store)| {
+                let kind = [ChangeKind::AddVoter, ChangeKind::AddLearner, ChangeKind::Remove][kind as usize];
+                // Peer ids follow stores, so re-adding a store reuses its id.
+                PeerChange { kind, peer: Peer::voter(10 + store, store) }
+            });
+            prop_oneof![1 => Just(vec![]), 6 => proptest::collection::vec(one, 1..3)]
+        }
+
+        fn raft_node() -> RawNode<MemStorage> {
+            let storage = MemStorage::new_with_conf_state(ConfState::from((vec![11, 12, 13], vec![])));
+            let cfg = Config { id: 11, ..Config::default() };
+            RawNode::new(&cfg, storage, &crate::raftstore::raft_node::discard_logger()).unwrap()
+        }
+
+        fn sorted(ids: &[u64]) -> Vec<u64> {
+            let mut ids = ids.to_vec();
+            ids.sort_unstable();
+            ids
+        }
+
+        proptest! {
+            #[test]
+            fn change_peers_agrees_with_raft(steps in proptest::collection::vec(change_strategy(), 1..25)) {
+                let mut region = three();
+                let mut node = raft_node();
+                for changes in steps {
+                    let Ok(next) = change_peers(&region, &changes) else { continue };
+                    prop_assert!(next.epoch.conf_ver > region.epoch.conf_ver, "conf_ver grows: {:?} -> {:?}", region, next);
+                    let mut stores: Vec<u64> = next.peers.iter().map(|p| p.store_id).collect();
+                    stores.sort_unstable();
+                    stores.dedup();
+                    prop_assert_eq!(stores.len(), next.peers.len(), "a store holds two peers: {:?}", next);
+                    prop_assert!(!next.voter_ids().is_empty());
+                    prop_assert_eq!(next.is_joint(), changes.len() > 1, "joint exactly when several changes are made at once");
+                    if changes.is_empty() {
+                        prop_assert!(!next.is_joint(), "the empty change leaves joint");
+                    }
+                    let conf = node.apply_conf_change(&to_conf_change_v2(&changes, vec![])).expect("raft-rs takes every change we accept");
+                    prop_assert_eq!(sorted(&conf.voters), next.voter_ids(), "voters after {:?}", changes);
+                    prop_assert_eq!(sorted(&conf.voters_outgoing), next.outgoing_voter_ids(), "outgoing voters after {:?}", changes);
+                    prop_assert_eq!(sorted(&conf.learners), next.learner_ids(), "learners after {:?}", changes);
+                    prop_assert_eq!(sorted(&conf.learners_next), next.learner_next_ids(), "learners next after {:?}", changes);
+                    region = next;
+                }
+            }
+        }
     }
 }

@@ -14,14 +14,21 @@
 //!    and handle the light ready the same way; raft-rs's applied index moves only
 //!    to what the state machine applied.
 //!
+//! The peer does no IO: it says what to write (each batch with its sync flag),
+//! apply and send, and [`ready`] does the writes, syncs, crash points and
+//! delays in that order and calls it back. A golden trace of a 3-peer group
+//! (`pipeline_tests.rs`, insta) pins the whole sequence.
+//!
 //! One file per responsibility, as TiKV and TinyKV divide it. The imports go one
-//! way: `store` → `peer` → `apply` / `snapshot` / `raft_node` / `proposal` →
+//! way: `store` → `ready` → `peer` → `apply` / `snapshot` / `raft_node` / `proposal` →
 //! `router` / `cmd` / `state` / `storage` / `events`.
 //!
 //! * [`router`]: the mailbox (`StoreMsg`), `StoreHandle`, callbacks;
 //! * [`bootstrap`]: a store's first state;
 //! * [`store`]: the loop, batching, ticks, routing, creating peers;
-//! * [`peer`]: one replica: admission, proposing, ready handling, reads;
+//! * [`ready`]: a peer's ready carried out: the IO, in raft-rs's order;
+//! * [`peer`]: one replica, without IO: admission, proposing, what a ready
+//!   persists, applies and sends, reads;
 //! * [`raft_node`]: raft-rs's `RawNode`, fenced for determinism;
 //! * [`hibernate`]: idle regions stop ticking; store liveness wakes them;
 //! * [`proposal`]: the proposal queue and its stale rule;
@@ -49,6 +56,7 @@ pub mod peer;
 pub mod proposal;
 pub mod raft_node;
 pub mod read;
+pub mod ready;
 pub mod router;
 pub mod snapshot;
 pub mod split_check;

@@ -18,7 +18,7 @@ use super::pd_worker::PdTask;
 use super::proposal::{Proposal, ProposalQueue};
 use super::raft_node::RaftNode;
 pub use super::read::PendingRead;
-use super::router::{engine_ok, ReadCallback, Stopped, WriteCallback};
+use super::router::{ReadCallback, WriteCallback};
 use super::snapshot::{ReceiverState, SnapshotWorker};
 use super::state::{ApplyState, RaftLocalState};
 use super::storage::PeerStorage;
@@ -41,6 +41,9 @@ pub struct PeerContext<'a, E: Engine> {
     pub snapshots: &'a SnapshotWorker<E>,
     pub events: &'a Events,
 }
+
+/// The answers an apply decided, by (index, term) of the entry.
+pub type Answers = Vec<(u64, u64, RegionResult<super::cmd::WriteResult>)>;
 
 /// What the store must do on a peer's behalf.
 #[derive(Default)]
@@ -631,76 +634,98 @@ impl<E: Engine> PeerFsm<E> {
         let _ = self.node.step(msg);
     }
 
-    /// Handles the peer's ready, if it has one, in raft-rs's order; then serves
-    /// reads and starts a snapshot raft asked for.
-    pub async fn handle_ready(&mut self, ctx: &PeerContext<'_, E>) -> Result<Effects, Stopped> {
-        let mut effects = Effects::default();
-        if self.split_held_until.is_some_and(|until| self.clock.now() >= until) {
-            self.split_held_until = None;
-            let held = std::mem::take(&mut self.deferred_entries);
-            self.apply_committed(ctx, held, &mut effects).await?;
-            self.node.advance_apply_to(self.applied_index());
+    /// Entries a late split held back, once their time has come.
+    pub fn release_held(&mut self) -> Option<Vec<Entry>> {
+        if self.split_held_until.is_none_or(|until| self.clock.now() < until) {
+            return None;
         }
-        if self.node.has_ready() {
-            let mut ready = self.node.ready();
-            self.observe_role(ctx.events);
-            self.queue_messages(ready.take_messages(), &mut effects, ctx.events);
-            if !ready.snapshot().is_empty() {
-                self.start_snapshot_apply(ctx, ready.snapshot().clone()).await?;
-            }
-            for read_state in ready.take_read_states() {
-                if let Ok(id) = <[u8; 8]>::try_from(&read_state.request_ctx[..]) {
-                    let id = u64::from_be_bytes(id);
-                    if let Some(read) = self.reads.iter_mut().find(|r| r.id == id) {
-                        read.read_index = Some(read_state.index);
-                        if let Some(sent_at) = read.sent_at {
-                            // A quorum answered a heartbeat sent at `sent_at`.
-                            self.lease.renew(sent_at, self.node.store().apply_state.applied_index);
-                        }
-                    }
+        self.split_held_until = None;
+        Some(std::mem::take(&mut self.deferred_entries))
+    }
+
+    /// raft-rs's applied index moves to what the state machine applied
+    /// (entries held back behind a snapshot being written are not).
+    pub fn advance_apply(&mut self) {
+        self.node.advance_apply_to(self.applied_index());
+    }
+
+    /// The ready, if raft has one, with its messages (those that may go
+    /// before the write) queued.
+    pub fn take_ready(&mut self, events: &Events, effects: &mut Effects) -> Option<raft::Ready> {
+        if !self.node.has_ready() {
+            return None;
+        }
+        let mut ready = self.node.ready();
+        self.observe_role(events);
+        self.queue_messages(ready.take_messages(), effects, events);
+        Some(ready)
+    }
+
+    /// The ReadIndex answers of a ready: each confirms its read at an index,
+    /// and (a quorum having answered a heartbeat sent then) renews the lease.
+    pub fn take_read_states(&mut self, ready: &mut raft::Ready) {
+        for read_state in ready.take_read_states() {
+            let Ok(id) = <[u8; 8]>::try_from(&read_state.request_ctx[..]) else {
+                continue;
+            };
+            let id = u64::from_be_bytes(id);
+            if let Some(read) = self.reads.iter_mut().find(|r| r.id == id) {
+                read.read_index = Some(read_state.index);
+                if let Some(sent_at) = read.sent_at {
+                    // A quorum answered a heartbeat sent at `sent_at`.
+                    self.lease.renew(sent_at, self.node.store().apply_state.applied_index);
                 }
             }
-            self.apply_committed(ctx, ready.take_committed_entries(), &mut effects).await?;
-            if !ready.entries().is_empty() || ready.hs().is_some() {
-                let mut batch = WriteBatch::new();
-                self.node.mut_store().append(ready.entries(), ready.hs(), &mut batch);
-                let sync = !(ctx.cfg.bugs.on(Bug::UnsyncedVote) && ready.entries().is_empty());
-                if crate::buggify::fires(crate::buggify::Site::FailRaftWrite) {
-                    return Err(Stopped::Failed("persist raft log: buggify: the raft-engine write failed".into()));
-                }
-                let written = ctx.raft_engine.write(&batch, sync).await;
-                let written = match written {
-                    // Planted bug: carry on as if the write had made it.
-                    Err(crate::engine::EngineError::Io(_)) if ctx.cfg.bugs.on(Bug::AckAfterFailedFsync) => Ok(()),
-                    other => other,
-                };
-                engine_ok(written, "persist raft log")?;
-            }
-            self.queue_messages(ready.take_persisted_messages(), &mut effects, ctx.events);
-            let mut light = self.node.advance_append(ready);
-            self.queue_messages(light.take_messages(), &mut effects, ctx.events);
-            self.apply_committed(ctx, light.take_committed_entries(), &mut effects).await?;
-            // Only what the state machine applied: entries held back behind a
-            // snapshot being written are not applied yet.
-            self.node.advance_apply_to(self.applied_index());
-            self.renew_lease_by_commits();
-            self.report_conf(ctx.events);
         }
-        self.serve_reads(ctx);
-        if self.node.store().take_snapshot_request() {
-            let storage = self.node.store();
-            let applied = storage.apply_state.applied_index;
-            match storage.term(applied) {
-                // Never replicate what this disk cannot vouch for.
-                Ok(_) if self.corrupt.is_some() => storage.cancel_generating(),
-                Ok(term) => {
-                    tracing::info!(store = ctx.store_id, region = self.region_id(), index = applied, "generating snapshot");
-                    ctx.snapshots.generate(storage.region.clone(), applied, term);
-                }
-                Err(_) => storage.cancel_generating(),
-            }
+    }
+
+    /// What a ready asks to persist to the raft engine: its new entries and
+    /// hard state, and whether the write must be synced (always, unless a
+    /// planted bug says otherwise). `None` when there is nothing to write.
+    pub fn persist(&mut self, cfg: &RaftStoreConfig, ready: &raft::Ready) -> Option<(WriteBatch, bool)> {
+        if ready.entries().is_empty() && ready.hs().is_none() {
+            return None;
         }
-        Ok(effects)
+        let mut batch = WriteBatch::new();
+        self.node.mut_store().append(ready.entries(), ready.hs(), &mut batch);
+        Some((batch, !(cfg.bugs.on(Bug::UnsyncedVote) && ready.entries().is_empty())))
+    }
+
+    /// The ready is persisted: its persisted messages (votes, append
+    /// responses) are queued, raft advances, and the light ready's messages
+    /// are queued too. Returns the light ready (its committed entries are
+    /// still to apply).
+    pub fn persisted(&mut self, mut ready: raft::Ready, events: &Events, effects: &mut Effects) -> raft::LightReady {
+        self.queue_messages(ready.take_persisted_messages(), effects, events);
+        let mut light = self.node.advance_append(ready);
+        self.queue_messages(light.take_messages(), effects, events);
+        light
+    }
+
+    /// The end of a ready: raft's applied index, the lease renewed by what
+    /// committed, the configuration reported if it changed.
+    pub fn finish_ready(&mut self, events: &Events) {
+        self.advance_apply();
+        self.renew_lease_by_commits();
+        self.report_conf(events);
+    }
+
+    /// Starts generating the snapshot raft asked for, if it did.
+    pub fn maybe_generate_snapshot(&mut self, ctx: &PeerContext<'_, E>) {
+        if !self.node.store().take_snapshot_request() {
+            return;
+        }
+        let storage = self.node.store();
+        let applied = storage.apply_state.applied_index;
+        match storage.term(applied) {
+            // Never replicate what this disk cannot vouch for.
+            Ok(_) if self.corrupt.is_some() => storage.cancel_generating(),
+            Ok(term) => {
+                tracing::info!(store = ctx.store_id, region = self.region_id(), index = applied, "generating snapshot");
+                ctx.snapshots.generate(storage.region.clone(), applied, term);
+            }
+            Err(_) => storage.cancel_generating(),
+        }
     }
 
     /// This leader's entries that a quorum now holds renew its lease from the
@@ -802,27 +827,28 @@ impl<E: Engine> PeerFsm<E> {
         }
     }
 
-    /// Applies committed entries: one kv batch holding data and apply state, then
-    /// the exec results, then the answers.
-    async fn apply_committed(&mut self, ctx: &PeerContext<'_, E>, entries: Vec<Entry>, effects: &mut Effects) -> Result<(), Stopped> {
+    /// Committed entries, decided against the kv engine as it is now: what
+    /// to write (data and apply state in one batch), and what follows once it
+    /// is written. `None` when they are not applied now: held back behind a
+    /// snapshot being written or a late split, or on a damaged replica (the
+    /// snapshot it asked for covers them).
+    pub fn prepare_apply(&mut self, ctx: &PeerContext<'_, E>, entries: Vec<Entry>) -> Option<apply::ApplyOutput> {
         if entries.is_empty() {
-            return Ok(());
+            return None;
         }
         if self.applying_snapshot.is_some() || self.split_held_until.is_some() {
             self.deferred_entries.extend(entries);
-            return Ok(());
+            return None;
         }
         let late_split = crate::buggify::Site::LateSplitApply;
         if self.is_leader() && crate::buggify::enabled(late_split) && entries.iter().any(is_split) && crate::buggify::fires(late_split) {
             // The leader applies the split late; its followers, on time.
             self.split_held_until = Some(self.clock.now() + std::time::Duration::from_millis(crate::buggify::draw_ms(1000, 3000)));
             self.deferred_entries.extend(entries);
-            return Ok(());
+            return None;
         }
         if self.corrupt.is_some() {
-            // The snapshot asked for covers them (it is at least at the last
-            // log index when it was asked for).
-            return Ok(());
+            return None;
         }
         let snap = ctx.kv_engine.snapshot();
         let mut output = apply::apply_entries_with(self.region(), self.node.store().apply_state, &entries, &snap, ctx.cfg.bugs);
@@ -830,7 +856,7 @@ impl<E: Engine> PeerFsm<E> {
             // The outcome was decided on data this disk cannot vouch for.
             let first = entries.first().map_or(0, |e| e.index);
             self.found_corrupt(ctx.events, format!("applying from index {first}: {failure}"));
-            return Ok(());
+            return None;
         }
         let me = self.peer.id;
         if let Some(ExecResult::ChangePeer { region, .. }) =
@@ -852,21 +878,28 @@ impl<E: Engine> PeerFsm<E> {
                 write_epochs: applied.write_epochs,
             });
         }
-        if crate::buggify::fires(crate::buggify::Site::DelayApply) {
-            crate::buggify::delay_ms(10, 300).await;
-        }
-        let split_apply = ctx.cfg.bugs.on(Bug::ApplyStateBeforeData);
-        if split_apply {
+        Some(output)
+    }
+
+    /// The kv writes an apply takes (its batch, taken out of `output`), in
+    /// order, each with its sync flag: one batch, unless a planted bug writes
+    /// the apply state first.
+    pub fn apply_writes(cfg: &RaftStoreConfig, output: &mut apply::ApplyOutput) -> Vec<(WriteBatch, bool, &'static str)> {
+        let batch = std::mem::take(&mut output.batch);
+        if cfg.bugs.on(Bug::ApplyStateBeforeData) {
             // Planted bug: the apply state goes first, in a batch of its own;
             // the data it covers follows.
-            let (state, data) = split_state_from_data(&output.batch);
-            engine_ok(ctx.kv_engine.write(&state, true).await, "apply state")?;
-            crate::buggify::crash_point(crate::buggify::Site::CrashAfterApply, ctx.store_id).await;
-            engine_ok(ctx.kv_engine.write(&data, true).await, "apply")?;
-        } else {
-            engine_ok(ctx.kv_engine.write(&output.batch, output.sync).await, "apply")?;
-            crate::buggify::crash_point(crate::buggify::Site::CrashAfterApply, ctx.store_id).await;
+            let (state, data) = split_state_from_data(&batch);
+            return vec![(state, true, "apply state"), (data, true, "apply")];
         }
+        vec![(batch, output.sync, "apply")]
+    }
+
+    /// The apply's batch is written: the peer takes its new apply state and
+    /// region. Returns what the applied admin commands decided (to carry out
+    /// with [`PeerFsm::on_exec_result`]) and the answers (for
+    /// [`PeerFsm::answer`]), in that order.
+    pub fn applied(&mut self, output: apply::ApplyOutput) -> (Vec<ExecResult>, Answers) {
         let (before, after) = (self.region().epoch, output.region.epoch);
         assert!(
             after.conf_ver >= before.conf_ver && after.version >= before.version,
@@ -881,29 +914,48 @@ impl<E: Engine> PeerFsm<E> {
             self.region_id(),
             output.apply_state.applied_index
         );
+        assert!(
+            output.apply_state.applied_index > self.applied_index(),
+            "region {}: an apply moved the applied index from {} to {}",
+            self.region_id(),
+            self.applied_index(),
+            output.apply_state.applied_index
+        );
         self.node.mut_store().apply_state = output.apply_state;
         self.node.mut_store().region = output.region;
-        for exec in output.exec_results {
-            self.on_exec_result(ctx, exec, effects).await?;
-        }
-        for (index, term, result) in output.results {
-            self.proposals.applied(index, term, &result);
-        }
-        Ok(())
+        (output.exec_results, output.results)
     }
 
-    /// Carries out what an applied admin command decided.
-    async fn on_exec_result(&mut self, ctx: &PeerContext<'_, E>, exec: ExecResult, effects: &mut Effects) -> Result<(), Stopped> {
+    /// Answers the proposals an apply decided.
+    pub fn answer(&mut self, results: Answers) {
+        for (index, term, result) in results {
+            self.proposals.applied(index, term, &result);
+        }
+    }
+
+    /// The raft log below `index` (from `old_truncated`), for deleting once
+    /// a compaction is applied.
+    pub fn log_gc_batch(&self, old_truncated: u64, index: u64) -> WriteBatch {
+        let region_id = self.region_id();
+        let mut gc = WriteBatch::new();
+        gc.delete_range(Cf::Raft, keys::raft_log_key(region_id, old_truncated), keys::raft_log_key(region_id, index + 1));
+        gc
+    }
+
+    /// Carries out what an applied admin command decided, once its IO (the
+    /// log's deletion, the split's crash point) is done.
+    pub fn on_exec_result(&mut self, ctx: &PeerContext<'_, E>, exec: ExecResult, effects: &mut Effects) {
         match exec {
-            ExecResult::CompactLog { old_truncated, index } => {
-                let region_id = self.region_id();
-                let mut gc = WriteBatch::new();
-                gc.delete_range(Cf::Raft, keys::raft_log_key(region_id, old_truncated), keys::raft_log_key(region_id, index + 1));
-                engine_ok(ctx.raft_engine.write(&gc, false).await, "raft log gc")?;
-                ctx.events.emit(StoreEvent::LogCompacted { store_id: ctx.store_id, region_id, index });
+            ExecResult::CompactLog { index, .. } => {
+                assert!(
+                    index <= self.applied_index(),
+                    "region {}: log compacted to {index}, past the applied index {}",
+                    self.region_id(),
+                    self.applied_index()
+                );
+                ctx.events.emit(StoreEvent::LogCompacted { store_id: ctx.store_id, region_id: self.region_id(), index });
             }
             ExecResult::Split { derived, new_regions, index } => {
-                crate::buggify::crash_point(crate::buggify::Site::CrashAfterSplitApply, ctx.store_id).await;
                 let regions: Vec<Region> = std::iter::once(derived).chain(new_regions.iter().cloned()).collect();
                 tracing::info!(store = ctx.store_id, region = self.region_id(), index, into = regions.len(), "region split");
                 ctx.events.emit(StoreEvent::Split { store_id: ctx.store_id, regions: regions.clone(), index });
@@ -940,12 +992,11 @@ impl<E: Engine> PeerFsm<E> {
                 }
             }
         }
-        Ok(())
     }
 
     /// Serves the reads confirmed at an index this peer has applied, each from a
     /// kv snapshot taken now, paying read IO in the background.
-    fn serve_reads(&mut self, ctx: &PeerContext<'_, E>) {
+    pub fn serve_reads(&mut self, ctx: &PeerContext<'_, E>) {
         if self.applying_snapshot.is_some() || self.corrupt.is_some() {
             return;
         }
@@ -970,17 +1021,27 @@ impl<E: Engine> PeerFsm<E> {
         }
     }
 
-    async fn start_snapshot_apply(&mut self, ctx: &PeerContext<'_, E>, snapshot: Snapshot) -> Result<(), Stopped> {
+    /// A ready's snapshot, to start writing: entries a late split held back
+    /// that it covers are dropped.
+    pub fn snapshot_to_apply(&mut self, ready: &raft::Ready) -> Option<Snapshot> {
+        if ready.snapshot().is_empty() {
+            return None;
+        }
+        let snapshot = ready.snapshot().clone();
         let index = snapshot.get_metadata().index;
         if self.split_held_until.take().is_some() {
             // Entries held back (a split applied late) that the snapshot covers.
             self.deferred_entries.retain(|e| e.index > index);
         }
-        ctx.snapshots.start_apply(self.node.mut_store(), snapshot).await?;
+        Some(snapshot)
+    }
+
+    /// The snapshot's region state and meta are written and its data is being
+    /// written: the peer applies nothing until it is.
+    pub fn snapshot_applying(&mut self, ctx: &PeerContext<'_, E>, index: u64) {
         self.applying_snapshot = Some(index);
         ctx.events.emit(StoreEvent::SnapshotApplying { store_id: ctx.store_id, region_id: self.region_id(), index, region: self.region().clone() });
         tracing::info!(store = ctx.store_id, region = self.region_id(), index, "applying snapshot");
-        Ok(())
     }
 
     pub fn on_snapshot_generated(&mut self, snapshot: Snapshot) {
@@ -988,22 +1049,19 @@ impl<E: Engine> PeerFsm<E> {
     }
 
     /// The snapshot's data is written: the peer's applied index moves to it, the
-    /// proposals it covers learn their outcome is unknown, and the entries held
-    /// back are applied.
-    pub async fn on_snapshot_applied(&mut self, ctx: &PeerContext<'_, E>, index: u64) -> Result<Effects, Stopped> {
+    /// proposals it covers learn their outcome is unknown. Returns the entries
+    /// held back, to apply once the snapshot is marked done.
+    pub fn snapshot_applied(&mut self, ctx: &PeerContext<'_, E>, index: u64) -> Vec<Entry> {
         self.applying_snapshot = None;
         if let Some(reason) = self.corrupt.take() {
             tracing::info!(store = ctx.store_id, region = self.region_id(), index, %reason, "damaged replica repaired by a snapshot");
             ctx.events.emit(StoreEvent::DataRepaired { store_id: ctx.store_id, region_id: self.region_id(), peer_id: self.peer.id, index });
         }
+        let before = self.applied_index();
+        assert!(index >= before, "region {}: a snapshot at {index} would move the applied index back from {before}", self.region_id());
         self.node.mut_store().apply_state.applied_index = index;
         self.proposals.covered_by_snapshot(index, self.region_id());
-        ctx.snapshots.finish_apply(self.region_id()).await?;
-        let deferred = std::mem::take(&mut self.deferred_entries);
-        let mut effects = Effects::default();
-        self.apply_committed(ctx, deferred, &mut effects).await?;
-        self.node.advance_apply_to(self.applied_index());
-        Ok(effects)
+        std::mem::take(&mut self.deferred_entries)
     }
 
     /// Measures the region and decides whether it should split: past the key
@@ -1100,3 +1158,7 @@ fn split_state_from_data(batch: &WriteBatch) -> (WriteBatch, WriteBatch) {
 #[cfg(test)]
 #[path = "peer_tests.rs"]
 mod tests;
+
+#[cfg(test)]
+#[path = "pipeline_tests.rs"]
+mod pipeline_tests;

@@ -239,7 +239,7 @@ impl<E: Engine> Store<E> {
                 continue;
             };
             crate::trace::working_on(self.store_id, region_id);
-            let result = peer.handle_ready(&peer_context!(self)).await;
+            let result = super::ready::handle_ready(&mut peer, &peer_context!(self)).await;
             self.peers.insert(region_id, peer);
             self.route(region_id, result?).await?;
         }
@@ -378,7 +378,7 @@ impl<E: Engine> Store<E> {
                 self.events.emit(StoreEvent::SnapshotApplied { store_id: self.store_id, region_id, index, bytes, took, region: peer.region().clone() });
                 tracing::info!(store = self.store_id, region = region_id, index, took_ms = took.as_millis() as u64, "snapshot applied");
                 crate::trace::working_on(self.store_id, region_id);
-                let result = peer.on_snapshot_applied(&peer_context!(self), index).await;
+                let result = super::ready::on_snapshot_applied(&mut peer, &peer_context!(self), index).await;
                 self.peers.insert(region_id, peer);
                 self.dirty.insert(region_id);
                 self.route(region_id, result?).await?;

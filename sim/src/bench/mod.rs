@@ -7,8 +7,12 @@
 //!   history, clean and with every anomaly class planted, next to Elle's
 //!   published figure, with peak memory.
 //! - the simulator (sim mode only): simulated seconds per wall second for a
-//!   scenario, and raw ops per wall second for a loaded raftstore.
+//!   scenario, and raw ops per wall second for a loaded raftstore;
+//!   [`ceiling`]: a bare raft-rs group in madsim, what the store's runs are
+//!   measured against.
 
+#[cfg(madsim)]
+pub mod ceiling;
 pub mod checker;
 pub mod list_append;
 #[cfg(madsim)]

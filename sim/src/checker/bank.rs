@@ -90,6 +90,25 @@ fn half_visible(ops: &[BankOp], seen: &BTreeMap<u64, i64>, accounts: u64, total:
     out
 }
 
+/// This checker in the registry ([`super::registry::ALL`]).
+pub struct Rule;
+
+#[cfg(madsim)]
+impl super::registry::Check for Rule {
+    fn name(&self) -> super::Checker {
+        super::Checker::Bank
+    }
+
+    fn applies(&self, scenario: &crate::scenario::Scenario) -> bool {
+        scenario.checkers.bank && scenario.workload.kind == crate::scenario::WorkloadKind::Bank
+    }
+
+    fn check(&self, run: &super::registry::Inputs) -> super::registry::Verdict {
+        let accounts = run.records.accounts;
+        super::registry::Verdict::of(check(&run.records.bank, accounts, crate::workload::bank::INITIAL_BALANCE * accounts as i64))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -47,6 +47,26 @@ pub fn check(history: &History, final_process: u64) -> Option<String> {
     (!problems.is_empty()).then(|| problems.join("\n"))
 }
 
+/// This checker in the registry ([`super::registry::ALL`]).
+pub struct Rule;
+
+#[cfg(madsim)]
+impl super::registry::Check for Rule {
+    fn name(&self) -> super::Checker {
+        super::Checker::Durability
+    }
+
+    fn applies(&self, scenario: &crate::scenario::Scenario) -> bool {
+        scenario.checkers.durability
+    }
+
+    fn check(&self, run: &super::registry::Inputs) -> super::registry::Verdict {
+        // Only a run that reached its final reads can be checked.
+        let reached = run.history.ops.iter().any(|o| o.process == crate::workload::FINAL_PROCESS);
+        super::registry::Verdict::of(reached.then(|| check(run.history, crate::workload::FINAL_PROCESS)).flatten())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

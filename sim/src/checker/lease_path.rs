@@ -15,20 +15,60 @@ use simkv::raftstore::StoreEvent;
 /// The share of completed reads that must be lease reads.
 pub const MIN_SHARE: f64 = 0.5;
 
-pub fn check(history: &History, events: &[StoreEvent]) -> Option<String> {
+/// Fewer completed reads than this say nothing about the path reads take.
+pub const MIN_READS: usize = 20;
+
+/// What the rule found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Found {
+    /// Enough reads, and enough of them on a lease.
+    Kept,
+    /// Too few of the reads were on a lease.
+    Broken(String),
+    /// Too few reads completed to judge (inconclusive, never a pass).
+    TooFewReads(usize),
+}
+
+pub fn check(history: &History, events: &[StoreEvent]) -> Found {
     let reads = history.ops.iter().filter(|op| matches!(op.outcome, Outcome::Read(_))).count();
     let on_lease = events.iter().filter(|e| matches!(e, StoreEvent::LeaseRead { .. })).count();
-    if reads < 20 {
-        return None; // too few reads to say anything
+    if reads < MIN_READS {
+        return Found::TooFewReads(reads);
     }
     let share = on_lease as f64 / reads as f64;
-    (share < MIN_SHARE).then(|| {
-        format!(
-            "leaders serve reads on their lease: {on_lease} of {reads} completed reads ({:.0}%) were admitted on a lease, under the {:.0}% a healthy cluster with lease reads on serves that way (the rest took a ReadIndex round each)",
-            share * 100.0,
-            MIN_SHARE * 100.0
-        )
-    })
+    if share >= MIN_SHARE {
+        return Found::Kept;
+    }
+    Found::Broken(format!(
+        "leaders serve reads on their lease: {on_lease} of {reads} completed reads ({:.0}%) were admitted on a lease, under the {:.0}% a healthy cluster with lease reads on serves that way (the rest took a ReadIndex round each)",
+        share * 100.0,
+        MIN_SHARE * 100.0
+    ))
+}
+
+/// This checker in the registry ([`super::registry::ALL`]).
+pub struct Rule;
+
+#[cfg(madsim)]
+impl super::registry::Check for Rule {
+    fn name(&self) -> super::Checker {
+        super::Checker::LeasePath
+    }
+
+    fn applies(&self, scenario: &crate::scenario::Scenario) -> bool {
+        scenario.checkers.lease_path && scenario.cluster.lease_reads
+    }
+
+    fn check(&self, run: &super::registry::Inputs) -> super::registry::Verdict {
+        use super::registry::Verdict;
+        match check(run.history, run.events) {
+            Found::Kept => Verdict::Pass,
+            Found::Broken(explanation) => Verdict::of(Some(explanation)),
+            Found::TooFewReads(reads) => Verdict::Inconclusive(format!(
+                "only {reads} reads completed, under the {MIN_READS} it takes to tell which path reads take: the run says nothing of the lease path"
+            )),
+        }
+    }
 }
 
 #[cfg(test)]
@@ -56,9 +96,9 @@ mod tests {
 
     #[test]
     fn reads_on_the_lease_pass_and_reads_without_it_fail() {
-        assert_eq!(check(&history(100), &lease_reads(90)), None);
-        let text = check(&history(100), &lease_reads(10)).expect("a lease never used is seen");
+        assert_eq!(check(&history(100), &lease_reads(90)), Found::Kept);
+        let Found::Broken(text) = check(&history(100), &lease_reads(10)) else { panic!("a lease never used is seen") };
         assert!(text.contains("10 of 100 completed reads (10%)"), "{text}");
-        assert_eq!(check(&history(5), &[]), None, "too few reads to judge");
+        assert_eq!(check(&history(5), &[]), Found::TooFewReads(5), "too few reads to judge, and that is not a pass");
     }
 }

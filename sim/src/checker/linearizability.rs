@@ -892,6 +892,39 @@ impl<'a> Search<'a> {
     }
 }
 
+/// This checker in the registry ([`super::registry::ALL`]).
+pub struct Rule;
+
+#[cfg(madsim)]
+impl super::registry::Check for Rule {
+    fn name(&self) -> super::Checker {
+        super::Checker::Linearizability
+    }
+
+    fn applies(&self, scenario: &crate::scenario::Scenario) -> bool {
+        scenario.checkers.linearizability
+    }
+
+    fn check(&self, run: &super::registry::Inputs) -> super::registry::Verdict {
+        use super::registry::{Finding, NamedOp};
+        match check_with_limit(run.history, run.scenario.checkers.linearizability_steps) {
+            Verdict::Linearizable => super::registry::Verdict::Pass,
+            Verdict::NotLinearizable(v) => {
+                let mut explanation = explain(run.history, &v);
+                if let Some(a) = run.records.served.get(&(v.blocked.process, v.blocked.invoke)) {
+                    let peer = a.peer.map_or_else(|| "no peer of it".to_string(), |p| format!("peer {p}"));
+                    explanation += &format!("\nThe operation that cannot be placed was answered by store {} ({peer} of region {}).", a.store, a.region);
+                }
+                let named = v.window.iter().map(|o| NamedOp { process: o.process, invoke: o.invoke, culprit: *o == v.blocked }).collect();
+                super::registry::Verdict::Fail(Finding { explanation, marks: vec![], named })
+            }
+            Verdict::Inconclusive { keys, steps } => super::registry::Verdict::Inconclusive(format!(
+                "the search ran out of its budget of {steps} steps for keys {keys:?} without a verdict: this run was neither shown linearizable nor shown not to be (replay it and run `simkv-sim check --max-steps N` on its history.edn)"
+            )),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -659,6 +659,27 @@ impl Graph {
     }
 }
 
+/// This checker in the registry ([`super::registry::ALL`]).
+pub struct Rule;
+
+#[cfg(madsim)]
+impl super::registry::Check for Rule {
+    fn name(&self) -> super::Checker {
+        super::Checker::ListAppend
+    }
+
+    fn applies(&self, scenario: &crate::scenario::Scenario) -> bool {
+        scenario.checkers.list_append && scenario.workload.kind == crate::scenario::WorkloadKind::ListAppend
+    }
+
+    fn check(&self, run: &super::registry::Inputs) -> super::registry::Verdict {
+        let model = Model::parse(&run.scenario.checkers.list_append_model).expect("validated when the scenario loaded");
+        let report = check(&crate::workload::list_append::history(&run.records.list_append), model);
+        let shown: Vec<String> = report.anomalies.iter().take(3).map(|a| format!("{}: {}", a.kind, a.explanation)).collect();
+        super::registry::Verdict::of((!report.valid()).then(|| format!("{} transactions are not {model}: {}", report.txns, shown.join("\n"))))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

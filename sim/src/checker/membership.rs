@@ -176,6 +176,24 @@ pub fn check_marked(events: &[StoreEvent]) -> Option<(String, Vec<usize>)> {
     Some((out.trim_end().to_string(), marks))
 }
 
+/// This checker in the registry ([`super::registry::ALL`]).
+pub struct Rule;
+
+#[cfg(madsim)]
+impl super::registry::Check for Rule {
+    fn name(&self) -> super::Checker {
+        super::Checker::Membership
+    }
+
+    fn applies(&self, scenario: &crate::scenario::Scenario) -> bool {
+        scenario.checkers.membership
+    }
+
+    fn check(&self, run: &super::registry::Inputs) -> super::registry::Verdict {
+        super::registry::Verdict::marked(check_marked(run.events))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -19,11 +19,142 @@
 //! | [`locks`] | every replica's lock CF after the sweeps | no lock outlives its transaction's resolution |
 //! | [`lease_path`] | completed reads and lease-read events | on a healthy cluster, most reads are served on a lease (a promise of speed) |
 
+//!
+//! Each checker that reads what a run recorded is one [`registry::Check`] in
+//! its own file and one line of [`registry::ALL`]; the testbed runs the list.
+//! The checks that drive the cluster after healing (convergence, regions,
+//! locks) run in the liveness phase (`run::settle`).
+
 /// A checker that failed, with what a person needs to act on it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Failure {
-    pub checker: String,
+    pub checker: Checker,
     pub explanation: String,
+}
+
+impl Failure {
+    pub fn new(checker: Checker, explanation: impl Into<String>) -> Failure {
+        Failure { checker, explanation: explanation.into() }
+    }
+}
+
+/// Who reports a failure: every checker, and the testbed's own verdicts on a
+/// run (a panic, a stall, a workload that could not finish). Their names are
+/// what reports, summaries and `shrink --checker` use.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Checker {
+    Linearizability,
+    Raft,
+    Durability,
+    Convergence,
+    Membership,
+    Regions,
+    Tso,
+    Pd,
+    Routing,
+    LeasePath,
+    Sequential,
+    Bank,
+    Table,
+    ListAppend,
+    Locks,
+    /// A scan's answer was malformed (keys repeated, out of order or outside its range).
+    Scan,
+    /// A workload could not be set up, or a client stopped.
+    Workload,
+    /// Something did not complete within the liveness phase.
+    Liveness,
+    /// A node of the simulated cluster panicked.
+    Panic,
+    /// The stores reported events without bound.
+    EventStorm,
+    /// The simulated disks broke their own fault model (the testbed's bug).
+    TestbedFaultModel,
+    /// Simulated time stopped advancing.
+    Stall,
+}
+
+impl Checker {
+    pub const ALL: [Checker; 22] = [
+        Checker::Linearizability,
+        Checker::Raft,
+        Checker::Durability,
+        Checker::Convergence,
+        Checker::Membership,
+        Checker::Regions,
+        Checker::Tso,
+        Checker::Pd,
+        Checker::Routing,
+        Checker::LeasePath,
+        Checker::Sequential,
+        Checker::Bank,
+        Checker::Table,
+        Checker::ListAppend,
+        Checker::Locks,
+        Checker::Scan,
+        Checker::Workload,
+        Checker::Liveness,
+        Checker::Panic,
+        Checker::EventStorm,
+        Checker::TestbedFaultModel,
+        Checker::Stall,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Checker::Linearizability => "linearizability",
+            Checker::Raft => "raft",
+            Checker::Durability => "durability",
+            Checker::Convergence => "convergence",
+            Checker::Membership => "membership",
+            Checker::Regions => "regions",
+            Checker::Tso => "tso",
+            Checker::Pd => "pd",
+            Checker::Routing => "routing",
+            Checker::LeasePath => "lease-path",
+            Checker::Sequential => "sequential",
+            Checker::Bank => "bank",
+            Checker::Table => "table",
+            Checker::ListAppend => "list-append",
+            Checker::Locks => "locks",
+            Checker::Scan => "scan",
+            Checker::Workload => "workload",
+            Checker::Liveness => "liveness",
+            Checker::Panic => "panic",
+            Checker::EventStorm => "event-storm",
+            Checker::TestbedFaultModel => "testbed-fault-model",
+            Checker::Stall => "stall",
+        }
+    }
+}
+
+impl std::fmt::Display for Checker {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl std::str::FromStr for Checker {
+    type Err = String;
+
+    fn from_str(name: &str) -> Result<Checker, String> {
+        Checker::ALL.into_iter().find(|c| c.as_str() == name).ok_or_else(|| {
+            let names: Vec<&str> = Checker::ALL.iter().map(|c| c.as_str()).collect();
+            format!("no checker is called {name:?}; the checkers are {}", names.join(", "))
+        })
+    }
+}
+
+impl PartialEq<str> for Checker {
+    fn eq(&self, name: &str) -> bool {
+        self.as_str() == name
+    }
+}
+
+impl PartialEq<&str> for Checker {
+    fn eq(&self, name: &&str) -> bool {
+        self.as_str() == *name
+    }
 }
 
 pub mod bank;
@@ -37,6 +168,8 @@ pub mod membership;
 pub mod pd;
 pub mod raft;
 pub mod regions;
+#[cfg(madsim)]
+pub mod registry;
 pub mod routing;
 pub mod sequential;
 pub mod table;

@@ -172,6 +172,24 @@ fn secs(at: Duration) -> String {
     format!("{:.3}s", at.as_secs_f64())
 }
 
+/// This checker in the registry ([`super::registry::ALL`]).
+pub struct Rule;
+
+#[cfg(madsim)]
+impl super::registry::Check for Rule {
+    fn name(&self) -> super::Checker {
+        super::Checker::Pd
+    }
+
+    fn applies(&self, scenario: &crate::scenario::Scenario) -> bool {
+        scenario.checkers.pd
+    }
+
+    fn check(&self, run: &super::registry::Inputs) -> super::registry::Verdict {
+        super::registry::Verdict::of(check(&run.records.pd_events))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

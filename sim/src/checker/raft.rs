@@ -279,6 +279,24 @@ fn key_range(region: &simkv::meta::Region) -> String {
     format!("[{}, {end})", region.start_key.escape_ascii())
 }
 
+/// This checker in the registry ([`super::registry::ALL`]).
+pub struct Rule;
+
+#[cfg(madsim)]
+impl super::registry::Check for Rule {
+    fn name(&self) -> super::Checker {
+        super::Checker::Raft
+    }
+
+    fn applies(&self, scenario: &crate::scenario::Scenario) -> bool {
+        scenario.checkers.raft
+    }
+
+    fn check(&self, run: &super::registry::Inputs) -> super::registry::Verdict {
+        super::registry::Verdict::marked(check_marked(run.events))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -76,6 +76,24 @@ pub fn check(clients: &BTreeMap<u64, Watch>) -> Option<String> {
     Some(text)
 }
 
+/// This checker in the registry ([`super::registry::ALL`]).
+pub struct Rule;
+
+#[cfg(madsim)]
+impl super::registry::Check for Rule {
+    fn name(&self) -> super::Checker {
+        super::Checker::Routing
+    }
+
+    fn applies(&self, scenario: &crate::scenario::Scenario) -> bool {
+        scenario.checkers.routing
+    }
+
+    fn check(&self, run: &super::registry::Inputs) -> super::registry::Verdict {
+        super::registry::Verdict::of(check(&run.records.routing))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

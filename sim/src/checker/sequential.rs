@@ -55,6 +55,25 @@ pub fn check(clients: &BTreeMap<u64, ClientLog>) -> Option<String> {
     (!problems.is_empty()).then(|| problems.join("\n"))
 }
 
+/// This checker in the registry ([`super::registry::ALL`]).
+pub struct Rule;
+
+#[cfg(madsim)]
+impl super::registry::Check for Rule {
+    fn name(&self) -> super::Checker {
+        super::Checker::Sequential
+    }
+
+    fn applies(&self, scenario: &crate::scenario::Scenario) -> bool {
+        scenario.checkers.sequential && scenario.workload.kind == crate::scenario::WorkloadKind::Sequential
+    }
+
+    fn check(&self, run: &super::registry::Inputs) -> super::registry::Verdict {
+        // The logs are complete only after the final reads (not after a panic).
+        super::registry::Verdict::of(run.records.logs.as_ref().and_then(check))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

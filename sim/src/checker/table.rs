@@ -72,3 +72,21 @@ fn changes_of(ops: &[TableOp], check: &TableOp, rows: &[i64]) -> String {
     }
     text
 }
+
+/// This checker in the registry ([`super::registry::ALL`]).
+pub struct Rule;
+
+#[cfg(madsim)]
+impl super::registry::Check for Rule {
+    fn name(&self) -> super::Checker {
+        super::Checker::Table
+    }
+
+    fn applies(&self, scenario: &crate::scenario::Scenario) -> bool {
+        scenario.checkers.table && scenario.workload.kind == crate::scenario::WorkloadKind::Table
+    }
+
+    fn check(&self, run: &super::registry::Inputs) -> super::registry::Verdict {
+        super::registry::Verdict::of(check(&run.records.table))
+    }
+}

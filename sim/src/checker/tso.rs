@@ -105,6 +105,29 @@ pub fn check(calls: &[TsCall]) -> Option<String> {
     seen.windows(2).find(|w| w[0].ts == w[1].ts).map(|w| format!("timestamp {} was handed out twice ({} and {})", w[0].ts, w[0].who(), w[1].who()))
 }
 
+/// This checker in the registry ([`super::registry::ALL`]).
+pub struct Rule;
+
+#[cfg(madsim)]
+impl super::registry::Check for Rule {
+    fn name(&self) -> super::Checker {
+        super::Checker::Tso
+    }
+
+    fn applies(&self, scenario: &crate::scenario::Scenario) -> bool {
+        scenario.checkers.tso
+    }
+
+    fn check(&self, run: &super::registry::Inputs) -> super::registry::Verdict {
+        // Every consumer's timestamps: the timestamp workload's requests and
+        // the transactions' start and commit timestamps.
+        let mut all = run.records.ts_calls.clone();
+        all.extend(of_bank(&run.records.bank));
+        all.extend(of_list_append(&run.records.list_append));
+        super::registry::Verdict::of(check(&all))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

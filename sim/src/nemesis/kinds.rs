@@ -1,15 +1,18 @@
 //! The registry of fault kinds: for each, the scenario weight that asks for
-//! it, how a plan draws one, and the stores it names.
+//! it, how a plan draws one, the stores it names, and how it starts and heals
+//! on a running cluster (through the family module that does it: partition,
+//! clog, crash, pause, disk, membership).
 //!
 //! A plan picks a kind by weight, walking [`FaultKind::ALL`] in order, then
 //! draws the fault's parameters from the same stream: that order is part of
 //! what a seed means, so a new kind is appended, never inserted. Adding a
-//! fault is a [`Fault`] variant, a kind here (its weight, its draw, its
-//! stores), its scenario weight in `scenario.rs`, and its start (and heal,
-//! if it lasts) in the module that does it.
+//! fault is a [`Fault`] variant, a kind here (its weight, draw, stores, start
+//! and heal: every match is exhaustive, so the compiler lists what is
+//! missing), its scenario weight in `scenario.rs`, and the code that does it
+//! in its family module.
 
 use super::{Draw, Fault, Swarm};
-use crate::scenario::Nemesis;
+use crate::scenario::Nemesis as Weights;
 
 /// Every kind of fault a plan can draw.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -62,7 +65,7 @@ impl FaultKind {
     ];
 
     /// How often the scenario asks for this kind (its `[nemesis]` weight).
-    pub fn weight(self, n: &Nemesis) -> u32 {
+    pub fn weight(self, n: &Weights) -> u32 {
         match self {
             FaultKind::PartitionHalves => n.partition_halves,
             FaultKind::IsolateStore => n.isolate_store,
@@ -195,6 +198,65 @@ impl Fault {
             | Fault::IsolatePd
             | Fault::SlowLeaderCutOff { .. }
             | Fault::LeaderWithOneFollower { .. } => vec![],
+        }
+    }
+}
+
+#[cfg(madsim)]
+use super::{clog, crash, disk, membership, partition, pause, FaultState, Link, Nemesis};
+
+#[cfg(madsim)]
+impl Fault {
+    /// Starts the fault on the running cluster: the links it cuts (the
+    /// nemesis clogs and counts them), and what it did, for the timeline.
+    pub(super) fn start(&self, n: &Nemesis, state: &mut FaultState) -> (Vec<Link>, String) {
+        let no_links = |what: String| (vec![], what);
+        match self {
+            Fault::PartitionHalves { .. }
+            | Fault::IsolateStore { .. }
+            | Fault::IsolateLeader { .. }
+            | Fault::Asymmetric { .. }
+            | Fault::Bridge { .. }
+            | Fault::IsolatePd
+            | Fault::SlowLeaderCutOff { .. }
+            | Fault::LeaderWithOneFollower { .. } => partition::links(n, self).expect("a partition cuts links"),
+            Fault::ClogLink { .. } => clog::links(n, self).expect("a clog cuts a link"),
+            Fault::CrashRestart { store } => no_links(crash::start(n, state, *store)),
+            Fault::Pause { store } => no_links(pause::start(n, state, *store)),
+            Fault::SlowDisk { store, factor } => no_links(disk::start_slow(n, state, *store, *factor, false)),
+            Fault::SlowSnapshotIo { store, factor } => no_links(disk::start_slow(n, state, *store, *factor, true)),
+            Fault::PdCrashRestart { clock_back_ms } => no_links(crash::start_pd(n, state, *clock_back_ms)),
+            Fault::MovePeer { .. } | Fault::TransferLeader { .. } | Fault::RemoveReAdd { .. } => no_links(membership::start(n, self)),
+            Fault::CorruptValue { store } => no_links(disk::damage(n, *store, simkv::engine::Damage::BitFlip)),
+            Fault::LatentReadError { store } => no_links(disk::damage(n, *store, simkv::engine::Damage::Unreadable)),
+            Fault::FailSync { store, kv } => no_links(disk::fail_sync(n, *store, *kv)),
+        }
+    }
+
+    /// What healing the fault takes besides unclogging its links.
+    pub(super) fn heal(&self, n: &Nemesis, state: &mut FaultState) {
+        match self {
+            Fault::SlowLeaderCutOff { .. } => n.restore_clocks(),
+            Fault::CrashRestart { store } => crash::heal(n, state, *store),
+            Fault::PdCrashRestart { clock_back_ms } => crash::heal_pd(n, state, *clock_back_ms),
+            Fault::Pause { store } => pause::heal(n, state, *store),
+            Fault::SlowDisk { store, .. } | Fault::SlowSnapshotIo { store, .. } => disk::heal(n, state, *store),
+            // Partitions heal with their links; membership changes, damage
+            // and failed syncs are done once started.
+            Fault::PartitionHalves { .. }
+            | Fault::IsolateStore { .. }
+            | Fault::IsolateLeader { .. }
+            | Fault::Asymmetric { .. }
+            | Fault::Bridge { .. }
+            | Fault::ClogLink { .. }
+            | Fault::IsolatePd
+            | Fault::LeaderWithOneFollower { .. }
+            | Fault::MovePeer { .. }
+            | Fault::TransferLeader { .. }
+            | Fault::RemoveReAdd { .. }
+            | Fault::CorruptValue { .. }
+            | Fault::LatentReadError { .. }
+            | Fault::FailSync { .. } => {}
         }
     }
 }

@@ -311,13 +311,13 @@ impl Plan {
 
 /// A directed link between two simulated nodes.
 #[cfg(madsim)]
-type Link = (madsim::task::NodeId, madsim::task::NodeId);
+pub(super) type Link = (madsim::task::NodeId, madsim::task::NodeId);
 
 /// What is currently broken, so that overlapping faults compose and healing
 /// undoes exactly what was done.
 #[cfg(madsim)]
 #[derive(Default)]
-struct FaultState {
+pub(super) struct FaultState {
     /// Clogged directed links, counted (two faults may clog one link).
     clogs: std::collections::BTreeMap<Link, u32>,
     down: std::collections::BTreeSet<u64>,
@@ -432,21 +432,8 @@ impl Nemesis {
 
     /// Starts fault `index` of the plan; returns what it did, for the timeline.
     pub fn start(&self, index: usize, fault: &Fault) -> String {
-        let cut = partition::links(self, fault).or_else(|| clog::links(self, fault));
         let mut state = self.state.lock().unwrap();
-        let (links, what) = match (cut, fault) {
-            (Some(cut), _) => cut,
-            (None, Fault::CrashRestart { store }) => (vec![], crash::start(self, &mut state, *store)),
-            (None, Fault::Pause { store }) => (vec![], pause::start(self, &mut state, *store)),
-            (None, Fault::SlowDisk { store, factor }) => (vec![], disk::start_slow(self, &mut state, *store, *factor, false)),
-            (None, Fault::SlowSnapshotIo { store, factor }) => (vec![], disk::start_slow(self, &mut state, *store, *factor, true)),
-            (None, Fault::PdCrashRestart { clock_back_ms }) => (vec![], crash::start_pd(self, &mut state, *clock_back_ms)),
-            (None, Fault::MovePeer { .. } | Fault::TransferLeader { .. } | Fault::RemoveReAdd { .. }) => (vec![], membership::start(self, fault)),
-            (None, Fault::CorruptValue { store }) => (vec![], disk::damage(self, *store, simkv::engine::Damage::BitFlip)),
-            (None, Fault::LatentReadError { store }) => (vec![], disk::damage(self, *store, simkv::engine::Damage::Unreadable)),
-            (None, Fault::FailSync { store, kv }) => (vec![], disk::fail_sync(self, *store, *kv)),
-            (None, other) => unreachable!("{other:?} is a partition"),
-        };
+        let (links, what) = fault.start(self, &mut state);
         let net = madsim::net::NetSim::current();
         for &link in &links {
             let count = state.clogs.entry(link).or_insert(0);
@@ -473,29 +460,7 @@ impl Nemesis {
                 }
             }
         }
-        match fault {
-            Fault::SlowLeaderCutOff { .. } => self.restore_clocks(),
-            Fault::CrashRestart { store } => crash::heal(self, &mut state, *store),
-            Fault::PdCrashRestart { clock_back_ms } => crash::heal_pd(self, &mut state, *clock_back_ms),
-            Fault::Pause { store } => pause::heal(self, &mut state, *store),
-            Fault::SlowDisk { store, .. } | Fault::SlowSnapshotIo { store, .. } => disk::heal(self, &mut state, *store),
-            // Partitions heal with their links (above); membership changes,
-            // damage and failed syncs are done once started.
-            Fault::PartitionHalves { .. }
-            | Fault::IsolateStore { .. }
-            | Fault::IsolateLeader { .. }
-            | Fault::Asymmetric { .. }
-            | Fault::Bridge { .. }
-            | Fault::ClogLink { .. }
-            | Fault::IsolatePd
-            | Fault::LeaderWithOneFollower { .. }
-            | Fault::MovePeer { .. }
-            | Fault::TransferLeader { .. }
-            | Fault::RemoveReAdd { .. }
-            | Fault::CorruptValue { .. }
-            | Fault::LatentReadError { .. }
-            | Fault::FailSync { .. } => {}
-        }
+        fault.heal(self, &mut state);
         true
     }
 
@@ -527,7 +492,7 @@ impl Nemesis {
     }
 
     /// Every store's clock back at the rate the run drew for it.
-    fn restore_clocks(&self) {
+    pub(super) fn restore_clocks(&self) {
         for (i, slot) in self.cluster.stores.values().enumerate() {
             slot.clock.set_rate(self.clock_rates.get(i).copied().unwrap_or(1.0));
         }

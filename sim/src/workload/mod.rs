@@ -211,7 +211,7 @@ pub async fn final_reads(shared: &Arc<Shared>, scenario: &Scenario, deadline: In
                     Err(_) if Instant::now() < deadline => sleep(Duration::from_millis(200)).await,
                     Err(e) => {
                         failures.push(Failure {
-                            checker: "liveness".into(),
+                            checker: crate::checker::Checker::Liveness,
                             explanation: format!("the final read of key {key:?} did not complete within the liveness phase: {e}"),
                         });
                         break None;
@@ -227,7 +227,7 @@ pub async fn final_reads(shared: &Arc<Shared>, scenario: &Scenario, deadline: In
                     if let Some(log) = shared2.logs.lock().unwrap().get_mut(&client_id) {
                         match list {
                             Ok(list) => log.final_list = Some(list),
-                            Err(e) => failures.push(Failure { checker: "sequential".into(), explanation: format!("client {client_id}: {e}") }),
+                            Err(e) => failures.push(Failure { checker: crate::checker::Checker::Sequential, explanation: format!("client {client_id}: {e}") }),
                         }
                     }
                 }
@@ -241,7 +241,7 @@ pub async fn final_reads(shared: &Arc<Shared>, scenario: &Scenario, deadline: In
                     Err(_) if Instant::now() < deadline => sleep(Duration::from_millis(200)).await,
                     Err(e) => {
                         failures.push(Failure {
-                            checker: "liveness".into(),
+                            checker: crate::checker::Checker::Liveness,
                             explanation: format!("the region starting at {key:?} served no read within the liveness phase: {e}"),
                         });
                         break;
@@ -251,5 +251,5 @@ pub async fn final_reads(shared: &Arc<Shared>, scenario: &Scenario, deadline: In
         }
         failures
     });
-    task.await.unwrap_or_else(|e| vec![Failure { checker: "liveness".into(), explanation: format!("final reads stopped: {e}") }])
+    task.await.unwrap_or_else(|e| vec![Failure { checker: crate::checker::Checker::Liveness, explanation: format!("final reads stopped: {e}") }])
 }
