@@ -176,14 +176,15 @@ impl Frame {
 #[cfg(madsim)]
 #[derive(Debug, Clone, Copy, Default, PartialEq)]
 pub struct LinkFaults {
-    /// Probability that a frame is lost.
+    /// Probability that a frame is lost (for raft traffic: each message of a
+    /// batch, see [`Transport::send`]).
     pub loss: f64,
     /// Extra delay drawn uniformly from this range; frames delayed differently
     /// overtake each other (reordering).
     pub delay_ms: (u64, u64),
-    /// Probability that a frame is delivered twice: the copy with a delay of
-    /// its own, up to [`DUPLICATE_LATE_MS`] later than any other (a late
-    /// duplicate).
+    /// Probability that a frame (for raft traffic: each message of a batch)
+    /// is delivered twice: the copy with a delay of its own, up to
+    /// [`DUPLICATE_LATE_MS`] later than any other (a late duplicate).
     pub duplicate: f64,
 }
 
@@ -218,10 +219,18 @@ impl NetFaults {
     }
 }
 
-/// A frame waiting to be sent: its kind, its bytes, and the request id when
-/// it is a request (so that a request that could not be sent at all can be
-/// failed at once, see [`Transport::on_not_sent`]).
-type Queued = (Traffic, Vec<u8>, Option<u64>);
+/// A frame waiting to be sent: its kind, its bytes, the request id when it is
+/// a request (so that a request that could not be sent at all can be failed at
+/// once, see [`Transport::on_not_sent`]), and, in simulation, the faults it
+/// suffers when they were decided already (a raft batch's messages are lost
+/// and duplicated one by one, see [`Transport::send`]).
+type Queued = (Traffic, Vec<u8>, Option<u64>, Option<FaultsDecided>);
+
+/// The faults a frame suffers when they were decided before it was queued.
+#[cfg(madsim)]
+type FaultsDecided = LinkFaults;
+#[cfg(not(madsim))]
+type FaultsDecided = std::convert::Infallible;
 
 /// A destination's queue of frames waiting to be sent.
 type Outbox = mpsc::Sender<Queued>;
@@ -276,17 +285,62 @@ impl Transport {
     }
 
     /// Queues `frame` for `to`. Never waits; a full outbox drops the frame.
+    ///
+    /// In simulation, a raft batch's messages are lost and duplicated one by
+    /// one, each with the probability the testbed set for raft traffic, as if
+    /// each had been a datagram of its own: batching changes what is sent,
+    /// not what can go wrong. (The batch is then delayed as one frame;
+    /// messages inside one may still be reordered, by the buggify site
+    /// `reorder-messages`.)
     pub fn send(&self, to: SocketAddr, frame: &Frame) {
+        #[cfg(madsim)]
+        if let (Frame::Raft(envelopes), Some(faults)) = (frame, self.inner.faults.as_ref()) {
+            let faults = faults.get(Traffic::Raft);
+            if faults.loss > 0.0 || faults.duplicate > 0.0 {
+                return self.send_raft_messages(to, envelopes, faults);
+            }
+        }
         let request = match frame {
             Frame::Request { id, .. } => Some(*id),
             _ => None,
         };
-        self.send_encoded(to, frame.traffic(), frame.encode(), request);
+        self.send_encoded(to, frame.traffic(), frame.encode(), request, None);
+    }
+
+    /// A raft batch under message loss or duplication: each message is lost
+    /// or duplicated on its own draw; what survives goes as one frame, and the
+    /// duplicates as a second frame that may arrive up to
+    /// [`DUPLICATE_LATE_MS`] later than any other.
+    #[cfg(madsim)]
+    fn send_raft_messages(&self, to: SocketAddr, envelopes: &[RaftEnvelope], faults: LinkFaults) {
+        use rand::Rng;
+        let (mut kept, mut copies) = (Vec::new(), Vec::new());
+        {
+            let mut rng = madsim::rand::thread_rng();
+            for envelope in envelopes {
+                if faults.loss > 0.0 && rng.gen_bool(faults.loss.min(1.0)) {
+                    continue;
+                }
+                if faults.duplicate > 0.0 && rng.gen_bool(faults.duplicate.min(1.0)) {
+                    copies.push(envelope.clone());
+                }
+                kept.push(envelope.clone());
+            }
+        }
+        let decided = LinkFaults { loss: 0.0, duplicate: 0.0, ..faults };
+        if !kept.is_empty() {
+            self.send_encoded(to, Traffic::Raft, Frame::Raft(kept).encode(), None, Some(decided));
+        }
+        if !copies.is_empty() {
+            let (lo, hi) = faults.delay_ms;
+            let late = LinkFaults { delay_ms: (lo, hi + DUPLICATE_LATE_MS), ..decided };
+            self.send_encoded(to, Traffic::Raft, Frame::Raft(copies).encode(), None, Some(late));
+        }
     }
 
     /// Queues already-encoded bytes (tests use this to send garbage).
     pub fn send_bytes(&self, to: SocketAddr, bytes: Vec<u8>) {
-        self.send_encoded(to, Traffic::Client, bytes, None);
+        self.send_encoded(to, Traffic::Client, bytes, None, None);
     }
 
     /// Registers `hook` to hear of request frames that never left this node.
@@ -296,7 +350,7 @@ impl Transport {
         self.inner.not_sent.lock().expect("hooks lock").push(hook);
     }
 
-    fn send_encoded(&self, to: SocketAddr, traffic: Traffic, bytes: Vec<u8>, request: Option<u64>) {
+    fn send_encoded(&self, to: SocketAddr, traffic: Traffic, bytes: Vec<u8>, request: Option<u64>, decided: Option<FaultsDecided>) {
         let stats = &self.inner.stats;
         if bytes.len() > MAX_FRAME_BYTES {
             stats.dropped_oversized.fetch_add(1, Ordering::Relaxed);
@@ -305,7 +359,7 @@ impl Transport {
         }
         let mut outboxes = self.inner.outboxes.lock().expect("outbox lock");
         let outbox = outboxes.entry(to).or_insert_with(|| self.spawn_sender(to));
-        match outbox.try_send((traffic, bytes, request)) {
+        match outbox.try_send((traffic, bytes, request, decided)) {
             Ok(()) => {
                 stats.sent.fetch_add(1, Ordering::Relaxed);
             }
@@ -320,15 +374,16 @@ impl Transport {
         let inner = self.inner.clone();
         madsim::task::spawn(async move {
             let mut link = inner.net.link(to);
-            while let Some((traffic, bytes, request)) = rx.next().await {
+            while let Some((traffic, bytes, request, decided)) = rx.next().await {
                 #[cfg(madsim)]
                 let sent = {
                     let _ = request;
-                    link.send(bytes, inner.faults.as_ref().map(|f| f.get(traffic)).unwrap_or_default()).await
+                    let faults = decided.or_else(|| inner.faults.as_ref().map(|f| f.get(traffic))).unwrap_or_default();
+                    link.send(bytes, faults).await
                 };
                 #[cfg(not(madsim))]
                 let sent = {
-                    let _ = traffic;
+                    let _ = (traffic, decided);
                     match link.send(bytes).await {
                         Err(net::SendError::NotSent(e)) => {
                             if let Some(id) = request {

@@ -480,7 +480,7 @@ fn failing_seeds_shrink() {
         ("skips-checksums.toml", 2, 6),
         ("ack-after-failed-fsync.toml", 0, 6),
         ("lease-ignores-drift.toml", 8, 6),
-        ("duplicate-chunk-applied-twice.toml", 17, 6),
+        ("duplicate-chunk-applied-twice.toml", 11, 6),
         ("apply-state-before-data-crash-point.toml", 5, 6),
         ("destroy-deletes-log-first-crash-point.toml", 1, 6),
         ("mark-applying-first-crash-point.toml", 0, 6),
