@@ -297,7 +297,7 @@ impl Transport {
         if let (Frame::Raft(envelopes), Some(faults)) = (frame, self.inner.faults.as_ref()) {
             let faults = faults.get(Traffic::Raft);
             if faults.loss > 0.0 || faults.duplicate > 0.0 {
-                return self.send_raft_messages(to, envelopes, faults);
+                return self.send_raft_messages(to, frame, envelopes, faults);
             }
         }
         let request = match frame {
@@ -307,28 +307,34 @@ impl Transport {
         self.send_encoded(to, frame.traffic(), frame.encode(), request, None);
     }
 
-    /// A raft batch under message loss or duplication: each message is lost
+    /// A raft batch (`frame`, holding `envelopes`) under message loss or
+    /// duplication: each message is lost
     /// or duplicated on its own draw; what survives goes as one frame, and the
     /// duplicates as a second frame that may arrive up to
     /// [`DUPLICATE_LATE_MS`] later than any other.
     #[cfg(madsim)]
-    fn send_raft_messages(&self, to: SocketAddr, envelopes: &[RaftEnvelope], faults: LinkFaults) {
+    fn send_raft_messages(&self, to: SocketAddr, frame: &Frame, envelopes: &[RaftEnvelope], faults: LinkFaults) {
         use rand::Rng;
-        let (mut kept, mut copies) = (Vec::new(), Vec::new());
+        // Which messages are lost, and which sent twice, by position.
+        let (mut lost, mut copies) = (Vec::new(), Vec::new());
         {
             let mut rng = madsim::rand::thread_rng();
-            for envelope in envelopes {
+            for (i, envelope) in envelopes.iter().enumerate() {
                 if faults.loss > 0.0 && rng.gen_bool(faults.loss.min(1.0)) {
+                    lost.push(i);
                     continue;
                 }
                 if faults.duplicate > 0.0 && rng.gen_bool(faults.duplicate.min(1.0)) {
                     copies.push(envelope.clone());
                 }
-                kept.push(envelope.clone());
             }
         }
         let decided = LinkFaults { loss: 0.0, duplicate: 0.0, ..faults };
-        if !kept.is_empty() {
+        if lost.is_empty() {
+            // The usual case: the batch goes as it is, without a copy.
+            self.send_encoded(to, Traffic::Raft, frame.encode(), None, Some(decided));
+        } else if lost.len() < envelopes.len() {
+            let kept = envelopes.iter().enumerate().filter(|(i, _)| !lost.contains(i)).map(|(_, e)| e.clone()).collect();
             self.send_encoded(to, Traffic::Raft, Frame::Raft(kept).encode(), None, Some(decided));
         }
         if !copies.is_empty() {

@@ -39,9 +39,9 @@ impl Engine for Recording {
 
     async fn write(&self, batch: &WriteBatch, sync: bool) -> crate::engine::Result<()> {
         let what: Vec<String> = batch.mutations().iter().map(describe_mutation).collect();
-        let sync = if sync { "synced" } else { "not synced" };
-        self.trace.lock().unwrap().push(format!("  {} writes ({sync}): {}", self.label, what.join(", ")));
-        self.inner.write(batch, sync == "synced").await
+        let how = if sync { "synced" } else { "not synced" };
+        self.trace.lock().unwrap().push(format!("  {} writes ({how}): {}", self.label, what.join(", ")));
+        self.inner.write(batch, sync).await
     }
 
     fn snapshot(&self) -> SimSnapshot {

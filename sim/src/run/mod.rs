@@ -76,7 +76,8 @@ fn run_with_progress(scenario: &Scenario, plan: &Plan, progress: Arc<AtomicU64>)
     let _ = panics::catching(|| runtime.block_on(async { teardown(&nodes) }));
     let node = panic.node.and_then(|id| nodes.lock().unwrap().get(&id).cloned()).unwrap_or_else(|| "the simulation's main task".into());
     let ending = report::after_panic(&recorded, node, &panic);
-    let events = events.lock().unwrap().clone();
+    // The run is over: its events move into the report (no copy).
+    let events = std::mem::take(&mut *events.lock().unwrap());
     report::assemble(scenario, plan, &recorded, events, ending)
 }
 

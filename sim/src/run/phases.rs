@@ -42,7 +42,8 @@ pub(super) async fn run_inner(
     history.ops.sort_by_key(|o| (o.invoke, o.process));
     let logs = Some(shared.logs.lock().unwrap().clone());
     let ending = Ending { history, failures, logs, simulated: shared.start.elapsed(), last_line: None };
-    let events = events.lock().unwrap().clone();
+    // The run is over: its events move into the report (no copy).
+    let events = std::mem::take(&mut *events.lock().unwrap());
     report::assemble(&scenario, &plan, &recorded, events, ending)
 }
 

@@ -194,7 +194,7 @@ pub(super) fn assemble(scenario: &Scenario, plan: &Plan, recorded: &Recorded, ev
         accounts: plan.swarm.keys.max(2),
         table: take(&mut *recorded.table.lock().unwrap()),
         list_append: take(&mut *recorded.list_append.lock().unwrap()),
-        ts_calls: recorded.ts_calls.lock().unwrap().clone(),
+        ts_calls: take(&mut *recorded.ts_calls.lock().unwrap()),
         logs,
         served: take(&mut *recorded.served.lock().unwrap()),
         pd_events: take(&mut *recorded.pd_events.lock().unwrap()),
