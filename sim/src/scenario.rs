@@ -693,7 +693,7 @@ mod tests {
         assert!(bug.message.contains("no-such-bug"), "{bug}");
         let drift = Scenario::parse("bad.toml", "[nemesis]\ncrash_restart = 1\nclock_drift = [0.1, 0.3]\n").unwrap_err();
         assert_eq!(drift.line, Some(3), "{drift}");
-        assert!(drift.message.contains("beyond the 0.143") && drift.message.contains("clock_drift_unsafe"), "{drift}");
+        assert!(drift.message.contains("beyond the 0.161") && drift.message.contains("clock_drift_unsafe"), "{drift}");
         Scenario::parse("ok.toml", "[nemesis]\nclock_drift = [0.1, 0.3]\nclock_drift_unsafe = true\n").unwrap();
     }
 }

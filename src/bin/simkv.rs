@@ -323,8 +323,8 @@ mod real {
                     }
                     let mut raftstore =
                         RaftStoreConfig { base_tick_ms: tick_ms, region_split_keys: split_keys, region_split_bytes: split_bytes, ..RaftStoreConfig::default() };
-                    // The lease keeps three quarters of the election timeout, at most
-                    // the default drift bound short of it.
+                    // The drift bound is at most a quarter of the election timeout,
+                    // so a lease is left inside the voters' refusal (a tick less).
                     raftstore.max_clock_drift_ms = raftstore.max_clock_drift_ms.min(raftstore.election_timeout().as_millis() as u64 / 4);
                     if let Err(e) = raftstore.validate() {
                         eprintln!("simkv store: {e}");

@@ -17,27 +17,30 @@
 //! suspect every read takes the ReadIndex path.
 
 use madsim::time::Instant;
+use std::ops::Add;
 use std::time::Duration;
 
+/// Generic over the instant it is measured in: the store's clock's
+/// [`Instant`], or a model's own clock (`lease_model_tests`).
 #[derive(Debug, Clone)]
-pub struct Lease {
+pub struct Lease<I = Instant> {
     /// How long evidence from time `t` keeps the lease: the election timeout
     /// less the clock-drift bound.
     duration: Duration,
-    expires: Option<Instant>,
+    expires: Option<I>,
     /// Evidence gathered before this instant does not count (a transfer).
-    not_before: Option<Instant>,
+    not_before: Option<I>,
     /// No lease until the admin command at this index is applied.
     suspect_until_index: u64,
 }
 
-impl Lease {
-    pub fn new(duration: Duration) -> Lease {
+impl<I: Copy + Ord + Add<Duration, Output = I>> Lease<I> {
+    pub fn new(duration: Duration) -> Lease<I> {
         Lease { duration, expires: None, not_before: None, suspect_until_index: 0 }
     }
 
     /// A quorum acknowledged what this leader sent at `sent_at`.
-    pub fn renew(&mut self, sent_at: Instant, applied_index: u64) {
+    pub fn renew(&mut self, sent_at: I, applied_index: u64) {
         if self.not_before.is_some_and(|t| sent_at < t) || applied_index < self.suspect_until_index {
             return;
         }
@@ -48,14 +51,14 @@ impl Lease {
     }
 
     /// Whether a read may be served locally now.
-    pub fn is_valid(&self, now: Instant, applied_index: u64) -> bool {
+    pub fn is_valid(&self, now: I, applied_index: u64) -> bool {
         applied_index >= self.suspect_until_index && self.expires.is_some_and(|e| now < e)
     }
 
     /// Leadership may move to another peer from now on, without that peer
     /// waiting out an election timeout, for up to `window` (until raft-rs gives
     /// the transfer up).
-    pub fn suspect_transfer(&mut self, now: Instant, window: Duration) {
+    pub fn suspect_transfer(&mut self, now: I, window: Duration) {
         self.expires = None;
         self.not_before = Some(now + window);
     }
@@ -102,3 +105,7 @@ mod tests {
         assert!(!lease.is_valid(t0 + Duration::from_millis(1400), 12));
     }
 }
+
+#[cfg(test)]
+#[path = "lease_model_tests.rs"]
+mod model;
