@@ -113,8 +113,6 @@ pub struct PdServer<E: Engine> {
     anchor: (u64, madsim::time::Instant),
     pub operator_stats: OperatorStats,
     events: Option<PdEventSink>,
-    /// Who sent the request being answered (named in timestamp events).
-    requester: Option<SocketAddr>,
 }
 
 /// How PD's operators ended, by kind.
@@ -163,7 +161,6 @@ impl<E: Engine> PdServer<E> {
             started_ms,
             operator_stats: OperatorStats::default(),
             events: None,
-            requester: None,
         })
     }
 
@@ -195,19 +192,16 @@ impl<E: Engine> PdServer<E> {
         Ok(())
     }
 
-    /// Answers a routing question with `entry`, reporting it.
-    fn routed(&self, entry: &RegionEntry) -> (Region, Option<Peer>) {
+    /// Answers `requester`'s routing question with `entry`, reporting it.
+    fn routed(&self, entry: &RegionEntry, requester: Option<SocketAddr>) -> (Region, Option<Peer>) {
         let (region, leader) = (entry.region.clone(), entry.leader);
-        self.emit(|| PdEvent::Routed { region: region.clone(), leader, to: self.requester });
+        self.emit(|| PdEvent::Routed { region: region.clone(), leader, to: requester });
         (region, leader)
     }
 
-    /// [`PdServer::handle`] for a request that came from `from`.
+    /// [`PdServer::answer`] for a request that came from `from`.
     pub async fn handle_from(&mut self, request: PdRequest, from: SocketAddr) -> PdResponse {
-        self.requester = Some(from);
-        let response = self.handle(request).await;
-        self.requester = None;
-        response
+        self.answer(request, Some(from)).await
     }
 
     /// Wall-clock milliseconds as this node sees them.
@@ -226,13 +220,19 @@ impl<E: Engine> PdServer<E> {
         &self.stores
     }
 
-    /// Answers one request.
+    /// Answers one request from inside the process (no sender to name).
     pub async fn handle(&mut self, request: PdRequest) -> PdResponse {
+        self.answer(request, None).await
+    }
+
+    /// Answers one request; `requester` (who sent it) is named in the
+    /// events for timestamps and routing answers.
+    async fn answer(&mut self, request: PdRequest, requester: Option<SocketAddr>) -> PdResponse {
         match request {
             PdRequest::Tso { count } => loop {
                 match self.tso.next(self.now_ms(), count as u64, self.cfg.tso_window_ms) {
                     tso::Next::Ready(ts) => {
-                        self.emit(|| PdEvent::TsHandedOut { last: ts, count: count.max(1), to: self.requester });
+                        self.emit(|| PdEvent::TsHandedOut { last: ts, count: count.max(1), to: requester });
                         return Ok(PdReply::Ts(ts));
                     }
                     tso::Next::Save(until) => {
@@ -293,16 +293,16 @@ impl<E: Engine> PdServer<E> {
                 Ok(PdReply::Heartbeat(self.schedule(&hb.region, &hb.leader, &hb.pending_peers).await?))
             }
             PdRequest::RegionByKey { key } => {
-                let (region, leader) = self.routing.by_key(&key).map(|e| self.routed(e)).ok_or_else(|| PdError::RegionNotFound(format!("key {key:?}")))?;
+                let (region, leader) = self.routing.by_key(&key).map(|e| self.routed(e, requester)).ok_or_else(|| PdError::RegionNotFound(format!("key {key:?}")))?;
                 Ok(PdReply::Region { region, leader })
             }
             PdRequest::RegionById { region_id } => {
                 let (region, leader) =
-                    self.routing.by_id(region_id).map(|e| self.routed(e)).ok_or_else(|| PdError::RegionNotFound(format!("id {region_id}")))?;
+                    self.routing.by_id(region_id).map(|e| self.routed(e, requester)).ok_or_else(|| PdError::RegionNotFound(format!("id {region_id}")))?;
                 Ok(PdReply::Region { region, leader })
             }
             PdRequest::ScanRegions { start, limit } => {
-                Ok(PdReply::Regions(self.routing.scan(&start, limit.max(1) as usize).into_iter().map(|e| self.routed(e)).collect()))
+                Ok(PdReply::Regions(self.routing.scan(&start, limit.max(1) as usize).into_iter().map(|e| self.routed(e, requester)).collect()))
             }
             PdRequest::AskSplit { region, split_count } => {
                 if split_count == 0 || split_count > 64 {

@@ -157,6 +157,15 @@ impl PartialEq<&str> for Checker {
     }
 }
 
+/// A region's keys as `[start, end)`: raw keys decoded and quoted, `-∞` and
+/// `+∞` for open ends. Every checker that names a region's keys uses it.
+pub fn key_range(region: &simkv::meta::Region) -> String {
+    let key = |k: &[u8]| format!("{:?}", String::from_utf8_lossy(simkv::codec::keys::decode_raw_key(k).unwrap_or(k)));
+    let start = if region.start_key.is_empty() { "-∞".to_string() } else { key(&region.start_key) };
+    let end = if region.end_key.is_empty() { "+∞".to_string() } else { key(&region.end_key) };
+    format!("[{start}, {end})")
+}
+
 pub mod bank;
 pub mod convergence;
 pub mod durability;

@@ -259,10 +259,10 @@ fn lease_across_splits(events: &[StoreEvent]) -> Vec<(usize, String)> {
                         at,
                         format!(
                             "lease reads across splits: store {store_id} answered a lease read from region {region_id} at version {version} (keys {}), admitted after region {} at version {} (keys {}, split off it since) had elected a leader on store {leader_store}: the read may miss that leader's writes",
-                            key_range(reader),
+                            super::key_range(reader),
                             newer.id,
                             newer.epoch.version,
-                            key_range(newer)
+                            super::key_range(newer)
                         ),
                     ));
                 }
@@ -271,12 +271,6 @@ fn lease_across_splits(events: &[StoreEvent]) -> Vec<(usize, String)> {
         }
     }
     problems
-}
-
-/// `[start, end)` of a region, keys escaped.
-fn key_range(region: &simkv::meta::Region) -> String {
-    let end = if region.end_key.is_empty() { "end".to_string() } else { region.end_key.escape_ascii().to_string() };
-    format!("[{}, {end})", region.start_key.escape_ascii())
 }
 
 /// This checker in the registry ([`super::registry::ALL`]).
@@ -338,7 +332,7 @@ mod tests {
         let mut late = setup.clone();
         late.extend([elected.clone(), admitted.clone(), served.clone()]);
         let text = check(&late).unwrap();
-        assert!(text.starts_with("lease reads across splits: store 1 answered a lease read from region 1 at version 1 (keys [, end)), admitted after region 2 at version 2 (keys [m, end)"), "{text}");
+        assert!(text.starts_with("lease reads across splits: store 1 answered a lease read from region 1 at version 1 (keys [-∞, +∞)), admitted after region 2 at version 2 (keys [\"m\", +∞)"), "{text}");
         // Admitted before the new region had a leader: concurrent with its writes.
         let mut early = setup;
         early.extend([admitted, elected, served]);

@@ -18,9 +18,7 @@ pub struct RegionViews<'a> {
 }
 
 fn show(r: &Region) -> String {
-    let key =
-        |k: &[u8]| if k.is_empty() { "∞".to_string() } else { format!("{:?}", String::from_utf8_lossy(simkv::codec::keys::decode_raw_key(k).unwrap_or(k))) };
-    format!("region {} [{}, {}) at {}", r.id, key(&r.start_key), key(&r.end_key), r.epoch)
+    format!("region {} {} at {}", r.id, super::key_range(r), r.epoch)
 }
 
 /// `None` when every rule holds; otherwise the first broken one.
@@ -161,7 +159,7 @@ mod tests {
         stores.get_mut(&2).unwrap().insert(1, region(1, "", "", 1));
         assert_eq!(
             check(&views(&stores, &newest, &regions)).unwrap(),
-            "store 2 holds overlapping regions: region 1 [∞, ∞) at conf_ver=1 version=1 and region 2 [\"m\", ∞) at conf_ver=1 version=2"
+            "store 2 holds overlapping regions: region 1 [-∞, +∞) at conf_ver=1 version=1 and region 2 [\"m\", +∞) at conf_ver=1 version=2"
         );
         stores.get_mut(&2).unwrap().remove(&2);
         assert!(check(&views(&stores, &newest, &regions)).unwrap().starts_with("store 2 holds region 1"));
