@@ -24,7 +24,8 @@ fn free_addr() -> SocketAddr {
 
 fn raftstore_config() -> RaftStoreConfig {
     // Real time: keep elections quick so the test stays short.
-    // Leases: the 200 ms election timeout less a 50 ms drift bound.
+    // Leases: the voters' 180 ms refusal (the 200 ms election timeout less a
+    // tick) less a 50 ms drift bound.
     RaftStoreConfig { base_tick_ms: 20, raft_log_gc_count_limit: 20, max_clock_drift_ms: 50, ..RaftStoreConfig::default() }
 }
 
