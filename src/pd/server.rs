@@ -293,7 +293,8 @@ impl<E: Engine> PdServer<E> {
                 Ok(PdReply::Heartbeat(self.schedule(&hb.region, &hb.leader, &hb.pending_peers).await?))
             }
             PdRequest::RegionByKey { key } => {
-                let (region, leader) = self.routing.by_key(&key).map(|e| self.routed(e, requester)).ok_or_else(|| PdError::RegionNotFound(format!("key {key:?}")))?;
+                let (region, leader) =
+                    self.routing.by_key(&key).map(|e| self.routed(e, requester)).ok_or_else(|| PdError::RegionNotFound(format!("key {key:?}")))?;
                 Ok(PdReply::Region { region, leader })
             }
             PdRequest::RegionById { region_id } => {

@@ -83,7 +83,11 @@ impl Variant {
     /// clocks off by the most the `clock-drift` scenario draws.
     fn store(voters: u64) -> Variant {
         let cfg = crate::raftstore::config::RaftStoreConfig::default();
-        assert_eq!((cfg.base_tick_ms * 1000, cfg.election_ticks_min, cfg.heartbeat_ticks), (TICK_US, ELECTION_TICKS, HEARTBEAT_TICKS), "the model runs the store's raft timing");
+        assert_eq!(
+            (cfg.base_tick_ms * 1000, cfg.election_ticks_min, cfg.heartbeat_ticks),
+            (TICK_US, ELECTION_TICKS, HEARTBEAT_TICKS),
+            "the model runs the store's raft timing"
+        );
         Variant {
             lease: cfg.lease_duration(),
             rate_error: 0.12,
@@ -194,12 +198,41 @@ impl Model {
             let rate = if rng.next_u32() % 2 == 0 { 1.0 + variant.rate_error } else { 1.0 - variant.rate_error };
             let offset = rng.next_u64() % 1_000_000_000;
             let lease = Lease::new(variant.lease);
-            let node =
-                Node { id, raw, storage, rate, offset, timeout: None, lease, reads: BTreeMap::new(), evidence: VecDeque::new(), applied: 0, leader_term: None, no_votes_until: None, member: id <= variant.voters, removed: false };
+            let node = Node {
+                id,
+                raw,
+                storage,
+                rate,
+                offset,
+                timeout: None,
+                lease,
+                reads: BTreeMap::new(),
+                evidence: VecDeque::new(),
+                applied: 0,
+                leader_term: None,
+                no_votes_until: None,
+                member: id <= variant.voters,
+                removed: false,
+            };
             nodes.push(node);
         }
-        let mut model =
-            Model { variant, rng, now: 0, nodes, queue: BTreeMap::new(), seq: 0, cut: BTreeSet::new(), partition: 0, armed: false, writes: 0, timeout_spread: ELECTION_TICKS as u64, elected: BTreeMap::new(), next_read: 1, recent: VecDeque::new(), violation: None };
+        let mut model = Model {
+            variant,
+            rng,
+            now: 0,
+            nodes,
+            queue: BTreeMap::new(),
+            seq: 0,
+            cut: BTreeSet::new(),
+            partition: 0,
+            armed: false,
+            writes: 0,
+            timeout_spread: ELECTION_TICKS as u64,
+            elected: BTreeMap::new(),
+            next_read: 1,
+            recent: VecDeque::new(),
+            violation: None,
+        };
         model.writes = [0, 10, 45][model.below(3) as usize];
         model.timeout_spread = [ELECTION_TICKS as u64, 1][model.below(2) as usize];
         for id in 1..=NODES {
@@ -603,7 +636,10 @@ impl Model {
             if suspect {
                 node.lease.suspect_until_applied(index);
             }
-            self.note(format!("node {id} proposed conf change at {index}: {:?}", cc.changes.iter().map(|c| (c.get_change_type(), c.node_id)).collect::<Vec<_>>()));
+            self.note(format!(
+                "node {id} proposed conf change at {index}: {:?}",
+                cc.changes.iter().map(|c| (c.get_change_type(), c.node_id)).collect::<Vec<_>>()
+            ));
         }
     }
 
