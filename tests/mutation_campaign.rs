@@ -11,6 +11,11 @@
 //!   cargo test --release --test mutation_campaign
 //! ```
 //!
+//! `SIMKV_MUTANTS_UNIT`, if set, names unit tests of the store (a `cargo test`
+//! filter, e.g. `raftstore::lease::model`) that run first, in release: a
+//! module with a model of its own (the lease's, against raft-rs) is checked
+//! by it as well as by the campaign.
+//!
 //! Scenario paths are relative to the repository root; a planted bug's
 //! scenario (`scenarios/bugs/`) runs without its bug, as the shape built to
 //! open that bug's window. The testbed is built
@@ -32,6 +37,26 @@ fn main() -> ExitCode {
     if !built.is_ok_and(|s| s.success()) {
         eprintln!("error: the testbed did not build");
         return ExitCode::from(2);
+    }
+    if let Ok(filter) = std::env::var("SIMKV_MUTANTS_UNIT") {
+        let unit = Command::new(env!("CARGO"))
+            .args(["test", "--release", "-q", "-p", "simkv", "--lib", &filter])
+            .env("CARGO_TARGET_DIR", &target)
+            .current_dir(root)
+            .output();
+        match unit {
+            Ok(out) if out.status.success() => println!("unit tests {filter}: passed"),
+            Ok(out) => {
+                let text = String::from_utf8_lossy(&out.stdout);
+                let first = text.lines().find(|l| l.contains("FAILED") || l.contains("panicked")).unwrap_or("a unit test failed");
+                println!("caught by unit tests {filter}: {first}");
+                return ExitCode::from(1);
+            }
+            Err(e) => {
+                eprintln!("error: could not run the unit tests {filter}: {e}");
+                return ExitCode::from(2);
+            }
+        }
     }
     let bin = format!("{target}/release/simkv-sim");
     for scenario in list.split(',').map(str::trim).filter(|s| !s.is_empty()) {
