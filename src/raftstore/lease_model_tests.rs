@@ -98,6 +98,18 @@ impl Variant {
             one_follower_renews: false,
         }
     }
+
+    /// The store with the lease it had before session 13: the election
+    /// timeout less the drift bound, one tick too long.
+    fn old_lease(self) -> Variant {
+        let cfg = crate::raftstore::config::RaftStoreConfig::default();
+        Variant { lease: cfg.election_timeout() - Duration::from_millis(cfg.max_clock_drift_ms), ..self }
+    }
+
+    /// Flaw: a lease of the whole election timeout, no drift margin.
+    fn no_drift_margin(self) -> Variant {
+        Variant { lease: Duration::from_micros(TICK_US * ELECTION_TICKS as u64), ..self }
+    }
 }
 
 struct Node {
@@ -679,11 +691,7 @@ fn the_store_lease_holds_against_raft_rs_with_three_and_five_voters() {
 
 #[test]
 fn a_lease_of_a_whole_election_timeout_less_drift_outlives_a_fast_followers_refusal() {
-    // The lease before session 13: one tick longer than a follower's refusal
-    // can be.
-    let cfg = crate::raftstore::config::RaftStoreConfig::default();
-    let old = cfg.election_timeout() - Duration::from_millis(cfg.max_clock_drift_ms);
-    let found = first_violation(Variant { lease: old, ..Variant::store(3) }, SEEDS);
+    let found = first_violation(Variant::store(3).old_lease(), SEEDS);
     assert!(found.is_some(), "the one-tick-too-long lease went unseen");
 }
 
@@ -706,7 +714,7 @@ fn the_model_catches_each_planted_flaw() {
         // It takes five voters: with three, one follower is a quorum.
         ("one follower's answer renews the lease", Variant { one_follower_renews: true, ..Variant::store(5) }),
         ("a restarted node votes at once", Variant { refuse_votes_after_restart: false, ..store }),
-        ("no drift margin", Variant { lease: Duration::from_micros(TICK_US * ELECTION_TICKS as u64), ..store }),
+        ("no drift margin", store.no_drift_margin()),
     ];
     for (flaw, variant) in flaws {
         assert!(first_violation(variant, SEEDS).is_some(), "the model missed the flaw: {flaw}");
@@ -720,20 +728,18 @@ fn the_model_catches_each_planted_flaw() {
 #[ignore]
 fn violation_counts() {
     let n: u64 = std::env::var("SEEDS").map_or(300, |s| s.parse().unwrap());
-    let cfg = crate::raftstore::config::RaftStoreConfig::default();
-    let old = cfg.election_timeout() - Duration::from_millis(cfg.max_clock_drift_ms);
     for voters in [3, 5] {
         let store = Variant::store(voters);
         let variants = [
             ("store", store),
-            ("old lease", Variant { lease: old, ..store }),
-            ("old lease, no suspicion", Variant { lease: old, suspect_conf_changes: false, ..store }),
+            ("old lease", store.old_lease()),
+            ("old lease, no suspicion", Variant { suspect_conf_changes: false, ..store.old_lease() }),
             ("no suspicion", Variant { suspect_conf_changes: false, ..store }),
             ("no expiry", Variant { expire_on_step_down: false, ..store }),
             ("no suspicion, no expiry", Variant { suspect_conf_changes: false, expire_on_step_down: false, ..store }),
             ("one follower renews", Variant { one_follower_renews: true, ..store }),
             ("restart votes at once", Variant { refuse_votes_after_restart: false, ..store }),
-            ("no drift margin", Variant { lease: Duration::from_micros(TICK_US * ELECTION_TICKS as u64), ..store }),
+            ("no drift margin", store.no_drift_margin()),
         ];
         for (name, v) in variants {
             let bad = (0..n).filter(|&seed| Model::new(seed, v).run().is_err()).count();
