@@ -1,32 +1,31 @@
-//! Crash and restart: the store's process dies and its disks lose what was not
-//! synced (a seeded prefix of the unsynced batches survives); it restarts when
-//! the fault ends, rebuilding every peer from its disks. PD likewise, with its
-//! clock set back when it comes back.
+//! Crashing and restarting processes, for the crash kinds and the buggify
+//! crash points alike: a store's process dies and its disks lose what was
+//! not synced (a seeded prefix of the unsynced batches survives); it
+//! restarts rebuilding every peer from its disks. PD likewise, with its
+//! clock set back when it comes back. Overlapping crashes compose: each
+//! function does nothing, and says so, if the process is already down (or
+//! up).
 
 use super::{FaultState, Nemesis};
 
-pub(super) fn start(n: &Nemesis, state: &mut FaultState, store: u64) -> String {
-    if state.down.insert(store) {
-        n.cluster.crash(store);
+/// Crashes `store` unless it is down already; says whether it did.
+pub(super) fn crash_store(n: &Nemesis, state: &mut FaultState, store: u64) -> bool {
+    if !state.down.insert(store) {
+        return false;
     }
-    format!("crash store {store}")
+    n.cluster.crash(store);
+    true
 }
 
-pub(super) fn heal(n: &Nemesis, state: &mut FaultState, store: u64) {
-    if state.down.remove(&store) {
-        n.cluster.restart(store);
-        // A restarted process is not paused.
-        state.paused.remove(&store);
+/// Restarts `store` unless it is up already; says whether it did. A
+/// restarted process is not paused.
+pub(super) fn restart_store(n: &Nemesis, state: &mut FaultState, store: u64) -> bool {
+    if !state.down.remove(&store) {
+        return false;
     }
-}
-
-pub(super) fn start_pd(n: &Nemesis, state: &mut FaultState, clock_back_ms: u64) -> String {
-    crash_pd(n, state);
-    format!("crash pd (it comes back with its clock {clock_back_ms} ms behind)")
-}
-
-pub(super) fn heal_pd(n: &Nemesis, state: &mut FaultState, clock_back_ms: u64) {
-    restart_pd(n, state, clock_back_ms);
+    n.cluster.restart(store);
+    state.paused.remove(&store);
+    true
 }
 
 /// Crashes PD unless it is down already; says whether it did.

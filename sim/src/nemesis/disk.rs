@@ -1,7 +1,8 @@
-//! Disk faults: slow disk and slow snapshot IO windows (every disk operation
-//! of a store, or only snapshot generation and apply, takes `factor` times
-//! longer until the fault ends); a damaged value (a flipped bit or an
-//! unreadable block) in a store's data; an fsync that fails.
+//! What the disk kinds share: slow windows (every disk operation of a store,
+//! or only snapshot generation and apply, takes `factor` times longer until
+//! the fault ends; overlapping windows on one store are counted), a damaged
+//! value (a flipped bit or an unreadable block) in a store's data, and an
+//! fsync that fails.
 
 use super::{FaultState, Nemesis};
 use simkv::engine::IoProfile;
@@ -15,7 +16,7 @@ pub(super) fn start_slow(n: &Nemesis, state: &mut FaultState, store: u64, factor
     format!("slow {what} on store {store} (x{factor})")
 }
 
-pub(super) fn heal(n: &Nemesis, state: &mut FaultState, store: u64) {
+pub(super) fn heal_slow(n: &Nemesis, state: &mut FaultState, store: u64) {
     let count = state.slow.entry(store).or_insert(1);
     *count -= 1;
     if *count == 0 {

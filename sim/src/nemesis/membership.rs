@@ -1,39 +1,37 @@
-//! Membership churn: move a region's replica from one store to another,
-//! remove a replica and add it back on the same store (a new peer id), and
-//! hand leadership to another store. Each is asked of PD as an operator, so it
-//! runs step by step like PD's own and never overlaps another change of the
-//! region; whether it completes shows in the store events.
+//! What the membership kinds share: asking PD for an operator on the region a
+//! fault names. PD runs it step by step like its own and never overlaps
+//! another change of the region; whether it completes shows in the store
+//! events.
 
-use super::{Fault, Nemesis};
+use super::Nemesis;
+use simkv::meta::Region;
 use simkv::proto::pd::OperatorRequest;
 
-/// Asks PD for the fault's operator (in the background, from the nemesis's
-/// own node); returns what was asked, for the timeline.
-pub(super) fn start(n: &Nemesis, fault: &Fault) -> String {
-    let region_index = match *fault {
-        Fault::MovePeer { region_index, .. } | Fault::TransferLeader { region_index, .. } | Fault::RemoveReAdd { region_index, .. } => region_index,
-        _ => unreachable!("{fault:?} is not a membership fault"),
-    };
+/// Asks PD (in the background, from the nemesis's own node) for the
+/// operator `request` builds for the region at `region_index`, or says why
+/// there is none; returns what was asked, for the timeline.
+///
+/// The plan names stores; the region as it is now decides which fit.
+/// `request` gets the region and `holding(start, want)`: the first store
+/// from `start` on (in id order, wrapping) that has (`want`) or has not a
+/// replica of the region.
+pub(super) fn ask(
+    n: &Nemesis,
+    region_index: u64,
+    request: impl FnOnce(&Region, &dyn Fn(u64, bool) -> Option<u64>) -> Result<OperatorRequest, String>,
+) -> String {
     let regions = n.cluster.topology().regions_in_order();
     let Some(region) = regions.get(region_index as usize % regions.len().max(1)) else {
         return "membership change: no region known".into();
     };
-    // The plan names stores; the region as it is now decides which fit: the
-    // first store from the named one on (in id order, wrapping) that has, or
-    // has not, a replica of the region.
     let stores = n.store_ids();
-    let from_on = |start: u64, want: bool| {
+    let holding = |start: u64, want: bool| {
         let at = stores.iter().position(|&s| s == start).unwrap_or(0);
         stores.iter().cycle().skip(at).take(stores.len()).copied().find(|&s| region.peer_on_store(s).is_some() == want)
     };
-    let request = match *fault {
-        Fault::MovePeer { from, to, .. } => match (from_on(from, true), from_on(to, false)) {
-            (Some(from_store), Some(to_store)) => OperatorRequest::MovePeer { from_store, to_store },
-            _ => return format!("move a replica of region {}: every store holds one", region.id),
-        },
-        Fault::TransferLeader { to, .. } => OperatorRequest::TransferLeader { to_store: from_on(to, true).unwrap_or(to) },
-        Fault::RemoveReAdd { store, .. } => OperatorRequest::RemoveReAdd { store: from_on(store, true).unwrap_or(store) },
-        _ => unreachable!(),
+    let request = match request(region, &holding) {
+        Ok(request) => request,
+        Err(why) => return why,
     };
     let (cluster, region_id, ip) = (n.cluster.clone(), region.id, n.admin_ip);
     n.admin_node.spawn(async move {

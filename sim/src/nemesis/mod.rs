@@ -7,14 +7,15 @@
 //! its meaning across code changes, and a plan can be written out (TOML), edited
 //! and replayed with `simkv-sim run --schedule FILE`.
 //!
-//! Each fault is one variant of [`Fault`], carried out by its own module
-//! (`partition`, `clog`, `network`, `crash`, `pause`, `disk`). The runner starts
-//! each at `at_ms` through [`Nemesis::start`] (which logs it), and heals it
-//! `duration_ms` later (a crash is healed by a restart); [`Nemesis::heal_all`]
-//! ends every fault at the start of the liveness phase.
+//! Each kind of fault is one module of `kinds/` (a struct of its parameters:
+//! how a plan draws it, the stores it names, how it starts and heals), named
+//! once in the registry in `kinds.rs`; [`Fault`] holds one of them. The
+//! runner starts each fault at `at_ms` through [`Nemesis::start`] (which logs
+//! it), and heals it `duration_ms` later (a crash is healed by a restart);
+//! [`Nemesis::heal_all`] ends every fault at the start of the liveness phase.
+//! Packet loss, delay and duplication for the whole safety phase are not
+//! faults of the schedule but swarm parameters (`network`).
 
-#[cfg(madsim)]
-mod clog;
 #[cfg(madsim)]
 mod crash;
 #[cfg(madsim)]
@@ -26,10 +27,8 @@ mod membership;
 pub mod network;
 #[cfg(madsim)]
 mod partition;
-#[cfg(madsim)]
-mod pause;
 
-pub use kinds::FaultKind;
+pub use kinds::*;
 
 use crate::scenario::{Bug, Range, Scenario};
 use rand_chacha::ChaCha8Rng;
@@ -66,60 +65,6 @@ pub struct Swarm {
 
 fn is_zero(v: &f64) -> bool {
     *v == 0.0
-}
-
-/// One fault. Store ids are 1-based; `leader_of_region` is resolved when the fault
-/// starts (the region's leader then).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(tag = "kind", rename_all = "kebab-case", deny_unknown_fields)]
-pub enum Fault {
-    /// The stores split into two sides that cannot talk.
-    PartitionHalves { side: Vec<u64> },
-    /// One store cut off from everyone.
-    IsolateStore { store: u64 },
-    /// Whichever store leads the region when the fault starts is cut off.
-    IsolateLeader { region_index: u64 },
-    /// A one-way partition: the stores in `from` cannot send to those in `to`;
-    /// `to` still reaches `from`.
-    Asymmetric { from: Vec<u64>, to: Vec<u64> },
-    /// Two sides that talk only through one bridge store.
-    Bridge { left: Vec<u64>, bridge: u64, right: Vec<u64> },
-    /// One direction of one link is clogged.
-    ClogLink { from: u64, to: u64 },
-    /// The store's process dies (unsynced writes may be lost) and restarts when
-    /// the fault ends.
-    CrashRestart { store: u64 },
-    /// The store's process stops running until the fault ends.
-    Pause { store: u64 },
-    /// PD dies (its unsynced writes may be lost) and restarts when the fault
-    /// ends, its clock set back by `clock_back_ms`.
-    PdCrashRestart { clock_back_ms: u64 },
-    /// PD cut off from every store and client.
-    IsolatePd,
-    /// Every disk operation of the store is `factor` times slower.
-    SlowDisk { store: u64, factor: u64 },
-    /// Snapshot generation and apply on the store are `factor` times slower.
-    SlowSnapshotIo { store: u64, factor: u64 },
-    /// PD moves the region's replica on `from` to `to` (learner, promote,
-    /// remove); nothing if the region has no voter on `from` or one on `to`.
-    MovePeer { region_index: u64, from: u64, to: u64 },
-    /// PD hands the region's leadership to its voter on `to`.
-    TransferLeader { region_index: u64, to: u64 },
-    /// PD removes the region's replica on `store`, then adds one back there
-    /// under a new peer id.
-    RemoveReAdd { region_index: u64, store: u64 },
-    /// One value on the store's kv disk gets a bit flipped.
-    CorruptValue { store: u64 },
-    /// One value on the store's kv disk becomes unreadable.
-    LatentReadError { store: u64 },
-    /// The next fsync on the store's raft disk (or kv disk) fails.
-    FailSync { store: u64, kv: bool },
-    /// The region's leader (when the fault starts) gets the slowest clock,
-    /// the other stores the fastest, and the leader is cut off from them.
-    SlowLeaderCutOff { region_index: u64 },
-    /// The region's leader (when the fault starts) and one of its followers
-    /// (the lowest store id) are cut off from every other store.
-    LeaderWithOneFollower { region_index: u64 },
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -222,9 +167,7 @@ impl Plan {
             clock_rates: Vec::new(),
         };
         let weights: Vec<(u32, FaultKind)> = FaultKind::ALL.iter().map(|&kind| (kind.weight(n), kind)).collect();
-        // Damage goes to one store all run (drawn when first needed, so plans
-        // without disk faults are as they were).
-        let mut bad_disk = None;
+        let mut target = kinds::Target::new(swarm.stores, swarm.regions);
         let total: u64 = weights.iter().map(|(w, _)| *w as u64).sum();
         let mut faults = Vec::new();
         let safety_ms = scenario.phases.safety_secs * 1000;
@@ -238,7 +181,7 @@ impl Plan {
                 hit
             });
             let kind = kind.map_or(FaultKind::ALL[0], |k| k.1);
-            let fault = kind.draw(&mut d, &swarm, &mut bad_disk);
+            let fault = kind.draw(&mut d, &mut target);
             faults.push(FaultEvent { at_ms: at, duration_ms, fault });
             at += d.range(n.interval_ms);
         }
@@ -375,16 +318,10 @@ impl Nemesis {
         self.admin_node.spawn(task)
     }
 
-    /// A client node: isolating a store cuts it off from clients too.
     /// A buggify crash point kills `store`: it is down as if a crash fault
     /// had started (overlapping crash faults compose). False if it already is.
     pub fn crash_point(&self, store: u64) -> bool {
-        let mut state = self.state.lock().unwrap();
-        if !state.down.insert(store) {
-            return false;
-        }
-        self.cluster.crash(store);
-        true
+        crash::crash_store(self, &mut self.state.lock().unwrap(), store)
     }
 
     /// PD reached a crash point: crash it unless it is down already.
@@ -401,15 +338,10 @@ impl Nemesis {
     /// Restarts a store a crash point killed, unless something restarted
     /// it already (a crash fault's end, or healing).
     pub fn restart_after_crash_point(&self, store: u64) -> bool {
-        let mut state = self.state.lock().unwrap();
-        if !state.down.remove(&store) {
-            return false;
-        }
-        self.cluster.restart(store);
-        state.paused.remove(&store);
-        true
+        crash::restart_store(self, &mut self.state.lock().unwrap(), store)
     }
 
+    /// A client node: isolating a store cuts it off from clients too.
     pub fn add_client(&self, node: madsim::task::NodeId) {
         self.clients.lock().unwrap().push(node);
     }
@@ -527,8 +459,8 @@ mod tests {
             for f in &plan.faults {
                 assert!(f.at_ms + f.duration_ms <= 20_000);
                 match &f.fault {
-                    Fault::ClogLink { from, to } | Fault::MovePeer { from, to, .. } => assert_ne!(from, to),
-                    Fault::Asymmetric { from, to } => {
+                    Fault::ClogLink(ClogLink { from, to }) | Fault::MovePeer(MovePeer { from, to, .. }) => assert_ne!(from, to),
+                    Fault::Asymmetric(Asymmetric { from, to }) => {
                         assert!(!from.is_empty() && !to.is_empty() && from.iter().all(|s| !to.contains(s)), "{f:?}")
                     }
                     _ => {}
@@ -545,5 +477,19 @@ mod tests {
         text.push_str("\n[[faults]]\nat_ms = 5\nduration_ms = 1\nkind = \"meteor-strike\"\n");
         let e = Plan::from_toml("plan.toml", &text).unwrap_err();
         assert!(e.line.is_some() && e.message.contains("meteor-strike"), "{e}");
+    }
+
+    #[test]
+    fn a_fault_with_a_field_its_kind_lacks_is_refused_by_name() {
+        let mut text = Plan::draw(&chaos(), 1).to_toml();
+        text.push_str("\n[[faults]]\nat_ms = 5\nduration_ms = 1\nkind = \"clog-link\"\nfrom = 1\nto = 2\nspeed = 3\n");
+        let e = Plan::from_toml("plan.toml", &text).unwrap_err();
+        assert!(e.line.is_some() && e.message.contains("speed"), "{e}");
+        // Every kind a plan can draw reads back as itself, `isolate-pd` (no
+        // fields) among them.
+        let isolate_pd = "[[faults]]\nat_ms = 5\nduration_ms = 1\nkind = \"isolate-pd\"\n";
+        let text = format!("{}\n{isolate_pd}", Plan::draw(&chaos(), 1).to_toml());
+        let plan = Plan::from_toml("plan.toml", &text).unwrap();
+        assert_eq!(plan.faults.last().unwrap().fault, Fault::IsolatePd(IsolatePd {}));
     }
 }
