@@ -169,6 +169,19 @@ fn the_store_knows_nothing_of_its_tester() {
     assert!(broken.is_empty(), "src/ must not import the testbed: {broken:?}");
 }
 
+/// The checkers' files: `sim/src/checker/` and each workload's `check.rs`.
+fn checker_files() -> Vec<PathBuf> {
+    let sim = Path::new(env!("CARGO_MANIFEST_DIR")).join("sim/src");
+    let mut files = rust_files(&sim.join("checker"));
+    files.extend(rust_files(&sim.join("workload")).into_iter().filter(|f| f.ends_with("check.rs")));
+    files
+}
+
+/// A file's path under `sim/src/`.
+fn sim_name(file: &Path) -> String {
+    file.strip_prefix(Path::new(env!("CARGO_MANIFEST_DIR")).join("sim/src")).unwrap().display().to_string()
+}
+
 /// In `sim/`, checkers read histories and events, never store internals:
 /// from the store they may name its vocabulary (`meta`, `codec`), the data
 /// replicas hold (`engine`'s pairs, `mvcc`'s lock record, which the lock
@@ -185,13 +198,12 @@ fn checkers_read_histories_and_events_not_store_internals() {
         ("simkv::client::raw::", &["Answered"]),
         ("simkv::client::region_cache::", &["RoutingEvent"]),
     ];
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("sim/src/checker");
     let mut broken = Vec::new();
-    for file in rust_files(&dir) {
+    for file in checker_files() {
         let text = code(&file);
         for (prefix, names) in allowed {
             for name in names_after(&text, prefix).into_iter().filter(|n| !names.contains(&n.as_str())) {
-                broken.push(format!("{} uses {prefix}{name}", file.file_name().unwrap().to_string_lossy()));
+                broken.push(format!("{} uses {prefix}{name}", sim_name(&file)));
             }
         }
     }
@@ -202,13 +214,18 @@ fn checkers_read_histories_and_events_not_store_internals() {
 /// checker written and never listed would never run.
 #[test]
 fn every_checker_rule_is_registered() {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("sim/src/checker");
-    let registry = code(&dir.join("registry.rs"));
+    let registry = code(&Path::new(env!("CARGO_MANIFEST_DIR")).join("sim/src/checker/registry.rs"));
     let mut missing = Vec::new();
-    for file in rust_files(&dir) {
-        let module = file.file_stem().unwrap().to_string_lossy().to_string();
-        if code(&file).contains("pub struct Rule;") && !registry.contains(&format!("&super::{module}::Rule,")) {
-            missing.push(module);
+    for file in checker_files() {
+        // `sim/src/checker/raft.rs` is `super::raft`; a workload's
+        // `sim/src/workload/bank/check.rs` is `crate::workload::bank::check`.
+        let name = sim_name(&file);
+        let module = match name.strip_prefix("workload/") {
+            Some(path) => format!("crate::workload::{}", path.trim_end_matches(".rs").replace('/', "::")),
+            None => format!("super::{}", name.trim_start_matches("checker/").trim_end_matches(".rs")),
+        };
+        if code(&file).contains("pub struct Rule;") && !registry.contains(&format!("&{module}::Rule,")) {
+            missing.push(name);
         }
     }
     assert!(missing.is_empty(), "checkers with a Rule missing from registry::ALL: {missing:?}");
@@ -231,7 +248,7 @@ fn the_peer_does_no_io() {
 fn determinism_rules_hold_in_the_code() {
     let sim = Path::new(env!("CARGO_MANIFEST_DIR")).join("sim/src");
     // Lookup tables only, never iterated, in checkers that run after the simulation.
-    let hash_allowed = ["sim/src/checker/linearizability.rs", "sim/src/checker/list_append.rs"];
+    let hash_allowed = ["sim/src/checker/linearizability.rs", "sim/src/workload/list_append/check.rs"];
     // Outside the simulation: the real build's clocks (under `cfg(not(madsim))`),
     // the stall watchdog and the shrinker's watched runs (OS threads watching a
     // run from outside), the CLI's jobs and progress, the benchmarks' wall time.

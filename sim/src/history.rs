@@ -10,8 +10,6 @@
 //! Porcupine's etcd logs, Porcupine's kv logs and Jepsen EDN register histories,
 //! and our own recordings are exported as EDN and as Porcupine logs.
 
-pub mod bank;
-
 /// The invocations (phase 0) and completions (phase 1) of operations with
 /// these (invoke, complete) times, in time order, by index: how every
 /// transactional history is written as EDN. An operation that never
@@ -27,8 +25,6 @@ pub fn windows_in_order(windows: impl Iterator<Item = (u64, Option<u64>)>) -> Ve
 }
 pub mod formats;
 pub mod generate;
-pub mod txn;
-pub mod txn_generate;
 
 use std::fmt;
 

@@ -558,7 +558,7 @@ mod cli {
                 return 2;
             }
         };
-        if simkv_sim::history::txn::sniff(&text) {
+        if simkv_sim::workload::list_append::history::sniff(&text) {
             return check_transactions(file, &text, model.unwrap_or("snapshot-isolation"));
         }
         if let Some(model) = model {
@@ -605,19 +605,19 @@ mod cli {
 
     /// A list-append history against `model`: 0 valid, 1 anomaly, 2 unreadable.
     fn check_transactions(file: &Path, text: &str, model: &str) -> i32 {
-        use simkv_sim::checker::list_append::{self, Model};
+        use simkv_sim::workload::list_append::check::{self, Model};
         let Some(model) = Model::parse(model) else {
             eprintln!("error: --model {model}: not one of snapshot-isolation, strong-snapshot-isolation, serializable, strict-serializable");
             return 2;
         };
-        let history = match simkv_sim::history::txn::parse(text) {
+        let history = match simkv_sim::workload::list_append::history::parse(text) {
             Ok(h) => h,
             Err(e) => {
                 eprintln!("error: {}:{}: {}", file.display(), e.line, e.message);
                 return 2;
             }
         };
-        let report = list_append::check(&history, model);
+        let report = check::check(&history, model);
         if report.valid() {
             println!("{}: valid under {model} ({} transactions)", file.display(), report.txns);
             for a in &report.allowed {

@@ -557,7 +557,7 @@ impl Scenario {
         if self.workload.kind == WorkloadKind::Bank && self.workload.keys.bounds().0 < 2 {
             return Err(("keys", "the bank workload needs `workload.keys` (accounts) of at least 2".into()));
         }
-        if crate::checker::list_append::Model::parse(&self.checkers.list_append_model).is_none() {
+        if crate::workload::list_append::check::Model::parse(&self.checkers.list_append_model).is_none() {
             return Err((
                 "list_append_model",
                 format!(

@@ -155,10 +155,10 @@ const CULPRIT: &str = "#d500f9";
 
 /// Every operation of the run, register and transactional alike.
 fn bars(report: &RunReport) -> Vec<Bar> {
-    use crate::history::bank::{BankCall, BankOutcome};
-    use crate::history::txn::TxnOutcome;
-    use crate::workload::list_append::MicroOp;
-    use crate::workload::table::{TableCall, TableOutcome};
+    use crate::workload::bank::history::{BankCall, BankOutcome};
+    use crate::workload::list_append::history::TxnOutcome;
+    use crate::workload::list_append::history::MicroOp;
+    use crate::workload::table::history::{TableCall, TableOutcome};
     let clients = report.plan.swarm.clients;
     let window = |process: u64, invoke: u64, complete: Option<u64>| {
         let who = match lane_of(process, clients) {
@@ -219,7 +219,7 @@ fn bars(report: &RunReport) -> Vec<Bar> {
         };
         let title = format!("{words}; start_ts {:?}, commit_ts {:?}; {}", op.start_ts, op.commit_ts, window(op.process, op.invoke, op.complete));
         // A read that breaks the bank's invariant is the culprit.
-        let total = crate::workload::bank::INITIAL_BALANCE * report.plan.swarm.keys.max(2) as i64;
+        let total = crate::workload::bank::client::INITIAL_BALANCE * report.plan.swarm.keys.max(2) as i64;
         let bad = matches!(&op.outcome, BankOutcome::Read(b) if b.values().sum::<i64>() != total || b.values().any(|v| *v < 0));
         out.push(Bar { process: op.process, invoke: op.invoke, complete: op.complete, colour, what, title, outlined: bad, culprit: bad });
     }

@@ -83,8 +83,8 @@ fn kv_bad_explanation_is_pinned() {
 /// real-time model (G-single-realtime).
 #[test]
 fn elle_corpus_verdicts_agree() {
-    use simkv_sim::checker::list_append::{check, Model};
-    use simkv_sim::history::txn;
+    use simkv_sim::workload::list_append::check::{check, Model};
+    use simkv_sim::workload::list_append::history as txn;
     let load = |name: &str| {
         let text = std::fs::read_to_string(corpus_dir().join("elle").join(name)).unwrap();
         assert!(txn::sniff(&text), "{name} is a list-append history");

@@ -345,13 +345,13 @@ fn planted_stale_snapshot_reads_is_caught() {
 /// same verdict — and a history with a planted cycle is caught the same way.
 #[test]
 fn list_append_histories_export_as_edn_and_read_back() {
-    use simkv_sim::checker::list_append::{check, Model};
+    use simkv_sim::workload::list_append::check::{check, Model};
     let scenario = Scenario::load(&root().join("scenarios/list-append.toml")).unwrap();
     let report = run::run(&scenario, &Plan::draw(&scenario, 2));
     assert!(report.passed(), "{}", describe(&report));
     assert!(report.list_append.len() > 50, "only {} transactions", report.list_append.len());
-    let edn = simkv_sim::workload::list_append::to_edn(&report.list_append);
-    let parsed = simkv_sim::history::txn::parse(&edn).expect("our EDN reads back");
+    let edn = simkv_sim::workload::list_append::history::to_edn(&report.list_append);
+    let parsed = simkv_sim::workload::list_append::history::parse(&edn).expect("our EDN reads back");
     assert_eq!(parsed.txns.len(), report.list_append.len());
     assert!(check(&parsed, Model::StrongSnapshotIsolation).valid());
     // The same layout with a lost update: two transactions read the empty
@@ -362,7 +362,7 @@ fn list_append_histories_export_as_edn_and_read_back() {
                {:type :ok, :f :txn, :value [[:r 1 []] [:append 1 6]], :process 1, :time 21}\n\
                {:type :invoke, :f :txn, :value [[:r 1 nil]], :process 2, :time 30}\n\
                {:type :ok, :f :txn, :value [[:r 1 [5 6]]], :process 2, :time 40}\n";
-    let bad = check(&simkv_sim::history::txn::parse(bad).unwrap(), Model::StrongSnapshotIsolation);
+    let bad = check(&simkv_sim::workload::list_append::history::parse(bad).unwrap(), Model::StrongSnapshotIsolation);
     assert!(bad.kinds().contains(&"lost-update"), "{:?}", bad.anomalies);
 }
 

@@ -5,8 +5,8 @@
 //! published figure (55 to 73 s for 100,000 operations on 24 cores), with the
 //! process's peak memory.
 
-use crate::checker::list_append::{check, Model};
-use crate::history::{txn, txn_generate};
+use crate::workload::list_append::check::{check, Model};
+use crate::workload::list_append::{generate as txn_generate, history as txn};
 use std::time::Instant;
 
 /// Elle's paper (Kingsbury and Alvaro, VLDB 2020, §6): list-append histories of

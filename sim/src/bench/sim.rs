@@ -282,7 +282,7 @@ impl fmt::Display for BankBench {
 /// Runs `seeds` seeds of a bank scenario and counts its transactions: how
 /// many committed per simulated and per wall second, and how many aborted.
 pub fn bank(scenario: &crate::scenario::Scenario, seeds: u64) -> BankBench {
-    use crate::history::bank::{BankCall, BankOutcome};
+    use crate::workload::bank::history::{BankCall, BankOutcome};
     let mut out = BankBench::default();
     for seed in 0..seeds {
         let plan = crate::nemesis::Plan::draw(scenario, seed);

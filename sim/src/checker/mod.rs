@@ -5,23 +5,26 @@
 //! |---|---|---|
 //! | [`linearizability`] | register history | some total order respects real time and the register model |
 //! | [`raft`] | store events | one leader per term; an applied entry never changes |
-//! | [`sequential`] | per-client append logs | none lost, none duplicated, order kept |
+//! | [`sequential`](crate::workload::sequential::check) | per-client append logs | none lost, none duplicated, order kept |
 //! | [`durability`] | final reads in the history | acknowledged writes survive |
 //! | [`convergence`] | replica data after healing | replicas of a region are identical, in every data CF |
 //! | [`membership`] | store events | a configuration is used only once its entry is applied; one pending change per region; epochs only grow per replica; no peer back from its tombstone |
 //! | [`regions`] | store events and PD's table after healing | regions tile the key space, none overlap on a store, each fully replicated, PD agrees |
-//! | [`list_append`] | list-append transactions | snapshot isolation (or strong SI, serializable, strict serializable): no forbidden dependency cycle, aborted or intermediate read, lost update |
+//! | [`list_append`](crate::workload::list_append::check) | list-append transactions | snapshot isolation (or strong SI, serializable, strict serializable): no forbidden dependency cycle, aborted or intermediate read, lost update |
 //! | [`tso`] | timestamps clients got from PD | unique, and increasing in real-time order |
 //! | [`routing`] | each client's routing events | a client never routes a key by a region older than one it learned for that key |
 //! | [`pd`] | PD's events | every timestamp and id handed out once, in increasing order, restarts included; within a PD lifetime, the regions it takes and routes by never go back to an older epoch or leader |
-//! | [`bank`] | bank transfers and snapshot reads | every read sees the total; no account negative or missing |
-//! | [`table`] | whole-table checks in one snapshot | every row has exactly its index entries; unique values unique |
+//! | [`bank`](crate::workload::bank::check) | bank transfers and snapshot reads | every read sees the total; no account negative or missing |
+//! | [`table`](crate::workload::table::check) | whole-table checks in one snapshot | every row has exactly its index entries; unique values unique |
 //! | [`locks`] | every replica's lock CF after the sweeps | no lock outlives its transaction's resolution |
 //! | [`lease_path`] | completed reads and lease-read events | on a healthy cluster, most reads are served on a lease (a promise of speed) |
 
 //!
 //! Each checker that reads what a run recorded is one [`registry::Check`] in
 //! its own file and one line of [`registry::ALL`]; the testbed runs the list.
+//! The checkers of the cluster and of the register history are here; a
+//! workload with a history of its own keeps its checker with it
+//! (`workload/<name>/check.rs`, linked in the table above).
 //! The checks that drive the cluster after healing (convergence, regions,
 //! locks) run in the liveness phase (`run::settle`).
 
@@ -166,12 +169,10 @@ pub fn key_range(region: &simkv::meta::Region) -> String {
     format!("[{start}, {end})")
 }
 
-pub mod bank;
 pub mod convergence;
 pub mod durability;
 pub mod lease_path;
 pub mod linearizability;
-pub mod list_append;
 pub mod locks;
 pub mod membership;
 pub mod pd;
@@ -180,6 +181,4 @@ pub mod regions;
 #[cfg(madsim)]
 pub mod registry;
 pub mod routing;
-pub mod sequential;
-pub mod table;
 pub mod tso;

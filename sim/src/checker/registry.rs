@@ -5,11 +5,11 @@
 //! line in [`ALL`] (and, when it should be switchable, a field of the
 //! scenario's `[checkers]` section and a name in [`Checker`]).
 
-use super::{pd::TimedPdEvent, routing::Watch, sequential::ClientLog, tso::TsCall, Checker, Failure};
-use crate::history::bank::BankOp;
+use super::{pd::TimedPdEvent, routing::Watch, tso::TsCall, Checker, Failure};
+use crate::workload::bank::history::BankOp;
 use crate::history::History;
 use crate::scenario::Scenario;
-use crate::workload::{list_append::ListAppendOp, table::TableOp};
+use crate::workload::{list_append::history::ListAppendOp, sequential::check::ClientLog, table::history::TableOp};
 use simkv::client::raw::Answered;
 use simkv::raftstore::StoreEvent;
 use std::collections::BTreeMap;
@@ -95,15 +95,15 @@ pub struct Inputs<'a> {
 
 /// Every check over a run's records, in the order their failures are reported.
 pub const ALL: &[&dyn Check] = &[
-    &super::list_append::Rule,
-    &super::table::Rule,
-    &super::bank::Rule,
+    &crate::workload::list_append::check::Rule,
+    &crate::workload::table::check::Rule,
+    &crate::workload::bank::check::Rule,
     &super::tso::Rule,
     &super::routing::Rule,
     &super::pd::Rule,
     &super::linearizability::Rule,
     &super::durability::Rule,
-    &super::sequential::Rule,
+    &crate::workload::sequential::check::Rule,
     &super::lease_path::Rule,
     &super::raft::Rule,
     &super::membership::Rule,

@@ -60,12 +60,12 @@ pub fn of_transactions(txns: impl IntoIterator<Item = TxnTimestamps>) -> Vec<TsC
 }
 
 /// The bank's transfers' and reads' timestamps.
-pub fn of_bank(ops: &[crate::history::bank::BankOp]) -> Vec<TsCall> {
+pub fn of_bank(ops: &[crate::workload::bank::history::BankOp]) -> Vec<TsCall> {
     of_transactions(ops.iter().map(|o| (o.process, o.invoke, o.complete, o.start_ts, o.commit_ts)))
 }
 
 /// The list-append transactions' timestamps.
-pub fn of_list_append(ops: &[crate::workload::list_append::ListAppendOp]) -> Vec<TsCall> {
+pub fn of_list_append(ops: &[crate::workload::list_append::history::ListAppendOp]) -> Vec<TsCall> {
     of_transactions(ops.iter().map(|o| (o.process, o.invoke, o.complete, o.start_ts, o.commit_ts)))
 }
 
@@ -151,7 +151,7 @@ mod tests {
 
     #[test]
     fn transactions_timestamps_count_within_their_windows() {
-        use crate::history::bank::{BankCall, BankOp, BankOutcome};
+        use crate::workload::bank::history::{BankCall, BankOp, BankOutcome};
         let op = |process, invoke, complete, start_ts, commit_ts| BankOp {
             process,
             call: BankCall::Transfer { from: 0, to: 1, amount: 1 },

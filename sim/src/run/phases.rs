@@ -89,9 +89,9 @@ fn start_client(shared: &Arc<Shared>, kind: WorkloadKind, c: u64) -> JoinHandle<
         if kind.is_transactional() {
             let client = shared.cluster.txn_client(local, cfg, shared.txn.clone()).await;
             match kind {
-                WorkloadKind::Bank => workload::bank::bank_client(&shared, &client, c).await,
-                WorkloadKind::Table => workload::table::table_client(&shared, &client, c).await,
-                WorkloadKind::ListAppend => workload::list_append::list_append_client(&shared, &client, c).await,
+                WorkloadKind::Bank => workload::bank::client::bank_client(&shared, &client, c).await,
+                WorkloadKind::Table => workload::table::client::table_client(&shared, &client, c).await,
+                WorkloadKind::ListAppend => workload::list_append::client::list_append_client(&shared, &client, c).await,
                 WorkloadKind::Register | WorkloadKind::Sequential => unreachable!("not transactional"),
             }
             return;
@@ -99,7 +99,7 @@ fn start_client(shared: &Arc<Shared>, kind: WorkloadKind, c: u64) -> JoinHandle<
         let client = shared.cluster.raw_client(local, cfg).await;
         match kind {
             WorkloadKind::Register => workload::register::register_client(&shared, &client, c).await,
-            WorkloadKind::Sequential => workload::sequential::sequential_client(&shared, &client, c).await,
+            WorkloadKind::Sequential => workload::sequential::client::sequential_client(&shared, &client, c).await,
             WorkloadKind::Bank | WorkloadKind::Table | WorkloadKind::ListAppend => unreachable!("transactional"),
         }
     })

@@ -43,9 +43,9 @@ pub struct RunStats {
 
 impl RunStats {
     fn of(history: &History, records: &Records, plan: &Plan, events: &[TimedEvent], simulated: Duration) -> RunStats {
-        use crate::history::bank::BankOutcome;
-        use crate::history::txn::TxnOutcome;
-        use workload::table::TableOutcome;
+        use crate::workload::bank::history::BankOutcome;
+        use crate::workload::list_append::history::TxnOutcome;
+        use workload::table::history::TableOutcome;
         let (bank, table, list_append) = (&records.bank, &records.table, &records.list_append);
         let topology = crate::topology::Topology::from_events(events.iter().map(|e| &e.event));
         let placement = (1..=plan.swarm.stores)
@@ -97,11 +97,11 @@ pub struct RunReport {
     /// Leader changes the stores reported: (simulated ms, store, region, term).
     pub leader_changes: Vec<(u64, u64, u64, u64)>,
     /// The bank workload's transfers and reads (empty for other workloads).
-    pub bank: Vec<crate::history::bank::BankOp>,
+    pub bank: Vec<crate::workload::bank::history::BankOp>,
     /// The table workload's changes and checks (empty for other workloads).
-    pub table: Vec<workload::table::TableOp>,
+    pub table: Vec<workload::table::history::TableOp>,
     /// The list-append workload's transactions (empty for other workloads).
-    pub list_append: Vec<workload::list_append::ListAppendOp>,
+    pub list_append: Vec<workload::list_append::history::ListAppendOp>,
     /// The store events a raft or membership failure names, for the timeline.
     pub marks: Vec<Mark>,
     /// How often each enabled buggify site fired.
@@ -175,7 +175,7 @@ pub(super) struct Ending {
     /// Failures found before the checks (a panic, the liveness phase's).
     pub failures: Vec<Failure>,
     /// The sequential workload's logs (only after the final reads).
-    pub logs: Option<BTreeMap<u64, crate::checker::sequential::ClientLog>>,
+    pub logs: Option<BTreeMap<u64, crate::workload::sequential::check::ClientLog>>,
     pub simulated: Duration,
     /// A last line for the timeline (the panic's).
     pub last_line: Option<String>,

@@ -5,9 +5,9 @@
 
 use crate::checker::{convergence, locks, regions, Checker, Failure};
 use crate::cluster::Cluster;
-use crate::history::bank::{BankCall, BankOp, BankOutcome};
+use crate::workload::bank::history::{BankCall, BankOp, BankOutcome};
 use crate::scenario::{Scenario, WorkloadKind};
-use crate::workload::table::{TableCall, TableOp, TableOutcome};
+use crate::workload::table::history::{TableCall, TableOp, TableOutcome};
 use crate::workload::{self, Shared, FINAL_PROCESS};
 use madsim::time::{sleep, Duration, Instant};
 use simkv::client::{ClientConfig, TxnClient};
@@ -24,8 +24,8 @@ pub(super) async fn set_up_workload(shared: &Arc<Shared>, kind: WorkloadKind) ->
     let task = node.spawn(async move {
         let client = s.cluster.txn_client(local, ClientConfig::default(), s.txn.clone()).await;
         match kind {
-            WorkloadKind::Bank => workload::bank::open_accounts(&client, s.swarm.keys.max(2)).await.map_err(|e| e.to_string()),
-            WorkloadKind::Table => workload::table::create(&client).await.map_err(|e| e.to_string()),
+            WorkloadKind::Bank => workload::bank::client::open_accounts(&client, s.swarm.keys.max(2)).await.map_err(|e| e.to_string()),
+            WorkloadKind::Table => workload::table::client::create(&client).await.map_err(|e| e.to_string()),
             WorkloadKind::Register | WorkloadKind::Sequential | WorkloadKind::ListAppend => Ok(()),
         }
     });
@@ -68,10 +68,10 @@ pub(super) async fn settle_transactions(shared: &Arc<Shared>, scenario: &Scenari
 /// A whole-table check after healing, recorded (as the final process) so the
 /// table checker sees it.
 async fn final_table_check(s: &Shared, client: &TxnClient, deadline: Instant) -> Option<Failure> {
-    let people = workload::table::schema();
+    let people = workload::table::client::schema();
     loop {
         let invoke = workload::now_ns();
-        match workload::table::run_check(client, &people).await {
+        match workload::table::client::run_check(client, &people).await {
             (outcome @ TableOutcome::Checked { .. }, start_ts) => {
                 let complete = Some(workload::now_ns());
                 s.record_table(TableOp { process: FINAL_PROCESS, call: TableCall::Check, outcome, invoke, complete, start_ts, commit_ts: None });
@@ -133,7 +133,7 @@ async fn final_bank_read(s: &Shared, client: &TxnClient, deadline: Instant, fail
     let accounts = s.swarm.keys.max(2);
     loop {
         let invoke = workload::now_ns();
-        match workload::bank::read_all(client, accounts).await {
+        match workload::bank::client::read_all(client, accounts).await {
             (start_ts, Ok(balances)) => {
                 let outcome = BankOutcome::Read(balances);
                 s.record_bank(BankOp {

@@ -1,10 +1,24 @@
 //! The workloads: clients that drive the store and record a history.
 //!
-//! One file each: [`register`] (per-key get / put / cas / delete, and scans
-//! across regions projected onto the keys they cover) and [`sequential`] (each
-//! client appends ordered items to its own key). This module holds what they
-//! share: the run's shared state, how an operation is recorded, and the final
-//! reads after healing.
+//! A workload with a history and a checker of its own is a folder, with the
+//! same three files in each: `client.rs` (the clients), `history.rs` (what
+//! they record, and its EDN) and `check.rs` (its checker): [`bank`]
+//! (transfers and snapshot reads of every account), [`table`] (rows with
+//! unique and non-unique indexes, checked whole), [`list_append`] (Elle's
+//! transactions of appends and reads) and [`sequential`] (each client
+//! appends ordered items to its own key; its log is its history).
+//!
+//! Two are one file each, because their history and checker are shared:
+//! [`register`] (per-key get / put / cas / delete, and scans across regions
+//! projected onto the keys they cover) records the single-key history of
+//! `crate::history`, which `sequential` also records and other tools'
+//! histories are read into, checked by `checker::linearizability`; [`tso`]
+//! asks PD for timestamps, which `checker::tso` reads with every other
+//! timestamp the run handed out.
+//!
+//! This module holds what they share: the run's shared state, how an
+//! operation is recorded, and the final reads and write probes after
+//! healing.
 
 pub mod bank;
 pub mod list_append;
@@ -13,7 +27,7 @@ pub mod sequential;
 pub mod table;
 pub mod tso;
 
-use crate::checker::sequential::{self as sequential_check, ClientLog};
+use crate::workload::sequential::check::{self as sequential_check, ClientLog};
 use crate::checker::Failure;
 use crate::cluster::Cluster;
 use crate::history::{Call, Operation, Outcome};
@@ -62,11 +76,11 @@ pub struct Recorded {
     /// The bank workload's transfers and reads. (An operation in flight at a
     /// panic is left out: only reads are checked, and a transfer's outcome
     /// then is unknown anyway.)
-    pub bank: Mutex<Vec<crate::history::bank::BankOp>>,
+    pub bank: Mutex<Vec<crate::workload::bank::history::BankOp>>,
     /// The table workload's changes and checks.
-    pub table: Mutex<Vec<table::TableOp>>,
+    pub table: Mutex<Vec<table::history::TableOp>>,
     /// The list-append workload's transactions.
-    pub list_append: Mutex<Vec<list_append::ListAppendOp>>,
+    pub list_append: Mutex<Vec<list_append::history::ListAppendOp>>,
     /// Which store answered each register operation that got an answer, by
     /// (process, invoke time): explanations and the timeline name it.
     pub served: Mutex<BTreeMap<(u64, u64), simkv::client::raw::Answered>>,
@@ -114,15 +128,15 @@ impl Shared {
         self.recorded.in_flight.lock().unwrap().insert(process, op);
     }
 
-    pub fn record_table(&self, op: table::TableOp) {
+    pub fn record_table(&self, op: table::history::TableOp) {
         self.recorded.table.lock().unwrap().push(op);
     }
 
-    pub fn record_list_append(&self, op: list_append::ListAppendOp) {
+    pub fn record_list_append(&self, op: list_append::history::ListAppendOp) {
         self.recorded.list_append.lock().unwrap().push(op);
     }
 
-    pub fn record_bank(&self, op: crate::history::bank::BankOp) {
+    pub fn record_bank(&self, op: crate::workload::bank::history::BankOp) {
         self.recorded.bank.lock().unwrap().push(op);
     }
 

@@ -38,7 +38,7 @@
 //! does not see its own earlier appends and reads), `garbage-read` (a value no
 //! one appended), `duplicate-append`.
 
-use crate::history::txn::{Mop, TxnHistory, TxnOutcome};
+use super::history::{Mop, TxnHistory, TxnOutcome};
 use petgraph::algo::kosaraju_scc;
 use petgraph::graph::DiGraph;
 use std::collections::{BTreeMap, HashMap, VecDeque};
@@ -659,31 +659,31 @@ impl Graph {
     }
 }
 
-/// This checker in the registry ([`super::registry::ALL`]).
+/// This checker in the registry ([`crate::checker::registry::ALL`]).
 pub struct Rule;
 
 #[cfg(madsim)]
-impl super::registry::Check for Rule {
-    fn name(&self) -> super::Checker {
-        super::Checker::ListAppend
+impl crate::checker::registry::Check for Rule {
+    fn name(&self) -> crate::checker::Checker {
+        crate::checker::Checker::ListAppend
     }
 
     fn applies(&self, scenario: &crate::scenario::Scenario) -> bool {
         scenario.checkers.list_append && scenario.workload.kind == crate::scenario::WorkloadKind::ListAppend
     }
 
-    fn check(&self, run: &super::registry::Inputs) -> super::registry::Verdict {
+    fn check(&self, run: &crate::checker::registry::Inputs) -> crate::checker::registry::Verdict {
         let model = Model::parse(&run.scenario.checkers.list_append_model).expect("validated when the scenario loaded");
-        let report = check(&crate::workload::list_append::history(&run.records.list_append), model);
+        let report = check(&crate::workload::list_append::history::history(&run.records.list_append), model);
         let shown: Vec<String> = report.anomalies.iter().take(3).map(|a| format!("{}: {}", a.kind, a.explanation)).collect();
-        super::registry::Verdict::of((!report.valid()).then(|| format!("{} transactions are not {model}: {}", report.txns, shown.join("\n"))))
+        crate::checker::registry::Verdict::of((!report.valid()).then(|| format!("{} transactions are not {model}: {}", report.txns, shown.join("\n"))))
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::history::txn;
+    use crate::workload::list_append::history as txn;
 
     /// Committed transactions, one process each, all concurrent (every
     /// invocation before every completion): only dependencies order them.

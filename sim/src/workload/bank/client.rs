@@ -1,10 +1,8 @@
-//! The bank workload: accounts that start with [`INITIAL_BALANCE`] each;
-//! clients transfer random amounts between random accounts (refusing to
-//! overdraw) and read every account in one snapshot. The total never
-//! changes, and no account goes below zero (see `checker::bank`).
+//! The bank's clients: open the accounts, transfer between them, read them
+//! all in one snapshot, and record each as a [`BankOp`].
 
-use super::{now_ns, think, Shared};
-use crate::history::bank::{BankCall, BankOp, BankOutcome};
+use super::history::{BankCall, BankOp, BankOutcome};
+use crate::workload::{now_ns, think, Shared};
 use simkv::client::{TxnClient, TxnError};
 use std::collections::BTreeMap;
 use std::sync::atomic::Ordering;

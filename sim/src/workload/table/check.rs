@@ -4,7 +4,7 @@
 //! placed against the check's snapshot (the one committed before it but not
 //! wholly visible is the one the store half applied).
 
-use crate::workload::table::{TableCall, TableOp, TableOutcome};
+use super::history::{TableCall, TableOp, TableOutcome};
 use std::fmt::Write as _;
 
 /// The first check that found the table inconsistent, explained.
@@ -73,20 +73,20 @@ fn changes_of(ops: &[TableOp], check: &TableOp, rows: &[i64]) -> String {
     text
 }
 
-/// This checker in the registry ([`super::registry::ALL`]).
+/// This checker in the registry ([`crate::checker::registry::ALL`]).
 pub struct Rule;
 
 #[cfg(madsim)]
-impl super::registry::Check for Rule {
-    fn name(&self) -> super::Checker {
-        super::Checker::Table
+impl crate::checker::registry::Check for Rule {
+    fn name(&self) -> crate::checker::Checker {
+        crate::checker::Checker::Table
     }
 
     fn applies(&self, scenario: &crate::scenario::Scenario) -> bool {
         scenario.checkers.table && scenario.workload.kind == crate::scenario::WorkloadKind::Table
     }
 
-    fn check(&self, run: &super::registry::Inputs) -> super::registry::Verdict {
-        super::registry::Verdict::of(check(&run.records.table))
+    fn check(&self, run: &crate::checker::registry::Inputs) -> crate::checker::registry::Verdict {
+        crate::checker::registry::Verdict::of(check(&run.records.table))
     }
 }

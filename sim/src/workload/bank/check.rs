@@ -3,7 +3,7 @@
 //! breaks it saw part of a transfer (a torn transaction), a lost update (two
 //! transfers from one balance), or money that appeared from nowhere.
 
-use crate::history::bank::{BankCall, BankOp, BankOutcome};
+use super::history::{BankCall, BankOp, BankOutcome};
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 
@@ -90,22 +90,22 @@ fn half_visible(ops: &[BankOp], seen: &BTreeMap<u64, i64>, accounts: u64, total:
     out
 }
 
-/// This checker in the registry ([`super::registry::ALL`]).
+/// This checker in the registry ([`crate::checker::registry::ALL`]).
 pub struct Rule;
 
 #[cfg(madsim)]
-impl super::registry::Check for Rule {
-    fn name(&self) -> super::Checker {
-        super::Checker::Bank
+impl crate::checker::registry::Check for Rule {
+    fn name(&self) -> crate::checker::Checker {
+        crate::checker::Checker::Bank
     }
 
     fn applies(&self, scenario: &crate::scenario::Scenario) -> bool {
         scenario.checkers.bank && scenario.workload.kind == crate::scenario::WorkloadKind::Bank
     }
 
-    fn check(&self, run: &super::registry::Inputs) -> super::registry::Verdict {
+    fn check(&self, run: &crate::checker::registry::Inputs) -> crate::checker::registry::Verdict {
         let accounts = run.records.accounts;
-        super::registry::Verdict::of(check(&run.records.bank, accounts, crate::workload::bank::INITIAL_BALANCE * accounts as i64))
+        crate::checker::registry::Verdict::of(check(&run.records.bank, accounts, crate::workload::bank::client::INITIAL_BALANCE * accounts as i64))
     }
 }
 

@@ -1,8 +1,8 @@
-//! The sequential workload: each client appends items 1, 2, 3, ... to its own
-//! key; none may be lost, duplicated or reordered.
+//! The sequential clients: each appends its numbered items to its own key
+//! and records them in its [`ClientLog`].
 
-use super::{now_ns, record, sequential_key, think, Shared};
-use crate::checker::sequential::{ClientLog, ItemStatus};
+use super::check::{ClientLog, ItemStatus};
+use crate::workload::{now_ns, record, sequential_key, think, Shared};
 use crate::history::{Call, Outcome};
 use simkv::client::{ClientError, RawClient};
 use std::sync::atomic::Ordering;

@@ -10,8 +10,9 @@
 //! `:process`; a history without processes (the Elle paper's example) pairs each
 //! invocation with the completion that follows it.
 
-use super::formats::{read_edn_ops, Edn, ParseError};
+use crate::history::formats::{read_edn_ops, Edn, ParseError};
 use std::collections::BTreeMap;
+use std::fmt::Write as _;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Mop {
@@ -221,6 +222,103 @@ pub fn parse(text: &str) -> Result<TxnHistory, ParseError> {
     history.keys = keys.names;
     history.values = values.names;
     Ok(history)
+}
+
+// The history as the workload records it, and how it becomes the checker's.
+
+/// One micro-op as the client ran it.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum MicroOp {
+    Append {
+        key: u64,
+        value: u64,
+    },
+    /// The list read (`None` in an invocation, or when the transaction failed
+    /// before this read).
+    Read {
+        key: u64,
+        values: Option<Vec<u64>>,
+    },
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct ListAppendOp {
+    pub process: u64,
+    pub mops: Vec<MicroOp>,
+    pub outcome: TxnOutcome,
+    /// Simulated nanoseconds.
+    pub invoke: u64,
+    pub complete: Option<u64>,
+    /// Why the transaction failed or is unknown.
+    pub error: Option<String>,
+    /// The timestamps it used, when known (for the TSO checker).
+    pub start_ts: Option<u64>,
+    pub commit_ts: Option<u64>,
+}
+
+/// The recorded transactions as a history the checker reads: keys and values
+/// interned, real-time positions from the simulated clock.
+pub fn history(ops: &[ListAppendOp]) -> TxnHistory {
+    let mut h = TxnHistory::default();
+    let (mut keys, mut values): (BTreeMap<u64, u32>, BTreeMap<u64, u32>) = (BTreeMap::new(), BTreeMap::new());
+    let intern = |map: &mut BTreeMap<u64, u32>, names: &mut Vec<String>, v: u64| {
+        *map.entry(v).or_insert_with(|| {
+            names.push(v.to_string());
+            names.len() as u32 - 1
+        })
+    };
+    let mut sorted: Vec<&ListAppendOp> = ops.iter().collect();
+    sorted.sort_by_key(|o| (o.invoke, o.process));
+    for (line, op) in sorted.into_iter().enumerate() {
+        let mops = op
+            .mops
+            .iter()
+            .map(|m| match m {
+                MicroOp::Append { key, value } => Mop::Append { key: intern(&mut keys, &mut h.keys, *key), value: intern(&mut values, &mut h.values, *value) },
+                MicroOp::Read { key, values: read } => Mop::Read {
+                    key: intern(&mut keys, &mut h.keys, *key),
+                    values: read
+                        .as_ref()
+                        .filter(|_| op.outcome != TxnOutcome::Fail)
+                        .map(|vs| vs.iter().map(|v| intern(&mut values, &mut h.values, *v)).collect()),
+                },
+            })
+            .collect();
+        h.txns.push(Txn { process: Some(op.process as i64), outcome: op.outcome, mops, invoke: op.invoke, complete: op.complete, line: line + 1 });
+    }
+    h
+}
+
+/// The history as Elle's EDN: `:f :txn`, micro-ops as vectors.
+pub fn to_edn(ops: &[ListAppendOp]) -> String {
+    let events = crate::history::windows_in_order(ops.iter().map(|o| (o.invoke, o.complete)));
+    let mut out = String::new();
+    for (time, phase, i) in events {
+        let op = &ops[i];
+        let mops: Vec<String> = op
+            .mops
+            .iter()
+            .map(|m| match m {
+                MicroOp::Append { key, value } => format!("[:append {key} {value}]"),
+                MicroOp::Read { key, values: Some(vs) } if phase == 1 && op.outcome == TxnOutcome::Ok => {
+                    format!("[:r {key} [{}]]", vs.iter().map(u64::to_string).collect::<Vec<_>>().join(" "))
+                }
+                MicroOp::Read { key, .. } => format!("[:r {key} nil]"),
+            })
+            .collect();
+        let kind = match (phase, op.outcome) {
+            (0, _) => "invoke",
+            (_, TxnOutcome::Ok) => "ok",
+            (_, TxnOutcome::Fail) => "fail",
+            (_, TxnOutcome::Info) => "info",
+        };
+        let error = match (&op.error, phase) {
+            (Some(e), 1) => format!(", :error {e:?}"),
+            _ => String::new(),
+        };
+        let _ = writeln!(out, "{{:type :{kind}, :f :txn, :value [{}], :process {}, :time {time}{error}}}", mops.join(" "), op.process);
+    }
+    out
 }
 
 #[cfg(test)]

@@ -55,22 +55,22 @@ pub fn check(clients: &BTreeMap<u64, ClientLog>) -> Option<String> {
     (!problems.is_empty()).then(|| problems.join("\n"))
 }
 
-/// This checker in the registry ([`super::registry::ALL`]).
+/// This checker in the registry ([`crate::checker::registry::ALL`]).
 pub struct Rule;
 
 #[cfg(madsim)]
-impl super::registry::Check for Rule {
-    fn name(&self) -> super::Checker {
-        super::Checker::Sequential
+impl crate::checker::registry::Check for Rule {
+    fn name(&self) -> crate::checker::Checker {
+        crate::checker::Checker::Sequential
     }
 
     fn applies(&self, scenario: &crate::scenario::Scenario) -> bool {
         scenario.checkers.sequential && scenario.workload.kind == crate::scenario::WorkloadKind::Sequential
     }
 
-    fn check(&self, run: &super::registry::Inputs) -> super::registry::Verdict {
+    fn check(&self, run: &crate::checker::registry::Inputs) -> crate::checker::registry::Verdict {
         // The logs are complete only after the final reads (not after a panic).
-        super::registry::Verdict::of(run.records.logs.as_ref().and_then(check))
+        crate::checker::registry::Verdict::of(run.records.logs.as_ref().and_then(check))
     }
 }
 

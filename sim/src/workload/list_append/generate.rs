@@ -161,8 +161,8 @@ pub fn list_append_history(seed: u64, txns: usize, keys: usize, concurrency: usi
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::checker::list_append::{check, Model};
-    use crate::history::txn;
+    use crate::workload::list_append::check::{check, Model};
+    use crate::workload::list_append::history as txn;
 
     #[test]
     fn generated_histories_are_valid_and_every_planted_class_is_found() {
