@@ -156,8 +156,8 @@ const CULPRIT: &str = "#d500f9";
 /// Every operation of the run, register and transactional alike.
 fn bars(report: &RunReport) -> Vec<Bar> {
     use crate::workload::bank::history::{BankCall, BankOutcome};
-    use crate::workload::list_append::history::TxnOutcome;
     use crate::workload::list_append::history::MicroOp;
+    use crate::workload::list_append::history::TxnOutcome;
     use crate::workload::table::history::{TableCall, TableOutcome};
     let clients = report.plan.swarm.clients;
     let window = |process: u64, invoke: u64, complete: Option<u64>| {

@@ -6,9 +6,9 @@
 //! scenario's `[checkers]` section and a name in [`Checker`]).
 
 use super::{pd::TimedPdEvent, routing::Watch, tso::TsCall, Checker, Failure};
-use crate::workload::bank::history::BankOp;
 use crate::history::History;
 use crate::scenario::Scenario;
+use crate::workload::bank::history::BankOp;
 use crate::workload::{list_append::history::ListAppendOp, sequential::check::ClientLog, table::history::TableOp};
 use simkv::client::raw::Answered;
 use simkv::raftstore::StoreEvent;

@@ -5,8 +5,8 @@
 
 use crate::checker::{convergence, locks, regions, Checker, Failure};
 use crate::cluster::Cluster;
-use crate::workload::bank::history::{BankCall, BankOp, BankOutcome};
 use crate::scenario::{Scenario, WorkloadKind};
+use crate::workload::bank::history::{BankCall, BankOp, BankOutcome};
 use crate::workload::table::history::{TableCall, TableOp, TableOutcome};
 use crate::workload::{self, Shared, FINAL_PROCESS};
 use madsim::time::{sleep, Duration, Instant};

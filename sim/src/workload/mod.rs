@@ -27,12 +27,12 @@ pub mod sequential;
 pub mod table;
 pub mod tso;
 
-use crate::workload::sequential::check::{self as sequential_check, ClientLog};
 use crate::checker::Failure;
 use crate::cluster::Cluster;
 use crate::history::{Call, Operation, Outcome};
 use crate::nemesis::{Nemesis, Swarm};
 use crate::scenario::{Scenario, WorkloadKind};
+use crate::workload::sequential::check::{self as sequential_check, ClientLog};
 use madsim::time::{sleep, Duration, Instant};
 use simkv::client::ClientConfig;
 use std::collections::{BTreeMap, BTreeSet};

@@ -2,8 +2,8 @@
 //! and records them in its [`ClientLog`].
 
 use super::check::{ClientLog, ItemStatus};
-use crate::workload::{now_ns, record, sequential_key, think, Shared};
 use crate::history::{Call, Outcome};
+use crate::workload::{now_ns, record, sequential_key, think, Shared};
 use simkv::client::{ClientError, RawClient};
 use std::sync::atomic::Ordering;
 

@@ -8,7 +8,6 @@ use simkv::table::{self, Datum, IndexSchema, TableError, TableSchema};
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::atomic::Ordering;
 
-
 /// The workload's table.
 pub fn schema() -> TableSchema {
     TableSchema {
