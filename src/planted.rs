@@ -59,6 +59,10 @@ pub enum Bug {
     /// A split's batch leaves the new regions' apply states out; they are
     /// written when the new peers are created.
     SplitDefersApplyState,
+    /// The split check measures nothing (no keys, no bytes), so no region
+    /// ever splits on its own. Nothing is lost and no history breaks: the
+    /// regions just grow.
+    SplitCheckMeasuresNothing,
     /// A leader hands a membership change to raft-rs when it proposes it,
     /// not when its entry is applied.
     ConfChangeAtPropose,

@@ -407,6 +407,10 @@ pub struct Checkers {
     /// Leaders serve most reads on their lease (a promise of speed, for
     /// healthy clusters only; off by default).
     pub lease_path: bool,
+    /// After healing, no region holds more of the history's keys than the
+    /// split threshold lets it (a promise of growth, for scenarios with a
+    /// threshold; off by default).
+    pub split_path: bool,
     pub sequential: bool,
     /// Every snapshot read of the bank sees its total, no account negative.
     pub bank: bool,
@@ -444,6 +448,7 @@ impl Default for Checkers {
             routing: true,
             spread: false,
             lease_path: false,
+            split_path: false,
             sequential: true,
             bank: true,
             table: true,

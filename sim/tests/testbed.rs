@@ -440,6 +440,16 @@ fn planted_split_keeps_version_is_caught() {
     caught_and_clean("split-keeps-version.toml", "raft", "a split bumps the version");
 }
 
+/// A split check that measures nothing: no region splits on its own. No
+/// history shows it (nothing is lost); only the split-path checker, which
+/// counts the keys each final region holds, sees it. With that checker off,
+/// the same seeds pass; without the bug, they pass with it on.
+#[test]
+fn planted_split_check_measures_nothing_is_caught_only_by_the_split_path_checker() {
+    let caught = caught_only_by("split-check-measures-nothing.toml", "split-path", 0..3, |s| s.checkers.split_path = false);
+    assert_eq!(caught, 3, "caught in {caught} of 3 seeds");
+}
+
 /// PD's time window not persisted, its clock set back after a crash:
 /// timestamps go backwards, caught by the TSO checker.
 #[test]

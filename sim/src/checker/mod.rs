@@ -18,6 +18,7 @@
 //! | [`table`](crate::workload::table::check) | whole-table checks in one snapshot | every row has exactly its index entries; unique values unique |
 //! | [`locks`] | every replica's lock CF after the sweeps | no lock outlives its transaction's resolution |
 //! | [`lease_path`] | completed reads and lease-read events | on a healthy cluster, most reads are served on a lease (a promise of speed) |
+//! | [`split_path`] | final reads and the final regions | no region holds more keys than the split threshold lets it (a promise of growth) |
 
 //!
 //! Each checker that reads what a run recorded is one [`registry::Check`] in
@@ -56,6 +57,7 @@ pub enum Checker {
     Pd,
     Routing,
     LeasePath,
+    SplitPath,
     Sequential,
     Bank,
     Table,
@@ -78,7 +80,7 @@ pub enum Checker {
 }
 
 impl Checker {
-    pub const ALL: [Checker; 22] = [
+    pub const ALL: [Checker; 23] = [
         Checker::Linearizability,
         Checker::Raft,
         Checker::Durability,
@@ -89,6 +91,7 @@ impl Checker {
         Checker::Pd,
         Checker::Routing,
         Checker::LeasePath,
+        Checker::SplitPath,
         Checker::Sequential,
         Checker::Bank,
         Checker::Table,
@@ -115,6 +118,7 @@ impl Checker {
             Checker::Pd => "pd",
             Checker::Routing => "routing",
             Checker::LeasePath => "lease-path",
+            Checker::SplitPath => "split-path",
             Checker::Sequential => "sequential",
             Checker::Bank => "bank",
             Checker::Table => "table",
@@ -181,4 +185,5 @@ pub mod regions;
 #[cfg(madsim)]
 pub mod registry;
 pub mod routing;
+pub mod split_path;
 pub mod tso;

@@ -105,6 +105,7 @@ pub const ALL: &[&dyn Check] = &[
     &super::durability::Rule,
     &crate::workload::sequential::check::Rule,
     &super::lease_path::Rule,
+    &super::split_path::Rule,
     &super::raft::Rule,
     &super::membership::Rule,
 ];
