@@ -32,17 +32,16 @@ pub enum Found {
 /// The keys of the final reads that found a value, and the final regions
 /// (from the store events), against `threshold` keys per region.
 pub fn check(history: &History, events: &[StoreEvent], threshold: u64) -> Found {
-    let present: Vec<&str> =
+    // In key order, each once (a key read twice counts once).
+    let present: std::collections::BTreeSet<&str> =
         history.ops.iter().filter(|op| op.process == FINAL_PROCESS && matches!(op.outcome, Outcome::Read(Some(_)))).map(|op| op.key.as_str()).collect();
     if present.is_empty() {
         return Found::NoFinalReads;
     }
     let regions = Topology::from_events(events).regions_in_order();
     for region in &regions {
-        let mut held: Vec<&str> = present.iter().copied().filter(|k| region.contains(&simkv::codec::keys::raw_key(k.as_bytes()))).collect();
+        let held: Vec<&str> = present.iter().copied().filter(|k| region.contains(&simkv::codec::keys::raw_key(k.as_bytes()))).collect();
         if held.len() as u64 > threshold {
-            held.sort_unstable();
-            held.dedup();
             const SHOWN: usize = 8;
             let more = if held.len() > SHOWN { format!(" and {} more", held.len() - SHOWN) } else { String::new() };
             return Found::Broken(format!(
