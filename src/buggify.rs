@@ -73,12 +73,22 @@ pub enum Site {
     /// opened a new time window; the testbed restarts it 0.2–1 s later with
     /// its clock set back by up to 2 s.
     CrashPdAfterTso,
+    /// A leader that just took a client write is cut off from its region,
+    /// both ways: the followers elect another leader while its clients still
+    /// wait (a client whose timeout outlasts an election hears what it
+    /// answers when it catches up). Half the time nothing goes out and the
+    /// cut ends at the first message of a newer term (the next leader wrote
+    /// over the write's index; the old one catches up by log); half the time
+    /// the write's append goes out first and the cut lasts 3 s (the next
+    /// leader commits it and compacts its log; the old one catches up by
+    /// snapshot).
+    LeaderCutOffAfterWrite,
 }
 
 /// The id a PD crash point passes to the crash hook (stores count from 1).
 pub const PD: StoreId = 0;
 
-pub const ALL: [Site; 18] = [
+pub const ALL: [Site; 19] = [
     Site::DelayApply,
     Site::DropSnapshotChunk,
     Site::SlowPdReply,
@@ -97,6 +107,7 @@ pub const ALL: [Site; 18] = [
     Site::LateSplitApply,
     Site::ReadIndexAcrossTransfer,
     Site::CrashPdAfterTso,
+    Site::LeaderCutOffAfterWrite,
 ];
 
 impl Site {
@@ -120,6 +131,7 @@ impl Site {
             Site::LateSplitApply => 0.5,
             Site::ReadIndexAcrossTransfer => 0.5,
             Site::CrashPdAfterTso => 0.2,
+            Site::LeaderCutOffAfterWrite => 0.01,
         }
     }
 
@@ -157,6 +169,7 @@ impl Site {
             Site::LateSplitApply => "late-split-apply",
             Site::ReadIndexAcrossTransfer => "read-index-across-transfer",
             Site::CrashPdAfterTso => "crash-pd-after-tso",
+            Site::LeaderCutOffAfterWrite => "leader-cut-off-after-write",
         }
     }
 }

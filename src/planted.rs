@@ -26,6 +26,14 @@ pub enum Bug {
     /// A failed raft-log write is ignored: raft is told the entries and the
     /// vote are persisted, and acknowledges them.
     AckAfterFailedFsync,
+    /// A proposal is answered by its index alone: when another term's entry
+    /// took its index (a new leader wrote over it), it gets that entry's
+    /// result, as if it were its own.
+    SupersededProposalTakesResult,
+    /// A snapshot that covers waiting proposals leaves them waiting, and the
+    /// next applied entry tells them `StaleCommand` (failed), although the
+    /// snapshot may hold them.
+    SnapshotCoveredProposalFails,
     /// A scan is served past its region's end, from whatever this store
     /// holds of the next region.
     ScanIgnoresRegionEnd,

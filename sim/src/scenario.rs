@@ -229,6 +229,12 @@ pub struct Workload {
     /// The TTL of transactions' locks, in milliseconds: how long others wait
     /// before rolling a silent transaction back. Fixed, not drawn.
     pub lock_ttl_ms: u64,
+    /// How long a workload client waits for one request's answer before it
+    /// records the operation as unknown (a write) or tries another replica
+    /// (a read), in milliseconds. Short (the default, under an election
+    /// timeout): a client never hears what a deposed leader answers once it
+    /// catches up; long: it does. Fixed, not drawn.
+    pub request_timeout_ms: u64,
 }
 
 impl Default for Workload {
@@ -243,6 +249,7 @@ impl Default for Workload {
             delete_percent: 0,
             scan_percent: 0,
             lock_ttl_ms: 3000,
+            request_timeout_ms: 1000,
         }
     }
 }
@@ -573,6 +580,9 @@ impl Scenario {
         }
         if self.workload.lock_ttl_ms == 0 {
             return Err(("lock_ttl_ms", "`workload.lock_ttl_ms` must be positive".into()));
+        }
+        if self.workload.request_timeout_ms == 0 {
+            return Err(("request_timeout_ms", "`workload.request_timeout_ms` must be positive".into()));
         }
         let (drift_lo, drift_hi) = self.nemesis.clock_drift.bounds();
         if !(0.0..0.9).contains(&drift_lo) || !(0.0..0.9).contains(&drift_hi) || drift_lo > drift_hi {

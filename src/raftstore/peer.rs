@@ -67,6 +67,16 @@ pub struct Effects {
     pub acked: bool,
 }
 
+/// A leader cut off from its region by the buggify site
+/// `leader-cut-off-after-write`.
+struct CutOff {
+    until: madsim::time::Instant,
+    /// The round of messages in flight still goes out.
+    round_goes_out: bool,
+    /// A message of a newer term ends the cut-off early.
+    ends_on_newer_term: bool,
+}
+
 pub struct PeerFsm<E: Engine> {
     pub peer: Peer,
     pub node: RaftNode<E>,
@@ -84,6 +94,9 @@ pub struct PeerFsm<E: Engine> {
     /// given delay: the buggify site that makes a transferring leader hear
     /// the answers to what it sent after the new leader may have been elected.
     hears_late: Option<(madsim::time::Instant, std::time::Duration)>,
+    /// The buggify site that deposes a leader while its clients wait (see
+    /// `start_cut_off`).
+    cut_off: Option<CutOff>,
     last_role: StateRole,
     last_leader: u64,
     /// The region's size and key count at the last split check.
@@ -133,13 +146,14 @@ impl<E: Engine> PeerFsm<E> {
         PeerFsm {
             peer: me,
             node: RaftNode::new(raw, (cfg.election_ticks_min, cfg.election_ticks_max)),
-            proposals: ProposalQueue::default(),
+            proposals: ProposalQueue::new(cfg.bugs),
             reads: VecDeque::new(),
             next_read_id: 1,
             applying_snapshot: None,
             deferred_entries: Vec::new(),
             split_held_until: None,
             hears_late: None,
+            cut_off: None,
             last_role: StateRole::Follower,
             last_leader: raft::INVALID_ID,
             approximate: (0, 0),
@@ -391,6 +405,34 @@ impl<E: Engine> PeerFsm<E> {
             let _ = callback.take().expect("not yet used").send(Ok(super::cmd::WriteResult::Done));
         }
         self.proposals.push(Proposal { index, term, callback });
+        if self.cut_off.is_none() && crate::buggify::fires(crate::buggify::Site::LeaderCutOffAfterWrite) {
+            self.start_cut_off(crate::buggify::draw_ms(0, 1) == 0);
+        }
+    }
+
+    /// Cuts this leader off from its region, both ways, for 3 s: the
+    /// followers elect another leader while this one still holds its
+    /// clients' writes, and it catches up while they still wait. Two shapes:
+    /// - `committed_elsewhere`: the write just proposed goes out before the
+    ///   cut, so the next leader commits it unbeknown to us; the cut lasts
+    ///   its 3 s, the next leader compacts its log meanwhile, and we catch
+    ///   up by snapshot;
+    /// - otherwise nothing goes out, so the next leader writes over the
+    ///   write's index; the cut ends as soon as a message of a newer term
+    ///   reaches us, and we catch up by log.
+    fn start_cut_off(&mut self, committed_elsewhere: bool) {
+        tracing::info!(region = self.region_id(), peer = self.peer.id, committed_elsewhere, "buggify: leader cut off after a write");
+        let until = madsim::time::Instant::now() + std::time::Duration::from_secs(3);
+        self.cut_off = Some(CutOff { until, round_goes_out: committed_elsewhere, ends_on_newer_term: !committed_elsewhere });
+    }
+
+    /// Whether the region's raft messages are dropped both ways now (the
+    /// cut-off is over once its time is up).
+    fn is_cut_off(&mut self) -> bool {
+        if self.cut_off.as_ref().is_some_and(|c| madsim::time::Instant::now() >= c.until) {
+            self.cut_off = None;
+        }
+        self.cut_off.is_some()
     }
 
     pub fn propose_read(&mut self, cfg: &RaftStoreConfig, events: &Events, epoch: RegionEpoch, cmd: ReadCmd, callback: ReadCallback) {
@@ -612,6 +654,12 @@ impl<E: Engine> PeerFsm<E> {
     }
 
     pub fn step(&mut self, cfg: &RaftStoreConfig, msg: Message) {
+        if self.is_cut_off() {
+            if msg.term <= self.node.raft().term || !self.cut_off.as_ref().is_some_and(|c| c.ends_on_newer_term) {
+                return;
+            }
+            self.cut_off = None; // the region has moved on: we hear again
+        }
         if cfg.bugs.on(Bug::LeaseRenewedByOneFollower) && msg.get_msg_type() == MessageType::MsgHeartbeatResponse && self.is_leader() {
             // Planted bug: one follower's answer is taken for a quorum's.
             self.lease.renew(self.clock.now(), self.applied_index());
@@ -658,6 +706,9 @@ impl<E: Engine> PeerFsm<E> {
         let mut ready = self.node.ready();
         self.observe_role(events);
         self.queue_messages(ready.take_messages(), effects, events);
+        if let Some(cut_off) = &mut self.cut_off {
+            cut_off.round_goes_out = false;
+        }
         Some(ready)
     }
 
@@ -792,6 +843,12 @@ impl<E: Engine> PeerFsm<E> {
     }
 
     fn queue_messages(&mut self, messages: Vec<Message>, effects: &mut Effects, events: &Events) {
+        if self.is_cut_off() && self.cut_off.as_ref().is_some_and(|c| !c.round_goes_out) {
+            for msg in messages.iter().filter(|m| m.get_msg_type() == MessageType::MsgSnapshot) {
+                self.node.report_snapshot(msg.to, SnapshotStatus::Failure);
+            }
+            return;
+        }
         for msg in messages {
             if msg.get_msg_type() == MessageType::MsgHeartbeatResponse && msg.context.as_ref() == super::hibernate::NOTICE {
                 continue; // a hibernating leader expects no answer

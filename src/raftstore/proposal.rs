@@ -13,6 +13,7 @@
 
 use super::cmd::{RegionError, RegionResult, WriteResult};
 pub use super::router::WriteCallback;
+use crate::planted::{Bug, Bugs};
 use std::collections::VecDeque;
 
 /// A proposal waiting for its entry to apply.
@@ -27,9 +28,14 @@ pub struct Proposal {
 #[derive(Default)]
 pub struct ProposalQueue {
     queue: VecDeque<Proposal>,
+    bugs: Bugs,
 }
 
 impl ProposalQueue {
+    pub fn new(bugs: Bugs) -> Self {
+        ProposalQueue { queue: VecDeque::new(), bugs }
+    }
+
     pub fn len(&self) -> usize {
         self.queue.len()
     }
@@ -52,7 +58,8 @@ impl ProposalQueue {
     pub fn applied(&mut self, index: u64, term: u64, result: &RegionResult<WriteResult>) {
         while self.queue.front().is_some_and(|p| p.index <= index) {
             let proposal = self.queue.pop_front().expect("front exists");
-            let outcome = if proposal.index == index && proposal.term == term {
+            let own = proposal.term == term || self.bugs.on(Bug::SupersededProposalTakesResult);
+            let outcome = if proposal.index == index && own {
                 result.clone()
             } else {
                 tracing::debug!(proposal_index = proposal.index, proposal_term = proposal.term, index, term, "proposal superseded");
@@ -78,6 +85,9 @@ impl ProposalQueue {
     /// A snapshot up to `index` replaced the log: proposals it covers may or may
     /// not be in it, and no entry will come to tell. Their outcome is unknown.
     pub fn covered_by_snapshot(&mut self, index: u64, region_id: u64) {
+        if self.bugs.on(Bug::SnapshotCoveredProposalFails) {
+            return; // planted bug: the next applied entry will say StaleCommand
+        }
         while self.queue.front().is_some_and(|p| p.index <= index) {
             let proposal = self.queue.pop_front().expect("front exists");
             if let Some(callback) = proposal.callback {

@@ -85,7 +85,7 @@ fn start_client(shared: &Arc<Shared>, kind: WorkloadKind, c: u64) -> JoinHandle<
     shared.nemesis.add_client(node.id());
     let shared = shared.clone();
     node.spawn(async move {
-        let cfg = ClientConfig { rpc_timeout: Duration::from_secs(1), max_attempts: 8, ..ClientConfig::default() };
+        let cfg = ClientConfig { rpc_timeout: shared.request_timeout, max_attempts: 8, ..ClientConfig::default() };
         if kind.is_transactional() {
             let client = shared.cluster.txn_client(local, cfg, shared.txn.clone()).await;
             match kind {

@@ -60,5 +60,6 @@ pub(super) fn shared(scenario: &Scenario, plan: &Plan, cluster: Arc<Cluster>, re
         scan_percent: scenario.workload.scan_percent,
         scan_problems: Mutex::new(Vec::new()),
         txn: simkv::client::TxnConfig { lock_ttl_ms: scenario.workload.lock_ttl_ms, ..Default::default() },
+        request_timeout: std::time::Duration::from_millis(scenario.workload.request_timeout_ms),
     }
 }

@@ -112,6 +112,8 @@ pub struct Shared {
     pub scan_problems: Mutex<Vec<String>>,
     /// How transactional clients are configured (planted client bugs included).
     pub txn: simkv::client::TxnConfig,
+    /// How long a workload client waits for one request's answer.
+    pub request_timeout: std::time::Duration,
 }
 
 impl Shared {
