@@ -147,13 +147,19 @@ pub fn write_replay_of(dir: &Path, scenario_path: &str, report: &RunReport) -> s
     if !report.history.ops.is_empty() {
         write("history.edn", &formats::to_edn(&report.history))?;
     } else if !report.list_append.is_empty() {
-        write("history.edn", &crate::workload::list_append::history::to_edn(&report.list_append))?;
+        write(
+            "history.edn",
+            &crate::workload::list_append::history::to_edn(&crate::workload::list_append::history::TxnHistory::recorded(&report.list_append)),
+        )?;
     }
     if !report.bank.is_empty() {
         write("bank.edn", &crate::workload::bank::history::to_edn(&report.bank))?;
     }
     if !report.list_append.is_empty() {
-        write("list-append.edn", &crate::workload::list_append::history::to_edn(&report.list_append))?;
+        write(
+            "list-append.edn",
+            &crate::workload::list_append::history::to_edn(&crate::workload::list_append::history::TxnHistory::recorded(&report.list_append)),
+        )?;
     }
     if !report.table.is_empty() {
         write("table.edn", &crate::workload::table::history::to_edn(&report.table))?;

@@ -156,7 +156,7 @@ const CULPRIT: &str = "#d500f9";
 /// Every operation of the run, register and transactional alike.
 fn bars(report: &RunReport) -> Vec<Bar> {
     use crate::workload::bank::history::{BankCall, BankOutcome};
-    use crate::workload::list_append::history::MicroOp;
+    use crate::workload::list_append::history::Mop;
     use crate::workload::list_append::history::TxnOutcome;
     use crate::workload::table::history::{TableCall, TableOutcome};
     let clients = report.plan.swarm.clients;
@@ -239,24 +239,25 @@ fn bars(report: &RunReport) -> Vec<Bar> {
         let title = format!("{:?}: {:?}; {}", op.call, op.outcome, window(op.process, op.invoke, op.complete));
         out.push(Bar { process: op.process, invoke: op.invoke, complete: op.complete, colour, what, title, outlined: bad, culprit: bad });
     }
-    for op in &report.list_append {
-        let colour = match op.outcome {
+    for txn in &report.list_append {
+        let colour = match txn.outcome {
             TxnOutcome::Ok => OK,
             TxnOutcome::Fail => FAILED,
             TxnOutcome::Info => UNKNOWN,
         };
-        let what: Vec<String> = op
+        let what: Vec<String> = txn
             .mops
             .iter()
             .map(|m| match m {
-                MicroOp::Append { key, value } => format!("a{key}+{value}"),
-                MicroOp::Read { key, values: Some(vs) } => format!("r{key}={}", vs.len()),
-                MicroOp::Read { key, values: None } => format!("r{key}"),
+                Mop::Append { key, value } => format!("a{key}+{value}"),
+                Mop::Read { key, values: Some(vs) } => format!("r{key}={}", vs.len()),
+                Mop::Read { key, values: None } => format!("r{key}"),
             })
             .collect();
+        let process = txn.process.unwrap_or_default() as u64;
         let title =
-            format!("transaction {:?}: {:?} {}; {}", op.mops, op.outcome, op.error.as_deref().unwrap_or(""), window(op.process, op.invoke, op.complete));
-        out.push(Bar { process: op.process, invoke: op.invoke, complete: op.complete, colour, what: what.join(" "), title, outlined: false, culprit: false });
+            format!("transaction {:?}: {:?} {}; {}", txn.mops, txn.outcome, txn.error.as_deref().unwrap_or(""), window(process, txn.invoke, txn.complete));
+        out.push(Bar { process, invoke: txn.invoke, complete: txn.complete, colour, what: what.join(" "), title, outlined: false, culprit: false });
     }
     out
 }

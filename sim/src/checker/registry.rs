@@ -9,7 +9,7 @@ use super::{pd::TimedPdEvent, routing::Watch, tso::TsCall, Checker, Failure};
 use crate::history::History;
 use crate::scenario::Scenario;
 use crate::workload::bank::history::BankOp;
-use crate::workload::{list_append::history::ListAppendOp, sequential::check::ClientLog, table::history::TableOp};
+use crate::workload::{list_append::history::Txn, sequential::check::ClientLog, table::history::TableOp};
 use simkv::client::raw::Answered;
 use simkv::raftstore::StoreEvent;
 use std::collections::BTreeMap;
@@ -71,7 +71,7 @@ pub struct Records {
     /// How many accounts the bank has.
     pub accounts: u64,
     pub table: Vec<TableOp>,
-    pub list_append: Vec<ListAppendOp>,
+    pub list_append: Vec<Txn>,
     /// The timestamp workload's requests.
     pub ts_calls: Vec<TsCall>,
     /// The sequential workload's per-client logs (none when the run ended in a

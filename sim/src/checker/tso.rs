@@ -65,8 +65,8 @@ pub fn of_bank(ops: &[crate::workload::bank::history::BankOp]) -> Vec<TsCall> {
 }
 
 /// The list-append transactions' timestamps.
-pub fn of_list_append(ops: &[crate::workload::list_append::history::ListAppendOp]) -> Vec<TsCall> {
-    of_transactions(ops.iter().map(|o| (o.process, o.invoke, o.complete, o.start_ts, o.commit_ts)))
+pub fn of_list_append(txns: &[crate::workload::list_append::history::Txn]) -> Vec<TsCall> {
+    of_transactions(txns.iter().map(|t| (t.process.unwrap_or_default() as u64, t.invoke, t.complete, t.start_ts, t.commit_ts)))
 }
 
 /// `None` when the rule holds; otherwise the first violation found.

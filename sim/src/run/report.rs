@@ -101,7 +101,7 @@ pub struct RunReport {
     /// The table workload's changes and checks (empty for other workloads).
     pub table: Vec<workload::table::history::TableOp>,
     /// The list-append workload's transactions (empty for other workloads).
-    pub list_append: Vec<workload::list_append::history::ListAppendOp>,
+    pub list_append: Vec<workload::list_append::history::Txn>,
     /// The store events a raft or membership failure names, for the timeline.
     pub marks: Vec<Mark>,
     /// How often each enabled buggify site fired.

@@ -80,7 +80,7 @@ pub struct Recorded {
     /// The table workload's changes and checks.
     pub table: Mutex<Vec<table::history::TableOp>>,
     /// The list-append workload's transactions.
-    pub list_append: Mutex<Vec<list_append::history::ListAppendOp>>,
+    pub list_append: Mutex<Vec<list_append::history::Txn>>,
     /// Which store answered each register operation that got an answer, by
     /// (process, invoke time): explanations and the timeline name it.
     pub served: Mutex<BTreeMap<(u64, u64), simkv::client::raw::Answered>>,
@@ -134,7 +134,7 @@ impl Shared {
         self.recorded.table.lock().unwrap().push(op);
     }
 
-    pub fn record_list_append(&self, op: list_append::history::ListAppendOp) {
+    pub fn record_list_append(&self, op: list_append::history::Txn) {
         self.recorded.list_append.lock().unwrap().push(op);
     }
 

@@ -674,7 +674,7 @@ impl crate::checker::registry::Check for Rule {
 
     fn check(&self, run: &crate::checker::registry::Inputs) -> crate::checker::registry::Verdict {
         let model = Model::parse(&run.scenario.checkers.list_append_model).expect("validated when the scenario loaded");
-        let report = check(&crate::workload::list_append::history::history(&run.records.list_append), model);
+        let report = check(&crate::workload::list_append::history::TxnHistory::recorded(&run.records.list_append), model);
         let shown: Vec<String> = report.anomalies.iter().take(3).map(|a| format!("{}: {}", a.kind, a.explanation)).collect();
         crate::checker::registry::Verdict::of((!report.valid()).then(|| format!("{} transactions are not {model}: {}", report.txns, shown.join("\n"))))
     }

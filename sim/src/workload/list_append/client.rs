@@ -1,36 +1,38 @@
 //! The list-append clients: random transactions of appends and reads,
-//! each recorded as a [`ListAppendOp`].
+//! each recorded as a [`Txn`] (keys and values are their own ids).
 
-use super::history::{ListAppendOp, MicroOp, TxnOutcome};
+use super::history::{Mop, Txn, TxnOutcome};
 use crate::workload::{now_ns, think, Shared};
 use simkv::client::{TxnClient, TxnError};
 use std::sync::atomic::Ordering;
 
 /// The key of list `k` of `n`, spread over the pre-split key space.
-pub fn list_key(k: u64, n: u64) -> String {
-    format!("key{:03}-l{k}", k * 1000 / n.max(1))
+pub fn list_key(k: u32, n: u32) -> String {
+    format!("key{:03}-l{k}", u64::from(k) * 1000 / u64::from(n.max(1)))
 }
 
-fn decode(value: Option<Vec<u8>>) -> Result<Vec<u64>, TxnError> {
+fn decode(value: Option<Vec<u8>>) -> Result<Vec<u32>, TxnError> {
     let Some(value) = value else { return Ok(vec![]) };
     let text = String::from_utf8_lossy(&value);
     text.split(',').filter(|s| !s.is_empty()).map(|s| s.parse().map_err(|e| TxnError::Unexpected(format!("list {text:?}: {e}")))).collect()
 }
 
-fn encode(values: &[u64]) -> String {
-    values.iter().map(u64::to_string).collect::<Vec<_>>().join(",")
+fn encode(values: &[u32]) -> String {
+    values.iter().map(u32::to_string).collect::<Vec<_>>().join(",")
 }
 
 /// One client: random list-append transactions until the safety phase ends.
 /// A client whose commit has an unknown outcome continues as a new process.
 pub async fn list_append_client(shared: &Shared, client: &TxnClient, c: u64) {
     use rand::Rng;
-    let keys = shared.swarm.keys.max(1);
+    let keys = u32::try_from(shared.swarm.keys.max(1)).expect("keys fit in u32");
     let clients = shared.swarm.clients.max(1);
     let mut process = c;
-    let mut counter = 0u64;
+    let mut counter = 0u32;
+    // Client c appends the values (c + 1) * 1,000,000 + 1, + 2, ...
+    let base = u32::try_from((c + 1) * 1_000_000).expect("fewer than 4,000 clients");
     while !shared.stop.load(Ordering::SeqCst) {
-        let planned: Vec<MicroOp> = {
+        let planned: Vec<Mop> = {
             let mut rng = madsim::rand::thread_rng();
             let n = rng.gen_range(1..=4);
             (0..n)
@@ -38,9 +40,9 @@ pub async fn list_append_client(shared: &Shared, client: &TxnClient, c: u64) {
                     let key = rng.gen_range(0..keys);
                     if rng.gen_bool(0.5) {
                         counter += 1;
-                        MicroOp::Append { key, value: (c + 1) * 1_000_000 + counter }
+                        Mop::Append { key, value: base + counter }
                     } else {
-                        MicroOp::Read { key, values: None }
+                        Mop::Read { key, values: None }
                     }
                 })
                 .collect()
@@ -53,7 +55,8 @@ pub async fn list_append_client(shared: &Shared, client: &TxnClient, c: u64) {
             Err(e) => (TxnOutcome::Info, Some(e.to_string()), None),
         };
         let complete = (outcome != TxnOutcome::Info).then(now_ns);
-        shared.record_list_append(ListAppendOp { process, mops, outcome, invoke, complete, error, start_ts, commit_ts });
+        let txn = Txn { process: Some(process as i64), outcome, mops, invoke, complete, line: 0, error, start_ts, commit_ts };
+        shared.record_list_append(txn);
         if outcome == TxnOutcome::Info {
             process += clients;
         }
@@ -63,7 +66,7 @@ pub async fn list_append_client(shared: &Shared, client: &TxnClient, c: u64) {
 
 /// Runs the micro-ops in one transaction; returns them with what the reads
 /// saw, the start_ts (if it began) and the commit_ts (if it committed).
-async fn run(client: &TxnClient, keys: u64, planned: Vec<MicroOp>) -> (Vec<MicroOp>, Option<u64>, Result<u64, TxnError>) {
+async fn run(client: &TxnClient, keys: u32, planned: Vec<Mop>) -> (Vec<Mop>, Option<u64>, Result<u64, TxnError>) {
     let mut txn = match client.begin().await {
         Ok(txn) => txn,
         Err(e) => return (planned, None, Err(e)),
@@ -73,11 +76,11 @@ async fn run(client: &TxnClient, keys: u64, planned: Vec<MicroOp>) -> (Vec<Micro
     for (i, mop) in planned.iter().enumerate() {
         let step = async {
             match mop {
-                MicroOp::Read { key, .. } => {
+                Mop::Read { key, .. } => {
                     let values = decode(txn.get(list_key(*key, keys).as_bytes()).await?)?;
-                    Ok::<_, TxnError>(MicroOp::Read { key: *key, values: Some(values) })
+                    Ok::<_, TxnError>(Mop::Read { key: *key, values: Some(values) })
                 }
-                MicroOp::Append { key, value } => {
+                Mop::Append { key, value } => {
                     let k = list_key(*key, keys);
                     let mut values = decode(txn.get(k.as_bytes()).await?)?;
                     values.push(*value);

@@ -11,6 +11,7 @@
 //! invocation with the completion that follows it.
 
 use crate::history::formats::{read_edn_ops, Edn, ParseError};
+use std::borrow::Cow;
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 
@@ -34,38 +35,71 @@ pub enum TxnOutcome {
     Info,
 }
 
+/// One transaction: what a file says of it, or what a workload client ran.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Txn {
     pub process: Option<i64>,
     pub outcome: TxnOutcome,
     pub mops: Vec<Mop>,
-    /// Positions in real-time order (`complete` is `None` for `:info`).
+    /// Positions in real-time order (`complete` is `None` for `:info`): in a
+    /// file, places in it; recorded, simulated nanoseconds.
     pub invoke: u64,
     pub complete: Option<u64>,
-    /// The line of the completion (or of the invocation, when it never completed).
+    /// The line of the completion (or of the invocation, when it never
+    /// completed); recorded, its place in invocation order.
     pub line: usize,
+    /// Why the transaction failed or is unknown (`:error`), when said.
+    pub error: Option<String>,
+    /// The timestamps it used, when known (recorded: for the TSO checker).
+    pub start_ts: Option<u64>,
+    pub commit_ts: Option<u64>,
 }
 
 #[derive(Debug, Clone, Default)]
 pub struct TxnHistory {
     pub txns: Vec<Txn>,
-    /// Interned keys and values, as they were written.
+    /// Interned keys and values, as a file wrote them. Empty for a recorded
+    /// history: there the ids are the numbers themselves.
     pub keys: Vec<String>,
     pub values: Vec<String>,
 }
 
 impl TxnHistory {
-    pub fn key_name(&self, key: u32) -> &str {
-        &self.keys[key as usize]
+    /// The transactions a run recorded, in invocation order, as the checker
+    /// reads them. A failed transaction's reads saw nothing that counts.
+    pub fn recorded(txns: &[Txn]) -> TxnHistory {
+        let mut txns = txns.to_vec();
+        txns.sort_by_key(|t| (t.invoke, t.process));
+        for (line, txn) in txns.iter_mut().enumerate() {
+            txn.line = line + 1;
+            if txn.outcome == TxnOutcome::Fail {
+                for mop in &mut txn.mops {
+                    if let Mop::Read { values, .. } = mop {
+                        *values = None;
+                    }
+                }
+            }
+        }
+        TxnHistory { txns, keys: Vec::new(), values: Vec::new() }
     }
 
-    pub fn value_name(&self, value: u32) -> &str {
-        &self.values[value as usize]
+    pub fn key_name(&self, key: u32) -> Cow<'_, str> {
+        self.keys.get(key as usize).map_or_else(|| key.to_string().into(), |k| k.as_str().into())
+    }
+
+    pub fn value_name(&self, value: u32) -> Cow<'_, str> {
+        self.values.get(value as usize).map_or_else(|| value.to_string().into(), |v| v.as_str().into())
     }
 
     /// A transaction as a person reads it: its number, process and micro-ops.
     pub fn describe(&self, t: usize) -> String {
         let txn = &self.txns[t];
+        let process = txn.process.map_or(String::new(), |p| format!(" process {p}"));
+        format!("T{t} (line {}{process}, {:?}) [{}]", txn.line, txn.outcome, self.describe_mops(txn))
+    }
+
+    /// A transaction's micro-ops, keys and values by name, as EDN writes them.
+    pub fn describe_mops(&self, txn: &Txn) -> String {
         let mops: Vec<String> = txn
             .mops
             .iter()
@@ -77,8 +111,7 @@ impl TxnHistory {
                 }
             })
             .collect();
-        let process = txn.process.map_or(String::new(), |p| format!(" process {p}"));
-        format!("T{t} (line {}{process}, {:?}) [{}]", txn.line, txn.outcome, mops.join(" "))
+        mops.join(" ")
     }
 }
 
@@ -210,113 +243,53 @@ pub fn parse(text: &str) -> Result<TxnHistory, ParseError> {
                     TxnOutcome::Fail => mops,
                 };
                 let complete = (outcome == TxnOutcome::Ok).then_some(position);
-                history.txns.push(Txn { process, outcome, mops, invoke, complete, line });
+                let error = op.get("error").map(|e| match e {
+                    Edn::Str(text) => text.clone(),
+                    other => scalar(other).unwrap_or_else(|| format!("{other:?}")),
+                });
+                history.txns.push(Txn { process, outcome, mops, invoke, complete, line, error, start_ts: None, commit_ts: None });
             }
             other => return Err(err(line, format!("`:type :{other}` is not invoke, ok, fail or info"))),
         }
     }
     // Invocations never completed: their outcome is unknown.
     for (process, (line, invoke, mops)) in open {
-        history.txns.push(Txn { process, outcome: TxnOutcome::Info, mops, invoke, complete: None, line });
+        history.txns.push(Txn { process, outcome: TxnOutcome::Info, mops, invoke, complete: None, line, error: None, start_ts: None, commit_ts: None });
     }
     history.keys = keys.names;
     history.values = values.names;
     Ok(history)
 }
 
-// The history as the workload records it, and how it becomes the checker's.
-
-/// One micro-op as the client ran it.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
-pub enum MicroOp {
-    Append {
-        key: u64,
-        value: u64,
-    },
-    /// The list read (`None` in an invocation, or when the transaction failed
-    /// before this read).
-    Read {
-        key: u64,
-        values: Option<Vec<u64>>,
-    },
-}
-
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
-pub struct ListAppendOp {
-    pub process: u64,
-    pub mops: Vec<MicroOp>,
-    pub outcome: TxnOutcome,
-    /// Simulated nanoseconds.
-    pub invoke: u64,
-    pub complete: Option<u64>,
-    /// Why the transaction failed or is unknown.
-    pub error: Option<String>,
-    /// The timestamps it used, when known (for the TSO checker).
-    pub start_ts: Option<u64>,
-    pub commit_ts: Option<u64>,
-}
-
-/// The recorded transactions as a history the checker reads: keys and values
-/// interned, real-time positions from the simulated clock.
-pub fn history(ops: &[ListAppendOp]) -> TxnHistory {
-    let mut h = TxnHistory::default();
-    let (mut keys, mut values): (BTreeMap<u64, u32>, BTreeMap<u64, u32>) = (BTreeMap::new(), BTreeMap::new());
-    let intern = |map: &mut BTreeMap<u64, u32>, names: &mut Vec<String>, v: u64| {
-        *map.entry(v).or_insert_with(|| {
-            names.push(v.to_string());
-            names.len() as u32 - 1
-        })
-    };
-    let mut sorted: Vec<&ListAppendOp> = ops.iter().collect();
-    sorted.sort_by_key(|o| (o.invoke, o.process));
-    for (line, op) in sorted.into_iter().enumerate() {
-        let mops = op
-            .mops
-            .iter()
-            .map(|m| match m {
-                MicroOp::Append { key, value } => Mop::Append { key: intern(&mut keys, &mut h.keys, *key), value: intern(&mut values, &mut h.values, *value) },
-                MicroOp::Read { key, values: read } => Mop::Read {
-                    key: intern(&mut keys, &mut h.keys, *key),
-                    values: read
-                        .as_ref()
-                        .filter(|_| op.outcome != TxnOutcome::Fail)
-                        .map(|vs| vs.iter().map(|v| intern(&mut values, &mut h.values, *v)).collect()),
-                },
-            })
-            .collect();
-        h.txns.push(Txn { process: Some(op.process as i64), outcome: op.outcome, mops, invoke: op.invoke, complete: op.complete, line: line + 1 });
-    }
-    h
-}
-
 /// The history as Elle's EDN: `:f :txn`, micro-ops as vectors.
-pub fn to_edn(ops: &[ListAppendOp]) -> String {
-    let events = crate::history::windows_in_order(ops.iter().map(|o| (o.invoke, o.complete)));
+pub fn to_edn(h: &TxnHistory) -> String {
+    let events = crate::history::windows_in_order(h.txns.iter().map(|t| (t.invoke, t.complete)));
     let mut out = String::new();
     for (time, phase, i) in events {
-        let op = &ops[i];
-        let mops: Vec<String> = op
+        let txn = &h.txns[i];
+        let mops: Vec<String> = txn
             .mops
             .iter()
             .map(|m| match m {
-                MicroOp::Append { key, value } => format!("[:append {key} {value}]"),
-                MicroOp::Read { key, values: Some(vs) } if phase == 1 && op.outcome == TxnOutcome::Ok => {
-                    format!("[:r {key} [{}]]", vs.iter().map(u64::to_string).collect::<Vec<_>>().join(" "))
+                Mop::Append { key, value } => format!("[:append {} {}]", h.key_name(*key), h.value_name(*value)),
+                Mop::Read { key, values: Some(vs) } if phase == 1 && txn.outcome == TxnOutcome::Ok => {
+                    format!("[:r {} [{}]]", h.key_name(*key), vs.iter().map(|v| h.value_name(*v)).collect::<Vec<_>>().join(" "))
                 }
-                MicroOp::Read { key, .. } => format!("[:r {key} nil]"),
+                Mop::Read { key, .. } => format!("[:r {} nil]", h.key_name(*key)),
             })
             .collect();
-        let kind = match (phase, op.outcome) {
+        let kind = match (phase, txn.outcome) {
             (0, _) => "invoke",
             (_, TxnOutcome::Ok) => "ok",
             (_, TxnOutcome::Fail) => "fail",
             (_, TxnOutcome::Info) => "info",
         };
-        let error = match (&op.error, phase) {
+        let error = match (&txn.error, phase) {
             (Some(e), 1) => format!(", :error {e:?}"),
             _ => String::new(),
         };
-        let _ = writeln!(out, "{{:type :{kind}, :f :txn, :value [{}], :process {}, :time {time}{error}}}", mops.join(" "), op.process);
+        let process = txn.process.map_or(String::new(), |p| format!(", :process {p}"));
+        let _ = writeln!(out, "{{:type :{kind}, :f :txn, :value [{}]{process}, :time {time}{error}}}", mops.join(" "));
     }
     out
 }

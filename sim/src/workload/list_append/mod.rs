@@ -7,10 +7,11 @@
 //! ([`check`]) infer the dependency graph and find cycles.
 //!
 //! - [`client`]: the clients, run inside the simulation.
-//! - [`history`]: what they record ([`history::ListAppendOp`]: the micro-ops
-//!   as run, with times and timestamps) and the checker's input
-//!   ([`history::TxnHistory`]: keys and values interned), which Elle's and
-//!   Jepsen's EDN files are read into as well.
+//! - [`history`]: the one op type, [`history::Txn`]: what a client recorded
+//!   (the micro-ops as run, with simulated times and timestamps; keys and
+//!   values are their own ids) or what an Elle or Jepsen EDN file says
+//!   (keys and values interned, named in [`history::TxnHistory`]). The
+//!   checker reads a [`history::TxnHistory`] of either.
 //! - [`check`]: snapshot isolation and its neighbours, as Elle checks them.
 //! - [`generate`]: random histories with planted anomalies, for the
 //!   checker's benchmark.
