@@ -827,6 +827,10 @@ impl<E: Engine> PeerFsm<E> {
             self.fail_unconfirmed_reads();
             self.lease.expire();
             self.lease_evidence.clear();
+            // A split asked for in this term dies with it: whoever leads next
+            // (this peer again, too) asks afresh at its next check, not only
+            // once the old ask's retry time is up.
+            self.split_asked = None;
         }
         self.last_role = role;
         self.last_leader = leader;
@@ -1147,6 +1151,7 @@ impl<E: Engine> PeerFsm<E> {
             self.split_checked_index = self.applied_index();
         }
         let middle = middle.filter(|_| over_keys || over_bytes)?;
+        tracing::debug!(region = self.region_id(), keys = count, bytes, "asking PD to split");
         self.split_asked = Some((self.region().epoch, now));
         Some(middle)
     }
@@ -1155,6 +1160,7 @@ impl<E: Engine> PeerFsm<E> {
     /// region at the epoch the ids were asked for.
     pub fn propose_split(&mut self, cfg: &RaftStoreConfig, epoch: RegionEpoch, split_keys: Vec<Vec<u8>>, ids: Vec<super::cmd::SplitIds>) {
         if !self.is_leader() || self.region().epoch != epoch || self.applying_snapshot.is_some() {
+            tracing::debug!(region = self.region_id(), leader = self.is_leader(), ?epoch, "split ids arrived too late: not proposed");
             return;
         }
         let cmd = RaftCmd { region_id: self.region_id(), epoch, body: CmdBody::Admin(AdminCmd::BatchSplit { split_keys, ids }) };
