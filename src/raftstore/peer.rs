@@ -101,8 +101,9 @@ pub struct PeerFsm<E: Engine> {
     last_leader: u64,
     /// The region's size and key count at the last split check.
     pub approximate: (u64, u64),
-    /// The region epoch a split was last asked for (no second ask until the
-    /// epoch changes or the ask is forgotten).
+    /// The region epoch a split was last asked for, in this term (no second
+    /// ask until the epoch changes, the ask is forgotten, or the peer stops
+    /// leading).
     split_asked: Option<(RegionEpoch, u64)>,
     /// The applied index at the last split check that found the region
     /// under its thresholds: a leader hibernates only once it is caught up
@@ -1127,8 +1128,8 @@ impl<E: Engine> PeerFsm<E> {
 
     /// Measures the region and decides whether it should split: past the key
     /// count or the size the config allows. Returns the key to split at (the
-    /// middle key), unless a split for this epoch was already asked for within
-    /// `retry_ticks` ticks (`now` counts ticks).
+    /// middle key), unless this leader already asked for a split of this epoch
+    /// within `retry_ticks` ticks (`now` counts ticks).
     pub fn check_split(&mut self, kv: &E, cfg: &RaftStoreConfig, events: &Events, now: u64, retry_ticks: u64) -> Option<Vec<u8>> {
         if !self.is_leader() || self.applying_snapshot.is_some() || self.corrupt.is_some() || (cfg.region_split_keys == 0 && cfg.region_split_bytes == 0) {
             return None;
