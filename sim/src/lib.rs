@@ -10,6 +10,8 @@ pub mod bench;
 pub mod checker;
 #[cfg(madsim)]
 pub mod cluster;
+#[cfg(madsim)]
+pub mod explore;
 pub mod history;
 pub mod nemesis;
 #[cfg(madsim)]

@@ -38,7 +38,7 @@ mod cli {
     use simkv_sim::nemesis::Plan;
     use simkv_sim::run::{self, RunOutcome, RunReport};
     use simkv_sim::scenario::Scenario;
-    use simkv_sim::{bench, report};
+    use simkv_sim::{bench, explore, report};
     use std::path::{Path, PathBuf};
     use std::time::Instant;
 
@@ -165,6 +165,67 @@ mod cli {
             /// fails the `stall` checker (its thread is left behind).
             #[arg(long, default_value_t = 60)]
             stall_secs: u64,
+        },
+        /// Guided exploration: keeps the plans whose runs made the cluster do
+        /// something new (coverage) in --corpus, mutates them, and writes each
+        /// failing plan with its replay command, shrunk, under
+        /// --corpus/failures/. Resumes from --corpus. A progress line every
+        /// --progress-secs. Exit 0 no run failed, 1 some run failed, 2 bad input.
+        Explore {
+            #[arg(long)]
+            scenario: PathBuf,
+            /// The corpus folder: created if new, resumed if not.
+            #[arg(long)]
+            corpus: PathBuf,
+            /// Stops starting runs after this many wall-clock seconds (default
+            /// 600 when --runs is not given either).
+            #[arg(long)]
+            time_budget: Option<u64>,
+            /// Stops after this many runs in all (a resumed corpus counts its
+            /// earlier runs). The same seed and --runs give the same corpus.
+            #[arg(long)]
+            runs: Option<u64>,
+            /// Seeds the explorer's own choices.
+            #[arg(long, default_value_t = 0)]
+            seed: u64,
+            /// Runs at once (default: one per core). Results do not depend on it.
+            #[arg(long)]
+            jobs: Option<usize>,
+            /// The baseline: fresh plans of consecutive seeds, no guidance.
+            #[arg(long)]
+            random: bool,
+            /// Stops at the first failing run.
+            #[arg(long)]
+            stop_at_failure: bool,
+            /// Wall seconds to shrink the first failure of each checker (0: not shrunk).
+            #[arg(long, default_value_t = 120)]
+            shrink_secs: u64,
+            #[arg(long, default_value_t = 60)]
+            stall_secs: u64,
+            #[arg(long, default_value_t = 30)]
+            progress_secs: u64,
+            /// Then runs the random baseline for as many runs, and draws both
+            /// curves in the report (--corpus/explore.html).
+            #[arg(long)]
+            compare_random: bool,
+        },
+        /// Guided exploration against random seeds on the planted-bug zoo: for
+        /// every bug scenario in --bugs, --reps times each, runs and wall seconds
+        /// to the first failing run, one run at a time, from the same
+        /// --budget-secs; the seeds pinned for the bug in seeds/ are never
+        /// used. Prints a line per bug, the table, the zoo's median ratio
+        /// and the bugs random found faster. Exit 0, or 2 bad input.
+        BenchExplore {
+            /// A bug scenario or a folder of them.
+            #[arg(long, default_value = "scenarios/bugs")]
+            bugs: PathBuf,
+            #[arg(long, default_value_t = 120)]
+            budget_secs: u64,
+            #[arg(long, default_value_t = 3)]
+            reps: u64,
+            /// Only the bugs whose file name contains this.
+            #[arg(long)]
+            only: Option<String>,
         },
         /// Prints the plan (swarm parameters and fault schedule) a seed yields, as
         /// TOML that `run --schedule` accepts. Exit 0, or 2 bad input.
@@ -405,6 +466,109 @@ mod cli {
                             2
                         }
                     }
+                }
+                Command::Explore {
+                    scenario,
+                    corpus,
+                    time_budget,
+                    runs,
+                    seed,
+                    jobs,
+                    random,
+                    stop_at_failure,
+                    shrink_secs,
+                    stall_secs,
+                    progress_secs,
+                    compare_random,
+                } => {
+                    let Ok(s) = load(&scenario) else { return 2 };
+                    let options = explore::Options {
+                        strategy: if random { explore::Strategy::Random } else { explore::Strategy::Guided },
+                        seed,
+                        jobs: jobs.unwrap_or_else(|| std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1)),
+                        max_runs: runs,
+                        time_budget: Some(std::time::Duration::from_secs(time_budget.unwrap_or(if runs.is_some() { u64::MAX / 4 } else { 600 }))),
+                        stall: std::time::Duration::from_secs(stall_secs.max(1)),
+                        stop_at_failure,
+                        shrink: (shrink_secs > 0).then(|| std::time::Duration::from_secs(shrink_secs)),
+                        progress: Some(std::time::Duration::from_secs(progress_secs.max(1))),
+                        skip_seeds: Vec::new(),
+                    };
+                    let mut explorer = match explore::Explorer::open(s, &scenario.display().to_string(), options, Some(corpus.as_path())) {
+                        Ok(e) => e,
+                        Err(e) => {
+                            eprintln!("error: {e}");
+                            return 2;
+                        }
+                    };
+                    let started = Instant::now();
+                    let mut log = |line: &str| eprintln!("{line}");
+                    if let Err(e) = explorer.run(&mut log) {
+                        eprintln!("error: {e}");
+                        return 2;
+                    }
+                    println!("{}", explorer.progress_line(started));
+                    let baseline = if compare_random {
+                        let session_runs = explorer.runs - explorer.curve.first().map_or(0, |p| p.runs);
+                        let mut options = explorer.options.clone();
+                        (options.strategy, options.max_runs, options.time_budget, options.shrink) = (explore::Strategy::Random, Some(session_runs), None, None);
+                        let Ok(mut random) = explore::Explorer::open(explorer.scenario.clone(), &scenario.display().to_string(), options, None) else {
+                            return 2;
+                        };
+                        let started = Instant::now();
+                        if let Err(e) = random.run(&mut log) {
+                            eprintln!("error: {e}");
+                            return 2;
+                        }
+                        println!("random baseline: {}", random.progress_line(started).trim_start_matches("explore: "));
+                        Some(random)
+                    } else {
+                        None
+                    };
+                    let html = corpus.join("explore.html");
+                    if let Err(e) = std::fs::write(&html, explore::page::page(&explorer, baseline.as_ref())) {
+                        eprintln!("error: {}: {e}", html.display());
+                        return 2;
+                    }
+                    println!("corpus: {}; report: {}", corpus.display(), html.display());
+                    for f in &explorer.failures {
+                        println!("FAIL run {} ({}): {}", f.run, f.checker, f.explanation.lines().next().unwrap_or(""));
+                        if let Some(dir) = &f.dir {
+                            println!("  written to {}", dir.display());
+                        }
+                    }
+                    i32::from(!explorer.failures.is_empty())
+                }
+                Command::BenchExplore { bugs, budget_secs, reps, only } => {
+                    let paths: Vec<PathBuf> = if bugs.is_dir() {
+                        match Scenario::load_dir_paths(&bugs) {
+                            Ok(p) => p,
+                            Err(e) => {
+                                eprintln!("error: {e}");
+                                return 2;
+                            }
+                        }
+                    } else {
+                        vec![bugs.clone()]
+                    };
+                    let mut zoo = Vec::new();
+                    for p in paths.into_iter().filter(|p| only.as_ref().is_none_or(|o| p.display().to_string().contains(o.as_str()))) {
+                        let Ok(s) = load(&p) else { return 2 };
+                        zoo.push((p, s));
+                    }
+                    let pinned: Vec<(String, u64)> = match simkv_sim::seeds::load_dir(Path::new("seeds")) {
+                        Ok(entries) => entries.into_iter().map(|(_, e)| (e.scenario, e.seed)).collect(),
+                        Err(e) => {
+                            eprintln!("error: {e}");
+                            return 2;
+                        }
+                    };
+                    println!("{} bugs, {reps} repetitions, {budget_secs} s budget per trial, one run at a time", zoo.len());
+                    let mut log = |line: &str| println!("{line}");
+                    let rows = explore::bench::zoo(&zoo, &pinned, std::time::Duration::from_secs(budget_secs), reps, &mut log);
+                    println!();
+                    print!("{}", explore::bench::summary(&rows).0);
+                    0
                 }
                 Command::Plan { scenario, seed } => {
                     let Ok(s) = load(&scenario) else { return 2 };

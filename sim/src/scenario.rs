@@ -518,11 +518,16 @@ impl Scenario {
 
     /// Every `*.toml` in `dir`, by file name.
     pub fn load_dir(dir: &Path) -> Result<Vec<Scenario>, ScenarioError> {
+        Scenario::load_dir_paths(dir)?.iter().map(|p| Scenario::load(p)).collect()
+    }
+
+    /// The scenario files of `dir` (`*.toml`, not recursive), sorted.
+    pub fn load_dir_paths(dir: &Path) -> Result<Vec<std::path::PathBuf>, ScenarioError> {
         let entries =
             std::fs::read_dir(dir).map_err(|e| ScenarioError { file: dir.display().to_string(), line: None, message: format!("cannot list: {e}") })?;
         let mut paths: Vec<_> = entries.filter_map(|e| e.ok()).map(|e| e.path()).filter(|p| p.extension().is_some_and(|x| x == "toml")).collect();
         paths.sort();
-        paths.iter().map(|p| Scenario::load(p)).collect()
+        Ok(paths)
     }
 
     /// Checks what the types cannot; errors name the field (`section.key`).

@@ -53,18 +53,12 @@ pub struct Budget {
 
 /// One run, watched, on a thread of its own: the checkers that failed and its
 /// size. A run whose simulated time stops for `stall` of wall time fails the
-/// `stall` checker; its thread spins on until the process ends (as in `fuzz`).
+/// `stall` checker.
 fn watched_run(scenario: &Scenario, plan: &Plan, stall: Duration) -> (Vec<Checker>, Size) {
-    let (tx, rx) = std::sync::mpsc::channel();
-    let (scenario, plan) = (scenario.clone(), plan.clone());
-    let faults = plan.faults.len();
-    let stalled = tx.clone();
-    std::thread::spawn(move || {
-        let on_stall = move |s: run::Stall| drop(stalled.send((vec![Checker::Stall], Size { faults, ops: 0, sim_millis: s.sim_ms })));
-        let report = run::run_watched(&scenario, &plan, stall, on_stall);
-        let _ = tx.send((report.failures.iter().map(|f| f.checker).collect(), Size::of(&report)));
-    });
-    rx.recv().expect("a run ends or stalls")
+    match run::run_or_stall(scenario, plan, stall) {
+        Ok(report) => (report.failures.iter().map(|f| f.checker).collect(), Size::of(&report)),
+        Err(s) => (vec![Checker::Stall], Size { faults: plan.faults.len(), ops: 0, sim_millis: s.sim_ms }),
+    }
 }
 
 struct Search<'a> {

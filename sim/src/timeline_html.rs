@@ -28,7 +28,7 @@ const WIDTH: f64 = 1600.0;
 const LEFT: f64 = 190.0;
 const LANE: f64 = 16.0;
 
-fn escape(text: &str) -> String {
+pub(crate) fn escape(text: &str) -> String {
     text.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;")
 }
 

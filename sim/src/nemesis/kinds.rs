@@ -94,6 +94,13 @@ macro_rules! registry {
             /// Every kind, in the order a plan walks them when it picks one.
             pub const ALL: &[FaultKind] = &[$(FaultKind::$kind,)*];
 
+            /// The kind's name (its module's), as coverage and reports print it.
+            pub fn name(self) -> &'static str {
+                match self {
+                    $(FaultKind::$kind => stringify!($module),)*
+                }
+            }
+
             /// How often the scenario asks for this kind.
             pub fn weight(self, weights: &Weights) -> u32 {
                 match self {
@@ -171,6 +178,18 @@ registry! {
     FailSync in fail_sync,
     SlowLeaderCutOff in slow_leader_cut_off,
     LeaderWithOneFollower in leader_with_one_follower,
+}
+
+impl Fault {
+    /// The store whose disk the fault damages (the run's bad disk), for the
+    /// kinds that damage one.
+    pub fn damaged_store(&self) -> Option<u64> {
+        match self {
+            Fault::CorruptValue(c) => Some(c.store),
+            Fault::LatentReadError(l) => Some(l.store),
+            _ => None,
+        }
+    }
 }
 
 #[cfg(test)]

@@ -204,6 +204,31 @@ impl Plan {
         Plan { scenario: scenario.name.clone(), seed, swarm, bugs: scenario.bugs.clone(), faults, safety_secs: None, buggify }
     }
 
+    /// One fault of `kind`, its parameters drawn from `seed`, against this
+    /// plan's cluster: what guided exploration adds to a plan. Disk damage
+    /// goes to the store this plan already damages, if it damages one, so
+    /// that damage stays on one store all run (see [`Plan::one_damaged_store`]).
+    pub fn draw_fault(&self, kind: FaultKind, seed: u64) -> Fault {
+        let mut d = Draw(ChaCha8Rng::seed_from_u64(plan_seed(seed)));
+        let mut target = kinds::Target::new(self.swarm.stores, self.swarm.regions);
+        target.bad_disk = self.faults.iter().find_map(|f| f.fault.damaged_store());
+        kind.draw(&mut d, &mut target)
+    }
+
+    /// Points every disk-damage fault at the first one's store: a plan made
+    /// of two plans' faults (guided exploration's splice) must not damage
+    /// two stores' disks, which could take a region's majority of replicas.
+    pub fn one_damaged_store(&mut self) {
+        let Some(store) = self.faults.iter().find_map(|f| f.fault.damaged_store()) else { return };
+        for f in &mut self.faults {
+            match &mut f.fault {
+                Fault::CorruptValue(c) => c.store = store,
+                Fault::LatentReadError(l) => l.store = store,
+                _ => {}
+            }
+        }
+    }
+
     pub fn to_toml(&self) -> String {
         toml::to_string_pretty(self).expect("plans serialize")
     }

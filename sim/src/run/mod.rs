@@ -27,7 +27,7 @@ mod watch;
 pub use crate::checker::registry::NamedOp;
 pub use crate::checker::Failure;
 pub use report::{Mark, RunOutcome, RunReport, RunStats};
-pub use watch::{run_watched, Stall};
+pub use watch::{run_or_stall, run_watched, Stall};
 
 use crate::cluster::TimedEvent;
 use crate::nemesis::Plan;

@@ -118,6 +118,9 @@ pub struct RunReport {
     /// The timestamp workload's requests (the TSO checker also takes the
     /// transactions' timestamps, from `bank`).
     pub ts_calls: Vec<tso::TsCall>,
+    /// What the run made the cluster do, abstracted (guided exploration's
+    /// feedback; see `explore::coverage`).
+    pub coverage: crate::explore::coverage::Coverage,
 }
 
 /// One store event a failed check names.
@@ -207,6 +210,7 @@ pub(super) fn assemble(scenario: &Scenario, plan: &Plan, recorded: &Recorded, ev
     let gave_up = take(&mut *recorded.gave_up.lock().unwrap());
     simkv::supervisor::uninstall();
     let buggify = simkv::buggify::uninstall().into_iter().map(|(site, n)| (site.name().to_string(), n)).collect();
+    let coverage = crate::explore::coverage::of(plan, &events, &history, &records, &buggify);
     let Records { bank, table, list_append, ts_calls, served, .. } = records;
     RunReport {
         plan: plan.clone(),
@@ -226,6 +230,7 @@ pub(super) fn assemble(scenario: &Scenario, plan: &Plan, recorded: &Recorded, ev
         served,
         gave_up,
         ts_calls,
+        coverage,
     }
 }
 

@@ -68,6 +68,20 @@ pub fn run_watched(scenario: &Scenario, plan: &Plan, stall: std::time::Duration,
     report
 }
 
+/// [`run_watched`] on a thread of its own: the report, or the stall that
+/// gave the run up (its thread spins on until the process ends, as in
+/// `fuzz`). What `shrink` and `explore` run their candidates with.
+pub fn run_or_stall(scenario: &Scenario, plan: &Plan, stall: std::time::Duration) -> Result<RunReport, Stall> {
+    let (tx, rx) = std::sync::mpsc::channel();
+    let (scenario, plan) = (scenario.clone(), plan.clone());
+    let stalled = tx.clone();
+    std::thread::spawn(move || {
+        let report = run_watched(&scenario, &plan, stall, move |s| drop(stalled.send(Err(s))));
+        let _ = tx.send(Ok(report));
+    });
+    rx.recv().expect("a run ends or stalls")
+}
+
 /// A heartbeat of simulated time, written to `progress` (ms): it stops when a
 /// task stops awaiting. It also stops a run that explodes (its stores report
 /// more than `limit` events) while it can still be reported, not when memory
