@@ -208,6 +208,10 @@ mod cli {
             /// curves in the report (--corpus/explore.html).
             #[arg(long)]
             compare_random: bool,
+            /// Seeds a fresh plan never uses, comma-separated (bench-explore
+            /// leaves out a bug's pinned seeds).
+            #[arg(long, value_delimiter = ',')]
+            skip_seeds: Vec<u64>,
         },
         /// Guided exploration against random seeds on the planted-bug zoo: for
         /// every bug scenario in --bugs, --reps times each, runs and wall seconds
@@ -226,6 +230,10 @@ mod cli {
             /// Only the bugs whose file name contains this.
             #[arg(long)]
             only: Option<String>,
+            /// First, what computing coverage adds to a run's wall time, over
+            /// this many seeds of chaos-v2 and of txn-chaos (0: not measured).
+            #[arg(long, default_value_t = 20)]
+            cost_runs: u64,
         },
         /// Prints the plan (swarm parameters and fault schedule) a seed yields, as
         /// TOML that `run --schedule` accepts. Exit 0, or 2 bad input.
@@ -480,6 +488,7 @@ mod cli {
                     stall_secs,
                     progress_secs,
                     compare_random,
+                    skip_seeds,
                 } => {
                     let Ok(s) = load(&scenario) else { return 2 };
                     let options = explore::Options {
@@ -492,7 +501,7 @@ mod cli {
                         stop_at_failure,
                         shrink: (shrink_secs > 0).then(|| std::time::Duration::from_secs(shrink_secs)),
                         progress: Some(std::time::Duration::from_secs(progress_secs.max(1))),
-                        skip_seeds: Vec::new(),
+                        skip_seeds,
                     };
                     let mut explorer = match explore::Explorer::open(s, &scenario.display().to_string(), options, Some(corpus.as_path())) {
                         Ok(e) => e,
@@ -539,7 +548,7 @@ mod cli {
                     }
                     i32::from(!explorer.failures.is_empty())
                 }
-                Command::BenchExplore { bugs, budget_secs, reps, only } => {
+                Command::BenchExplore { bugs, budget_secs, reps, only, cost_runs } => {
                     let paths: Vec<PathBuf> = if bugs.is_dir() {
                         match Scenario::load_dir_paths(&bugs) {
                             Ok(p) => p,
@@ -563,9 +572,25 @@ mod cli {
                             return 2;
                         }
                     };
+                    for name in ["chaos-v2", "txn-chaos"].into_iter().filter(|_| cost_runs > 0) {
+                        let Ok(s) = load(&Path::new("scenarios").join(format!("{name}.toml"))) else { return 2 };
+                        let (total, coverage) = explore::bench::coverage_cost(&s, cost_runs);
+                        println!(
+                            "coverage cost, {name}: {:.1} ms of {total:.1} s over {cost_runs} runs = {:.3}% of a run's wall time (goal: at most 5%)",
+                            coverage * 1000.0,
+                            100.0 * coverage / total.max(1e-9)
+                        );
+                    }
                     println!("{} bugs, {reps} repetitions, {budget_secs} s budget per trial, one run at a time", zoo.len());
                     let mut log = |line: &str| println!("{line}");
-                    let rows = explore::bench::zoo(&zoo, &pinned, std::time::Duration::from_secs(budget_secs), reps, &mut log);
+                    let exe = match std::env::current_exe() {
+                        Ok(e) => e,
+                        Err(e) => {
+                            eprintln!("error: cannot find this program to run its trials: {e}");
+                            return 2;
+                        }
+                    };
+                    let rows = explore::bench::zoo(&exe, &zoo, &pinned, std::time::Duration::from_secs(budget_secs), reps, &mut log);
                     println!();
                     print!("{}", explore::bench::summary(&rows).0);
                     0

@@ -17,10 +17,11 @@
 //!   refused (with the refusal's reason), log compaction, a lease read,
 //!   hibernation, a peer created or removed, a damaged replica and its
 //!   repair, a write applied under a newer epoch than it was proposed at.
-//!   Repeats of one step collapse into one (a burst of applies is one
-//!   step). Data applies and votes are not steps: they are most of the
-//!   events and say nothing the elections do not. A region with fewer than
-//!   three steps gives its whole path.
+//!   Repeats of one step collapse into one. Data applies and votes are not
+//!   steps: they are most of the events and say nothing the elections do
+//!   not; nor are log compaction, hibernation and lease reads, which recur
+//!   between any two other steps (they still count in `during`). A region
+//!   with fewer than three steps gives its whole path.
 //! - `during:fault:step` — a step that happened while a fault of that kind
 //!   was active (from the plan's spans; a crash's span is the time the
 //!   store is down).
@@ -179,6 +180,13 @@ fn rejected(reason: &str) -> &'static str {
     }
 }
 
+/// Steps left out of a region's path: they recur all run (between any two
+/// other steps), so their n-grams would say more about timing than about
+/// what the region went through.
+fn routine(step: &str) -> bool {
+    matches!(step, "compact" | "hibernate" | "wake" | "lease-read")
+}
+
 /// Steps worth naming with the faults active when they happened.
 fn notable(step: &str) -> bool {
     step.starts_with("lead") || step.starts_with("cc-") || step.starts_with("snap-") || matches!(step, "split" | "lease-read" | "damaged" | "peer-removed")
@@ -186,6 +194,7 @@ fn notable(step: &str) -> bool {
 
 fn region_paths(events: &[TimedEvent], spans: &[(&'static str, u64, u64)], items: &mut BTreeSet<String>) {
     let mut regions: BTreeMap<u64, RegionState> = BTreeMap::new();
+    let mut during = BTreeSet::new();
     for e in events {
         for (region, step) in step(&e.event, &regions) {
             let at = e.at.as_millis() as u64;
@@ -194,19 +203,16 @@ fn region_paths(events: &[TimedEvent], spans: &[(&'static str, u64, u64)], items
                 r.term = *term;
                 r.leader_store = Some(*store_id);
             }
-            if r.steps.last() == Some(&step) {
+            if notable(step) {
+                during.extend(spans.iter().filter(|(_, from, to)| *from <= at && at < *to).map(|(kind, _, _)| (*kind, step)));
+            }
+            if routine(step) || r.steps.last() == Some(&step) {
                 continue;
             }
             r.steps.push(step);
-            if notable(step) {
-                for (kind, from, to) in spans {
-                    if *from <= at && at < *to {
-                        items.insert(format!("during:{kind}:{step}"));
-                    }
-                }
-            }
         }
     }
+    items.extend(during.into_iter().map(|(kind, step)| format!("during:{kind}:{step}")));
     for r in regions.values() {
         if r.steps.len() < 3 {
             items.insert(format!("path:{}", r.steps.join(">")));

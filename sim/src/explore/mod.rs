@@ -7,7 +7,7 @@
 //! plan's energy is the sum, over its items, of one over the number of runs
 //! that reached the item: plans holding rare behaviour get picked more), makes
 //! a child with [`mutate::child`] (splicing in a second corpus plan), runs it,
-//! and keeps it when it adds coverage. One run in eight is a fresh plan drawn
+//! and keeps it when it adds coverage. One run in four is a fresh plan drawn
 //! from a new seed, as `fuzz` would run, so the search never narrows to the
 //! corpus alone. A run that fails a checker is written out with its replay
 //! command and shrunk with the existing shrinker.
@@ -46,7 +46,7 @@ use std::time::{Duration, Instant};
 pub const BATCH: usize = 4;
 
 /// One candidate in this many is a fresh plan from a new seed.
-const FRESH_ONE_IN: u64 = 8;
+const FRESH_ONE_IN: u64 = 4;
 
 /// How the next plans are chosen.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -29,12 +29,13 @@ pub enum Mutation {
     Splice,
     FlipBuggify,
     NewSeed,
+    Swarm,
     Clients,
     Keys,
 }
 
 impl Mutation {
-    const ALL: [Mutation; 11] = [
+    const ALL: [Mutation; 12] = [
         Mutation::AddFault,
         Mutation::DropFault,
         Mutation::ShiftFault,
@@ -44,6 +45,7 @@ impl Mutation {
         Mutation::Splice,
         Mutation::FlipBuggify,
         Mutation::NewSeed,
+        Mutation::Swarm,
         Mutation::Clients,
         Mutation::Keys,
     ];
@@ -59,6 +61,7 @@ impl Mutation {
             Mutation::Splice => "splice",
             Mutation::FlipBuggify => "flip a buggify site",
             Mutation::NewSeed => "new simulator seed",
+            Mutation::Swarm => "redraw the swarm",
             Mutation::Clients => "client count",
             Mutation::Keys => "key count",
         }
@@ -95,7 +98,7 @@ fn applies(m: Mutation, scenario: &Scenario, plan: &Plan, other: Option<&Plan>) 
         Mutation::DropFault | Mutation::ShiftFault | Mutation::LengthenFault | Mutation::ShortenFault | Mutation::RetargetFault => has_faults,
         Mutation::Splice => other.is_some_and(|o| o != plan && !(o.faults.is_empty() && plan.faults.is_empty())),
         Mutation::FlipBuggify => scenario.nemesis.buggify,
-        Mutation::NewSeed => true,
+        Mutation::NewSeed | Mutation::Swarm => true,
         Mutation::Clients => c.0 < c.1,
         Mutation::Keys => k.0 < k.1,
     }
@@ -112,6 +115,13 @@ pub fn child(scenario: &Scenario, parent: &Plan, other: Option<&Plan>, rng: &mut
         let m = usable[below(rng, usable.len() as u64) as usize];
         apply(m, scenario, &mut plan, other, rng);
         done.push(m);
+    }
+    // Half the children also run under another simulator seed: a child that
+    // keeps its parent's seed replays the parent's run up to its first
+    // change, which finds little that is new.
+    if !done.contains(&Mutation::NewSeed) && below(rng, 2) == 0 {
+        apply(Mutation::NewSeed, scenario, &mut plan, other, rng);
+        done.push(Mutation::NewSeed);
     }
     plan.faults.sort_by_key(|f| f.at_ms);
     (plan, done)
@@ -184,6 +194,20 @@ fn apply(m: Mutation, scenario: &Scenario, plan: &mut Plan, other: Option<&Plan>
             }
         }
         Mutation::NewSeed => plan.seed = below(rng, 1_000_000_000),
+        Mutation::Swarm => {
+            // Another seed's swarm: transport loss and delay, think times,
+            // the read and compare-and-set mix, disk slowdown, clocks. The
+            // store and region counts stay (the faults name stores).
+            let drawn = Plan::draw(scenario, below(rng, 1_000_000_000)).swarm;
+            let keep = (plan.swarm.stores, plan.swarm.regions, plan.swarm.clock_rates.len());
+            let mut swarm = drawn.clone();
+            (swarm.stores, swarm.regions) = (keep.0, keep.1);
+            if drawn.clock_rates.len() != keep.2 {
+                // One rate per store and PD: the drawn ones, cycled to fit.
+                swarm.clock_rates = (0..keep.2).map(|i| drawn.clock_rates.get(i % drawn.clock_rates.len().max(1)).copied().unwrap_or(1.0)).collect();
+            }
+            plan.swarm = swarm;
+        }
         Mutation::Clients => plan.swarm.clients = between(rng, scenario.workload.clients.bounds()),
         Mutation::Keys => plan.swarm.keys = between(rng, scenario.workload.keys.bounds()),
     }
@@ -215,6 +239,8 @@ mod tests {
             let (c, k) = (scenario.workload.clients.bounds(), scenario.workload.keys.bounds());
             assert!((c.0..=c.1).contains(&child.swarm.clients) && (k.0..=k.1).contains(&child.swarm.keys));
             assert!(child.faults.windows(2).all(|w| w[0].at_ms <= w[1].at_ms));
+            assert_eq!((child.swarm.stores, child.swarm.regions), (a.swarm.stores, a.swarm.regions));
+            assert_eq!(child.swarm.clock_rates.len(), a.swarm.clock_rates.len());
         }
         // Every mutation chaos allows was tried.
         for m in Mutation::ALL {
