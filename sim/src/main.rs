@@ -230,7 +230,7 @@ mod cli {
             /// Only the bugs whose file name contains this.
             #[arg(long)]
             only: Option<String>,
-            /// First, what computing coverage adds to a run's wall time, over
+            /// First, what computing coverage adds to a run's CPU time, over
             /// this many seeds of chaos-v2 and of txn-chaos (0: not measured).
             #[arg(long, default_value_t = 20)]
             cost_runs: u64,
@@ -576,7 +576,7 @@ mod cli {
                         let Ok(s) = load(&Path::new("scenarios").join(format!("{name}.toml"))) else { return 2 };
                         let (total, coverage) = explore::bench::coverage_cost(&s, cost_runs);
                         println!(
-                            "coverage cost, {name}: {:.1} ms of {total:.1} s over {cost_runs} runs = {:.3}% of a run's wall time (goal: at most 5%)",
+                            "coverage cost, {name}: {:.1} ms of {total:.1} CPU s over {cost_runs} runs = {:.3}% of a run's time (goal: at most 5%)",
                             coverage * 1000.0,
                             100.0 * coverage / total.max(1e-9)
                         );

@@ -804,7 +804,7 @@ fn outcome_formats_are_pinned() {
         gave_up: Default::default(),
         ts_calls: vec![],
         coverage: Default::default(),
-        coverage_wall: Default::default(),
+        coverage_cpu: Default::default(),
     };
     let pass = report::outcome_text("scenarios/basic.toml", &report);
     report.inconclusive.push(Failure { checker: Checker::Linearizability, explanation: "the search ran out of its budget of 5 steps for keys [\"k\"]".into() });
@@ -881,7 +881,7 @@ fn timeline_html_is_pinned() {
         gave_up: [((1, 1300 * 1_000_000), 1600 * 1_000_000)].into_iter().collect(),
         ts_calls: vec![],
         coverage: Default::default(),
-        coverage_wall: Default::default(),
+        coverage_cpu: Default::default(),
     };
     insta::assert_snapshot!("timeline_html", simkv_sim::timeline_html::render("scenarios/basic.toml", &report));
 }

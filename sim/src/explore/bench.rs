@@ -157,15 +157,15 @@ pub fn summary(rows: &[Row]) -> (String, f64) {
 }
 
 /// What computing coverage adds to a run: over seeds `0..runs` of
-/// `scenario`, the wall time of the runs and the part of it spent on
-/// coverage.
+/// `scenario`, the CPU time of the runs (this thread's: a run is one
+/// thread) and the part of it spent on coverage.
 pub fn coverage_cost(scenario: &Scenario, runs: u64) -> (f64, f64) {
     let (mut total, mut coverage) = (0.0, 0.0);
     for seed in 0..runs {
-        let started = std::time::Instant::now();
+        let before = super::coverage::thread_cpu_time();
         let report = crate::run::run(scenario, &crate::nemesis::Plan::draw(scenario, seed));
-        total += started.elapsed().as_secs_f64();
-        coverage += report.coverage_wall.as_secs_f64();
+        total += (super::coverage::thread_cpu_time() - before).as_secs_f64();
+        coverage += report.coverage_cpu.as_secs_f64();
     }
     (total, coverage)
 }

@@ -35,7 +35,7 @@
 //!   found`), cut at its first colon.
 //!
 //! The cost is one pass over the run's events and records; the testbed's
-//! `bench-explore` prints what it adds to a run's wall time.
+//! `bench-explore` prints what it adds to a run's CPU time.
 
 use crate::checker::registry::Records;
 use crate::cluster::TimedEvent;
@@ -44,6 +44,20 @@ use crate::nemesis::{Fault, Plan};
 use simkv::pd::events::PdEvent;
 use simkv::raftstore::StoreEvent;
 use std::collections::{BTreeMap, BTreeSet};
+
+/// The calling thread's CPU time, by raw syscall: inside a simulation, madsim
+/// answers `clock_gettime` (and so `Instant::now`) with simulated time, which
+/// does not move while code computes. Used only to measure; never read by
+/// anything a run decides.
+pub fn thread_cpu_time() -> std::time::Duration {
+    let mut ts = libc::timespec { tv_sec: 0, tv_nsec: 0 };
+    // SAFETY: the syscall writes one timespec into `ts`, which outlives it.
+    let rc = unsafe { libc::syscall(libc::SYS_clock_gettime, libc::CLOCK_THREAD_CPUTIME_ID, &mut ts as *mut libc::timespec) };
+    if rc != 0 {
+        return std::time::Duration::ZERO;
+    }
+    std::time::Duration::new(ts.tv_sec as u64, ts.tv_nsec as u32)
+}
 
 /// A run's coverage: its items, sorted.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]

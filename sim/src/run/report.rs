@@ -121,9 +121,9 @@ pub struct RunReport {
     /// What the run made the cluster do, abstracted (guided exploration's
     /// feedback; see `explore::coverage`).
     pub coverage: crate::explore::coverage::Coverage,
-    /// The wall time computing `coverage` took (what `bench-explore`
-    /// weighs against the run's); never part of the digest.
-    pub coverage_wall: std::time::Duration,
+    /// The CPU time computing `coverage` took (what `bench-explore` weighs
+    /// against the run's); never part of the digest.
+    pub coverage_cpu: std::time::Duration,
 }
 
 /// One store event a failed check names.
@@ -213,9 +213,9 @@ pub(super) fn assemble(scenario: &Scenario, plan: &Plan, recorded: &Recorded, ev
     let gave_up = take(&mut *recorded.gave_up.lock().unwrap());
     simkv::supervisor::uninstall();
     let buggify = simkv::buggify::uninstall().into_iter().map(|(site, n)| (site.name().to_string(), n)).collect();
-    let timer = std::time::Instant::now();
+    let before = crate::explore::coverage::thread_cpu_time();
     let coverage = crate::explore::coverage::of(plan, &events, &history, &records, &buggify);
-    let coverage_wall = timer.elapsed();
+    let coverage_cpu = crate::explore::coverage::thread_cpu_time().saturating_sub(before);
     let Records { bank, table, list_append, ts_calls, served, .. } = records;
     RunReport {
         plan: plan.clone(),
@@ -236,7 +236,7 @@ pub(super) fn assemble(scenario: &Scenario, plan: &Plan, recorded: &Recorded, ev
         gave_up,
         ts_calls,
         coverage,
-        coverage_wall,
+        coverage_cpu,
     }
 }
 
