@@ -33,15 +33,11 @@ fn main() -> ExitCode {
     };
     let seeds = std::env::var("SIMKV_MUTANTS_SEEDS").unwrap_or_else(|_| "0..30".into());
     let target = format!("{}-campaign", std::env::var("CARGO_TARGET_DIR").unwrap_or_else(|_| format!("{root}/target")));
-    let built = Command::new(env!("CARGO")).args(["build", "--release", "-q", "-p", "simkv-sim"]).env("CARGO_TARGET_DIR", &target).current_dir(root).status();
-    if !built.is_ok_and(|s| s.success()) {
-        eprintln!("error: the testbed did not build");
-        return ExitCode::from(2);
-    }
     if let Ok(filter) = std::env::var("SIMKV_MUTANTS_UNIT") {
         let unit = Command::new(env!("CARGO"))
             .args(["test", "--release", "-q", "-p", "simkv", "--lib", &filter])
             .env("CARGO_TARGET_DIR", &target)
+            .env("CARGO_INCREMENTAL", "1")
             .current_dir(root)
             .output();
         match unit {
@@ -57,6 +53,18 @@ fn main() -> ExitCode {
                 return ExitCode::from(2);
             }
         }
+    }
+    // Each mutant changes one line of one file: incremental release builds
+    // reuse the rest of the build of the mutant before it.
+    let built = Command::new(env!("CARGO"))
+        .args(["build", "--release", "-q", "-p", "simkv-sim"])
+        .env("CARGO_TARGET_DIR", &target)
+        .env("CARGO_INCREMENTAL", "1")
+        .current_dir(root)
+        .status();
+    if !built.is_ok_and(|s| s.success()) {
+        eprintln!("error: the testbed did not build");
+        return ExitCode::from(2);
     }
     let bin = format!("{target}/release/simkv-sim");
     for scenario in list.split(',').map(str::trim).filter(|s| !s.is_empty()) {

@@ -22,6 +22,10 @@ pub struct SeedEntry {
     /// `pass`, or the name of the checker that must fail.
     #[serde(default = "pass")]
     pub expect: String,
+    /// A plan file (relative to the project root) to run instead of the
+    /// seed's own plan: what `explore` and `shrink` find are plans.
+    #[serde(default)]
+    pub schedule: Option<String>,
 }
 
 fn pass() -> String {
@@ -36,6 +40,18 @@ struct SeedFile {
 }
 
 impl SeedEntry {
+    /// The plan this entry replays: its schedule file's (run with its seed),
+    /// or the seed's own.
+    pub fn plan(&self, root: &Path, scenario: &crate::scenario::Scenario) -> Result<crate::nemesis::Plan, ScenarioError> {
+        let Some(schedule) = &self.schedule else { return Ok(crate::nemesis::Plan::draw(scenario, self.seed)) };
+        let path = root.join(schedule);
+        let file = path.display().to_string();
+        let text = std::fs::read_to_string(&path).map_err(|e| ScenarioError { file: file.clone(), line: None, message: format!("cannot read: {e}") })?;
+        let mut plan = crate::nemesis::Plan::from_toml(&file, &text)?;
+        plan.seed = self.seed;
+        Ok(plan)
+    }
+
     /// The scenario file this entry names, relative to the project root.
     pub fn scenario_path(&self, root: &Path) -> PathBuf {
         if self.scenario.ends_with(".toml") {

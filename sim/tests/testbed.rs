@@ -113,7 +113,8 @@ fn regression_seeds_replay() {
     for (file, entry) in entries {
         let path = entry.scenario_path(&root());
         let scenario = Scenario::load(&path).unwrap_or_else(|e| panic!("{file}: {e}"));
-        let report = run::run(&scenario, &Plan::draw(&scenario, entry.seed));
+        let plan = entry.plan(&root(), &scenario).unwrap_or_else(|e| panic!("{file}: {e}"));
+        let report = run::run(&scenario, &plan);
         let failed: Vec<&str> = report.failures.iter().map(|f| f.checker.as_str()).collect();
         let ok = if entry.expect == "pass" { report.passed() } else { failed.contains(&entry.expect.as_str()) };
         if !ok {

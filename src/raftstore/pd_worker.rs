@@ -8,8 +8,8 @@
 
 use super::router::StoreMsg;
 use crate::meta::{Peer, Region, RegionEpoch, RegionId, StoreId};
-use crate::pd_client::PdClient;
-use crate::proto::pd::{RegionCommand, RegionHeartbeat, StoreStats};
+use crate::pd_client::{PdClient, PdClientError};
+use crate::proto::pd::{PdError, RegionCommand, RegionHeartbeat, StoreStats};
 use futures::channel::mpsc;
 use futures::{SinkExt, StreamExt};
 
@@ -38,6 +38,18 @@ pub enum PdTask {
     },
 }
 
+/// Asks PD for the region: if its configuration is newer than `epoch` and
+/// no longer holds `peer`, the peer was removed while it could not hear of
+/// it, and the store destroys it. Configurations follow one log, so a newer
+/// one without the peer means it was removed.
+async fn removed_while_away(pd: &PdClient, store: &mut mpsc::Sender<StoreMsg>, peer: Peer, region_id: RegionId, epoch: RegionEpoch) {
+    if let Ok((region, _)) = pd.region_by_id(region_id).await {
+        if region.peer(peer.id).is_none() && region.epoch.conf_ver > epoch.conf_ver {
+            let _ = store.send(StoreMsg::Tombstone { region_id, peer_id: peer.id, epoch: region.epoch }).await;
+        }
+    }
+}
+
 /// Starts the worker; returns where to send it tasks.
 pub fn start(store_id: StoreId, pd: PdClient, store: mpsc::Sender<StoreMsg>) -> mpsc::UnboundedSender<PdTask> {
     let (tx, mut rx) = mpsc::unbounded::<PdTask>();
@@ -62,7 +74,7 @@ pub fn start(store_id: StoreId, pd: PdClient, store: mpsc::Sender<StoreMsg>) -> 
                         }
                     }
                     PdTask::RegionHeartbeat(hb) => {
-                        let region_id = hb.region.id;
+                        let (region_id, leader, epoch) = (hb.region.id, hb.leader, hb.region.epoch);
                         if crate::buggify::fires(crate::buggify::Site::LateRegionReport) {
                             // Newer heartbeats of the region overtake this one.
                             crate::buggify::delay_ms(1000, 4000).await;
@@ -75,6 +87,14 @@ pub fn start(store_id: StoreId, pd: PdClient, store: mpsc::Sender<StoreMsg>) -> 
                                 let _ = store.send(StoreMsg::TransferLeader { region_id, to_store }).await;
                             }
                             Ok(None) => {}
+                            Err(PdClientError::Pd(PdError::StaleRegion { message, .. })) => {
+                                // PD knows a newer configuration. A leader that
+                                // hibernated while cut off hears from no peer
+                                // (the others moved on without it): PD's answer
+                                // is the only news it gets of its removal.
+                                tracing::debug!(store = store_id, region = region_id, %message, "region heartbeat refused as stale: asking PD whether this peer was removed");
+                                removed_while_away(&pd, &mut store, leader, region_id, epoch).await;
+                            }
                             Err(e) => tracing::debug!(store = store_id, error = %e, "region heartbeat failed"),
                         }
                     }
@@ -83,15 +103,7 @@ pub fn start(store_id: StoreId, pd: PdClient, store: mpsc::Sender<StoreMsg>) -> 
                             let _ = store.send(StoreMsg::StoreAddress { store: target, addr }).await;
                         }
                     }
-                    PdTask::CheckStalePeer { peer, region_id, epoch } => {
-                        if let Ok((region, _)) = pd.region_by_id(region_id).await {
-                            // Configurations follow one log: a newer one without
-                            // this peer means it was removed.
-                            if region.peer(peer.id).is_none() && region.epoch.conf_ver > epoch.conf_ver {
-                                let _ = store.send(StoreMsg::Tombstone { region_id, peer_id: peer.id, epoch: region.epoch }).await;
-                            }
-                        }
-                    }
+                    PdTask::CheckStalePeer { peer, region_id, epoch } => removed_while_away(&pd, &mut store, peer, region_id, epoch).await,
                     PdTask::StoreHeartbeat(stats) => {
                         if let Err(e) = pd.store_heartbeat(store_id, stats).await {
                             tracing::debug!(store = store_id, error = %e, "store heartbeat failed");
