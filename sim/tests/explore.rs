@@ -72,6 +72,14 @@ fn a_corpus_folder_resumes_where_it_stopped() {
     let straight = explore(&s, options(1, 16), None);
     assert_eq!(resumed.runs, 16);
     assert_eq!(corpus_of(&resumed), corpus_of(&straight));
+    // A damaged corpus file is named with its line.
+    let hits = dir.join("hits.tsv");
+    let kept = std::fs::read_to_string(&hits).unwrap();
+    std::fs::write(&hits, format!("{kept}many\tpath:lead\n")).unwrap();
+    let damaged = Explorer::open(s.clone(), "scenarios/chaos.toml", options(1, 20), Some(&dir)).err().unwrap();
+    let line = kept.lines().count() + 1;
+    assert!(damaged.contains(&format!("hits.tsv:{line}")) && damaged.contains("`many` is not a count"), "{damaged}");
+    std::fs::write(&hits, kept).unwrap();
     // Another seed is refused, by name.
     let mut other = options(1, 20);
     other.seed = 8;

@@ -488,7 +488,7 @@ fn failing_seeds_shrink() {
         ("split-keeps-version.toml", 0, 8),
         ("tso-window-not-persisted.toml", 0, 8),
         ("conf-change-at-propose.toml", 0, 6),
-        ("two-pending-conf-changes.toml", 4, 6),
+        ("two-pending-conf-changes.toml", 0, 6),
         ("recreate-removed-peer.toml", 0, 6),
         ("txn-reads-ignore-locks.toml", 0, 6),
         ("prewrite-skips-conflict-check.toml", 0, 6),

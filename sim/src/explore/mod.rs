@@ -43,7 +43,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 /// Candidates made from one state of the corpus, whatever `jobs` is.
-pub const BATCH: usize = 4;
+pub const BATCH: usize = 8;
 
 /// One candidate in this many is a fresh plan from a new seed.
 const FRESH_ONE_IN: u64 = 4;
