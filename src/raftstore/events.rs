@@ -45,7 +45,9 @@ pub enum StoreEvent {
     /// A peer started on this store (at open, or created later), with the region
     /// as it knows it and the applied index its durable state holds.
     PeerCreated { store_id: StoreId, region: Region, peer_id: PeerId, applied_index: u64 },
-    /// A peer removed itself; its data is gone and a tombstone remains.
+    /// A peer removed itself; its data is gone and a tombstone remains. A
+    /// store that restarts says it again for every tombstone it finds (a
+    /// crash may have come before it was said).
     PeerDestroyed { store_id: StoreId, region_id: RegionId, peer_id: PeerId },
     /// A leader proposed a membership change; its entry is at `index` of `term`.
     ConfChangeProposed { store_id: StoreId, region_id: RegionId, peer_id: PeerId, index: u64, term: u64 },

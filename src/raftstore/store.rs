@@ -134,14 +134,17 @@ impl<E: Engine> Store<E> {
             let local: RegionLocalState = state::decode(&value, "region state", self.kv_engine.name());
             if let PeerState::Tombstone { peer_id } = local.state {
                 // A crash between the tombstone and the log's deletion leaves
-                // the log behind: finish the destroy, and say it is done (the
-                // crash came before the peer could).
+                // the log behind: finish the destroy. Say the peer is gone
+                // whether or not the crash left a log: a peer that never wrote
+                // a raft state leaves none, so nothing on disk tells whether
+                // the crash came before `PeerDestroyed` was said (to whoever
+                // heard it already, it is no news).
                 let interrupted = engine_ok(self.raft_engine.snapshot().get(Cf::Raft, &keys::raft_state_key(region_id)), "read raft state")?.is_some();
                 self.delete_raft_state(region_id).await?;
                 if interrupted {
                     tracing::info!(store = self.store_id, region = region_id, peer = peer_id, "finished destroying a peer a crash interrupted");
-                    self.events.emit(StoreEvent::PeerDestroyed { store_id: self.store_id, region_id, peer_id });
                 }
+                self.events.emit(StoreEvent::PeerDestroyed { store_id: self.store_id, region_id, peer_id });
                 continue;
             }
             let (events, store_id) = (&self.events, self.store_id);
