@@ -349,17 +349,10 @@ mod cli {
 
     fn plan_for(scenario: &Scenario, seed: u64, schedule: &Option<PathBuf>) -> Result<Plan, i32> {
         let Some(path) = schedule else { return Ok(Plan::draw(scenario, seed)) };
-        let file = path.display().to_string();
-        let text = std::fs::read_to_string(path).map_err(|e| {
-            eprintln!("error: {file}: cannot read: {e}");
-            2
-        })?;
-        let mut plan = Plan::from_toml(&file, &text).map_err(|e| {
+        Plan::from_file(path, seed).map_err(|e| {
             eprintln!("error: {e}");
             2
-        })?;
-        plan.seed = seed;
-        Ok(plan)
+        })
     }
 
     impl Cli {

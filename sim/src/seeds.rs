@@ -43,13 +43,10 @@ impl SeedEntry {
     /// The plan this entry replays: its schedule file's (run with its seed),
     /// or the seed's own.
     pub fn plan(&self, root: &Path, scenario: &crate::scenario::Scenario) -> Result<crate::nemesis::Plan, ScenarioError> {
-        let Some(schedule) = &self.schedule else { return Ok(crate::nemesis::Plan::draw(scenario, self.seed)) };
-        let path = root.join(schedule);
-        let file = path.display().to_string();
-        let text = std::fs::read_to_string(&path).map_err(|e| ScenarioError { file: file.clone(), line: None, message: format!("cannot read: {e}") })?;
-        let mut plan = crate::nemesis::Plan::from_toml(&file, &text)?;
-        plan.seed = self.seed;
-        Ok(plan)
+        match &self.schedule {
+            Some(schedule) => crate::nemesis::Plan::from_file(&root.join(schedule), self.seed),
+            None => Ok(crate::nemesis::Plan::draw(scenario, self.seed)),
+        }
     }
 
     /// The scenario file this entry names, relative to the project root.

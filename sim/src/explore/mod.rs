@@ -177,13 +177,14 @@ impl Explorer {
         }
     }
 
-    /// A corpus plan picked by energy.
-    fn pick(&self, rng: &mut ChaCha8Rng) -> usize {
-        let energy: Vec<f64> = self
-            .corpus
-            .iter()
-            .map(|e| e.coverage.items.iter().map(|i| 1.0 / self.hits.get(i).copied().unwrap_or(1).max(1) as f64).sum::<f64>().max(1e-9))
-            .collect();
+    /// Each corpus plan's energy: the sum over its items of one over the
+    /// runs that reached each.
+    fn energy(&self) -> Vec<f64> {
+        self.corpus.iter().map(|e| e.coverage.items.iter().map(|i| 1.0 / self.hits.get(i).copied().unwrap_or(1).max(1) as f64).sum::<f64>().max(1e-9)).collect()
+    }
+
+    /// A corpus plan picked by `energy`.
+    fn pick(energy: &[f64], rng: &mut ChaCha8Rng) -> usize {
         let total: f64 = energy.iter().sum();
         let mut x = (rng.next_u64() >> 11) as f64 / (1u64 << 53) as f64 * total;
         for (i, w) in energy.iter().enumerate() {
@@ -198,6 +199,8 @@ impl Explorer {
     fn batch(&mut self, size: usize) -> Vec<Candidate> {
         let mut rng = ChaCha8Rng::seed_from_u64(self.options.seed ^ 0x6e1d_ed00_0000_0000 ^ self.runs.wrapping_mul(0x9e37_79b9_7f4a_7c15));
         let mut out = Vec::new();
+        // The corpus and its counts do not change within a batch.
+        let energy = self.energy();
         for _ in 0..size {
             let fresh = self.options.strategy == Strategy::Random || self.corpus.is_empty() || rng.next_u64() % FRESH_ONE_IN == 0;
             if fresh {
@@ -205,7 +208,7 @@ impl Explorer {
                 out.push(Candidate { plan: Plan::draw(&self.scenario, seed), origin: format!("seed {seed}"), mutations: vec![] });
                 continue;
             }
-            let p = self.pick(&mut rng);
+            let p = Self::pick(&energy, &mut rng);
             let o = (rng.next_u64() % self.corpus.len() as u64) as usize;
             let other = (o != p).then(|| &self.corpus[o].plan);
             let (plan, mutations) = mutate::child(&self.scenario, &self.corpus[p].plan, other, &mut rng);
@@ -283,8 +286,8 @@ impl Explorer {
     fn judge(&mut self, candidate: Candidate, result: Result<RunReport, run::Stall>, started: Instant, log: &mut dyn FnMut(&str)) -> Result<(), String> {
         self.runs += 1;
         let Candidate { plan, origin, mutations } = candidate;
-        let (coverage, failed) = match &result {
-            Ok(report) => (report.coverage.clone(), report.failures.first().map(|f| (f.checker.as_str().to_string(), f.explanation.clone()))),
+        let (coverage, failed) = match result {
+            Ok(report) => (report.coverage, report.failures.into_iter().next().map(|f| (f.checker.as_str().to_string(), f.explanation))),
             Err(stall) => (Coverage::default(), Some(("stall".to_string(), stall.to_string()))),
         };
         let new = coverage.items.iter().filter(|i| !self.hits.contains_key(*i)).count();

@@ -233,6 +233,20 @@ impl Plan {
         toml::to_string_pretty(self).expect("plans serialize")
     }
 
+    /// Reads a plan file (`plan`, `replay`, `shrink` and `explore` write
+    /// them) to run with `seed`.
+    pub fn from_file(path: &std::path::Path, seed: u64) -> Result<Plan, crate::scenario::ScenarioError> {
+        let file = path.display().to_string();
+        let text = std::fs::read_to_string(path).map_err(|e| crate::scenario::ScenarioError {
+            file: file.clone(),
+            line: None,
+            message: format!("cannot read: {e}"),
+        })?;
+        let mut plan = Plan::from_toml(&file, &text)?;
+        plan.seed = seed;
+        Ok(plan)
+    }
+
     /// Reads a plan written by [`Plan::to_toml`] (possibly edited by hand).
     pub fn from_toml(file: &str, text: &str) -> Result<Plan, crate::scenario::ScenarioError> {
         toml::from_str(text).map_err(|e| crate::scenario::ScenarioError {
