@@ -75,6 +75,11 @@ impl Clock {
         }
     }
 
+    /// Whether the clock's rate can be changed (a clock made by [`Clock::drifting`]).
+    pub fn is_drifting(&self) -> bool {
+        self.drift.is_some()
+    }
+
     pub fn rate(&self) -> f64 {
         self.drift.as_ref().map_or(1.0, |d| d.lock().expect("clock mutex").rate)
     }

@@ -10,6 +10,7 @@ pub mod client;
 pub mod clock;
 pub mod codec;
 pub mod engine;
+pub mod event_log;
 pub mod meta;
 pub mod mvcc;
 pub mod pd;

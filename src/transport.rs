@@ -172,9 +172,10 @@ impl Frame {
     }
 }
 
-/// Faults one kind of traffic suffers on its way out of a node (simulation only).
-#[cfg(madsim)]
-#[derive(Debug, Clone, Copy, Default, PartialEq)]
+/// Faults one kind of traffic suffers on its way out of a node: in
+/// simulation set by the testbed on every node at once ([`NetFaults`]), in a
+/// real process per process ([`ProcessFaults`]).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
 pub struct LinkFaults {
     /// Probability that a frame is lost (for raft traffic: each message of a
     /// batch, see [`Transport::send`]).
@@ -190,6 +191,51 @@ pub struct LinkFaults {
 
 /// How much later than the delay range a duplicated frame's copy may arrive.
 pub const DUPLICATE_LATE_MS: u64 = 300;
+
+/// The faults a real process's transport injects, set by the testbed (the
+/// real-mode runner) over the admin RPC: the real network's counterpart of
+/// the simulator's clogged links and nodes and of [`NetFaults`]. A cut link
+/// is cut at one end: what this process sends to an address in `send_cut`,
+/// and what it receives from one in `recv_cut` (a frame's sender is the
+/// listening address it announced), is dropped. So the runner cuts a link
+/// between two of its processes at either end, and one between a process
+/// and a client (which it cannot reach) at the process's end. The simulated
+/// network ignores these (it has its own).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct ProcessFaults {
+    /// Frames to these addresses are dropped.
+    pub send_cut: Vec<SocketAddr>,
+    /// Frames from these addresses are dropped.
+    pub recv_cut: Vec<SocketAddr>,
+    /// Every frame in and out is dropped, except to and from `keep`: an
+    /// isolated process.
+    pub isolated: bool,
+    /// Addresses never cut: the runner's own control connection.
+    pub keep: Vec<SocketAddr>,
+    /// Loss, delay and duplication of raft traffic (raft messages, snapshots).
+    pub raft: LinkFaults,
+    /// Loss, delay and duplication of requests and responses.
+    pub client: LinkFaults,
+}
+
+impl ProcessFaults {
+    /// Whether frames to `addr` are dropped.
+    pub fn cuts_send(&self, addr: SocketAddr) -> bool {
+        !self.keep.contains(&addr) && (self.isolated || self.send_cut.contains(&addr))
+    }
+
+    /// Whether frames from `addr` are dropped.
+    pub fn cuts_recv(&self, addr: SocketAddr) -> bool {
+        !self.keep.contains(&addr) && (self.isolated || self.recv_cut.contains(&addr))
+    }
+
+    pub fn link(&self, traffic: Traffic) -> LinkFaults {
+        match traffic {
+            Traffic::Raft => self.raft,
+            Traffic::Client => self.client,
+        }
+    }
+}
 
 /// Faults the testbed injects into our transport, per kind of traffic. Only the
 /// simulated network honours them (draws come from the run's seed); one value is
@@ -247,6 +293,8 @@ struct Inner {
     not_sent: Mutex<Vec<NotSentHook>>,
     #[cfg(madsim)]
     faults: Option<Arc<NetFaults>>,
+    #[cfg(not(madsim))]
+    process_faults: Arc<Mutex<ProcessFaults>>,
 }
 
 /// A node's network endpoint. Cheap to clone.
@@ -264,8 +312,22 @@ impl Transport {
     #[cfg(not(madsim))]
     pub async fn bind(addr: SocketAddr) -> io::Result<Self> {
         let net = net::Net::bind(addr).await?;
-        let inner = Inner { net, outboxes: Mutex::new(BTreeMap::new()), stats: TransportStats::default(), not_sent: Mutex::default() };
+        let inner =
+            Inner { net, outboxes: Mutex::new(BTreeMap::new()), stats: TransportStats::default(), not_sent: Mutex::default(), process_faults: Arc::default() };
         Ok(Transport { inner: Arc::new(inner) })
+    }
+
+    /// From now on this process's frames suffer `faults` (replacing any set
+    /// before; the default heals everything).
+    #[cfg(not(madsim))]
+    pub fn set_process_faults(&self, faults: ProcessFaults) {
+        tracing::info!(?faults, "process faults set");
+        *self.inner.process_faults.lock().expect("faults lock") = faults;
+    }
+
+    #[cfg(not(madsim))]
+    pub fn process_faults(&self) -> ProcessFaults {
+        self.inner.process_faults.lock().expect("faults lock").clone()
     }
 
     /// Binds a transport whose outgoing frames suffer `faults` (simulation only).
@@ -378,6 +440,8 @@ impl Transport {
     fn spawn_sender(&self, to: SocketAddr) -> Outbox {
         let (tx, mut rx) = mpsc::channel::<Queued>(OUTBOX_CAPACITY);
         let inner = self.inner.clone();
+        #[cfg(not(madsim))]
+        let late = net::Late::start(inner.net.link(to));
         madsim::task::spawn(async move {
             let mut link = inner.net.link(to);
             while let Some((traffic, bytes, request, decided)) = rx.next().await {
@@ -389,7 +453,18 @@ impl Transport {
                 };
                 #[cfg(not(madsim))]
                 let sent = {
-                    let _ = (traffic, decided);
+                    let _ = decided;
+                    let (cut, link_faults) = {
+                        let faults = inner.process_faults.lock().expect("faults lock");
+                        (faults.cuts_send(to), faults.link(traffic))
+                    };
+                    if cut {
+                        continue;
+                    }
+                    if link_faults != LinkFaults::default() {
+                        late.plan(bytes, link_faults);
+                        continue;
+                    }
                     match link.send(bytes).await {
                         Err(net::SendError::NotSent(e)) => {
                             if let Some(id) = request {
@@ -412,7 +487,15 @@ impl Transport {
     /// Receives the next frame. A malformed frame is returned as an error (and
     /// counted) so the caller can log it and keep receiving.
     pub async fn recv(&self) -> io::Result<(Result<Frame, WireError>, SocketAddr)> {
-        let (bytes, from) = self.inner.net.recv().await?;
+        let (bytes, from) = loop {
+            let (bytes, from) = self.inner.net.recv().await?;
+            // A cut link: as if the frame never arrived.
+            #[cfg(not(madsim))]
+            if self.inner.process_faults.lock().expect("faults lock").cuts_recv(from) {
+                continue;
+            }
+            break (bytes, from);
+        };
         let frame = Frame::decode(&bytes);
         if frame.is_err() {
             self.inner.stats.rejected_malformed.fetch_add(1, Ordering::Relaxed);
@@ -501,7 +584,7 @@ mod net {
 /// address, then carries `u32 length | frame` records.
 #[cfg(not(madsim))]
 mod net {
-    use super::MAX_FRAME_BYTES;
+    use super::{LinkFaults, MAX_FRAME_BYTES};
     use futures::channel::mpsc;
     use futures::lock::Mutex;
     use futures::{SinkExt, StreamExt};
@@ -605,8 +688,53 @@ mod net {
         }
     }
 
+    /// Frames of one destination that the process's faults lose, delay or
+    /// duplicate: each delayed frame waits in a task of its own (so later
+    /// frames may overtake it), then goes out on a second connection.
+    pub struct Late {
+        tx: mpsc::UnboundedSender<Vec<u8>>,
+    }
+
+    impl Late {
+        pub fn start(mut link: Link) -> Late {
+            let (tx, mut rx) = mpsc::unbounded::<Vec<u8>>();
+            tokio::spawn(async move {
+                while let Some(bytes) = rx.next().await {
+                    if let Err(e) = link.send(bytes).await {
+                        tracing::debug!(to = %link.to, error = ?e, "late send failed");
+                    }
+                }
+            });
+            Late { tx }
+        }
+
+        /// Loses `bytes`, or sends them (and maybe a copy) after a delay, as
+        /// `faults` draw.
+        pub fn plan(&self, bytes: Vec<u8>, faults: LinkFaults) {
+            use rand::Rng;
+            let mut rng = madsim::rand::thread_rng();
+            if faults.loss > 0.0 && rng.gen_bool(faults.loss.min(1.0)) {
+                return;
+            }
+            let (lo, hi) = faults.delay_ms;
+            if faults.duplicate > 0.0 && rng.gen_bool(faults.duplicate.min(1.0)) {
+                self.after(rng.gen_range(lo..=hi + super::DUPLICATE_LATE_MS), bytes.clone());
+            }
+            self.after(if hi > lo { rng.gen_range(lo..=hi) } else { lo }, bytes);
+        }
+
+        fn after(&self, ms: u64, bytes: Vec<u8>) {
+            let tx = self.tx.clone();
+            tokio::spawn(async move {
+                tokio::time::sleep(Duration::from_millis(ms)).await;
+                let _ = tx.unbounded_send(bytes);
+            });
+        }
+    }
+
     impl Link {
-        /// Injected faults are a simulation feature; the real network has its own.
+        /// Faults are injected before this (see [`Late`]); the real network
+        /// adds its own.
         pub async fn send(&mut self, bytes: Vec<u8>) -> Result<(), SendError> {
             if self.stream.is_none() {
                 if self.down_until.is_some_and(|t| tokio::time::Instant::now() < t) {
@@ -684,6 +812,53 @@ mod tests {
         let mut huge = vec![MAGIC, VERSION, 2, 0, 0, 0];
         huge.extend_from_slice(&u64::MAX.to_le_bytes());
         assert!(matches!(Frame::decode(&huge), Err(WireError::BadBody(_))));
+    }
+
+    /// The real network's injected faults: a cut at either end, isolation
+    /// with the runner's address kept, loss and delay. (Real time: the
+    /// waits are short and only bound how long a dropped frame is awaited.)
+    #[cfg(not(madsim))]
+    #[tokio::test]
+    async fn process_faults_cut_lose_and_delay_frames_in_the_real_network() {
+        use std::time::{Duration, Instant};
+        let any: SocketAddr = "127.0.0.1:0".parse().unwrap();
+        let (a, b, runner) = (Transport::bind(any).await.unwrap(), Transport::bind(any).await.unwrap(), Transport::bind(any).await.unwrap());
+        let ping = |n: u64| Frame::Request { id: n, payload: vec![] };
+        let arrives = |t: &Transport, wait_ms: u64| {
+            let t = t.clone();
+            async move { tokio::time::timeout(Duration::from_millis(wait_ms), t.recv()).await.ok().map(|r| r.unwrap().0.unwrap()) }
+        };
+        a.send(b.local_addr(), &ping(1));
+        assert_eq!(arrives(&b, 5000).await, Some(ping(1)));
+        // Cut at the sender, then at the receiver.
+        a.set_process_faults(ProcessFaults { send_cut: vec![b.local_addr()], ..Default::default() });
+        a.send(b.local_addr(), &ping(2));
+        assert_eq!(arrives(&b, 300).await, None);
+        a.set_process_faults(ProcessFaults::default());
+        b.set_process_faults(ProcessFaults { recv_cut: vec![a.local_addr()], ..Default::default() });
+        a.send(b.local_addr(), &ping(3));
+        assert_eq!(arrives(&b, 300).await, None);
+        // Isolated, except from the runner.
+        b.set_process_faults(ProcessFaults { isolated: true, keep: vec![runner.local_addr()], ..Default::default() });
+        a.send(b.local_addr(), &ping(4));
+        runner.send(b.local_addr(), &ping(5));
+        assert_eq!(arrives(&b, 2000).await, Some(ping(5)));
+        assert_eq!(arrives(&b, 300).await, None);
+        b.set_process_faults(ProcessFaults::default());
+        // Every request lost, then every request delayed.
+        let client = |f: LinkFaults| ProcessFaults { client: f, ..Default::default() };
+        a.set_process_faults(client(LinkFaults { loss: 1.0, ..Default::default() }));
+        a.send(b.local_addr(), &ping(6));
+        assert_eq!(arrives(&b, 300).await, None);
+        a.set_process_faults(client(LinkFaults { delay_ms: (400, 400), ..Default::default() }));
+        let sent = Instant::now();
+        a.send(b.local_addr(), &ping(7));
+        assert_eq!(arrives(&b, 5000).await, Some(ping(7)));
+        assert!(sent.elapsed() >= Duration::from_millis(400), "arrived after {:?}", sent.elapsed());
+        // Healed: frames flow again.
+        a.set_process_faults(ProcessFaults::default());
+        a.send(b.local_addr(), &ping(8));
+        assert_eq!(arrives(&b, 5000).await, Some(ping(8)));
     }
 
     #[test]

@@ -62,6 +62,15 @@ mod real {
             addr: SocketAddr,
             #[arg(long)]
             data_dir: PathBuf,
+            /// Appends PD's events (timestamps handed out, region reports
+            /// accepted, operators) to this file, one JSON line each: the
+            /// testbed's real mode reads them.
+            #[arg(long)]
+            events: Option<PathBuf>,
+            /// Moves PD's clock by this many milliseconds (negative: back), as
+            /// a clock stepped by NTP would be; the testbed's real mode uses it.
+            #[arg(long, default_value_t = 0, allow_hyphen_values = true)]
+            clock_offset_ms: i64,
         },
         /// Runs a store.
         Store {
@@ -87,6 +96,11 @@ mod real {
             /// The raft base tick in milliseconds.
             #[arg(long, default_value_t = 100)]
             tick_ms: u64,
+            /// Appends the store's events (votes, applies, membership changes,
+            /// lease reads, splits) to this file, one JSON line each: the
+            /// testbed's real mode reads them.
+            #[arg(long)]
+            events: Option<PathBuf>,
         },
         /// Tables on transactions, against a running cluster: create one, change
         /// rows, look them up by primary key, by a unique or a non-unique index.
@@ -242,6 +256,10 @@ mod real {
         Ok(id)
     }
 
+    fn open_events(path: Option<&std::path::Path>) -> Result<Option<simkv::event_log::EventFile>, String> {
+        path.map(|p| simkv::event_log::EventFile::append(p).map_err(|e| format!("cannot open the event file {}: {e}", p.display()))).transpose()
+    }
+
     fn parse_stores(text: &str) -> Result<BTreeMap<StoreId, SocketAddr>, String> {
         let mut stores = BTreeMap::new();
         for (n, item) in text.split(',').enumerate() {
@@ -271,7 +289,7 @@ mod real {
                         1
                     }
                 },
-                Command::Pd { addr, data_dir } => {
+                Command::Pd { addr, data_dir, events, clock_offset_ms } => {
                     let engine = match RocksEngine::open("pd", &data_dir) {
                         Ok(e) => e,
                         Err(e) => {
@@ -279,7 +297,17 @@ mod real {
                             return 1;
                         }
                     };
-                    let cfg = PdNodeConfig { addr, pd: PdConfig::default(), clock_offset_ms: Default::default(), events: None };
+                    let events = match open_events(events.as_deref()) {
+                        Ok(file) => file.map(|f| f.pd_sink()),
+                        Err(e) => {
+                            eprintln!("simkv pd: {e}");
+                            return 1;
+                        }
+                    };
+                    // A drifting clock (at rate 1) so that the testbed can change its rate.
+                    let pd = PdConfig { clock: simkv::clock::Clock::drifting(1.0), ..PdConfig::default() };
+                    let clock_offset_ms = std::sync::Arc::new(std::sync::atomic::AtomicI64::new(clock_offset_ms));
+                    let cfg = PdNodeConfig { addr, pd, clock_offset_ms, events };
                     match run_pd_node(cfg, engine).await {
                         Ok(()) => 0,
                         Err(e) => {
@@ -288,7 +316,14 @@ mod real {
                         }
                     }
                 }
-                Command::Store { id, addr, pd, data_dir, mut stores, split_keys, split_bytes, tick_ms } => {
+                Command::Store { id, addr, pd, data_dir, mut stores, split_keys, split_bytes, tick_ms, events } => {
+                    let events = match open_events(events.as_deref()) {
+                        Ok(file) => file,
+                        Err(e) => {
+                            eprintln!("simkv store: {e}");
+                            return 1;
+                        }
+                    };
                     if let Some(id) = id {
                         if stores.get(&id) != Some(&addr) {
                             eprintln!("simkv store: --stores must list this store ({id}={addr})");
@@ -321,8 +356,15 @@ mod real {
                         eprintln!("simkv store: bootstrap: {e}");
                         return 1;
                     }
-                    let mut raftstore =
-                        RaftStoreConfig { base_tick_ms: tick_ms, region_split_keys: split_keys, region_split_bytes: split_bytes, ..RaftStoreConfig::default() };
+                    // A drifting clock (at rate 1) so that the testbed can change its rate.
+                    let clock = simkv::clock::Clock::drifting(1.0);
+                    let mut raftstore = RaftStoreConfig {
+                        base_tick_ms: tick_ms,
+                        region_split_keys: split_keys,
+                        region_split_bytes: split_bytes,
+                        clock,
+                        ..RaftStoreConfig::default()
+                    };
                     // The drift bound is at most a quarter of the election timeout,
                     // so a lease is left inside the voters' refusal (a tick less).
                     raftstore.max_clock_drift_ms = raftstore.max_clock_drift_ms.min(raftstore.election_timeout().as_millis() as u64 / 4);
@@ -330,7 +372,8 @@ mod real {
                         eprintln!("simkv store: {e}");
                         return 2;
                     }
-                    let cfg = StoreNodeConfig { store_id: id, addr, addresses: stores, raftstore, events: None, pd: Some(pd) };
+                    let events = events.map(|f| f.store_sink());
+                    let cfg = StoreNodeConfig { store_id: id, addr, addresses: stores, raftstore, events, pd: Some(pd) };
                     match run_store_node(cfg, raft, kv).await {
                         Ok(()) => 0,
                         Err(e) => {

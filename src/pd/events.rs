@@ -15,7 +15,7 @@ use crate::meta::{Peer, Region, RegionId};
 use std::net::SocketAddr;
 use std::sync::Arc;
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum PdEvent {
     /// PD opened its engine (first start or restart); `ts_floor` is where its
     /// timestamps resume (the saved window bound).
@@ -32,11 +32,16 @@ pub enum PdEvent {
     /// An operator started for the region (`what`: its kind and steps).
     OperatorStarted { region_id: RegionId, what: String },
     /// The region's operator ended, finished or not.
-    OperatorEnded { region_id: RegionId, kind: &'static str, finished: bool },
+    OperatorEnded {
+        region_id: RegionId,
+        #[serde(deserialize_with = "crate::event_log::interned")]
+        kind: crate::event_log::StaticText,
+        finished: bool,
+    },
 }
 
 /// How a region report reached PD.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum ReportKind {
     Bootstrap,
     Heartbeat,

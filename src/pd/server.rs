@@ -516,6 +516,10 @@ pub async fn run_pd_node<E: Engine>(cfg: PdNodeConfig, engine: E) -> std::io::Re
         };
         let response = match RpcRequest::decode(&payload) {
             Ok(RpcRequest::Pd(request)) => RpcResponse::Pd(pd.handle_from(request, from).await),
+            Ok(RpcRequest::Admin(request)) if request.region_id().is_none() => {
+                let answer = crate::server::serve_process(&transport, &cfg.pd.clock, &request).expect("a process request");
+                RpcResponse::Admin(answer)
+            }
             Ok(other) => RpcResponse::Rejected(ServerError::InvalidRequest(format!("PD does not serve {:?} requests", other.service()))),
             Err(e) => RpcResponse::Rejected(ServerError::Malformed(e)),
         };

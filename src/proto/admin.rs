@@ -22,7 +22,7 @@ pub struct PeerChange {
     pub peer: Peer,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub enum AdminRequest {
     /// Changes the region's membership: one change is simple, several enter
     /// joint consensus (left at once by the leader). Answered once applied.
@@ -32,12 +32,23 @@ pub enum AdminRequest {
     TransferLeader { region_id: RegionId, to_store: StoreId },
     /// Splits the region at `split_key` (ids from PD). Answered when asked.
     Split { region_id: RegionId, split_key: Vec<u8> },
+    /// Replaces the faults the process's transport injects (a real process
+    /// only; the real-mode runner's partitions, loss and delay). Answered
+    /// once in force. Served by PD too.
+    SetProcessFaults(crate::transport::ProcessFaults),
+    /// From now on the process's clock runs at `rate` local seconds per
+    /// second (a real process only; clock drift). Served by PD too.
+    SetClockRate { rate: f64 },
 }
 
 impl AdminRequest {
-    pub fn region_id(&self) -> RegionId {
+    /// The region the request is about; `None` for one about the whole process.
+    pub fn region_id(&self) -> Option<RegionId> {
         match self {
-            AdminRequest::ChangePeer { region_id, .. } | AdminRequest::TransferLeader { region_id, .. } | AdminRequest::Split { region_id, .. } => *region_id,
+            AdminRequest::ChangePeer { region_id, .. } | AdminRequest::TransferLeader { region_id, .. } | AdminRequest::Split { region_id, .. } => {
+                Some(*region_id)
+            }
+            AdminRequest::SetProcessFaults(_) | AdminRequest::SetClockRate { .. } => None,
         }
     }
 }

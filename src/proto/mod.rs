@@ -41,7 +41,7 @@ pub enum Service {
 }
 
 /// An RPC request, tagged by service.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub enum RpcRequest {
     Kv(KvRequest),
     Txn(TxnRequest),

@@ -7,13 +7,19 @@ use crate::meta::{PeerId, Region, RegionEpoch, RegionId, StoreId};
 use std::sync::Arc;
 use std::time::Duration;
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum StoreEvent {
     /// A peer stopped ticking: its region had nothing to do (see
     /// `raftstore::hibernate`); `leader` says whether it led it.
     Hibernated { store_id: StoreId, region_id: RegionId, peer_id: PeerId, leader: bool },
     /// A hibernating peer woke: `why` names what woke it.
-    Woke { store_id: StoreId, region_id: RegionId, peer_id: PeerId, why: &'static str },
+    Woke {
+        store_id: StoreId,
+        region_id: RegionId,
+        peer_id: PeerId,
+        #[serde(deserialize_with = "crate::event_log::interned")]
+        why: crate::event_log::StaticText,
+    },
     /// A peer became leader of its region at `term`.
     BecameLeader { store_id: StoreId, region_id: RegionId, peer_id: PeerId, term: u64 },
     /// A peer applied the entry at `index` (of `term`); `digest` fingerprints its
@@ -30,7 +36,13 @@ pub enum StoreEvent {
     /// A follower finished writing a received snapshot's data.
     SnapshotApplied { store_id: StoreId, region_id: RegionId, index: u64, bytes: usize, took: Duration, region: Region },
     /// A received snapshot was refused (stale, overlapping, or one already applying).
-    SnapshotRejected { store_id: StoreId, region_id: RegionId, index: u64, reason: &'static str },
+    SnapshotRejected {
+        store_id: StoreId,
+        region_id: RegionId,
+        index: u64,
+        #[serde(deserialize_with = "crate::event_log::interned")]
+        reason: crate::event_log::StaticText,
+    },
     /// The log was compacted up to `index`.
     LogCompacted { store_id: StoreId, region_id: RegionId, index: u64 },
     /// A leader of `term` admitted a read to be served on its lease, without

@@ -88,9 +88,9 @@ pub async fn run_store_node<E: Engine>(cfg: StoreNodeConfig, raft_engine: E, kv_
             Ok(Frame::Raft(envelopes)) => envelopes.into_iter().for_each(|e| handle.raft(e)),
             Ok(Frame::SnapshotChunk(chunk)) => handle.snapshot_chunk(from, chunk),
             Ok(Frame::Request { id, payload }) => {
-                let (handle, transport) = (handle.clone(), transport.clone());
+                let (handle, transport, clock) = (handle.clone(), transport.clone(), cfg.raftstore.clock.clone());
                 madsim::task::spawn(async move {
-                    let response = serve(&handle, limits, &payload).await;
+                    let response = serve(&handle, limits, &payload, Some((&transport, &clock))).await;
                     transport.send(from, &Frame::Response { id, payload: response.encode() });
                 });
             }
@@ -145,11 +145,16 @@ struct Limits {
 }
 
 /// Decodes one request, checks it, and serves it.
-async fn serve(handle: &StoreHandle, limits: Limits, payload: &[u8]) -> RpcResponse {
+/// `process`: the node's transport and clock, for the admin requests about
+/// the whole process.
+async fn serve(handle: &StoreHandle, limits: Limits, payload: &[u8], process: Option<(&Transport, &crate::clock::Clock)>) -> RpcResponse {
     match RpcRequest::decode(payload) {
         Ok(RpcRequest::Kv(request)) => RpcResponse::Kv(serve_kv(handle, limits, request).await),
         Ok(RpcRequest::Txn(request)) => RpcResponse::Txn(serve_txn(handle, limits, request).await),
-        Ok(RpcRequest::Admin(request)) => RpcResponse::Admin(serve_admin(handle, request).await),
+        Ok(RpcRequest::Admin(request)) => match process.and_then(|(transport, clock)| serve_process(transport, clock, &request)) {
+            Some(response) => RpcResponse::Admin(response),
+            None => RpcResponse::Admin(serve_admin(handle, request).await),
+        },
         Ok(other) => RpcResponse::Rejected(ServerError::InvalidRequest(format!("a store does not serve {:?} requests", other.service()))),
         Err(e) => RpcResponse::Rejected(ServerError::Malformed(e)),
     }
@@ -251,6 +256,37 @@ fn check_txn(cmd: &TxnCmd, limits: Limits) -> Result<(), ServerError> {
     Ok(())
 }
 
+/// Serves the admin requests about the whole process (a store's or PD's):
+/// the faults its transport injects and its clock's rate, which the
+/// real-mode runner sets. `None`: the request is about a region.
+pub fn serve_process(transport: &Transport, clock: &crate::clock::Clock, request: &AdminRequest) -> Option<Result<AdminReply, ServerError>> {
+    let _ = (transport, clock);
+    let answer = match request {
+        AdminRequest::ChangePeer { .. } | AdminRequest::TransferLeader { .. } | AdminRequest::Split { .. } => return None,
+        #[cfg(madsim)]
+        AdminRequest::SetProcessFaults(_) | AdminRequest::SetClockRate { .. } => {
+            Err(ServerError::InvalidRequest("process faults and clock rates are set on real processes; the simulator has its own".into()))
+        }
+        #[cfg(not(madsim))]
+        AdminRequest::SetProcessFaults(faults) => {
+            transport.set_process_faults(faults.clone());
+            Ok(AdminReply::Applied)
+        }
+        #[cfg(not(madsim))]
+        AdminRequest::SetClockRate { rate } => {
+            if !(rate.is_finite() && *rate > 0.0) {
+                Err(ServerError::InvalidRequest(format!("a clock rate must be positive, not {rate}")))
+            } else if !clock.is_drifting() {
+                Err(ServerError::InvalidRequest("this process runs on the machine's clock, whose rate cannot be changed".into()))
+            } else {
+                clock.set_rate(*rate);
+                Ok(AdminReply::Applied)
+            }
+        }
+    };
+    Some(answer)
+}
+
 async fn serve_admin(handle: &StoreHandle, request: AdminRequest) -> Result<AdminReply, ServerError> {
     match request {
         AdminRequest::ChangePeer { region_id, epoch, changes } => {
@@ -270,6 +306,9 @@ async fn serve_admin(handle: &StoreHandle, request: AdminRequest) -> Result<Admi
             }
             handle.ask_split(region_id, split_key);
             Ok(AdminReply::Started)
+        }
+        AdminRequest::SetProcessFaults(_) | AdminRequest::SetClockRate { .. } => {
+            Err(ServerError::InvalidRequest("not served here: a request about a whole process".into()))
         }
     }
 }
@@ -387,17 +426,17 @@ mod tests {
     #[madsim::test]
     async fn requests_reach_their_region_as_raftstore_commands() {
         let (handle, mut seen) = fake_store(Ok(()));
-        let put = serve(&handle, LIMITS, &request(RawRequest::Put { key: raw("a"), value: b"1".to_vec() })).await;
+        let put = serve(&handle, LIMITS, &request(RawRequest::Put { key: raw("a"), value: b"1".to_vec() }), None).await;
         assert_eq!(put, RpcResponse::Kv(Ok(RawReply::Done)));
         assert_eq!(seen.next().await.unwrap(), format!("write 4 conf_ver=1 version=2 {:?}", WriteCmd::put(raw("a"), b"1".to_vec())));
         let batch = RawRequest::BatchWrite { pairs: vec![(raw("a"), None), (raw("b"), Some(b"2".to_vec()))] };
-        assert_eq!(serve(&handle, LIMITS, &request(batch)).await, RpcResponse::Kv(Ok(RawReply::Done)));
+        assert_eq!(serve(&handle, LIMITS, &request(batch), None).await, RpcResponse::Kv(Ok(RawReply::Done)));
         let expected = WriteCmd::Mutate(vec![
             Mutation::Delete { cf: crate::engine::Cf::Default, key: raw("a") },
             Mutation::Put { cf: crate::engine::Cf::Default, key: raw("b"), value: b"2".to_vec() },
         ]);
         assert_eq!(seen.next().await.unwrap(), format!("write 4 conf_ver=1 version=2 {expected:?}"));
-        let get = serve(&handle, LIMITS, &request(RawRequest::Get { key: raw("a") })).await;
+        let get = serve(&handle, LIMITS, &request(RawRequest::Get { key: raw("a") }), None).await;
         assert_eq!(get, RpcResponse::Kv(Ok(RawReply::Value(Some(b"v".to_vec())))));
         assert_eq!(seen.next().await.unwrap(), format!("read 4 {:?}", ReadCmd::Get { key: raw("a") }));
     }
@@ -406,7 +445,7 @@ mod tests {
     async fn region_errors_pass_through_typed() {
         let error = RegionError::NotLeader { region_id: 4, leader: None };
         let (handle, _seen) = fake_store(Err(error.clone()));
-        let answer = serve(&handle, LIMITS, &request(RawRequest::Delete { key: raw("a") })).await;
+        let answer = serve(&handle, LIMITS, &request(RawRequest::Delete { key: raw("a") }), None).await;
         assert_eq!(answer, RpcResponse::Kv(Err(ServerError::Region(error))));
     }
 
@@ -414,13 +453,13 @@ mod tests {
     async fn invalid_and_malformed_requests_never_reach_the_store() {
         let (handle, mut seen) = fake_store(Ok(()));
         let invalid = |r: RpcResponse| matches!(r, RpcResponse::Kv(Err(ServerError::InvalidRequest(_))));
-        assert!(invalid(serve(&handle, LIMITS, &request(RawRequest::Get { key: b"no-prefix".to_vec() })).await));
-        assert!(invalid(serve(&handle, LIMITS, &request(RawRequest::Get { key: keys::txn_key(b"a") })).await));
-        assert!(invalid(serve(&handle, LIMITS, &request(RawRequest::Put { key: raw("a"), value: vec![0; 64] })).await));
-        assert!(invalid(serve(&handle, LIMITS, &request(RawRequest::Scan { start: raw("a"), end: vec![], limit: 0 })).await));
-        assert!(invalid(serve(&handle, LIMITS, &request(RawRequest::Scan { start: raw("a"), end: keys::txn_key(b""), limit: 1 })).await));
-        assert!(invalid(serve(&handle, LIMITS, &request(RawRequest::BatchWrite { pairs: vec![] })).await));
-        assert!(matches!(serve(&handle, LIMITS, &[1, 2, 3]).await, RpcResponse::Rejected(ServerError::Malformed(_))));
+        assert!(invalid(serve(&handle, LIMITS, &request(RawRequest::Get { key: b"no-prefix".to_vec() }), None).await));
+        assert!(invalid(serve(&handle, LIMITS, &request(RawRequest::Get { key: keys::txn_key(b"a") }), None).await));
+        assert!(invalid(serve(&handle, LIMITS, &request(RawRequest::Put { key: raw("a"), value: vec![0; 64] }), None).await));
+        assert!(invalid(serve(&handle, LIMITS, &request(RawRequest::Scan { start: raw("a"), end: vec![], limit: 0 }), None).await));
+        assert!(invalid(serve(&handle, LIMITS, &request(RawRequest::Scan { start: raw("a"), end: keys::txn_key(b""), limit: 1 }), None).await));
+        assert!(invalid(serve(&handle, LIMITS, &request(RawRequest::BatchWrite { pairs: vec![] }), None).await));
+        assert!(matches!(serve(&handle, LIMITS, &[1, 2, 3], None).await, RpcResponse::Rejected(ServerError::Malformed(_))));
         drop(handle);
         assert_eq!(seen.next().await, None, "nothing reached the store");
     }
