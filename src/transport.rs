@@ -20,7 +20,7 @@ use futures::StreamExt;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::io;
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use thiserror::Error;
@@ -194,24 +194,27 @@ pub const DUPLICATE_LATE_MS: u64 = 300;
 
 /// The faults a real process's transport injects, set by the testbed (the
 /// real-mode runner) over the admin RPC: the real network's counterpart of
-/// the simulator's clogged links and nodes and of [`NetFaults`]. A cut link
-/// is cut at one end: what this process sends to an address in `send_cut`,
-/// and what it receives from one in `recv_cut` (a frame's sender is the
-/// listening address it announced), is dropped. So the runner cuts a link
-/// between two of its processes at either end, and one between a process
-/// and a client (which it cannot reach) at the process's end. The simulated
-/// network ignores these (it has its own).
+/// the simulator's clogged links and nodes and of [`NetFaults`]. As in
+/// simulation, a node is an IP address (the runner gives every process and
+/// client one of its own on the loopback network, `127.0.0.0/8`), so a cut
+/// names IPs: every socket of a node (a store's listener, its PD client) is
+/// cut at once. A cut link is cut at one end: what this process sends to an
+/// IP in `send_cut`, and what it receives from one in `recv_cut` (a frame's
+/// sender is the listening address it announced), is dropped. So the runner
+/// cuts a link between two of its processes at either end, and one between
+/// a process and a client (which it cannot reach) at the process's end. The
+/// simulated network ignores these (it has its own).
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct ProcessFaults {
-    /// Frames to these addresses are dropped.
-    pub send_cut: Vec<SocketAddr>,
-    /// Frames from these addresses are dropped.
-    pub recv_cut: Vec<SocketAddr>,
+    /// Frames to these nodes are dropped.
+    pub send_cut: Vec<IpAddr>,
+    /// Frames from these nodes are dropped.
+    pub recv_cut: Vec<IpAddr>,
     /// Every frame in and out is dropped, except to and from `keep`: an
     /// isolated process.
     pub isolated: bool,
-    /// Addresses never cut: the runner's own control connection.
-    pub keep: Vec<SocketAddr>,
+    /// Nodes never cut: the runner's own control connection.
+    pub keep: Vec<IpAddr>,
     /// Loss, delay and duplication of raft traffic (raft messages, snapshots).
     pub raft: LinkFaults,
     /// Loss, delay and duplication of requests and responses.
@@ -221,12 +224,14 @@ pub struct ProcessFaults {
 impl ProcessFaults {
     /// Whether frames to `addr` are dropped.
     pub fn cuts_send(&self, addr: SocketAddr) -> bool {
-        !self.keep.contains(&addr) && (self.isolated || self.send_cut.contains(&addr))
+        let ip = addr.ip();
+        !self.keep.contains(&ip) && (self.isolated || self.send_cut.contains(&ip))
     }
 
     /// Whether frames from `addr` are dropped.
     pub fn cuts_recv(&self, addr: SocketAddr) -> bool {
-        !self.keep.contains(&addr) && (self.isolated || self.recv_cut.contains(&addr))
+        let ip = addr.ip();
+        !self.keep.contains(&ip) && (self.isolated || self.recv_cut.contains(&ip))
     }
 
     pub fn link(&self, traffic: Traffic) -> LinkFaults {
@@ -821,8 +826,9 @@ mod tests {
     #[tokio::test]
     async fn process_faults_cut_lose_and_delay_frames_in_the_real_network() {
         use std::time::{Duration, Instant};
-        let any: SocketAddr = "127.0.0.1:0".parse().unwrap();
-        let (a, b, runner) = (Transport::bind(any).await.unwrap(), Transport::bind(any).await.unwrap(), Transport::bind(any).await.unwrap());
+        // Three nodes, each an IP of its own (cuts name IPs).
+        let at = |ip: &str| Transport::bind(format!("{ip}:0").parse().unwrap());
+        let (a, b, runner) = (at("127.0.9.1").await.unwrap(), at("127.0.9.2").await.unwrap(), at("127.0.9.3").await.unwrap());
         let ping = |n: u64| Frame::Request { id: n, payload: vec![] };
         let arrives = |t: &Transport, wait_ms: u64| {
             let t = t.clone();
@@ -831,15 +837,15 @@ mod tests {
         a.send(b.local_addr(), &ping(1));
         assert_eq!(arrives(&b, 5000).await, Some(ping(1)));
         // Cut at the sender, then at the receiver.
-        a.set_process_faults(ProcessFaults { send_cut: vec![b.local_addr()], ..Default::default() });
+        a.set_process_faults(ProcessFaults { send_cut: vec![b.local_addr().ip()], ..Default::default() });
         a.send(b.local_addr(), &ping(2));
         assert_eq!(arrives(&b, 300).await, None);
         a.set_process_faults(ProcessFaults::default());
-        b.set_process_faults(ProcessFaults { recv_cut: vec![a.local_addr()], ..Default::default() });
+        b.set_process_faults(ProcessFaults { recv_cut: vec![a.local_addr().ip()], ..Default::default() });
         a.send(b.local_addr(), &ping(3));
         assert_eq!(arrives(&b, 300).await, None);
         // Isolated, except from the runner.
-        b.set_process_faults(ProcessFaults { isolated: true, keep: vec![runner.local_addr()], ..Default::default() });
+        b.set_process_faults(ProcessFaults { isolated: true, keep: vec![runner.local_addr().ip()], ..Default::default() });
         a.send(b.local_addr(), &ping(4));
         runner.send(b.local_addr(), &ping(5));
         assert_eq!(arrives(&b, 2000).await, Some(ping(5)));

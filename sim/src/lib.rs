@@ -1,31 +1,33 @@
 //! simkv-sim: the deterministic simulation testbed for simkv.
 //!
-//! Everything here runs inside madsim (build with `--cfg madsim`, the default set
-//! by `.cargo/config.toml`). [`cluster`] builds a simulated cluster whose disks
-//! outlive its nodes.
+//! Runs inside madsim (build with `--cfg madsim`, the default set by
+//! `.cargo/config.toml`): [`cluster`] builds a simulated cluster whose disks
+//! outlive its nodes. The real build (without `--cfg madsim`) runs the same
+//! scenarios, workloads, nemesis and checkers against real processes
+//! ([`cluster`]'s other implementation, [`run::real`]).
 
 #[cfg(madsim)]
 pub mod admin;
 pub mod bench;
 pub mod checker;
-#[cfg(madsim)]
 pub mod cluster;
 #[cfg(madsim)]
 pub mod explore;
+/// What a real run's report carries of exploration: its coverage.
+#[cfg(not(madsim))]
+pub mod explore {
+    pub mod coverage;
+}
 pub mod history;
 pub mod nemesis;
 #[cfg(madsim)]
 pub mod panics;
-#[cfg(madsim)]
 pub mod report;
-#[cfg(madsim)]
 pub mod run;
 pub mod scenario;
 pub mod seeds;
 #[cfg(madsim)]
 pub mod shrink;
-#[cfg(madsim)]
 pub mod timeline_html;
 pub mod topology;
-#[cfg(madsim)]
 pub mod workload;

@@ -6,10 +6,123 @@
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
+/// The real build: one command, `real`, which runs a scenario against real
+/// processes (the simulation's commands need the simulation build).
 #[cfg(not(madsim))]
 fn main() {
-    eprintln!("simkv-sim runs only in simulation mode: build it with `--cfg madsim` (the default in .cargo/config.toml).");
-    std::process::exit(2);
+    use clap::Parser;
+    simkv::trace::init("warn");
+    std::process::exit(real_cli::Cli::parse().run());
+}
+
+#[cfg(not(madsim))]
+mod real_cli {
+    use clap::{Parser, Subcommand};
+    use simkv_sim::nemesis::Plan;
+    use simkv_sim::run::real::{self, NotRun, Options};
+    use simkv_sim::run::RunOutcome;
+    use simkv_sim::scenario::Scenario;
+    use std::path::PathBuf;
+
+    #[derive(Parser)]
+    #[command(
+        name = "simkv-sim",
+        about = "simkv's testbed against real processes. This is the real build (without --cfg madsim): it has the `real` command only; the simulation's commands are in the default build.",
+        version
+    )]
+    pub struct Cli {
+        #[command(subcommand)]
+        command: Command,
+    }
+
+    #[derive(Subcommand)]
+    enum Command {
+        /// Runs one scenario against real processes: PD and the stores as
+        /// processes of the `simkv` binary (RocksDB, loopback TCP), the
+        /// scenario's workloads and the seed's faults (kill -9, SIGSTOP,
+        /// partitions, loss and delay, clock drift, membership changes), then
+        /// the same checkers as a simulated run. Only the plan comes from the
+        /// seed: a real run does not replay. Exit 0 pass, 1 a checker failed,
+        /// 2 bad input or the cluster did not start, 3 inconclusive, 130
+        /// interrupted.
+        Real {
+            /// The scenario file, e.g. scenarios/basic.toml.
+            #[arg(long)]
+            scenario: PathBuf,
+            /// The seed: it fixes the plan (swarm and fault schedule).
+            #[arg(long)]
+            seed: u64,
+            /// Runs this fault plan instead of drawing one from the seed.
+            #[arg(long)]
+            schedule: Option<PathBuf>,
+            /// Ends the safety phase after this many seconds (default: the scenario's).
+            #[arg(long)]
+            time_budget: Option<u64>,
+            /// Writes the run's report here: history, timeline, and every
+            /// process's log and event file.
+            #[arg(long)]
+            out: Option<PathBuf>,
+            /// The `simkv` binary (default: $SIMKV_BIN, or the one next to this one).
+            #[arg(long)]
+            simkv_bin: Option<PathBuf>,
+            /// Runs the plan without the faults only simulation has (disk
+            /// faults, buggify, planted bugs) instead of refusing it.
+            #[arg(long)]
+            skip_sim_only: bool,
+            /// Keeps the processes' data directories after the run.
+            #[arg(long)]
+            keep: bool,
+        },
+    }
+
+    impl Cli {
+        pub fn run(self) -> i32 {
+            let Command::Real { scenario: path, seed, schedule, time_budget, out, simkv_bin, skip_sim_only, keep } = self.command;
+            let scenario = match Scenario::load(&path) {
+                Ok(s) => s,
+                Err(e) => {
+                    eprintln!("error: {e}");
+                    return 2;
+                }
+            };
+            let mut plan = match &schedule {
+                Some(file) => match Plan::from_file(file, seed) {
+                    Ok(plan) => plan,
+                    Err(e) => {
+                        eprintln!("error: {e}");
+                        return 2;
+                    }
+                },
+                None => Plan::draw(&scenario, seed),
+            };
+            if let Some(secs) = time_budget {
+                plan.safety_secs = Some(secs.min(plan.safety_secs.unwrap_or(scenario.phases.safety_secs)));
+            }
+            let options = Options { simkv_bin, out: out.clone(), keep, skip_sim_only };
+            let started = std::time::Instant::now();
+            let report = match real::run_blocking(&scenario, &plan, &options) {
+                Ok(report) => report,
+                Err(NotRun::Refused(e)) => {
+                    eprintln!("error: {e}");
+                    return 2;
+                }
+                Err(NotRun::Interrupted) => return 130,
+            };
+            print!("{}", simkv_sim::report::outcome_text(&path.display().to_string(), &report));
+            println!("real run: {:.1} s of wall time", started.elapsed().as_secs_f64());
+            if let Some(out) = &out {
+                match simkv_sim::report::write_replay_of(out, &path.display().to_string(), &report) {
+                    Ok(files) => println!("wrote {} files to {} (and the processes' logs and events)", files.len(), out.display()),
+                    Err(e) => eprintln!("could not write the report to {}: {e}", out.display()),
+                }
+            }
+            match report.outcome() {
+                RunOutcome::Pass => 0,
+                RunOutcome::Fail => 1,
+                RunOutcome::Inconclusive => 3,
+            }
+        }
+    }
 }
 
 #[cfg(madsim)]

@@ -71,6 +71,10 @@ mod real {
             /// a clock stepped by NTP would be; the testbed's real mode uses it.
             #[arg(long, default_value_t = 0, allow_hyphen_values = true)]
             clock_offset_ms: i64,
+            /// PD's settings: a TOML file of `PdConfig`'s fields (those left
+            /// out keep their defaults).
+            #[arg(long)]
+            config: Option<PathBuf>,
         },
         /// Runs a store.
         Store {
@@ -87,15 +91,28 @@ mod real {
             /// Every store of the cluster as `id=addr`, comma-separated.
             #[arg(long, value_parser = parse_stores)]
             stores: BTreeMap<StoreId, SocketAddr>,
-            /// Split a region holding more than this many keys (0: never by count).
-            #[arg(long, default_value_t = 0)]
-            split_keys: u64,
-            /// Split a region holding more than this many bytes.
-            #[arg(long, default_value_t = 96 << 20)]
-            split_bytes: u64,
-            /// The raft base tick in milliseconds.
-            #[arg(long, default_value_t = 100)]
-            tick_ms: u64,
+            /// The raftstore's settings: a TOML file of `RaftStoreConfig`'s
+            /// fields (those left out keep their defaults). The flags below
+            /// override it.
+            #[arg(long)]
+            config: Option<PathBuf>,
+            /// Split a region holding more than this many keys (0: never by count; default 0).
+            #[arg(long)]
+            split_keys: Option<u64>,
+            /// Split a region holding more than this many bytes (default 96 MiB).
+            #[arg(long)]
+            split_bytes: Option<u64>,
+            /// The raft base tick in milliseconds (default 100).
+            #[arg(long)]
+            tick_ms: Option<u64>,
+            /// Encoded keys (hex, comma-separated) at which the first regions
+            /// are split when the cluster is created; every store of a
+            /// cluster must be given the same.
+            #[arg(long, value_delimiter = ',', value_parser = parse_hex)]
+            split_at: Vec<Vec<u8>>,
+            /// Replicas of each first region (on the first stores of `--stores`).
+            #[arg(long, default_value_t = 3)]
+            replicas: usize,
             /// Appends the store's events (votes, applies, membership changes,
             /// lease reads, splits) to this file, one JSON line each: the
             /// testbed's real mode reads them.
@@ -256,6 +273,20 @@ mod real {
         Ok(id)
     }
 
+    /// A settings file (TOML; fields left out keep their defaults), or the defaults.
+    fn read_config<T: serde::de::DeserializeOwned + Default>(path: Option<&std::path::Path>) -> Result<T, String> {
+        let Some(path) = path else { return Ok(T::default()) };
+        let text = std::fs::read_to_string(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+        toml::from_str(&text).map_err(|e| format!("{}: {e}", path.display()))
+    }
+
+    fn parse_hex(text: &str) -> Result<Vec<u8>, String> {
+        if text.len() % 2 != 0 {
+            return Err(format!("{text:?} is not hex (an odd number of digits)"));
+        }
+        (0..text.len()).step_by(2).map(|i| u8::from_str_radix(&text[i..i + 2], 16).map_err(|_| format!("{text:?} is not hex"))).collect()
+    }
+
     fn open_events(path: Option<&std::path::Path>) -> Result<Option<simkv::event_log::EventFile>, String> {
         path.map(|p| simkv::event_log::EventFile::append(p).map_err(|e| format!("cannot open the event file {}: {e}", p.display()))).transpose()
     }
@@ -289,7 +320,14 @@ mod real {
                         1
                     }
                 },
-                Command::Pd { addr, data_dir, events, clock_offset_ms } => {
+                Command::Pd { addr, data_dir, events, clock_offset_ms, config } => {
+                    let pd: PdConfig = match read_config(config.as_deref()) {
+                        Ok(pd) => pd,
+                        Err(e) => {
+                            eprintln!("simkv pd: {e}");
+                            return 2;
+                        }
+                    };
                     let engine = match RocksEngine::open("pd", &data_dir) {
                         Ok(e) => e,
                         Err(e) => {
@@ -305,7 +343,7 @@ mod real {
                         }
                     };
                     // A drifting clock (at rate 1) so that the testbed can change its rate.
-                    let pd = PdConfig { clock: simkv::clock::Clock::drifting(1.0), ..PdConfig::default() };
+                    let pd = PdConfig { clock: simkv::clock::Clock::drifting(1.0), ..pd };
                     let clock_offset_ms = std::sync::Arc::new(std::sync::atomic::AtomicI64::new(clock_offset_ms));
                     let cfg = PdNodeConfig { addr, pd, clock_offset_ms, events };
                     match run_pd_node(cfg, engine).await {
@@ -316,7 +354,14 @@ mod real {
                         }
                     }
                 }
-                Command::Store { id, addr, pd, data_dir, mut stores, split_keys, split_bytes, tick_ms, events } => {
+                Command::Store { id, addr, pd, data_dir, mut stores, config, split_keys, split_bytes, tick_ms, split_at, replicas, events } => {
+                    let raftstore: RaftStoreConfig = match read_config(config.as_deref()) {
+                        Ok(cfg) => cfg,
+                        Err(e) => {
+                            eprintln!("simkv store: {e}");
+                            return 2;
+                        }
+                    };
                     let events = match open_events(events.as_deref()) {
                         Ok(file) => file,
                         Err(e) => {
@@ -351,7 +396,7 @@ mod real {
                     };
                     let ids: Vec<StoreId> = stores.keys().copied().collect();
                     stores.insert(id, addr);
-                    let first = presplit_regions(&[], &ids, 3, &mut 100);
+                    let first = presplit_regions(&split_at, &ids, replicas, &mut 100);
                     if let Err(e) = bootstrap_store(&raft, &kv, id, &first).await {
                         eprintln!("simkv store: bootstrap: {e}");
                         return 1;
@@ -359,11 +404,11 @@ mod real {
                     // A drifting clock (at rate 1) so that the testbed can change its rate.
                     let clock = simkv::clock::Clock::drifting(1.0);
                     let mut raftstore = RaftStoreConfig {
-                        base_tick_ms: tick_ms,
-                        region_split_keys: split_keys,
-                        region_split_bytes: split_bytes,
+                        base_tick_ms: tick_ms.unwrap_or(raftstore.base_tick_ms),
+                        region_split_keys: split_keys.unwrap_or(raftstore.region_split_keys),
+                        region_split_bytes: split_bytes.unwrap_or(raftstore.region_split_bytes),
                         clock,
-                        ..RaftStoreConfig::default()
+                        ..raftstore
                     };
                     // The drift bound is at most a quarter of the election timeout,
                     // so a lease is left inside the voters' refusal (a tick less).

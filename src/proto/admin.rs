@@ -39,6 +39,11 @@ pub enum AdminRequest {
     /// From now on the process's clock runs at `rate` local seconds per
     /// second (a real process only; clock drift). Served by PD too.
     SetClockRate { rate: f64 },
+    /// What the store's kv engine holds now for a region's key range
+    /// (`start_key..end_key`, as the region names them; empty end: the
+    /// end of the key space), in every data CF: how the testbed compares
+    /// replicas after healing. Answered with [`AdminReply::Data`].
+    RegionData { start_key: Vec<u8>, end_key: Vec<u8> },
 }
 
 impl AdminRequest {
@@ -48,7 +53,7 @@ impl AdminRequest {
             AdminRequest::ChangePeer { region_id, .. } | AdminRequest::TransferLeader { region_id, .. } | AdminRequest::Split { region_id, .. } => {
                 Some(*region_id)
             }
-            AdminRequest::SetProcessFaults(_) | AdminRequest::SetClockRate { .. } => None,
+            AdminRequest::SetProcessFaults(_) | AdminRequest::SetClockRate { .. } | AdminRequest::RegionData { .. } => None,
         }
     }
 }
@@ -59,6 +64,8 @@ pub enum AdminReply {
     Applied,
     /// The request was handed to the region; its effect comes later, if at all.
     Started,
+    /// The data asked for, by CF in key order.
+    Data(Vec<(crate::engine::Cf, crate::engine::KvPair)>),
 }
 
 pub type AdminResponse = Result<AdminReply, ServerError>;

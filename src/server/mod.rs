@@ -55,17 +55,30 @@ pub async fn run_store_node<E: Engine>(cfg: StoreNodeConfig, raft_engine: E, kv_
         Some(pd_addr) => Some(connect_pd(&cfg, pd_addr).await?),
         None => None,
     };
+    let kv_engine_for_reads = kv_engine.clone();
     let opened = Store::open(StoreSetup {
         store_id: cfg.store_id,
         cfg: cfg.raftstore.clone(),
         raft_engine,
-        kv_engine,
+        kv_engine: kv_engine.clone(),
         transport: transport.clone(),
         addresses: cfg.addresses.clone(),
         events: cfg.events.clone(),
         pd: pd.clone(),
     })
     .await;
+    // The kv engine as it is now, for the testbed's comparison of replicas.
+    let kv = kv_engine_for_reads.clone();
+    let region_data: RegionData = std::sync::Arc::new(move |start: &[u8], end: &[u8]| {
+        use crate::engine::Snapshot as _;
+        let snap = kv.snapshot();
+        let (start, end) = keys::region_data_range(start, end);
+        let mut out = Vec::new();
+        for cf in crate::engine::DATA_CFS {
+            out.extend(snap.scan(cf, &start, Some(&end), usize::MAX, false).map_err(|e| e.to_string())?.into_iter().map(|pair| (cf, pair)));
+        }
+        Ok(out)
+    });
     let (store, handle) = match opened {
         Ok(opened) => opened,
         Err(crate::raftstore::Stopped::Closed) => {
@@ -88,9 +101,9 @@ pub async fn run_store_node<E: Engine>(cfg: StoreNodeConfig, raft_engine: E, kv_
             Ok(Frame::Raft(envelopes)) => envelopes.into_iter().for_each(|e| handle.raft(e)),
             Ok(Frame::SnapshotChunk(chunk)) => handle.snapshot_chunk(from, chunk),
             Ok(Frame::Request { id, payload }) => {
-                let (handle, transport, clock) = (handle.clone(), transport.clone(), cfg.raftstore.clock.clone());
+                let (handle, transport, clock, region_data) = (handle.clone(), transport.clone(), cfg.raftstore.clock.clone(), region_data.clone());
                 madsim::task::spawn(async move {
-                    let response = serve(&handle, limits, &payload, Some((&transport, &clock))).await;
+                    let response = serve(&handle, limits, &payload, Some((&transport, &clock, &region_data))).await;
                     transport.send(from, &Frame::Response { id, payload: response.encode() });
                 });
             }
@@ -145,13 +158,21 @@ struct Limits {
 }
 
 /// Decodes one request, checks it, and serves it.
-/// `process`: the node's transport and clock, for the admin requests about
-/// the whole process.
-async fn serve(handle: &StoreHandle, limits: Limits, payload: &[u8], process: Option<(&Transport, &crate::clock::Clock)>) -> RpcResponse {
+/// Reads a key range of the kv engine in every data CF (see
+/// [`AdminRequest::RegionData`]).
+type RegionData = std::sync::Arc<dyn Fn(&[u8], &[u8]) -> Result<Vec<(crate::engine::Cf, crate::engine::KvPair)>, String> + Send + Sync>;
+
+/// `process`: the node's transport, clock and kv engine, for the admin
+/// requests about the whole process.
+async fn serve(handle: &StoreHandle, limits: Limits, payload: &[u8], process: Option<(&Transport, &crate::clock::Clock, &RegionData)>) -> RpcResponse {
     match RpcRequest::decode(payload) {
         Ok(RpcRequest::Kv(request)) => RpcResponse::Kv(serve_kv(handle, limits, request).await),
         Ok(RpcRequest::Txn(request)) => RpcResponse::Txn(serve_txn(handle, limits, request).await),
-        Ok(RpcRequest::Admin(request)) => match process.and_then(|(transport, clock)| serve_process(transport, clock, &request)) {
+        Ok(RpcRequest::Admin(AdminRequest::RegionData { start_key, end_key })) => match process {
+            Some((_, _, read)) => RpcResponse::Admin(read(&start_key, &end_key).map(AdminReply::Data).map_err(ServerError::InvalidRequest)),
+            None => RpcResponse::Admin(Err(ServerError::InvalidRequest("no engine to read here".into()))),
+        },
+        Ok(RpcRequest::Admin(request)) => match process.and_then(|(transport, clock, _)| serve_process(transport, clock, &request)) {
             Some(response) => RpcResponse::Admin(response),
             None => RpcResponse::Admin(serve_admin(handle, request).await),
         },
@@ -262,7 +283,7 @@ fn check_txn(cmd: &TxnCmd, limits: Limits) -> Result<(), ServerError> {
 pub fn serve_process(transport: &Transport, clock: &crate::clock::Clock, request: &AdminRequest) -> Option<Result<AdminReply, ServerError>> {
     let _ = (transport, clock);
     let answer = match request {
-        AdminRequest::ChangePeer { .. } | AdminRequest::TransferLeader { .. } | AdminRequest::Split { .. } => return None,
+        AdminRequest::ChangePeer { .. } | AdminRequest::TransferLeader { .. } | AdminRequest::Split { .. } | AdminRequest::RegionData { .. } => return None,
         #[cfg(madsim)]
         AdminRequest::SetProcessFaults(_) | AdminRequest::SetClockRate { .. } => {
             Err(ServerError::InvalidRequest("process faults and clock rates are set on real processes; the simulator has its own".into()))
@@ -307,7 +328,7 @@ async fn serve_admin(handle: &StoreHandle, request: AdminRequest) -> Result<Admi
             handle.ask_split(region_id, split_key);
             Ok(AdminReply::Started)
         }
-        AdminRequest::SetProcessFaults(_) | AdminRequest::SetClockRate { .. } => {
+        AdminRequest::SetProcessFaults(_) | AdminRequest::SetClockRate { .. } | AdminRequest::RegionData { .. } => {
             Err(ServerError::InvalidRequest("not served here: a request about a whole process".into()))
         }
     }

@@ -50,7 +50,6 @@ pub fn check(history: &History, final_process: u64) -> Option<String> {
 /// This checker in the registry ([`super::registry::ALL`]).
 pub struct Rule;
 
-#[cfg(madsim)]
 impl super::registry::Check for Rule {
     fn name(&self) -> super::Checker {
         super::Checker::Durability

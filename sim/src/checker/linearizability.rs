@@ -895,7 +895,6 @@ impl<'a> Search<'a> {
 /// This checker in the registry ([`super::registry::ALL`]).
 pub struct Rule;
 
-#[cfg(madsim)]
 impl super::registry::Check for Rule {
     fn name(&self) -> super::Checker {
         super::Checker::Linearizability

@@ -179,7 +179,6 @@ pub fn check_marked(events: &[StoreEvent]) -> Option<(String, Vec<usize>)> {
 /// This checker in the registry ([`super::registry::ALL`]).
 pub struct Rule;
 
-#[cfg(madsim)]
 impl super::registry::Check for Rule {
     fn name(&self) -> super::Checker {
         super::Checker::Membership

@@ -182,7 +182,6 @@ pub mod membership;
 pub mod pd;
 pub mod raft;
 pub mod regions;
-#[cfg(madsim)]
 pub mod registry;
 pub mod routing;
 pub mod split_path;

@@ -276,7 +276,6 @@ fn lease_across_splits(events: &[StoreEvent]) -> Vec<(usize, String)> {
 /// This checker in the registry ([`super::registry::ALL`]).
 pub struct Rule;
 
-#[cfg(madsim)]
 impl super::registry::Check for Rule {
     fn name(&self) -> super::Checker {
         super::Checker::Raft

@@ -79,7 +79,6 @@ pub fn check(clients: &BTreeMap<u64, Watch>) -> Option<String> {
 /// This checker in the registry ([`super::registry::ALL`]).
 pub struct Rule;
 
-#[cfg(madsim)]
 impl super::registry::Check for Rule {
     fn name(&self) -> super::Checker {
         super::Checker::Routing

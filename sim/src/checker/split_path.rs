@@ -61,7 +61,6 @@ pub fn check(history: &History, events: &[StoreEvent], threshold: u64) -> Found 
 /// This checker in the registry ([`super::registry::ALL`]).
 pub struct Rule;
 
-#[cfg(madsim)]
 impl super::registry::Check for Rule {
     fn name(&self) -> super::Checker {
         super::Checker::SplitPath

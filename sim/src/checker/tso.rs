@@ -108,7 +108,6 @@ pub fn check(calls: &[TsCall]) -> Option<String> {
 /// This checker in the registry ([`super::registry::ALL`]).
 pub struct Rule;
 
-#[cfg(madsim)]
 impl super::registry::Check for Rule {
     fn name(&self) -> super::Checker {
         super::Checker::Tso

@@ -26,31 +26,59 @@ pub(super) fn heal_slow(n: &Nemesis, state: &mut FaultState, store: u64) {
 }
 
 pub(super) fn set(n: &Nemesis, store: u64, profile: IoProfile) {
-    if let Some(slot) = n.cluster.stores.get(&store) {
-        slot.raft_disk.set_profile(profile.clone());
-        slot.kv_disk.set_profile(profile);
+    #[cfg(not(madsim))]
+    {
+        sim_only(n, store, profile)
+    }
+    #[cfg(madsim)]
+    {
+        if let Some(slot) = n.cluster.stores.get(&store) {
+            slot.raft_disk.set_profile(profile.clone());
+            slot.kv_disk.set_profile(profile);
+        }
     }
 }
 
 /// Damages one value of the store's data CFs, drawn from the run's seed.
 pub(super) fn damage(n: &Nemesis, store: u64, damage: simkv::engine::Damage) -> String {
-    use rand::Rng;
-    let Some(slot) = n.cluster.stores.get(&store) else { return format!("no store {store} to damage") };
-    let mut rng = madsim::rand::thread_rng();
-    let (pick, bit) = (rng.gen::<u64>(), rng.gen_range(0..4096usize));
-    match slot.kv_disk.nth_key(&simkv::engine::DATA_CFS, pick) {
-        Some((cf, key)) => {
-            slot.kv_disk.damage(cf, &key, damage, bit);
-            format!("{damage:?} in the {} CF of store {store} at key {}", cf.name(), key.escape_ascii())
+    #[cfg(not(madsim))]
+    {
+        sim_only(n, store, damage)
+    }
+    #[cfg(madsim)]
+    {
+        use rand::Rng;
+        let Some(slot) = n.cluster.stores.get(&store) else { return format!("no store {store} to damage") };
+        let mut rng = madsim::rand::thread_rng();
+        let (pick, bit) = (rng.gen::<u64>(), rng.gen_range(0..4096usize));
+        match slot.kv_disk.nth_key(&simkv::engine::DATA_CFS, pick) {
+            Some((cf, key)) => {
+                slot.kv_disk.damage(cf, &key, damage, bit);
+                format!("{damage:?} in the {} CF of store {store} at key {}", cf.name(), key.escape_ascii())
+            }
+            None => format!("nothing stored on store {store} to damage yet"),
         }
-        None => format!("nothing stored on store {store} to damage yet"),
     }
 }
 
 /// The next fsync on the store's raft (or kv) disk fails.
 pub(super) fn fail_sync(n: &Nemesis, store: u64, kv: bool) -> String {
-    let Some(slot) = n.cluster.stores.get(&store) else { return format!("no store {store}") };
-    let (disk, which) = if kv { (&slot.kv_disk, "kv") } else { (&slot.raft_disk, "raft") };
-    disk.fail_next_sync();
-    format!("the next fsync on store {store}'s {which} disk fails")
+    #[cfg(not(madsim))]
+    {
+        sim_only(n, store, kv)
+    }
+    #[cfg(madsim)]
+    {
+        let Some(slot) = n.cluster.stores.get(&store) else { return format!("no store {store}") };
+        let (disk, which) = if kv { (&slot.kv_disk, "kv") } else { (&slot.raft_disk, "raft") };
+        disk.fail_next_sync();
+        format!("the next fsync on store {store}'s {which} disk fails")
+    }
+}
+
+/// A real run refuses a plan with a disk fault before it starts (see
+/// `Fault::sim_only`): RocksDB's files are not the testbed's to slow or damage.
+#[cfg(not(madsim))]
+fn sim_only(_: &Nemesis, store: u64, what: impl std::fmt::Debug) -> ! {
+    unreachable!("a disk fault ({what:?} on store {store}) reached a real run; plans holding one are refused before it starts")
 }

@@ -14,7 +14,6 @@
 //! modules next to this one: `partition`, `crash`, `disk`, `membership`.
 
 use super::Draw;
-#[cfg(madsim)]
 use super::{between, crash, disk, membership, partition, FaultState, Link, Nemesis};
 use crate::scenario::Nemesis as Weights;
 use serde::{Deserialize, Serialize};
@@ -33,12 +32,10 @@ pub(super) trait Kind: Sized {
 
     /// Starts the fault on the running cluster: the links it cuts (the
     /// nemesis clogs and counts them), and what it did, for the timeline.
-    #[cfg(madsim)]
     fn start(&self, n: &Nemesis, state: &mut FaultState) -> (Vec<Link>, String);
 
     /// What healing the fault takes besides unclogging its links; nothing
     /// for faults that are done once started.
-    #[cfg(madsim)]
     fn heal(&self, _n: &Nemesis, _state: &mut FaultState) {}
 }
 
@@ -130,14 +127,12 @@ macro_rules! registry {
                 }
             }
 
-            #[cfg(madsim)]
             pub(super) fn start(&self, n: &Nemesis, state: &mut FaultState) -> (Vec<Link>, String) {
                 match self {
                     $(Fault::$kind(f) => f.start(n, state),)*
                 }
             }
 
-            #[cfg(madsim)]
             pub(super) fn heal(&self, n: &Nemesis, state: &mut FaultState) {
                 match self {
                     $(Fault::$kind(f) => f.heal(n, state),)*
@@ -181,6 +176,20 @@ registry! {
 }
 
 impl Fault {
+    /// Why the fault cannot be carried out on real processes, for the kinds
+    /// that cannot: the disk faults (RocksDB's files and fsyncs are not the
+    /// testbed's to slow, damage or fail).
+    pub fn sim_only(&self) -> Option<&'static str> {
+        match self {
+            Fault::SlowDisk(_) => Some("a slow disk needs the simulated disk"),
+            Fault::SlowSnapshotIo(_) => Some("slow snapshot IO needs the simulated disk"),
+            Fault::CorruptValue(_) => Some("a flipped bit in stored data needs the simulated disk"),
+            Fault::LatentReadError(_) => Some("an unreadable block needs the simulated disk"),
+            Fault::FailSync(_) => Some("a failed fsync needs the simulated disk"),
+            _ => None,
+        }
+    }
+
     /// The store whose disk the fault damages (the run's bad disk), for the
     /// kinds that damage one.
     pub fn damaged_store(&self) -> Option<u64> {

@@ -16,16 +16,11 @@
 //! Packet loss, delay and duplication for the whole safety phase are not
 //! faults of the schedule but swarm parameters (`network`).
 
-#[cfg(madsim)]
 mod crash;
-#[cfg(madsim)]
 mod disk;
 mod kinds;
-#[cfg(madsim)]
 mod membership;
-#[cfg(madsim)]
 pub mod network;
-#[cfg(madsim)]
 mod partition;
 
 pub use kinds::*;
@@ -282,6 +277,37 @@ impl Plan {
     }
 
     /// The schedule, one fault per line.
+    /// What in the plan only the simulator can do, one line each (empty: the
+    /// plan runs on real processes as it is). See [`Plan::without_sim_only`].
+    pub fn sim_only(&self) -> Vec<String> {
+        let mut found = Vec::new();
+        for (i, f) in self.faults.iter().enumerate() {
+            if let Some(why) = f.fault.sim_only() {
+                found.push(format!("fault #{i} ({:?}): {why}", f.fault));
+            }
+        }
+        if self.swarm.disk_slowdown > 1 {
+            found.push(format!("swarm disk_slowdown = {}: slowing every disk needs the simulated disk", self.swarm.disk_slowdown));
+        }
+        if !self.buggify.is_empty() {
+            found.push(format!("buggify sites {:?}: buggify is compiled into simulation only", self.buggify));
+        }
+        if !self.bugs.is_empty() {
+            found.push(format!("planted bugs {:?}: planted bugs are compiled into simulation only", self.bugs));
+        }
+        found
+    }
+
+    /// The plan without what only the simulator can do (`--skip-sim-only`).
+    pub fn without_sim_only(&self) -> Plan {
+        let mut plan = self.clone();
+        plan.faults.retain(|f| f.fault.sim_only().is_none());
+        plan.swarm.disk_slowdown = plan.swarm.disk_slowdown.min(1);
+        plan.buggify.clear();
+        plan.bugs.clear();
+        plan
+    }
+
     pub fn schedule_text(&self) -> String {
         let mut out = String::new();
         for f in &self.faults {
@@ -292,12 +318,10 @@ impl Plan {
 }
 
 /// A directed link between two simulated nodes.
-#[cfg(madsim)]
-pub(super) type Link = (madsim::task::NodeId, madsim::task::NodeId);
+pub(super) type Link = (crate::cluster::NodeId, crate::cluster::NodeId);
 
 /// What is currently broken, so that overlapping faults compose and healing
 /// undoes exactly what was done.
-#[cfg(madsim)]
 #[derive(Default)]
 pub(super) struct FaultState {
     /// Clogged directed links, counted (two faults may clog one link).
@@ -312,22 +336,20 @@ pub(super) struct FaultState {
 }
 
 /// Carries out a plan's faults on a running cluster.
-#[cfg(madsim)]
 pub struct Nemesis {
     cluster: std::sync::Arc<crate::cluster::Cluster>,
     state: std::sync::Mutex<FaultState>,
-    clients: std::sync::Mutex<Vec<madsim::task::NodeId>>,
+    clients: std::sync::Mutex<Vec<crate::cluster::NodeId>>,
     baseline_io: simkv::engine::IoProfile,
     /// The node the nemesis asks PD from (membership churn).
-    admin_node: madsim::runtime::NodeHandle,
+    admin_node: crate::cluster::NodeHandle,
     admin_ip: std::net::IpAddr,
     /// The clock rates the run drew, by store id order.
     clock_rates: Vec<f64>,
 }
 
 /// Both directions between every node of `a` and every node of `b`.
-#[cfg(madsim)]
-fn between(a: &[madsim::task::NodeId], b: &[madsim::task::NodeId]) -> Vec<Link> {
+fn between(a: &[crate::cluster::NodeId], b: &[crate::cluster::NodeId]) -> Vec<Link> {
     let mut links = Vec::new();
     for &x in a {
         for &y in b {
@@ -340,12 +362,10 @@ fn between(a: &[madsim::task::NodeId], b: &[madsim::task::NodeId]) -> Vec<Link> 
     links
 }
 
-#[cfg(madsim)]
 impl Nemesis {
     pub fn new(cluster: std::sync::Arc<crate::cluster::Cluster>, baseline_io: simkv::engine::IoProfile) -> Self {
-        let admin_ip = std::net::IpAddr::V4(std::net::Ipv4Addr::new(10, 0, 3, 1));
-        let admin_node = madsim::runtime::Handle::current().create_node().name("nemesis").ip(admin_ip).build();
-        cluster.spec.node_names.lock().unwrap().insert(admin_node.id(), "nemesis".into());
+        let admin_ip = cluster.nemesis_ip();
+        let admin_node = cluster.control_node("nemesis", admin_ip);
         let clock_rates = cluster.spec.clock_rates.clone();
         Nemesis { cluster, state: Default::default(), clients: Default::default(), baseline_io, admin_node, admin_ip, clock_rates }
     }
@@ -381,11 +401,11 @@ impl Nemesis {
     }
 
     /// A client node: isolating a store cuts it off from clients too.
-    pub fn add_client(&self, node: madsim::task::NodeId) {
+    pub fn add_client(&self, node: crate::cluster::NodeId) {
         self.clients.lock().unwrap().push(node);
     }
 
-    fn client_nodes(&self) -> Vec<madsim::task::NodeId> {
+    fn client_nodes(&self) -> Vec<crate::cluster::NodeId> {
         self.clients.lock().unwrap().clone()
     }
 
@@ -393,11 +413,11 @@ impl Nemesis {
         self.cluster.stores.keys().copied().collect()
     }
 
-    fn pd_node(&self) -> madsim::task::NodeId {
+    fn pd_node(&self) -> crate::cluster::NodeId {
         self.cluster.pd.node.id()
     }
 
-    fn nodes(&self, stores: &[u64]) -> Vec<madsim::task::NodeId> {
+    fn nodes(&self, stores: &[u64]) -> Vec<crate::cluster::NodeId> {
         stores.iter().filter_map(|s| self.cluster.stores.get(s).map(|slot| slot.node.id())).collect()
     }
 
@@ -405,11 +425,10 @@ impl Nemesis {
     pub fn start(&self, index: usize, fault: &Fault) -> String {
         let mut state = self.state.lock().unwrap();
         let (links, what) = fault.start(self, &mut state);
-        let net = madsim::net::NetSim::current();
         for &link in &links {
             let count = state.clogs.entry(link).or_insert(0);
             if *count == 0 {
-                net.clog_link(link.0, link.1);
+                self.cluster.clog_link_nodes(link.0, link.1);
             }
             *count += 1;
         }
@@ -421,13 +440,12 @@ impl Nemesis {
     pub fn heal(&self, index: usize, fault: &Fault) -> bool {
         let mut state = self.state.lock().unwrap();
         let Some(links) = state.active.remove(&index) else { return false };
-        let net = madsim::net::NetSim::current();
         for link in links {
             if let Some(count) = state.clogs.get_mut(&link) {
                 *count -= 1;
                 if *count == 0 {
                     state.clogs.remove(&link);
-                    net.unclog_link(link.0, link.1);
+                    self.cluster.unclog_link_nodes(link.0, link.1);
                 }
             }
         }
@@ -439,9 +457,8 @@ impl Nemesis {
     /// stores restarted, disks back to normal, transport faults off.
     pub fn heal_all(&self) {
         let mut state = self.state.lock().unwrap();
-        let net = madsim::net::NetSim::current();
         for (a, b) in std::mem::take(&mut state.clogs).into_keys() {
-            net.unclog_link(a, b);
+            self.cluster.unclog_link_nodes(a, b);
         }
         state.active.clear();
         for store in std::mem::take(&mut state.paused) {

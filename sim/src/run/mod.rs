@@ -17,26 +17,38 @@
 //! watchdog, event-storm heartbeat) and [`report`] (one assembly of the report,
 //! for a run that ended and one that panicked).
 
+#[cfg(madsim)]
 mod crashes;
 mod phases;
+#[cfg(not(madsim))]
+pub mod real;
 mod report;
 mod settle;
 mod spec;
+#[cfg(madsim)]
 mod watch;
 
 pub use crate::checker::registry::NamedOp;
 pub use crate::checker::Failure;
 pub use report::{Mark, RunOutcome, RunReport, RunStats};
+#[cfg(madsim)]
 pub use watch::{run_or_stall, run_watched, Stall};
 
-use crate::cluster::TimedEvent;
+#[cfg(madsim)]
+use crate::cluster::{NodeId, TimedEvent};
+#[cfg(madsim)]
 use crate::nemesis::Plan;
+#[cfg(madsim)]
 use crate::panics;
+#[cfg(madsim)]
 use crate::scenario::Scenario;
+#[cfg(madsim)]
 use crate::workload::Recorded;
-use madsim::task::NodeId;
+#[cfg(madsim)]
 use std::collections::BTreeMap;
+#[cfg(madsim)]
 use std::sync::atomic::AtomicU64;
+#[cfg(madsim)]
 use std::sync::{Arc, Mutex};
 
 /// Runs `scenario` with `plan` in a fresh simulation seeded with `plan.seed`.
@@ -46,12 +58,14 @@ use std::sync::{Arc, Mutex};
 /// on, the simulated time and the message; what was recorded up to the panic
 /// (history, store events, timeline) is kept, and the other checkers still run
 /// on it, with operations in flight at the panic counted as unknown.
+#[cfg(madsim)]
 pub fn run(scenario: &Scenario, plan: &Plan) -> RunReport {
     run_with_progress(scenario, plan, Arc::default())
 }
 
 /// [`run`], with the simulated time (ms) written to `progress` as it passes.
 /// Watched or not, a run has the same tasks, so it is the same run.
+#[cfg(madsim)]
 fn run_with_progress(scenario: &Scenario, plan: &Plan, progress: Arc<AtomicU64>) -> RunReport {
     let runtime = madsim::runtime::Runtime::with_seed_and_config(plan.seed, madsim::Config::default());
     let recorded = Arc::new(Recorded::default());
@@ -89,6 +103,7 @@ fn run_with_progress(scenario: &Scenario, plan: &Plan, progress: Arc<AtomicU64>)
 /// campaign's memory grew by about 2 MB a run. Nothing of the run is
 /// observed after this point (its report is already made), so the digest
 /// does not change.
+#[cfg(madsim)]
 fn teardown(nodes: &Mutex<BTreeMap<NodeId, String>>) {
     let handle = madsim::runtime::Handle::current();
     for id in nodes.lock().unwrap().keys() {

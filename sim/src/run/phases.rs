@@ -2,41 +2,47 @@
 //! liveness phase (every fault healed; everything must complete and converge).
 
 use super::report::{self, Ending, RunReport};
-use super::{crashes, settle, spec};
+use super::settle;
 use crate::checker::{Checker, Failure};
-use crate::cluster::{Cluster, TimedEvent};
+use crate::cluster::TimedEvent;
 use crate::history::{Clock, History, Initial};
 use crate::nemesis::Plan;
 use crate::scenario::{Scenario, WorkloadKind};
 use crate::workload::{self, Recorded, Shared};
-use madsim::task::{JoinHandle, NodeId};
+use madsim::task::JoinHandle;
 use madsim::time::{sleep, Duration, Instant};
 use simkv::client::ClientConfig;
-use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
 
 /// A run inside its simulation: the cluster, the two phases, the report.
+#[cfg(madsim)]
 pub(super) async fn run_inner(
     scenario: Scenario,
     plan: Plan,
     recorded: Arc<Recorded>,
     events: Arc<Mutex<Vec<TimedEvent>>>,
-    nodes: Arc<Mutex<BTreeMap<NodeId, String>>>,
+    nodes: Arc<Mutex<std::collections::BTreeMap<crate::cluster::NodeId, String>>>,
 ) -> RunReport {
-    let spec = spec::cluster_spec(&scenario, &plan, &recorded, events.clone(), nodes);
+    let spec = super::spec::cluster_spec(&scenario, &plan, &recorded, events.clone(), nodes);
     let baseline_io = spec.io.clone();
-    let cluster = Arc::new(Cluster::start(spec));
-    let shared = Arc::new(spec::shared(&scenario, &plan, cluster, recorded.clone(), baseline_io));
+    let cluster = Arc::new(crate::cluster::Cluster::start(spec));
+    let shared = Arc::new(super::spec::shared(&scenario, &plan, cluster, recorded.clone(), baseline_io));
     shared.log(plan.swarm_line());
-    crashes::install_buggify(&shared, &plan);
-    crashes::install_supervisor(&shared);
+    super::crashes::install_buggify(&shared, &plan);
+    super::crashes::install_supervisor(&shared);
+    both_phases(&shared, &scenario, &plan, &recorded, &events).await
+}
+
+/// The two phases on a started cluster, the cluster stopped, the report.
+pub(super) async fn both_phases(shared: &Arc<Shared>, scenario: &Scenario, plan: &Plan, recorded: &Recorded, events: &Mutex<Vec<TimedEvent>>) -> RunReport {
     // Let the regions elect leaders before load and faults begin.
     sleep(Duration::from_secs(3)).await;
-    let (mut failures, clients) = safety(&shared, &scenario, &plan).await;
-    failures.extend(liveness(&shared, &scenario, clients).await);
-    failures.extend(scan_problems(&shared));
+    let (mut failures, clients) = safety(shared, scenario, plan).await;
+    failures.extend(liveness(shared, scenario, clients).await);
+    failures.extend(scan_problems(shared));
+    failures.extend(shared.cluster.finish());
     let mut history = History::new(Initial::Absent, Clock::Nanos);
     history.ops = std::mem::take(&mut *recorded.ops.lock().unwrap());
     history.ops.sort_by_key(|o| (o.invoke, o.process));
@@ -44,7 +50,7 @@ pub(super) async fn run_inner(
     let ending = Ending { history, failures, logs, simulated: shared.start.elapsed(), last_line: None };
     // The run is over: its events move into the report (no copy).
     let events = std::mem::take(&mut *events.lock().unwrap());
-    report::assemble(&scenario, &plan, &recorded, events, ending)
+    report::assemble(scenario, plan, recorded, events, ending)
 }
 
 /// The clients of a run, and the timestamp client (when the TSO is checked).
@@ -139,6 +145,7 @@ async fn run_nemesis(shared: &Arc<Shared>, plan: &Plan) {
 /// clients finish, the final reads and settling complete, and the cluster
 /// converges.
 async fn liveness(shared: &Arc<Shared>, scenario: &Scenario, clients: Clients) -> Vec<Failure> {
+    #[cfg(madsim)]
     simkv::buggify::quiesce();
     shared.nemesis.heal_all();
     shared.log("liveness phase begins: every fault healed".into());

@@ -2,10 +2,11 @@
 //! normally or in a panic.
 
 use crate::checker::registry::{self, Inputs, NamedOp, Records};
-use crate::checker::{tso, Checker, Failure};
+use crate::checker::{tso, Failure};
 use crate::cluster::TimedEvent;
-use crate::history::{Call, Clock, History, Initial, Outcome};
+use crate::history::{History, Outcome};
 use crate::nemesis::Plan;
+#[cfg(madsim)]
 use crate::panics::PanicReport;
 use crate::scenario::Scenario;
 use crate::workload::{self, Recorded};
@@ -19,6 +20,7 @@ use std::fmt::Write as _;
 use std::mem::take;
 
 /// How a run stopped for an event storm starts its message.
+#[cfg(madsim)]
 pub(super) const EVENT_STORM: &str = "event storm";
 
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -211,8 +213,12 @@ pub(super) fn assemble(scenario: &Scenario, plan: &Plan, recorded: &Recorded, ev
     let stats = RunStats::of(&history, &records, plan, &events, simulated);
     let digest = digest(&events, &timeline, &history, &records);
     let gave_up = take(&mut *recorded.gave_up.lock().unwrap());
+    #[cfg(madsim)]
     simkv::supervisor::uninstall();
+    #[cfg(madsim)]
     let buggify = simkv::buggify::uninstall().into_iter().map(|(site, n)| (site.name().to_string(), n)).collect();
+    #[cfg(not(madsim))]
+    let buggify = BTreeMap::new();
     let before = crate::explore::coverage::thread_cpu_time();
     let coverage = crate::explore::coverage::of(plan, &events, &history, &records, &buggify);
     let coverage_cpu = crate::explore::coverage::thread_cpu_time().saturating_sub(before);
@@ -243,7 +249,10 @@ pub(super) fn assemble(scenario: &Scenario, plan: &Plan, recorded: &Recorded, ev
 /// How a run that panicked ends: the panic is a failure of its own that names
 /// the node, the store and region it was working on, the simulated time and
 /// the message; operations in flight at the panic count as unknown.
+#[cfg(madsim)]
 pub(super) fn after_panic(recorded: &Recorded, node: String, panic: &PanicReport) -> Ending {
+    use crate::checker::Checker;
+    use crate::history::{Call, Clock, Initial};
     let mut explanation =
         format!("{node} panicked at {}: {}", panic.at.map_or("an unknown time".into(), |t| format!("{:.6}s", t.as_secs_f64())), panic.message);
     if let Some((store, region)) = panic.working_on {

@@ -13,6 +13,7 @@ use madsim::time::{sleep, Duration, Instant};
 use simkv::client::{ClientConfig, TxnClient};
 use simkv::meta::StoreId;
 use std::collections::BTreeMap;
+#[cfg(madsim)]
 use std::fmt::Write as _;
 use std::sync::Arc;
 
@@ -96,7 +97,7 @@ async fn sweep_locks(s: &Shared, client: &TxnClient, check_locks: bool, deadline
             client.resolve_locks_in(now).await
         };
         let swept = swept.await;
-        let left = if check_locks { locks::held(&lock_cfs(&s.cluster)) } else { vec![] };
+        let left = if check_locks { locks::held(&lock_cfs(&s.cluster).await) } else { vec![] };
         if swept.is_ok() && left.is_empty() {
             return None;
         }
@@ -158,12 +159,12 @@ async fn final_bank_read(s: &Shared, client: &TxnClient, deadline: Instant, fail
 }
 
 /// Every replica's lock CF, for the lock checker.
-fn lock_cfs(cluster: &Cluster) -> Vec<locks::Replica> {
+async fn lock_cfs(cluster: &Cluster) -> Vec<locks::Replica> {
     let mut out = Vec::new();
     for region in cluster.topology().regions_in_order() {
         for peer in &region.peers {
-            let locks =
-                cluster.region_data(peer.store_id, &region).into_iter().filter(|(cf, _)| *cf == simkv::engine::Cf::Lock).map(|(_, pair)| pair).collect();
+            let data = cluster.region_data(peer.store_id, &region).await;
+            let locks = data.into_iter().filter(|(cf, _)| *cf == simkv::engine::Cf::Lock).map(|(_, pair)| pair).collect();
             out.push(locks::Replica { store_id: peer.store_id, region_id: region.id, locks });
         }
     }
@@ -207,35 +208,40 @@ pub(super) async fn settle_regions(cluster: &Arc<Cluster>, deadline: Instant, re
 pub(super) async fn converge(cluster: &Cluster, deadline: Instant) -> Option<Failure> {
     loop {
         let applied = last_applied(cluster);
-        let regions: Vec<convergence::RegionCopies> = cluster
-            .topology()
-            .regions_in_order()
-            .iter()
-            .map(|region| convergence::RegionCopies {
-                region_id: region.id,
-                copies: region
-                    .peers
-                    .iter()
-                    .map(|p| (p.store_id, cluster.region_data(p.store_id, region), applied.get(&(p.store_id, region.id)).copied()))
-                    .collect(),
-            })
-            .collect();
+        let mut regions: Vec<convergence::RegionCopies> = Vec::new();
+        for region in cluster.topology().regions_in_order() {
+            let mut copies = Vec::new();
+            for p in &region.peers {
+                copies.push((p.store_id, cluster.region_data(p.store_id, &region).await, applied.get(&(p.store_id, region.id)).copied()));
+            }
+            regions.push(convergence::RegionCopies { region_id: region.id, copies });
+        }
         let difference = convergence::check(&regions)?;
         if Instant::now() >= deadline {
-            let mut explanation = format!("the cluster did not converge after healing: {difference}");
-            for (store, slot) in &cluster.stores {
-                for (cf, key, damage) in slot.kv_disk.damaged().into_iter().take(3) {
-                    let _ = write!(
-                        explanation,
-                        "\nstore {store} still holds a damaged value ({damage:?}) in the {} CF at {key:?}: never found, or never repaired",
-                        cf.name()
-                    );
-                }
-            }
+            let explanation = format!("the cluster did not converge after healing: {difference}{}", damaged_values(cluster));
             return Some(Failure::new(Checker::Convergence, explanation));
         }
         sleep(Duration::from_millis(500)).await;
     }
+}
+
+/// The damaged values the simulated disks still hold (three per store), a
+/// line each: what a failure to converge may come from.
+#[cfg(madsim)]
+fn damaged_values(cluster: &Cluster) -> String {
+    let mut text = String::new();
+    for (store, slot) in &cluster.stores {
+        for (cf, key, damage) in slot.kv_disk.damaged().into_iter().take(3) {
+            let _ = write!(text, "\nstore {store} still holds a damaged value ({damage:?}) in the {} CF at {key:?}: never found, or never repaired", cf.name());
+        }
+    }
+    text
+}
+
+/// Real processes' disks are never damaged by the testbed.
+#[cfg(not(madsim))]
+fn damaged_values(_: &Cluster) -> String {
+    String::new()
 }
 
 /// The last index each store reported applying for each region.

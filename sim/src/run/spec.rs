@@ -1,11 +1,10 @@
 //! The cluster a scenario and a plan ask for, and the state the run's tasks
 //! share.
 
-use crate::cluster::{Cluster, ClusterSpec, TimedEvent};
+use crate::cluster::{Cluster, ClusterSpec, NodeId, TimedEvent};
 use crate::nemesis::{Nemesis, Plan};
 use crate::scenario::Scenario;
 use crate::workload::{Recorded, Shared};
-use madsim::task::NodeId;
 use madsim::time::Instant;
 use simkv::engine::IoProfile;
 use std::collections::BTreeMap;
@@ -35,7 +34,11 @@ pub(super) fn cluster_spec(
     spec.raftstore.scrub_ticks = 30;
     spec.raftstore.snapshot_chunk_bytes = scenario.cluster.snapshot_chunk_bytes as usize;
     spec.clock_rates = swarm.clock_rates.clone();
-    spec.bugs = plan.bugs.iter().copied().collect();
+    // (A real run refuses planted bugs before it starts: `Plan::sim_only`.)
+    #[cfg(madsim)]
+    {
+        spec.bugs = plan.bugs.iter().copied().collect();
+    }
     if scenario.workload.kind.is_transactional() {
         // The workload's keys are transactional: pre-split that key space.
         spec.split_keys = spec.split_keys.iter().map(|k| simkv::codec::keys::txn_key(simkv::codec::keys::decode_raw_key(k).expect("raw split key"))).collect();

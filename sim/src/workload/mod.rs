@@ -49,9 +49,7 @@ pub const FINAL_PROCESS: u64 = 1_000_000;
 /// own numbered from here (see [`register::scan`]).
 pub const SCAN_PROCESS: u64 = 2_000_000;
 
-pub fn now_ns() -> u64 {
-    madsim::time::TimeHandle::current().elapsed().as_nanos() as u64
-}
+pub use crate::cluster::now_ns;
 
 /// The register workload's keys, spread over the pre-split key space.
 pub fn register_key(i: u64, keys: u64) -> String {

@@ -30,7 +30,6 @@ impl Kind for Asymmetric {
         [self.from.clone(), self.to.clone()].concat()
     }
 
-    #[cfg(madsim)]
     fn start(&self, n: &Nemesis, _: &mut FaultState) -> (Vec<Link>, String) {
         let targets = n.nodes(&self.to);
         let links = n.nodes(&self.from).into_iter().flat_map(|a| targets.iter().map(move |&b| (a, b))).collect();

@@ -30,7 +30,6 @@ impl Kind for Bridge {
         [self.left.clone(), vec![self.bridge], self.right.clone()].concat()
     }
 
-    #[cfg(madsim)]
     fn start(&self, n: &Nemesis, _: &mut FaultState) -> (Vec<Link>, String) {
         let Bridge { left, bridge, right } = self;
         (between(&n.nodes(left), &n.nodes(right)), format!("bridge: {left:?} and {right:?} meet only through store {bridge}"))

@@ -25,7 +25,6 @@ impl Kind for ClogLink {
         vec![self.from, self.to]
     }
 
-    #[cfg(madsim)]
     fn start(&self, n: &Nemesis, _: &mut FaultState) -> (Vec<Link>, String) {
         let links: Vec<Link> = n.nodes(&[self.from]).into_iter().zip(n.nodes(&[self.to])).collect();
         (links, format!("clog link store {} -> store {}", self.from, self.to))

@@ -23,7 +23,6 @@ impl Kind for CorruptValue {
         vec![self.store]
     }
 
-    #[cfg(madsim)]
     fn start(&self, n: &Nemesis, _: &mut FaultState) -> (Vec<Link>, String) {
         (vec![], disk::damage(n, self.store, simkv::engine::Damage::BitFlip))
     }

@@ -24,13 +24,11 @@ impl Kind for CrashRestart {
         vec![self.store]
     }
 
-    #[cfg(madsim)]
     fn start(&self, n: &Nemesis, state: &mut FaultState) -> (Vec<Link>, String) {
         crash::crash_store(n, state, self.store);
         (vec![], format!("crash store {}", self.store))
     }
 
-    #[cfg(madsim)]
     fn heal(&self, n: &Nemesis, state: &mut FaultState) {
         crash::restart_store(n, state, self.store);
     }

@@ -24,7 +24,6 @@ impl Kind for FailSync {
         vec![self.store]
     }
 
-    #[cfg(madsim)]
     fn start(&self, n: &Nemesis, _: &mut FaultState) -> (Vec<Link>, String) {
         (vec![], disk::fail_sync(n, self.store, self.kv))
     }

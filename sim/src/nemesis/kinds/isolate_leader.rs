@@ -23,7 +23,6 @@ impl Kind for IsolateLeader {
         vec![]
     }
 
-    #[cfg(madsim)]
     fn start(&self, n: &Nemesis, _: &mut FaultState) -> (Vec<Link>, String) {
         let (region, leader) = partition::region_and_leader(n, self.region_index);
         match leader {

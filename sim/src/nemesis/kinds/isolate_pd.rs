@@ -21,7 +21,6 @@ impl Kind for IsolatePd {
         vec![]
     }
 
-    #[cfg(madsim)]
     fn start(&self, n: &Nemesis, _: &mut FaultState) -> (Vec<Link>, String) {
         let mut others = n.nodes(&n.store_ids());
         others.extend(n.client_nodes());

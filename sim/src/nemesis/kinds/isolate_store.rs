@@ -22,7 +22,6 @@ impl Kind for IsolateStore {
         vec![self.store]
     }
 
-    #[cfg(madsim)]
     fn start(&self, n: &Nemesis, _: &mut FaultState) -> (Vec<Link>, String) {
         (partition::isolate(n, self.store), format!("isolate store {}", self.store))
     }

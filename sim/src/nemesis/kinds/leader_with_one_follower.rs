@@ -25,7 +25,6 @@ impl Kind for LeaderWithOneFollower {
         vec![]
     }
 
-    #[cfg(madsim)]
     fn start(&self, n: &Nemesis, _: &mut FaultState) -> (Vec<Link>, String) {
         let (region, leader) = partition::region_and_leader(n, self.region_index);
         let Some(leader) = leader else {

@@ -28,7 +28,6 @@ impl Kind for MovePeer {
         vec![self.from, self.to]
     }
 
-    #[cfg(madsim)]
     fn start(&self, n: &Nemesis, _: &mut FaultState) -> (Vec<Link>, String) {
         let what = membership::ask(n, self.region_index, |region, holding| {
             match (holding(self.from, true), holding(self.to, false)) {

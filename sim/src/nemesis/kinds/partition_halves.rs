@@ -25,7 +25,6 @@ impl Kind for PartitionHalves {
         self.side.clone()
     }
 
-    #[cfg(madsim)]
     fn start(&self, n: &Nemesis, _: &mut FaultState) -> (Vec<Link>, String) {
         let rest: Vec<u64> = n.store_ids().into_iter().filter(|s| !self.side.contains(s)).collect();
         (between(&n.nodes(&self.side), &n.nodes(&rest)), format!("partition {:?} | {rest:?}", self.side))

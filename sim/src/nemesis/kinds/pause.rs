@@ -23,7 +23,6 @@ impl Kind for Pause {
         vec![self.store]
     }
 
-    #[cfg(madsim)]
     fn start(&self, n: &Nemesis, state: &mut FaultState) -> (Vec<Link>, String) {
         // A store that is down is not paused; its restart clears the pause.
         if state.paused.insert(self.store) && !state.down.contains(&self.store) {
@@ -32,7 +31,6 @@ impl Kind for Pause {
         (vec![], format!("pause store {}", self.store))
     }
 
-    #[cfg(madsim)]
     fn heal(&self, n: &Nemesis, state: &mut FaultState) {
         if state.paused.remove(&self.store) && !state.down.contains(&self.store) {
             n.cluster.resume(self.store);

@@ -24,13 +24,11 @@ impl Kind for PdCrashRestart {
         vec![]
     }
 
-    #[cfg(madsim)]
     fn start(&self, n: &Nemesis, state: &mut FaultState) -> (Vec<Link>, String) {
         crash::crash_pd(n, state);
         (vec![], format!("crash pd (it comes back with its clock {} ms behind)", self.clock_back_ms))
     }
 
-    #[cfg(madsim)]
     fn heal(&self, n: &Nemesis, state: &mut FaultState) {
         crash::restart_pd(n, state, self.clock_back_ms);
     }

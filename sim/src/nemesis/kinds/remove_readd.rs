@@ -27,7 +27,6 @@ impl Kind for RemoveReAdd {
         vec![self.store]
     }
 
-    #[cfg(madsim)]
     fn start(&self, n: &Nemesis, _: &mut FaultState) -> (Vec<Link>, String) {
         let what = membership::ask(n, self.region_index, |_, holding| {
             Ok(OperatorRequest::RemoveReAdd { store: holding(self.store, true).unwrap_or(self.store) })

@@ -24,12 +24,10 @@ impl Kind for SlowDisk {
         vec![self.store]
     }
 
-    #[cfg(madsim)]
     fn start(&self, n: &Nemesis, state: &mut FaultState) -> (Vec<Link>, String) {
         (vec![], disk::start_slow(n, state, self.store, self.factor, false))
     }
 
-    #[cfg(madsim)]
     fn heal(&self, n: &Nemesis, state: &mut FaultState) {
         disk::heal_slow(n, state, self.store);
     }

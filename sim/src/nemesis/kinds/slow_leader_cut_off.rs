@@ -25,7 +25,6 @@ impl Kind for SlowLeaderCutOff {
         vec![]
     }
 
-    #[cfg(madsim)]
     fn start(&self, n: &Nemesis, _: &mut FaultState) -> (Vec<Link>, String) {
         let (region, leader) = partition::region_and_leader(n, self.region_index);
         let Some(leader) = leader else {
@@ -41,7 +40,6 @@ impl Kind for SlowLeaderCutOff {
         )
     }
 
-    #[cfg(madsim)]
     fn heal(&self, n: &Nemesis, _: &mut FaultState) {
         n.restore_clocks();
     }

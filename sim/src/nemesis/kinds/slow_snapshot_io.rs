@@ -24,12 +24,10 @@ impl Kind for SlowSnapshotIo {
         vec![self.store]
     }
 
-    #[cfg(madsim)]
     fn start(&self, n: &Nemesis, state: &mut FaultState) -> (Vec<Link>, String) {
         (vec![], disk::start_slow(n, state, self.store, self.factor, true))
     }
 
-    #[cfg(madsim)]
     fn heal(&self, n: &Nemesis, state: &mut FaultState) {
         disk::heal_slow(n, state, self.store);
     }

@@ -25,7 +25,6 @@ impl Kind for TransferLeader {
         vec![self.to]
     }
 
-    #[cfg(madsim)]
     fn start(&self, n: &Nemesis, _: &mut FaultState) -> (Vec<Link>, String) {
         let what = membership::ask(n, self.region_index, |_, holding| {
             Ok(OperatorRequest::TransferLeader { to_store: holding(self.to, true).unwrap_or(self.to) })

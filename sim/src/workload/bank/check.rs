@@ -93,7 +93,6 @@ fn half_visible(ops: &[BankOp], seen: &BTreeMap<u64, i64>, accounts: u64, total:
 /// This checker in the registry ([`crate::checker::registry::ALL`]).
 pub struct Rule;
 
-#[cfg(madsim)]
 impl crate::checker::registry::Check for Rule {
     fn name(&self) -> crate::checker::Checker {
         crate::checker::Checker::Bank

@@ -662,7 +662,6 @@ impl Graph {
 /// This checker in the registry ([`crate::checker::registry::ALL`]).
 pub struct Rule;
 
-#[cfg(madsim)]
 impl crate::checker::registry::Check for Rule {
     fn name(&self) -> crate::checker::Checker {
         crate::checker::Checker::ListAppend

@@ -58,7 +58,6 @@ pub fn check(clients: &BTreeMap<u64, ClientLog>) -> Option<String> {
 /// This checker in the registry ([`crate::checker::registry::ALL`]).
 pub struct Rule;
 
-#[cfg(madsim)]
 impl crate::checker::registry::Check for Rule {
     fn name(&self) -> crate::checker::Checker {
         crate::checker::Checker::Sequential

@@ -76,7 +76,6 @@ fn changes_of(ops: &[TableOp], check: &TableOp, rows: &[i64]) -> String {
 /// This checker in the registry ([`crate::checker::registry::ALL`]).
 pub struct Rule;
 
-#[cfg(madsim)]
 impl crate::checker::registry::Check for Rule {
     fn name(&self) -> crate::checker::Checker {
         crate::checker::Checker::Table

@@ -3,20 +3,22 @@
 //! survive a kill. A crash kills the node and then crashes its disks, which keep
 //! their synced state plus a seeded-random prefix of the unsynced batches.
 
+use super::{events_fingerprint, ClusterSpec, NodeId, TimedEvent};
+
 use crate::topology::Topology;
-use madsim::runtime::{Handle, NodeHandle};
+pub use madsim::runtime::NodeHandle;
+use madsim::runtime::Handle;
 use simkv::client::{ClientConfig, PdRegions, RawClient};
-use simkv::engine::{Cf, IoProfile, KvPair, SimDisk, SimEngine, Snapshot as _, DATA_CFS};
+use simkv::engine::{Cf, KvPair, SimDisk, SimEngine, Snapshot as _, DATA_CFS};
 use simkv::meta::{presplit_regions, Region, StoreId};
 use simkv::pd::{run_pd_node, PdConfig, PdNodeConfig};
 use simkv::pd_client::{PdClient, PdClientConfig};
-use simkv::planted::{Bug, Bugs};
+use simkv::planted::Bug;
 use simkv::raftstore::{bootstrap_store, RaftStoreConfig, StoreEvent};
 use simkv::rpc::RpcClient;
 use simkv::server::{run_store_node, StoreNodeConfig};
 use simkv::transport::NetFaults;
 use std::collections::BTreeMap;
-use std::fmt::Write as _;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::sync::atomic::AtomicI64;
 use std::sync::{Arc, Mutex};
@@ -30,64 +32,20 @@ pub fn pd_addr() -> SocketAddr {
     SocketAddr::new(IpAddr::V4(Ipv4Addr::new(10, 0, 0, 1)), PD_PORT)
 }
 
-/// The shape of a cluster.
-#[derive(Debug, Clone)]
-pub struct ClusterSpec {
-    pub stores: usize,
-    /// Encoded keys at which the key space is pre-split: `n` keys give `n + 1` regions.
-    pub split_keys: Vec<Vec<u8>>,
-    pub replicas: usize,
-    pub raftstore: RaftStoreConfig,
-    pub pd: PdConfig,
-    pub io: IoProfile,
-    /// Where the stores' events are recorded (shared with whoever started the
-    /// cluster, so they outlive it).
-    pub events: Arc<Mutex<Vec<TimedEvent>>>,
-    /// Where PD's events are recorded, with simulated times.
-    pub pd_events: Arc<Mutex<Vec<crate::checker::pd::TimedPdEvent>>>,
-    /// Each client's routing, watched as it goes (the region-cache rule).
-    pub routing: Arc<Mutex<BTreeMap<u64, crate::checker::routing::Watch>>>,
-    /// Names of the cluster's madsim nodes, filled as they are created: what a
-    /// panic report calls the node that panicked.
-    pub node_names: Arc<Mutex<BTreeMap<madsim::task::NodeId, String>>>,
-    /// The planted bugs of the run: every store, PD, client and disk gets
-    /// them.
-    pub bugs: Bugs,
-    /// Each store's clock rate, by store id order (missing: exact).
-    pub clock_rates: Vec<f64>,
-}
-
-impl ClusterSpec {
-    /// `stores` stores and `regions` regions split evenly over keys `key000..`.
-    pub fn new(stores: usize, regions: usize) -> Self {
-        let split_keys = (1..regions).map(|i| simkv::codec::keys::raw_key(format!("key{:03}", i * 1000 / regions).as_bytes())).collect();
-        ClusterSpec {
-            stores,
-            split_keys,
-            replicas: 3,
-            raftstore: RaftStoreConfig::default(),
-            pd: PdConfig::default(),
-            io: IoProfile::ssd(),
-            events: Arc::default(),
-            pd_events: Arc::default(),
-            routing: Arc::default(),
-            node_names: Arc::default(),
-            bugs: Bugs::NONE,
-            clock_rates: Vec::new(),
-        }
-    }
-}
-
 /// Records PD's events into `events` with their simulated times.
 fn pd_sink(events: Arc<Mutex<Vec<crate::checker::pd::TimedPdEvent>>>) -> simkv::pd::PdEventSink {
     Arc::new(move |event: &simkv::pd::PdEvent| events.lock().unwrap().push((madsim::time::TimeHandle::current().elapsed(), event.clone())))
 }
 
-/// A recorded store event with the simulated time it happened at.
-#[derive(Debug, Clone)]
-pub struct TimedEvent {
-    pub at: Duration,
-    pub event: StoreEvent,
+/// Nanoseconds of simulated time since the run started (histories are
+/// timed with it).
+pub fn now_ns() -> u64 {
+    madsim::time::TimeHandle::current().elapsed().as_nanos() as u64
+}
+
+/// The simulated time since the run started.
+pub fn elapsed() -> Duration {
+    madsim::time::TimeHandle::current().elapsed()
 }
 
 pub struct StoreSlot {
@@ -309,6 +267,28 @@ impl Cluster {
         madsim::net::NetSim::current().unclog_link(self.stores[&from].node.id(), self.stores[&to].node.id());
     }
 
+    /// Drops everything node `a` sends to node `b` (one direction).
+    pub fn clog_link_nodes(&self, a: NodeId, b: NodeId) {
+        madsim::net::NetSim::current().clog_link(a, b);
+    }
+
+    pub fn unclog_link_nodes(&self, a: NodeId, b: NodeId) {
+        madsim::net::NetSim::current().unclog_link(a, b);
+    }
+
+    /// The nemesis's IP.
+    pub fn nemesis_ip(&self) -> IpAddr {
+        IpAddr::V4(Ipv4Addr::new(10, 0, 3, 1))
+    }
+
+    /// A node of the testbed's own (the nemesis's), at `ip`, named for panic
+    /// reports.
+    pub fn control_node(&self, name: &str, ip: IpAddr) -> NodeHandle {
+        let node = Handle::current().create_node().name(name).ip(ip).build();
+        self.spec.node_names.lock().unwrap().insert(node.id(), name.into());
+        node
+    }
+
     pub fn heal(&self, store_id: StoreId) {
         madsim::net::NetSim::current().unclog_node(self.stores[&store_id].node.id());
     }
@@ -325,13 +305,19 @@ impl Cluster {
     }
 
     /// A region's data in every data CF, as one store's kv disk holds it now.
-    pub fn region_data(&self, store_id: StoreId, region: &Region) -> Vec<(Cf, KvPair)> {
+    pub async fn region_data(&self, store_id: StoreId, region: &Region) -> Vec<(Cf, KvPair)> {
         let snap = self.stores[&store_id].kv_disk.snapshot();
         let (start, end) = simkv::codec::keys::region_data_range(&region.start_key, &region.end_key);
         DATA_CFS
             .into_iter()
             .flat_map(|cf| snap.scan(cf, &start, Some(&end), usize::MAX, false).expect("scan").into_iter().map(move |pair| (cf, pair)))
             .collect()
+    }
+
+    /// Ends the run's cluster before its report is made: nothing to do in
+    /// simulation (the runtime's end stops every node). Failures it finds.
+    pub fn finish(&self) -> Option<crate::checker::Failure> {
+        None
     }
 
     pub fn events(&self) -> Vec<TimedEvent> {
@@ -342,14 +328,4 @@ impl Cluster {
     pub fn digest(&self) -> u64 {
         events_fingerprint(&self.events.lock().unwrap())
     }
-}
-
-/// A fingerprint of store events with their simulated times: each written
-/// as a line into the hash, without building the text.
-pub fn events_fingerprint(events: &[TimedEvent]) -> u64 {
-    let mut hash = simkv::raftstore::events::Fingerprint::default();
-    for e in events {
-        let _ = writeln!(hash, "{:?} {:?}", e.at, e.event);
-    }
-    hash.0
 }
