@@ -9,6 +9,7 @@ pub mod buggify;
 pub mod client;
 pub mod clock;
 pub mod codec;
+pub mod control;
 pub mod engine;
 pub mod event_log;
 pub mod meta;

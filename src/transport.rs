@@ -20,7 +20,7 @@ use futures::StreamExt;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::io;
-use std::net::{IpAddr, SocketAddr};
+use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use thiserror::Error;
@@ -172,75 +172,10 @@ impl Frame {
     }
 }
 
-/// Faults one kind of traffic suffers on its way out of a node: in
-/// simulation set by the testbed on every node at once ([`NetFaults`]), in a
-/// real process per process ([`ProcessFaults`]).
-#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
-pub struct LinkFaults {
-    /// Probability that a frame is lost (for raft traffic: each message of a
-    /// batch, see [`Transport::send`]).
-    pub loss: f64,
-    /// Extra delay drawn uniformly from this range; frames delayed differently
-    /// overtake each other (reordering).
-    pub delay_ms: (u64, u64),
-    /// Probability that a frame (for raft traffic: each message of a batch)
-    /// is delivered twice: the copy with a delay of its own, up to
-    /// [`DUPLICATE_LATE_MS`] later than any other (a late duplicate).
-    pub duplicate: f64,
-}
+pub use crate::proto::{LinkFaults, ProcessFaults};
 
 /// How much later than the delay range a duplicated frame's copy may arrive.
 pub const DUPLICATE_LATE_MS: u64 = 300;
-
-/// The faults a real process's transport injects, set by the testbed (the
-/// real-mode runner) over the admin RPC: the real network's counterpart of
-/// the simulator's clogged links and nodes and of [`NetFaults`]. As in
-/// simulation, a node is an IP address (the runner gives every process and
-/// client one of its own on the loopback network, `127.0.0.0/8`), so a cut
-/// names IPs: every socket of a node (a store's listener, its PD client) is
-/// cut at once. A cut link is cut at one end: what this process sends to an
-/// IP in `send_cut`, and what it receives from one in `recv_cut` (a frame's
-/// sender is the listening address it announced), is dropped. So the runner
-/// cuts a link between two of its processes at either end, and one between
-/// a process and a client (which it cannot reach) at the process's end. The
-/// simulated network ignores these (it has its own).
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-pub struct ProcessFaults {
-    /// Frames to these nodes are dropped.
-    pub send_cut: Vec<IpAddr>,
-    /// Frames from these nodes are dropped.
-    pub recv_cut: Vec<IpAddr>,
-    /// Every frame in and out is dropped, except to and from `keep`: an
-    /// isolated process.
-    pub isolated: bool,
-    /// Nodes never cut: the runner's own control connection.
-    pub keep: Vec<IpAddr>,
-    /// Loss, delay and duplication of raft traffic (raft messages, snapshots).
-    pub raft: LinkFaults,
-    /// Loss, delay and duplication of requests and responses.
-    pub client: LinkFaults,
-}
-
-impl ProcessFaults {
-    /// Whether frames to `addr` are dropped.
-    pub fn cuts_send(&self, addr: SocketAddr) -> bool {
-        let ip = addr.ip();
-        !self.keep.contains(&ip) && (self.isolated || self.send_cut.contains(&ip))
-    }
-
-    /// Whether frames from `addr` are dropped.
-    pub fn cuts_recv(&self, addr: SocketAddr) -> bool {
-        let ip = addr.ip();
-        !self.keep.contains(&ip) && (self.isolated || self.recv_cut.contains(&ip))
-    }
-
-    pub fn link(&self, traffic: Traffic) -> LinkFaults {
-        match traffic {
-            Traffic::Raft => self.raft,
-            Traffic::Client => self.client,
-        }
-    }
-}
 
 /// Faults the testbed injects into our transport, per kind of traffic. Only the
 /// simulated network honours them (draws come from the run's seed); one value is
@@ -461,7 +396,11 @@ impl Transport {
                     let _ = decided;
                     let (cut, link_faults) = {
                         let faults = inner.process_faults.lock().expect("faults lock");
-                        (faults.cuts_send(to), faults.link(traffic))
+                        let link = match traffic {
+                            Traffic::Raft => faults.raft,
+                            Traffic::Client => faults.client,
+                        };
+                        (faults.cuts_send(to), link)
                     };
                     if cut {
                         continue;

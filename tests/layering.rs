@@ -249,7 +249,8 @@ fn determinism_rules_hold_in_the_code() {
     let sim = Path::new(env!("CARGO_MANIFEST_DIR")).join("sim/src");
     // Lookup tables only, never iterated, in checkers that run after the simulation.
     let hash_allowed = ["sim/src/checker/linearizability.rs", "sim/src/workload/list_append/check.rs"];
-    // Outside the simulation: the real build's clocks (under `cfg(not(madsim))`),
+    // Outside the simulation: the real build's clocks (under `cfg(not(madsim))`;
+    // a real process's event stamps, the real cluster's processes and time),
     // the stall watchdog and the shrinker's watched runs (OS threads watching a
     // run from outside), the CLI's jobs and progress, the benchmarks' wall time,
     // guided exploration's loop and benchmark (its jobs, budget and progress).
@@ -257,6 +258,8 @@ fn determinism_rules_hold_in_the_code() {
     // kept out of the digest and of every decision.
     let wall_allowed = [
         "src/pd/server.rs",
+        "src/event_log.rs",
+        "sim/src/cluster/real.rs",
         "src/trace.rs",
         "sim/src/run/watch.rs",
         "sim/src/shrink.rs",

@@ -40,6 +40,13 @@ pub fn replay_command(scenario_path: &str, seed: u64) -> String {
 /// One line (and the replay command) for a run that did not pass, as `fuzz`
 /// prints it while the campaign goes on: the checkers that failed, the first
 /// line of the first explanation. `run` or `replay` with the seed shows all.
+/// What a run's seconds are: simulated time, or on real processes the
+/// machine's.
+#[cfg(madsim)]
+const RUN_SECONDS: &str = "simulated s";
+#[cfg(not(madsim))]
+const RUN_SECONDS: &str = "s of real time";
+
 pub fn outcome_line(scenario_path: &str, report: &RunReport) -> String {
     let (what, checks) = match report.outcome() {
         RunOutcome::Pass => return String::new(),
@@ -77,7 +84,7 @@ pub fn outcome_text(scenario_path: &str, report: &RunReport) -> String {
     if report.passed() {
         let _ = writeln!(
             out,
-            "PASS {} seed {}: {} ops ({} completed, {} unknown), {} faults, {} regions, {} store events, {:.1} simulated s, digest {:016x}",
+            "PASS {} seed {}: {} ops ({} completed, {} unknown), {} faults, {} regions, {} store events, {:.1} {RUN_SECONDS}, digest {:016x}",
             plan.scenario,
             plan.seed,
             s.ops,

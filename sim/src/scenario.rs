@@ -491,6 +491,38 @@ impl fmt::Display for ScenarioError {
 impl std::error::Error for ScenarioError {}
 
 impl Scenario {
+    /// What in the scenario only the simulator can do, one line each: fault
+    /// kinds that need the simulated disk, a slowed disk, buggify, planted
+    /// bugs. Empty: the scenario runs on real processes (`simkv-sim real`).
+    pub fn sim_only(&self) -> Vec<String> {
+        let n = &self.nemesis;
+        let mut found: Vec<String> = [
+            ("slow_disk", n.slow_disk),
+            ("slow_snapshot_io", n.slow_snapshot_io),
+            ("corrupt_value", n.corrupt_value),
+            ("latent_read_error", n.latent_read_error),
+            ("fail_sync", n.fail_sync),
+        ]
+        .into_iter()
+        .filter(|(_, weight)| *weight > 0)
+        .map(|(kind, _)| format!("[nemesis] {kind}: a disk fault, which needs the simulated disk"))
+        .collect();
+        let slowest = match self.cluster.disk_slowdown {
+            Range::Fixed(v) => v,
+            Range::Between([_, hi]) => hi,
+        };
+        if slowest > 1 {
+            found.push(format!("[cluster] disk_slowdown up to {slowest}: slowing every disk needs the simulated disk"));
+        }
+        if n.buggify || !n.buggify_sites.is_empty() {
+            found.push("[nemesis] buggify: buggify is compiled into simulation only".into());
+        }
+        if !self.bugs.is_empty() {
+            found.push(format!("bugs {:?}: planted bugs are compiled into simulation only", self.bugs));
+        }
+        found
+    }
+
     /// Parses a scenario; `file` names it in errors and gives the default name.
     pub fn parse(file: &str, text: &str) -> Result<Scenario, ScenarioError> {
         let error = |line, message| ScenarioError { file: file.to_string(), line, message };

@@ -281,7 +281,7 @@ mod real {
     }
 
     fn parse_hex(text: &str) -> Result<Vec<u8>, String> {
-        if text.len() % 2 != 0 {
+        if !text.len().is_multiple_of(2) {
             return Err(format!("{text:?} is not hex (an odd number of digits)"));
         }
         (0..text.len()).step_by(2).map(|i| u8::from_str_radix(&text[i..i + 2], 16).map_err(|_| format!("{text:?} is not hex"))).collect()

@@ -517,7 +517,7 @@ pub async fn run_pd_node<E: Engine>(cfg: PdNodeConfig, engine: E) -> std::io::Re
         let response = match RpcRequest::decode(&payload) {
             Ok(RpcRequest::Pd(request)) => RpcResponse::Pd(pd.handle_from(request, from).await),
             Ok(RpcRequest::Admin(request)) if request.region_id().is_none() => {
-                let answer = crate::server::serve_process(&transport, &cfg.pd.clock, &request)
+                let answer = crate::control::serve_process(&transport, &cfg.pd.clock, &request)
                     .unwrap_or_else(|| Err(ServerError::InvalidRequest("PD holds no region data".into())));
                 RpcResponse::Admin(answer)
             }

@@ -18,7 +18,7 @@ pub mod kv;
 pub mod pd;
 pub mod txn;
 
-pub use admin::{AdminReply, AdminRequest, AdminResponse, ChangeKind, PeerChange};
+pub use admin::{AdminReply, AdminRequest, AdminResponse, ChangeKind, LinkFaults, PeerChange, ProcessFaults};
 pub use errors::{KeyError, LockInfo, RegionError, RegionResult, ServerError};
 pub use kv::{KvReply, KvRequest, KvResponse, RawReply, RawRequest};
 pub use pd::{PdError, PdReply, PdRequest, PdResponse};

@@ -75,7 +75,8 @@ pub async fn run_store_node<E: Engine>(cfg: StoreNodeConfig, raft_engine: E, kv_
         let (start, end) = keys::region_data_range(start, end);
         let mut out = Vec::new();
         for cf in crate::engine::DATA_CFS {
-            out.extend(snap.scan(cf, &start, Some(&end), usize::MAX, false).map_err(|e| e.to_string())?.into_iter().map(|pair| (cf, pair)));
+            let pairs = snap.scan(cf, &start, Some(&end), usize::MAX, false).map_err(|e| e.to_string())?;
+            out.extend(pairs.into_iter().map(|(key, value)| (cf.name().to_string(), key, value)));
         }
         Ok(out)
     });
@@ -160,7 +161,7 @@ struct Limits {
 /// Decodes one request, checks it, and serves it.
 /// Reads a key range of the kv engine in every data CF (see
 /// [`AdminRequest::RegionData`]).
-type RegionData = std::sync::Arc<dyn Fn(&[u8], &[u8]) -> Result<Vec<(crate::engine::Cf, crate::engine::KvPair)>, String> + Send + Sync>;
+type RegionData = std::sync::Arc<dyn Fn(&[u8], &[u8]) -> Result<Vec<(String, Vec<u8>, Vec<u8>)>, String> + Send + Sync>;
 
 /// `process`: the node's transport, clock and kv engine, for the admin
 /// requests about the whole process.
@@ -172,7 +173,7 @@ async fn serve(handle: &StoreHandle, limits: Limits, payload: &[u8], process: Op
             Some((_, _, read)) => RpcResponse::Admin(read(&start_key, &end_key).map(AdminReply::Data).map_err(ServerError::InvalidRequest)),
             None => RpcResponse::Admin(Err(ServerError::InvalidRequest("no engine to read here".into()))),
         },
-        Ok(RpcRequest::Admin(request)) => match process.and_then(|(transport, clock, _)| serve_process(transport, clock, &request)) {
+        Ok(RpcRequest::Admin(request)) => match process.and_then(|(transport, clock, _)| crate::control::serve_process(transport, clock, &request)) {
             Some(response) => RpcResponse::Admin(response),
             None => RpcResponse::Admin(serve_admin(handle, request).await),
         },
@@ -275,37 +276,6 @@ fn check_txn(cmd: &TxnCmd, limits: Limits) -> Result<(), ServerError> {
         return invalid(format!("request carries {bytes} bytes, over the {}-byte limit", limits.max_entry_bytes));
     }
     Ok(())
-}
-
-/// Serves the admin requests about the whole process (a store's or PD's):
-/// the faults its transport injects and its clock's rate, which the
-/// real-mode runner sets. `None`: the request is about a region.
-pub fn serve_process(transport: &Transport, clock: &crate::clock::Clock, request: &AdminRequest) -> Option<Result<AdminReply, ServerError>> {
-    let _ = (transport, clock);
-    let answer = match request {
-        AdminRequest::ChangePeer { .. } | AdminRequest::TransferLeader { .. } | AdminRequest::Split { .. } | AdminRequest::RegionData { .. } => return None,
-        #[cfg(madsim)]
-        AdminRequest::SetProcessFaults(_) | AdminRequest::SetClockRate { .. } => {
-            Err(ServerError::InvalidRequest("process faults and clock rates are set on real processes; the simulator has its own".into()))
-        }
-        #[cfg(not(madsim))]
-        AdminRequest::SetProcessFaults(faults) => {
-            transport.set_process_faults(faults.clone());
-            Ok(AdminReply::Applied)
-        }
-        #[cfg(not(madsim))]
-        AdminRequest::SetClockRate { rate } => {
-            if !(rate.is_finite() && *rate > 0.0) {
-                Err(ServerError::InvalidRequest(format!("a clock rate must be positive, not {rate}")))
-            } else if !clock.is_drifting() {
-                Err(ServerError::InvalidRequest("this process runs on the machine's clock, whose rate cannot be changed".into()))
-            } else {
-                clock.set_rate(*rate);
-                Ok(AdminReply::Applied)
-            }
-        }
-    };
-    Some(answer)
 }
 
 async fn serve_admin(handle: &StoreHandle, request: AdminRequest) -> Result<AdminReply, ServerError> {

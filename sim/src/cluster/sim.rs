@@ -6,8 +6,8 @@
 use super::{events_fingerprint, ClusterSpec, NodeId, TimedEvent};
 
 use crate::topology::Topology;
-pub use madsim::runtime::NodeHandle;
 use madsim::runtime::Handle;
+pub use madsim::runtime::NodeHandle;
 use simkv::client::{ClientConfig, PdRegions, RawClient};
 use simkv::engine::{Cf, KvPair, SimDisk, SimEngine, Snapshot as _, DATA_CFS};
 use simkv::meta::{presplit_regions, Region, StoreId};

@@ -108,13 +108,14 @@ pub fn run_blocking(scenario: &Scenario, plan: &Plan, options: &Options) -> Resu
 /// missing, or the cluster did not come up (the message says which, and
 /// where the processes' logs are).
 pub async fn run(scenario: &Scenario, plan: &Plan, options: &Options, dir: &Path) -> Result<RunReport, String> {
-    let sim_only = plan.sim_only();
+    let mut sim_only = scenario.sim_only();
+    sim_only.extend(plan.sim_only());
     let plan = if options.skip_sim_only {
         plan.without_sim_only()
     } else if sim_only.is_empty() {
         plan.clone()
     } else {
-        return Err(format!("the plan asks for what only the simulator can do (--skip-sim-only runs it without):\n  {}", sim_only.join("\n  ")));
+        return Err(format!("{} asks for what only the simulator can do (--skip-sim-only runs it without):\n  {}", scenario.name, sim_only.join("\n  ")));
     };
     let setup = RealSetup { bin: find_simkv(options.simkv_bin.as_deref())?, dir: dir.to_path_buf() };
     let recorded = Arc::new(Recorded::default());
@@ -128,7 +129,10 @@ pub async fn run(scenario: &Scenario, plan: &Plan, options: &Options, dir: &Path
             if let Some(out) = &options.out {
                 copy_files(out, &setup.dir);
             }
-            return Err(format!("{e}\n(the processes' logs: {})", options.out.as_ref().map_or(setup.dir.display().to_string(), |o| o.join("logs").display().to_string())));
+            return Err(format!(
+                "{e}\n(the processes' logs: {})",
+                options.out.as_ref().map_or(setup.dir.display().to_string(), |o| o.join("logs").display().to_string())
+            ));
         }
     };
     let shared = Arc::new(spec::shared(scenario, &plan, cluster.clone(), recorded.clone(), baseline_io));
