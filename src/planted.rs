@@ -7,9 +7,16 @@
 //! `if cfg.bugs.on(Bug::FollowerLocalRead) { ... }`. In simulation the set is
 //! a bit set filled from the scenario; in the real build it is empty and
 //! zero-sized and `on` is `false` at compile time, so no defect can be
-//! switched on there and none costs a branch.
+//! switched on there and none costs a branch, unless the real build is made
+//! with the cargo feature `planted-bugs` (off by default; refused in a
+//! release build): then `simkv store|pd --bugs a,b` plants them in a
+//! process, and `simkv-sim real` hunts a scenario's bugs on real processes
+//! (the README's "The case for simulation").
 
 use serde::{Deserialize, Serialize};
+
+#[cfg(all(feature = "planted-bugs", not(madsim), not(debug_assertions)))]
+compile_error!("the `planted-bugs` feature compiles deliberate defects into the store: never in a release build");
 
 /// Every planted bug, by the rule it breaks.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
@@ -173,50 +180,62 @@ pub enum Bug {
 /// The planted bugs a component runs with. Cheap to copy; empty by default.
 #[derive(Clone, Copy, Default, PartialEq, Eq)]
 pub struct Bugs {
-    #[cfg(madsim)]
+    #[cfg(any(madsim, feature = "planted-bugs"))]
     bits: u64,
 }
 
 // Every variant has a bit.
-#[cfg(madsim)]
+#[cfg(any(madsim, feature = "planted-bugs"))]
 const _: () = assert!((Bug::CacheTakesOlderRegions as u32) < u64::BITS);
 
 impl Bugs {
     /// No bug: what every real build runs with.
     pub const NONE: Bugs = Bugs {
-        #[cfg(madsim)]
+        #[cfg(any(madsim, feature = "planted-bugs"))]
         bits: 0,
     };
 
     /// Whether `bug` is planted. Always `false` outside simulation.
     #[inline(always)]
-    pub fn on(self, #[cfg_attr(not(madsim), allow(unused_variables))] bug: Bug) -> bool {
-        #[cfg(madsim)]
+    pub fn on(self, #[cfg_attr(not(any(madsim, feature = "planted-bugs")), allow(unused_variables))] bug: Bug) -> bool {
+        #[cfg(any(madsim, feature = "planted-bugs"))]
         return self.bits & (1 << bug as u32) != 0;
-        #[cfg(not(madsim))]
+        #[cfg(not(any(madsim, feature = "planted-bugs")))]
         false
     }
 
     /// This set with `bug` planted too.
-    #[cfg(madsim)]
+    #[cfg(any(madsim, feature = "planted-bugs"))]
     pub fn with(mut self, bug: Bug) -> Bugs {
         self.bits |= 1 << bug as u32;
         self
     }
 }
 
-#[cfg(madsim)]
+#[cfg(any(madsim, feature = "planted-bugs"))]
 impl FromIterator<Bug> for Bugs {
     fn from_iter<I: IntoIterator<Item = Bug>>(bugs: I) -> Bugs {
         bugs.into_iter().fold(Bugs::NONE, Bugs::with)
     }
 }
 
+impl Bug {
+    /// A bug by its kebab-case name, as scenarios and `--bugs` write it.
+    pub fn parse(name: &str) -> Result<Bug, String> {
+        serde_json::from_value(serde_json::Value::String(name.trim().to_string())).map_err(|_| format!("no planted bug is named {name:?}"))
+    }
+
+    /// The bug's kebab-case name.
+    pub fn name(self) -> String {
+        serde_json::to_value(self).ok().and_then(|v| v.as_str().map(str::to_string)).unwrap_or_default()
+    }
+}
+
 impl std::fmt::Debug for Bugs {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        #[cfg(madsim)]
+        #[cfg(any(madsim, feature = "planted-bugs"))]
         let on = self.bits.count_ones();
-        #[cfg(not(madsim))]
+        #[cfg(not(any(madsim, feature = "planted-bugs")))]
         let on = 0;
         write!(f, "Bugs({on} planted)")
     }

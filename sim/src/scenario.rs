@@ -517,8 +517,8 @@ impl Scenario {
         if n.buggify || !n.buggify_sites.is_empty() {
             found.push("[nemesis] buggify: buggify is compiled into simulation only".into());
         }
-        if !self.bugs.is_empty() {
-            found.push(format!("bugs {:?}: planted bugs are compiled into simulation only", self.bugs));
+        if !self.bugs.is_empty() && cfg!(not(feature = "planted-bugs")) {
+            found.push(format!("bugs {:?}: planted bugs are compiled into simulation only (or a build with the planted-bugs feature)", self.bugs));
         }
         found
     }

@@ -139,3 +139,34 @@ fn ctrl_c_kills_every_process_and_removes_the_directory() {
     assert!(text(&output).contains("interrupted"), "{}", text(&output));
     assert_nothing_left(pid);
 }
+
+/// The README's real-mode commands are code: every line of a `sh` block
+/// marked `# real exit N` is run (with this build's `simkv-sim` for `$R`),
+/// in a scratch folder that sees the repository's `scenarios/`, and must
+/// exit as the README says.
+#[test]
+fn the_readmes_real_mode_commands_exit_as_it_says() {
+    let readme = std::fs::read_to_string(root().join("README.md")).unwrap();
+    let mut examples = Vec::new();
+    for (i, line) in readme.lines().enumerate() {
+        if let Some((command, exit)) = line.split_once("   # real exit ") {
+            examples.push((i + 1, command.trim().to_string(), exit.trim().parse::<i32>().expect("`# real exit N` needs a number")));
+        }
+    }
+    assert!(examples.len() >= 3 && examples.iter().any(|e| e.2 == 0) && examples.iter().any(|e| e.2 == 2), "{examples:?}");
+    let scratch = std::env::temp_dir().join(format!("simkv-real-readme-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&scratch);
+    std::fs::create_dir_all(&scratch).unwrap();
+    std::os::unix::fs::symlink(root().join("scenarios"), scratch.join("scenarios")).unwrap();
+    let mut wrong = Vec::new();
+    for (line, command, expected) in &examples {
+        let command = command.replace("$R", env!("CARGO_BIN_EXE_simkv-sim"));
+        let output = Command::new("sh").arg("-c").arg(&command).current_dir(&scratch).output().unwrap();
+        if output.status.code() != Some(*expected) {
+            wrong.push(format!("README.md:{line}: exited {:?}, the README says {expected}: {}", output.status.code(), text(&output)));
+        }
+    }
+    assert!(scratch.join("real-run/history.edn").is_file() && scratch.join("real-run/logs/pd.log").is_file(), "the README's --out folder");
+    let _ = std::fs::remove_dir_all(&scratch);
+    assert!(wrong.is_empty(), "{}", wrong.join("\n"));
+}

@@ -75,6 +75,10 @@ mod real {
             /// out keep their defaults).
             #[arg(long)]
             config: Option<PathBuf>,
+            /// Planted bugs (kebab-case names, comma-separated); only in a
+            /// build with the `planted-bugs` feature.
+            #[arg(long, value_delimiter = ',')]
+            bugs: Vec<String>,
         },
         /// Runs a store.
         Store {
@@ -118,6 +122,10 @@ mod real {
             /// testbed's real mode reads them.
             #[arg(long)]
             events: Option<PathBuf>,
+            /// Planted bugs (kebab-case names, comma-separated); only in a
+            /// build with the `planted-bugs` feature.
+            #[arg(long, value_delimiter = ',')]
+            bugs: Vec<String>,
         },
         /// Tables on transactions, against a running cluster: create one, change
         /// rows, look them up by primary key, by a unique or a non-unique index.
@@ -280,6 +288,19 @@ mod real {
         toml::from_str(&text).map_err(|e| format!("{}: {e}", path.display()))
     }
 
+    /// The planted bugs named on the command line.
+    fn planted(names: &[String]) -> Result<simkv::planted::Bugs, String> {
+        let bugs: Vec<simkv::planted::Bug> = names.iter().map(|n| simkv::planted::Bug::parse(n)).collect::<Result<_, _>>()?;
+        #[cfg(feature = "planted-bugs")]
+        return Ok(bugs.into_iter().collect());
+        #[cfg(not(feature = "planted-bugs"))]
+        if bugs.is_empty() {
+            Ok(simkv::planted::Bugs::NONE)
+        } else {
+            Err("this simkv was built without planted bugs (build it with `--features planted-bugs`)".into())
+        }
+    }
+
     fn parse_hex(text: &str) -> Result<Vec<u8>, String> {
         if !text.len().is_multiple_of(2) {
             return Err(format!("{text:?} is not hex (an odd number of digits)"));
@@ -320,9 +341,9 @@ mod real {
                         1
                     }
                 },
-                Command::Pd { addr, data_dir, events, clock_offset_ms, config } => {
-                    let pd: PdConfig = match read_config(config.as_deref()) {
-                        Ok(pd) => pd,
+                Command::Pd { addr, data_dir, events, clock_offset_ms, config, bugs } => {
+                    let (pd, bugs): (PdConfig, _) = match read_config(config.as_deref()).and_then(|pd| Ok((pd, planted(&bugs)?))) {
+                        Ok(both) => both,
                         Err(e) => {
                             eprintln!("simkv pd: {e}");
                             return 2;
@@ -343,7 +364,7 @@ mod real {
                         }
                     };
                     // A drifting clock (at rate 1) so that the testbed can change its rate.
-                    let pd = PdConfig { clock: simkv::clock::Clock::drifting(1.0), ..pd };
+                    let pd = PdConfig { clock: simkv::clock::Clock::drifting(1.0), bugs, ..pd };
                     let clock_offset_ms = std::sync::Arc::new(std::sync::atomic::AtomicI64::new(clock_offset_ms));
                     let cfg = PdNodeConfig { addr, pd, clock_offset_ms, events };
                     match run_pd_node(cfg, engine).await {
@@ -354,14 +375,15 @@ mod real {
                         }
                     }
                 }
-                Command::Store { id, addr, pd, data_dir, mut stores, config, split_keys, split_bytes, tick_ms, split_at, replicas, events } => {
-                    let raftstore: RaftStoreConfig = match read_config(config.as_deref()) {
-                        Ok(cfg) => cfg,
-                        Err(e) => {
-                            eprintln!("simkv store: {e}");
-                            return 2;
-                        }
-                    };
+                Command::Store { id, addr, pd, data_dir, mut stores, config, split_keys, split_bytes, tick_ms, split_at, replicas, events, bugs } => {
+                    let raftstore: RaftStoreConfig =
+                        match read_config(config.as_deref()).and_then(|cfg: RaftStoreConfig| Ok(RaftStoreConfig { bugs: planted(&bugs)?, ..cfg })) {
+                            Ok(cfg) => cfg,
+                            Err(e) => {
+                                eprintln!("simkv store: {e}");
+                                return 2;
+                            }
+                        };
                     let events = match open_events(events.as_deref()) {
                         Ok(file) => file,
                         Err(e) => {

@@ -90,6 +90,9 @@ pub struct RealSetup {
     pub bin: PathBuf,
     /// The run's directory: a folder per process (data, events, log).
     pub dir: PathBuf,
+    /// Planted bugs every process runs with (a build with the
+    /// `planted-bugs` feature only).
+    pub bugs: Vec<simkv::planted::Bug>,
 }
 
 /// The time base of real runs: nanoseconds since the current run started,
@@ -397,9 +400,6 @@ impl Cluster {
     /// waits until PD answers and every first region has a leader.
     pub async fn start(spec: ClusterSpec, setup: &RealSetup) -> Result<Cluster, String> {
         *EPOCH.lock().unwrap() = Some((std::time::Instant::now(), unix_ns()));
-        if spec.bugs != simkv::planted::Bugs::NONE {
-            return Err("planted bugs are compiled into simulation only".into());
-        }
         let net = pick_net();
         let store_ids: Vec<StoreId> = (1..=spec.stores as u64).collect();
         let mut next_id = 100;
@@ -437,6 +437,11 @@ impl Cluster {
             "--config".into(),
             path(&pd_config),
         ];
+        let mut pd_args = pd_args;
+        let bugs: Vec<String> = setup.bugs.iter().map(|b| b.name()).collect();
+        if !bugs.is_empty() {
+            pd_args.extend(["--bugs".into(), bugs.join(",")]);
+        }
         processes.insert(PD_NODE, Arc::new(process("pd", pd_addr, pd_args, &pd_dir)));
         let list: Vec<String> = addresses.iter().map(|(id, a)| format!("{id}={a}")).collect();
         let split_at: Vec<String> = spec.split_keys.iter().map(|k| k.iter().map(|b| format!("{b:02x}")).collect()).collect();
@@ -464,6 +469,9 @@ impl Cluster {
             ];
             if !split_at.is_empty() {
                 args.extend(["--split-at".into(), split_at.join(",")]);
+            }
+            if !bugs.is_empty() {
+                args.extend(["--bugs".into(), bugs.join(",")]);
             }
             processes.insert(id, Arc::new(process(&format!("store-{id}"), addr, args, &dir)));
         }

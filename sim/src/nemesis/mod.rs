@@ -292,8 +292,8 @@ impl Plan {
         if !self.buggify.is_empty() {
             found.push(format!("buggify sites {:?}: buggify is compiled into simulation only", self.buggify));
         }
-        if !self.bugs.is_empty() {
-            found.push(format!("planted bugs {:?}: planted bugs are compiled into simulation only", self.bugs));
+        if !self.bugs.is_empty() && cfg!(not(feature = "planted-bugs")) {
+            found.push(format!("planted bugs {:?}: planted bugs are compiled into simulation only (or a build with the planted-bugs feature)", self.bugs));
         }
         found
     }
@@ -304,7 +304,9 @@ impl Plan {
         plan.faults.retain(|f| f.fault.sim_only().is_none());
         plan.swarm.disk_slowdown = plan.swarm.disk_slowdown.min(1);
         plan.buggify.clear();
-        plan.bugs.clear();
+        if cfg!(not(feature = "planted-bugs")) {
+            plan.bugs.clear();
+        }
         plan
     }
 

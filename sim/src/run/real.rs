@@ -117,7 +117,7 @@ pub async fn run(scenario: &Scenario, plan: &Plan, options: &Options, dir: &Path
     } else {
         return Err(format!("{} asks for what only the simulator can do (--skip-sim-only runs it without):\n  {}", scenario.name, sim_only.join("\n  ")));
     };
-    let setup = RealSetup { bin: find_simkv(options.simkv_bin.as_deref())?, dir: dir.to_path_buf() };
+    let setup = RealSetup { bin: find_simkv(options.simkv_bin.as_deref())?, dir: dir.to_path_buf(), bugs: plan.bugs.clone() };
     let recorded = Arc::new(Recorded::default());
     let events = Arc::default();
     let spec = spec::cluster_spec(scenario, &plan, &recorded, Arc::clone(&events), Arc::default());

@@ -34,8 +34,9 @@ pub(super) fn cluster_spec(
     spec.raftstore.scrub_ticks = 30;
     spec.raftstore.snapshot_chunk_bytes = scenario.cluster.snapshot_chunk_bytes as usize;
     spec.clock_rates = swarm.clock_rates.clone();
-    // (A real run refuses planted bugs before it starts: `Plan::sim_only`.)
-    #[cfg(madsim)]
+    // (A real run without the `planted-bugs` feature refuses planted bugs
+    // before it starts: `Plan::sim_only`.)
+    #[cfg(any(madsim, feature = "planted-bugs"))]
     {
         spec.bugs = plan.bugs.iter().copied().collect();
     }
