@@ -109,10 +109,10 @@ async fn membership_scenario() -> u64 {
     assert_eq!(stores, vec![1, 3, 4, 5], "members after the moves: {region:?}");
     assert!(region.peers.iter().all(|p| p.role == PeerRole::Voter));
     assert_eq!(peer_on(&region, 1).unwrap().id, 902);
-    let data: Vec<_> = stores.iter().map(|&s| cluster.region_data(s, &region)).collect();
+    let data: Vec<_> = stores.iter().map(|&s| cluster.region_data_now(s, &region)).collect();
     assert_eq!(data[0].len(), 40);
     assert!(data.iter().all(|d| d == &data[0]), "every member holds the same data");
-    assert!(cluster.region_data(2, &region).is_empty(), "the removed store's data is gone");
+    assert!(cluster.region_data_now(2, &region).is_empty(), "the removed store's data is gone");
     let destroyed: Vec<(u64, u64)> = cluster
         .events()
         .iter()
@@ -310,7 +310,7 @@ async fn down_store_replaced() -> u64 {
     assert_eq!(stores, vec![1, 2, 4], "the dead store's replica was replaced: {region:?}");
     assert!(region.peers.iter().all(|p| p.role == PeerRole::Voter));
     sleep(Duration::from_secs(1)).await;
-    assert_eq!(cluster.region_data(4, &region), cluster.region_data(1, &region));
+    assert_eq!(cluster.region_data_now(4, &region), cluster.region_data_now(1, &region));
     let events: Vec<StoreEvent> = cluster.events().into_iter().map(|e| e.event).collect();
     assert_eq!(simkv_sim::checker::membership::check(&events), None);
     cluster.digest()

@@ -75,7 +75,7 @@ async fn replicated_clients(stores: usize, regions: usize) -> u64 {
 /// Every replica of every region holds identical data.
 fn assert_replicas_converged(cluster: &Cluster) {
     for region in &cluster.initial_regions {
-        let copies: Vec<_> = region.peers.iter().map(|p| (p.store_id, cluster.region_data(p.store_id, region))).collect();
+        let copies: Vec<_> = region.peers.iter().map(|p| (p.store_id, cluster.region_data_now(p.store_id, region))).collect();
         for (store, data) in &copies[1..] {
             assert_eq!(data, &copies[0].1, "region {} differs between store {} and store {store}", region.id, copies[0].0);
         }
@@ -219,7 +219,7 @@ async fn snapshot_catch_up(io: IoProfile) -> Vec<StoreEvent> {
     sleep(Duration::from_secs(20)).await;
     let events: Vec<StoreEvent> = cluster.events().into_iter().map(|e| e.event).collect();
     assert!(events.iter().any(|e| matches!(e, StoreEvent::LogCompacted { store_id, .. } if *store_id == leader)), "the leader compacted its log");
-    assert_eq!(cluster.region_data(lagger, &region).len(), 150, "the lagging follower caught up");
+    assert_eq!(cluster.region_data_now(lagger, &region).len(), 150, "the lagging follower caught up");
     assert_replicas_converged(&cluster);
     events.into_iter().filter(|e| matches!(e, StoreEvent::SnapshotGenerated { .. } | StoreEvent::SnapshotApplied { .. })).collect()
 }
@@ -458,7 +458,7 @@ async fn interrupted_snapshot_scenario() -> u64 {
         cluster.events().iter().any(|e| matches!(e.event, StoreEvent::SnapshotResumed { store_id, .. } if is_lagger(store_id))),
         "the restarted store finished the interrupted snapshot"
     );
-    assert_eq!(cluster.region_data(lagger, &region).len(), 150, "the lagging follower caught up");
+    assert_eq!(cluster.region_data_now(lagger, &region).len(), 150, "the lagging follower caught up");
     assert_replicas_converged(&cluster);
     cluster.digest()
 }

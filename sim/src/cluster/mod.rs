@@ -24,6 +24,38 @@ use std::fmt::Write as _;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+/// A raw client on `local` routed by PD's answers (through `pd`), with the
+/// run's planted bugs, its routing watched under its client number (the
+/// last octet of its IP: `10.0.2.n` in simulation, `127.B.2.n` for real).
+async fn connect_client(
+    spec: &ClusterSpec,
+    addresses: &BTreeMap<simkv::meta::StoreId, std::net::SocketAddr>,
+    pd: simkv::pd_client::PdClient,
+    local: std::net::SocketAddr,
+    mut cfg: simkv::client::ClientConfig,
+) -> simkv::client::RawClient {
+    cfg.bugs = spec.bugs;
+    let source = Box::new(simkv::client::PdRegions(pd));
+    let mut client = simkv::client::RawClient::connect(local, addresses.clone(), source, cfg).await.expect("client binds");
+    let n = match local.ip() {
+        std::net::IpAddr::V4(ip) => u64::from(ip.octets()[3]),
+        std::net::IpAddr::V6(_) => 0,
+    };
+    let routing = spec.routing.clone();
+    client.observe(Arc::new(move |event| routing.lock().unwrap().entry(n).or_default().observe(n, event)));
+    client
+}
+
+impl Cluster {
+    /// Connects a transactional client from inside a client node (its raw
+    /// routing on `local`, its TSO client on a port of its own).
+    pub async fn txn_client(&self, local: std::net::SocketAddr, cfg: simkv::client::ClientConfig, txn: simkv::client::TxnConfig) -> simkv::client::TxnClient {
+        let raw = self.raw_client(local, cfg).await;
+        let txn = simkv::client::TxnConfig { bugs: self.spec.bugs, ..txn };
+        simkv::client::TxnClient::new(raw, self.pd_client(local.ip()).await, txn)
+    }
+}
+
 /// A node of a run (a store, PD, a client, the nemesis): madsim's node id in
 /// simulation, the runner's own numbering in the real build.
 #[cfg(madsim)]

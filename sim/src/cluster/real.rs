@@ -584,25 +584,9 @@ impl Cluster {
         NodeHandle { id: CONTROL_NODES + u64::from(k) }
     }
 
-    pub async fn raw_client(&self, local: SocketAddr, mut cfg: ClientConfig) -> RawClient {
-        cfg.bugs = self.spec.bugs;
-        let source = Box::new(PdRegions(self.pd_client(local.ip()).await));
-        let mut client = RawClient::connect(local, self.addresses.clone(), source, cfg).await.expect("client binds");
-        let (n, routing) = (
-            match local.ip() {
-                IpAddr::V4(ip) => u64::from(ip.octets()[3]),
-                IpAddr::V6(_) => 0,
-            },
-            self.spec.routing.clone(),
-        );
-        client.observe(Arc::new(move |event| routing.lock().unwrap().entry(n).or_default().observe(n, event)));
-        client
-    }
-
-    pub async fn txn_client(&self, local: SocketAddr, cfg: ClientConfig, txn: simkv::client::TxnConfig) -> simkv::client::TxnClient {
-        let raw = self.raw_client(local, cfg).await;
-        let txn = simkv::client::TxnConfig { bugs: self.spec.bugs, ..txn };
-        simkv::client::TxnClient::new(raw, self.pd_client(local.ip()).await, txn)
+    /// Connects a raw client (the runner's own, on a client's IP).
+    pub async fn raw_client(&self, local: SocketAddr, cfg: ClientConfig) -> RawClient {
+        super::connect_client(&self.spec, &self.addresses, self.pd_client(local.ip()).await, local, cfg).await
     }
 
     /// `kill -9` the store (RocksDB keeps what reached the OS).

@@ -206,27 +206,7 @@ impl Cluster {
     /// Connects a raw client from inside a client node.
     pub async fn raw_client(&self, local: SocketAddr, mut cfg: ClientConfig) -> RawClient {
         cfg.net_faults = Some(self.net_faults.clone());
-        cfg.bugs = self.spec.bugs;
-        let source = Box::new(PdRegions(self.pd_client(local.ip()).await));
-        let mut client = RawClient::connect(local, self.addresses.clone(), source, cfg).await.expect("client binds");
-        // Clients are numbered by their address (10.0.2.n).
-        let (n, routing) = (
-            match local.ip() {
-                IpAddr::V4(ip) => u64::from(ip.octets()[3]),
-                IpAddr::V6(_) => 0,
-            },
-            self.spec.routing.clone(),
-        );
-        client.observe(Arc::new(move |event| routing.lock().unwrap().entry(n).or_default().observe(n, event)));
-        client
-    }
-
-    /// Connects a transactional client from inside a client node (its raw
-    /// routing on `local`, its TSO client on a port of its own).
-    pub async fn txn_client(&self, local: SocketAddr, cfg: ClientConfig, txn: simkv::client::TxnConfig) -> simkv::client::TxnClient {
-        let raw = self.raw_client(local, cfg).await;
-        let txn = simkv::client::TxnConfig { bugs: self.spec.bugs, ..txn };
-        simkv::client::TxnClient::new(raw, self.pd_client(local.ip()).await, txn)
+        super::connect_client(&self.spec, &self.addresses, self.pd_client(local.ip()).await, local, cfg).await
     }
 
     /// Kills the store's node and crashes its disks: unsynced writes may be lost.
@@ -306,6 +286,11 @@ impl Cluster {
 
     /// A region's data in every data CF, as one store's kv disk holds it now.
     pub async fn region_data(&self, store_id: StoreId, region: &Region) -> Vec<(Cf, KvPair)> {
+        self.region_data_now(store_id, region)
+    }
+
+    /// [`Cluster::region_data`], read at once (tests, outside any task).
+    pub fn region_data_now(&self, store_id: StoreId, region: &Region) -> Vec<(Cf, KvPair)> {
         let snap = self.stores[&store_id].kv_disk.snapshot();
         let (start, end) = simkv::codec::keys::region_data_range(&region.start_key, &region.end_key);
         DATA_CFS
