@@ -431,14 +431,15 @@ impl Transport {
     /// Receives the next frame. A malformed frame is returned as an error (and
     /// counted) so the caller can log it and keep receiving.
     pub async fn recv(&self) -> io::Result<(Result<Frame, WireError>, SocketAddr)> {
+        #[cfg(madsim)]
+        let (bytes, from) = self.inner.net.recv().await?;
+        #[cfg(not(madsim))]
         let (bytes, from) = loop {
             let (bytes, from) = self.inner.net.recv().await?;
             // A cut link: as if the frame never arrived.
-            #[cfg(not(madsim))]
-            if self.inner.process_faults.lock().expect("faults lock").cuts_recv(from) {
-                continue;
+            if !self.inner.process_faults.lock().expect("faults lock").cuts_recv(from) {
+                break (bytes, from);
             }
-            break (bytes, from);
         };
         let frame = Frame::decode(&bytes);
         if frame.is_err() {

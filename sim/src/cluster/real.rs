@@ -32,7 +32,7 @@
 
 use super::{events_fingerprint, ClusterSpec, TimedEvent};
 use crate::topology::Topology;
-use simkv::client::{ClientConfig, PdRegions, RawClient};
+use simkv::client::{ClientConfig, RawClient};
 use simkv::engine::{Cf, KvPair};
 use simkv::event_log::Logged;
 use simkv::meta::{presplit_regions, Region, StoreId};

@@ -8,7 +8,7 @@ use super::{events_fingerprint, ClusterSpec, NodeId, TimedEvent};
 use crate::topology::Topology;
 use madsim::runtime::Handle;
 pub use madsim::runtime::NodeHandle;
-use simkv::client::{ClientConfig, PdRegions, RawClient};
+use simkv::client::{ClientConfig, RawClient};
 use simkv::engine::{Cf, KvPair, SimDisk, SimEngine, Snapshot as _, DATA_CFS};
 use simkv::meta::{presplit_regions, Region, StoreId};
 use simkv::pd::{run_pd_node, PdConfig, PdNodeConfig};
