@@ -137,8 +137,8 @@ pub async fn run(scenario: &Scenario, plan: &Plan, options: &Options, dir: &Path
     };
     let shared = Arc::new(spec::shared(scenario, &plan, cluster.clone(), recorded.clone(), baseline_io));
     shared.log(plan.swarm_line());
+    // (Its end stops the cluster: `Cluster::finish`.)
     let report = phases::both_phases(&shared, scenario, &plan, &recorded, &events).await;
-    cluster.stop();
     if let Some(out) = &options.out {
         copy_files(out, &setup.dir);
     }
